@@ -1,0 +1,395 @@
+"""Configuration: one TOML file read into frozen dataclasses. Strict: unknown keys are errors.
+
+Connections use the lower-case keys of Ozeki's configdriver tables (seed 000), so the file
+and the `configdriver` HTTP action share one vocabulary: `connection_from_table` parses both.
+Values from the HTTP API arrive as strings; `coerce` turns "on"/"off", "19200" and the like
+into the field's type, so a typo is an error with the key's name rather than a silent default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from appliance.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/sms-appliance/config.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/sms-appliance")
+
+_TRUE = {"true", "on", "yes", "1"}
+_FALSE = {"false", "off", "no", "0"}
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "0.0.0.0"
+    port: int = 9501
+    extra_ports: tuple[int, ...] = ()
+    tls_cert: str = ""
+    tls_key: str = ""
+    threads: int = 16
+    login_failures_per_minute: int = 10
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    state_dir: str = str(DEFAULT_STATE_DIR)
+    default_validity_hours: float = 72.0
+    dedupe_window_seconds: int = 0
+    group_commit_max: int = 512
+    keep_days: int = 30
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    password: str = ""
+    password_hash: str = ""
+    phone: str = ""
+    alert_url: str = ""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    enabled: bool = False
+    modems: int = 2
+    send_seconds: float = 1.0
+    report_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class GSMModemConfig:
+    """A modem slot. Ozeki keys first, then the appliance's own (power, USSD, budgets)."""
+
+    name: str
+    type: str = "GSMModem"
+    modemorport: str = ""
+    baudrate: int = 115200
+    pincode: str = ""
+    limittompm: int = 20
+    submittimeout: float = 60.0
+    deliveryreport: bool = True
+    smsservicecenteraddress: str = ""
+    keepaliveperiod: float = 10.0
+    send: bool = True
+    receive: bool = True
+    autoconnect: bool = True
+    phonenumber: str = ""
+    operator: str = ""
+    slot: str = ""
+    usb_device: str = ""
+    power_pin: int = -1
+    power_active_high: bool = True
+    power_off_seconds: float = 3.0
+    pwrkey_pin: int = -1
+    pwrkey_seconds: float = 2.5
+    pwrkey_active_high: bool = True
+    boot_seconds: float = 20.0
+    ussd_balance: str = ""
+    ussd_interval_hours: float = 24.0
+    balance_regex: str = r"(\d+(?:[.,]\d+)?)"
+    balance_low: float = -1.0
+    daily_limit: int = 0
+    random_delay_seconds: float = 0.0
+    deregistered_timeout: float = 120.0
+    max_failures: int = 3
+
+
+@dataclass(frozen=True)
+class SMPPConfig:
+    """An upstream SMPP aggregator (seed 000 SMPP keys, lower case)."""
+
+    name: str
+    type: str = "SMPP"
+    host: str = ""
+    port: int = 2775
+    username: str = ""
+    password: str = ""
+    systemtype: str = ""
+    mode: str = "transceiver"
+    windowsize: int = 10
+    keepaliveperiod: float = 30.0
+    protocolversion: str = "3.4"
+    sourceaddrton: int = -1
+    sourceaddrnpi: int = -1
+    destaddrton: int = 1
+    destaddrnpi: int = 1
+    usesar: bool = False
+    usetlvmessagepayload: bool = False
+    deliveryreport: bool = True
+    autoconnect: bool = True
+    limittompm: int = 0
+    submittimeout: float = 30.0
+    operator: str = ""
+
+
+@dataclass(frozen=True)
+class HTTPClientConfig:
+    """Send through an HTTP URL template (another gateway's HTTP API)."""
+
+    name: str
+    type: str = "HTTPClient"
+    url: str = ""
+    method: str = "GET"
+    autoconnect: bool = True
+    limittompm: int = 0
+    operator: str = ""
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    name: str
+    password: str = ""
+    password_hash: str = ""
+    admin: bool = False
+    credits: int = -1
+    allowrouteoverride: bool = False
+    ip_allow: tuple[str, ...] = ()
+    ip_deny: tuple[str, ...] = ()
+    reporturl: str = ""
+    inbound_url: str = ""
+    originator: str = ""
+    priority: str = "normal"
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    connections: tuple[str, ...]
+    prefix: str = ""
+    user: str = ""
+    messagetype: str = ""
+    serviceprovider: str = ""
+    mode: str = "failover"
+
+
+ConnectionConfig = GSMModemConfig | SMPPConfig | HTTPClientConfig
+
+CONNECTION_TYPES: dict[str, type] = {
+    "GSMModem": GSMModemConfig,
+    "SMPP": SMPPConfig,
+    "HTTPClient": HTTPClientConfig,
+}
+
+# Driver types of the Ozeki seed that the appliance does not run: refused by name.
+UNSUPPORTED_CONNECTION_TYPES = ("CIMD2", "UCP", "HTTPServer", "SMTP", "EAIF", "MM7", "VoIP")
+
+
+@dataclass(frozen=True)
+class Config:
+    http: HttpConfig = field(default_factory=HttpConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    connections: tuple[ConnectionConfig, ...] = ()
+    users: tuple[UserConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    source: str = ""
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.store.state_dir)
+
+
+# --- coercion ------------------------------------------------------------------------
+
+
+def coerce(path: str, annotation, value):
+    """Turn a TOML or HTTP-string value into the field's type, or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return _coerce_union(path, typing.get_args(annotation), value)
+    if origin is tuple:
+        return _coerce_tuple(path, typing.get_args(annotation)[0], value)
+    return _coerce_scalar(path, annotation, value)
+
+
+def _coerce_union(path, args, value):
+    for arg in args:
+        try:
+            return coerce(path, arg, value)
+        except ConfigError:
+            continue
+    raise ConfigError(f"{path}: {value!r} has the wrong type")
+
+
+def _coerce_tuple(path, item_type, value):
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{path}: expected a list, got {type(value).__name__}")
+    return tuple(coerce(f"{path}[{i}]", item_type, v) for i, v in enumerate(value))
+
+
+def _coerce_scalar(path, annotation, value):
+    if annotation is bool:
+        return _coerce_bool(path, value)
+    if annotation in (int, float):
+        return _coerce_number(path, annotation, value)
+    if annotation is str:
+        if isinstance(value, (str, int)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{path}: expected a string, got {type(value).__name__}")
+    raise ConfigError(f"{path}: unsupported type {annotation}")
+
+
+def _coerce_bool(path, value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{path}: expected true or false (on/off), got {value!r}")
+
+
+def _coerce_number(path, kind, value):
+    if isinstance(value, bool):
+        raise ConfigError(f"{path}: expected a number, got a boolean")
+    if isinstance(value, (int, float)) and (kind is float or isinstance(value, int)):
+        return kind(value)
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{path}: expected {'an integer' if kind is int else 'a number'}, got {value!r}")
+
+
+# --- tables -> dataclasses --------------------------------------------------------------
+
+
+def build(cls, table: dict, path: str, **fixed):
+    """Build dataclass `cls` from `table`; every key must be a field, every value its type."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: expected a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = dict(fixed)
+    for key, value in table.items():
+        name = key.lower()
+        if name not in fields or name in fixed:
+            raise ConfigError(f"{path}.{key}: unknown key")
+        values[name] = coerce(f"{path}.{key}", hints[name], value)
+    _require(cls, fields, values, path)
+    return cls(**values)
+
+
+def _require(cls, fields, values, path):
+    for name, f in fields.items():
+        missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if missing and name not in values:
+            raise ConfigError(f"{path}.{name}: required key is missing")
+
+
+def connection_from_table(name: str, table: dict, path: str | None = None) -> ConnectionConfig:
+    """Parse one `[connections.NAME]` table (or a configdriver key set) into its dataclass."""
+    path = path or f"connections.{name}"
+    _check_name(name, path)
+    kind = table.get("type")
+    if kind in UNSUPPORTED_CONNECTION_TYPES:
+        raise ConfigError(f"{path}.type: {kind} connections are not supported by this appliance "
+                          f"(supported: {', '.join(CONNECTION_TYPES)})")
+    if kind not in CONNECTION_TYPES:
+        raise ConfigError(f"{path}.type: expected one of {', '.join(CONNECTION_TYPES)}, got {kind!r}")
+    body = {k: v for k, v in table.items() if k != "type"}
+    conn = build(CONNECTION_TYPES[kind], body, path, name=name, type=kind)
+    _check_connection(conn, path)
+    return conn
+
+
+def _check_name(name: str, path: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name or ""):
+        raise ConfigError(f"{path}: name must be 1-40 letters, digits, '_', '.' or '-'")
+
+
+def _check_connection(conn, path: str) -> None:
+    if isinstance(conn, GSMModemConfig) and not conn.modemorport:
+        raise ConfigError(f"{path}.modemorport: required for a GSMModem connection")
+    if isinstance(conn, SMPPConfig):
+        if not conn.host:
+            raise ConfigError(f"{path}.host: required for an SMPP connection")
+        if conn.mode not in ("transmitter", "receiver", "transceiver"):
+            raise ConfigError(f"{path}.mode: expected transmitter, receiver or transceiver")
+        if not 1 <= conn.windowsize <= 1000:
+            raise ConfigError(f"{path}.windowsize: expected 1..1000")
+    if getattr(conn, "limittompm", 0) < 0:
+        raise ConfigError(f"{path}.limittompm: must not be negative")
+
+
+def _users(table: dict) -> tuple[UserConfig, ...]:
+    users = []
+    for name, body in table.items():
+        _check_name(name, f"users.{name}")
+        users.append(build(UserConfig, body, f"users.{name}", name=name))
+    return tuple(users)
+
+
+def _routes(items) -> tuple[RouteConfig, ...]:
+    if not isinstance(items, list):
+        raise ConfigError("routes: expected an array of tables ([[routes]])")
+    routes = tuple(build(RouteConfig, r, f"routes[{i}]") for i, r in enumerate(items))
+    for i, r in enumerate(routes):
+        if r.mode not in ("failover", "balance"):
+            raise ConfigError(f"routes[{i}].mode: expected failover or balance")
+    return routes
+
+
+_SECTIONS = {"http": HttpConfig, "store": StoreConfig, "admin": AdminConfig, "demo": DemoConfig}
+
+
+def from_dict(data: dict, source: str = "") -> Config:
+    """Validate a parsed TOML document into a Config."""
+    values: dict = {"source": source}
+    for key, body in data.items():
+        if key in _SECTIONS:
+            values[key] = build(_SECTIONS[key], body, key)
+        elif key == "connections":
+            values[key] = _connections(body)
+        elif key == "users":
+            values[key] = _users(_table(body, "users"))
+        elif key == "routes":
+            values[key] = _routes(body)
+        else:
+            raise ConfigError(f"{key}: unknown section")
+    config = Config(**values)
+    _check_routes_name_connections(config)
+    return config
+
+
+def _table(body, path):
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: expected a table")
+    return body
+
+
+def _connections(body) -> tuple[ConnectionConfig, ...]:
+    return tuple(connection_from_table(name, t if isinstance(t, dict) else {}, f"connections.{name}")
+                 for name, t in _table(body, "connections").items())
+
+
+def _check_routes_name_connections(config: Config) -> None:
+    names = {c.name for c in config.connections}
+    if config.demo.enabled:
+        names |= {f"GSMModem{i}" for i in range(config.demo.modems)}
+    for i, route in enumerate(config.routes):
+        for name in route.connections:
+            if name not in names:
+                raise ConfigError(f"routes[{i}].connections: no connection named {name!r}")
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a config file. Errors name the file and the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(data, source=str(path))
+
+
+def replace(config: Config, **changes) -> Config:
+    return dataclasses.replace(config, **changes)
