@@ -1,0 +1,86 @@
+"""Splitting a message into SMS parts the way the network bills them.
+
+GSM 7-bit: 160 septets alone, 153 per part with an 8-bit concat reference (152 with a
+16-bit one); an extension character costs two septets and is never split from its
+escape. UCS-2: 70 code units alone, 67 (66) per part; a surrogate pair stays together.
+Every part text fits `encode_part` exactly, so the store can split at accept time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .alphabet import CHAR_COST, is_gsm7, septet_cost
+from .errors import EncodingError
+from .udh import CONCAT_IE_LENGTH
+from .ucs2 import code_units, unit_count
+from .userdata import MAX_OCTETS, MAX_SEPTETS, header_septets
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    encoding: str            # "gsm7" | "ucs2"
+    parts: list[str]
+    chars: int               # user characters (code points)
+    units_used: int          # septets or UCS-2 code units, all parts together
+    left_in_last_part: int   # units still free in the last part
+
+    @property
+    def count(self) -> int:
+        return len(self.parts)
+
+
+def choose_encoding(text: str, encoding: str | None = None) -> str:
+    """GSM 7-bit when every character fits (extension included), else UCS-2."""
+    if encoding is None:
+        return "gsm7" if is_gsm7(text) else "ucs2"
+    if encoding == "gsm7":
+        septet_cost(text)   # raises EncodingError naming the characters that do not fit
+        return encoding
+    if encoding == "ucs2":
+        return encoding
+    raise EncodingError(f"text encoding must be 'gsm7' or 'ucs2', not {encoding!r}")
+
+
+def part_limits(encoding: str, concat_16bit: bool = False) -> tuple[int, int]:
+    """(units in a lone SMS, units per part of a concatenated one)."""
+    header = 1 + CONCAT_IE_LENGTH[16 if concat_16bit else 8]
+    if encoding == "gsm7":
+        return MAX_SEPTETS, MAX_SEPTETS - header_septets(header)
+    return MAX_OCTETS // 2, (MAX_OCTETS - header) // 2
+
+
+def segments(text: str, *, encoding: str | None = None, concat_16bit: bool = False) -> Segmentation:
+    encoding = choose_encoding(text, encoding)
+    total = septet_cost(text) if encoding == "gsm7" else unit_count(text)
+    single, per_part = part_limits(encoding, concat_16bit)
+    if total <= single:
+        return Segmentation(encoding, [text], len(text), total, single - total)
+    parts, used_in_last = _split(text, per_part, CHAR_COST.__getitem__ if encoding == "gsm7"
+                                 else code_units)
+    return Segmentation(encoding, parts, len(text), total, per_part - used_in_last)
+
+
+def _split(text: str, limit: int, cost) -> tuple[list[str], int]:
+    """Greedy split at character boundaries; returns the parts and units in the last."""
+    parts: list[str] = []
+    start, used = 0, 0
+    for index, ch in enumerate(text):
+        units = cost(ch)
+        if used + units > limit:
+            parts.append(text[start:index])
+            start, used = index, 0
+        used += units
+    parts.append(text[start:])
+    return parts, used
+
+
+def split_binary(data: bytes, header_octets: int, concat_16bit: bool = False) -> list[bytes]:
+    """Octet chunks for binary messages whose parts each carry `header_octets` of IEs."""
+    single = MAX_OCTETS - (1 + header_octets if header_octets else 0)
+    if len(data) <= single:
+        return [bytes(data)]
+    per_part = MAX_OCTETS - 1 - header_octets - CONCAT_IE_LENGTH[16 if concat_16bit else 8]
+    if per_part <= 0:
+        raise EncodingError(f"a {header_octets}-octet header leaves no room for data")
+    return [bytes(data[i:i + per_part]) for i in range(0, len(data), per_part)]
