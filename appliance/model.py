@@ -101,6 +101,8 @@ class OutPart:
     user: str = ""
     messagetype: str = "SMS:TEXT"
     smpp_params: dict = field(default_factory=dict)  # Ozeki dynamic SMPP overrides
+    serviceprovider: str = ""       # a connection the user asked for (route override)
+    tried: tuple[str, ...] = ()     # connections that failed this part transiently
 
 
 @dataclass(frozen=True)

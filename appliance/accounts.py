@@ -1,0 +1,168 @@
+"""User accounts: provisioning from the config file, login checks, and the admin password.
+
+Users live in the document store. Entries from the config file are owned by the file
+(re-applied at every start); entries created through the API are owned by the API and
+survive restarts untouched. Credits live in the journal's ledger, not here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+
+from appliance import auth
+from appliance.config import Config, UserConfig
+
+log = logging.getLogger("appliance.accounts")
+
+TABLE = "users"
+ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    admin: bool = False
+    enabled: bool = True
+    allowrouteoverride: bool = False
+    ip_allow: tuple[str, ...] = ()
+    ip_deny: tuple[str, ...] = ()
+    reporturl: str = ""
+    inbound_url: str = ""
+    originator: str = ""
+    priority: str = "normal"
+    owner: str = "api"
+    settings: dict = field(default_factory=dict)
+
+    def address_allowed(self, address: str) -> tuple[bool, str]:
+        """(allowed, reason): reason is 'deny' or 'allow' (bulksms codes 16 and 18)."""
+        if self.ip_deny and _in_any(address, self.ip_deny):
+            return False, "deny"
+        if self.ip_allow and not _in_any(address, self.ip_allow):
+            return False, "allow"
+        return True, ""
+
+
+class AuthError(Exception):
+    def __init__(self, kind: str):
+        super().__init__(kind)
+        self.kind = kind   # "bad" | "throttled" | "disabled"
+
+
+def _in_any(address: str, networks: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for net in networks:
+        try:
+            if ip in ipaddress.ip_network(net, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+_USER_FIELDS = ("admin", "enabled", "allowrouteoverride", "ip_allow", "ip_deny", "reporturl",
+                "inbound_url", "originator", "priority", "owner", "settings")
+
+
+def _to_user(doc: dict) -> User:
+    values = {k: doc[k] for k in _USER_FIELDS if k in doc}
+    for key in ("ip_allow", "ip_deny"):
+        values[key] = tuple(values.get(key, ()))
+    return User(name=doc["name"], **values)
+
+
+def _password_hash_for(user: UserConfig, doc: dict) -> str:
+    """Keep the stored hash while the file's password still matches it (no rehash per start)."""
+    if user.password_hash:
+        return user.password_hash
+    old = doc.get("password_hash", "")
+    if not user.password:
+        return old
+    return old if old and auth.verify_password(user.password, old) else \
+        auth.hash_password(user.password)
+
+
+class Accounts:
+    def __init__(self, documents, journal, *, failures_per_minute: int = 10):
+        self.documents = documents
+        self.journal = journal
+        self._cache = auth.CredentialCache()
+        self.throttle = auth.LoginThrottle(limit=failures_per_minute)
+
+    # --- provisioning ---
+
+    def provision(self, config: Config, admin_password: str = "") -> str | None:
+        """Apply the config's users and admin. Returns a new admin password if one was made."""
+        for user in config.users:
+            self._provision_user(user)
+        return self._provision_admin(config, admin_password)
+
+    def _provision_user(self, user: UserConfig) -> None:
+        doc = self.documents.get(TABLE, user.name) or {}
+        password_hash = _password_hash_for(user, doc)
+        self.documents.put(TABLE, {
+            **doc, "name": user.name, "password_hash": password_hash, "admin": user.admin,
+            "enabled": doc.get("enabled", True), "allowrouteoverride": user.allowrouteoverride,
+            "ip_allow": list(user.ip_allow), "ip_deny": list(user.ip_deny),
+            "reporturl": user.reporturl, "inbound_url": user.inbound_url,
+            "originator": user.originator, "priority": user.priority, "owner": "file"})
+        self.journal.ensure_balance(user.name, user.credits)
+
+    def _provision_admin(self, config: Config, override: str) -> str | None:
+        existing = self.documents.get(TABLE, ADMIN)
+        generated = None
+        if override or config.admin.password:
+            password_hash = auth.hash_password(override or config.admin.password)
+        elif config.admin.password_hash:
+            password_hash = config.admin.password_hash
+        elif existing and existing.get("password_hash"):
+            password_hash = existing["password_hash"]
+        else:
+            generated = auth.new_password()
+            password_hash = auth.hash_password(generated)
+        doc = existing or {"name": ADMIN, "owner": "file", "enabled": True}
+        doc.update(password_hash=password_hash, admin=True, allowrouteoverride=True)
+        self.documents.put(TABLE, doc)
+        self.journal.ensure_balance(ADMIN, -1)
+        return generated
+
+    def set_password(self, name: str, password: str) -> bool:
+        return self.documents.update(TABLE, name, {"password_hash": auth.hash_password(password)})
+
+    # --- checks ---
+
+    def authenticate(self, name: str, password: str, address: str = "") -> User:
+        if self.throttle.blocked(address):
+            raise AuthError("throttled")
+        doc = self.documents.get(TABLE, name or "")
+        if doc is None or not doc.get("password_hash") or \
+                not self._cache.check(name, password or "", doc["password_hash"]):
+            self.throttle.failed(address)
+            log.warning("auth: failed login for user %r from %s", (name or "")[:32], address)
+            raise AuthError("bad")
+        if not doc.get("enabled", True):
+            raise AuthError("disabled")
+        return _to_user(doc)
+
+    # --- management (Ozeki user actions) ---
+
+    def get(self, name: str) -> User | None:
+        doc = self.documents.get(TABLE, name)
+        return _to_user(doc) if doc else None
+
+    def all(self) -> list[User]:
+        return [_to_user(d) for d in self.documents.all(TABLE)]
+
+    def create(self, name: str, password: str, **values) -> None:
+        self.documents.put(TABLE, {"name": name, "password_hash": auth.hash_password(password),
+                                   "enabled": True, "owner": "api", **values})
+
+    def update(self, name: str, **changes) -> bool:
+        return self.documents.update(TABLE, name, changes)
+
+    def delete(self, name: str) -> bool:
+        return self.documents.remove(TABLE, name)

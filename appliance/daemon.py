@@ -1,0 +1,258 @@
+"""The composition root: builds every part from the config, runs them, stops them cleanly.
+
+Threads and who owns what (docs/architecture.md has the picture):
+- the store writer thread owns every write to the journal;
+- one worker thread per modem owns its serial port (and its GPIO pins);
+- one thread per SMPP uplink owns its socket;
+- the dispatcher thread moves due parts to channels; the notifier thread calls LAN URLs;
+- waitress's threads serve HTTP; the main thread supervises: sdnotify, signals, stats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+import time
+
+import sdnotify
+
+from appliance import __version__
+from appliance.accounts import Accounts
+from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.config import Config, ConnectionConfig, GSMModemConfig, SMPPConfig
+from appliance.dispatch import Dispatcher
+from appliance.notify import Notifier
+from appliance.routing import Router
+from appliance.store.documents import Documents
+from appliance.store.journal import Journal
+from appliance.web.app import make_app
+from appliance.web.server import HttpServer, listen_socket
+from appliance.web.services import Services
+
+log = logging.getLogger("appliance.daemon")
+
+READY_WAIT_SECONDS = 60.0
+STATS_SECONDS = 60.0
+
+
+def build_channel(conn: ConnectionConfig, sink, clock: Clock, pin_factory=None, on_alert=None):
+    """The channel object for one connection; hardware libraries load only when used."""
+    if isinstance(conn, GSMModemConfig):
+        from appliance.modem.power import PowerControl
+        from appliance.modem.worker import ModemWorker
+        power = PowerControl.from_config(conn, pin_factory=pin_factory, clock=clock)
+        return ModemWorker(conn, sink, clock=clock, power=power, on_alert=on_alert)
+    if isinstance(conn, SMPPConfig):
+        from appliance.uplink.smpp import SmppChannel
+        return SmppChannel(conn, sink, clock=clock)
+    raise ValueError(f"{conn.name}: connections of type {conn.type} cannot send yet")
+
+
+class Channels:
+    """The running connections by name; replaced atomically when a driver is reconfigured."""
+
+    def __init__(self, daemon: "Daemon"):
+        self._daemon = daemon
+        self._lock = threading.Lock()
+        self.configs: dict[str, ConnectionConfig] = {}
+        self.running: dict[str, object] = {}
+
+    def start(self, conn: ConnectionConfig) -> None:
+        with self._lock:
+            self._stop_locked(conn.name)
+            self.configs[conn.name] = conn
+            if conn.autoconnect:
+                channel = build_channel(conn, self._daemon.journal, self._daemon.clock,
+                                        self._daemon.pin_factory, self._daemon.alert)
+                channel.start()
+                self.running = {**self.running, conn.name: channel}
+                log.info("channels: %s (%s) started", conn.name, conn.type)
+            self._publish()
+
+    def stop(self, name: str, forget: bool = False) -> bool:
+        with self._lock:
+            known = name in self.configs
+            self._stop_locked(name)
+            if forget:
+                self.configs.pop(name, None)
+            self._publish()
+            return known
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.stop(name)
+
+    def _stop_locked(self, name: str) -> None:
+        channel = self.running.get(name)
+        if channel is None:
+            return
+        self.running = {k: v for k, v in self.running.items() if k != name}
+        self._daemon.dispatcher.channels = self.running
+        channel.stop()
+        log.info("channels: %s stopped", name)
+
+    def _publish(self) -> None:
+        self._daemon.dispatcher.channels = self.running
+        self._daemon.router.set_connections(list(self.configs))
+        self._daemon.dispatcher.wake()
+
+
+class Daemon:
+    def __init__(self, config: Config, *, clock: Clock = SYSTEM_CLOCK, admin_password: str = "",
+                 pin_factory=None, notifier=None):
+        self.config = config
+        self.clock = clock
+        self.pin_factory = pin_factory
+        self.started = clock.monotonic()
+        self._stop = threading.Event()
+        self._notify = notifier or sdnotify.SystemdNotifier()
+        self.journal = Journal.open(config.state_dir, clock=clock,
+                                    max_batch=config.store.group_commit_max,
+                                    dedupe_window=config.store.dedupe_window_seconds)
+        self.documents = Documents(config.state_dir)
+        self.accounts = Accounts(self.documents, self.journal,
+                                 failures_per_minute=config.http.login_failures_per_minute)
+        self.generated_password = self.accounts.provision(config, admin_password)
+        self.router = Router(config.routes, [c.name for c in config.connections],
+                             aliases={c.operator: c.name for c in config.connections
+                                      if getattr(c, "operator", "")})
+        self.dispatcher = Dispatcher(self.journal, {}, self.router, clock=clock)
+        self.channels = Channels(self)
+        self.notifier = Notifier(self.journal, self.accounts, clock=clock)
+        self.services = Services(config=config, journal=self.journal, accounts=self.accounts,
+                                 wake=self.dispatcher.wake, status=self.status, clock=clock,
+                                 extras={"daemon": self})
+        self.http: HttpServer | None = None
+
+    # --- life cycle ---
+
+    def start(self) -> None:
+        requeued = self.journal.requeue_inflight()
+        if requeued:
+            log.info("daemon: %d messages were being sent at the last stop; sending again",
+                     requeued)
+        self.dispatcher.start()
+        self.notifier.start()
+        for conn in self.config.connections:
+            self.channels.start(conn)
+        self._start_http()
+
+    def _start_http(self) -> None:
+        http = self.config.http
+        sockets = [listen_socket(http.host, http.port)]
+        sockets += [listen_socket(http.host, p) for p in http.extra_ports]
+        tls = (http.tls_cert, http.tls_key) if http.tls_cert else None
+        self.http = HttpServer(make_app(self.services), sockets, threads=http.threads, tls=tls)
+        self.http.start()
+        log.info("daemon: HTTP API on %s port %s", http.host, ", ".join(map(str, self.http.ports)))
+
+    @property
+    def port(self) -> int:
+        return self.http.ports[0] if self.http else 0
+
+    def stop(self) -> None:
+        """Stop intake first, then the queue, then the channels, then the store."""
+        log.info("daemon: stopping")
+        if self.http:
+            self.http.stop()
+        self.dispatcher.stop()
+        self.channels.stop_all()
+        self.notifier.stop()
+        self.journal.close()
+        self.documents.close()
+        log.info("daemon: stopped")
+
+    def request_stop(self, *_args) -> None:
+        self._stop.set()
+
+    def wait_ready(self, timeout: float = READY_WAIT_SECONDS) -> bool:
+        """True once every modem finished its start-up (or the timeout passed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if all(_initialised(ch) for ch in self.channels.running.values()):
+                return True
+            self._stop.wait(0.2)
+        return False
+
+    def supervise(self) -> None:
+        """The main thread's loop: watchdog only while every worker is alive, STATUS lines."""
+        self._notify.notify("READY=1")
+        last_stats = 0.0
+        while not self._stop.wait(2.0):
+            healthy = self.healthy()
+            if healthy:
+                self._notify.notify("WATCHDOG=1")
+            self._notify.notify(f"STATUS={self.status_line()}")
+            if time.monotonic() - last_stats >= STATS_SECONDS:
+                last_stats = time.monotonic()
+                log.info("daemon: %s%s", self.status_line(), "" if healthy else " (UNHEALTHY)")
+        self._notify.notify("STOPPING=1")
+
+    def healthy(self) -> bool:
+        workers = [self.journal, self.dispatcher, self.notifier, self.http]
+        workers += list(self.channels.running.values())
+        return all(w is not None and w.alive() for w in workers)
+
+    def alert(self, slot: str, text: str) -> None:
+        """A modem failed for good or its balance is low: tell the administrator."""
+        log.warning("alert: %s: %s", slot, text)
+        self.notifier.admin_alert(self.config.admin, slot, text)
+
+    # --- status ---
+
+    def status(self) -> dict:
+        stats = self.journal.stats()
+        channels = self.channels.running
+        return {
+            "version": __version__,
+            "uptime": round(self.clock.monotonic() - self.started, 1),
+            "healthy": self.healthy(),
+            "queue": stats["parts_by_state"],
+            "waiting": stats["waiting"],
+            "scheduled": stats["scheduled"],
+            "oldest_queued_age": stats["oldest_waiting_age"],
+            "callbacks_pending": self.journal.pending_events(),
+            "modems": [c.status() for n, c in channels.items() if _is_modem(self, n)],
+            "uplinks": [c.status() for n, c in channels.items() if not _is_modem(self, n)],
+            "stopped_connections": sorted(set(self.channels.configs) - set(channels)),
+            "demo": self.config.demo.enabled,
+        }
+
+    def status_line(self) -> str:
+        stats = self.journal.stats()
+        ready = sum(1 for c in self.channels.running.values() if c.free_slots() > 0)
+        age = stats["oldest_waiting_age"]
+        return (f"{stats['waiting']} waiting"
+                + (f" (oldest {age:.0f}s)" if age is not None else "")
+                + f", {ready}/{len(self.channels.running)} channels ready")
+
+
+def _initialised(channel) -> bool:
+    state = channel.status().get("state", "")
+    return state not in ("probing", "starting", "init", "initialising")
+
+
+def _is_modem(daemon: Daemon, name: str) -> bool:
+    return isinstance(daemon.channels.configs.get(name), GSMModemConfig)
+
+
+def run(config: Config, *, admin_password: str = "", pin_factory=None, on_started=None) -> int:
+    """Run until SIGTERM/SIGINT. `on_started(daemon)` prints the demo banner and the like."""
+    daemon = Daemon(config, admin_password=admin_password, pin_factory=pin_factory)
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    try:
+        daemon.start()
+        daemon.wait_ready()
+        if on_started:
+            on_started(daemon)
+        daemon.supervise()
+    finally:
+        daemon.stop()
+    return 0
+
+
+def with_connections(config: Config, connections) -> Config:
+    return dataclasses.replace(config, connections=tuple(config.connections) + tuple(connections))

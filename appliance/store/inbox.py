@@ -1,0 +1,145 @@
+"""Inbound SMS and the folder views. Functions here run inside the writer's transaction,
+except `folder_query`, which builds a read query.
+
+Long inbound messages are joined by the codec's `Reassembler`; its fragments live in the
+`fragments` table (through `SqliteFragments`), so a restart between part 1 and part 2 loses
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict
+
+from appliance import gsm
+from appliance.model import FOLDER_STATES, InboundFragment
+
+INBOUND_USER = "admin"
+
+
+class SqliteFragments:
+    """The Reassembler's FragmentStore, kept in the journal's `fragments` table."""
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def put(self, key, seq: int, fragment: InboundFragment, arrived_at: float) -> None:
+        self._conn.execute("INSERT OR IGNORE INTO fragments(key, seq, fragment, arrived)"
+                           " VALUES (?,?,?,?)", (_key(key), seq, _frag_json(fragment), arrived_at))
+
+    def get(self, key) -> dict[int, InboundFragment]:
+        rows = self._conn.execute("SELECT seq, fragment FROM fragments WHERE key=? ORDER BY seq",
+                                  (_key(key),)).fetchall()
+        return {r["seq"]: _frag_load(r["fragment"]) for r in rows}
+
+    def first_arrival(self, key) -> float | None:
+        row = self._conn.execute("SELECT min(arrived) FROM fragments WHERE key=?",
+                                 (_key(key),)).fetchone()
+        return row[0]
+
+    def pop(self, key) -> dict[int, InboundFragment]:
+        parts = self.get(key)
+        self._conn.execute("DELETE FROM fragments WHERE key=?", (_key(key),))
+        return parts
+
+    def keys_older_than(self, t: float) -> list:
+        rows = self._conn.execute("SELECT key FROM fragments GROUP BY key HAVING min(arrived)<?",
+                                  (t,)).fetchall()
+        return [tuple(json.loads(r[0])) for r in rows]
+
+
+def _key(key) -> str:
+    return json.dumps(list(key))
+
+
+def _frag_json(fragment: InboundFragment) -> str:
+    data = asdict(fragment)
+    data["data"] = fragment.data.hex()
+    return json.dumps(data)
+
+
+def _frag_load(text: str) -> InboundFragment:
+    data = json.loads(text)
+    data["data"] = bytes.fromhex(data["data"])
+    if data.get("concat") is not None:
+        data["concat"] = tuple(data["concat"])
+    return InboundFragment(**data)
+
+
+def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0) -> str | None:
+    """Keep a received SMS; returns the inbox message id once it is whole."""
+    joined = _reassembler(conn, timeout).add(fragment)
+    return _store_inbound(conn, joined, now) if joined is not None else None
+
+
+def expire(conn, now: float, timeout: float) -> int:
+    joined = _reassembler(conn, timeout).expire(now)
+    for message in joined:
+        _store_inbound(conn, message, now)
+    return len(joined)
+
+
+def _reassembler(conn, timeout: float):
+    return gsm.Reassembler(SqliteFragments(conn), timeout=timeout)
+
+
+def _store_inbound(conn, msg: InboundFragment, now: float) -> str:
+    message_id = str(uuid.uuid4())
+    body = msg.text if msg.text is not None else msg.data.hex().upper()
+    messagetype = "SMS:TEXT" if msg.text is not None else "SMS:BINARY"
+    conn.execute(
+        "INSERT INTO messages(id, direction, user, recipient, originator, messagetype, body,"
+        " encoding, msg_class, state, created, updated, connection, sent_time, want_report)"
+        " VALUES (?,'in',?,?,?,?,?,?,?,'delivered',?,?,?,?,0)",
+        (message_id, INBOUND_USER, msg.recipient, msg.sender, messagetype, body, msg.encoding,
+         msg.msg_class, msg.received_at or now, now, msg.connection, msg.sent_at))
+    conn.execute("INSERT INTO events(message_id, kind, at, next_attempt) VALUES (?,?,?,?)",
+                 (message_id, "inbound", now, now))
+    return message_id
+
+
+def folder_query(user: str | None, folder: str, limit: int, unread_only: bool):
+    """SQL for a folder view: inbox, outbox, sent, notsent, deleted."""
+    where, params = ["1=1"], []
+    if user is not None:
+        where.append("user=?")
+        params.append(user)
+    if folder == "inbox":
+        where.append("direction='in' AND deleted=0")
+    elif folder == "deleted":
+        where.append("deleted=1")
+    else:
+        states = FOLDER_STATES[folder]
+        where.append(f"direction='out' AND deleted=0 AND state IN ({','.join('?' * len(states))})")
+        params.extend(s.value for s in states)
+    if unread_only:
+        where.append("is_read=0")
+    sql = f"SELECT * FROM messages WHERE {' AND '.join(where)} ORDER BY created, id LIMIT ?"
+    return sql, params + [limit]
+
+
+def set_flag(conn, ids: list[str], user: str | None, flag: str) -> list[str]:
+    done = []
+    for message_id in ids:
+        sql = f"UPDATE messages SET {flag}=1 WHERE id=?"
+        params = [message_id]
+        if user is not None:
+            sql += " AND user=?"
+            params.append(user)
+        if conn.execute(sql, params).rowcount:
+            done.append(message_id)
+    return done
+
+
+def purge(conn, user: str | None, folder: str) -> int:
+    """Delete permanently what is in the `deleted` folder (or mark a whole folder deleted)."""
+    sql, params = folder_query(user, folder, -1, False)
+    ids = [r["id"] for r in conn.execute(sql, params)]
+    if folder != "deleted":
+        return len(set_flag(conn, ids, None, "deleted"))
+    for message_id in ids:
+        conn.execute("DELETE FROM parts WHERE message_id=?", (message_id,))
+        conn.execute("DELETE FROM events WHERE message_id=?", (message_id,))
+        conn.execute("DELETE FROM messages WHERE id=?", (message_id,))
+    return len(ids)

@@ -1,0 +1,87 @@
+"""A message's state follows its parts. These functions run inside the writer's transaction."""
+
+from __future__ import annotations
+
+from appliance.model import State
+
+_FAILURE_ORDER = (State.FAILED, State.UNDELIVERED, State.EXPIRED)
+
+
+def aggregate(states: list[str]) -> State:
+    """The message state that its parts' states add up to."""
+    present = {State(s) for s in states}
+    for active in (State.SENDING, State.QUEUED):
+        if active in present:
+            return State.SENDING if (present - {State.QUEUED, State.SCHEDULED}) else active
+    if State.SCHEDULED in present:
+        return State.SCHEDULED
+    if State.SUBMITTED in present:
+        return State.SUBMITTED
+    for failure in _FAILURE_ORDER:
+        if failure in present:
+            return failure
+    return State.DELIVERED
+
+
+def refresh(conn, message_id: str, now: float, connection: str = "") -> None:
+    """Recompute the message state; record an event for the notifier when it changed."""
+    states = [r[0] for r in conn.execute("SELECT state FROM parts WHERE message_id=?",
+                                         (message_id,))]
+    row = conn.execute("SELECT state, callback FROM messages WHERE id=?", (message_id,)).fetchone()
+    if row is None or not states:
+        return
+    new = aggregate(states)
+    if new.value == row["state"]:
+        return
+    reason = _first_reason(conn, message_id) if new.final else ""
+    conn.execute(
+        "UPDATE messages SET state=?, updated=?, reason=?,"
+        " connection=CASE WHEN ?<>'' THEN ? ELSE connection END,"
+        " submitted_at=CASE WHEN ? IN ('submitted','delivered') AND submitted_at IS NULL"
+        "   THEN ? ELSE submitted_at END,"
+        " done_at=CASE WHEN ? THEN ? ELSE done_at END WHERE id=?",
+        (new.value, now, reason, connection, connection, new.value, now, int(new.final), now,
+         message_id))
+    if row["callback"]:
+        conn.execute("INSERT INTO events(message_id, kind, at, next_attempt) VALUES (?,?,?,?)",
+                     (message_id, new.value, now, now))
+
+
+def _first_reason(conn, message_id: str) -> str:
+    row = conn.execute("SELECT reason FROM parts WHERE message_id=? AND reason<>''"
+                       " AND state<>'delivered' ORDER BY seq LIMIT 1", (message_id,)).fetchone()
+    return row[0] if row else ""
+
+
+def promote_scheduled(conn, now: float) -> int:
+    ids = [r[0] for r in conn.execute("SELECT DISTINCT message_id FROM parts"
+                                      " WHERE state='scheduled' AND next_attempt<=?", (now,))]
+    conn.execute("UPDATE parts SET state='queued' WHERE state='scheduled' AND next_attempt<=?",
+                 (now,))
+    for message_id in ids:
+        refresh(conn, message_id, now)
+    return len(ids)
+
+
+def expire_overdue(conn, now: float) -> int:
+    ids = [r[0] for r in conn.execute(
+        "SELECT DISTINCT message_id FROM parts WHERE state IN ('queued','scheduled')"
+        " AND valid_until IS NOT NULL AND valid_until<?", (now,))]
+    conn.execute("UPDATE parts SET state='expired', done_at=?, reason=CASE WHEN reason<>''"
+                 " THEN 'validity period ended; last error ' || reason"
+                 " ELSE 'validity period ended before a route was available' END"
+                 " WHERE state IN ('queued','scheduled') AND valid_until IS NOT NULL"
+                 " AND valid_until<?", (now, now))
+    for message_id in ids:
+        refresh(conn, message_id, now)
+    return len(ids)
+
+
+def requeue_sending(conn, now: float) -> int:
+    ids = [r[0] for r in conn.execute("SELECT DISTINCT message_id FROM parts"
+                                      " WHERE state='sending'")]
+    conn.execute("UPDATE parts SET state='queued', next_attempt=?,"
+                 " reason='requeued after restart' WHERE state='sending'", (now,))
+    for message_id in ids:
+        refresh(conn, message_id, now)
+    return len(ids)

@@ -1,0 +1,123 @@
+"""SQLite schema of the journal, versioned with PRAGMA user_version.
+
+Every query the dispatcher runs per part is served by a partial index, so the cost of a
+claim does not grow with queue depth (bench/ingest.py measures it).
+"""
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE IF NOT EXISTS messages (
+    id            TEXT PRIMARY KEY,
+    direction     TEXT NOT NULL,              -- 'out' | 'in'
+    user          TEXT NOT NULL,
+    recipient     TEXT NOT NULL,
+    originator    TEXT NOT NULL DEFAULT '',
+    messagetype   TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    encoding      TEXT NOT NULL,
+    msg_class     INTEGER,
+    state         TEXT NOT NULL,
+    parts_total   INTEGER NOT NULL DEFAULT 1,
+    priority      INTEGER NOT NULL DEFAULT 5,
+    created       REAL NOT NULL,
+    send_at       REAL,
+    valid_until   REAL,
+    submitted_at  REAL,
+    done_at       REAL,
+    updated       REAL NOT NULL,
+    connection    TEXT NOT NULL DEFAULT '',
+    reason        TEXT NOT NULL DEFAULT '',
+    code          TEXT NOT NULL DEFAULT '',
+    want_report   INTEGER NOT NULL DEFAULT 1,
+    serviceprovider TEXT NOT NULL DEFAULT '',
+    dialect       TEXT NOT NULL DEFAULT '',
+    client_ref    TEXT NOT NULL DEFAULT '',
+    callback      TEXT,                        -- JSON: how to tell the client
+    extra         TEXT,                        -- JSON: smpp params and the like
+    sent_time     REAL,                        -- inbound: SCTS
+    is_read       INTEGER NOT NULL DEFAULT 0,
+    deleted       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_box ON messages(user, direction, deleted, state, created);
+CREATE INDEX IF NOT EXISTS messages_dedupe ON messages(user, recipient, created)
+    WHERE direction = 'out';
+
+CREATE TABLE IF NOT EXISTS parts (
+    id            INTEGER PRIMARY KEY,
+    message_id    TEXT NOT NULL REFERENCES messages(id),
+    seq           INTEGER NOT NULL,
+    total         INTEGER NOT NULL,
+    concat_ref    INTEGER NOT NULL DEFAULT 0,
+    encoding      TEXT NOT NULL,
+    text          TEXT,
+    data          BLOB,
+    udh           BLOB,
+    pid           INTEGER NOT NULL DEFAULT 0,
+    dcs           INTEGER,
+    state         TEXT NOT NULL,
+    priority      INTEGER NOT NULL DEFAULT 5,
+    next_attempt  REAL NOT NULL,
+    valid_until   REAL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    connection    TEXT NOT NULL DEFAULT '',
+    reference     TEXT,
+    submitted_at  REAL,
+    done_at       REAL,
+    reason        TEXT NOT NULL DEFAULT '',
+    tried         TEXT NOT NULL DEFAULT ''     -- connections that failed it transiently
+);
+CREATE INDEX IF NOT EXISTS parts_queue ON parts(priority, id) WHERE state = 'queued';
+CREATE INDEX IF NOT EXISTS parts_scheduled ON parts(next_attempt) WHERE state = 'scheduled';
+CREATE INDEX IF NOT EXISTS parts_validity ON parts(valid_until)
+    WHERE state IN ('queued', 'scheduled');
+CREATE INDEX IF NOT EXISTS parts_sending ON parts(id) WHERE state = 'sending';
+CREATE INDEX IF NOT EXISTS parts_message ON parts(message_id);
+CREATE INDEX IF NOT EXISTS parts_reference ON parts(connection, reference)
+    WHERE reference IS NOT NULL;
+CREATE INDEX IF NOT EXISTS parts_sent_by ON parts(connection, submitted_at)
+    WHERE submitted_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS orphan_reports (
+    connection    TEXT NOT NULL,
+    reference     TEXT NOT NULL,
+    report        TEXT NOT NULL,               -- JSON of model.Report
+    received      REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orphan_ref ON orphan_reports(connection, reference);
+
+CREATE TABLE IF NOT EXISTS fragments (
+    key           TEXT NOT NULL,               -- JSON [sender, ref, total, ref_bits]
+    seq           INTEGER NOT NULL,
+    fragment      TEXT NOT NULL,               -- JSON of model.InboundFragment
+    arrived       REAL NOT NULL,
+    PRIMARY KEY (key, seq)
+);
+CREATE INDEX IF NOT EXISTS fragments_age ON fragments(arrived);
+
+CREATE TABLE IF NOT EXISTS balances (
+    user          TEXT PRIMARY KEY,
+    balance       INTEGER NOT NULL             -- -1 = unlimited
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    id            INTEGER PRIMARY KEY,
+    user          TEXT NOT NULL,
+    delta         INTEGER NOT NULL,
+    reason        TEXT NOT NULL,
+    message_id    TEXT,
+    at            REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS events (
+    id            INTEGER PRIMARY KEY,
+    message_id    TEXT NOT NULL,
+    kind          TEXT NOT NULL,               -- state name, or 'inbound'
+    at            REAL NOT NULL,
+    state         TEXT NOT NULL DEFAULT 'pending',   -- pending | done | dead
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_attempt  REAL NOT NULL,
+    last_error    TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS events_due ON events(next_attempt, id) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_message ON events(message_id, id) WHERE state = 'pending';
+"""

@@ -1,0 +1,145 @@
+"""One writer thread owns every write to the journal and commits in groups.
+
+Callers hand it a function `fn(conn)`; it runs everything queued so far inside one
+transaction, each call inside its own savepoint (one failing call does not undo the others),
+then commits once. With `synchronous=FULL` that commit is one fsync shared by every request
+that arrived while the previous one was running: this is how an SD card takes thousands of
+accepted messages a second while each of them is durable before its API answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from concurrent.futures import Future
+from typing import Callable
+
+from appliance.errors import StoreError
+
+log = logging.getLogger("appliance.store")
+
+_STOP = object()
+
+
+def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection in WAL mode with full durability. Readers never block the writer."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    if readonly:
+        conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+class GroupWriter:
+    """A thread that applies write functions in batches, one commit per batch."""
+
+    def __init__(self, path: str, *, max_batch: int = 512):
+        self._path = path
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._conn: sqlite3.Connection | None = None
+        self.commits = 0
+        self.writes = 0
+
+    def start(self, init: Callable[[sqlite3.Connection], None]) -> None:
+        self._conn = connect(self._path)
+        init(self._conn)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], object]) -> Future:
+        future: Future = Future()
+        if not self._thread.is_alive():
+            future.set_exception(StoreError("the store is closed"))
+            return future
+        self._queue.put((fn, future))
+        return future
+
+    def call(self, fn: Callable[[sqlite3.Connection], object], timeout: float = 60.0):
+        """Run `fn` in the writer and wait until it is durably committed."""
+        return self.submit(fn).result(timeout)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(30)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # --- the thread ---
+
+    def _run(self) -> None:
+        while True:
+            batch, stop = self._take_batch()
+            if batch:
+                self._apply(batch)
+            if stop:
+                return
+
+    def _take_batch(self) -> tuple[list, bool]:
+        item = self._queue.get()
+        if item is _STOP:
+            return [], True
+        batch = [item]
+        while len(batch) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _apply(self, batch: list) -> None:
+        conn = self._conn
+        results = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = [self._run_one(conn, fn) for fn, _ in batch]
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("store: commit of %d writes failed: %s", len(batch), exc)
+            self._rollback(conn)
+            error = StoreError(f"commit failed: {exc}")
+            results = [(None, error)] * len(batch)
+        self.commits += 1
+        self.writes += len(batch)
+        for (_, future), (value, error) in zip(batch, results):
+            self._settle(future, value, error)
+
+    @staticmethod
+    def _run_one(conn: sqlite3.Connection, fn) -> tuple[object, BaseException | None]:
+        conn.execute("SAVEPOINT one")
+        try:
+            value = fn(conn)
+        except Exception as exc:  # the caller gets it; the other writes go on
+            conn.execute("ROLLBACK TO one")
+            conn.execute("RELEASE one")
+            return None, exc
+        conn.execute("RELEASE one")
+        return value, None
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    @staticmethod
+    def _settle(future: Future, value, error) -> None:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)

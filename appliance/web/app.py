@@ -1,0 +1,50 @@
+"""The bottle application: routes of every dialect on one port, and error pages that never
+show a traceback."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import bottle
+
+from appliance.web import ozeki
+from appliance.web.services import Services
+
+log = logging.getLogger("appliance.web")
+
+# Dialect modules register routes through these hooks (name -> fn(app, services)).
+ROUTE_HOOKS: dict[str, object] = {}
+
+
+def make_app(services: Services) -> bottle.Bottle:
+    app = bottle.Bottle(catchall=True, autojson=True)
+    app.config["services"] = services
+    bottle.BaseRequest.MEMFILE_MAX = 32 * 1024 * 1024   # a 20,000-message batch POST fits
+
+    @app.route("/api", method=["GET", "POST"])
+    def api():
+        return ozeki.handle(services, bottle.request, bottle.response)
+
+    @app.route("/status", method="GET")
+    def status():
+        bottle.response.content_type = "application/json"
+        return json.dumps(services.status(), default=str)
+
+    for register in ROUTE_HOOKS.values():
+        register(app, services)
+    _error_pages(app)
+    return app
+
+
+def _error_pages(app: bottle.Bottle) -> None:
+    def plain(error: bottle.HTTPError):
+        if error.status_code >= 500:
+            log.error("web: %s %s failed: %s", bottle.request.method, bottle.request.path,
+                      error.exception or error.body)
+        bottle.response.content_type = "text/plain; charset=utf-8"
+        body = error.body if error.status_code < 500 else "internal error"
+        return f"{error.status_code} {body}\n"
+
+    for code in (400, 401, 403, 404, 405, 413, 500):
+        app.error(code)(plain)

@@ -1,0 +1,318 @@
+"""The Ozeki NG / Ozeki 10 `action=` HTTP API (http-api.md §1-§10).
+
+`handle` authenticates, picks the action from `ACTIONS` and renders its answer. Actions are
+small functions `fn(ctx) -> str`; other modules register more with `@action(...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import bottle
+
+from appliance.accounts import AuthError, User
+from appliance.compose import NewMessage, Submission, prepare
+from appliance.errors import StoreError, ValidationError
+from appliance.model import OZEKI_STATE, State
+from appliance.web import ozeki_xml as X
+from appliance.web.params import ParamError, client_address, read_params
+from appliance.web.services import Services
+
+log = logging.getLogger("appliance.web")
+
+MAX_BATCH = 20000
+ACCEPTED = "Message accepted for delivery"
+
+# Per-recipient statuscode for a refused submission (statuscode 0 = accepted).
+STATUS_CODES = {
+    "bad_recipient": (1, "Invalid recipient"),
+    "empty_text": (2, "Message data is empty"),
+    "text_too_long": (3, "Message is too long"),
+    "bad_text": (3, "Message data cannot be encoded"),
+    "bad_messagetype": (4, "Unsupported message type"),
+    "no_credit": (5, "Insufficient credit"),
+    "duplicate": (6, "Duplicate message"),
+    "duplicate_id": (6, "Duplicate message id"),
+    "bad_originator": (7, "Invalid originator"),
+    "bad_parameter": (9, "Invalid parameter"),
+    "store": (8, "Message could not be stored"),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Ctx:
+    services: Services
+    params: dict[str, str]
+    user: User
+    address: str
+    request: bottle.BaseRequest
+    response: bottle.BaseResponse
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.params.get(name, default)
+
+    def require(self, name: str) -> str:
+        value = self.params.get(name, "").strip()
+        if not value:
+            raise ApiError(X.E_MISSING_PARAMETER, f"Missing parameter: {name}")
+        return value
+
+
+@dataclass(frozen=True)
+class Action:
+    fn: Callable[[Ctx], str]
+    admin_only: bool = False
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def action(name: str, *, admin_only: bool = False):
+    def register(fn):
+        ACTIONS[name] = Action(fn, admin_only)
+        return fn
+    return register
+
+
+def handle(services: Services, request: bottle.BaseRequest, response: bottle.BaseResponse) -> str:
+    """Entry point for /api?action=...: every failure becomes the Ozeki error envelope."""
+    response.content_type = "application/xml; charset=utf-8"
+    try:
+        ctx = _context(services, request, response)
+        return _run(ctx)
+    except ApiError as exc:
+        return X.error(exc.code, exc.message)
+    except ParamError as exc:
+        return X.error(X.E_INVALID_PARAMETER, str(exc))
+    except StoreError as exc:
+        log.error("api: store error: %s", exc)
+        return X.error(X.E_INTERNAL, "The message store is not available")
+
+
+def _context(services: Services, request, response) -> Ctx:
+    params = read_params(request)
+    name = params.get("action", "").strip().lower()
+    if not name:
+        raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: action")
+    if name not in ACTIONS:
+        raise ApiError(X.E_UNKNOWN_ACTION, f"Unknown action: {name[:40]}")
+    address = client_address(request)
+    user = _login(services, params.get("username", ""), params.get("password", ""), address)
+    return Ctx(services, params, user, address, request, response)
+
+
+def _login(services: Services, username: str, password: str, address: str) -> User:
+    try:
+        user = services.accounts.authenticate(username, password, address)
+    except AuthError as exc:
+        if exc.kind == "throttled":
+            raise ApiError(X.E_THROTTLED, "Too many failed logins; try again later") from None
+        if exc.kind == "disabled":
+            raise ApiError(X.E_USER_DISABLED, "User is stopped") from None
+        raise ApiError(X.E_AUTH_FAILED, "Invalid username or password") from None
+    allowed, _ = user.address_allowed(address)
+    if not allowed:
+        raise ApiError(X.E_FORBIDDEN_ADDRESS, "Access from this address is not allowed")
+    return user
+
+
+def _run(ctx: Ctx) -> str:
+    name = ctx.params["action"].strip().lower()
+    act = ACTIONS[name]
+    if act.admin_only and not ctx.user.admin:
+        raise ApiError(X.E_ADMIN_ONLY, f"Only an administrator may use {name}")
+    return act.fn(ctx)
+
+
+# --- sendmessage ------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """One recipient's answer in a sendmessage response."""
+
+    recipient: str
+    originator: str
+    messagetype: str
+    messagedata: str
+    message_id: str = ""
+    code: int = 0
+    text: str = ACCEPTED
+    index: int | None = None
+
+
+@action("sendmessage")
+def sendmessage(ctx: Ctx) -> str:
+    requests = _batch(ctx) if ctx.get("messagecount") else [_single_fields(ctx)]
+    outcomes = submit_all(ctx, requests)
+    ctx.services.wake()
+    return render_send(ctx, outcomes)
+
+
+def _single_fields(ctx: Ctx) -> dict:
+    return {k: ctx.get(k) for k in ("recipient", "messagetype", "messagedata", "originator")}
+
+
+def _batch(ctx: Ctx) -> list[dict]:
+    try:
+        count = int(ctx.get("messagecount"))
+    except ValueError:
+        raise ApiError(X.E_INVALID_PARAMETER, "messagecount must be a whole number") from None
+    if not 1 <= count <= MAX_BATCH:
+        raise ApiError(X.E_INVALID_PARAMETER, f"messagecount must be 1..{MAX_BATCH}")
+    batch = []
+    for i in range(count):
+        fields = {k: ctx.get(f"{k}{i}", ctx.get(k) if k in ("messagetype", "originator") else "")
+                  for k in ("recipient", "messagetype", "messagedata", "originator")}
+        fields["index"] = i
+        batch.append(fields)
+    return batch
+
+
+def submit_all(ctx: Ctx, requests: list[dict]) -> list[Outcome]:
+    """Validate every recipient of every request, then accept them all in one commit."""
+    outcomes: list[Outcome] = []
+    ready: list[tuple[Outcome, NewMessage]] = []
+    for fields in requests:
+        for outcome, message in _prepare_request(ctx, fields):
+            outcomes.append(outcome)
+            if message is not None:
+                ready.append((outcome, message))
+    results = ctx.services.journal.accept([m for _, m in ready]) if ready else []
+    for (outcome, _), result in zip(ready, results):
+        _settle(outcome, result)
+    return outcomes
+
+
+def _prepare_request(ctx: Ctx, fields: dict):
+    recipients = [r.strip() for r in fields.get("recipient", "").split(",") if r.strip()]
+    if not recipients:
+        recipients = [""]
+    for recipient in recipients:
+        outcome = Outcome(recipient=recipient, index=fields.get("index"),
+                          originator=fields.get("originator") or ctx.user.originator,
+                          messagetype=fields.get("messagetype") or "SMS:TEXT",
+                          messagedata=fields.get("messagedata", ""))
+        try:
+            message = prepare(build_submission(ctx, outcome))
+        except ValidationError as exc:
+            _refuse(outcome, exc)
+            message = None
+        yield outcome, message
+
+
+def build_submission(ctx: Ctx, outcome: Outcome) -> Submission:
+    """The neutral submission for one recipient; options shared by the whole request."""
+    if not outcome.recipient:
+        raise ValidationError("bad_recipient", "Missing parameter: recipient", "recipient")
+    provider = ctx.get("serviceprovider") if ctx.user.allowrouteoverride else ""
+    return Submission(user=ctx.user.name, recipient=outcome.recipient,
+                      text=outcome.messagedata, messagetype=outcome.messagetype,
+                      originator=outcome.originator, serviceprovider=provider,
+                      dialect="ozeki", callback=_callback(ctx))
+
+
+def _callback(ctx: Ctx) -> dict | None:
+    url = ctx.get("reporturl") or ctx.user.reporturl
+    return {"kind": "ozeki_reporturl", "url": url} if url else None
+
+
+def _settle(outcome: Outcome, result) -> None:
+    if isinstance(result, ValidationError):
+        _refuse(outcome, result)
+    else:
+        outcome.message_id = result
+        log.info("api: accepted %s for %s", result, outcome.recipient)
+
+
+def _refuse(outcome: Outcome, exc: ValidationError) -> None:
+    outcome.code, default = STATUS_CODES.get(exc.code, (9, "Invalid parameter"))
+    outcome.text = exc.text or default
+
+
+def render_send(ctx: Ctx, outcomes: list[Outcome]) -> str:
+    limit = ctx.get("maxresponse")
+    if limit.isdigit():
+        outcomes = outcomes[:int(limit)]
+    if any(o.index is not None for o in outcomes):
+        return X.envelope("sendmessage", "".join(_indexed_report(o) for o in outcomes))
+    return X.envelope("sendmessage", "".join(_accept_report(o) for o in outcomes))
+
+
+def _accept_report(o: Outcome) -> str:
+    return ("<acceptreport>\n"
+            f"{X.element('statuscode', o.code)}\n{X.element('statusmessage', o.text)}\n"
+            f"{X.element('messageid', o.message_id)}\n{X.element('recipient', o.recipient)}\n"
+            f"{X.element('messagetype', o.messagetype)}\n"
+            f"{X.element('messagedata', o.messagedata)}\n"
+            "</acceptreport>\n")
+
+
+def _indexed_report(o: Outcome) -> str:
+    i = o.index
+    # The un-indexed <recipient> inside indexed parents is the seed's own shape (§2.4).
+    return (f"<acceptreport{i}>\n"
+            f"{X.element(f'statuscode{i}', o.code)}\n"
+            f"{X.element(f'statusmessage{i}', o.text)}\n"
+            f"{X.element(f'messageid{i}', o.message_id)}\n"
+            f"{X.element(f'originator{i}', o.originator)}\n"
+            f"{X.element('recipient', o.recipient)}\n"
+            f"{X.element(f'messagetype{i}', o.messagetype)}\n"
+            f"{X.element(f'messagedata{i}', o.messagedata)}\n"
+            f"{X.element(f'serviceprovider{i}')}\n"
+            f"</acceptreport{i}>\n")
+
+
+# --- getmessagebyid ---------------------------------------------------------------------
+
+
+def folder_of(message: dict) -> str:
+    if message["deleted"]:
+        return "DELETED"
+    if message["direction"] == "in":
+        return "INBOX"
+    state = State(message["state"])
+    if state in (State.SUBMITTED, State.DELIVERED):
+        return "SENT"
+    if state.final:
+        return "NOTSENT"
+    return "OUTBOX"
+
+
+def visible_message(ctx: Ctx, message_id: str) -> dict:
+    message = ctx.services.journal.get_message(message_id)
+    if message is None or (message["user"] != ctx.user.name and not ctx.user.admin):
+        raise ApiError(X.E_NOT_FOUND, f"No message with id {message_id[:64]}")
+    return message
+
+
+@action("getmessagebyid")
+def getmessagebyid(ctx: Ctx) -> str:
+    message_id = ctx.params.get("msgid", "").strip() or ctx.require("messageid")
+    m = visible_message(ctx, message_id)
+    state = "DELETED" if m["deleted"] else m["state"]
+    sent = m["sent_time"] if m["direction"] == "in" else m["submitted_at"]
+    received = m["created"] if m["direction"] == "in" else m["done_at"]
+    data = "\n".join([
+        X.element("messageid", m["id"]), X.element("originator", m["originator"]),
+        X.element("recipient", m["recipient"]), X.element("folder", folder_of(m)),
+        X.element("senttime", X.ozeki_time(sent, dotted=True)),
+        X.element("receivedtime", X.ozeki_time(received, dotted=True)),
+        X.element("creationtime", X.ozeki_time(m["created"], dotted=True)),
+        X.element("callbackid", m["client_ref"]),
+        X.element("state", OZEKI_STATE[State(state.lower())] if state != "DELETED" else 15),
+        X.element("statusmessage", m["reason"] or m["state"]),
+        f"<operatornames>{X.element('operatorname', m['connection'])}</operatornames>",
+        f"<routes>{X.element('route', 'default')}</routes>",
+        X.element("messagetype", m["messagetype"]), X.element("messagedata", m["body"]),
+    ])
+    return X.envelope("getMsgInfoByID", data + "\n")

@@ -1,0 +1,51 @@
+"""Rendering of the Ozeki NG XML envelope (http-api.md §1.2) and its error answer (§1.3)."""
+
+from __future__ import annotations
+
+import time
+from xml.sax.saxutils import escape, quoteattr
+
+HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
+DOCTYPE_SMSAPI = ('<!DOCTYPE smsapi PUBLIC "-//OZEKI//DTD XML 1.0//EN" '
+                  '"http://www.ozekisms.com/DTD/smsapi.xml">\n')
+DOCTYPE_RESPONSE = ('<!DOCTYPE response PUBLIC "-//OZEKI//DTD XML 1.0//EN" '
+                    '"http://www.ozekisms.com/DTD/response.xml">\n')
+
+# Request-level error codes (Ozeki publishes none; ours, documented in docs/api.md).
+E_UNKNOWN_ACTION = 1
+E_MISSING_PARAMETER = 2
+E_INVALID_PARAMETER = 3
+E_AUTH_FAILED = 4
+E_ADMIN_ONLY = 5
+E_THROTTLED = 6
+E_NOT_FOUND = 7
+E_INTERNAL = 8
+E_FORBIDDEN_ADDRESS = 9
+E_USER_DISABLED = 10
+E_UNSUPPORTED = 11
+
+
+def element(name: str, value=None, **attrs) -> str:
+    """`<name attr="..">value</name>`, or `<name />` when value is None or empty."""
+    attr = "".join(f" {k}={quoteattr(str(v))}" for k, v in attrs.items())
+    if value is None or value == "":
+        return f"<{name}{attr} />"
+    return f"<{name}{attr}>{escape(str(value))}</{name}>"
+
+
+def envelope(action: str, data: str, *, doctype: str = DOCTYPE_SMSAPI) -> str:
+    return (f"{HEADER}{doctype}<response>\n<action>{escape(action)}</action>\n"
+            f"<data>\n{data}</data>\n</response>\n")
+
+
+def error(code: int, message: str) -> str:
+    data = f"{element('errorcode', code)}\n{element('errormessage', message)}\n"
+    return envelope("error", data)
+
+
+def ozeki_time(epoch: float | None, *, dotted: bool = False) -> str:
+    """`2008-01-16 10:04:00` (receivemessage) or `2011.10.17. 13:10:26` (getmessagebyid)."""
+    if not epoch:
+        return ""
+    fmt = "%Y.%m.%d. %H:%M:%S" if dotted else "%Y-%m-%d %H:%M:%S"
+    return time.strftime(fmt, time.localtime(epoch))

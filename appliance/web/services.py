@@ -1,0 +1,20 @@
+"""What the web layer may use, handed over by the daemon (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.config import Config
+
+
+@dataclass
+class Services:
+    config: Config
+    journal: object                    # store.journal.Journal
+    accounts: object                   # accounts.Accounts
+    wake: Callable[[], None] = lambda: None          # dispatcher.wake
+    status: Callable[[], dict] = lambda: {}          # daemon-wide /status snapshot
+    clock: Clock = SYSTEM_CLOCK
+    extras: dict = field(default_factory=dict)       # demo simulator, driver manager, ...
