@@ -18,6 +18,8 @@ ROUTE_HOOKS: dict[str, object] = {}
 
 
 def make_app(services: Services) -> bottle.Bottle:
+    from appliance.web import admin  # noqa: F401  (registers its routes)
+
     app = bottle.Bottle(catchall=True, autojson=True)
     app.config["services"] = services
     bottle.BaseRequest.MEMFILE_MAX = 32 * 1024 * 1024   # a 20,000-message batch POST fits

@@ -61,6 +61,8 @@ class HttpServer:
 
     def stop(self) -> None:
         if self._engine == "waitress":
+            # Let running requests finish before the loop's trigger pipe is closed.
+            self._server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
             self._server.close()
         else:
             self._server.shutdown()

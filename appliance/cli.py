@@ -1,0 +1,232 @@
+"""Command line: run, check-config, sim, modems, ussd, passwd, status, send."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+import urllib.parse
+import urllib.request
+
+from appliance import __version__
+from appliance import config as cfg
+from appliance.errors import ConfigError
+
+log = logging.getLogger("appliance")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sms-appliance", description="SMS gateway appliance")
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the appliance daemon")
+    run.add_argument("--config", default=str(cfg.DEFAULT_CONFIG_PATH))
+    run.add_argument("--demo", action="store_true", help="simulated modems, no hardware")
+    run.add_argument("--http-host")
+    run.add_argument("--http-port", type=int)
+    run.add_argument("--state-dir")
+    run.add_argument("--admin-password", default=os.environ.get("SMS_APPLIANCE_ADMIN_PASSWORD", ""))
+    run.add_argument("--modems", type=int, help="demo: number of simulated modems")
+    run.set_defaults(func=cmd_run)
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+
+    sim = sub.add_parser("sim", help="serve simulated modems on ptys")
+    sim.add_argument("--modems", type=int, default=1)
+    sim.set_defaults(func=cmd_sim)
+
+    modems = sub.add_parser("modems", help="list the modems this board can see")
+    modems.set_defaults(func=cmd_modems)
+
+    ussd = sub.add_parser("ussd", help="run a USSD code on a modem (through the daemon)")
+    ussd.add_argument("slot")
+    ussd.add_argument("code")
+    _client_args(ussd)
+    ussd.set_defaults(func=cmd_ussd)
+
+    status = sub.add_parser("status", help="print the running daemon's /status")
+    _client_args(status)
+    status.set_defaults(func=cmd_status)
+
+    send = sub.add_parser("send", help="send an SMS through the running daemon")
+    send.add_argument("recipient")
+    send.add_argument("text")
+    _client_args(send)
+    send.set_defaults(func=cmd_send)
+
+    passwd = sub.add_parser("passwd", help="set a user's password (default admin)")
+    passwd.add_argument("--user", default="admin")
+    passwd.add_argument("--state-dir", default=str(cfg.DEFAULT_STATE_DIR))
+    passwd.add_argument("--password", help="the new password (default: read from stdin)")
+    passwd.set_defaults(func=cmd_passwd)
+    return p
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", default=os.environ.get("SMS_APPLIANCE_URL", "http://127.0.0.1:9501"))
+    p.add_argument("--username", default="admin")
+    p.add_argument("--password", default=os.environ.get("SMS_APPLIANCE_PASSWORD", ""))
+
+
+def _setup_logging(verbose: bool) -> None:
+    # systemd's journal adds the time; a terminal user wants it.
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format=stamp + "%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+# --- run ----------------------------------------------------------------------------------
+
+
+def run_config(args) -> cfg.Config:
+    """The config for `run`: the file or the demo defaults, with the flags on top."""
+    config = cfg.Config(demo=cfg.DemoConfig(enabled=True)) if args.demo else cfg.load(args.config)
+    http = config.http
+    if args.demo and not args.http_host:
+        http = dataclasses.replace(http, host="127.0.0.1")
+    if args.http_host:
+        http = dataclasses.replace(http, host=args.http_host)
+    if args.http_port is not None:
+        http = dataclasses.replace(http, port=args.http_port)
+    store = config.store
+    if args.state_dir:
+        store = dataclasses.replace(store, state_dir=args.state_dir)
+    elif args.demo:
+        store = dataclasses.replace(store, state_dir=tempfile.mkdtemp(prefix="sms-appliance-"))
+    demo = config.demo
+    if args.modems:
+        demo = dataclasses.replace(demo, modems=args.modems)
+    return dataclasses.replace(config, http=http, store=store, demo=demo)
+
+
+def cmd_run(args) -> int:
+    from appliance import daemon
+    config = run_config(args)
+    pin_factory = None
+    network = None
+    if config.demo.enabled:
+        from appliance import demo
+        config, network, pin_factory = demo.start(config)
+    try:
+        return daemon.run(config, admin_password=args.admin_password, pin_factory=pin_factory,
+                          on_started=lambda d: _started(d, network))
+    finally:
+        if network is not None:
+            network.close()
+
+
+def _started(daemon, network) -> None:
+    if network is not None:
+        daemon.services.extras["sim"] = network
+    host = daemon.config.http.host
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{daemon.port}"
+    password = daemon.generated_password
+    lines = [f"sms-appliance {__version__} is running: {url}/status"]
+    if password:
+        lines.append(f"admin password (shown once): {password}")
+    shown = password or "PASSWORD"
+    lines.append("send a message:")
+    lines.append(f"  curl '{url}/api?action=sendmessage&username=admin&password={shown}"
+                 "&recipient=%2B36201234567&messagetype=SMS:TEXT&messagedata=Hello+world'")
+    lines.append("then follow it with action=getmessagebyid&msgID=<the messageid>")
+    print("\n".join(lines), flush=True)
+    log.info("daemon: ready at %s", url)
+
+
+# --- other commands --------------------------------------------------------------------
+
+
+def cmd_check_config(args) -> int:
+    config = cfg.load(args.file)
+    names = ", ".join(f"{c.name} ({c.type})" for c in config.connections) or "none"
+    users = ", ".join(u.name for u in config.users) or "none"
+    print(f"{args.file}: OK\n  connections (from the file): {names}\n  users (from the file): "
+          f"{users}\n  routes: {len(config.routes)}\n  demo: {config.demo.enabled}")
+    return 0
+
+
+def cmd_sim(args) -> int:
+    from appliance.sim.standalone import main as sim_main
+    return sim_main(args.modems)
+
+
+def cmd_modems(args) -> int:
+    from appliance.modem.discover import format_modems, list_modems
+    print(format_modems(list_modems()))
+    return 0
+
+
+def cmd_passwd(args) -> int:
+    from appliance.accounts import Accounts
+    from appliance.store.documents import Documents
+    from appliance.store.journal import Journal
+    password = args.password or sys.stdin.readline().strip()
+    if len(password) < 8:
+        print("the password must have at least 8 characters", file=sys.stderr)
+        return 1
+    journal = Journal.open(args.state_dir)
+    try:
+        accounts = Accounts(Documents(args.state_dir), journal)
+        if args.user == "admin":
+            accounts.provision(cfg.Config(), password)
+        elif not accounts.set_password(args.user, password):
+            print(f"no user named {args.user}", file=sys.stderr)
+            return 1
+    finally:
+        journal.close()
+    print(f"password of {args.user} changed")
+    return 0
+
+
+def _get(url: str, timeout: float = 30) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status, answer.read().decode("utf-8", "replace")
+    except OSError as exc:
+        print(f"cannot reach the daemon at {url.split('?')[0]}: {exc}", file=sys.stderr)
+        return 0, ""
+
+
+def cmd_status(args) -> int:
+    status, body = _get(f"{args.url}/status")
+    if status != 200:
+        return 1
+    print(json.dumps(json.loads(body), indent=2))
+    return 0
+
+
+def cmd_send(args) -> int:
+    query = urllib.parse.urlencode({"action": "sendmessage", "username": args.username,
+                                    "password": args.password, "recipient": args.recipient,
+                                    "messagedata": args.text})
+    status, body = _get(f"{args.url}/api?{query}")
+    print(body)
+    return 0 if status == 200 and "<statuscode>0</statuscode>" in body else 1
+
+
+def cmd_ussd(args) -> int:
+    query = urllib.parse.urlencode({"slot": args.slot, "code": args.code,
+                                    "username": args.username, "password": args.password})
+    status, body = _get(f"{args.url}/admin/ussd?{query}", timeout=90)
+    print(body.strip())
+    return 0 if status == 200 else 1

@@ -1,0 +1,108 @@
+"""Shared fixtures: a daemon in this process on port 0 with a real SQLite file in a temp dir,
+and a small HTTP client for the Ozeki API."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from appliance import config as cfg
+from appliance.daemon import Daemon
+
+ADMIN_PASSWORD = "admin-secret-1"
+
+
+class Api:
+    """Talks to a running appliance over a real socket."""
+
+    def __init__(self, port: int, username: str = "admin", password: str = ADMIN_PASSWORD):
+        self.base = f"http://127.0.0.1:{port}"
+        self.username = username
+        self.password = password
+
+    def get(self, path: str = "/api", **params) -> tuple[int, str]:
+        query = urllib.parse.urlencode(params)
+        return self._open(urllib.request.Request(f"{self.base}{path}?{query}"))
+
+    def post(self, path: str = "/api", data: bytes | str = b"", headers=None) -> tuple[int, str]:
+        body = data.encode() if isinstance(data, str) else data
+        request = urllib.request.Request(f"{self.base}{path}", data=body, method="POST",
+                                         headers=headers or {
+                                             "Content-Type": "application/x-www-form-urlencoded"})
+        return self._open(request)
+
+    @staticmethod
+    def _open(request) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return answer.status, answer.read().decode("utf-8")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode("utf-8", "replace")
+
+    def action(self, action: str, **params) -> str:
+        params = {"action": action, "username": self.username, "password": self.password,
+                  **params}
+        status, body = self.get("/api", **params)
+        assert status == 200, body
+        return body
+
+    def send(self, recipient: str, text: str, **params) -> str:
+        body = self.action("sendmessage", recipient=recipient, messagedata=text, **params)
+        ids = re.findall(r"<messageid>([^<]+)</messageid>", body)
+        assert ids, body
+        return ids[0]
+
+    def state(self, message_id: str) -> int:
+        body = self.action("getmessagebyid", msgID=message_id)
+        return int(re.search(r"<state>(\d+)</state>", body).group(1))
+
+    def wait_state(self, message_id: str, state: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            seen = self.state(message_id)
+            if seen == state:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"message {message_id} stayed in state {seen}, wanted {state}")
+
+
+def xml_values(body: str, tag: str) -> list[str]:
+    return re.findall(rf"<{tag}>([^<]*)</{tag}>", body)
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    def make(**changes) -> cfg.Config:
+        base = cfg.Config(http=cfg.HttpConfig(host="127.0.0.1", port=0, threads=8),
+                          store=cfg.StoreConfig(state_dir=str(tmp_path / "state")))
+        return dataclasses.replace(base, **changes)
+    return make
+
+
+@pytest.fixture
+def run_daemon():
+    started: list[Daemon] = []
+
+    def start(config: cfg.Config, **kwargs) -> Daemon:
+        daemon = Daemon(config, admin_password=kwargs.pop("admin_password", ADMIN_PASSWORD),
+                        **kwargs)
+        daemon.start()
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+@pytest.fixture
+def appliance(make_config, run_daemon):
+    """A daemon with no connections: messages are accepted and wait (store-and-forward)."""
+    daemon = run_daemon(make_config())
+    return daemon, Api(daemon.port)
