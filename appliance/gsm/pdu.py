@@ -101,15 +101,24 @@ def _status_report(reader: Reader, first: int, smsc: str | None) -> Pdu:
     status = reader.octet("TP-ST")
     fields = dict(smsc=smsc, number=number, number_type=toa, message_reference=reference,
                   scts=scts, discharge_time=discharge, status=status)
-    optional = _read_status_report_extras(reader, first)
+    optional = _status_report_extras(reader, first)
     if optional is None:
         return Pdu("status_report", **fields)
     pid, dcs, body = optional
     return _with_body("status_report", body, pid=pid, dcs=dcs, **fields)
 
 
+def _status_report_extras(reader: Reader, first: int) -> tuple[int, int, UserData] | None:
+    """TP-PI and what it announces (TS 23.040 §9.2.2.3). They are optional and absent in
+    most real reports; a garbled tail (some networks pad with FF) must not lose the
+    report itself, so it is ignored rather than raised."""
+    try:
+        return _read_status_report_extras(reader, first)
+    except PduError:
+        return None
+
+
 def _read_status_report_extras(reader: Reader, first: int) -> tuple[int, int, UserData] | None:
-    """TP-PI and what it announces (TS 23.040 §9.2.2.3); absent in most real reports."""
     if reader.remaining() == 0:
         return None
     indicator = reader.octet("TP-PI")
@@ -117,9 +126,11 @@ def _read_status_report_extras(reader: Reader, first: int) -> tuple[int, int, Us
         reader.octet("TP-PI extension")
     pid = reader.octet("TP-PID") if indicator & 0x01 else 0
     dcs = reader.octet("TP-DCS") if indicator & 0x02 else 0
-    if not indicator & 0x04:
-        return None if not indicator & 0x03 else (pid, dcs, UserData(b"", "gsm7", None, b""))
-    return pid, dcs, read_user_data(reader, parse_dcs(dcs), bool(first & _UDHI))
+    if indicator & 0x04:
+        return pid, dcs, read_user_data(reader, parse_dcs(dcs), bool(first & _UDHI))
+    if indicator & 0x03:
+        return pid, dcs, UserData(b"", parse_dcs(dcs).encoding, None, b"")
+    return None
 
 
 def _with_body(kind: str, body: UserData, *, dcs: int, **fields) -> Pdu:
