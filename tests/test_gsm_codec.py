@@ -156,3 +156,67 @@ def test_malformed_pdus_raise_pdu_error_saying_why(bad, why):
 
 def test_tpdu_length_skips_the_smsc_field():
     assert tpdu_length("07917283010010F5040BC87238880900F10000993092516195800AE8329BFD4697D9EC37") == 28
+
+
+# -- more of TS 23.040 ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("vp, seconds", [
+    (0, 5 * 60), (143, 12 * 3600), (144, 12 * 3600 + 1800), (167, 24 * 3600),
+    (168, 2 * 86400), (196, 30 * 86400), (197, 5 * 7 * 86400), (255, 63 * 7 * 86400),
+])
+def test_ts_23040_relative_validity_table(vp, seconds):
+    # TS 23.040 §9.2.3.12.1: the four ranges of the relative TP-VP octet.
+    pdu_hex = encode_part("+1555", text="x", validity=seconds)
+    assert pdu_hex[18:20] == f"{vp:02X}"      # 00 11 00 04 91 5155 00 00 VP ...
+    assert decode(pdu_hex).validity == seconds
+
+
+def test_ts_23040_negative_time_zone():
+    # TS 23.040 §9.2.3.11: bit 3 of the time zone's first semi-octet is the sign.
+    # Octet 0x29: low semi-octet 9 = sign bit 8 + tens digit 1, high semi-octet 2 = units,
+    # so -12 quarter hours, UTC-03:00.
+    scts = datetime(2021, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=-3)))
+    pdu_hex = encode_deliver("+1555", "x", scts=scts)
+    assert "12203040506029" in pdu_hex
+    assert decode(pdu_hex).scts.utcoffset() == timedelta(hours=-3)
+
+
+def test_extra_udh_goes_after_the_concat_ie():
+    pdu_hex = encode_part("+1555", text="t" * 140, concat=(5, 2, 2, 8),
+                          udh=bytes.fromhex("050400E20000"))
+    assert "0B0003050202050400E20000" in pdu_hex   # UDHL 0B, concat IE, then port IE
+    pdu = decode(pdu_hex)
+    assert pdu.concat == (5, 2, 2, 8) and pdu.ports == (0xE2, 0)
+    assert pdu.udh == bytes.fromhex("050400E20000") and pdu.text == "t" * 140
+
+
+def test_dcs_override_is_written_as_given():
+    assert decode(encode_part("+1555", text="x", dcs=0xF0)).dcs == 0xF0
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: encode_part("+1555", text="x", udh=b"\x05\x04\x00"), "UDH element"),
+    (lambda: encode_part("TwelveChars!", text="x"), "at most 11"),
+    (lambda: encode_part("+1555", text="x", validity=-1), "negative"),
+    (lambda: encode_part("+1555", text="x", message_reference=256), "TP-MR"),
+    (lambda: encode_part("+1555", text="x", concat=(1, 2, 3, 8)), "part 3 of 2"),
+    (lambda: encode_part("+1555", text="x", concat=(300, 2, 1, 8)), "8 bits"),
+    (lambda: encode_part("+1555", text="x", encoding="utf8"), "encoding"),
+    (lambda: encode_part("+" + "1" * 21, text="x"), "digits"),
+    (lambda: segments("x", encoding="8bit"), "gsm7"),
+])
+def test_bad_parameters_raise_encoding_error_saying_why(call, message):
+    with pytest.raises(EncodingError, match=message):
+        call()
+
+
+def test_encoding_error_is_a_value_error():
+    assert issubclass(EncodingError, ValueError)
+
+
+def test_status_report_with_garbled_optional_tail_still_decodes():
+    report = encode_status_report("+1555", message_reference=9, status=0,
+                                  scts=datetime(2024, 1, 1, tzinfo=CET),
+                                  discharge_time=datetime(2024, 1, 1, tzinfo=CET))
+    pdu = decode(report + "FFFF")
+    assert pdu.status == 0 and pdu.message_reference == 9

@@ -18,7 +18,9 @@ MAX_ALPHANUMERIC_SEPTETS = 11
 
 # Semi-octet values 0xA-0xE carry these (TS 23.040 §9.1.2.3); 0xF is the filler.
 _SEMI_OCTET_CHARS = "0123456789*#abc"
-_DIGITS_RE = re.compile(r"\+?[0-9*#abc]+")
+# What we send as a number; anything else is an alphanumeric name. (Semi-octets a-c
+# exist but are never dialled, and would turn a sender like "cab" into digits.)
+_DIGITS_RE = re.compile(r"\+?[0-9*#]+")
 
 
 def encode_semi_octets(digits: str) -> bytes:

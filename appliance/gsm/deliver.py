@@ -26,8 +26,7 @@ def encode_deliver(sender: str, text: str | None = None, *, data: bytes = b"",
                    pid: int = 0, dcs: int | None = None) -> str:
     """One SMS-DELIVER as upper-case hex with the SMSC field. Text without an encoding
     gets GSM 7-bit or UCS-2; no text means 8-bit `data`."""
-    encoding = "8bit" if text is None and encoding is None else (
-        encoding if encoding == "8bit" else choose_encoding(text or "", encoding))
+    encoding = _deliver_encoding(text, encoding)
     ies = build_header(concat, udh)
     udl, user_data = build_user_data(encoding, text, data, ies)
     coding = build_dcs(encoding, msg_class) if dcs is None else check_octet(dcs, "TP-DCS")
@@ -35,6 +34,12 @@ def encode_deliver(sender: str, text: str | None = None, *, data: bytes = b"",
     tpdu = (bytes((first,)) + encode_address(sender) + bytes((check_octet(pid, "TP-PID"), coding))
             + encode_scts(scts) + bytes((udl,)) + user_data)
     return (encode_smsc(smsc) + tpdu).hex().upper()
+
+
+def _deliver_encoding(text: str | None, encoding: str | None) -> str:
+    if encoding == "8bit" or (text is None and encoding is None):
+        return "8bit"
+    return choose_encoding(text or "", encoding)
 
 
 def encode_status_report(recipient: str, *, message_reference: int, status: int,

@@ -101,5 +101,8 @@ def strip_concat(header: bytes) -> bytes:
 def build_header(concat: tuple[int, int, int, int] | None, extra: bytes = b"") -> bytes:
     """Header IEs for one part: the concat IE first, then the caller's own IEs."""
     extra = bytes(extra)
-    parse_ies(extra)   # refuse a malformed extra header early, with a clear message
+    try:
+        parse_ies(extra)   # refuse a malformed caller header here, not on the handset
+    except PduError as exc:
+        raise EncodingError(f"extra UDH: {exc}") from None
     return (concat_ie(*concat) if concat else b"") + extra
