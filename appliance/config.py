@@ -33,6 +33,7 @@ class HttpConfig:
     tls_cert: str = ""
     tls_key: str = ""
     threads: int = 16
+    engine: str = "waitress"          # or "wsgiref" (stdlib, thread per connection)
     login_failures_per_minute: int = 10
 
 

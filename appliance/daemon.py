@@ -144,7 +144,8 @@ class Daemon:
         sockets = [listen_socket(http.host, http.port)]
         sockets += [listen_socket(http.host, p) for p in http.extra_ports]
         tls = (http.tls_cert, http.tls_key) if http.tls_cert else None
-        self.http = HttpServer(make_app(self.services), sockets, threads=http.threads, tls=tls)
+        self.http = HttpServer(make_app(self.services), sockets, threads=http.threads, tls=tls,
+                               engine=http.engine)
         self.http.start()
         log.info("daemon: HTTP API on %s port %s", http.host, ", ".join(map(str, self.http.ports)))
 

@@ -63,6 +63,8 @@ class Documents:
         Path(state_dir).mkdir(parents=True, exist_ok=True)
         self._db = TinyDB(str(Path(state_dir) / DOCS_NAME), storage=AtomicJSONStorage)
         self._lock = threading.RLock()
+        # Read on every API request (login); the file only changes through this object.
+        self._cache: dict[tuple[str, str], dict | None] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -74,18 +76,25 @@ class Documents:
 
     def get(self, table: str, name: str) -> dict | None:
         with self._lock:
-            doc = self._db.table(table).get(Query().name == name)
+            key = (table, name)
+            if key not in self._cache:
+                doc = self._db.table(table).get(Query().name == name)
+                self._cache[key] = dict(doc) if doc else None
+            doc = self._cache[key]
             return dict(doc) if doc else None
 
     def put(self, table: str, doc: dict) -> None:
         """Insert or replace the document with this `name`."""
         with self._lock:
+            self._cache.clear()
             self._db.table(table).upsert(doc, Query().name == doc["name"])
 
     def update(self, table: str, name: str, changes: dict) -> bool:
         with self._lock:
+            self._cache.clear()
             return bool(self._db.table(table).update(changes, Query().name == name))
 
     def remove(self, table: str, name: str) -> bool:
         with self._lock:
+            self._cache.clear()
             return bool(self._db.table(table).remove(Query().name == name))
