@@ -10,7 +10,8 @@ from hypothesis import given, settings, strategies as st
 from appliance.gsm import (PduError, decode, encode_deliver, encode_submit, segments,
                            tpdu_length)
 from appliance.gsm.alphabet import EXTENSION_CHARACTERS, GSM_CHARACTERS
-from appliance.gsm.reader import octets_from_hex
+from appliance.gsm.address import read_address
+from appliance.gsm.reader import Reader, octets_from_hex
 
 _VECTOR_FILE = Path(__file__).resolve().parent / "vectors" / "real-pdus.json"
 VECTORS = json.loads(_VECTOR_FILE.read_text(encoding="utf-8"))["vectors"]
@@ -32,8 +33,14 @@ numbers = st.one_of(international, national)
 
 
 def _user_data_within_limits(pdu_hex: str) -> bool:
-    tpdu = octets_from_hex(pdu_hex)[1:]   # encode_* always writes SMSC 00 here
-    return tpdu_length(pdu_hex) == len(tpdu) and len(tpdu) <= 176
+    """Walk the SMS-SUBMIT to TP-UDL; the user data must fit 140 octets / 160 septets."""
+    reader = Reader(octets_from_hex(pdu_hex)[1:])   # encode_submit writes SMSC 00 here
+    reader.take(2, "first octet, TP-MR")
+    read_address(reader, "TP-DA")
+    _pid, dcs, udl = reader.take(3, "PID, DCS, UDL")
+    ud_octets = reader.remaining()
+    septets = dcs & 0x0C == 0
+    return ud_octets <= 140 and (udl <= 160 if septets else udl == ud_octets)
 
 
 @FAST
@@ -47,6 +54,7 @@ def test_submit_round_trip(number, text, concat_16bit):
     assert len(pdus) == plan.count
     assert [d.text for d in decoded] == plan.parts
     assert all(_user_data_within_limits(p) for p in pdus)
+    assert all(tpdu_length(p) == len(p) // 2 - 1 for p in pdus)
     if len(pdus) > 1:
         bits = 16 if concat_16bit else 8
         assert [d.concat for d in decoded] == [(7, len(pdus), i, bits)

@@ -71,6 +71,13 @@ def test_timeout_delivers_what_arrived_with_markers(clock):
     assert reassembler.expire() == []
 
 
+def test_explicit_arrival_time_drives_the_timeout(clock):
+    reassembler = Reassembler(timeout=60, clock=clock)
+    reassembler.add(fragment(1, "a", total=2), now=100.0)
+    assert reassembler.expire(now=159.0) == []
+    assert [m.text for m in reassembler.expire(now=161.0)] == ["a" + missing_marker(2, 2)]
+
+
 def test_state_survives_a_restart_through_the_store(clock):
     store = MemoryFragmentStore()
     Reassembler(store, clock=clock).add(fragment(1, "before "))

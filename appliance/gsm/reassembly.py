@@ -79,9 +79,10 @@ class Reassembler:
         self.timeout = timeout
         self.clock = clock or SYSTEM_CLOCK
 
-    def add(self, fragment: InboundFragment) -> InboundFragment | None:
+    def add(self, fragment: InboundFragment, now: float | None = None) -> InboundFragment | None:
         """The whole message when `fragment` completes it (or is a single SMS), else None.
-        A repeated part (same seq) is ignored: the first copy wins."""
+        A repeated part (same seq) is ignored: the first copy wins. `now` (wall time)
+        defaults to the clock's."""
         if fragment.concat is None:
             return fragment
         ref, total, seq, ref_bits = fragment.concat
@@ -91,7 +92,7 @@ class Reassembler:
         stored = self.store.get(key)
         if seq in stored:
             return None
-        self.store.put(key, seq, fragment, self.clock.now())
+        self.store.put(key, seq, fragment, self.clock.now() if now is None else now)
         if len(stored) + 1 < total:
             return None
         return join(self.store.pop(key), total)
