@@ -66,18 +66,26 @@ def to_septets(text: str) -> list[int]:
 
 
 def from_septets(septets: list[int] | bytes) -> str:
-    """Text for septet values. An unknown escape shows the default character (TS 23.038)."""
+    """Text for septet values; a trailing lone ESC is dropped."""
     chars: list[str] = []
     escaped = False
     for code in septets:
         if escaped:
-            chars.append(EXTENSION_TABLE.get(code, DEFAULT_TABLE[code] if code != ESC else " "))
+            chars.append(_escaped_char(code))
             escaped = False
         elif code == ESC:
             escaped = True
         else:
             chars.append(DEFAULT_TABLE[code])
     return "".join(chars)
+
+
+def _escaped_char(code: int) -> str:
+    """TS 23.038 §6.2.1.1: an escape the handset does not know shows the default-table
+    character; ESC ESC (reserved for another extension table) shows a space."""
+    if code == ESC:
+        return " "
+    return EXTENSION_TABLE.get(code, DEFAULT_TABLE[code])
 
 
 def _not_encodable(text: str) -> EncodingError:
