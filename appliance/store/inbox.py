@@ -69,7 +69,7 @@ def _frag_load(text: str) -> InboundFragment:
 
 def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0) -> str | None:
     """Keep a received SMS; returns the inbox message id once it is whole."""
-    joined = _reassembler(conn, timeout).add(fragment)
+    joined = _reassembler(conn, timeout).add(fragment, now)
     return _store_inbound(conn, joined, now) if joined is not None else None
 
 
