@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import re
 import uuid
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
 from appliance import gsm
+from appliance.gsm import segment as gsm_segment
+from appliance.gsm import udh as gsm_udh
+from appliance.gsm import wap as gsm_wap
 from appliance.errors import ValidationError
 from appliance.model import Priority
 
@@ -44,6 +48,7 @@ class Submission:
     smpp_params: dict = field(default_factory=dict)
     client_ref: str = ""              # the client's own id, echoed back where a dialect has one
     message_id: str = ""              # a client-chosen id (Ozeki 10 JSON) or a new GUID
+    dedupe_window: float | None = None  # seconds; None = the journal's configured window
 
 
 @dataclass(frozen=True)
@@ -112,9 +117,13 @@ def parse_text_type(messagetype: str) -> tuple[str | None, int | None]:
     return encoding, msg_class
 
 
-# Other message types (binary, WAP push) register a builder here: messagetype prefix ->
-# function(submission) -> (parts, msg_class, encoding).
+# Other message types (binary, WAP push) register a builder here: exact messagetype name
+# (upper case) -> function(submission) -> (parts, msg_class, encoding).
 PAYLOAD_BUILDERS: dict[str, object] = {}
+
+# The message types every dialect may ask for (http-api.md §2.7 minimum set). Text types
+# are matched by `parse_text_type`; these are the others.
+MAX_BINARY_OCTETS = 140
 
 
 def _text_parts(sub: Submission) -> tuple[tuple[PartSpec, ...], int | None, str]:
@@ -133,18 +142,109 @@ def _text_parts(sub: Submission) -> tuple[tuple[PartSpec, ...], int | None, str]
     return parts, msg_class, seg.encoding
 
 
+def _hex_field(root, name: str, *, required: bool = False) -> bytes:
+    node = root.find(name)
+    text = re.sub(r"\s+", "", node.text or "") if node is not None else ""
+    if not text:
+        if required:
+            raise ValidationError("bad_binary", f"<{name}> is missing in the SMS:BINARY:XML "
+                                  "document", "messagedata")
+        return b""
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise ValidationError("bad_binary", f"<{name}> is not hexadecimal", "messagedata") \
+            from None
+
+
+def _xml_root(text: str, what: str):
+    if not (text or "").strip():
+        raise ValidationError("empty_text", f"{what} document is empty", "messagedata")
+    if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
+        raise ValidationError("bad_binary", "DTDs are not accepted in message documents",
+                              "messagedata")
+    try:
+        return ElementTree.fromstring(text.strip())
+    except ElementTree.ParseError as exc:
+        raise ValidationError("bad_binary", f"{what} is not well-formed XML: {exc}",
+                              "messagedata") from None
+
+
+def _binary_xml_parts(sub: Submission):
+    """`<sms><pid>HH</pid><dcs>HH</dcs><udh>HEX</udh><ud>HEX</ud></sms>`: one 8-bit SMS."""
+    root = _xml_root(sub.text, "SMS:BINARY:XML")
+    if root.tag.lower() != "sms":
+        raise ValidationError("bad_binary", "SMS:BINARY:XML must be an <sms> document",
+                              "messagedata")
+    ud = _hex_field(root, "ud", required=True)
+    udh = _hex_field(root, "udh")
+    if udh and udh[0] == len(udh) - 1:
+        udh = udh[1:]            # the document carries the UDHL octet; parts keep IEs only
+    pid = _hex_field(root, "pid")
+    dcs = _hex_field(root, "dcs")
+    if len(pid) > 1 or len(dcs) > 1:
+        raise ValidationError("bad_binary", "<pid> and <dcs> are one octet each", "messagedata")
+    if len(ud) + (len(udh) + 1 if udh else 0) > MAX_BINARY_OCTETS:
+        raise ValidationError("text_too_long", f"binary SMS is limited to {MAX_BINARY_OCTETS} "
+                              "octets of UDH and data", "messagedata")
+    msg_class = None
+    dcs_value = dcs[0] if dcs else None
+    if dcs_value is not None and dcs_value & 0x10:
+        msg_class = dcs_value & 0x03
+    part = PartSpec(seq=1, total=1, encoding="8bit", data=ud, udh=udh,
+                    pid=pid[0] if pid else 0, dcs=dcs_value)
+    return (part,), msg_class, "8bit"
+
+
+def _wap_parts(sub: Submission):
+    """SMS:WAPPUSH (<si>) and SMS:WAPPUSH:SL (<sl>): WBXML over WDP ports 2948 <- 9200."""
+    _xml_root(sub.text, "WAP push")          # well-formed and DTD-free before the codec
+    try:
+        payload = gsm.from_ozeki_xml(sub.text.strip())
+        udh = gsm_udh.port_ie(gsm_wap.WDP_PUSH_PORT, gsm_wap.WDP_SOURCE_PORT)
+        chunks = gsm_segment.split_binary(payload, len(udh))
+    except gsm.EncodingError as exc:
+        raise ValidationError("bad_binary", f"WAP push: {exc}", "messagedata") from None
+    wanted_sl = sub.messagetype.upper() == "SMS:WAPPUSH:SL"
+    is_sl = sub.text.lstrip().startswith("<sl")
+    if wanted_sl != is_sl:
+        raise ValidationError("bad_binary", "SMS:WAPPUSH takes an <si> document, "
+                              "SMS:WAPPUSH:SL an <sl> document", "messagedata")
+    if len(chunks) > MAX_PARTS:
+        raise ValidationError("text_too_long", "WAP push document is too long", "messagedata")
+    parts = tuple(PartSpec(seq=i + 1, total=len(chunks), encoding="8bit", data=c, udh=udh)
+                  for i, c in enumerate(chunks))
+    return parts, None, "8bit"
+
+
+PAYLOAD_BUILDERS.update({
+    "SMS:BINARY:XML": _binary_xml_parts,
+    "SMS:WAPPUSH": _wap_parts,
+    "SMS:WAPPUSH:SI": _wap_parts,
+    "SMS:WAPPUSH:APPLICATION/VND.WAP.SIC": _wap_parts,
+    "SMS:WAPPUSH:SL": _wap_parts,
+})
+
+
+def wap_si_document(url: str, text: str, action: str = "signal-medium") -> str:
+    """The SMS:WAPPUSH document for a link and its display text (bulksms type 4)."""
+    element = ElementTree.Element("indication", href=url, action=action)
+    element.text = text
+    root = ElementTree.Element("si")
+    root.append(element)
+    return ElementTree.tostring(root, encoding="unicode")
+
+
 def _builder_for(messagetype: str):
-    upper = (messagetype or "SMS:TEXT").upper()
-    for prefix, builder in PAYLOAD_BUILDERS.items():
-        if upper.startswith(prefix):
-            return builder
-    return _text_parts
+    upper = (messagetype or "SMS:TEXT").strip().upper()
+    return PAYLOAD_BUILDERS.get(upper, _text_parts)
 
 
 def prepare(sub: Submission) -> NewMessage:
     """Validate a submission and split it into parts. Raises ValidationError."""
     sub.recipient = normalize_recipient(sub.recipient)
     sub.originator = check_originator(sub.originator)
+    sub.messagetype = (sub.messagetype or "SMS:TEXT").strip()
     parts, msg_class, encoding = _builder_for(sub.messagetype)(sub)
     message_id = sub.message_id or str(uuid.uuid4())
     return NewMessage(id=message_id, submission=sub, parts=parts, msg_class=msg_class,

@@ -122,13 +122,15 @@ class Journal:
             return ValidationError("duplicate_id", f"message id {msg.id} already exists", "id")
 
     def _check_duplicate(self, conn, msg: NewMessage, now: float) -> None:
-        if self.dedupe_window <= 0:
-            return
         sub = msg.submission
+        window = getattr(sub, "dedupe_window", None)
+        window = self.dedupe_window if window is None else window
+        if window <= 0:
+            return
         row = conn.execute(
             "SELECT 1 FROM messages WHERE direction='out' AND user=? AND recipient=? "
             "AND created>=? AND body=? LIMIT 1",
-            (sub.user, sub.recipient, now - self.dedupe_window, sub.text)).fetchone()
+            (sub.user, sub.recipient, now - window, sub.text)).fetchone()
         if row:
             raise ValidationError("duplicate", "the same message was sent to this recipient "
                                   "moments ago", "messagedata")
@@ -308,6 +310,21 @@ class Journal:
 
     def purge_deleted(self, user: str | None, folder: str) -> int:
         return self._write(lambda conn: inbox.purge(conn, user, folder))
+
+    def summary(self, direction: str, *, user: str | None = None, connection: str | None = None,
+                since: float | None = None, until: float | None = None) -> list[dict]:
+        """Message counts per user (and parts) for the reporting API; read-only."""
+        where, params = ["direction=?"], [direction]
+        for column, value, op in (("user", user, "="), ("connection", connection, "="),
+                                  ("created", since, ">="), ("created", until, "<")):
+            if value is not None:
+                where.append(f"{column}{op}?")
+                params.append(value)
+        return [dict(r) for r in self.query(
+            "SELECT user, count(*) AS messages, coalesce(sum(parts_total),0) AS parts,"
+            " sum(state IN ('submitted','delivered')) AS sent,"
+            " sum(state IN ('failed','undelivered','expired')) AS notsent"
+            f" FROM messages WHERE {' AND '.join(where)} GROUP BY user ORDER BY user", params)]
 
     def stats(self) -> dict:
         rows = self.query("SELECT state, count(*) AS n FROM parts GROUP BY state")
