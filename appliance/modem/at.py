@@ -1,0 +1,280 @@
+"""AT transport over one serial port: command/response framing, the `> ` prompt, URCs.
+
+The only module that imports pyserial. One thread (the modem worker) owns an AtPort;
+nothing here starts threads. Lines that arrive while no command waits for them, or that
+carry a URC prefix the running command did not ask for, are queued as `Urc`s.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import serial
+
+from appliance.errors import ApplianceError
+
+log = logging.getLogger("appliance.modem")
+
+CTRL_Z = b"\x1a"
+ESC = b"\x1b"
+
+# URCs whose text continues on the next line (the PDU).
+_TWO_LINE_URCS = ("+CMT:", "+CDS:")
+_URC_PREFIXES = (
+    "+CMTI:", "+CMT:", "+CDS:", "+CDSI:", "+CUSD:", "+CREG:", "+CGREG:", "+CEREG:",
+    "+CPIN:", "+CFUN:", "+QIND:", "+QUSIM:", "+CRING:", "+CLIP:", "+CIEV:", "+PACSP",
+    "^BOOT:", "^RSSI:", "^MODE:", "^SRVST:", "^SIMST:", "^HCSQ:", "^RSSILVL:", "#QSS:",
+)
+_URC_WORDS = {"RING", "RDY", "SMS DONE", "PB DONE", "SMS Ready", "Call Ready", "NO CARRIER",
+              "POWERED DOWN", "NORMAL POWER DOWN"}
+_FINAL_OK = {"OK"}
+_FINAL_ERROR = re.compile(r"^(ERROR|\+CME ERROR: ?(.*)|\+CMS ERROR: ?(.*)|COMMAND NOT SUPPORT|TOO MANY PARAMETERS)$")
+_LINE_END = re.compile(rb"[\r\n]")
+_SECRET_COMMANDS = re.compile(r'^(AT\+CPIN=|AT\+CLCK=|AT\+CPWD=)(.*)$', re.IGNORECASE)
+
+
+class PortGone(ApplianceError):
+    """The serial device vanished or failed (unplugged, re-enumerating, closed)."""
+
+
+class AtTimeout(ApplianceError):
+    """No final result in time: the modem may hang. Keeps what it had read."""
+
+    def __init__(self, command: str, lines: list[str]):
+        super().__init__(f"no answer to {redact(command)}")
+        self.command = command
+        self.lines = lines
+
+
+class AtCommandError(ApplianceError):
+    """A final error result. `kind` is ERROR, CME or CMS; `code` the number when given."""
+
+    def __init__(self, command: str, kind: str, code: int | None, text: str = ""):
+        super().__init__(f"{redact(command)}: {kind} {code if code is not None else text}".strip())
+        self.command = command
+        self.kind = kind
+        self.code = code
+        self.text = text
+
+
+@dataclass(frozen=True)
+class Urc:
+    line: str
+    body: str = ""    # the PDU line of +CMT / +CDS
+
+
+def redact(command: str) -> str:
+    """Commands as they may appear in logs: PINs and passwords replaced."""
+    match = _SECRET_COMMANDS.match(command)
+    return f"{match.group(1)}****" if match else command
+
+
+def open_port(url: str, baudrate: int = 115200, *, exclusive: bool = True) -> "AtPort":
+    """Open a device path or any pyserial URL. `exclusive` keeps a second process off it."""
+    try:
+        kwargs = {"exclusive": True} if exclusive and not _is_url(url) else {}
+        link = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05, write_timeout=5,
+                                     **kwargs)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise PortGone(f"cannot open {url}: {exc}") from exc
+    return AtPort(link)
+
+
+def _is_url(url: str) -> bool:
+    return "://" in url
+
+
+class AtPort:
+    """Framing over an open pyserial object (anything with read/write/in_waiting/close)."""
+
+    def __init__(self, link):
+        self.link = link
+        self._buffer = b""
+        self._urcs: deque[Urc] = deque()
+        self.noise_lines = 0
+
+    # -- public ---------------------------------------------------------------
+
+    def command(self, command: str, timeout: float = 5.0) -> list[str]:
+        """Send one command; return its information lines; raise on an error result."""
+        self.drain()
+        self._write(command.encode("ascii") + b"\r")
+        return self._collect(command, time.monotonic() + timeout)
+
+    def command_with_prompt(self, command: str, payload: str, timeout: float) -> list[str]:
+        """AT+CMGS style: send the command, wait for `> `, send payload + Ctrl-Z."""
+        self.drain()
+        self._write(command.encode("ascii") + b"\r")
+        deadline = time.monotonic() + min(timeout, 10.0)
+        if not self._wait_prompt(command, deadline):
+            self._write(ESC)   # leave the modem in command mode, not in text entry
+            raise AtTimeout(command, [])
+        self._write(payload.encode("ascii") + CTRL_Z)
+        return self._collect(command, time.monotonic() + timeout)
+
+    def read_urcs(self, timeout: float = 0.0) -> list[Urc]:
+        """URCs already queued plus any arriving within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._next_line(deadline)
+            if line is None:
+                break
+            if self._is_urc(line, None) or _is_final(line):
+                self._queue_urc(line, deadline + 1.0)
+            elif line:
+                log.debug("stray line %r", line)
+        return self._take_urcs()
+
+    def drain(self) -> None:
+        """Read what is pending so a late answer never ends the next command."""
+        self.read_urcs(0.0)
+
+    def pending_urcs(self) -> list[Urc]:
+        return self._take_urcs()
+
+    def close(self) -> None:
+        try:
+            self.link.close()
+        except (serial.SerialException, OSError):
+            pass
+
+    # -- framing --------------------------------------------------------------
+
+    def _collect(self, command: str, deadline: float) -> list[str]:
+        expected = expected_prefix(command)
+        lines: list[str] = []
+        while True:
+            line = self._next_line(deadline)
+            if line is None:
+                raise AtTimeout(command, lines)
+            if not line or _is_echo(line, command):
+                continue
+            if line in _FINAL_OK:
+                return lines
+            error = _FINAL_ERROR.match(line)
+            if error:
+                raise _command_error(command, line, error)
+            if self._is_urc(line, expected):
+                self._queue_urc(line, deadline)
+            else:
+                lines.append(line)
+
+    def _wait_prompt(self, command: str, deadline: float) -> bool:
+        while time.monotonic() < deadline:
+            if self._take_prompt():
+                return True
+            line = self._pop_line()
+            if line is not None:
+                if _FINAL_ERROR.match(line):
+                    raise _command_error(command, line, _FINAL_ERROR.match(line))
+                if line and self._is_urc(line, None):
+                    self._queue_urc(line, deadline)
+                continue
+            self._fill()
+        return self._take_prompt()
+
+    def _take_prompt(self) -> bool:
+        stripped = self._buffer.lstrip(b"\r\n")
+        if stripped.startswith(b">"):
+            self._buffer = stripped[1:].lstrip(b" ")
+            return True
+        return False
+
+    def _next_line(self, deadline: float) -> str | None:
+        """The next non-noise line, or None when the deadline passes first."""
+        while True:
+            line = self._pop_line()
+            if line is not None:
+                if _is_noise(line):
+                    self.noise_lines += 1
+                    continue
+                return line
+            if time.monotonic() >= deadline:
+                return None
+            self._fill()
+
+    def _pop_line(self) -> str | None:
+        match = _LINE_END.search(self._buffer)
+        if not match:
+            return None
+        raw, self._buffer = self._buffer[:match.start()], self._buffer[match.end():]
+        return raw.decode("ascii", errors="replace").strip()
+
+    def _fill(self) -> None:
+        try:
+            chunk = self.link.read(max(1, self.link.in_waiting))
+        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            raise PortGone(str(exc)) from exc
+        self._buffer += chunk
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.link.write(data)
+            self.link.flush()
+        except (serial.SerialException, OSError) as exc:
+            raise PortGone(str(exc)) from exc
+
+    # -- URCs -----------------------------------------------------------------
+
+    def _is_urc(self, line: str, expected: str | None) -> bool:
+        if expected and line.startswith(expected):
+            return False
+        return line.startswith(_URC_PREFIXES) or line in _URC_WORDS
+
+    def _queue_urc(self, line: str, deadline: float) -> None:
+        if _is_final(line):
+            log.debug("late final result %r dropped", line)
+            return
+        body = ""
+        if line.startswith(_TWO_LINE_URCS):
+            body = self._body_line(max(deadline, time.monotonic() + 1.0))
+        self._urcs.append(Urc(line, body))
+
+    def _body_line(self, deadline: float) -> str:
+        while True:
+            line = self._next_line(deadline)
+            if line != "":
+                return line or ""
+
+    def _take_urcs(self) -> list[Urc]:
+        urcs = list(self._urcs)
+        self._urcs.clear()
+        return urcs
+
+
+def expected_prefix(command: str) -> str | None:
+    """`AT+CSQ` -> `+CSQ`: information lines the command itself answers with."""
+    match = re.match(r"^AT([+^#$][A-Z0-9]+)", command, re.IGNORECASE)
+    return match.group(1).upper() if match else None
+
+
+def _is_echo(line: str, command: str) -> bool:
+    return line.upper().startswith("AT") and line.upper() == command.upper()[: len(line)]
+
+
+def _is_final(line: str) -> bool:
+    return line in _FINAL_OK or bool(_FINAL_ERROR.match(line))
+
+
+def _is_noise(line: str) -> bool:
+    """Bytes that are not printable ASCII: line noise, boot garbage, a wrong baud rate."""
+    return any(ch == "\ufffd" or (ord(ch) < 32 and ch != "\t") for ch in line)
+
+
+def _command_error(command: str, line: str, match: re.Match) -> AtCommandError:
+    if line.startswith("+CME"):
+        return AtCommandError(command, "CME", _code(match.group(2)), match.group(2) or "")
+    if line.startswith("+CMS"):
+        return AtCommandError(command, "CMS", _code(match.group(3)), match.group(3) or "")
+    return AtCommandError(command, "ERROR", None, line)
+
+
+def _code(text: str | None) -> int | None:
+    try:
+        return int((text or "").strip())
+    except ValueError:
+        return None

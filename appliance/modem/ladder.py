@@ -1,0 +1,148 @@
+"""The recovery ladder: each rung is harsher than the last (field-notes §4.2).
+
+    reopen (only after the port vanished or the modem rebooted by itself)
+    cfun_radio       AT+CFUN=0, AT+CFUN=1: radio off/on, cures most registration stalls
+    cfun_reset       AT+CFUN=1,1: module reset; it re-enumerates on USB
+    usb_reauthorize  sysfs authorized 0/1: logical unplug, no power cut
+    power_cycle      GPIO power cut or PWRKEY pulse
+
+A rung that cannot apply (no sysfs device, no pin) is skipped without counting. After a
+rung ran, the modem must answer init again (and register, if registration was the
+problem) for the rung to count as the cure. Each rung is logged with slot, reason, result.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from appliance.modem.at import AtCommandError, AtTimeout, PortGone
+from appliance.modem.errors import InitFailed
+from appliance.modem.usb import find_usb_device, reauthorize
+
+log = logging.getLogger("appliance.modem")
+
+STEPS = ("cfun_radio", "cfun_reset", "usb_reauthorize", "power_cycle")
+
+
+class Ladder:
+    def __init__(self, worker, *, port_gone: bool = False, rebooted: bool = False):
+        self.worker = worker
+        self.reason = worker._recovery_reason
+        self.needs_registration = "not registered" in self.reason
+        self.steps = (["reopen"] if port_gone or rebooted else []) + list(STEPS)
+        self.index = 0
+
+    def current(self) -> str:
+        return self.steps[self.index] if self.index < len(self.steps) else ""
+
+    def run_next(self) -> str:
+        """Run one rung: "recovered", "next" (try the following rung) or "exhausted"."""
+        if self.index >= len(self.steps):
+            return "exhausted"
+        step = self.steps[self.index]
+        self.index += 1
+        if self._attempt(step):
+            return "recovered"
+        return "exhausted" if self.index >= len(self.steps) else "next"
+
+    def _attempt(self, step: str) -> bool:
+        worker = self.worker
+        log.warning("%s: recovery step %s, because: %s", worker.slot, step, self.reason)
+        try:
+            done = getattr(self, "_" + step)()
+        except (AtTimeout, AtCommandError, PortGone, OSError) as exc:
+            worker.recoveries[step] += 1
+            log.warning("%s: recovery step %s failed: %s", worker.slot, step, exc)
+            return False
+        if done is None:
+            log.info("%s: recovery step %s skipped: not available on this slot", worker.slot, step)
+            return False
+        worker.recoveries[step] += 1
+        cured = self._modem_works()
+        log.warning("%s: recovery step %s (%s): %s", worker.slot, step, done,
+                    "recovered" if cured else "still not working")
+        return cured
+
+    # -- rungs: each returns what it did, or None when it cannot apply ------------------------
+
+    def _reopen(self) -> str:
+        return "reopened the port"
+
+    def _cfun_radio(self) -> str | None:
+        session = self._session()
+        if session is None:
+            return None
+        session.at("AT+CFUN=0", self.worker.timings.cfun)
+        session.at("AT+CFUN=1", self.worker.timings.cfun)
+        return "AT+CFUN=0 then AT+CFUN=1"
+
+    def _cfun_reset(self) -> str | None:
+        session = self._session()
+        if session is None:
+            return None
+        try:
+            session.at("AT+CFUN=1,1", self.worker.timings.cfun)
+        except PortGone:
+            pass            # the module reset before its OK left: that is success
+        self._wait_boot()
+        return "AT+CFUN=1,1"
+
+    def _usb_reauthorize(self) -> str | None:
+        worker = self.worker
+        device = find_usb_device(worker.config.modemorport, worker.sysfs_root,
+                                 worker.config.usb_device)
+        if device is None:
+            return None
+        worker._close_session()
+        reauthorize(device, worker.clock)
+        self._wait_boot()
+        return f"re-authorized {device.name}"
+
+    def _power_cycle(self) -> str | None:
+        worker = self.worker
+        if worker.power is None or not worker.power.available():
+            return None
+        worker._close_session()
+        done = worker.power.cycle()
+        self._wait_boot()
+        return done
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _session(self):
+        """The open session, or a fresh port for the AT rungs; None when it cannot open."""
+        worker = self.worker
+        if worker.session is not None and not _closed(worker.session.port):
+            return worker.session
+        try:
+            worker._open_and_init(wait=0)
+        except (PortGone, AtTimeout, AtCommandError, InitFailed):
+            return worker.session if worker.session and not _closed(worker.session.port) else None
+        return worker.session
+
+    def _wait_boot(self) -> None:
+        self.worker._close_session()
+        self.worker._sleep(self.worker.config.boot_seconds)
+
+    def _modem_works(self) -> bool:
+        worker = self.worker
+        try:
+            worker._open_and_init(wait=worker.timings.reopen)
+            return self._registers() if self.needs_registration else True
+        except (PortGone, AtTimeout, AtCommandError, InitFailed) as exc:
+            log.info("%s: modem not back yet: %s", worker.slot, exc)
+            return False
+
+    def _registers(self) -> bool:
+        worker = self.worker
+        deadline = worker.clock.monotonic() + worker.timings.registration
+        while True:
+            if worker.session.health(with_operator=False).registered:
+                return True
+            if worker.clock.monotonic() >= deadline:
+                return False
+            worker._sleep(1.0)
+
+
+def _closed(port) -> bool:
+    return not getattr(port.link, "is_open", True)

@@ -1,0 +1,597 @@
+"""One thread per modem: it owns the port, sends parts, takes inbound SMS and reports,
+checks health and balance, and climbs the recovery ladder when the modem misbehaves.
+
+States (explicit, shown in /status):
+
+    probing ──init ok──> ready ──hang / failures / no registration / port gone──> recovering
+       ^                   ^                                                        │ step n
+       │                   └─────────────────── step worked ─────────────────────────┤
+       └──── after failed_retry ──── failed <──── every step tried (alert) ──────────┘
+
+The ladder is in ladder.py; AT conversations in session.py; this file decides when.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+
+from appliance import gsm
+from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.model import OutPart
+from appliance.modem import ladder, probe
+from appliance.modem.at import AtCommandError, AtPort, AtTimeout, PortGone, Urc, open_port
+from appliance.modem.errors import InitFailed, SendFailure, classify
+from appliance.modem.pacing import Pacing
+from appliance.modem.power import PowerControl
+from appliance.modem.reports import to_fragment, to_report
+from appliance.modem.session import Health, ModemSession, Timings
+
+log = logging.getLogger("appliance.modem")
+
+PROBING, READY, RECOVERING, FAILED, STOPPED = "probing", "ready", "recovering", "failed", "stopped"
+MISSED_KEEPALIVES = 2          # one lost AT is noise; two in a row is a hang
+RACE_RETRIES = 3               # CMS 330/331/314 right after boot: wait and retry in place
+OPERATOR_EVERY = 6             # +COPS? is slower; ask every 6th health check
+ALERT_REPEAT_SECONDS = 6 * 3600
+
+
+class UssdError(Exception):
+    """The network refused, did not answer, or the modem is not ready."""
+
+
+@dataclass
+class _UssdRequest:
+    code: str
+    timeout: float
+    done: threading.Event = field(default_factory=threading.Event)
+    text: str = ""
+    error: str = ""
+
+
+class ModemWorker:
+    """A `model.Channel` over one GSM modem."""
+
+    def __init__(self, config, sink, *, clock: Clock = SYSTEM_CLOCK,
+                 power: PowerControl | None = None, sysfs_root: str = "/sys",
+                 on_alert=None, timings: Timings | None = None, pin_factory=None):
+        self.config = config
+        self.name = config.name
+        self.slot = config.slot or config.name
+        self.sink = sink
+        self.clock = clock
+        self.timings = timings or Timings()
+        self.power = power if power is not None else PowerControl.from_config(
+            config, clock=clock, pin_factory=pin_factory)
+        self.sysfs_root = sysfs_root
+        self.on_alert = on_alert
+        self.pacing = Pacing(clock, config.limittompm, config.random_delay_seconds,
+                             config.daily_limit)
+        self.state = STOPPED
+        self.step = ""
+        self.session: ModemSession | None = None
+        self.health = Health()
+        self.counters = collections.Counter()
+        self.recoveries = collections.Counter()
+        self.last_error = ""
+        self.balance: float | None = None
+        self.balance_text = ""
+        self.balance_at: float | None = None
+        self._requests: queue.Queue = queue.Queue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._heartbeat = time.monotonic()
+        self._missed_keepalives = 0
+        self._send_failures = 0
+        self._unregistered_since: float | None = None
+        self._health_checks = 0
+        self._next_health = 0.0
+        self._next_sweep = 0.0
+        self._next_balance = 0.0
+        self._last_alert: dict[str, float] = {}
+        self._recovery_reason = ""
+        self._failed_at = 0.0
+
+    # -- Channel ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"modem-{self.slot}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        self._give_back_queued("the appliance is stopping")
+
+    def free_slots(self) -> int:
+        ready = (self.state == READY and self.health.registered and self.config.send
+                 and self._pending == 0 and self.pacing.may_send())
+        return 1 if ready else 0
+
+    def submit(self, part: OutPart) -> None:
+        with self._pending_lock:
+            self._pending += 1
+        self._requests.put(("send", part))
+
+    def alive(self) -> bool:
+        longest = max(self.config.submittimeout, self.timings.cfun, self.timings.ussd) + 30
+        return bool(self._thread and self._thread.is_alive()
+                    and time.monotonic() - self._heartbeat < longest)
+
+    def status(self) -> dict:
+        session = self.session
+        identity = session.identity if session else None
+        return {
+            "name": self.name, "slot": self.slot, "port": self.config.modemorport,
+            "state": self.state, "step": self.step,
+            "registered": self.health.registered,
+            "registration": self.health.registration_text(),
+            "registration_detail": dict(self.health.registration),
+            "signal": {"csq": self.health.csq, "dbm": probe.csq_to_dbm(self.health.csq)},
+            "operator": self.health.operator,
+            "imei": identity.imei if identity else "",
+            "model": f"{identity.manufacturer} {identity.model}".strip() if identity else "",
+            "balance": self.balance, "balance_text": self.balance_text,
+            "balance_at": self.balance_at,
+            "sent": self.counters["sent"], "failed": self.counters["failed"],
+            "received": self.counters["received"], "reports": self.counters["reports"],
+            "sent_today": self.pacing.sent_today, "daily_limit": self.config.daily_limit,
+            "recoveries": dict(self.recoveries), "last_error": self.last_error,
+        }
+
+    def run_ussd(self, code: str, timeout: float = 30.0) -> str:
+        """Run a USSD code on the worker thread (it owns the port); returns the decoded text."""
+        if self.state != READY:
+            raise UssdError(f"modem {self.slot} is {self.state}")
+        request = _UssdRequest(code, timeout)
+        self._requests.put(("ussd", request))
+        if not request.done.wait(timeout + self.config.submittimeout + 5):
+            raise UssdError(f"no USSD answer from {self.slot} within {timeout:g}s")
+        if request.error:
+            raise UssdError(request.error)
+        return request.text
+
+    # -- the thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._enter(PROBING)
+        handlers = {PROBING: self._probe, READY: self._serve, RECOVERING: self._recover_step,
+                    FAILED: self._wait_failed}
+        while not self._stop.is_set():
+            self._heartbeat = time.monotonic()
+            try:
+                handlers[self.state]()
+            except Exception as exc:     # one modem's bug must not end its thread
+                log.exception("%s: unexpected error in state %s", self.slot, self.state)
+                self._begin_recovery(f"internal error: {exc}")
+        self._close_session()
+        self._give_back_queued("the appliance is stopping")
+        self._enter(STOPPED)
+
+    def _enter(self, state: str, step: str = "") -> None:
+        if state != self.state or step != self.step:
+            log.info("%s: state %s%s", self.slot, state, f" ({step})" if step else "")
+        self.state, self.step = state, step
+
+    # -- probing ------------------------------------------------------------------------------
+
+    def _probe(self) -> None:
+        try:
+            self._open_and_init(wait=self.timings.reopen)
+        except InitFailed as exc:
+            if exc.fatal:
+                return self._fail(exc.reason)
+            return self._begin_recovery(f"init failed: {exc.reason}")
+        except (AtTimeout, PortGone, AtCommandError) as exc:
+            return self._begin_recovery(f"init failed: {exc}")
+        self._became_ready()
+
+    def _open_and_init(self, wait: float) -> None:
+        self._close_session()
+        port = self._open_port(wait)
+        self.session = ModemSession(port, self.config, self.timings, self.clock, self.slot)
+        self.session.initialize()
+
+    def _open_port(self, wait: float) -> AtPort:
+        deadline = self.clock.monotonic() + wait
+        while True:
+            try:
+                return open_port(self.config.modemorport, self.config.baudrate)
+            except PortGone:
+                if self.clock.monotonic() >= deadline or self._stop.is_set():
+                    raise
+                self._sleep(0.5)
+
+    def _became_ready(self) -> None:
+        self._missed_keepalives = 0
+        self._send_failures = 0
+        self._unregistered_since = None
+        self._next_health = 0.0
+        self._next_sweep = self.clock.monotonic() + self.timings.sweep
+        if self.config.ussd_balance and self._next_balance == 0.0:
+            self._next_balance = self.clock.monotonic()
+        self._start_budget_day()
+        self._enter(READY)
+        self._check_health()
+        self._read_all_stored()
+
+    def _start_budget_day(self) -> None:
+        counter = getattr(self.sink, "sent_count_since", None)
+        if counter is None or self.config.daily_limit <= 0:
+            return
+        try:
+            self.pacing.start_day(counter(self.name, self.pacing.midnight()))
+        except Exception:
+            log.exception("%s: could not read today's sent count", self.slot)
+
+    # -- ready ----------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        try:
+            self._take_request()
+            if self.state != READY:
+                return
+            self._handle_urcs(self.session.port.read_urcs(self.timings.poll))
+            self._periodic()
+        except PortGone as exc:
+            self._begin_recovery(f"port gone: {exc}", port_gone=True)
+        except AtTimeout as exc:
+            self._keepalive_missed(str(exc))
+
+    def _take_request(self) -> None:
+        try:
+            kind, item = self._requests.get_nowait()
+        except queue.Empty:
+            return
+        if kind == "send":
+            try:
+                self._send(item)
+            finally:
+                with self._pending_lock:
+                    self._pending -= 1
+        else:
+            self._answer_ussd(item)
+
+    def _periodic(self) -> None:
+        now = self.clock.monotonic()
+        if now >= self._next_health:
+            self._check_health()
+        if self.state == READY and now >= self._next_sweep:
+            self._next_sweep = now + self.timings.sweep
+            self._read_all_stored()
+        if self.state == READY and self.config.ussd_balance and now >= self._next_balance:
+            self._check_balance()
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _send(self, part: OutPart) -> None:
+        if self.state != READY or not self.health.registered:
+            return self._part_failed(part, SendFailure("modem not ready",
+                                                       f"{self.slot} is {self.state}", True, False))
+        validity = self._validity(part)
+        if validity is not None and validity <= 0:
+            return self._part_failed(part, SendFailure("expired", "validity ended before sending",
+                                                       False, False))
+        self._wait_for_pacing()
+        reference, failure = self._send_with_retries(part, validity)
+        self.pacing.record_attempt(counted=reference is not None)
+        if reference is not None:
+            self._part_submitted(part, reference)
+        else:
+            self._part_failed(part, failure)
+            self._after_send_failure(failure)
+
+    def _send_with_retries(self, part: OutPart, validity):
+        for attempt in range(1, RACE_RETRIES + 1):
+            try:
+                return self.session.send(part, validity), None
+            except (AtTimeout, PortGone, AtCommandError, gsm.PduError, gsm.EncodingError,
+                    ValueError) as exc:
+                failure = classify(exc)
+                if not failure.race or attempt == RACE_RETRIES:
+                    return None, failure
+                log.info("%s: part %s hit %s (%s), retrying in place", self.slot, part.id,
+                         failure.code, failure.reason)
+                self._sleep(self.timings.race_retry)
+        return None, failure
+
+    def _validity(self, part: OutPart) -> float | None:
+        if part.valid_until is None:
+            return None
+        return part.valid_until - self.clock.now()
+
+    def _wait_for_pacing(self) -> None:
+        wait = self.pacing.seconds_until_allowed()
+        if wait > 0:
+            self._sleep(wait)
+
+    def _part_submitted(self, part: OutPart, reference: int) -> None:
+        self.counters["sent"] += 1
+        self._send_failures = 0
+        log.info("%s: part %s to %s submitted, reference %s", self.slot, part.id,
+                 _masked(part.recipient), reference)
+        self.sink.part_submitted(part.id, self.name, reference=str(reference))
+
+    def _part_failed(self, part: OutPart, failure: SendFailure) -> None:
+        self.counters["failed"] += 1
+        self.last_error = f"{failure.code}: {failure.reason}"
+        log.warning("%s: part %s failed: %s: %s (%s)", self.slot, part.id, failure.code,
+                    failure.reason, "will retry" if failure.retryable else "final")
+        self.sink.part_failed(part.id, self.name, failure.code, failure.reason,
+                              failure.retryable)
+
+    def _after_send_failure(self, failure: SendFailure) -> None:
+        if failure.code == "AT timeout":
+            return self._keepalive_missed("AT+CMGS got no answer")
+        if failure.code == "port gone":
+            return self._begin_recovery(failure.reason, port_gone=True)
+        if failure.modem_fault:
+            self._send_failures += 1
+            if self._send_failures >= self.config.max_failures:
+                self._begin_recovery(f"{self._send_failures} sends failed in a row "
+                                     f"(last {failure.code})")
+
+    # -- health -----------------------------------------------------------------------------------
+
+    def _check_health(self) -> None:
+        self._next_health = self.clock.monotonic() + self.config.keepaliveperiod
+        with_operator = self._health_checks % OPERATOR_EVERY == 0
+        self._health_checks += 1
+        health = self.session.health(with_operator)
+        if not with_operator:
+            health.operator = self.health.operator
+        self.health = health
+        self._missed_keepalives = 0
+        self._watch_registration()
+
+    def _watch_registration(self) -> None:
+        if self.health.registered:
+            if self._unregistered_since is not None:
+                log.info("%s: registered again (%s)", self.slot, self.health.registration_text())
+            self._unregistered_since = None
+            return
+        now = self.clock.monotonic()
+        if self._unregistered_since is None:
+            self._unregistered_since = now
+            log.warning("%s: not registered (%s)", self.slot, self.health.registration_text())
+        elif now - self._unregistered_since >= self.config.deregistered_timeout:
+            self._begin_recovery(f"not registered for {now - self._unregistered_since:.0f}s "
+                                 f"({self.health.registration_text()})")
+
+    def _keepalive_missed(self, what: str) -> None:
+        self._missed_keepalives += 1
+        log.warning("%s: %s (%d in a row)", self.slot, what, self._missed_keepalives)
+        if self._missed_keepalives >= MISSED_KEEPALIVES:
+            self._begin_recovery(f"modem stopped answering ({what})")
+        else:
+            self._next_health = self.clock.monotonic()   # ask again right away
+
+    # -- inbound and reports ------------------------------------------------------------------------
+
+    def _handle_urcs(self, urcs: list[Urc]) -> None:
+        for urc in urcs:
+            try:
+                self._handle_urc(urc)
+            except (AtTimeout, PortGone):
+                raise
+            except Exception:
+                log.exception("%s: could not handle %s", self.slot, urc.line)
+
+    def _handle_urc(self, urc: Urc) -> None:
+        line = urc.line
+        if line.startswith(("+CMTI:", "+CDSI:")):
+            stored = probe.parse_index_urc(line)
+            if stored:
+                self._take_stored(stored.memory, stored.index)
+        elif line.startswith(("+CMT:", "+CDS:")):
+            self._take_pdu(urc.body)
+        elif line in ("RDY", "^BOOT") or line.startswith("+CPIN: NOT READY"):
+            self._begin_recovery("the modem restarted by itself", rebooted=True)
+        elif line.startswith("+CUSD:"):
+            log.info("%s: late USSD answer ignored", self.slot)
+
+    def _take_stored(self, memory: str, index: int) -> None:
+        pdu_hex = self.session.read_stored(memory, index)
+        if pdu_hex is None:
+            return
+        self._take_pdu(pdu_hex)
+        # Only now, with the store's commit behind us, may the SIM forget it.
+        self.session.delete_stored(memory, index)
+
+    def _take_pdu(self, pdu_hex: str) -> None:
+        try:
+            pdu = gsm.decode(pdu_hex, has_smsc=True)
+        except gsm.PduError as exc:
+            log.warning("%s: undecodable PDU dropped (%s): %s", self.slot, exc, pdu_hex)
+            return
+        now = self.clock.now()
+        if pdu.type == "status_report":
+            self.counters["reports"] += 1
+            self.sink.report(to_report(pdu, self.name, now))
+        elif pdu.type == "deliver":
+            if not self.config.receive:
+                raise RuntimeError("receiving is off for this modem; left on the SIM")
+            self.counters["received"] += 1
+            log.info("%s: SMS from %s received", self.slot, _masked(pdu.number))
+            self.sink.inbound(to_fragment(pdu, self.name, self.config.phonenumber, now))
+
+    def _read_all_stored(self) -> None:
+        """Messages and reports that arrived while we were down, or whose URC was lost."""
+        memories = [self.session.caps.storage]
+        if self.session.caps.sr_memory and self.config.deliveryreport:
+            memories.append("SR")
+        for memory in memories:
+            try:
+                stored = self.session.list_stored(memory)
+            except AtCommandError as exc:
+                log.info("%s: cannot list %s memory: %s", self.slot, memory, exc)
+                continue
+            for index, pdu_hex in stored:
+                try:
+                    self._take_pdu(pdu_hex)
+                    self.session.delete_stored(memory, index)
+                except (AtTimeout, PortGone):
+                    raise
+                except Exception:
+                    log.exception("%s: stored message %s/%s kept on the SIM", self.slot,
+                                  memory, index)
+
+    # -- USSD and balance -----------------------------------------------------------------------------
+
+    def _answer_ussd(self, request: _UssdRequest) -> None:
+        try:
+            request.text = self._ussd(request.code, request.timeout)
+        except UssdError as exc:
+            request.error = str(exc)
+        except (AtCommandError, AtTimeout) as exc:
+            request.error = f"USSD {request.code}: {exc}"
+        finally:
+            request.done.set()
+
+    def _ussd(self, code: str, timeout: float) -> str:
+        log.info("%s: USSD %s", self.slot, code)
+        urcs = self.session.start_ussd(code)
+        deadline = time.monotonic() + timeout     # real time: we wait for the serial line
+        while True:
+            for urc in urcs:
+                if urc.line.startswith("+CUSD:"):
+                    return self._ussd_text(urc.line)
+                self._handle_urcs([urc])
+            if time.monotonic() >= deadline:
+                self.session.end_ussd()
+                raise UssdError(f"no USSD answer to {code} within {timeout:g}s")
+            urcs = self.session.port.read_urcs(0.2)
+
+    def _ussd_text(self, line: str) -> str:
+        reply = probe.parse_cusd(line)
+        if reply is None or reply.status in (4, 5) or (reply.status == 2 and not reply.payload):
+            raise UssdError(f"USSD refused by the network ({line})")
+        if reply.status == 1:
+            self.session.end_ussd()      # a menu: we never answer it, so close the session
+        return gsm.decode_ussd(reply.payload, reply.dcs)
+
+    def _check_balance(self) -> None:
+        interval = self.config.ussd_interval_hours * 3600
+        try:
+            text = self._ussd(self.config.ussd_balance, self.timings.ussd)
+        except (UssdError, AtCommandError) as exc:
+            self._next_balance = self.clock.monotonic() + min(interval, 3600)
+            log.warning("%s: balance check failed: %s", self.slot, exc)
+            return
+        self._next_balance = self.clock.monotonic() + interval
+        self._record_balance(text)
+
+    def _record_balance(self, text: str) -> None:
+        self.balance_text = text
+        self.balance_at = self.clock.now()
+        match = re.search(self.config.balance_regex, text)
+        if not match:
+            log.warning("%s: balance_regex found no amount in %r", self.slot, text)
+            return
+        self.balance = float((match.group(1) if match.groups() else match.group(0))
+                             .replace(",", "."))
+        log.info("%s: balance %s", self.slot, self.balance)
+        if self.config.balance_low >= 0 and self.balance < self.config.balance_low:
+            self._alert("balance", f"{self.slot}: SIM balance {self.balance:g} is below "
+                                   f"{self.config.balance_low:g}", repeat=True)
+
+    # -- recovery ------------------------------------------------------------------------------------
+
+    def _begin_recovery(self, reason: str, *, port_gone: bool = False,
+                        rebooted: bool = False) -> None:
+        if self.state == RECOVERING:
+            return
+        self.last_error = reason
+        self._recovery_reason = reason
+        log.warning("%s: recovery needed: %s", self.slot, reason)
+        self._give_back_queued(f"{self.slot} is recovering")
+        self._ladder = ladder.Ladder(self, port_gone=port_gone, rebooted=rebooted)
+        self._enter(RECOVERING, self._ladder.current())
+
+    def _recover_step(self) -> None:
+        outcome = self._ladder.run_next()
+        if outcome == "recovered":
+            self._became_ready()
+        elif outcome == "exhausted":
+            self._fail(f"every recovery step failed ({self._recovery_reason})")
+        else:
+            self._enter(RECOVERING, self._ladder.current())
+
+    def _fail(self, reason: str) -> None:
+        self.last_error = reason
+        self._close_session()
+        self._give_back_queued(f"{self.slot} failed")
+        self._failed_at = self.clock.monotonic()
+        self._enter(FAILED)
+        log.error("%s: failed: %s", self.slot, reason)
+        self._alert("failed", f"modem {self.slot} failed: {reason}")
+
+    def _wait_failed(self) -> None:
+        if self.clock.monotonic() - self._failed_at >= self.timings.failed_retry:
+            log.info("%s: trying a failed modem again", self.slot)
+            self._enter(PROBING)
+            return
+        self._take_request_while_down()
+        self._sleep(min(1.0, self.timings.failed_retry))
+
+    def _take_request_while_down(self) -> None:
+        self._give_back_queued(f"{self.slot} is {self.state}")
+
+    def _alert(self, kind: str, text: str, repeat: bool = False) -> None:
+        now = self.clock.monotonic()
+        last = self._last_alert.get(kind)
+        if last is not None and not repeat and now - last < ALERT_REPEAT_SECONDS:
+            return
+        self._last_alert[kind] = now
+        if self.on_alert is None:
+            return
+        try:
+            self.on_alert(self.slot, text)
+        except Exception:
+            log.exception("%s: alert callback failed", self.slot)
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _give_back_queued(self, reason: str) -> None:
+        """Parts waiting in this worker go back to the queue for another modem."""
+        while True:
+            try:
+                kind, item = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "send":
+                self._part_failed(item, SendFailure("modem down", reason, True, False))
+                with self._pending_lock:
+                    self._pending -= 1
+            else:
+                item.error = reason
+                item.done.set()
+
+    def _close_session(self) -> None:
+        if self.session is not None:
+            self.session.port.close()
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep through the clock, waking for stop; keeps the heartbeat fresh."""
+        end = self.clock.monotonic() + seconds
+        while not self._stop.is_set():
+            left = end - self.clock.monotonic()
+            if left <= 0:
+                return
+            self.clock.wait(self._stop, min(left, 1.0))
+            self._heartbeat = time.monotonic()
+
+
+def _masked(number: str) -> str:
+    """Numbers in logs keep their country and last digits only."""
+    return number if len(number) < 7 else f"{number[:4]}…{number[-3:]}"

@@ -1,0 +1,43 @@
+"""What simulated modems say about themselves, after the modules in field-notes §3.
+
+Each profile is plain data: identity lines, the `=?` capability answers that decide how
+the worker configures it, and the quirks the worker must cope with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_CPMS_ALL = '+CPMS: ("SM","ME","SR","MT"),("SM","ME","MT"),("SM","ME","MT")'
+
+
+@dataclass(frozen=True)
+class Profile:
+    manufacturer: str
+    model: str
+    revision: str
+    cnmi_support: str
+    cpms_support: str = _CPMS_ALL
+    urcs_need_urcport: bool = False     # Quectel: URCs go elsewhere until QURCCFG urcport
+    huawei_ussd: bool = False           # packed GSM 7-bit USSD until AT^USSDMODE=0
+    ussd_form: str = "text"             # "text" | "ucs2" | "gsm7": how USSD replies come
+
+
+PROFILES = {
+    "quectel": Profile("Quectel", "EC25", "EC25EFAR06A06M4G",
+                       "+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)", urcs_need_urcport=True),
+    "simcom": Profile("SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H", "LE20B04SIM7600M22",
+                      "+CNMI: (0-2),(0-3),(0-3),(0-2),(0-1)", ussd_form="ucs2"),
+    "huawei": Profile("Huawei Technologies Co., Ltd.", "ME909s-120", "11.617.01.00.00",
+                      "+CNMI: (0-2),(0-3),(0,2),(0-2),(0-1)", huawei_ussd=True,
+                      ussd_form="gsm7"),
+    "telit": Profile("Telit", "LE910C1-EUX", "25.21.660",
+                     "+CNMI: (0-3),(0-3),(0,2),(0-2),(0,1)",
+                     cpms_support='+CPMS: ("SM","ME","SR"),("SM","ME"),("SM","ME")'),
+    # Reports only into SR memory (ds=2): the `+CDSI` path (gammu #408).
+    "srmem": Profile("Generic", "SR-only", "1.0", "+CNMI: (0-2),(0-2),(0,2),(0,2),(0,1)"),
+    # SIM800-like: no stored reports, no CPMS SR.
+    "sim800": Profile("SIMCOM_Ltd", "SIMCOM_SIM800L", "1418B04SIM800L24",
+                      "+CNMI: (0-3),(0-3),(0,2),(0,1),(0,1)",
+                      cpms_support='+CPMS: ("SM","ME"),("SM","ME"),("SM","ME")'),
+}
