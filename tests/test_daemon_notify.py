@@ -34,7 +34,8 @@ def test_daemon_talks_to_systemd_and_stops_cleanly(tmp_path):
         assert messages[0] == "READY=1"
         assert any(m.startswith("STATUS=") and "waiting" in m for m in messages)
         assert "WATCHDOG=1" in messages
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", proc.stdout.readline()).group(1))
+        banner = next(line for line in proc.stdout if "is running" in line)
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", banner).group(1))
         assert Api(port).send("+36201234567", "queued while no route exists")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
