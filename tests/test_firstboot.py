@@ -1,0 +1,242 @@
+"""First boot (image/firstboot.py) on a temporary root tree: what lands where, with which
+permissions, and what is left on the FAT partition."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = importlib.util.spec_from_file_location("firstboot", REPO / "image" / "firstboot.py")
+firstboot = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(firstboot)
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvAfM3mDl6Vf0Tb0Wm3KkQjS9h6kq8v3W1p8e9r0s1t op@laptop"
+
+FULL = f"""
+hostname = "gw-01"
+
+[admin]
+password = "s3cret-admin"
+phone = "+36201234567"
+
+[demo]
+enabled = true
+modems = 2
+
+[wifi]
+ssid = "IEEE"
+psk = "password"
+country = "HU"
+
+[ssh]
+authorized_keys = ["{KEY}"]
+
+[connections.slot1]
+type = "GSMModem"
+modemorport = "/dev/sms-appliance/slot1"
+pincode = "1234"
+power_pin = 26
+
+[connections.uplink]
+type = "SMPP"
+host = "smpp.example.net"
+username = "acct"
+password = "smpp-secret"
+
+[users.shop]
+password = "shop-secret"
+credits = -1
+ip_allow = ["10.0.0.0/8"]
+
+[[routes]]
+connections = ["slot1", "uplink"]
+prefix = "+36"
+"""
+
+
+@pytest.fixture()
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "boot" / "firmware").mkdir(parents=True)
+    (root / "etc" / "group").write_text("root:x:0:\nsms-appliance:x:4242:\n")
+    (root / "etc" / "hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\tsms-appliance\n")
+    return root
+
+
+def boot(root: Path) -> Path:
+    return root / "boot" / "firmware"
+
+
+def config(root: Path) -> Path:
+    return root / "etc" / "sms-appliance" / "config.toml"
+
+
+def run(root: Path) -> int:
+    return firstboot.main(["--root", str(root)])
+
+
+def test_full_file_is_applied_and_removed_from_the_fat(tree: Path):
+    (boot(tree) / "sms-appliance.toml").write_text(FULL)
+    assert run(tree) == 0
+
+    cfg = config(tree)
+    st = cfg.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (0, 4242)  # group from the tree's /etc/group
+    data = tomllib.loads(cfg.read_text())
+    assert set(data) == {"admin", "demo", "connections", "users", "routes"}  # no board keys
+    assert data["admin"] == {"password": "s3cret-admin", "phone": "+36201234567"}
+    assert data["connections"]["slot1"]["power_pin"] == 26
+    assert data["routes"] == [{"connections": ["slot1", "uplink"], "prefix": "+36"}]
+
+    # The daemon's own strict parser accepts what first boot wrote.
+    from appliance import config as appliance_config
+
+    parsed = appliance_config.load(cfg)
+    assert parsed.demo.enabled and {c.name for c in parsed.connections} == {"slot1", "uplink"}
+
+    # The FAT keeps no secret: the file is gone, the note names no password.
+    assert not (boot(tree) / "sms-appliance.toml").exists()
+    note = (boot(tree) / "sms-appliance-provisioned.txt").read_text()
+    for secret in ("s3cret-admin", "smpp-secret", "shop-secret", "password", "1234"):
+        assert secret not in note
+
+    assert (tree / "etc" / "hostname").read_text() == "gw-01\n"
+    assert "127.0.1.1\tgw-01" in (tree / "etc" / "hosts").read_text()
+    assert "sms-appliance" not in (tree / "etc" / "hosts").read_text()
+
+
+def test_wifi_stores_the_derived_key_not_the_passphrase(tree: Path):
+    (boot(tree) / "sms-appliance.toml").write_text(FULL)
+    run(tree)
+    wpa = tree / "etc" / "wpa_supplicant" / "wpa_supplicant-wlan0.conf"
+    assert stat.S_IMODE(wpa.stat().st_mode) == 0o600
+    text = wpa.read_text()
+    # IEEE 802.11i-2004 annex H.4 test vector: passphrase "password", SSID "IEEE".
+    assert "psk=f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e" in text
+    assert "ssid=49454545" in text and "country=HU" in text
+    assert '"password"' not in text
+    wants = tree / "etc/systemd/system/multi-user.target.wants/wpa_supplicant@wlan0.service"
+    assert os.readlink(wants) == "/lib/systemd/system/wpa_supplicant@.service"
+
+
+def test_ssh_key_enables_ssh_for_root_with_that_key_only(tree: Path):
+    (boot(tree) / "sms-appliance.toml").write_text(FULL)
+    run(tree)
+    keys = tree / "root" / ".ssh" / "authorized_keys"
+    assert keys.read_text() == KEY + "\n"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    assert stat.S_IMODE(keys.parent.stat().st_mode) == 0o700
+    assert (tree / "etc/systemd/system/multi-user.target.wants/ssh.service").is_symlink()
+
+
+def test_without_ssh_keys_ssh_stays_off(tree: Path):
+    (boot(tree) / "sms-appliance.toml").write_text('[admin]\npassword = "pw-123456"\n[ssh]\nauthorized_keys = []\n')
+    assert run(tree) == 0
+    assert not (tree / "etc/systemd/system/multi-user.target.wants/ssh.service").exists()
+    assert not (tree / "root" / ".ssh").exists()
+
+
+def test_no_file_makes_a_random_password_shown_once(tree: Path, capsys):
+    assert run(tree) == 0
+    password = tomllib.loads(config(tree).read_text())["admin"]["password"]
+    assert len(password) >= 16
+    out = capsys.readouterr().out
+    assert password in out  # console and journal (the unit sends stdout to both)
+
+    before = config(tree).read_bytes()
+    assert run(tree) == 0  # later boots: nothing to do, password not shown again
+    assert config(tree).read_bytes() == before
+    assert password not in capsys.readouterr().out
+
+
+def test_random_passwords_differ_between_boards(tmp_path: Path, tree: Path):
+    other = tmp_path / "other"
+    os.makedirs(other / "etc")
+    (other / "etc" / "group").write_text("sms-appliance:x:4242:\n")
+    run(tree)
+    run(other)
+    assert config(tree).read_text() != config(other).read_text()
+
+
+def test_file_without_admin_password_keeps_the_existing_one(tree: Path, capsys):
+    run(tree)
+    old = tomllib.loads(config(tree).read_text())["admin"]["password"]
+    capsys.readouterr()
+    (boot(tree) / "sms-appliance.toml").write_text('[demo]\nenabled = true\nmodems = 1\n')
+    assert run(tree) == 0
+    data = tomllib.loads(config(tree).read_text())
+    assert data["admin"]["password"] == old and data["demo"]["modems"] == 1
+    assert old not in capsys.readouterr().out
+
+
+def test_password_hash_is_passed_through(tree: Path):
+    (boot(tree) / "sms-appliance.toml").write_text('[admin]\npassword_hash = "pbkdf2_sha256$1$x$y"\n')
+    assert run(tree) == 0
+    assert tomllib.loads(config(tree).read_text())["admin"] == {"password_hash": "pbkdf2_sha256$1$x$y"}
+
+
+@pytest.mark.parametrize(
+    "text, complaint",
+    [
+        ("hostname = \"Bad_Name\"\n", "hostname"),
+        ("[wifi]\nssid = \"x\"\npsk = \"short\"\ncountry = \"HU\"\n", "wifi.psk"),
+        ("[wifi]\nssid = \"x\"\npsk = \"long enough\"\n", "wifi.country"),
+        ("[wifi]\nssid = \"x\"\npsk = \"long enough\"\ncountry = \"HU\"\nchannel = 6\n", "wifi.channel"),
+        ("[ssh]\nauthorized_keys = [\"hello\"]\n", "ssh.authorized_keys[0]"),
+        ("[admin\npassword = 1\n", "not valid TOML"),
+    ],
+)
+def test_bad_file_changes_nothing_and_says_why(tree: Path, text: str, complaint: str):
+    (boot(tree) / "sms-appliance.toml").write_text("hostname = \"ok-name\"\n" + text if "hostname" not in text else text)
+    assert run(tree) == 1
+    assert (boot(tree) / "sms-appliance.toml").exists()  # kept until fixed
+    assert complaint in (boot(tree) / "sms-appliance-error.txt").read_text()
+    assert not (tree / "etc" / "hostname").exists()
+    assert not (tree / "etc" / "wpa_supplicant").exists()
+    # The board still comes up reachable: a random password, no default one.
+    assert tomllib.loads(config(tree).read_text())["admin"]["password"]
+
+
+def test_fixed_file_clears_the_error_note(tree: Path):
+    (boot(tree) / "sms-appliance.toml").write_text('hostname = "Bad_Name"\n')
+    run(tree)
+    (boot(tree) / "sms-appliance.toml").write_text('hostname = "good-name"\n')
+    assert run(tree) == 0
+    assert not (boot(tree) / "sms-appliance-error.txt").exists()
+
+
+def test_shipped_example_is_valid_and_applies(tree: Path):
+    example = REPO / "image" / "files" / "sms-appliance.toml.example"
+    (boot(tree) / "sms-appliance.toml").write_text(example.read_text())
+    assert run(tree) == 0
+    from appliance import config as appliance_config
+
+    assert appliance_config.load(config(tree)).admin.password  # random one was made
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", 'quo"te', "back\\slash", "new\nline", "tab\tand \u00e9\u00f6 \U0001f600", "", "\x01ctl"],
+)
+def test_toml_writer_round_trips_strings(value: str):
+    data = {"admin": {"password": value}, "users": {"name with space": {"ip_allow": [value, "b"]}}}
+    assert tomllib.loads(firstboot.dump_toml(data)) == data
+
+
+def test_toml_writer_round_trips_numbers_booleans_and_table_arrays():
+    data = {
+        "http": {"port": 9501, "threads": 4},
+        "store": {"default_validity_hours": 1.5},
+        "demo": {"enabled": False},
+        "routes": [{"connections": ["a"], "prefix": "+1"}, {"connections": ["b"], "mode": "balance"}],
+    }
+    assert tomllib.loads(firstboot.dump_toml(data)) == data
