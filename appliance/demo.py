@@ -15,7 +15,7 @@ from appliance.config import Config
 def start(config: Config):
     """Start the simulated network; returns (config with the modems, network, pin factory)."""
     from appliance.modem.power import mock_pin_factory
-    from appliance.sim import SimNetwork
+    from appliance.sim.network import SimNetwork
     from appliance.sim.demo import demo_modems
 
     pin_factory = mock_pin_factory()

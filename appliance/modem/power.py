@@ -94,3 +94,9 @@ class PowerControl:
             self.error = f"GPIO{pin}: {exc}"
             log.warning("%s: GPIO%s unavailable: %s", self.label, pin, exc)
             return None
+
+
+def mock_pin_factory():
+    """gpiozero's MockFactory, for demo mode and tests: pins that only record their states."""
+    from gpiozero.pins.mock import MockFactory
+    return MockFactory()
