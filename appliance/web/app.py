@@ -35,15 +35,27 @@ def make_app(services: Services) -> bottle.Bottle:
 
     for register in ROUTE_HOOKS.values():
         register(app, services)
+    app.install(_log_once)
     _error_pages(app)
     return app
 
 
+def _log_once(callback):
+    """A bug in a handler is logged once, with its traceback, and answered with a plain 500;
+    bottle would otherwise print the traceback to wsgi.errors as well."""
+    def guarded(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except bottle.HTTPResponse:
+            raise
+        except Exception:
+            log.exception("web: %s %s failed", bottle.request.method, bottle.request.path)
+            raise bottle.HTTPError(500, "internal error") from None
+    return guarded
+
+
 def _error_pages(app: bottle.Bottle) -> None:
     def plain(error: bottle.HTTPError):
-        if error.status_code >= 500:
-            log.error("web: %s %s failed: %s", bottle.request.method, bottle.request.path,
-                      error.exception or error.body)
         bottle.response.content_type = "text/plain; charset=utf-8"
         body = error.body if error.status_code < 500 else "internal error"
         return f"{error.status_code} {body}\n"
