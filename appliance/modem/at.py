@@ -31,6 +31,8 @@ _URC_PREFIXES = (
 )
 _URC_WORDS = {"RING", "RDY", "SMS DONE", "PB DONE", "SMS Ready", "Call Ready", "NO CARRIER",
               "POWERED DOWN", "NORMAL POWER DOWN"}
+BOOT_URCS = {"RDY", "^BOOT", "SMS DONE", "PB DONE", "SMS Ready", "Call Ready", "+CPIN: READY",
+             "+CFUN: 1", "+QUSIM: 1", "+CPIN: NOT READY"}
 _FINAL_OK = {"OK"}
 _FINAL_ERROR = re.compile(r"^(ERROR|\+CME ERROR: ?(.*)|\+CMS ERROR: ?(.*)|COMMAND NOT SUPPORT|TOO MANY PARAMETERS)$")
 _LINE_END = re.compile(rb"[\r\n]")
@@ -135,6 +137,10 @@ class AtPort:
 
     def pending_urcs(self) -> list[Urc]:
         return self._take_urcs()
+
+    def forget_boot_urcs(self) -> None:
+        """RDY, SMS DONE and friends read during init describe the boot we just handled."""
+        self._urcs = deque(urc for urc in self._urcs if urc.line not in BOOT_URCS)
 
     def close(self) -> None:
         try:

@@ -7,6 +7,7 @@ decides what happens on errors. Nothing here sleeps except through the injected 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 from appliance import gsm
@@ -83,6 +84,7 @@ class ModemSession:
         self.identity = Identity()
         self.caps = Capabilities()
         self.smsc = ""
+        self.initialized_at = 0.0
 
     # -- commands with the session's defaults ------------------------------------------
 
@@ -113,6 +115,8 @@ class ModemSession:
         self._configure_storage()
         self._configure_notifications()
         self._read_smsc()
+        self.port.forget_boot_urcs()
+        self.initialized_at = time.monotonic()
 
     def wait_for_answer(self, seconds: float) -> None:
         """Poll `AT` until OK: boot garbage, echo and a slow start are normal."""

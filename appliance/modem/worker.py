@@ -39,6 +39,7 @@ MISSED_KEEPALIVES = 2          # one lost AT is noise; two in a row is a hang
 RACE_RETRIES = 3               # CMS 330/331/314 right after boot: wait and retry in place
 OPERATOR_EVERY = 6             # +COPS? is slower; ask every 6th health check
 ALERT_REPEAT_SECONDS = 6 * 3600
+REBOOT_GRACE_SECONDS = 3.0     # a RDY this soon after init belongs to the boot we handled
 
 
 class UssdError(Exception):
@@ -169,6 +170,8 @@ class ModemWorker:
                     FAILED: self._wait_failed}
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
+            if self.state != READY:
+                self._give_back_queued(f"{self.slot} is {self.state}")
             try:
                 handlers[self.state]()
             except Exception as exc:     # one modem's bug must not end its thread
@@ -396,7 +399,8 @@ class ModemWorker:
         elif line.startswith(("+CMT:", "+CDS:")):
             self._take_pdu(urc.body)
         elif line in ("RDY", "^BOOT") or line.startswith("+CPIN: NOT READY"):
-            self._begin_recovery("the modem restarted by itself", rebooted=True)
+            if time.monotonic() - self.session.initialized_at > REBOOT_GRACE_SECONDS:
+                self._begin_recovery("the modem restarted by itself", rebooted=True)
         elif line.startswith("+CUSD:"):
             log.info("%s: late USSD answer ignored", self.slot)
 
@@ -541,11 +545,7 @@ class ModemWorker:
             log.info("%s: trying a failed modem again", self.slot)
             self._enter(PROBING)
             return
-        self._take_request_while_down()
-        self._sleep(min(1.0, self.timings.failed_retry))
-
-    def _take_request_while_down(self) -> None:
-        self._give_back_queued(f"{self.slot} is {self.state}")
+        self._sleep(min(0.5, self.timings.failed_retry))
 
     def _alert(self, kind: str, text: str, repeat: bool = False) -> None:
         now = self.clock.monotonic()

@@ -73,6 +73,11 @@ class SimModem:
     def post(self, action) -> None:
         self._posted.append(action)
 
+    @property
+    def tty_path(self) -> str:
+        """The current /dev/pts/N behind `path` (changes on every replug)."""
+        return self._port.tty_path if self._port else ""
+
     def reachable(self) -> bool:
         return (self._port is not None and self._power.on and "hang" not in self.faults
                 and self.cfun == 1 and self._registered())
@@ -145,7 +150,7 @@ class SimModem:
 
     def _plug(self) -> None:
         self._port = PtyEnd(self.path)
-        self._emit_later(["RDY"], delay=0.05)
+        self._emit_later(["RDY"])
 
     def _unplug(self, replug: bool) -> None:
         if self._port:
@@ -410,6 +415,9 @@ class SimModem:
             return self._cms(330)
         if not self._registered():
             return self._cms(331)
+        refusal = self.network.refusal(submit.number)
+        if refusal is not None:
+            return self._cms(refusal)
         self._mr = (self._mr + 1) % 256
         reference = self._mr
         seconds = self.network.send_seconds * (2 if "slow" in self.faults else 1)

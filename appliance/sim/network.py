@@ -37,6 +37,7 @@ class SimNetwork:
         self.report_seconds = report_seconds
         self.modems: dict[str, SimModem] = {}
         self.undeliverable: set[str] = set()
+        self.refuse: dict[str, int] = {}       # number -> CMS code the network answers at submit
         self.outside: list[dict] = []          # SMS that left the simulated network
         self.submits: list[dict] = []          # every accepted AT+CMGS, in order
         self.ussd_replies: dict[str, str] = {}
@@ -60,6 +61,13 @@ class SimNetwork:
                          pin_factory=pin_factory)
         self.modems[_normal(number)] = modem
         return modem
+
+    def modem(self, slot: str) -> SimModem:
+        """The simulated modem in `slot` (KeyError when there is none)."""
+        for modem in self.modems.values():
+            if modem.slot == slot:
+                return modem
+        raise KeyError(slot)
 
     def close(self) -> None:
         self._stop.set()
@@ -133,6 +141,9 @@ class SimNetwork:
         if code in ("*100#", "*101#", "*102#"):
             return f"Balance: {modem.balance:.2f} EUR. Valid until 2030-12-31."
         return None
+
+    def refusal(self, number: str) -> int | None:
+        return {_normal(n): code for n, code in self.refuse.items()}.get(_normal(number))
 
     def _hand_over(self, modem: SimModem, action) -> None:
         """Give the modem its SMS or report now, or retry later while it cannot take it."""

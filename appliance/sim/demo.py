@@ -1,0 +1,28 @@
+"""Demo mode: simulated modems wired like real Sixfab slots, so recovery can be watched.
+
+Each modem's power pin is a gpiozero mock pin shared with its worker's PowerControl; a
+`hang` fault clears only when the worker's ladder reaches the power cycle.
+"""
+
+from __future__ import annotations
+
+from appliance.config import GSMModemConfig
+
+# BCM pins that no HAT in field-notes §3.3 claims; one per slot.
+DEMO_POWER_PINS = (17, 27, 22, 23, 24, 25, 5, 12)
+
+
+def demo_modems(network, count: int, pin_factory) -> list[GSMModemConfig]:
+    """Add `count` simulated modems to `network`; return their worker configurations."""
+    configs = []
+    for index in range(count):
+        slot = f"slot{index + 1}"
+        number = f"+3620{index + 1:07d}"
+        pin = DEMO_POWER_PINS[index % len(DEMO_POWER_PINS)]
+        sim = network.add_modem(slot, number, power_pin=pin, pin_factory=pin_factory)
+        configs.append(GSMModemConfig(
+            name=f"GSMModem{index}", modemorport=sim.path, slot=slot, phonenumber=number,
+            power_pin=pin, power_active_high=True, power_off_seconds=1.0, boot_seconds=1.0,
+            ussd_balance="*100#", ussd_interval_hours=1.0, balance_low=5.0,
+            deregistered_timeout=15.0, keepaliveperiod=5.0, limittompm=0))
+    return configs

@@ -1,0 +1,43 @@
+"""Pain point 6: delivery reports lost: modems that only store reports in SR memory and
+announce them with +CDSI (gammu's $500 bounty), and reports that arrived while we were down."""
+
+from __future__ import annotations
+
+from appliance.model import ReportStatus
+from test_modem_kit import Sink, part, rig, network, wait_until  # noqa: F401
+
+
+def test_reports_in_sr_memory_are_read_and_deleted(rig, network):
+    sim = network.add_modem("slot1", "+36201111111", profile="srmem")
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink))
+    assert worker.session.caps.cnmi.ds == 2
+    worker.submit(part(1))
+    wait_until(lambda: sink.reports, what="+CDSI report")
+    assert sink.reports[0].reference == sink.submitted[0][2]
+    wait_until(lambda: not sim.memory["SR"], what="SR slot freed")
+
+
+def test_reports_stored_while_down_are_read_at_start(rig, network):
+    sim = network.add_modem("slot1", "+36201111111", profile="srmem")
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink))
+    worker.submit(part(1, "+99912345678"))         # an undeliverable number
+    wait_until(lambda: sink.submitted, what="submitted")
+    worker.stop(5)                                 # the report arrives while we are down
+    wait_until(lambda: sim.memory["SR"], what="report stored in SR")
+    sink2 = Sink()
+    rig.ready(rig.worker(sim, sink2))
+    report = wait_until(lambda: sink2.reports and sink2.reports[0], what="report read at start")
+    assert report.status == ReportStatus.FAILED and report.code == 0x41
+    assert not sim.memory["SR"]
+
+
+def test_tp_status_mapping():
+    from appliance.modem.reports import report_status
+    assert report_status(0x00) == ReportStatus.DELIVERED
+    assert report_status(0x02) == ReportStatus.DELIVERED
+    assert report_status(0x21) == ReportStatus.PENDING
+    assert report_status(0x46) == ReportStatus.EXPIRED
+    assert report_status(0x41) == ReportStatus.FAILED
+    assert report_status(0x62) == ReportStatus.FAILED

@@ -1,0 +1,50 @@
+"""Pain point 13: start-up races: SIM PIN, SIM busy (CME 14), no SMSC yet (CMS 330), not
+registered yet. The worker waits and retries instead of failing; a wrong PIN is tried once
+only (a second try could lock the SIM), and the PIN never reaches the log."""
+
+from __future__ import annotations
+
+import logging
+
+from test_modem_kit import Sink, part, rig, network, wait_until  # noqa: F401
+
+
+def test_pin_sim_busy_no_smsc_and_late_registration_are_waited_out(rig, network, caplog):
+    caplog.set_level(logging.DEBUG)
+    sim = network.add_modem("slot1", "+36201111111", pin="4321")
+    sim.inject_fault("simbusy")     # CME 14 three times, CMS 330 and no registration ~1.5 s
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink, config=dict(pincode="4321")), timeout=15)
+    assert sim.pin_ok and sim.pin_attempts == 3
+    assert sum(1 for c in sim.commands if c == "AT+CPIN?") >= 4
+    worker.submit(part(1))
+    wait_until(lambda: sink.submitted, what="send after the races")
+    assert "4321" not in caplog.text
+
+
+def test_send_racing_the_smsc_is_retried_in_place(rig, network):
+    sim = network.add_modem("slot1", "+36201111111")
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink))
+    sim._ready_at = network.clock.monotonic() + 0.5     # the SMSC is "not known" for 0.5 s
+    worker.submit(part(1))
+    wait_until(lambda: sink.submitted or sink.failed, what="outcome")
+    assert sink.submitted and not sink.failed
+
+
+def test_wrong_pin_is_tried_once_then_failed_with_alert(rig, network, caplog):
+    sim = network.add_modem("slot1", "+36201111111", pin="4321")
+    alerts = []
+    worker = rig.worker(sim, config=dict(pincode="1111"),
+                        on_alert=lambda slot, text: alerts.append(text))
+    wait_until(lambda: worker.state == "failed", what="failed on wrong PIN")
+    assert sim.pin_attempts == 2                     # one attempt used, two left
+    assert "wrong PIN" in alerts[0]
+    assert "1111" not in caplog.text
+
+
+def test_missing_pincode_fails_clearly(rig, network):
+    sim = network.add_modem("slot1", "+36201111111", pin="4321")
+    worker = rig.worker(sim)
+    wait_until(lambda: worker.state == "failed", what="failed without pincode")
+    assert "pincode" in worker.status()["last_error"]
