@@ -1,0 +1,167 @@
+"""Parts to submit_sm fields, deliver_sm fields to inbound fragments. Pure: plain dicts in
+and out, so smpplib stays in smpp.py. Text coding comes from appliance.gsm only.
+
+- GSM 7-bit goes out unpacked (one septet per octet), data_coding 0: the SMSC packs it.
+- UCS-2 is data_coding 8, 8-bit data 4; a message class (flash = class 0) gives 0x10|...
+  (0x10 for GSM 7-bit flash, 0x18 for UCS-2 flash).
+- Long messages: a concatenation UDH (esm_class UDHI 0x40) by default, SAR TLVs with
+  `usesar`, or the whole text once in message_payload with `usetlvmessagepayload`.
+- Ozeki dynamic SMPP parameters (http-api.md §2.2) override the computed fields.
+"""
+
+from __future__ import annotations
+
+import time
+
+from appliance.config import SMPPConfig
+from appliance.gsm import alphabet, ucs2, udh
+from appliance.gsm.dcs import build_dcs, parse_dcs
+from appliance.model import InboundFragment, OutPart
+
+ESM_UDHI = 0x40
+DYNAMIC_PARAMS = ("source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi",
+                  "esm_class", "data_coding")
+
+
+# --- outbound -------------------------------------------------------------------------
+
+
+def encode_body(encoding: str, text: str | None, data: bytes = b"") -> bytes:
+    if encoding == "gsm7":
+        return bytes(alphabet.to_septets(text or ""))
+    if encoding == "ucs2":
+        return ucs2.encode_ucs2(text or "")
+    return bytes(data)
+
+
+def data_coding(part: OutPart) -> int:
+    if part.dcs is not None:
+        return part.dcs
+    return build_dcs(part.encoding if part.encoding in ("gsm7", "ucs2") else "8bit",
+                     part.msg_class)
+
+
+def source_address(originator: str, conn: SMPPConfig) -> tuple[str, int, int]:
+    """(source_addr, ton, npi): alphanumeric 5/0, +international 1/1, other digits 0/1."""
+    addr = originator or ""
+    if addr.startswith("+"):
+        ton, npi, addr = 1, 1, addr[1:]
+    elif addr and not addr.isdigit():
+        ton, npi = 5, 0
+    else:
+        ton, npi = 0, 1
+    if conn.sourceaddrton >= 0:
+        ton = conn.sourceaddrton
+    if conn.sourceaddrnpi >= 0:
+        npi = conn.sourceaddrnpi
+    return addr, ton, npi
+
+
+def validity(valid_until: float | None) -> str:
+    """SMPP absolute time in UTC (`YYMMDDhhmmss000+`), or '' for the SMSC default."""
+    if valid_until is None:
+        return ""
+    return time.strftime("%y%m%d%H%M%S", time.gmtime(valid_until)) + "000+"
+
+
+def submit_fields(part: OutPart, conn: SMPPConfig, *, whole_text: str | None = None) -> dict:
+    """The submit_sm fields for one part. `whole_text` (message_payload mode) is the
+    message's complete text, sent once instead of this part's segment."""
+    source, ston, snpi = source_address(part.originator, conn)
+    fields = {
+        "service_type": "",
+        "source_addr_ton": ston, "source_addr_npi": snpi, "source_addr": source,
+        "dest_addr_ton": conn.destaddrton, "dest_addr_npi": conn.destaddrnpi,
+        "destination_addr": part.recipient.lstrip("+"),
+        "esm_class": 0,
+        "protocol_id": part.pid,
+        "registered_delivery": 1 if (part.want_report and conn.deliveryreport) else 0,
+        "validity_period": validity(part.valid_until),
+        "data_coding": data_coding(part),
+    }
+    fields.update(_body_fields(part, conn, whole_text))
+    fields.update(dynamic_params(part.smpp_params))
+    return fields
+
+
+def _body_fields(part: OutPart, conn: SMPPConfig, whole_text: str | None) -> dict:
+    if whole_text is not None:
+        body = encode_body(part.encoding, whole_text, part.data)
+        return {"short_message": b"", "message_payload": body}
+    body = encode_body(part.encoding, part.text, part.data)
+    concat = None
+    if part.total > 1:
+        concat = (part.concat_ref, part.total, part.seq, 16 if part.concat_16bit else 8)
+    if conn.usesar and concat:
+        extra = {"sar_msg_ref_num": part.concat_ref, "sar_total_segments": part.total,
+                 "sar_segment_seqnum": part.seq}
+        if part.udh:
+            return {"short_message": _with_udh(part.udh, body), "esm_class": ESM_UDHI, **extra}
+        return {"short_message": body, **extra}
+    header = udh.build_header(concat, part.udh)
+    if header:
+        return {"short_message": _with_udh(header, body), "esm_class": ESM_UDHI}
+    return {"short_message": body}
+
+
+def _with_udh(header: bytes, body: bytes) -> bytes:
+    return bytes((len(header),)) + header + body
+
+
+def dynamic_params(params: dict | None) -> dict:
+    """Ozeki dynamic SMPP parameters as integers; others are ignored."""
+    out = {}
+    for key in DYNAMIC_PARAMS:
+        value = (params or {}).get(key)
+        if value is None or value == "":
+            continue
+        try:
+            number = int(str(value).strip(), 0)
+        except ValueError:
+            continue
+        if 0 <= number <= 255:
+            out[key] = number
+    return out
+
+
+# --- inbound --------------------------------------------------------------------------
+
+
+def decode_body(dcs: int, body: bytes) -> tuple[str, str | None, bytes, int | None]:
+    """(encoding, text, data, msg_class) of a deliver_sm body after its UDH."""
+    if dcs in (1, 3):                              # IA5 / Latin-1: SMPP-only codings
+        return "gsm7", body.decode("latin-1"), b"", None
+    coding = parse_dcs(dcs)
+    if coding.encoding == "ucs2":
+        return "ucs2", ucs2.decode_ucs2(body[: len(body) // 2 * 2]), b"", coding.msg_class
+    if coding.encoding == "8bit" or dcs == 2:
+        return "8bit", None, bytes(body), coding.msg_class
+    if any(b > 0x7F for b in body):                # not septets: read as Latin-1
+        return "gsm7", body.decode("latin-1"), b"", coding.msg_class
+    return "gsm7", alphabet.from_septets(body), b"", coding.msg_class
+
+
+def inbound_fragment(connection: str, fields: dict, received_at: float) -> InboundFragment:
+    """An InboundFragment from deliver_sm fields (str/bytes/int values)."""
+    raw = fields.get("short_message") or fields.get("message_payload") or b""
+    concat = None
+    if fields.get("esm_class", 0) & ESM_UDHI and raw:
+        header, raw = raw[1:1 + raw[0]], raw[1 + raw[0]:]
+        concat = udh.interpret(header).concat
+    elif fields.get("sar_total_segments"):
+        concat = (int(fields["sar_msg_ref_num"] or 0), int(fields["sar_total_segments"]),
+                  int(fields["sar_segment_seqnum"] or 1), 16)
+    encoding, text, data, msg_class = decode_body(int(fields.get("data_coding") or 0), raw)
+    return InboundFragment(connection=connection, sender=_number(fields.get("source_addr"),
+                                                                 fields.get("source_addr_ton")),
+                           recipient=_number(fields.get("destination_addr"),
+                                             fields.get("dest_addr_ton")),
+                           encoding=encoding, text=text, data=data, concat=concat,
+                           received_at=received_at, msg_class=msg_class)
+
+
+def _number(value, ton) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    value = (value or "").strip("\x00")
+    return "+" + value if ton == 1 and value.isdigit() else value

@@ -1,0 +1,111 @@
+"""Delivery receipts: the `id:... stat:...` text, the receipt TLVs, and message ids.
+
+SMSCs disagree about the form of one message id: the submit_sm_resp may say `0A3F` and the
+receipt `a3f`, `00000A3F` or the decimal `2623` (Jasmin's DLRMapNotFound, field-notes §2
+point 7). `normalise_id` maps all of these to one string, and is applied both to the
+submit_sm_resp id and to the receipt id, so the journal matches them as equal strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from appliance.model import ReportStatus
+
+ESM_RECEIPT_MASK = 0x3C          # esm_class bits 5..2: message type
+ESM_SMSC_RECEIPT = 0x04
+ESM_INTERMEDIATE = 0x20
+
+_STAT = {
+    "DELIVRD": ReportStatus.DELIVERED,
+    "EXPIRED": ReportStatus.EXPIRED,
+    "DELETED": ReportStatus.FAILED,
+    "UNDELIV": ReportStatus.FAILED,
+    "REJECTD": ReportStatus.FAILED,
+    "UNKNOWN": ReportStatus.FAILED,
+    "ACCEPTD": ReportStatus.PENDING,
+    "ENROUTE": ReportStatus.PENDING,
+}
+
+# message_state TLV (SMPP 3.4 §5.2.28)
+_MESSAGE_STATE = {
+    1: ReportStatus.PENDING,     # ENROUTE
+    2: ReportStatus.DELIVERED,
+    3: ReportStatus.EXPIRED,
+    4: ReportStatus.FAILED,      # DELETED
+    5: ReportStatus.FAILED,      # UNDELIVERABLE
+    6: ReportStatus.PENDING,     # ACCEPTED
+    7: ReportStatus.FAILED,      # UNKNOWN
+    8: ReportStatus.FAILED,      # REJECTED
+}
+
+_FIELD = re.compile(r"(id|sub|dlvrd|submit date|done date|stat|err|text)\s*:\s*", re.I)
+_HEX = re.compile(r"[0-9a-f]+")
+_HEX_LETTER = re.compile(r"[a-f]")
+
+
+def normalise_id(raw) -> str:
+    """One canonical form for an SMSC message id.
+
+    Case and surrounding NULs/spaces are dropped; an id made of hex digits with at least
+    one letter is read as hex and written in decimal; a decimal id loses its leading zeros.
+    So `0A3`, `0a3`, `000a3` and `163` are all `163`. Other ids (UUIDs) are only lower-cased.
+    """
+    if isinstance(raw, bytes):
+        raw = raw.decode("latin-1")
+    text = (raw or "").strip().strip("\x00").strip().lower()
+    if not text or not _HEX.fullmatch(text) or len(text) > 32:
+        return text
+    if _HEX_LETTER.search(text):
+        return str(int(text, 16))
+    return str(int(text, 10))
+
+
+def is_receipt(esm_class: int) -> bool:
+    kind = esm_class & ESM_RECEIPT_MASK
+    return kind in (ESM_SMSC_RECEIPT, ESM_INTERMEDIATE)
+
+
+def parse_text(text: str) -> dict[str, str]:
+    """`id:123 sub:001 dlvrd:001 submit date:... stat:DELIVRD err:000 text:...` -> fields."""
+    fields: dict[str, str] = {}
+    matches = list(_FIELD.finditer(text or ""))
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        key = match.group(1).lower()
+        value = text[match.end():end]
+        fields[key] = value if key == "text" else value.strip()
+    return fields
+
+
+@dataclass(frozen=True)
+class Receipt:
+    message_id: str            # normalised
+    status: ReportStatus
+    code: int = 0
+    detail: str = ""
+
+
+def read_receipt(text: str, receipted_id=None, message_state: int | None = None) -> Receipt | None:
+    """A receipt from a deliver_sm's text and TLVs; the TLVs win where both are present."""
+    fields = parse_text(text)
+    raw_id = receipted_id if receipted_id else fields.get("id")
+    if not raw_id:
+        return None
+    stat = fields.get("stat", "").upper()
+    status = _MESSAGE_STATE.get(message_state) if message_state else None
+    status = status or _STAT.get(stat) or ReportStatus.FAILED
+    code = _int(fields.get("err", "0"))
+    detail = "" if status == ReportStatus.DELIVERED else f"{stat or 'state'} err:{fields.get('err', '')}"
+    return Receipt(normalise_id(raw_id), status, code, detail.strip())
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 10)
+    except ValueError:
+        try:
+            return int(text, 16)
+        except ValueError:
+            return 0

@@ -1,0 +1,516 @@
+"""SmppChannel: one SMPP aggregator connection, owned by one worker thread.
+
+The only smpplib importer. smpplib's `Client` sends one PDU and waits for its answer; we use
+its socket and PDU classes but pipeline: up to `windowsize` submit_sm are in flight, matched
+to their submit_sm_resp by sequence number, while one select loop reads whatever the SMSC
+sends (responses, receipts, MO, enquire_link, unbind). The worker thread is the only one that
+touches the socket; `submit()` only queues and pokes it through a socketpair.
+
+Failure handling: a dropped link, an unanswered enquire_link or a submit_sm_resp that does not
+come returns every part in flight to the store as retryable (so only those may be sent
+twice), then the worker reconnects with exponential backoff and jitter. ESME_RTHROTTLED and
+ESME_RMSGQFUL return the part as retryable and pause the sender, longer each time in a row.
+Sink calls of one read batch run concurrently, so the store's group commit takes them in one
+fsync; deliver_sm_resp is sent only after the receipt or message is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import select
+import socket
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.smpp
+
+from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.config import SMPPConfig
+from appliance.model import OutPart, Report
+from appliance.uplink import codec, receipts
+from appliance.uplink.backoff import Backoff
+from appliance.uplink.window import Rate, Throttle, Window
+
+log = logging.getLogger("appliance.uplink")
+
+ESME_ROK = 0x00
+ESME_RMSGQFUL = 0x14
+ESME_RSYSERR = 0x08
+ESME_RTHROTTLED = 0x58
+ESME_RINVCMDID = 0x03
+SLOWING = {ESME_RTHROTTLED: "throttled", ESME_RMSGQFUL: "queue_full"}
+TRANSIENT = {ESME_RSYSERR, ESME_RMSGQFUL, 0x45, ESME_RTHROTTLED, 0x64, 0xFF}
+READ_BATCH = 256
+TICK = 0.5
+
+
+class LinkDown(Exception):
+    """The session is unusable: reconnect."""
+
+
+class SmppChannel:
+    """A `model.Channel` over one SMPP bind."""
+
+    def __init__(self, conn: SMPPConfig, sink, *, clock: Clock = SYSTEM_CLOCK,
+                 rng=random.random, throttle_pause: float = 1.0):
+        self.name = conn.name
+        self.conn = conn
+        self.sink = sink
+        self.clock = clock
+        self.state = "stopped"
+        self.last_error = ""
+        self.heartbeat = clock.monotonic()
+        self.counts = dict.fromkeys(("submitted", "failed", "retried", "throttled", "receipts",
+                                     "inbound", "generic_nacks", "binds", "link_drops"), 0)
+        self._backoff = Backoff(getattr(conn, "reconnectdelay", 1.0),
+                                getattr(conn, "reconnectmaxdelay", 60.0), rng=rng)
+        self._throttle = Throttle(throttle_pause)
+        self._rate = Rate()
+        self._window = Window(conn.windowsize)
+        self._inbox: deque[OutPart] = deque()
+        self._client = None
+        self._retry_at = 0.0
+        self._last_rx = 0.0
+        self._enquire_sent: float | None = None
+        self._payload_siblings: dict[str, list[str]] = {}
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_dispatcher = lambda: None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"{self.name}-sink")
+
+    # --- the Channel interface (any thread) ---
+
+    def start(self) -> None:
+        self.state = "connecting"
+        self._thread = threading.Thread(target=self._run, name=f"smpp-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._poke()
+        if self._thread:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True)
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def set_wake(self, wake) -> None:
+        """`wake()` is called when slots free up, so the dispatcher need not poll."""
+        self._wake_dispatcher = wake
+
+    def free_slots(self) -> int:
+        if self.state != "bound" or self.conn.mode == "receiver":
+            return 0
+        if self._throttle.paused(self.clock.monotonic()):
+            return 0
+        return max(0, self.conn.windowsize - len(self._window) - len(self._inbox))
+
+    def submit(self, part: OutPart) -> None:
+        self._inbox.append(part)
+        self._poke()
+
+    def alive(self) -> bool:
+        fresh = self.clock.monotonic() - self.heartbeat < 30.0
+        return bool(self._thread and self._thread.is_alive() and fresh)
+
+    def status(self) -> dict:
+        now = self.clock.monotonic()
+        return {
+            "name": self.name, "type": "SMPP", "host": self.conn.host, "port": self.conn.port,
+            "mode": self.conn.mode, "state": self.state, "bound": self.state == "bound",
+            "window": {"size": self.conn.windowsize, "in_use": len(self._window)},
+            "queued": len(self._inbox),
+            "throttled_for": round(max(0.0, self._throttle.until - now), 1),
+            "last_error": self.last_error,
+            "submits_per_second": self._rate.per_second(now),
+            "counts": dict(self.counts),
+        }
+
+    def _poke(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:
+            pass
+
+    # --- the worker thread ---
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.heartbeat = self.clock.monotonic()
+            try:
+                if self._client is None:
+                    self._connect_or_wait()
+                else:
+                    self._cycle()
+            except LinkDown as exc:
+                self._drop(str(exc))
+            except Exception as exc:  # one bad PDU must not end the uplink
+                log.exception("%s: worker step failed", self.name)
+                self._drop(f"internal error: {exc}")
+        self._close_politely()
+        self._return_all("stopped", "the uplink was stopped")
+        self.state = "stopped"
+
+    def _connect_or_wait(self) -> None:
+        self._return_all("not_bound", "the uplink is not bound")
+        wait = self._retry_at - self.clock.monotonic()
+        if wait > 0:
+            self.clock.wait(self._stop, min(wait, TICK))
+            return
+        self.state = "connecting"
+        client = smpplib.client.Client(self.conn.host, self.conn.port,
+                                       timeout=max(1.0, self.conn.submittimeout),
+                                       allow_unknown_opt_params=True)
+        try:
+            client.connect()
+            getattr(client, f"bind_{self.conn.mode}")(**self._bind_args())
+        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError,
+                OSError) as exc:
+            _close(client)
+            self._schedule_retry(f"bind failed: {exc}")
+            return
+        self._bound(client)
+
+    def _bind_args(self) -> dict:
+        version = self.conn.protocolversion.replace(".", "")
+        return {"system_id": self.conn.username, "password": self.conn.password,
+                "system_type": self.conn.systemtype,
+                "interface_version": int(version, 16) if version.isdigit() else 0x34,
+                "addr_ton": max(0, self.conn.sourceaddrton),
+                "addr_npi": max(0, self.conn.sourceaddrnpi)}
+
+    def _bound(self, client) -> None:
+        self._client = client
+        self._backoff.reset()
+        self._last_rx = self.clock.monotonic()
+        self._enquire_sent = None
+        self.counts["binds"] += 1
+        self.state = "bound"
+        log.info("%s: bound as %s to %s:%s", self.name, self.conn.mode, self.conn.host,
+                 self.conn.port)
+        self._wake_dispatcher()
+
+    def _schedule_retry(self, reason: str) -> None:
+        delay = self._backoff.next_delay()
+        self._retry_at = self.clock.monotonic() + delay
+        if reason != self.last_error:
+            log.warning("%s: %s; retrying in %.1fs", self.name, reason, delay)
+        self.last_error = reason
+        self.state = "backoff"
+
+    def _cycle(self) -> None:
+        self._send_ready()
+        sock = self._client._socket
+        readable, _, _ = select.select([sock, self._wake_r], [], [], self._select_timeout())
+        if self._wake_r in readable:
+            self._drain_wake()
+        if sock in readable:
+            self._read_batch(sock)
+        self._timers()
+
+    def _select_timeout(self) -> float:
+        now = self.clock.monotonic()
+        timeout = min(TICK, max(0.0, self._last_rx + self.conn.keepaliveperiod - now))
+        if self._inbox and self._throttle.paused(now):
+            timeout = min(timeout, self._throttle.until - now)
+        return max(0.0, timeout)
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    # --- sending ---
+
+    def _send_ready(self) -> None:
+        if self.conn.mode == "receiver":
+            self._return_inbox("receiver", "a receiver bind cannot send")
+            return
+        now = self.clock.monotonic()
+        while self._inbox and self._window.room() and not self._throttle.paused(now):
+            self._send_part(self._inbox.popleft(), now)
+
+    def _send_part(self, part: OutPart, now: float) -> None:
+        whole = None
+        if self.conn.usetlvmessagepayload and part.total > 1:
+            if part.seq > 1:       # the text went whole with part 1; see _payload_reference
+                self._submitted(part, payload_reference(part.message_id, part.seq))
+                return
+            whole = self._whole_text(part)
+        pdu = smpplib.smpp.make_pdu("submit_sm", client=self._client,
+                                    **codec.submit_fields(part, self.conn, whole_text=whole))
+        self._window.add(pdu.sequence, part, now)
+        self._send(pdu)
+
+    def _whole_text(self, part: OutPart) -> str | None:
+        get = getattr(self.sink, "get_message", None)
+        message = get(part.message_id) if get else None
+        return message["body"] if message and part.encoding in ("gsm7", "ucs2") else None
+
+    def _send(self, pdu) -> None:
+        try:
+            self._client.send_pdu(pdu)
+        except (smpplib.exceptions.ConnectionError, OSError) as exc:
+            raise LinkDown(f"send failed: {exc}") from None
+
+    def _reply(self, pdu, command: str, status: int = ESME_ROK):
+        answer = smpplib.smpp.make_pdu(command, client=self._client, status=status)
+        answer.sequence = pdu.sequence
+        return answer
+
+    # --- reading ---
+
+    def _read_batch(self, sock) -> None:
+        effects: list = []          # (fn, reply pdu or None)
+        freed = False
+        for _ in range(READ_BATCH):
+            pdu = self._read_pdu()
+            if pdu is not None:
+                freed |= self._handle(pdu, effects)
+            if not select.select([sock], [], [], 0)[0]:
+                break
+        self._apply(effects)
+        if freed:
+            self._wake_dispatcher()
+
+    def _read_pdu(self):
+        try:
+            pdu = self._client.read_pdu()
+        except (smpplib.exceptions.ConnectionError, OSError) as exc:
+            raise LinkDown(f"link lost: {exc or 'closed by the SMSC'}") from None
+        except (smpplib.exceptions.UnknownCommandError, smpplib.exceptions.PDUError) as exc:
+            log.warning("%s: unreadable PDU ignored: %s", self.name, exc)
+            return None
+        self._last_rx = self.clock.monotonic()
+        self._enquire_sent = None
+        return pdu
+
+    def _handle(self, pdu, effects: list) -> bool:
+        """Dispatch one PDU; True when it freed a window slot."""
+        command = pdu.command
+        if command == "submit_sm_resp":
+            return self._on_submit_resp(pdu, effects)
+        if command == "generic_nack":
+            return self._on_generic_nack(pdu, effects)
+        if command == "deliver_sm":
+            self._on_deliver(pdu, effects)
+        elif command == "enquire_link":
+            self._send(self._reply(pdu, "enquire_link_resp"))
+        elif command == "unbind":
+            self._send(self._reply(pdu, "unbind_resp"))
+            self._apply(effects)
+            effects.clear()
+            self._backoff.reset()
+            raise LinkDown("the SMSC unbound")
+        elif command not in ("enquire_link_resp", "unbind_resp", "alert_notification"):
+            log.info("%s: %s not handled", self.name, command)
+            if not command.endswith("_resp"):
+                self._send(self._reply(pdu, "generic_nack", ESME_RINVCMDID))
+        return False
+
+    def _on_submit_resp(self, pdu, effects: list) -> bool:
+        flight = self._window.pop(pdu.sequence)
+        if flight is None:
+            log.info("%s: submit_sm_resp for unknown sequence %s", self.name, pdu.sequence)
+            return False
+        status = int(pdu.status or 0)
+        if status == ESME_ROK:
+            reference = receipts.normalise_id(getattr(pdu, "message_id", b"") or b"")
+            self._submitted(flight.part, reference, effects)
+        else:
+            self._refused(flight.part, status, effects)
+        return True
+
+    def _submitted(self, part: OutPart, reference: str, effects: list | None = None) -> None:
+        if self.conn.usetlvmessagepayload and part.total > 1 and part.seq == 1:
+            self._payload_siblings[reference] = [payload_reference(part.message_id, s)
+                                                 for s in range(2, part.total + 1)]
+        self._throttle.ok()
+        self.counts["submitted"] += 1
+        self._rate.add(self.clock.monotonic())
+        call = (lambda: self.sink.part_submitted(part.id, self.name, reference), None)
+        if effects is None:
+            self._apply([call])
+        else:
+            effects.append(call)
+
+    def _refused(self, part: OutPart, status: int, effects: list) -> None:
+        text = smpplib.consts.DESCRIPTIONS.get(status, "unknown error")
+        code = SLOWING.get(status, f"smpp_0x{status:02X}")
+        if status in SLOWING:
+            self.counts["throttled"] += 1
+            pause = self._throttle.hit(self.clock.monotonic())
+            log.info("%s: %s; pausing %.1fs", self.name, text, pause)
+        retryable = status in TRANSIENT
+        self.counts["retried" if retryable else "failed"] += 1
+        self.last_error = f"submit_sm_resp 0x{status:02X}: {text}"
+        effects.append((lambda: self.sink.part_failed(part.id, self.name, code, text,
+                                                      retryable), None))
+
+    def _on_generic_nack(self, pdu, effects: list) -> bool:
+        self.counts["generic_nacks"] += 1
+        status = int(pdu.status or 0)
+        self.last_error = f"generic_nack 0x{status:02X} for sequence {pdu.sequence}"
+        flight = self._window.pop(pdu.sequence)
+        if flight is None:
+            return False
+        if status in SLOWING:
+            self._throttle.hit(self.clock.monotonic())
+        self.counts["retried"] += 1
+        part = flight.part
+        effects.append((lambda: self.sink.part_failed(part.id, self.name, "generic_nack",
+                                                      self.last_error, True), None))
+        return True
+
+    def _on_deliver(self, pdu, effects: list) -> None:
+        fields = pdu_fields(pdu)
+        reply = self._reply(pdu, "deliver_sm_resp")
+        receipted = fields.get("receipted_message_id")
+        if receipts.is_receipt(fields["esm_class"]) or receipted:
+            receipt = receipts.read_receipt(_text(fields["short_message"]), receipted,
+                                            fields.get("message_state"))
+            if receipt is None:
+                effects.append((lambda: None, reply))
+                return
+            self.counts["receipts"] += 1
+            references = [receipt.message_id] + self._payload_siblings.pop(receipt.message_id, [])
+            for reference in references:
+                report = Report(self.name, reference, receipt.status, receipt.code,
+                                receipt.detail)
+                effects.append((lambda r=report: self.sink.report(r), reply))
+            return
+        self.counts["inbound"] += 1
+        fragment = codec.inbound_fragment(self.name, fields, self.clock.now())
+        effects.append((lambda: self.sink.inbound(fragment), reply))
+
+    def _apply(self, effects: list) -> None:
+        """Run the sink calls (concurrently: one group commit), then send the replies."""
+        if not effects:
+            return
+        failed = set()
+
+        def run(item):
+            fn, reply = item
+            try:
+                fn()
+            except Exception:
+                log.exception("%s: the store refused an update", self.name)
+                if reply is not None:
+                    failed.add(id(reply))
+        if len(effects) == 1:
+            run(effects[0])
+        else:
+            list(self._pool.map(run, effects))
+        sent = set()
+        for _, reply in effects:
+            if reply is not None and id(reply) not in sent:
+                sent.add(id(reply))
+                if id(reply) in failed:
+                    reply.status = ESME_RSYSERR   # the SMSC sends it again later
+                if self._client is not None:
+                    self._send(reply)
+
+    # --- timers ---
+
+    def _timers(self) -> None:
+        now = self.clock.monotonic()
+        oldest = self._window.oldest()
+        if oldest is not None and now - oldest > self.conn.submittimeout:
+            raise LinkDown(f"no submit_sm_resp within {self.conn.submittimeout:g}s")
+        if self._enquire_sent is not None:
+            if now - self._enquire_sent > max(5.0, self.conn.keepaliveperiod):
+                raise LinkDown("enquire_link unanswered")
+        elif now - self._last_rx >= self.conn.keepaliveperiod:
+            self._send(smpplib.smpp.make_pdu("enquire_link", client=self._client))
+            self._enquire_sent = now
+
+    # --- link loss and shutdown ---
+
+    def _drop(self, reason: str) -> None:
+        _close(self._client)
+        self._client = None
+        self.counts["link_drops"] += 1
+        self._return_all("link_down", reason)
+        self._schedule_retry(reason)
+
+    def _return_all(self, code: str, reason: str) -> None:
+        parts = self._window.drain()
+        parts += self._take_inbox()
+        self._give_back(parts, code, reason)
+
+    def _return_inbox(self, code: str, reason: str) -> None:
+        self._give_back(self._take_inbox(), code, reason)
+
+    def _take_inbox(self) -> list[OutPart]:
+        parts = []
+        while self._inbox:
+            parts.append(self._inbox.popleft())
+        return parts
+
+    def _give_back(self, parts: list[OutPart], code: str, reason: str) -> None:
+        if not parts:
+            return
+        self.counts["retried"] += len(parts)
+        self._apply([(lambda p=p: self.sink.part_failed(p.id, self.name, code, reason, True),
+                      None) for p in parts])
+
+    def _close_politely(self) -> None:
+        if self._client is None:
+            return
+        try:
+            self._client.send_pdu(smpplib.smpp.make_pdu("unbind", client=self._client))
+            self._client._socket.settimeout(1.0)
+            for _ in range(self.conn.windowsize + 1):
+                pdu = self._client.read_pdu()
+                if pdu.command == "unbind_resp":
+                    break
+                if pdu.command == "submit_sm_resp":
+                    effects: list = []
+                    self._on_submit_resp(pdu, effects)
+                    self._apply(effects)
+        except Exception:  # the SMSC may close first; what is still in flight goes back
+            pass
+        _close(self._client)
+        self._client = None
+
+
+def payload_reference(message_id: str, seq: int) -> str:
+    """The reference of parts 2..n of a message sent whole in message_payload: they share
+    part 1's receipt (kept in memory; after a restart only part 1 is reported)."""
+    return f"payload:{message_id}:{seq}"
+
+
+def pdu_fields(pdu) -> dict:
+    names = ("source_addr", "source_addr_ton", "destination_addr", "dest_addr_ton",
+             "esm_class", "data_coding", "short_message", "message_payload",
+             "receipted_message_id", "message_state", "sar_msg_ref_num",
+             "sar_total_segments", "sar_segment_seqnum")
+    fields = {name: getattr(pdu, name, None) for name in names}
+    fields["esm_class"] = int(fields["esm_class"] or 0)
+    fields["short_message"] = fields["short_message"] or b""
+    if isinstance(fields["receipted_message_id"], bytes):
+        fields["receipted_message_id"] = fields["receipted_message_id"].decode("latin-1")
+    return fields
+
+
+def _text(value) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else (value or "")
+
+
+def _close(client) -> None:
+    if client is None:
+        return
+    try:
+        client.state = smpplib.consts.SMPP_CLIENT_STATE_OPEN   # no "bound state" warning
+        client.disconnect()
+    except Exception:
+        pass

@@ -1,0 +1,261 @@
+"""A local SMSC for tests: smpp34's SMPP server (an independent Rust implementation, not
+built on smpplib), run on an asyncio loop in a thread, behind a small TCP proxy that can cut
+the link or refuse connections (a network fault, which no SMPP server offers itself).
+
+Personalities are plain attributes: `throttle` (reject the next N submit_sm with
+ESME_RTHROTTLED), `hold_after` (stop answering after N submit_sm: they stay in flight),
+`unbind_after` (the server unbinds after N), `receipts` (send a delivery receipt for each
+accepted submit_sm, with the id written differently from the submit_sm_resp).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import smpp34
+
+
+@dataclass
+class Received:
+    session: str
+    source: str
+    destination: str
+    esm_class: int
+    data_coding: int
+    short_message: bytes
+    registered_delivery: int
+    tlvs: dict
+    message_id: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Smsc:
+    def __init__(self, *, receipts: bool = False, receipt_stat: str = "DELIVRD"):
+        self.receipts = receipts
+        self.receipt_stat = receipt_stat
+        self.throttle = 0
+        self.hold_after: int | None = None
+        self.unbind_after: int | None = None
+        self.received: list[Received] = []
+        self.binds: list[str] = []
+        self.sessions: dict[str, smpp34.Esme] = {}
+        self.held: list = []
+        self._counter = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._thread_main, name="smsc", daemon=True)
+        self.smsc_port = 0
+        self.proxy = None
+
+    # --- life cycle ---
+
+    def start(self) -> "Smsc":
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the test SMSC did not start")
+        self.proxy = LinkProxy(self.smsc_port).start()
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    def stop(self) -> None:
+        if self.proxy:
+            self.proxy.stop()
+        if self._loop:
+            self._run(self._server.stop)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _thread_main(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._start_server())
+        self._ready.set()
+        self._loop.create_task(self._serve())
+        self._loop.run_forever()
+
+    async def _start_server(self) -> None:
+        for _ in range(5):
+            self.smsc_port = free_port()
+            self._server = smpp34.Server("127.0.0.1", self.smsc_port, system_id="TESTSMSC")
+            try:
+                await self._server.start()
+                return
+            except Exception:
+                continue
+        raise RuntimeError("no port for the test SMSC")
+
+    def _run(self, make, timeout: float = 10.0):
+        """Run `make()` (returns an awaitable) on the SMSC's loop; smpp34 objects need it."""
+        async def wrapped():
+            return await make()
+        return asyncio.run_coroutine_threadsafe(wrapped(), self._loop).result(timeout)
+
+    # --- events ---
+
+    async def _serve(self) -> None:
+        while True:
+            event = await self._server.next()
+            if isinstance(event, smpp34.Esme):
+                self.sessions[event.session_id] = event
+                self.binds.append(event.system_id)
+            elif isinstance(event, smpp34.SubmitSmEvent):
+                await self._on_submit(event)
+            elif isinstance(event, smpp34.Unbound):
+                self.sessions.pop(event.session_id, None)
+
+    async def _on_submit(self, ev) -> None:
+        record = Received(ev.session_id, ev.source_addr, ev.destination_addr, ev.esm_class,
+                          ev.data_coding, bytes(ev.short_message), ev.registered_delivery,
+                          {t.tag: bytes(t.value) for t in ev.tlvs})
+        self.received.append(record)
+        if self.throttle > 0:
+            self.throttle -= 1
+            ev.reject(smpp34.ESME_RTHROTTLED)
+            return
+        if self.hold_after is not None and self._counter >= self.hold_after:
+            self.held.append(ev)
+            return
+        self._counter += 1
+        record.message_id = f"{self._counter + 0x9F:08X}"      # hex, upper case, zeros
+        ev.accept(message_id=record.message_id)
+        if self.receipts and record.registered_delivery:
+            await self._receipt(ev.session_id, record)
+        if self.unbind_after is not None and self._counter >= self.unbind_after:
+            self.unbind_after = None
+            await self.sessions[ev.session_id].unbind()
+
+    async def _receipt(self, session: str, record: Received) -> None:
+        # the same id as the submit_sm_resp, written the way many SMSCs do: decimal
+        decimal = str(int(record.message_id, 16))
+        text = (f"id:{decimal} sub:001 dlvrd:001 submit date:2401011200 "
+                f"done date:2401011201 stat:{self.receipt_stat} err:000 text:x").encode()
+        await self.sessions[session].deliver_sm(
+            record.source, text, source_addr=record.destination, esm_class=0x04)
+
+    # --- test controls (any thread) ---
+
+    def release_held(self) -> None:
+        """Answer held submit_sm (on a cut link the answers go nowhere)."""
+        held, self.held = self.held, []
+        self.hold_after = None
+        for ev in held:
+            self._counter += 1
+            try:
+                self._loop.call_soon_threadsafe(ev.accept, f"{self._counter + 0x9F:08X}")
+            except Exception:
+                pass
+
+    def send_mo(self, sender: str, recipient: str, body: bytes, *, data_coding: int = 0,
+                esm_class: int = 0, tlvs: list | None = None) -> int:
+        session = next(iter(self.sessions.values()))
+
+        async def push():
+            resp = await session.deliver_sm(recipient, body, source_addr=sender,
+                                            source_addr_ton=1, data_coding=data_coding,
+                                            esm_class=esm_class, tlvs=tlvs or [])
+            return resp.command_status
+        return self._run(push)
+
+    def unbind_all(self) -> None:
+        for session in list(self.sessions.values()):
+            self._run(session.unbind)
+
+    def wait_received(self, count: int, timeout: float = 20.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.received
+
+
+class LinkProxy:
+    """TCP proxy in front of the SMSC: `cut()` drops every link, `down` refuses new ones.
+    `wire` lists the submit_sm in the order they crossed the wire (smpp34's server handles
+    PDUs concurrently, so its own event order is not the sending order)."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.down = False
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._links: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        self.accepted = 0
+        self.wire: list[smpp34.SubmitSm] = []
+
+    def start(self) -> "LinkProxy":
+        threading.Thread(target=self._accept, name="proxy", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._listener.close()
+        self.cut()
+
+    def cut(self) -> None:
+        with self._lock:
+            links, self._links = self._links, []
+        for pair in links:
+            for sock in pair:
+                _shut(sock)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.down:
+                _shut(client)
+                continue
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            for s in (client, server):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._links.append((client, server))
+            for a, b, tap in ((client, server, self._tap()), (server, client, None)):
+                threading.Thread(target=_pump, args=(a, b, tap), daemon=True).start()
+
+    def _tap(self):
+        buffer = bytearray()
+
+        def tap(data: bytes) -> None:
+            buffer.extend(data)
+            while len(buffer) >= 4 and len(buffer) >= int.from_bytes(buffer[:4], "big"):
+                size = int.from_bytes(buffer[:4], "big")
+                pdu = smpp34.decode(bytes(buffer[:size]))
+                del buffer[:size]
+                if isinstance(pdu, smpp34.SubmitSm):
+                    with self._lock:
+                        self.wire.append(pdu)
+        return tap
+
+
+def _pump(src: socket.socket, dst: socket.socket, tap=None) -> None:
+    try:
+        while data := src.recv(65536):
+            if tap:
+                tap(data)
+            dst.sendall(data)
+    except OSError:
+        pass
+    _shut(src)
+    _shut(dst)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
