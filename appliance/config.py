@@ -126,6 +126,8 @@ class SMPPConfig:
     limittompm: int = 0
     submittimeout: float = 30.0
     operator: str = ""
+    reconnectdelay: float = 1.0        # first reconnect delay; doubles up to the max, jittered
+    reconnectmaxdelay: float = 60.0
 
 
 @dataclass(frozen=True)
