@@ -66,6 +66,8 @@ class Channels:
             if conn.autoconnect:
                 channel = build_channel(conn, self._daemon.journal, self._daemon.clock,
                                         self._daemon.pin_factory, self._daemon.alert)
+                if hasattr(channel, "set_wake"):     # freed slots wake the dispatcher
+                    channel.set_wake(self._daemon.dispatcher.wake)
                 channel.start()
                 self.running = {**self.running, conn.name: channel}
                 log.info("channels: %s (%s) started", conn.name, conn.type)
