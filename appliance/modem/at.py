@@ -43,6 +43,10 @@ class PortGone(ApplianceError):
     """The serial device vanished or failed (unplugged, re-enumerating, closed)."""
 
 
+class PortBusy(PortGone):
+    """Another process holds the port (ModemManager, a CLI tool, a second daemon)."""
+
+
 class AtTimeout(ApplianceError):
     """No final result in time: the modem may hang. Keeps what it had read."""
 
@@ -82,6 +86,9 @@ def open_port(url: str, baudrate: int = 115200, *, exclusive: bool = True) -> "A
         link = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05, write_timeout=5,
                                      **kwargs)
     except (serial.SerialException, OSError, ValueError) as exc:
+        if "lock" in str(exc).lower() or "busy" in str(exc).lower():
+            raise PortBusy(f"{url} is held by another process ({exc}); stop ModemManager "
+                           f"or the other program") from exc
         raise PortGone(f"cannot open {url}: {exc}") from exc
     return AtPort(link)
 

@@ -25,7 +25,8 @@ from appliance import gsm
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.model import OutPart
 from appliance.modem import ladder, probe
-from appliance.modem.at import AtCommandError, AtPort, AtTimeout, PortGone, Urc, open_port
+from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortBusy, PortGone, Urc,
+                                open_port)
 from appliance.modem.errors import InitFailed, SendFailure, classify
 from appliance.modem.pacing import Pacing
 from appliance.modem.power import PowerControl
@@ -191,6 +192,8 @@ class ModemWorker:
     def _probe(self) -> None:
         try:
             self._open_and_init(wait=self.timings.reopen)
+        except PortBusy as exc:
+            return self._port_busy(str(exc))
         except InitFailed as exc:
             if exc.fatal:
                 return self._fail(exc.reason)
@@ -198,6 +201,14 @@ class ModemWorker:
         except (AtTimeout, PortGone, AtCommandError) as exc:
             return self._begin_recovery(f"init failed: {exc}")
         self._became_ready()
+
+    def _port_busy(self, reason: str) -> None:
+        """No rung of the ladder frees a port another process holds: say so and wait."""
+        if self.last_error != reason:
+            log.error("%s: %s", self.slot, reason)
+            self._alert("busy", f"modem {self.slot}: {reason}")
+        self.last_error = reason
+        self._sleep(self.timings.race_retry)
 
     def _open_and_init(self, wait: float) -> None:
         self._close_session()
@@ -210,6 +221,8 @@ class ModemWorker:
         while True:
             try:
                 return open_port(self.config.modemorport, self.config.baudrate)
+            except PortBusy:
+                raise
             except PortGone:
                 if self.clock.monotonic() >= deadline or self._stop.is_set():
                     raise

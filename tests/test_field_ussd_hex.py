@@ -1,0 +1,44 @@
+"""Pain point 11: USSD replies come back as hex (UCS-2, or packed GSM 7-bit on Huawei).
+`run_ussd` decodes each form; the balance check runs on a schedule, parses the amount with
+the slot's regex and alerts below the threshold."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.modem.worker import UssdError
+from test_modem_kit import Sink, rig, network, wait_until  # noqa: F401
+
+BALANCE = "Balance: 12.50 EUR. Valid until 2030-12-31."
+
+
+@pytest.mark.parametrize("profile,form", [("quectel", "text"), ("simcom", "ucs2"),
+                                          ("quectel", "gsm7"), ("huawei", "gsm7")])
+def test_ussd_reply_is_decoded_in_every_form(rig, network, profile, form):
+    sim = network.add_modem("slot1", "+36201111111", profile=profile)
+    sim.ussd_form = form
+    worker = rig.ready(rig.worker(sim))
+    assert worker.run_ussd("*100#", timeout=5) == BALANCE
+    if profile == "huawei":
+        assert "AT^USSDMODE=0" in sim.commands
+
+
+def test_unknown_code_is_an_error_not_a_hang(rig, network):
+    sim = network.add_modem("slot1", "+36201111111")
+    worker = rig.ready(rig.worker(sim))
+    with pytest.raises(UssdError):
+        worker.run_ussd("*999#", timeout=5)
+    assert worker.state == "ready"
+
+
+def test_scheduled_balance_check_alerts_below_threshold(rig, network):
+    sim = network.add_modem("slot1", "+36201111111")
+    sim.balance = 3.2
+    alerts = []
+    worker = rig.worker(sim, config=dict(ussd_balance="*100#", balance_low=5.0,
+                                         balance_regex=r"Balance: (\d+[.,]\d+)"),
+                        on_alert=lambda slot, text: alerts.append((slot, text)))
+    wait_until(lambda: worker.status()["balance"] is not None, what="balance")
+    status = worker.status()
+    assert status["balance"] == 3.2 and status["balance_at"] is not None
+    assert alerts and alerts[0][0] == "slot1" and "below 5" in alerts[0][1]
