@@ -137,8 +137,15 @@ class Daemon:
                      requeued)
         self.dispatcher.start()
         self.notifier.start()
-        for conn in self.config.connections:
-            self.channels.start(conn)
+        from appliance.web.drivers import effective_connections
+        for conn, owner in effective_connections(self.config.connections, self.documents):
+            if owner == "file":
+                self.channels.start(conn)
+                continue
+            try:           # a driver created through the API must not stop the daemon
+                self.channels.start(conn)
+            except Exception:
+                log.exception("daemon: API-created connection %s could not start", conn.name)
         self._start_http()
 
     def _start_http(self) -> None:

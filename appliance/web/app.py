@@ -19,6 +19,8 @@ ROUTE_HOOKS: dict[str, object] = {}
 
 def make_app(services: Services) -> bottle.Bottle:
     from appliance.web import admin  # noqa: F401  (registers its routes)
+    from appliance.web import drivers, ozeki_actions  # noqa: F401  (register their actions)
+    from appliance.web import bulksms, phonesystem
 
     app = bottle.Bottle(catchall=True, autojson=True)
     app.config["services"] = services
@@ -35,6 +37,8 @@ def make_app(services: Services) -> bottle.Bottle:
 
     for register in ROUTE_HOOKS.values():
         register(app, services)
+    bulksms.register(app, services)
+    phonesystem.register(app, services)
     app.install(_log_once)
     _error_pages(app)
     return app

@@ -7,7 +7,10 @@ small functions `fn(ctx) -> str`; other modules register more with `@action(...)
 from __future__ import annotations
 
 import logging
+import time
+import urllib.parse
 from dataclasses import dataclass
+from html import escape as H
 from typing import Callable
 
 import bottle
@@ -15,7 +18,9 @@ import bottle
 from appliance.accounts import AuthError, User
 from appliance.compose import NewMessage, Submission, prepare
 from appliance.errors import StoreError, ValidationError
-from appliance.model import OZEKI_STATE, State
+from appliance.model import OZEKI_STATE, Priority, State
+from appliance.notify import fill_template
+from appliance.web import gate
 from appliance.web import ozeki_xml as X
 from appliance.web.params import ParamError, client_address, read_params
 from appliance.web.services import Services
@@ -38,6 +43,10 @@ STATUS_CODES = {
     "bad_originator": (7, "Invalid originator"),
     "bad_parameter": (9, "Invalid parameter"),
     "store": (8, "Message could not be stored"),
+    "bad_binary": (4, "Invalid message document"),
+    "bad_validity": (9, "Invalid validity period"),
+    "dnd": (10, "Recipient is on the do-not-disturb list"),
+    "dnd_explicit": (10, "Recipient is on the do-not-disturb list"),
 }
 
 
@@ -84,22 +93,49 @@ def action(name: str, *, admin_only: bool = False):
 
 
 def handle(services: Services, request: bottle.BaseRequest, response: bottle.BaseResponse) -> str:
-    """Entry point for /api?action=...: every failure becomes the Ozeki error envelope."""
+    """Entry point for /api: `command=SendSms` goes to the Phone System dialect, the Ozeki 10
+    JSON actions to theirs; everything else is an Ozeki action, and every failure becomes
+    the Ozeki error envelope (in the requested responseformat)."""
     response.content_type = "application/xml; charset=utf-8"
+    params: dict[str, str] = {}
     try:
-        ctx = _context(services, request, response)
+        params = read_params(request)
+        command = params.get("command", "").strip()
+        name = params.get("action", "").strip().lower()
+        if command and (command.lower() == "sendsms" or not name):
+            from appliance.web import phonesystem
+            return phonesystem.handle_params(services, params, request, response)
+        from appliance.web import ozeki_json
+        if name in ozeki_json.ACTIONS:
+            return ozeki_json.handle(services, request, response)
+        ctx = _context(services, params, request, response)
         return _run(ctx)
     except ApiError as exc:
-        return X.error(exc.code, exc.message)
+        return render_error(params, response, exc.code, exc.message)
     except ParamError as exc:
-        return X.error(X.E_INVALID_PARAMETER, str(exc))
+        return render_error(params, response, X.E_INVALID_PARAMETER, str(exc))
+    except TimeoutError:
+        log.error("api: the store did not answer in time")
+        return render_error(params, response, X.E_INTERNAL, "The message store is busy; retry")
     except StoreError as exc:
         log.error("api: store error: %s", exc)
-        return X.error(X.E_INTERNAL, "The message store is not available")
+        return render_error(params, response, X.E_INTERNAL, "The message store is not available")
 
 
-def _context(services: Services, request, response) -> Ctx:
-    params = read_params(request)
+def render_error(params: dict, response, code: int, message: str) -> str:
+    fmt = response_format(params)
+    if fmt == "html":
+        response.content_type = "text/html; charset=utf-8"
+        return (f"<HTML><HEAD><TITLE>SMS</TITLE></HEAD><BODY>\nError code: {code}<br>\n"
+                f"Error message: {H(message)}<br>\n</BODY></HTML>\n")
+    if fmt == "urlencoded":
+        response.content_type = "application/x-www-form-urlencoded; charset=utf-8"
+        return urllib.parse.urlencode({"errorcode": code, "errormessage": message})
+    response.content_type = "application/xml; charset=utf-8"
+    return X.error(code, message)
+
+
+def _context(services: Services, params: dict, request, response) -> Ctx:
     name = params.get("action", "").strip().lower()
     if not name:
         raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: action")
@@ -152,9 +188,9 @@ class Outcome:
 
 @action("sendmessage")
 def sendmessage(ctx: Ctx) -> str:
+    options = request_options(ctx)
     requests = _batch(ctx) if ctx.get("messagecount") else [_single_fields(ctx)]
-    outcomes = submit_all(ctx, requests)
-    ctx.services.wake()
+    outcomes = submit_all(ctx, requests, options)
     return render_send(ctx, outcomes)
 
 
@@ -164,7 +200,7 @@ def _single_fields(ctx: Ctx) -> dict:
 
 def _batch(ctx: Ctx) -> list[dict]:
     try:
-        count = int(ctx.get("messagecount"))
+        count = int(ctx.get("messagecount").strip())
     except ValueError:
         raise ApiError(X.E_INVALID_PARAMETER, "messagecount must be a whole number") from None
     if not 1 <= count <= MAX_BATCH:
@@ -178,22 +214,78 @@ def _batch(ctx: Ctx) -> list[dict]:
     return batch
 
 
-def submit_all(ctx: Ctx, requests: list[dict]) -> list[Outcome]:
+SMPP_PARAMS = ("source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi",
+               "esm_class", "data_coding")
+_PRIORITIES = {"alert": Priority.ALERT, "high": Priority.ALERT, "normal": Priority.NORMAL,
+               "bulk": Priority.BULK, "low": Priority.BULK}
+
+
+@dataclass
+class Options:
+    """What one sendmessage request asks for every message it carries."""
+
+    send_at: float | None = None
+    valid_until: float | None = None
+    serviceprovider: str = ""
+    smpp_params: dict | None = None
+    callback: dict | None = None
+    priority: int = Priority.NORMAL
+
+
+def parse_time(value: str, name: str) -> float:
+    """Local time `yyyy-MM-dd HH:mm:ss` or Ozeki's `yyyy.MM.dd. HH:mm:ss` (seconds optional)."""
+    text = " ".join(value.replace("T", " ").split())
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y.%m.%d. %H:%M:%S", "%Y.%m.%d %H:%M:%S",
+                "%Y-%m-%d %H:%M", "%Y.%m.%d. %H:%M", "%Y/%m/%d %H:%M:%S"):
+        try:
+            return time.mktime(time.strptime(text, fmt))
+        except (ValueError, OverflowError):
+            continue
+    raise ApiError(X.E_INVALID_PARAMETER,
+                   f"{name} must be a local time like 2024-01-31 13:45:00 or 2024.01.31. 13:45:00")
+
+
+def request_options(ctx: Ctx) -> Options:
+    options = Options(priority=_PRIORITIES.get(ctx.user.priority, Priority.NORMAL))
+    if ctx.get("sendondate").strip():
+        options.send_at = parse_time(ctx.get("sendondate"), "sendondate")
+    if ctx.get("vp").strip():
+        options.valid_until = parse_time(ctx.get("vp"), "vp")
+        if options.valid_until <= ctx.services.clock.now():
+            raise ApiError(X.E_INVALID_PARAMETER, "vp (validity period) is already over")
+    if ctx.user.allowrouteoverride:
+        options.serviceprovider = ctx.get("serviceprovider").strip()[:40]
+    smpp = {}
+    for name in SMPP_PARAMS:
+        value = ctx.get(name).strip()
+        if value:
+            if not value.isdigit() or int(value) > 255:
+                raise ApiError(X.E_INVALID_PARAMETER, f"{name} must be a number 0..255")
+            smpp[name] = int(value)
+    options.smpp_params = smpp or None
+    url = ctx.get("reporturl").strip() or ctx.user.reporturl
+    if url:
+        options.callback = {"kind": "ozeki_reporturl", "url": url}
+    return options
+
+
+def submit_all(ctx: Ctx, requests: list[dict], options: Options | None = None) -> list[Outcome]:
     """Validate every recipient of every request, then accept them all in one commit."""
+    options = options or Options()
     outcomes: list[Outcome] = []
     ready: list[tuple[Outcome, NewMessage]] = []
     for fields in requests:
-        for outcome, message in _prepare_request(ctx, fields):
+        for outcome, message in _prepare_request(ctx, fields, options):
             outcomes.append(outcome)
             if message is not None:
                 ready.append((outcome, message))
-    results = ctx.services.journal.accept([m for _, m in ready]) if ready else []
+    results = gate.accept(ctx.services, [m for _, m in ready])
     for (outcome, _), result in zip(ready, results):
         _settle(outcome, result)
     return outcomes
 
 
-def _prepare_request(ctx: Ctx, fields: dict):
+def _prepare_request(ctx: Ctx, fields: dict, options: Options):
     recipients = [r.strip() for r in fields.get("recipient", "").split(",") if r.strip()]
     if not recipients:
         recipients = [""]
@@ -203,27 +295,24 @@ def _prepare_request(ctx: Ctx, fields: dict):
                           messagetype=fields.get("messagetype") or "SMS:TEXT",
                           messagedata=fields.get("messagedata", ""))
         try:
-            message = prepare(build_submission(ctx, outcome))
+            message = gate.prepare(ctx.services, build_submission(ctx, outcome, options))
         except ValidationError as exc:
             _refuse(outcome, exc)
             message = None
         yield outcome, message
 
 
-def build_submission(ctx: Ctx, outcome: Outcome) -> Submission:
+def build_submission(ctx: Ctx, outcome: Outcome, options: Options | None = None) -> Submission:
     """The neutral submission for one recipient; options shared by the whole request."""
+    options = options or Options()
     if not outcome.recipient:
         raise ValidationError("bad_recipient", "Missing parameter: recipient", "recipient")
-    provider = ctx.get("serviceprovider") if ctx.user.allowrouteoverride else ""
     return Submission(user=ctx.user.name, recipient=outcome.recipient,
                       text=outcome.messagedata, messagetype=outcome.messagetype,
-                      originator=outcome.originator, serviceprovider=provider,
-                      dialect="ozeki", callback=_callback(ctx))
-
-
-def _callback(ctx: Ctx) -> dict | None:
-    url = ctx.get("reporturl") or ctx.user.reporturl
-    return {"kind": "ozeki_reporturl", "url": url} if url else None
+                      originator=outcome.originator, serviceprovider=options.serviceprovider,
+                      send_at=options.send_at, valid_until=options.valid_until,
+                      smpp_params=dict(options.smpp_params or {}), priority=options.priority,
+                      dialect="ozeki", callback=options.callback)
 
 
 def _settle(outcome: Outcome, result) -> None:
@@ -239,19 +328,80 @@ def _refuse(outcome: Outcome, exc: ValidationError) -> None:
     outcome.text = exc.text or default
 
 
+def outcome_keywords(o: Outcome) -> dict[str, str]:
+    """The §2.6 `$keyword` values of an accept report, for continueurl / redirecturl."""
+    return {"messageid": o.message_id, "statuscode": str(o.code), "statusmessage": o.text,
+            "recipient": o.recipient, "originator": o.originator, "messagetype": o.messagetype,
+            "messagedata": o.messagedata, "status": "accepted" if o.code == 0 else "rejected",
+            "submitdate": X.ozeki_time(time.time())}
+
+
 def render_send(ctx: Ctx, outcomes: list[Outcome]) -> str:
-    limit = ctx.get("maxresponse")
+    first = outcomes[0] if outcomes else None
+    limit = ctx.get("maxresponse").strip()
     if limit.isdigit():
         outcomes = outcomes[:int(limit)]
+    redirect = ctx.get("redirecturl").strip()
+    if redirect and first is not None:
+        location = safe_url(fill_template(redirect, outcome_keywords(first)))
+        if location:
+            ctx.response.status = 302
+            ctx.response.set_header("Location", location)
+    fmt = response_format(ctx.params)
+    if fmt == "html":
+        return _html_send(ctx, outcomes, first)
+    if fmt == "urlencoded":
+        return _urlencoded_send(outcomes)
     if any(o.index is not None for o in outcomes):
         return X.envelope("sendmessage", "".join(_indexed_report(o) for o in outcomes))
     return X.envelope("sendmessage", "".join(_accept_report(o) for o in outcomes))
 
 
+def safe_url(url: str) -> str:
+    """A URL fit for a Location header or an href: http(s) only, no control characters."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in url):
+        return ""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    return url if scheme in ("http", "https") or url.startswith("/") else ""
+
+
+def response_format(params: dict) -> str:
+    fmt = params.get("responseformat", "").strip().lower()
+    return fmt if fmt in ("html", "urlencoded") else "xml"
+
+
+def _html_send(ctx: Ctx, outcomes: list[Outcome], first: Outcome | None) -> str:
+    ctx.response.content_type = "text/html; charset=utf-8"
+    blocks = [f"Status code: {o.code}<br>\nStatus message: {H(o.text)}<br>\n"
+              f"Message ID: {H(o.message_id)}<br>\nRecipient: {H(o.recipient)}<br>\n<br>\n"
+              for o in outcomes]
+    link = ""
+    continueurl = ctx.get("continueurl").strip()
+    if continueurl and first is not None:
+        url = safe_url(fill_template(continueurl, outcome_keywords(first)))
+        if url:
+            link = f"<a href='{H(url)}'>Click here to continue</a>\n"
+    return ("<HTML><HEAD><TITLE>SMS</TITLE></HEAD><BODY>\n" + "".join(blocks) + link
+            + "</BODY></HTML>\n")
+
+
+def _urlencoded_send(outcomes: list[Outcome]) -> str:
+    bottle.response.content_type = "application/x-www-form-urlencoded; charset=utf-8"
+    several = len(outcomes) != 1 or outcomes[0].index is not None
+    pairs = []
+    for n, o in enumerate(outcomes):
+        i = (o.index if o.index is not None else n) if several else ""
+        pairs += [(f"statuscode{i}", o.code), (f"statusmessage{i}", o.text),
+                  (f"messageid{i}", o.message_id), (f"recipient{i}", o.recipient)]
+    return urllib.parse.urlencode(pairs)
+
+
 def _accept_report(o: Outcome) -> str:
     return ("<acceptreport>\n"
             f"{X.element('statuscode', o.code)}\n{X.element('statusmessage', o.text)}\n"
-            f"{X.element('messageid', o.message_id)}\n{X.element('recipient', o.recipient)}\n"
+            f"{X.element('messageid', o.message_id)}\n"
+            f"{X.element('originator', o.originator)}\n"
+            f"{X.element('recipient', o.recipient)}\n"
             f"{X.element('messagetype', o.messagetype)}\n"
             f"{X.element('messagedata', o.messagedata)}\n"
             "</acceptreport>\n")

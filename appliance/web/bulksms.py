@@ -1,0 +1,196 @@
+"""The bulksms API (http-api.md §14): `/bulksms/bulksms` and `/bulksms/schedulemsg`.
+
+Plain-text answers: one `code|destination|message_id` line per destination, or just the code
+for a request-level error. Both paths accept the scheduling triple `date`/`time`/`gmt`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta, timezone
+
+import bottle
+
+from appliance.accounts import AuthError
+from appliance.compose import Submission, wap_si_document
+from appliance.errors import StoreError, ValidationError
+from appliance.model import Priority
+from appliance.web import gate
+from appliance.web.params import ParamError, client_address, read_params
+
+log = logging.getLogger("appliance.web")
+
+SUCCESS = 1701
+INVALID_URL, BAD_LOGIN, BAD_TYPE, BAD_MESSAGE = 1702, 1703, 1704, 1705
+BAD_DESTINATION, BAD_SOURCE, BAD_DLR, USER_VALIDATION = 1706, 1707, 1708, 1709
+INTERNAL, TIMEOUT, NO_CREDIT, DND_REJECT = 1710, 1715, 1725, 1732
+DUPLICATE, EXPLICIT_DND, IP_BLACKLISTED, IP_NOT_WHITELISTED = 1041, 1042, 16, 18
+
+# type -> Ozeki message type (the one vocabulary compose understands)
+TYPES = {"0": "SMS:TEXT:GSM7BIT", "1": "SMS:TEXT:GSM7BIT:CLASS0", "2": "SMS:TEXT:UCS2",
+         "4": "SMS:WAPPUSH", "5": "SMS:TEXT", "6": "SMS:TEXT:UCS2:CLASS0",
+         "7": "SMS:TEXT:CLASS0"}
+MAX_DESTINATIONS = 1000
+
+_REFUSALS = {"bad_recipient": BAD_DESTINATION, "bad_originator": BAD_SOURCE,
+             "empty_text": BAD_MESSAGE, "bad_text": BAD_MESSAGE, "text_too_long": BAD_MESSAGE,
+             "bad_binary": BAD_MESSAGE, "no_credit": NO_CREDIT, "duplicate": DUPLICATE,
+             "duplicate_id": DUPLICATE, "dnd": DND_REJECT, "dnd_explicit": EXPLICIT_DND}
+
+_NUMERIC_SOURCE = re.compile(r"\+?[0-9]{1,18}")
+_ALNUM_SOURCE = re.compile(r"[A-Za-z0-9 .\-_&!?]{1,11}")
+_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_TIME = re.compile(r"(\d{1,2}):(\d{2})\s*([ap]m)", re.I)
+_GMT = re.compile(r"(?:GMT)?\s*([+-])\s*(\d{1,2}):(\d{2})", re.I)
+
+
+class Refused(Exception):
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
+def _text(response, body: str) -> str:
+    response.content_type = "text/plain; charset=utf-8"
+    response.status = 200
+    return body
+
+
+def handle(services, request, response, *, schedule_path: bool) -> str:
+    try:
+        params = read_params(request)
+        return _text(response, _submit(services, params, request, schedule_path))
+    except Refused as exc:
+        return _text(response, str(exc.code))
+    except ParamError:
+        return _text(response, str(INVALID_URL))
+    except TimeoutError:
+        return _text(response, str(TIMEOUT))
+    except StoreError as exc:
+        log.error("bulksms: store error: %s", exc)
+        return _text(response, str(INTERNAL))
+
+
+def _submit(services, params: dict, request, schedule_path: bool) -> str:
+    required = ["username", "password", "type", "dlr", "destination", "message"]
+    if schedule_path:
+        required += ["date", "time"]
+    if any(not params.get(name, "").strip() for name in required):
+        raise Refused(INVALID_URL)
+    user = _login(services, params, request)
+    messagetype = TYPES.get(params["type"].strip())
+    if messagetype is None:
+        raise Refused(BAD_TYPE)
+    dlr = params["dlr"].strip()
+    if dlr not in ("0", "1"):
+        raise Refused(BAD_DLR)
+    source = _source(params.get("source", "").strip(), user)
+    text = params["message"]
+    if messagetype == "SMS:WAPPUSH":
+        url = params.get("url", "").strip()
+        if not url:
+            raise Refused(INVALID_URL)
+        text = wap_si_document(url, text)
+    send_at = _schedule(params, services.clock.now())
+    destinations = [d.strip() for d in params["destination"].split(",") if d.strip()]
+    if not destinations:
+        raise Refused(INVALID_URL)
+    if len(destinations) > MAX_DESTINATIONS:
+        raise Refused(BAD_DESTINATION)
+    callback = {"kind": "bulksms_dlr", "url": user.reporturl} \
+        if dlr == "1" and user.reporturl else None
+    window = _dedupe_window(user)
+    lines: list[list] = []
+    ready = []
+    for destination in destinations:
+        line = [SUCCESS, destination, ""]
+        sub = Submission(user=user.name, recipient=destination, text=text,
+                         messagetype=messagetype, originator=source, send_at=send_at,
+                         want_report=dlr == "1", priority=Priority.NORMAL, dialect="bulksms",
+                         callback=callback, dedupe_window=window)
+        try:
+            ready.append((line, gate.prepare(services, sub)))
+        except ValidationError as exc:
+            line[0] = _REFUSALS.get(exc.code, INTERNAL)
+        lines.append(line)
+    for (line, _), result in zip(ready, gate.accept(services, [m for _, m in ready])):
+        if isinstance(result, ValidationError):
+            line[0] = _REFUSALS.get(result.code, INTERNAL)
+        else:
+            line[2] = result
+    return "\n".join(f"{code}|{_clean(dest)}|{mid}" for code, dest, mid in lines)
+
+
+def _clean(destination: str) -> str:
+    """An echoed destination cannot break the line format."""
+    return re.sub(r"[\r\n|,]", "", destination)[:40]
+
+
+def _dedupe_window(user) -> float | None:
+    raw = (user.settings or {}).get("dedupe_window")
+    try:
+        return float(raw) if raw not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _login(services, params: dict, request):
+    address = client_address(request)
+    try:
+        user = services.accounts.authenticate(params["username"], params["password"], address)
+    except AuthError as exc:
+        raise Refused(USER_VALIDATION if exc.kind in ("throttled", "disabled") else BAD_LOGIN) \
+            from None
+    allowed, reason = user.address_allowed(address)
+    if not allowed:
+        raise Refused(IP_BLACKLISTED if reason == "deny" else IP_NOT_WHITELISTED)
+    return user
+
+
+def _source(source: str, user) -> str:
+    if not source:
+        return user.originator
+    if _NUMERIC_SOURCE.fullmatch(source) or _ALNUM_SOURCE.fullmatch(source):
+        return source
+    raise Refused(BAD_SOURCE)
+
+
+def _schedule(params: dict, now: float) -> float | None:
+    """`date` MM/DD/YYYY, `time` hh:mm am|pm, `gmt` [GMT] ±hh:mm (default: appliance time)."""
+    date, clock, gmt = (params.get(k, "").strip() for k in ("date", "time", "gmt"))
+    if not (date or clock or gmt):
+        return None
+    d, t = _DATE.fullmatch(date), _TIME.fullmatch(clock)
+    g = _GMT.fullmatch(gmt) if gmt else None
+    if not d or not t or (gmt and not g):
+        raise Refused(INVALID_URL)
+    hour, minute = int(t.group(1)), int(t.group(2))
+    if hour > 12 or minute > 59:
+        raise Refused(INVALID_URL)
+    hour = hour % 12 + (12 if t.group(3).lower() == "pm" else 0)
+    try:
+        if g:
+            oh, om = int(g.group(2)), int(g.group(3))
+            if oh > 14 or om not in (0, 15, 30, 45):
+                raise Refused(INVALID_URL)
+            sign = 1 if g.group(1) == "+" else -1
+            tz = timezone(sign * timedelta(hours=oh, minutes=om))
+            at = datetime(int(d.group(3)), int(d.group(1)), int(d.group(2)), hour, minute,
+                          tzinfo=tz)
+        else:
+            at = datetime(int(d.group(3)), int(d.group(1)), int(d.group(2)), hour, minute)
+        epoch = at.timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise Refused(INVALID_URL) from None
+    return epoch if epoch > now else None
+
+
+def register(app: bottle.Bottle, services) -> None:
+    @app.route("/bulksms/bulksms", method=["GET", "POST"])
+    def bulksms():
+        return handle(services, bottle.request, bottle.response, schedule_path=False)
+
+    @app.route("/bulksms/schedulemsg", method=["GET", "POST"])
+    def schedulemsg():
+        return handle(services, bottle.request, bottle.response, schedule_path=True)

@@ -1,0 +1,226 @@
+"""Ozeki §9 driver actions on the daemon's running connections, persisted in the documents.
+
+A driver is a connection (`config.connection_from_table` vocabulary, the lower-case keys of
+Ozeki's configdriver tables). Documents table `connections` keeps, per name:
+`{"name", "owner": "api"|"file", "table": {...}}` -- for API-created drivers the whole key
+set, for file-provisioned ones only the keys changed through the API, laid over the file's
+values at every start. A change takes effect at once: the running channel is replaced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from appliance.config import (CONNECTION_TYPES, UNSUPPORTED_CONNECTION_TYPES, ConfigError,
+                              connection_from_table)
+from appliance.web import ozeki_xml as X
+from appliance.web.ozeki import ApiError, Ctx, action
+
+log = logging.getLogger("appliance.web")
+
+TABLE = "connections"
+# Ozeki keys with no meaning on Linux serial ports or in this appliance: accepted, ignored.
+IGNORED_KEYS = {"databits", "parity", "stopbits", "hwhandshake", "swhandshake", "logdirectory",
+                "logcommunication", "loghistorycount", "loglinesbeforechecksize",
+                "logmaxfilesize", "logmessages", "protocol", "charsethandling",
+                "preferedcharset", "methodtouse", "sendmethod", "slowmodem", "cbaddresshiding",
+                "cbslowcommunication", "usbdevice_ozeki"}
+_RESERVED = {"action", "username", "password", "name", "type", "_charset_", "responseformat"}
+_TYPE_NAMES = {t.lower(): t for t in (*CONNECTION_TYPES, *UNSUPPORTED_CONNECTION_TYPES)}
+_TYPE_NAMES.update({"gsm": "GSMModem", "gsmmodem": "GSMModem", "http client": "HTTPClient",
+                    "http server": "HTTPServer", "httpclient": "HTTPClient"})
+
+
+def _file_table(conn) -> dict:
+    table = dataclasses.asdict(conn)
+    table.pop("name")
+    return table
+
+
+def effective_connections(file_connections, documents) -> list[tuple[object, str]]:
+    """(connection, owner) for every connection to run at start: the file's with their API
+    overrides, then the API-created ones that are complete. Bad stored entries are logged."""
+    docs = {d["name"]: d for d in documents.all(TABLE)} if documents is not None else {}
+    result = []
+    file_names = set()
+    for conn in file_connections:
+        file_names.add(conn.name)
+        doc = docs.get(conn.name)
+        if doc and doc.get("owner") == "file" and doc.get("table"):
+            try:
+                conn = connection_from_table(conn.name, {**_file_table(conn), **doc["table"]})
+            except ConfigError as exc:
+                log.error("drivers: ignoring stored changes of %s: %s", conn.name, exc)
+        result.append((conn, "file"))
+    for name, doc in docs.items():
+        if doc.get("owner") != "api" or name in file_names:
+            continue
+        try:
+            result.append((connection_from_table(name, doc["table"]), "api"))
+        except ConfigError as exc:
+            log.info("drivers: %s is not complete yet: %s", name, exc)
+    return result
+
+
+# --- the actions ---------------------------------------------------------------------------
+
+
+def _daemon(ctx: Ctx):
+    daemon = ctx.services.extras.get("daemon")
+    if daemon is None:
+        raise ApiError(X.E_INTERNAL, "driver handling is not available")
+    return daemon
+
+
+def _kind(raw: str) -> str:
+    kind = _TYPE_NAMES.get(raw.strip().lower())
+    if kind in UNSUPPORTED_CONNECTION_TYPES:
+        raise ApiError(X.E_UNSUPPORTED, f"{kind} drivers are not supported by this appliance "
+                       f"(supported: {', '.join(CONNECTION_TYPES)})")
+    if kind is None:
+        raise ApiError(X.E_INVALID_PARAMETER, f"type must be one of {', '.join(CONNECTION_TYPES)}")
+    return kind
+
+
+def _keys(ctx: Ctx, kind: str) -> tuple[dict, list[str]]:
+    fields = {f.name for f in dataclasses.fields(CONNECTION_TYPES[kind])} - {"name", "type"}
+    keys, ignored = {}, []
+    for key, value in ctx.params.items():
+        if key in _RESERVED:
+            continue
+        if key in IGNORED_KEYS or key.startswith("log"):
+            ignored.append(key)
+        elif key in fields:
+            keys[key] = value.strip()
+        else:
+            raise ApiError(X.E_INVALID_PARAMETER, f"{key[:40]}: unknown key for a {kind} driver")
+    return keys, ignored
+
+
+def _state(daemon, name: str) -> str:
+    if name in daemon.channels.running:
+        return "running"
+    return "stopped" if name in daemon.channels.configs else "not configured"
+
+
+def _answer(ctx: Ctx, action_name: str, name: str, *, note: str = "", ignored=()) -> str:
+    daemon = _daemon(ctx)
+    rows = [X.element("name", name), X.element("state", _state(daemon, name))]
+    if note:
+        rows.append(X.element("note", note))
+    rows += [X.element("ignoredkey", k) for k in ignored]
+    return X.envelope(action_name, "<driver>\n" + "\n".join(rows) + "\n</driver>\n")
+
+
+def _apply(ctx: Ctx, name: str, owner: str, table: dict, full: dict) -> str:
+    """Persist `table`; run `full` when it is a complete connection. Returns a note."""
+    daemon = _daemon(ctx)
+    try:
+        conn = connection_from_table(name, full)
+    except ConfigError as exc:
+        if owner == "file":
+            raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
+        daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table})
+        daemon.channels.stop(name, forget=True)
+        return f"saved, not running until complete: {exc}"
+    daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table})
+    try:
+        daemon.channels.start(conn)    # replaces a running channel of that name
+    except Exception as exc:  # noqa: BLE001 - a driver that cannot start is reported, not fatal
+        log.error("drivers: %s could not start: %s", name, exc)
+        return f"saved, but the connection could not start: {str(exc)[:200]}"
+    return "saved and applied"
+
+
+def _existing(ctx: Ctx) -> tuple[str, str, dict, dict]:
+    """(name, owner, stored table, full table) of an existing driver."""
+    daemon = _daemon(ctx)
+    name = ctx.require("name")
+    doc = daemon.documents.get(TABLE, name)
+    file_conn = next((c for c in daemon.config.connections if c.name == name), None)
+    if file_conn is not None:
+        overrides = dict(doc["table"]) if doc and doc.get("owner") == "file" else {}
+        return name, "file", overrides, {**_file_table(file_conn), **overrides}
+    if doc is None:
+        raise ApiError(X.E_NOT_FOUND, f"No driver named {name[:40]}")
+    return name, "api", dict(doc["table"]), dict(doc["table"])
+
+
+@action("createdriver", admin_only=True)
+def createdriver(ctx: Ctx) -> str:
+    daemon = _daemon(ctx)
+    kind = _kind(ctx.require("type"))
+    name = ctx.get("name").strip() or ctx.get("operator").strip()
+    if not name:
+        taken = set(daemon.channels.configs) | {d["name"] for d in daemon.documents.all(TABLE)}
+        name = next(f"{kind}{i}" for i in range(1000) if f"{kind}{i}" not in taken)
+    if daemon.documents.get(TABLE, name) or name in daemon.channels.configs:
+        raise ApiError(X.E_INVALID_PARAMETER, f"A driver named {name[:40]} already exists")
+    keys, ignored = _keys(ctx, kind)
+    keys.setdefault("autoconnect", "off")      # created drivers start with startdriver
+    table = {"type": kind, **keys}
+    try:
+        connection_from_table(name, {"type": kind})   # the name itself must be valid
+    except ConfigError as exc:
+        if "name" in str(exc):
+            raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
+    note = _apply(ctx, name, "api", table, table)
+    return _answer(ctx, "createdriver", name, note=note, ignored=ignored)
+
+
+@action("configdriver", admin_only=True)
+def configdriver(ctx: Ctx) -> str:
+    name, owner, stored, full = _existing(ctx)
+    keys, ignored = _keys(ctx, full["type"])
+    if not keys and not ignored:
+        raise ApiError(X.E_MISSING_PARAMETER, "configdriver needs at least one KEY=value")
+    note = _apply(ctx, name, owner, {**stored, **keys}, {**full, **keys})
+    return _answer(ctx, "configdriver", name, note=note, ignored=ignored)
+
+
+def _switch(ctx: Ctx, on: bool, action_name: str) -> str:
+    name, owner, stored, full = _existing(ctx)
+    value = "on" if on else "off"
+    table = {**stored, "autoconnect": value}
+    if on:
+        note = _apply(ctx, name, owner, table, {**full, "autoconnect": value})
+    else:
+        daemon = _daemon(ctx)
+        daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table})
+        daemon.channels.stop(name)
+        note = "stopped"
+    return _answer(ctx, action_name, name, note=note)
+
+
+@action("startdriver", admin_only=True)
+def startdriver(ctx: Ctx) -> str:
+    return _switch(ctx, True, "startdriver")
+
+
+@action("stopdriver", admin_only=True)
+def stopdriver(ctx: Ctx) -> str:
+    return _switch(ctx, False, "stopdriver")
+
+
+@action("deletedriver", admin_only=True)
+def deletedriver(ctx: Ctx) -> str:
+    name, owner, _, _ = _existing(ctx)
+    if owner == "file":
+        raise ApiError(X.E_UNSUPPORTED, f"{name} is provisioned by the configuration file; "
+                       "remove it there (stopdriver stops it)")
+    daemon = _daemon(ctx)
+    daemon.channels.stop(name, forget=True)
+    daemon.documents.remove(TABLE, name)
+    return X.envelope("deletedriver", f"<driver>\n{X.element('name', name)}\n"
+                      f"{X.element('state', 'deleted')}\n</driver>\n")
+
+
+@action("listdrivers", admin_only=True)
+def listdrivers(ctx: Ctx) -> str:
+    daemon = _daemon(ctx)
+    names = sorted(set(daemon.channels.configs) | {d["name"] for d in
+                                                   daemon.documents.all(TABLE)})
+    rows = "".join(f"<driver>\n{X.element('name', n)}\n{X.element('state', _state(daemon, n))}"
+                   "\n</driver>\n" for n in names)
+    return X.envelope("listdrivers", rows)

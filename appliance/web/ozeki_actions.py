@@ -1,0 +1,463 @@
+"""Ozeki NG actions beyond sendmessage/getmessagebyid: receiving and folders (§3, §4, §6),
+credits (§7), users (§8), address book (§5), reporting (§10) and the do-not-disturb list.
+
+Names Ozeki never published ([NF] in http-api.md) are the appliance's own and are listed as
+such in docs/api.md: markmessagebyid, deletemessagebyid, querymessagelist,
+deletemessagelist, deletefolderitems, addcontact, deletecontact, adddnd, deletednd, listdnd.
+"""
+
+from __future__ import annotations
+
+import re
+
+from appliance import auth
+from appliance.accounts import ADMIN, User
+from appliance.web import gate
+from appliance.web import ozeki_xml as X
+from appliance.web.ozeki import (ApiError, Ctx, action, folder_of, parse_time,
+                                 visible_message)
+
+FOLDERS = ("inbox", "outbox", "sent", "notsent", "deleted")
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10000
+_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,40}")
+_ON = {"on", "true", "yes", "1"}
+_OFF = {"off", "false", "no", "0"}
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _folder(ctx: Ctx) -> str:
+    folder = ctx.get("folder", "inbox").strip().lower() or "inbox"
+    if folder not in FOLDERS:
+        raise ApiError(X.E_INVALID_PARAMETER, f"folder must be one of {', '.join(FOLDERS)}")
+    return folder
+
+
+def _limit(ctx: Ctx) -> int:
+    raw = ctx.get("limit").strip()
+    if not raw:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise ApiError(X.E_INVALID_PARAMETER, f"limit must be a number 1..{MAX_LIMIT}")
+    return int(raw)
+
+
+def _account(ctx: Ctx, *, admin_default: bool = False) -> str:
+    """The `useraccount` an action is about: yourself unless you are the administrator."""
+    wanted = ctx.get("useraccount").strip()
+    if not wanted:
+        return ADMIN if admin_default else ctx.user.name
+    if wanted != ctx.user.name and not ctx.user.admin:
+        raise ApiError(X.E_ADMIN_ONLY, "Only an administrator may act on other accounts")
+    if ctx.services.accounts.get(wanted) is None:
+        raise ApiError(X.E_NOT_FOUND, f"No user account named {wanted[:40]}")
+    return wanted
+
+
+def _message_xml(m: dict, *, with_state: bool = False) -> str:
+    if m["direction"] == "in":
+        sent, received = m["sent_time"], m["created"]
+    else:
+        sent, received = m["submitted_at"] or m["created"], m["done_at"]
+    rows = [X.element("messageid", m["id"]), X.element("originator", m["originator"]),
+            X.element("recipient", m["recipient"]), X.element("messagetype", m["messagetype"]),
+            X.element("messagedata", m["body"]), X.element("senttime", X.ozeki_time(sent)),
+            X.element("receivedtime", X.ozeki_time(received))]
+    if with_state:
+        rows += [X.element("folder", folder_of(m)), X.element("state", m["state"])]
+    return "<message>\n" + "\n".join(rows) + "\n</message>\n"
+
+
+def _ids(ctx: Ctx) -> list[str]:
+    raw = ctx.params.get("msgid", "").strip() or ctx.require("messageid")
+    return [i.strip() for i in raw.split(",") if i.strip()][:1000]
+
+
+def _bool(name: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in _ON:
+        return True
+    if v in _OFF:
+        return False
+    raise ApiError(X.E_INVALID_PARAMETER, f"{name} must be on or off")
+
+
+# --- receiving and folders --------------------------------------------------------------
+
+
+@action("receivemessage")
+def receivemessage(ctx: Ctx) -> str:
+    """Messages of a folder not downloaded before; afterdownload = untouch|mark|delete."""
+    folder, limit, user = _folder(ctx), _limit(ctx), _account(ctx)
+    after = ctx.get("afterdownload", "untouch").strip().lower() or "untouch"
+    if after not in ("untouch", "untouched", "mark", "markread", "read", "delete", "deleted"):
+        raise ApiError(X.E_INVALID_PARAMETER, "afterdownload must be untouch, mark or delete")
+    journal = ctx.services.journal
+    messages = journal.folder(user, folder, limit, unread_only=folder != "deleted")
+    ids = [m["id"] for m in messages]
+    if ids and (after.startswith("mark") or after == "read"):
+        journal.mark_read(ids, user)
+    elif ids and after.startswith("delete"):
+        journal.mark_read(ids, user)
+        journal.delete_messages(ids, user)
+    data = "".join(_message_xml(m) for m in messages)
+    return X.envelope("receivemessage", data, doctype=X.DOCTYPE_RESPONSE)
+
+
+@action("querymessagelist")
+def querymessagelist(ctx: Ctx) -> str:
+    folder, limit, user = _folder(ctx), _limit(ctx), _account(ctx)
+    messages = ctx.services.journal.folder(user, folder, limit)
+    data = (X.element("folder", folder) + "\n" + X.element("count", len(messages)) + "\n"
+            + "".join(_message_xml(m, with_state=True) for m in messages))
+    return X.envelope("querymessagelist", data, doctype=X.DOCTYPE_RESPONSE)
+
+
+@action("deletemessagelist")
+def deletemessagelist(ctx: Ctx) -> str:
+    """Move every message of a folder to `deleted`."""
+    folder, user = _folder(ctx), _account(ctx)
+    if folder == "deleted":
+        raise ApiError(X.E_INVALID_PARAMETER, "use deletefolderitems to empty the deleted folder")
+    count = ctx.services.journal.purge_deleted(user, folder)
+    return X.envelope("deletemessagelist", f"{X.element('folder', folder)}\n"
+                      f"{X.element('count', count)}\n")
+
+
+@action("deletefolderitems")
+def deletefolderitems(ctx: Ctx) -> str:
+    """Remove the `deleted` folder's messages for good."""
+    folder, user = _folder(ctx), _account(ctx)
+    if folder != "deleted":
+        raise ApiError(X.E_INVALID_PARAMETER, "only the deleted folder can be purged; "
+                       "use deletemessagelist first")
+    count = ctx.services.journal.purge_deleted(user, "deleted")
+    return X.envelope("deletefolderitems", f"{X.element('folder', folder)}\n"
+                      f"{X.element('count', count)}\n")
+
+
+def _by_id(ctx: Ctx, name: str, fn) -> str:
+    ids = _ids(ctx)
+    for message_id in ids:
+        visible_message(ctx, message_id)            # E_NOT_FOUND for others' or unknown ids
+    owner = None if ctx.user.admin else ctx.user.name
+    done = fn(ids, owner)
+    rows = "".join(X.element("messageid", i) + "\n" for i in done)
+    return X.envelope(name, rows)
+
+
+@action("markmessagebyid")
+def markmessagebyid(ctx: Ctx) -> str:
+    return _by_id(ctx, "markmessagebyid", ctx.services.journal.mark_read)
+
+
+@action("deletemessagebyid")
+def deletemessagebyid(ctx: Ctx) -> str:
+    return _by_id(ctx, "deletemessagebyid", ctx.services.journal.delete_messages)
+
+
+# --- credits (§7) -----------------------------------------------------------------------
+
+
+def _account_xml(name: str, balance: int) -> str:
+    return (f"<account>\n{X.element('username', name)}\n{X.element('balance', balance)}\n"
+            "</account>\n")
+
+
+@action("getcredits")
+def getcredits(ctx: Ctx) -> str:
+    name = _account(ctx)
+    return X.envelope("getcredits", _account_xml(name, ctx.services.journal.balance(name)))
+
+
+def _int(ctx: Ctx, name: str) -> int | None:
+    raw = ctx.get(name).strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"[+-]?\d{1,12}", raw):
+        raise ApiError(X.E_INVALID_PARAMETER, f"{name} must be a whole number")
+    return int(raw)
+
+
+@action("setcredits", admin_only=True)
+def setcredits(ctx: Ctx) -> str:
+    name = _account(ctx, admin_default=True)
+    balance = _int(ctx, "newbalance")
+    journal = ctx.services.journal
+    if balance is not None:
+        if balance < -1:
+            raise ApiError(X.E_INVALID_PARAMETER, "newbalance must be -1 (unlimited) or more")
+        journal.set_balance(name, balance)
+    return X.envelope("setcredits", _account_xml(name, journal.balance(name)))
+
+
+@action("addcredits", admin_only=True)
+def addcredits(ctx: Ctx) -> str:
+    name = _account(ctx, admin_default=True)
+    amount = _int(ctx, "add")
+    journal = ctx.services.journal
+    if amount is None:
+        raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: add")
+    balance = journal.add_balance(name, amount)
+    # Ozeki's own example answers addcredits with <action>getcredits</action> (§7).
+    return X.envelope("getcredits", _account_xml(name, balance))
+
+
+# --- users (§8) ---------------------------------------------------------------------------
+
+USER_TYPES = {"standard": "Standard", "httpserver": "HTTP Server", "http server": "HTTP Server",
+              "httpclient": "HTTP Client", "http client": "HTTP Client", "": "Standard"}
+_RESERVED = {"action", "username", "password", "name", "type", "_charset_", "responseformat"}
+_LIST_KEYS = {"ipallow": "ip_allow", "ip_allow": "ip_allow", "ipdeny": "ip_deny",
+              "ip_deny": "ip_deny"}
+_TEXT_KEYS = {"reporturl": "reporturl", "inboundurl": "inbound_url", "inbound_url": "inbound_url",
+              "forwardurl": "inbound_url", "originator": "originator", "phonenumber": "originator",
+              "priority": "priority"}
+_BOOL_KEYS = {"allowrouteoverride": "allowrouteoverride", "admin": "admin"}
+_SETTING_KEYS = {"dedupewindow": "dedupe_window", "inboundformat": "inbound_format"}
+
+
+def _user_changes(ctx: Ctx) -> tuple[dict, str]:
+    """configuser/createuser KEY=value pairs -> document changes, and a new password."""
+    changes: dict = {}
+    existing = ctx.services.accounts.get(ctx.get("name").strip())
+    settings = dict(existing.settings) if existing else {}
+    password = ""
+    for key, value in ctx.params.items():
+        if key in _RESERVED:
+            continue
+        if key in ("userpassword", "newpassword"):
+            if len(value) < 8:
+                raise ApiError(X.E_INVALID_PARAMETER, f"{key} must have at least 8 characters")
+            password = value
+        elif key in _BOOL_KEYS:
+            changes[_BOOL_KEYS[key]] = _bool(key, value)
+        elif key in _LIST_KEYS:
+            changes[_LIST_KEYS[key]] = [v.strip() for v in value.split(",") if v.strip()][:100]
+        elif key in _TEXT_KEYS:
+            changes[_TEXT_KEYS[key]] = value.strip()[:1000]
+        elif key in _SETTING_KEYS:
+            settings[_SETTING_KEYS[key]] = value.strip()[:100]
+        elif key == "credits":
+            pass                        # handled by the caller through the ledger
+        elif re.fullmatch(r"[a-z0-9_]{1,40}", key):
+            settings[key] = value[:200]   # Ozeki keys without meaning here: kept, not used
+        else:
+            raise ApiError(X.E_INVALID_PARAMETER, f"unknown user setting {key[:40]!r}")
+    if "priority" in changes and changes["priority"] not in ("alert", "high", "normal", "bulk",
+                                                             "low"):
+        raise ApiError(X.E_INVALID_PARAMETER, "priority must be alert, normal or bulk")
+    if "dedupe_window" in settings:
+        try:
+            float(settings["dedupe_window"])
+        except ValueError:
+            raise ApiError(X.E_INVALID_PARAMETER, "dedupewindow must be seconds") from None
+    changes["settings"] = settings
+    return changes, password
+
+
+def _user_xml(user: User, balance: int) -> str:
+    return ("<user>\n" + "\n".join([
+        X.element("name", user.name), X.element("enabled", "on" if user.enabled else "off"),
+        X.element("admin", "on" if user.admin else "off"),
+        X.element("allowrouteoverride", "on" if user.allowrouteoverride else "off"),
+        X.element("owner", user.owner), X.element("balance", balance)]) + "\n</user>\n")
+
+
+def _target(ctx: Ctx, *, modify: bool = True) -> User:
+    name = ctx.require("name")
+    user = ctx.services.accounts.get(name)
+    if user is None:
+        raise ApiError(X.E_NOT_FOUND, f"No user named {name[:40]}")
+    if modify and (user.owner == "file" or user.name == ADMIN):
+        raise ApiError(X.E_UNSUPPORTED, f"User {name[:40]} is provisioned by the configuration "
+                       "file; change it there")
+    return user
+
+
+def _user_answer(ctx: Ctx, name: str, action_name: str) -> str:
+    user = ctx.services.accounts.get(name)
+    return X.envelope(action_name, _user_xml(user, ctx.services.journal.balance(name)))
+
+
+@action("createuser", admin_only=True)
+def createuser(ctx: Ctx) -> str:
+    name = ctx.require("name")
+    if not _NAME.fullmatch(name):
+        raise ApiError(X.E_INVALID_PARAMETER, "name must be 1-40 letters, digits, '_', '.', '@' "
+                       "or '-'")
+    kind = ctx.get("type").strip().lower()
+    if kind not in USER_TYPES:
+        raise ApiError(X.E_UNSUPPORTED, f"user type {kind[:40]!r} is not supported here "
+                       "(supported: Standard, HTTP Server, HTTP Client)")
+    accounts = ctx.services.accounts
+    if accounts.get(name) is not None:
+        raise ApiError(X.E_INVALID_PARAMETER, f"A user named {name} already exists")
+    changes, password = _user_changes(ctx)
+    changes["settings"]["type"] = USER_TYPES[kind]
+    credits = _int(ctx, "credits")
+    # No password given: the account exists but nobody can log in until one is set.
+    accounts.create(name, password or auth.new_password() + auth.new_password(), **changes)
+    if credits is not None:
+        ctx.services.journal.set_balance(name, max(credits, -1))
+    return _user_answer(ctx, name, "createuser")
+
+
+@action("configuser", admin_only=True)
+def configuser(ctx: Ctx) -> str:
+    user = _target(ctx)
+    changes, password = _user_changes(ctx)
+    ctx.services.accounts.update(user.name, **changes)
+    if password:
+        ctx.services.accounts.set_password(user.name, password)
+    credits = _int(ctx, "credits")
+    if credits is not None:
+        ctx.services.journal.set_balance(user.name, max(credits, -1))
+    return _user_answer(ctx, user.name, "configuser")
+
+
+@action("deleteuser", admin_only=True)
+def deleteuser(ctx: Ctx) -> str:
+    user = _target(ctx)
+    ctx.services.accounts.delete(user.name)
+    return X.envelope("deleteuser", f"<user>\n{X.element('name', user.name)}\n"
+                      f"{X.element('deleted', 'yes')}\n</user>\n")
+
+
+def _set_enabled(ctx: Ctx, enabled: bool, action_name: str) -> str:
+    user = _target(ctx, modify=False)
+    if user.name == ADMIN or user.name == ctx.user.name:
+        raise ApiError(X.E_INVALID_PARAMETER, "You cannot start or stop your own account")
+    ctx.services.accounts.update(user.name, enabled=enabled)
+    return _user_answer(ctx, user.name, action_name)
+
+
+@action("startuser", admin_only=True)
+def startuser(ctx: Ctx) -> str:
+    return _set_enabled(ctx, True, "startuser")
+
+
+@action("stopuser", admin_only=True)
+def stopuser(ctx: Ctx) -> str:
+    return _set_enabled(ctx, False, "stopuser")
+
+
+@action("listusers", admin_only=True)
+def listusers(ctx: Ctx) -> str:
+    journal = ctx.services.journal
+    return X.envelope("listusers", "".join(_user_xml(u, journal.balance(u.name))
+                                           for u in ctx.services.accounts.all()))
+
+
+# --- address book (§5) ----------------------------------------------------------------
+
+
+def _csv(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if value else ""
+
+
+@action("getaddressbook")
+def getaddressbook(ctx: Ctx) -> str:
+    documents = ctx.services.extras["daemon"].documents
+    rows = [d for d in documents.all(gate.ADDRESSBOOK_TABLE)
+            if d.get("user", "") in ("", ctx.user.name) or ctx.user.admin]
+    rows.sort(key=lambda d: d["name"].lower())
+    text = "\n".join(",".join([_csv(d["name"]), _csv(d.get("phone", "")),
+                               _csv(d.get("description", "")), _csv(d.get("groups", ""))])
+                     for d in rows)
+    body = X.escape(text)
+    return (f"{X.HEADER}<Response>\n<Action>getAddressbook</Action>\n<Data>{body}</Data>\n"
+            "</Response>\n")
+
+
+@action("addcontact")
+def addcontact(ctx: Ctx) -> str:
+    from appliance.compose import normalize_recipient
+    from appliance.errors import ValidationError
+    name = ctx.require("contactname")[:80]
+    try:
+        phone = normalize_recipient(ctx.require("phonenumber"))
+    except ValidationError as exc:
+        raise ApiError(X.E_INVALID_PARAMETER, exc.text) from None
+    documents = ctx.services.extras["daemon"].documents
+    old = documents.get(gate.ADDRESSBOOK_TABLE, name)
+    if old and old.get("user", "") != ctx.user.name and not ctx.user.admin:
+        raise ApiError(X.E_ADMIN_ONLY, "That contact belongs to another user")
+    shared = ctx.user.admin and ctx.get("shared").strip().lower() in _ON
+    documents.put(gate.ADDRESSBOOK_TABLE, {
+        "name": name, "phone": phone, "description": ctx.get("description")[:200],
+        "groups": ctx.get("groups")[:200], "user": "" if shared else ctx.user.name})
+    return X.envelope("addcontact", f"{X.element('name', name)}\n{X.element('phone', phone)}\n")
+
+
+@action("deletecontact")
+def deletecontact(ctx: Ctx) -> str:
+    name = ctx.require("contactname")
+    documents = ctx.services.extras["daemon"].documents
+    old = documents.get(gate.ADDRESSBOOK_TABLE, name)
+    if old is None or (old.get("user", "") != ctx.user.name and not ctx.user.admin):
+        raise ApiError(X.E_NOT_FOUND, f"No contact named {name[:40]}")
+    documents.remove(gate.ADDRESSBOOK_TABLE, name)
+    return X.envelope("deletecontact", f"{X.element('name', name)}\n")
+
+
+# --- reporting (§10) ------------------------------------------------------------------
+
+
+@action("reporting", admin_only=True)
+def reporting(ctx: Ctx) -> str:
+    direction = ctx.get("repdirection", "out").strip().lower() or "out"
+    if direction not in ("in", "out"):
+        raise ApiError(X.E_INVALID_PARAMETER, "repDirection must be in or out")
+    export = ctx.get("toexport", "summary").strip().lower() or "summary"
+    if export != "summary":
+        raise ApiError(X.E_UNSUPPORTED, "only toExport=summary is supported")
+    since = parse_time(ctx.get("from"), "from") if ctx.get("from").strip() else None
+    until = parse_time(ctx.get("to"), "to") if ctx.get("to").strip() else None
+    rows = ctx.services.journal.summary(
+        direction, user=ctx.get("useraccount").strip() or None,
+        connection=ctx.get("operator").strip() or None, since=since, until=until)
+    data = "".join(
+        "<user>\n" + "\n".join([X.element("username", r["user"]),
+                                X.element("messages", r["messages"]),
+                                X.element("parts", r["parts"]), X.element("sent", r["sent"] or 0),
+                                X.element("notsent", r["notsent"] or 0)]) + "\n</user>\n"
+        for r in rows)
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<response>\n<action>reporting</action>\n'
+            f"<data>\n{data}</data>\n</response>\n")
+
+
+# --- do-not-disturb list (bulksms 1042/1732; every dialect honours it) -------------------
+
+
+def _dnd_entry(ctx: Ctx) -> str:
+    entry = ctx.require("number")
+    if not re.fullmatch(r"\+?[0-9]{2,20}\*?", entry):
+        raise ApiError(X.E_INVALID_PARAMETER, "number must be digits (optionally +, and * at "
+                       "the end for a prefix)")
+    return entry
+
+
+@action("adddnd", admin_only=True)
+def adddnd(ctx: Ctx) -> str:
+    entry = _dnd_entry(ctx)
+    gate.dnd_list(ctx.services).add(entry)
+    return X.envelope("adddnd", X.element("number", entry) + "\n")
+
+
+@action("deletednd", admin_only=True)
+def deletednd(ctx: Ctx) -> str:
+    entry = _dnd_entry(ctx)
+    if not gate.dnd_list(ctx.services).remove(entry):
+        raise ApiError(X.E_NOT_FOUND, f"{entry} is not on the do-not-disturb list")
+    return X.envelope("deletednd", X.element("number", entry) + "\n")
+
+
+@action("listdnd", admin_only=True)
+def listdnd(ctx: Ctx) -> str:
+    return X.envelope("listdnd", "".join(X.element("number", e) + "\n"
+                                         for e in gate.dnd_list(ctx.services).entries()))
+
+

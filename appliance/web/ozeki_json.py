@@ -1,0 +1,271 @@
+"""The Ozeki 10 JSON REST API (http-api.md §12): sendmsg, receivemsg, deletemsg, markmsg on
+/api, with HTTP Basic authentication (form credentials are accepted too).
+
+Answers: `{"http_code": N, "response_code": "SUCCESS"|..., "response_msg": "...", "data": ...}`
+with the same HTTP status as `http_code`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from datetime import datetime
+
+import bottle
+
+from appliance.accounts import AuthError
+from appliance.compose import Submission
+from appliance.errors import StoreError, ValidationError
+from appliance.model import Priority
+from appliance.web import gate
+from appliance.web.params import ParamError, client_address, read_params
+
+log = logging.getLogger("appliance.web")
+
+FOLDERS = ("inbox", "outbox", "sent", "notsent", "deleted")
+MAX_MESSAGES = 20000
+DEFAULT_LIMIT = 1000
+_ID = re.compile(r"[A-Za-z0-9_.:{}-]{1,64}")
+
+
+class JsonError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def answer(response, status: int, code: str, message: str = "", data=None) -> str:
+    response.status = status
+    response.content_type = "application/json; charset=utf-8"
+    return json.dumps({"http_code": status, "response_code": code, "response_msg": message,
+                       "data": data}, ensure_ascii=False)
+
+
+def handle(services, request, response) -> str:
+    params: dict = {}
+    try:
+        params = read_params(request)
+        name = params.get("action", "").strip().lower()
+        user = _login(services, request, params)
+        return ACTIONS[name](services, user, request, response, params)
+    except JsonError as exc:
+        return answer(response, exc.status, exc.code, exc.message)
+    except ParamError as exc:
+        return answer(response, 400, "INVALID_REQUEST", str(exc))
+    except TimeoutError:
+        return answer(response, 503, "INTERNAL_ERROR", "the message store is busy; retry")
+    except StoreError as exc:
+        log.error("json api: store error: %s", exc)
+        return answer(response, 500, "INTERNAL_ERROR", "the message store is not available")
+
+
+def _login(services, request, params):
+    auth = request.auth
+    name, password = auth if auth else (params.get("username", ""), params.get("password", ""))
+    address = client_address(request)
+    try:
+        user = services.accounts.authenticate(name or "", password or "", address)
+    except AuthError as exc:
+        if exc.kind == "throttled":
+            raise JsonError(429, "TOO_MANY_REQUESTS", "too many failed logins; try later") \
+                from None
+        if exc.kind == "disabled":
+            raise JsonError(403, "FORBIDDEN", "user is stopped") from None
+        raise JsonError(401, "INVALID_CREDENTIALS", "invalid username or password") from None
+    allowed, _ = user.address_allowed(address)
+    if not allowed:
+        raise JsonError(403, "FORBIDDEN", "access from this address is not allowed")
+    return user
+
+
+def _body(request) -> dict:
+    try:
+        raw = request.body.read(bottle.BaseRequest.MEMFILE_MAX + 1)
+    except (OSError, ValueError):
+        raise JsonError(400, "INVALID_REQUEST", "could not read the request body") from None
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise JsonError(400, "INVALID_REQUEST", "the body is not valid UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise JsonError(400, "INVALID_REQUEST", "the body must be a JSON object")
+    return data
+
+
+def fmt_time(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else ""
+
+
+def parse_time(value, name: str) -> float | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValidationError("bad_parameter", f"{name} must be a date string", name)
+    text = value.strip().replace("T", " ").rstrip("Z")
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M"):
+        try:
+            return datetime.strptime(text, fmt).timestamp()
+        except (ValueError, OverflowError, OSError):
+            continue
+    raise ValidationError("bad_parameter", f"{name} must look like 2024-01-31 13:45:00", name)
+
+
+def _str(message: dict, key: str) -> str:
+    value = message.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValidationError("bad_parameter", f"{key} must be a string", key)
+    return str(value)
+
+
+def _flag(message: dict, key: str, default: bool = True) -> bool:
+    value = message.get(key, default)
+    return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes", "on")
+
+
+def _submission(services, user, message) -> Submission:
+    if not isinstance(message, dict):
+        raise ValidationError("bad_parameter", "each message must be a JSON object", "messages")
+    message_id = _str(message, "message_id") or _str(message, "id")
+    if message_id and not _ID.fullmatch(message_id):
+        raise ValidationError("bad_parameter", "message_id must be up to 64 letters, digits or "
+                              "-_.:{}", "message_id")
+    provider = _str(message, "to_connection") if user.allowrouteoverride else ""
+    tags = message.get("tags") or []
+    return Submission(
+        user=user.name, recipient=_str(message, "to_address"), text=_str(message, "text"),
+        messagetype=_str(message, "message_type") or "SMS:TEXT",
+        originator=_str(message, "from_address") or user.originator,
+        send_at=parse_time(message.get("time_to_send"), "time_to_send"),
+        valid_until=parse_time(message.get("valid_until"), "valid_until"),
+        want_report=_flag(message, "delivery_report_requested"),
+        priority=Priority.NORMAL, serviceprovider=provider[:40], dialect="ozeki_json",
+        message_id=message_id, client_ref=json.dumps(tags)[:1000] if tags else "")
+
+
+def sendmsg(services, user, request, response, params) -> str:
+    body = _body(request)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise JsonError(400, "INVALID_REQUEST", "the body needs a non-empty \"messages\" list")
+    if len(messages) > MAX_MESSAGES:
+        raise JsonError(400, "INVALID_REQUEST", f"at most {MAX_MESSAGES} messages per request")
+    echoes, ready = [], []
+    for raw in messages:
+        echo = _echo(raw)
+        try:
+            ready.append((echo, gate.prepare(services, _submission(services, user, raw))))
+            echo["status"] = "SUCCESS"
+        except ValidationError as exc:
+            echo["status"] = exc.text
+        echoes.append(echo)
+    results = gate.accept(services, [m for _, m in ready])
+    for (echo, message), result in zip(ready, results):
+        if isinstance(result, ValidationError):
+            echo["status"] = result.text
+        else:
+            echo["message_id"] = result
+            echo["to_address"] = message.submission.recipient
+            echo["create_date"] = fmt_time(services.clock.now())
+            echo["valid_until"] = fmt_time(message.submission.valid_until)
+            echo["time_to_send"] = fmt_time(message.submission.send_at)
+    ok = sum(1 for e in echoes if e["status"] == "SUCCESS")
+    data = {"total_count": len(echoes), "success_count": ok, "failed_count": len(echoes) - ok,
+            "messages": echoes}
+    return answer(response, 200, "SUCCESS", "", data)
+
+
+_ECHO_FIELDS = ("message_id", "from_connection", "from_address", "from_station",
+                "to_connection", "to_address", "to_station", "text", "create_date",
+                "valid_until", "time_to_send", "submit_report_requested",
+                "delivery_report_requested", "view_report_requested", "tags")
+
+
+def _echo(raw) -> dict:
+    raw = raw if isinstance(raw, dict) else {}
+    echo = {}
+    defaults = {"submit_report_requested": True, "delivery_report_requested": True,
+                "view_report_requested": False, "tags": []}
+    for key in _ECHO_FIELDS:
+        value = raw.get(key, raw.get("id", "") if key == "message_id" else defaults.get(key, ""))
+        echo[key] = value if isinstance(value, (str, int, float, bool, list)) else ""
+    return echo
+
+
+def _message_json(m: dict) -> dict:
+    inbound = m["direction"] == "in"
+    return {
+        "message_id": m["id"], "from_connection": m["connection"] if inbound else "",
+        "from_address": m["originator"], "from_station": "",
+        "to_connection": "" if inbound else m["connection"], "to_address": m["recipient"],
+        "to_station": "", "text": m["body"], "create_date": fmt_time(m["created"]),
+        "valid_until": fmt_time(m["valid_until"]), "time_to_send": fmt_time(m["send_at"]),
+        "submit_report_requested": bool(m["want_report"]),
+        "delivery_report_requested": bool(m["want_report"]),
+        "view_report_requested": False, "tags": [], "is_read": bool(m["is_read"]),
+        "state": m["state"],
+    }
+
+
+def _folder(value) -> str:
+    folder = (value or "inbox").strip().lower() if isinstance(value, str) else ""
+    if folder not in FOLDERS:
+        raise JsonError(400, "INVALID_REQUEST", f"folder must be one of {', '.join(FOLDERS)}")
+    return folder
+
+
+def receivemsg(services, user, request, response, params) -> str:
+    folder = _folder(params.get("folder"))
+    raw = params.get("limit", "").strip()
+    if raw and (not raw.isdigit() or not 1 <= int(raw) <= 10000):
+        raise JsonError(400, "INVALID_REQUEST", "limit must be a number 1..10000")
+    limit = int(raw) if raw else DEFAULT_LIMIT
+    messages = services.journal.folder(user.name, folder, limit)
+    data = {"folder": folder, "limit": str(limit),
+            "data": [_message_json(m) for m in messages]}
+    return answer(response, 200, "SUCCESS", "", data)
+
+
+def _ids_body(request, params) -> tuple[str, list[str]]:
+    body = _body(request)
+    folder = _folder(body.get("folder", params.get("folder")))
+    ids = body.get("message_ids")
+    if ids is None and isinstance(body.get("messages"), list):
+        ids = [m.get("message_id") for m in body["messages"] if isinstance(m, dict)]
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise JsonError(400, "INVALID_REQUEST", "message_ids must be a list of strings")
+    return folder, ids[:10000]
+
+
+def _owned(services, user, folder: str, ids: list[str]) -> list[str]:
+    """Ids that are this user's and currently in `folder`."""
+    from appliance.web.ozeki import folder_of
+    owned = []
+    for message_id in ids:
+        m = services.journal.get_message(message_id)
+        if m and (m["user"] == user.name or user.admin) and folder_of(m).lower() == folder:
+            owned.append(message_id)
+    return owned
+
+
+def deletemsg(services, user, request, response, params) -> str:
+    folder, ids = _ids_body(request, params)
+    owned = _owned(services, user, folder, ids)
+    done = services.journal.delete_messages(owned, None) if owned else []
+    return answer(response, 200, "SUCCESS", "", {"folder": folder, "message_ids": done})
+
+
+def markmsg(services, user, request, response, params) -> str:
+    folder, ids = _ids_body(request, params)
+    owned = _owned(services, user, folder, ids)
+    done = services.journal.mark_read(owned, None) if owned else []
+    return answer(response, 200, "SUCCESS", "", {"folder": folder, "message_ids": done})
+
+
+ACTIONS = {"sendmsg": sendmsg, "receivemsg": receivemsg, "deletemsg": deletemsg,
+           "markmsg": markmsg}

@@ -1,0 +1,144 @@
+"""The Ozeki Phone System HTTP API (http-api.md §13): `?command=SendSms` on `/` and `/api`.
+
+Always HTTP 200; the outcome is `<Code>` in an XML `<Response>`. The appliance always asks
+for credentials (Username/Password parameters or HTTP Basic): no anonymous sending on a LAN.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import bottle
+
+from appliance.accounts import AuthError
+from appliance.compose import Submission
+from appliance.errors import StoreError, ValidationError
+from appliance.web import gate
+from appliance.web.params import ParamError, client_address, read_params
+from appliance.web.ozeki_xml import escape
+
+log = logging.getLogger("appliance.web")
+
+MESSAGES = {
+    200: "Command successfully executed",
+    300: "Error occured during parsing message: '{0}'",
+    301: "Not implemented command: '{0}'",
+    302: "Missing or invalid parameter '{0}' for command '{1}'",
+    303: "Command '{0}' cannot be used here",
+    304: "Authentication required",
+    305: "Authentication failed, bad username or password",
+    306: "User is not allowed to use API in ACL",
+    307: "Use API from this address is forbidden",
+    501: "Destination of the SMS is not found",
+}
+COMMAND = "SendSms"
+
+
+class PbxError(Exception):
+    def __init__(self, code: int, *args: str, detail: str = ""):
+        super().__init__(code)
+        self.code = code
+        self.text = MESSAGES[code].format(*args) + (f" ({detail})" if detail else "")
+
+
+def response_xml(code: int, message: str, sms_id: str = "") -> str:
+    body = (f'<?xml version="1.0"?>\n<Response xmlns:xsd="http://www.w3.org/2001/XMLSchema"'
+            f' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
+            f"  <Code>{code}</Code>\n  <Message>{escape(message)}</Message>\n")
+    if sms_id:
+        body += f"  <SmsId>{escape(sms_id)}</SmsId>\n"
+    return body + "</Response>\n"
+
+
+def handle(services, request, response) -> str:
+    """The `/` route: Phone System commands only."""
+    try:
+        params = read_params(request)
+    except ParamError as exc:
+        response.content_type = "application/xml; charset=utf-8"
+        return response_xml(300, MESSAGES[300].format(str(exc)[:100]))
+    return handle_params(services, params, request, response)
+
+
+def handle_params(services, params: dict, request, response) -> str:
+    response.content_type = "application/xml; charset=utf-8"
+    response.status = 200
+    try:
+        return _send_sms(services, params, request)
+    except PbxError as exc:
+        return response_xml(exc.code, exc.text)
+    except TimeoutError:
+        return response_xml(303, MESSAGES[303].format(COMMAND) + " (the store is busy; retry)")
+    except StoreError as exc:
+        log.error("phonesystem: store error: %s", exc)
+        return response_xml(303, MESSAGES[303].format(COMMAND) + " (store not available)")
+
+
+_REFUSALS = {
+    "bad_recipient": (302, "Recipient"), "empty_text": (302, "Message"),
+    "bad_text": (302, "Message"), "text_too_long": (302, "Message"),
+    "bad_originator": (302, "Sender"), "dnd": (501, ""), "dnd_explicit": (501, ""),
+}
+
+
+def _refusal(exc: ValidationError) -> PbxError:
+    code, param = _REFUSALS.get(exc.code, (303, ""))
+    if code == 302:
+        return PbxError(302, param, COMMAND, detail=exc.text)
+    if code == 501:
+        return PbxError(501, detail=exc.text)
+    return PbxError(303, COMMAND, detail=exc.text)
+
+
+def _send_sms(services, params: dict, request) -> str:
+    command = params.get("command", "").strip()
+    if not command:
+        raise PbxError(302, "command", "")
+    if command.lower() != COMMAND.lower():
+        raise PbxError(301, command[:60])
+    user = _login(services, params, request)
+    extension = params.get("apiextension", "").strip()
+    if not extension or len(extension) > 40:
+        raise PbxError(302, "ApiExtension", COMMAND)
+    for name in ("recipient", "message"):
+        if not params.get(name, "").strip():
+            raise PbxError(302, name.capitalize(), COMMAND)
+    url = params.get("deliveryreporturl", "").strip()
+    callback = {"kind": "phonesystem_dlr", "url": url, "extension": extension} if url else None
+    sub = Submission(user=user.name, recipient=params["recipient"], text=params["message"],
+                     originator=params.get("sender", "").strip() or user.originator,
+                     dialect="phonesystem", callback=callback, client_ref=extension)
+    try:
+        message = gate.prepare(services, sub)
+    except ValidationError as exc:
+        raise _refusal(exc) from None
+    result = gate.accept(services, [message])[0]
+    if isinstance(result, ValidationError):
+        raise _refusal(result)
+    log.info("phonesystem: accepted %s for %s", result, sub.recipient)
+    return response_xml(200, MESSAGES[200], result)
+
+
+def _login(services, params: dict, request):
+    auth = request.auth
+    name, password = auth if auth else (params.get("username", ""), params.get("password", ""))
+    if not name:
+        raise PbxError(304)
+    address = client_address(request)
+    try:
+        user = services.accounts.authenticate(name, password, address)
+    except AuthError as exc:
+        if exc.kind == "disabled":
+            raise PbxError(306) from None
+        if exc.kind == "throttled":
+            raise PbxError(307, detail="too many failed logins; try later") from None
+        raise PbxError(305) from None
+    if not user.address_allowed(address)[0]:
+        raise PbxError(307)
+    return user
+
+
+def register(app: bottle.Bottle, services) -> None:
+    @app.route("/", method=["GET", "POST"])
+    def root():
+        return handle(services, bottle.request, bottle.response)
