@@ -128,6 +128,7 @@ class SMPPConfig:
     operator: str = ""
     reconnectdelay: float = 1.0        # first reconnect delay; doubles up to the max, jittered
     reconnectmaxdelay: float = 60.0
+    messageidbase: str = "auto"        # how the SMSC writes ids: auto|hex|decimal|hex-decimal|...
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,9 @@ def _check_connection(conn, path: str) -> None:
             raise ConfigError(f"{path}.mode: expected transmitter, receiver or transceiver")
         if not 1 <= conn.windowsize <= 1000:
             raise ConfigError(f"{path}.windowsize: expected 1..1000")
+        if conn.messageidbase not in ("auto", "hex", "decimal", "hex-decimal", "decimal-hex"):
+            raise ConfigError(f"{path}.messageidbase: expected auto, hex, decimal, hex-decimal"
+                              " or decimal-hex")
     if getattr(conn, "limittompm", 0) < 0:
         raise ConfigError(f"{path}.limittompm: must not be negative")
 

@@ -45,21 +45,38 @@ _HEX = re.compile(r"[0-9a-f]+")
 _HEX_LETTER = re.compile(r"[a-f]")
 
 
-def normalise_id(raw) -> str:
+ID_BASES = ("auto", "hex", "decimal", "hex-decimal", "decimal-hex")
+
+
+def normalise_id(raw, base: str = "auto") -> str:
     """One canonical form for an SMSC message id.
 
-    Case and surrounding NULs/spaces are dropped; an id made of hex digits with at least
-    one letter is read as hex and written in decimal; a decimal id loses its leading zeros.
-    So `0A3`, `0a3`, `000a3` and `163` are all `163`. Other ids (UUIDs) are only lower-cased.
+    Case and surrounding NULs/spaces are dropped. `base` says how the SMSC writes ids:
+    "hex" or "decimal" read every numeric id in that base and write it in decimal; "auto"
+    reads an id of hex digits with at least one letter as hex and a digits-only id as
+    decimal, so `0A3`, `0a3`, `000a3` and `163` are all `163`. Ids that are not numbers
+    (UUIDs) are only lower-cased. An SMSC that answers `00000100` (hex) and reports `256`
+    (decimal) needs the connection's `messageidbase = "hex-decimal"`: see `id_bases`.
     """
     if isinstance(raw, bytes):
         raw = raw.decode("latin-1")
     text = (raw or "").strip().strip("\x00").strip().lower()
     if not text or not _HEX.fullmatch(text) or len(text) > 32:
         return text
-    if _HEX_LETTER.search(text):
+    if base == "hex" or (base == "auto" and _HEX_LETTER.search(text)):
         return str(int(text, 16))
+    if base == "decimal" and not text.isdigit():
+        return text
     return str(int(text, 10))
+
+
+def id_bases(setting: str) -> tuple[str, str]:
+    """(base of submit_sm_resp ids, base of receipt ids) for a `messageidbase` setting."""
+    if setting == "hex-decimal":
+        return "hex", "decimal"
+    if setting == "decimal-hex":
+        return "decimal", "hex"
+    return setting, setting
 
 
 def is_receipt(esm_class: int) -> bool:
@@ -87,7 +104,8 @@ class Receipt:
     detail: str = ""
 
 
-def read_receipt(text: str, receipted_id=None, message_state: int | None = None) -> Receipt | None:
+def read_receipt(text: str, receipted_id=None, message_state: int | None = None,
+                 base: str = "auto") -> Receipt | None:
     """A receipt from a deliver_sm's text and TLVs; the TLVs win where both are present."""
     fields = parse_text(text)
     raw_id = receipted_id if receipted_id else fields.get("id")
@@ -98,7 +116,7 @@ def read_receipt(text: str, receipted_id=None, message_state: int | None = None)
     status = status or _STAT.get(stat) or ReportStatus.FAILED
     code = _int(fields.get("err", "0"))
     detail = "" if status == ReportStatus.DELIVERED else f"{stat or 'state'} err:{fields.get('err', '')}"
-    return Receipt(normalise_id(raw_id), status, code, detail.strip())
+    return Receipt(normalise_id(raw_id, base), status, code, detail.strip())
 
 
 def _int(text: str) -> int:

@@ -67,8 +67,7 @@ class SmppChannel:
         self.heartbeat = clock.monotonic()
         self.counts = dict.fromkeys(("submitted", "failed", "retried", "throttled", "receipts",
                                      "inbound", "generic_nacks", "binds", "link_drops"), 0)
-        self._backoff = Backoff(getattr(conn, "reconnectdelay", 1.0),
-                                getattr(conn, "reconnectmaxdelay", 60.0), rng=rng)
+        self._backoff = Backoff(conn.reconnectdelay, conn.reconnectmaxdelay, rng=rng)
         self._throttle = Throttle(throttle_pause)
         self._rate = Rate()
         self._window = Window(conn.windowsize)
@@ -78,6 +77,7 @@ class SmppChannel:
         self._last_rx = 0.0
         self._enquire_sent: float | None = None
         self._payload_siblings: dict[str, list[str]] = {}
+        self._resp_base, self._receipt_base = receipts.id_bases(conn.messageidbase)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_dispatcher = lambda: None
@@ -324,7 +324,8 @@ class SmppChannel:
             return False
         status = int(pdu.status or 0)
         if status == ESME_ROK:
-            reference = receipts.normalise_id(getattr(pdu, "message_id", b"") or b"")
+            reference = receipts.normalise_id(getattr(pdu, "message_id", b"") or b"",
+                                              self._resp_base)
             self._submitted(flight.part, reference, effects)
         else:
             self._refused(flight.part, status, effects)
@@ -377,7 +378,7 @@ class SmppChannel:
         receipted = fields.get("receipted_message_id")
         if receipts.is_receipt(fields["esm_class"]) or receipted:
             receipt = receipts.read_receipt(_text(fields["short_message"]), receipted,
-                                            fields.get("message_state"))
+                                            fields.get("message_state"), self._receipt_base)
             if receipt is None:
                 effects.append((lambda: None, reply))
                 return

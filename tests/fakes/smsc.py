@@ -157,7 +157,8 @@ class Smsc:
                 pass
 
     def send_mo(self, sender: str, recipient: str, body: bytes, *, data_coding: int = 0,
-                esm_class: int = 0, tlvs: list | None = None) -> int:
+                esm_class: int = 0, tlvs: list | None = None, wait: bool = True) -> int | None:
+        """Push a deliver_sm; with `wait` return the deliver_sm_resp status."""
         session = next(iter(self.sessions.values()))
 
         async def push():
@@ -165,6 +166,9 @@ class Smsc:
                                             source_addr_ton=1, data_coding=data_coding,
                                             esm_class=esm_class, tlvs=tlvs or [])
             return resp.command_status
+        if not wait:
+            asyncio.run_coroutine_threadsafe(push(), self._loop)
+            return None
         return self._run(push)
 
     def unbind_all(self) -> None:
