@@ -1,0 +1,101 @@
+"""The whole appliance with nothing but one SMPP connection, against smpp34's SMPP server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from appliance import cli
+from appliance.daemon import Daemon
+from conftest import ADMIN_PASSWORD, Api
+from fakes.smsc import Smsc
+from test_smpp import wait_until
+
+UCS2_TEXT = ("Szia! Ünnepi üdvözlet ☺ " * 7).strip()      # 3 UCS-2 segments
+
+
+@pytest.fixture
+def smsc():
+    server = Smsc(receipts=True).start()
+    yield server
+    server.stop()
+
+
+def smpp_only_file(tmp_path, port: int) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[connections.SMPP0]
+type = "SMPP"
+host = "127.0.0.1"
+port = {port}
+username = "esme"
+password = "secret"
+reconnectdelay = 0.05
+""")
+    return str(path)
+
+
+@pytest.fixture
+def smpp_daemon(tmp_path, smsc):
+    args = cli._parser().parse_args([
+        "run", "--config", smpp_only_file(tmp_path, smsc.port), "--http-host", "127.0.0.1",
+        "--http-port", "0", "--state-dir", str(tmp_path / "state"),
+        "--admin-password", ADMIN_PASSWORD])
+    config = cli.run_config(args)
+    daemon = Daemon(config, admin_password=args.admin_password)
+    daemon.start()
+    yield daemon, config
+    daemon.stop()
+
+
+def test_run_flags_override_a_file_with_only_an_smpp_connection(smpp_daemon, tmp_path):
+    daemon, config = smpp_daemon
+    assert [c.name for c in config.connections] == ["SMPP0"]
+    assert (config.http.host, config.http.port) == ("127.0.0.1", 0)
+    assert config.store.state_dir == str(tmp_path / "state")
+    assert daemon.port != 0 and (tmp_path / "state").is_dir()
+
+
+def test_three_part_ucs2_message_is_delivered_through_the_uplink(smpp_daemon, smsc):
+    daemon, _ = smpp_daemon
+    api = Api(daemon.port)
+    wait_until(lambda: daemon.channels.running["SMPP0"].state == "bound", what="bind")
+    message_id = api.send("+36201234567", UCS2_TEXT)
+    api.wait_state(message_id, 10)                    # Ozeki "Delivery successful"
+    wire = smsc.proxy.wire
+    assert len(wire) == 3
+    refs = set()
+    for seq, pdu in enumerate(wire, 1):
+        body = pdu.short_message
+        assert pdu.data_coding == 8 and pdu.esm_class & 0x40
+        assert body[1:3] == b"\x00\x03" and body[4:6] == bytes((3, seq))
+        refs.add(body[3])
+    assert len(refs) == 1                               # one reference for the three parts
+    assert "".join(p.short_message[6:].decode("utf-16-be") for p in wire) == UCS2_TEXT
+    parts = daemon.journal.get_parts(message_id)
+    assert [p["state"] for p in parts] == ["delivered"] * 3
+    assert all(p["connection"] == "SMPP0" for p in parts)
+
+
+def test_status_shows_the_uplink(smpp_daemon, smsc):
+    daemon, _ = smpp_daemon
+    api = Api(daemon.port)
+    wait_until(lambda: daemon.channels.running["SMPP0"].state == "bound", what="bind")
+    api.wait_state(api.send("+36201234567", "hello"), 10)
+    status, body = api.get("/status")
+    assert status == 200, body
+    uplink = json.loads(body)["uplinks"][0]
+    assert uplink["name"] == "SMPP0" and uplink["bound"]
+    assert uplink["window"] == {"size": 10, "in_use": 0}
+    assert uplink["counts"]["submitted"] == 1 and uplink["counts"]["receipts"] == 1
+    assert "submits_per_second" in uplink and "last_error" in uplink
+
+
+def test_inbound_from_the_uplink_reaches_the_inbox(smpp_daemon, smsc):
+    daemon, _ = smpp_daemon
+    wait_until(lambda: smsc.sessions, what="bind")
+    assert smsc.send_mo("+36709999999", "1234", b"hello appliance") == 0
+    wait_until(lambda: daemon.journal.folder(None, "inbox"), what="inbox")
+    row = daemon.journal.folder(None, "inbox")[0]
+    assert "hello appliance" in json.dumps(row)
