@@ -140,6 +140,12 @@ class AtPort:
 
     def drain(self) -> None:
         """Read what is pending so a late answer never ends the next command."""
+        try:
+            waiting = self.link.in_waiting
+        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            raise PortGone(str(exc)) from exc
+        if waiting:
+            self._fill()
         self.read_urcs(0.0)
 
     def pending_urcs(self) -> list[Urc]:

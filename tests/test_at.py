@@ -1,0 +1,146 @@
+"""AT framing with an in-memory link: finals, errors, echo, URCs amid answers, the prompt,
+noise, timeouts, late answers, a vanished port, and PINs kept out of messages."""
+
+from __future__ import annotations
+
+import pytest
+import serial
+
+from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortGone, Urc, expected_prefix,
+                                redact)
+
+
+class ScriptedLink:
+    """Answers each command (bytes up to CR or Ctrl-Z) with the bytes a script returns."""
+
+    def __init__(self, script):
+        self.script = script
+        self.rx = bytearray()
+        self.written = []
+        self.fail = False
+
+    @property
+    def in_waiting(self):
+        return len(self.rx)
+
+    def read(self, size):
+        if self.fail:
+            raise serial.SerialException("device reports readiness to read but returned no data")
+        data, self.rx[:] = bytes(self.rx[:size]), self.rx[size:]
+        return data
+
+    def write(self, data):
+        self.written.append(data)
+        answer = self.script(data)
+        if answer:
+            self.rx += answer
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def port_with(answers: dict):
+    return AtPort(ScriptedLink(lambda data: answers.get(data, b"")))
+
+
+def test_information_lines_and_ok():
+    port = port_with({b"AT+CSQ\r": b"AT+CSQ\r\r\n+CSQ: 21,99\r\n\r\nOK\r\n"})   # with echo
+    assert port.command("AT+CSQ", 0.5) == ["+CSQ: 21,99"]
+
+
+def test_registration_answer_is_not_taken_for_a_urc():
+    port = port_with({b"AT+CREG?\r": b"\r\n+CREG: 0,1\r\n\r\nOK\r\n"})
+    assert port.command("AT+CREG?", 0.5) == ["+CREG: 0,1"]
+    assert port.pending_urcs() == []
+
+
+def test_urcs_inside_an_answer_are_queued_with_their_pdu_line():
+    answer = (b"\r\n+CMTI: \"SM\",3\r\n\r\n+CDS: 25\r\n07911326040000F0ABCD\r\n"
+              b"\r\n+CSQ: 9,99\r\n\r\nOK\r\n")
+    port = port_with({b"AT+CSQ\r": answer})
+    assert port.command("AT+CSQ", 0.5) == ["+CSQ: 9,99"]
+    assert port.pending_urcs() == [Urc('+CMTI: "SM",3'), Urc("+CDS: 25", "07911326040000F0ABCD")]
+
+
+@pytest.mark.parametrize("final,kind,code", [(b"+CME ERROR: 14", "CME", 14),
+                                             (b"+CMS ERROR: 330", "CMS", 330),
+                                             (b"ERROR", "ERROR", None)])
+def test_error_results_carry_kind_and_code(final, kind, code):
+    port = port_with({b"AT+CPIN?\r": b"\r\n" + final + b"\r\n"})
+    with pytest.raises(AtCommandError) as caught:
+        port.command("AT+CPIN?", 0.5)
+    assert (caught.value.kind, caught.value.code) == (kind, code)
+
+
+def test_timeout_keeps_partial_answer_and_a_late_ok_does_not_end_the_next_command():
+    link = ScriptedLink(lambda data: {b"AT+CSQ\r": b"\r\n+CSQ: 5,99\r\n\r\nOK\r\n",
+                                      b"AT+CGSN\r": b"\r\n+CGSN partial\r\n"}.get(data, b""))
+    port = AtPort(link)
+    with pytest.raises(AtTimeout) as caught:
+        port.command("AT+CGSN", 0.1)
+    assert caught.value.lines == ["+CGSN partial"]
+    link.rx += b"\r\nOK\r\n"                        # the late final of the timed-out command
+    assert port.command("AT+CSQ", 0.5) == ["+CSQ: 5,99"]
+
+
+def test_prompt_then_pdu_then_reference():
+    def script(data):
+        if data == b"AT+CMGS=18\r":
+            return b"\r\n> "
+        if data.endswith(b"\x1a"):
+            return b"\r\n+CMGS: 42\r\n\r\nOK\r\n"
+        return b""
+    link = ScriptedLink(script)
+    assert AtPort(link).command_with_prompt("AT+CMGS=18", "0011ABCD", 0.5) == ["+CMGS: 42"]
+    assert link.written[-1] == b"0011ABCD\x1a"
+
+
+def test_error_instead_of_prompt():
+    port = port_with({b"AT+CMGS=18\r": b"\r\n+CMS ERROR: 304\r\n"})
+    with pytest.raises(AtCommandError) as caught:
+        port.command_with_prompt("AT+CMGS=18", "00", 0.5)
+    assert caught.value.code == 304
+
+
+def test_missing_prompt_cancels_with_escape():
+    link = ScriptedLink(lambda data: b"")
+    with pytest.raises(AtTimeout):
+        AtPort(link).command_with_prompt("AT+CMGS=18", "00", 0.2)
+    assert link.written[-1] == b"\x1b"
+
+
+def test_noise_lines_are_dropped():
+    port = port_with({b"AT\r": b"\r\n\xff\xfe\x93garbage\r\n\r\nOK\r\n"})
+    assert port.command("AT", 0.5) == []
+    assert port.noise_lines == 1
+
+
+def test_vanished_port_raises_port_gone():
+    link = ScriptedLink(lambda data: b"")
+    link.fail = True
+    with pytest.raises(PortGone):
+        AtPort(link).command("AT", 0.5)
+
+
+def test_pin_is_redacted_in_errors_and_logs():
+    assert redact('AT+CPIN="1234"') == "AT+CPIN=****"
+    port = port_with({b'AT+CPIN="1234"\r': b"\r\n+CME ERROR: 16\r\n"})
+    with pytest.raises(AtCommandError) as caught:
+        port.command('AT+CPIN="1234"', 0.5)
+    assert "1234" not in str(caught.value)
+
+
+def test_expected_prefix():
+    assert expected_prefix("AT+CREG?") == "+CREG"
+    assert expected_prefix("AT^USSDMODE=0") == "^USSDMODE"
+    assert expected_prefix("ATI") is None
+
+
+def test_urcs_while_idle():
+    link = ScriptedLink(lambda data: b"")
+    link.rx += b'\r\n+CMTI: "ME",7\r\n\r\n+CUSD: 0,"Hi",15\r\n\r\nRING\r\n'
+    assert [u.line for u in AtPort(link).read_urcs(0.05)] == ['+CMTI: "ME",7',
+                                                             '+CUSD: 0,"Hi",15', "RING"]
