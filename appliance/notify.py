@@ -85,10 +85,62 @@ def _ozeki_report(event: dict, callback: dict, accounts) -> Call | None:
     return Call(fill_template(callback["url"], ozeki_keywords(event)))
 
 
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+_FINAL_KINDS = {"delivered", "undelivered", "expired", "failed"}
+
+
+# --- Ozeki Phone System notifications (http-api.md §13.3; field names are our choice) --------
+
+
+@renderer("phonesystem_dlr")
+def _phonesystem_report(event: dict, callback: dict, accounts) -> Call | None:
+    """SMSDeliveryReport, POSTed to the DeliveryReportURL of SendSms once the outcome is known."""
+    if event["kind"] not in _FINAL_KINDS:
+        return None
+    fields = {"NotificationName": "SMSDeliveryReport", "ApiExtension": callback.get("extension", ""),
+              "SmsId": event["id"], "Sender": event["originator"],
+              "Recipient": event["recipient"], "DeliveryStatus": event["kind"].capitalize(),
+              "DeliveryTime": ozeki_time(event["done_at"] or event["at"]),
+              "Reason": event["reason"] or ""}
+    return Call(callback["url"], "POST", urllib.parse.urlencode(fields).encode(), _FORM)
+
+
+def _phonesystem_incoming(event: dict, url: str) -> Call:
+    fields = {"NotificationName": "IncomingSMS", "SmsId": event["id"],
+              "Sender": event["originator"], "Recipient": event["recipient"],
+              "Message": event["body"], "ReceiveTime": ozeki_time(event["created"]),
+              "Connection": event["connection"]}
+    return Call(url, "POST", urllib.parse.urlencode(fields).encode(), _FORM)
+
+
+# --- bulksms delivery reports (http-api.md §14; format [NF], ours) ---------------------------
+
+_BULKSMS_STAT = {"delivered": "DELIVRD", "undelivered": "UNDELIV", "expired": "EXPIRED",
+                 "failed": "REJECTD"}
+
+
+@renderer("bulksms_dlr")
+def _bulksms_report(event: dict, callback: dict, accounts) -> Call | None:
+    """GET the user's report URL: `$` keywords filled if it has any, else query fields."""
+    stat = _BULKSMS_STAT.get(event["kind"])
+    if stat is None:
+        return None
+    values = {"msgid": event["id"], "destination": event["recipient"],
+              "source": event["originator"], "status": stat,
+              "code": event["code"] or ("0" if stat == "DELIVRD" else "1"),
+              "reason": event["reason"] or "", "donedate": ozeki_time(event["done_at"])}
+    url = callback["url"]
+    if "$" in url:
+        return Call(fill_template(url, values))
+    return Call(url + ("&" if "?" in url else "?") + urllib.parse.urlencode(values))
+
+
 def _inbound_call(event: dict, accounts) -> Call | None:
     user = accounts.get(event["user"]) if accounts else None
     if user is None or not user.inbound_url:
         return None
+    if (user.settings or {}).get("inbound_format", "").lower() == "phonesystem":
+        return _phonesystem_incoming(event, user.inbound_url)
     return Call(fill_template(user.inbound_url, ozeki_keywords(event)))
 
 
