@@ -56,6 +56,22 @@ class HttpServer:
         except Exception:  # the daemon's watchdog sees the dead thread
             log.exception("web: HTTP server stopped")
 
+    def _close_in_loop(self) -> None:
+        """Close the sockets from waitress's own loop thread (through its trigger), so the
+        loop ends at once instead of after its select timeout and never polls a closed fd."""
+        server = self._server
+        trigger = getattr(server, "trigger", None)
+        if trigger is None:       # MultiSocketServer: the trigger sits in the shared map
+            trigger = next((d for d in getattr(server, "map", {}).values()
+                            if type(d).__name__ == "trigger"), None)
+        if trigger is None or not self._thread.is_alive():
+            server.close()
+            return
+        try:
+            trigger.pull_trigger(server.close)
+        except OSError:
+            server.close()
+
     def alive(self) -> bool:
         return self._thread.is_alive()
 
@@ -63,7 +79,7 @@ class HttpServer:
         if self._engine == "waitress":
             # Let running requests finish before the loop's trigger pipe is closed.
             self._server.task_dispatcher.shutdown(cancel_pending=False, timeout=5)
-            self._server.close()
+            self._close_in_loop()
         else:
             self._server.shutdown()
             self._server.server_close()

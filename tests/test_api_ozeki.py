@@ -1,0 +1,479 @@
+"""The Ozeki NG `action=` API through a real socket: every action, its options, its errors.
+
+No connection is configured, so accepted messages wait in the queue (outbox) and nothing
+can reach a modem; the tests read states and folders instead.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.parse
+
+import pytest
+
+from appliance.model import InboundFragment
+from conftest import ADMIN_PASSWORD, Api, xml_values
+
+
+def error_code(body: str) -> int:
+    assert "<action>error</action>" in body, body
+    return int(xml_values(body, "errorcode")[0])
+
+
+def make_user(api: Api, name: str = "john", password: str = "john-pass-1", **keys) -> Api:
+    body = api.action("createuser", name=name, userpassword=password, **keys)
+    assert "<action>createuser</action>" in body, body
+    return Api(int(api.base.rsplit(":", 1)[1]), name, password)
+
+
+# --- sendmessage --------------------------------------------------------------------------
+
+
+def test_send_single_and_comma_list(appliance):
+    daemon, api = appliance
+    body = api.action("sendmessage", recipient="+36201234567,06201112222", messagedata="Hi")
+    assert xml_values(body, "statuscode") == ["0", "0"]
+    assert xml_values(body, "recipient") == ["+36201234567", "06201112222"]
+    ids = xml_values(body, "messageid")
+    assert all(re.fullmatch(r"[0-9a-f-]{36}", i) for i in ids)
+    assert [api.state(i) for i in ids] == [0, 0]          # queued: no connection
+    assert daemon.journal.get_message(ids[0])["body"] == "Hi"
+
+
+@pytest.mark.parametrize("messagetype,data", [
+    ("SMS:TEXT", "plain"),
+    ("SMS:TEXT:GSM7BIT:CLASS0", "flash"),
+    ("SMS:TEXT:GSM7BIT:CLASS1", "class1"),
+    ("SMS:TEXT:GSM7BIT:CLASS2", "class2"),
+    ("SMS:TEXT:GSM7BIT:CLASS3", "class3"),
+    ("SMS:TEXT:UCS2", "Ünïcödé ✓"),
+    ("SMS:BINARY:XML", "<sms><pid>00</pid><dcs>F5</dcs><udh>06050415811581</udh>"
+                       "<ud>48656C6C6F</ud></sms>"),
+    ("SMS:WAPPUSH", '<si><indication href="http://example.com/a" action="signal-high">'
+                    "Offer</indication></si>"),
+    ("SMS:WAPPUSH:SL", '<sl href="http://example.com/b" action="signal-high"/>'),
+])
+def test_every_minimum_message_type_is_accepted(appliance, messagetype, data):
+    daemon, api = appliance
+    body = api.action("sendmessage", recipient="+36201234567", messagetype=messagetype,
+                      messagedata=data)
+    assert xml_values(body, "statuscode") == ["0"], body
+    message = daemon.journal.get_message(xml_values(body, "messageid")[0])
+    assert message["messagetype"] == messagetype
+    if messagetype.startswith("SMS:TEXT:GSM7BIT:CLASS"):
+        assert message["msg_class"] == int(messagetype[-1])
+    if "WAPPUSH" in messagetype or "BINARY" in messagetype:
+        assert message["encoding"] == "8bit"
+
+
+@pytest.mark.parametrize("messagetype,data,code", [
+    ("SMS:VCARD", "BEGIN:VCARD", 4),
+    ("SMS:BINARY:XML", "<sms><ud>zz</ud></sms>", 4),
+    ("SMS:WAPPUSH", "<si><indication>no href</indication></si>", 4),
+    ("SMS:WAPPUSH:SL", '<si><indication href="http://a.b">x</indication></si>', 4),
+    ("SMS:TEXT", "", 2),
+    ("SMS:TEXT", "x" * 4000, 3),
+])
+def test_refused_types_and_payloads_carry_a_statuscode(appliance, messagetype, data, code):
+    _, api = appliance
+    body = api.action("sendmessage", recipient="+36201234567", messagetype=messagetype,
+                      messagedata=data)
+    assert xml_values(body, "statuscode") == [str(code)], body
+    assert xml_values(body, "statusmessage")[0]
+    assert xml_values(body, "messageid") == []
+
+
+def test_bad_recipient_and_originator(appliance):
+    _, api = appliance
+    body = api.action("sendmessage", recipient="abc,+36201234567", messagedata="x")
+    assert xml_values(body, "statuscode") == ["1", "0"]
+    body = api.action("sendmessage", recipient="+36201234567", messagedata="x",
+                      originator="Far-too-long-sender-name")
+    assert xml_values(body, "statuscode") == ["7"]
+
+
+def test_parameter_names_are_case_insensitive_and_recepient_is_accepted(appliance):
+    _, api = appliance
+    status, body = api.get("/api", Action="sendmessage", UserName="admin",
+                           Password=ADMIN_PASSWORD, recepient="+36201234567",
+                           MessageType="SMS:TEXT", MessageData="Hello")
+    assert status == 200 and xml_values(body, "statuscode") == ["0"], body
+
+
+def test_charset_parameter_decodes_values(appliance):
+    daemon, api = appliance
+    query = ("action=sendmessage&username=admin&password=" + ADMIN_PASSWORD
+             + "&recipient=%2B36201234567&_charset_=iso-8859-2&messagedata=%F5r")  # "őr"
+    status, body = api._open(urllib.request.Request(f"{api.base}/api?{query}"))
+    message_id = xml_values(body, "messageid")[0]
+    assert daemon.journal.get_message(message_id)["body"] == "őr"
+
+
+def test_maxresponse_caps_reports_but_sends_all(appliance):
+    daemon, api = appliance
+    body = api.action("sendmessage", recipient="+3620111111,+3620222222,+3620333333",
+                      messagedata="x", maxresponse="1")
+    assert len(xml_values(body, "statuscode")) == 1
+    assert len(daemon.journal.folder("admin", "outbox", 10)) == 3
+
+
+def test_sendondate_schedules_and_vp_sets_validity(appliance):
+    daemon, api = appliance
+    later = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 3600))
+    vp = time.strftime("%Y.%m.%d. %H:%M:%S", time.localtime(time.time() + 7200))
+    message_id = api.send("+36201234567", "later", sendondate=later, vp=vp)
+    assert api.state(message_id) == 17                      # Scheduled
+    stored = daemon.journal.get_message(message_id)
+    assert abs(stored["send_at"] - (time.time() + 3600)) < 5
+    assert abs(stored["valid_until"] - (time.time() + 7200)) < 5
+    assert error_code(api.action("sendmessage", recipient="+36201234567", messagedata="x",
+                                 vp="2001.01.01. 00:00:00")) == 3
+    assert error_code(api.action("sendmessage", recipient="+36201234567", messagedata="x",
+                                 sendondate="tomorrow")) == 3
+
+
+def test_serviceprovider_only_with_allowrouteoverride(appliance):
+    daemon, api = appliance
+    john = make_user(api)
+    mary = make_user(api, "mary", "mary-pass-1", allowrouteoverride="on")
+    plain = john.send("+36201234567", "x", serviceprovider="GSMModem1")
+    routed = mary.send("+36201234567", "x", serviceprovider="GSMModem1")
+    assert daemon.journal.get_message(plain)["serviceprovider"] == ""
+    assert daemon.journal.get_message(routed)["serviceprovider"] == "GSMModem1"
+
+
+def test_smpp_overrides_are_kept(appliance):
+    daemon, api = appliance
+    message_id = api.send("+36201234567", "x", source_addr_ton="5", esm_class="64")
+    assert '"source_addr_ton":5' in daemon.journal.get_message(message_id)["extra"]
+    assert error_code(api.action("sendmessage", recipient="+36201234567", messagedata="x",
+                                 data_coding="999")) == 3
+
+
+def test_html_response_with_continueurl_template(appliance):
+    _, api = appliance
+    status, body = api.get("/api", action="sendmessage", username="admin",
+                           password=ADMIN_PASSWORD, recipient="+4412345678,06203105366",
+                           messagedata="<b>hi</b>", responseformat="html",
+                           continueurl="http://lan.example/done?id=$messageid&m='x'")
+    assert status == 200
+    assert body.startswith("<HTML><HEAD><TITLE>SMS</TITLE>")
+    assert body.count("Status code: 0<br>") == 2
+    assert "Recipient: +4412345678<br>" in body
+    link = re.search(r"<a href='([^']*)'>Click here to continue</a>", body).group(1)
+    assert link.startswith("http://lan.example/done?id=") and "'" not in link
+    assert "$messageid" not in link
+
+
+def test_urlencoded_response(appliance):
+    _, api = appliance
+    body = api.action("sendmessage", recipient="+36201234567,+36201234568", messagedata="x",
+                      responseformat="urlencoded")
+    fields = urllib.parse.parse_qs(body)
+    assert fields["statuscode0"] == ["0"] and fields["statuscode1"] == ["0"]
+    assert fields["recipient1"] == ["+36201234568"]
+    single = urllib.parse.parse_qs(api.action("sendmessage", recipient="+36201234567",
+                                              messagedata="x", responseformat="urlencoded"))
+    assert single["statusmessage"] == ["Message accepted for delivery"]
+
+
+def test_redirecturl_redirects_with_keywords(appliance):
+    _, api = appliance
+    query = urllib.parse.urlencode({
+        "action": "sendmessage", "username": "admin", "password": ADMIN_PASSWORD,
+        "recipient": "+36201234567", "messagedata": "x",
+        "redirecturl": "http://lan.example/after?code=$statuscode&id=$messageid"})
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", int(api.base.rsplit(":", 1)[1]), timeout=10)
+    conn.request("GET", "/api?" + query)
+    answer = conn.getresponse()
+    location = answer.getheader("Location")
+    answer.read()
+    conn.close()
+    assert answer.status == 302
+    assert location.startswith("http://lan.example/after?code=0&id=")
+
+
+def test_batch_of_twenty_thousand_in_one_post_and_one_accept(appliance):
+    daemon, api = appliance
+    calls = []
+    real_accept = daemon.journal.accept
+
+    def counting_accept(messages):
+        calls.append(len(messages))
+        return real_accept(messages)
+
+    daemon.journal.accept = counting_accept
+    fields = {"action": "sendmessage", "username": "admin", "password": ADMIN_PASSWORD,
+              "messagecount": "20000"}
+    for i in range(20000):
+        fields[f"recipient{i}"] = f"+3620{i:07d}"
+        fields[f"messagedata{i}"] = f"m{i}"
+    status, body = api.post("/api", urllib.parse.urlencode(fields))
+    assert status == 200
+    assert calls == [20000]
+    assert body.count("<statuscode19999>0</statuscode19999>") == 1
+    assert len(daemon.journal.folder("admin", "outbox", 30000)) == 20000
+    fields["messagecount"] = "20001"
+    assert error_code(api.post("/api", urllib.parse.urlencode(fields))[1]) == 3
+
+
+def test_batch_indexed_shape(appliance):
+    _, api = appliance
+    body = api.action("sendmessage", messagecount="2", recipient0="06203105366",
+                      messagetype0="SMS:TEXT", messagedata0="Hello World",
+                      recipient1="bad", messagedata1="Second")
+    assert xml_values(body, "statuscode0") == ["0"]
+    assert xml_values(body, "statuscode1") == ["1"]
+    assert xml_values(body, "recipient") == ["06203105366", "bad"]
+    assert "<serviceprovider0 />" in body
+
+
+# --- receiving, by id, folders --------------------------------------------------------------
+
+
+def _inbound(daemon, text: str, sender: str = "+36301234567") -> None:
+    daemon.journal.inbound(InboundFragment(connection="GSMModem0", sender=sender,
+                                           recipient="+36209999999", encoding="gsm7",
+                                           text=text, sent_at=time.time() - 5))
+
+
+def test_receivemessage_limit_and_afterdownload(appliance):
+    daemon, api = appliance
+    for i in range(3):
+        _inbound(daemon, f"in {i}")
+    body = api.action("receivemessage", folder="inbox", limit="2")
+    assert "http://www.ozekisms.com/DTD/response.xml" in body
+    assert xml_values(body, "messagedata") == ["in 0", "in 1"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", xml_values(body, "receivedtime")[0])
+    # untouched by default: the same messages come again
+    again = api.action("receivemessage", limit="2")
+    assert xml_values(again, "messagedata") == ["in 0", "in 1"]
+    marked = api.action("receivemessage", limit="2", afterdownload="mark")
+    assert xml_values(marked, "messagedata") == ["in 0", "in 1"]
+    rest = api.action("receivemessage", afterdownload="delete")
+    assert xml_values(rest, "messagedata") == ["in 2"]
+    assert xml_values(api.action("receivemessage"), "messagedata") == []
+    deleted = api.action("querymessagelist", folder="deleted")
+    assert xml_values(deleted, "messagedata") == ["in 2"]
+    assert error_code(api.action("receivemessage", afterdownload="shred")) == 3
+    assert error_code(api.action("receivemessage", folder="spam")) == 3
+    assert error_code(api.action("receivemessage", limit="0")) == 3
+
+
+def test_getmessagebyid_shape_and_unknown(appliance):
+    _, api = appliance
+    message_id = api.send("+36201234567", "Test message")
+    body = api.action("getmessagebyid", msgID=message_id)
+    assert "<action>getMsgInfoByID</action>" in body
+    assert xml_values(body, "folder") == ["OUTBOX"]
+    assert xml_values(body, "state") == ["0"]
+    assert re.fullmatch(r"\d{4}\.\d\d\.\d\d\. \d\d:\d\d:\d\d",
+                        xml_values(body, "creationtime")[0])
+    assert error_code(api.action("getmessagebyid", msgID="nope")) == 7
+
+
+def test_mark_and_delete_by_id_respect_ownership(appliance):
+    daemon, api = appliance
+    john = make_user(api)
+    mine = john.send("+36201234567", "mine")
+    admins = api.send("+36201234567", "admins")
+    assert error_code(john.action("deletemessagebyid", msgID=admins)) == 7
+    body = john.action("markmessagebyid", msgID=mine)
+    assert xml_values(body, "messageid") == [mine]
+    assert daemon.journal.get_message(mine)["is_read"] == 1
+    john.action("deletemessagebyid", msgID=mine)
+    assert xml_values(john.action("getmessagebyid", msgID=mine), "folder") == ["DELETED"]
+    assert daemon.journal.get_message(admins)["deleted"] == 0
+
+
+def test_folder_list_delete_and_purge(appliance):
+    daemon, api = appliance
+    ids = [api.send("+36201234567", f"m{i}") for i in range(3)]
+    listing = api.action("querymessagelist", folder="outbox", limit="2")
+    assert xml_values(listing, "messageid") == ids[:2]
+    assert xml_values(listing, "count") == ["2"]
+    body = api.action("deletemessagelist", folder="outbox")
+    assert xml_values(body, "count") == ["3"]
+    assert xml_values(api.action("querymessagelist", folder="outbox"), "messageid") == []
+    assert error_code(api.action("deletefolderitems", folder="outbox")) == 3
+    purged = api.action("deletefolderitems", folder="deleted")
+    assert xml_values(purged, "count") == ["3"]
+    assert daemon.journal.get_message(ids[0]) is None
+
+
+# --- credits -------------------------------------------------------------------------------
+
+
+def test_credits_get_set_add_and_spend(appliance):
+    daemon, api = appliance
+    john = make_user(api)
+    assert xml_values(john.action("getcredits"), "balance") == ["-1"]     # unlimited
+    body = api.action("setcredits", useraccount="john", newbalance="3")
+    assert xml_values(body, "balance") == ["3"] and "<action>setcredits</action>" in body
+    body = api.action("addcredits", useraccount="john", add="2")
+    assert "<action>getcredits</action>" in body and xml_values(body, "balance") == ["5"]
+    body = api.action("setcredits", useraccount="john")                # empty: unchanged
+    assert xml_values(body, "balance") == ["5"]
+    long_text = "x" * 300                                                 # two parts
+    john.send("+36201234567", long_text)
+    assert xml_values(john.action("getcredits"), "balance") == ["3"]
+    api.action("setcredits", useraccount="john", newbalance="0")
+    refused = john.action("sendmessage", recipient="+36201234567", messagedata="x")
+    assert xml_values(refused, "statuscode") == ["5"]
+    # only the administrator changes balances, and others only see their own
+    assert error_code(john.action("setcredits", useraccount="john", newbalance="99")) == 5
+    assert error_code(john.action("addcredits", useraccount="john", add="99")) == 5
+    assert error_code(john.action("getcredits", useraccount="admin")) == 5
+    assert error_code(api.action("getcredits", useraccount="ghost")) == 7
+    assert error_code(api.action("setcredits", useraccount="john", newbalance="lots")) == 3
+
+
+# --- users -----------------------------------------------------------------------------------
+
+
+def test_user_lifecycle(appliance):
+    daemon, api = appliance
+    john = make_user(api, priority="bulk", reporturl="http://lan.example/r")
+    assert xml_values(john.action("getcredits"), "username") == ["john"]
+    assert error_code(api.action("createuser", name="john", userpassword="x" * 10)) == 3
+    assert error_code(api.action("createuser", name="smppy", type="SMPP")) == 11
+    assert error_code(api.action("createuser", name="bad name!")) == 3
+    body = api.action("configuser", name="john", allowrouteoverride="on", idoverride="off")
+    assert xml_values(body, "allowrouteoverride") == ["on"]
+    assert daemon.accounts.get("john").settings["idoverride"] == "off"
+    api.action("stopuser", name="john")
+    assert error_code(john.action("getcredits")) == 10
+    api.action("startuser", name="john")
+    api.action("configuser", name="john", newpassword="changed-pass-2")
+    assert error_code(john.action("getcredits")) == 4
+    john.password = "changed-pass-2"
+    assert xml_values(john.action("getcredits"), "balance") == ["-1"]
+    # non-admins cannot manage users; the admin account cannot be removed
+    assert error_code(john.action("createuser", name="eve", userpassword="eve-pass-12")) == 5
+    assert error_code(api.action("deleteuser", name="admin")) == 11
+    assert error_code(api.action("stopuser", name="admin")) == 3
+    api.action("deleteuser", name="john")
+    assert error_code(john.action("getcredits")) == 4
+    assert error_code(api.action("deleteuser", name="john")) == 7
+
+
+def test_created_user_without_password_cannot_log_in(appliance):
+    _, api = appliance
+    api.action("createuser", name="nopass")
+    assert error_code(Api(int(api.base.rsplit(":", 1)[1]), "nopass", "").action(
+        "getcredits")) == 4
+
+
+def test_users_survive_a_restart(make_config, run_daemon):
+    config = make_config()
+    daemon = run_daemon(config)
+    api = Api(daemon.port)
+    make_user(api, allowrouteoverride="on")
+    api.action("setcredits", useraccount="john", newbalance="7")
+    daemon.stop()
+    again = run_daemon(config)
+    john = Api(again.port, "john", "john-pass-1")
+    assert xml_values(john.action("getcredits"), "balance") == ["7"]
+    assert again.accounts.get("john").allowrouteoverride
+
+
+# --- security ---------------------------------------------------------------------------------
+
+
+def test_failed_logins_are_throttled_per_address(appliance):
+    _, api = appliance
+    bad = Api(int(api.base.rsplit(":", 1)[1]), "admin", "wrong")
+    codes = [error_code(bad.action("getcredits")) for _ in range(12)]
+    assert codes[0] == 4 and codes[-1] == 6
+    # the right password is refused too while the address is throttled
+    assert error_code(api.action("getcredits")) == 6
+
+
+def test_password_never_reaches_the_log(appliance, caplog):
+    _, api = appliance
+    bad = Api(int(api.base.rsplit(":", 1)[1]), "admin", "Sup3rS3cretGuess")
+    bad.action("getcredits")
+    api.send("+36201234567", "x")
+    assert "Sup3rS3cretGuess" not in caplog.text and ADMIN_PASSWORD not in caplog.text
+
+
+def test_echoed_values_are_escaped(appliance):
+    _, api = appliance
+    body = api.action("sendmessage", recipient="<script>", messagedata="a&b<c>")
+    assert "<script>" not in body and "&lt;script&gt;" in body
+    assert "a&amp;b&lt;c&gt;" in body
+    html = api.action("sendmessage", recipient="<img src=x>", messagedata="x",
+                      responseformat="html")
+    assert "<img" not in html
+    err = api.action("unknown<tag>")
+    assert "unknown&lt;tag&gt;" in err
+
+
+def test_request_level_errors(appliance):
+    _, api = appliance
+    assert error_code(api.action("nosuchaction")) == 1
+    status, body = api.get("/api", username="admin", password=ADMIN_PASSWORD)
+    assert error_code(body) == 2
+    assert error_code(Api(int(api.base.rsplit(":", 1)[1]), "ghost", "x").action(
+        "sendmessage")) == 4
+    html = api.action("nosuchaction", responseformat="html")
+    assert "Error code: 1<br>" in html
+
+
+def test_ip_rules_refuse_with_forbidden_address(appliance):
+    _, api = appliance
+    john = make_user(api, ipdeny="127.0.0.0/8")
+    assert error_code(john.action("getcredits")) == 9
+    api.action("configuser", name="john", ipdeny="", ipallow="10.0.0.0/8")
+    assert error_code(john.action("getcredits")) == 9
+    api.action("configuser", name="john", ipallow="127.0.0.1")
+    assert xml_values(john.action("getcredits"), "username") == ["john"]
+
+
+# --- address book, reporting, DND ---------------------------------------------------------------
+
+
+def test_getaddressbook_csv(appliance):
+    _, api = appliance
+    api.action("addcontact", contactname="John Smith", phonenumber="+3613710150",
+               description='My friend "JS"', groups="Friends, Work")
+    api.action("addcontact", contactname="Jim", phonenumber="+36209999999")
+    body = api.action("getaddressbook")
+    assert "<Action>getAddressbook</Action>" in body
+    data = re.search(r"<Data>(.*)</Data>", body, re.S).group(1)
+    lines = data.split("\n")
+    assert lines[0] == '"Jim","+36209999999",,'
+    assert lines[1] == '"John Smith","+3613710150","My friend ""JS""","Friends, Work"'
+
+
+def test_reporting_summary(appliance):
+    daemon, api = appliance
+    john = make_user(api)
+    john.send("+36201234567", "a")
+    john.send("+36201234567", "b")
+    api.send("+36201234567", "c")
+    _inbound(daemon, "hello")
+    body = api.action("reporting", repDirection="out", toExport="summary")
+    assert body.startswith('<?xml version="1.0" encoding="utf-8"?>')
+    users = dict(zip(xml_values(body, "username"), xml_values(body, "messages")))
+    assert users == {"admin": "1", "john": "2"}
+    incoming = api.action("reporting", repDirection="in", toExport="summary")
+    assert dict(zip(xml_values(incoming, "username"), xml_values(incoming, "messages"))) == \
+        {"admin": "1"}
+    assert error_code(john.action("reporting", repDirection="in")) == 5
+    assert error_code(api.action("reporting", toExport="details")) == 11
+
+
+def test_dnd_list_refuses_in_every_dialect(appliance):
+    _, api = appliance
+    api.action("adddnd", number="+36201111111")
+    api.action("adddnd", number="+3630*")
+    assert xml_values(api.action("listdnd"), "number") == ["+36201111111", "+3630*"]
+    body = api.action("sendmessage", recipient="+36201111111,+36301234567,+36201234567",
+                      messagedata="x")
+    assert xml_values(body, "statuscode") == ["10", "10", "0"]
+    api.action("deletednd", number="+36201111111")
+    body = api.action("sendmessage", recipient="+36201111111", messagedata="x")
+    assert xml_values(body, "statuscode") == ["0"]
