@@ -12,6 +12,7 @@ import logging
 import os
 import sqlite3
 import threading
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -424,7 +425,13 @@ def _json(value) -> str | None:
 
 def _concat_ref(message_id: str) -> int:
     # Stable per message, so a retried part carries the same reference as its siblings.
-    return int(message_id.replace("-", "")[:8], 16) % 255 + 1 if message_id else 1
+    if not message_id:
+        return 1
+    try:
+        value = int(message_id.replace("-", "")[:8], 16)
+    except ValueError:          # a client-chosen id (Ozeki 10 JSON) need not be hex
+        value = zlib.crc32(message_id.encode("utf-8"))
+    return value % 255 + 1
 
 
 def _message_of(conn, part_id: int) -> str:
