@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import typing
 
 from appliance.config import (CONNECTION_TYPES, UNSUPPORTED_CONNECTION_TYPES, ConfigError,
-                              connection_from_table)
+                              coerce, connection_from_table)
 from appliance.web import ozeki_xml as X
 from appliance.web.ozeki import ApiError, Ctx, action
 
@@ -85,6 +86,7 @@ def _kind(raw: str) -> str:
 
 def _keys(ctx: Ctx, kind: str) -> tuple[dict, list[str]]:
     fields = {f.name for f in dataclasses.fields(CONNECTION_TYPES[kind])} - {"name", "type"}
+    hints = typing.get_type_hints(CONNECTION_TYPES[kind])
     keys, ignored = {}, []
     for key, value in ctx.params.items():
         if key in _RESERVED:
@@ -92,6 +94,10 @@ def _keys(ctx: Ctx, kind: str) -> tuple[dict, list[str]]:
         if key in IGNORED_KEYS or key.startswith("log"):
             ignored.append(key)
         elif key in fields:
+            try:      # a value of the wrong type is refused now, not saved
+                coerce(key, hints[key], value.strip())
+            except ConfigError as exc:
+                raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
             keys[key] = value.strip()
         else:
             raise ApiError(X.E_INVALID_PARAMETER, f"{key[:40]}: unknown key for a {kind} driver")

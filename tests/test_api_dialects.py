@@ -1,0 +1,326 @@
+"""Ozeki 10 JSON (§12), Ozeki Phone System (§13) and bulksms (§14) through a real socket,
+and the callbacks they ask for (SMSDeliveryReport, IncomingSMS, bulksms DLR)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+import urllib.parse
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from appliance.model import InboundFragment, Report, ReportStatus
+from conftest import ADMIN_PASSWORD, Api, xml_values
+
+
+def basic(user: str = "admin", password: str = ADMIN_PASSWORD) -> dict:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+
+
+def post_json(api: Api, action: str, body, headers=None) -> tuple[int, dict]:
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    status, text = api.post(f"/api?action={action}", data, headers or basic())
+    return status, json.loads(text)
+
+
+def port_of(api: Api) -> int:
+    return int(api.base.rsplit(":", 1)[1])
+
+
+# --- Ozeki 10 JSON ---------------------------------------------------------------------------
+
+
+def test_json_sendmsg_receivemsg_markmsg_deletemsg(appliance):
+    daemon, api = appliance
+    status, reply = post_json(api, "sendmsg", {"messages": [
+        {"message_id": "my-id-1", "to_address": "+36201234567", "text": "Hello",
+         "tags": [{"name": "k", "value": "v"}]},
+        {"to_address": "not a number", "text": "x"},
+        {"id": "php-style-id", "to_address": "+36201234568", "text": "PHP client"}]})
+    assert status == 200 and reply["http_code"] == 200 and reply["response_code"] == "SUCCESS"
+    data = reply["data"]
+    assert (data["total_count"], data["success_count"], data["failed_count"]) == (3, 2, 1)
+    first, bad, php = data["messages"]
+    assert first["status"] == "SUCCESS" and first["message_id"] == "my-id-1"
+    assert first["tags"] == [{"name": "k", "value": "v"}]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", first["create_date"])
+    assert bad["status"] != "SUCCESS"
+    assert php["message_id"] == "php-style-id"
+    assert daemon.journal.get_message("my-id-1")["state"] == "queued"
+    # the same id again is refused for that message only
+    _, again = post_json(api, "sendmsg", {"messages": [{"message_id": "my-id-1",
+                                                        "to_address": "+36201234567",
+                                                        "text": "x"}]})
+    assert again["data"]["failed_count"] == 1
+
+    daemon.journal.inbound(InboundFragment(connection="GSMModem0", sender="+36301234567",
+                                           recipient="+36209999999", encoding="gsm7",
+                                           text="incoming"))
+    status, text = api.get("/api", action="receivemsg", folder="inbox")
+    assert status == 401                                   # Basic auth is required
+    status, text = api._open(__import__("urllib.request").request.Request(
+        f"{api.base}/api?action=receivemsg&folder=inbox", headers=basic()))
+    inbox = json.loads(text)["data"]
+    assert inbox["folder"] == "inbox" and inbox["limit"] == "1000"
+    (message,) = inbox["data"]
+    assert message["text"] == "incoming" and message["from_address"] == "+36301234567"
+    _, marked = post_json(api, "markmsg", {"folder": "inbox",
+                                           "message_ids": [message["message_id"], "nope"]})
+    assert marked["data"] == {"folder": "inbox", "message_ids": [message["message_id"]]}
+    _, deleted = post_json(api, "deletemsg", {"folder": "outbox", "message_ids": ["my-id-1"]})
+    assert deleted["data"]["message_ids"] == ["my-id-1"]
+    assert daemon.journal.get_message("my-id-1")["deleted"] == 1
+
+
+@pytest.mark.parametrize("body,status", [
+    (b"{not json", 400), (b"[]", 400), (json.dumps({"messages": []}), 400),
+    (json.dumps({"messages": "x"}), 400)])
+def test_json_bad_bodies(appliance, body, status):
+    _, api = appliance
+    got, reply = post_json(api, "sendmsg", body)
+    assert got == status and reply["http_code"] == status and reply["response_code"] != "SUCCESS"
+
+
+def test_json_bad_credentials(appliance):
+    _, api = appliance
+    status, reply = post_json(api, "sendmsg", {"messages": []}, basic("admin", "wrong"))
+    assert status == 401 and reply["response_code"] == "INVALID_CREDENTIALS"
+
+
+# --- Ozeki Phone System --------------------------------------------------------------------
+
+
+def test_phonesystem_sendsms_on_root_and_api(appliance):
+    daemon, api = appliance
+    for path in ("/", "/api"):
+        status, body = api.get(path, command="SendSms", ApiExtension="9994",
+                               Sender="+061554669", Recipient="+062554670",
+                               Message="Hello world", Username="admin",
+                               Password=ADMIN_PASSWORD)
+        assert status == 200
+        assert xml_values(body, "Code") == ["200"]
+        assert xml_values(body, "Message") == ["Command successfully executed"]
+        sms_id = xml_values(body, "SmsId")[0]
+        assert daemon.journal.get_message(sms_id)["originator"] == "+061554669"
+
+
+@pytest.mark.parametrize("params,code", [
+    ({"command": "Call"}, 301),
+    ({"command": "SendSms", "Recipient": "+3620", "Message": "x"}, 302),     # no ApiExtension
+    ({"command": "SendSms", "ApiExtension": "1", "Message": "x"}, 302),
+    ({"command": "SendSms", "ApiExtension": "1", "Recipient": "abc", "Message": "x"}, 302),
+    ({"command": "SendSms", "ApiExtension": "1", "Recipient": "+36201234567"}, 302),
+])
+def test_phonesystem_codes(appliance, params, code):
+    _, api = appliance
+    status, body = api.get("/", Username="admin", Password=ADMIN_PASSWORD, **params)
+    assert status == 200 and xml_values(body, "Code") == [str(code)], body
+    assert "<SmsId>" not in body
+
+
+def test_phonesystem_authentication_codes(appliance):
+    _, api = appliance
+    base = {"command": "SendSms", "ApiExtension": "1", "Recipient": "+36201234567",
+            "Message": "x"}
+    assert xml_values(api.get("/", **base)[1], "Code") == ["304"]
+    assert xml_values(api.get("/", Username="admin", Password="bad", **base)[1],
+                      "Code") == ["305"]
+    status, body = api.get("/", Username="admin", Password=ADMIN_PASSWORD,
+                           **{**base, "Recipient": "+36201234567", "Message": "<&>"})
+    assert xml_values(body, "Code") == ["200"]
+
+
+# --- bulksms ------------------------------------------------------------------------------
+
+
+def bulk(api: Api, path: str = "/bulksms/bulksms", **params) -> str:
+    base = {"username": "admin", "password": ADMIN_PASSWORD, "type": "0", "dlr": "0",
+            "destination": "+36201234567", "source": "ACME", "message": "Hello"}
+    status, body = api.get(path, **{**base, **params})
+    assert status == 200
+    return body
+
+
+def test_bulksms_success_lines_per_destination(appliance):
+    daemon, api = appliance
+    body = bulk(api, destination="+36201234567,36201234568,abc")
+    lines = [line.split("|") for line in body.split("\n")]
+    assert [l[0] for l in lines] == ["1701", "1701", "1706"]
+    assert [l[1] for l in lines] == ["+36201234567", "36201234568", "abc"]
+    assert lines[2][2] == ""
+    assert daemon.journal.get_message(lines[0][2])["originator"] == "ACME"
+
+
+@pytest.mark.parametrize("btype,messagetype,msg_class", [
+    ("0", "SMS:TEXT:GSM7BIT", None), ("1", "SMS:TEXT:GSM7BIT:CLASS0", 0),
+    ("2", "SMS:TEXT:UCS2", None), ("5", "SMS:TEXT", None), ("6", "SMS:TEXT:UCS2:CLASS0", 0),
+    ("7", "SMS:TEXT:CLASS0", 0)])
+def test_bulksms_types(appliance, btype, messagetype, msg_class):
+    daemon, api = appliance
+    body = bulk(api, type=btype)
+    message = daemon.journal.get_message(body.split("|")[2])
+    assert (message["messagetype"], message["msg_class"]) == (messagetype, msg_class)
+
+
+def test_bulksms_wap_push(appliance):
+    daemon, api = appliance
+    body = bulk(api, type="4", message="See this", url="http://example.com/offer")
+    message = daemon.journal.get_message(body.split("|")[2])
+    assert message["messagetype"] == "SMS:WAPPUSH" and message["encoding"] == "8bit"
+    assert 'href="http://example.com/offer"' in message["body"]
+    assert bulk(api, type="4", message="no url") == "1702"
+
+
+@pytest.mark.parametrize("params,code", [
+    ({"message": ""}, "1702"), ({"destination": ""}, "1702"), ({"type": ""}, "1702"),
+    ({"password": "wrong"}, "1703"), ({"type": "3"}, "1704"), ({"type": "9"}, "1704"),
+    ({"dlr": "2"}, "1708"), ({"source": "TwelveLetter"}, "1707"),
+    ({"source": "+1234567890123456789"}, "1707"), ({"date": "13/45/2030", "time": "03:45 am"},
+                                                   "1702"),
+])
+def test_bulksms_request_codes(appliance, params, code):
+    _, api = appliance
+    assert bulk(api, **params) == code
+
+
+def test_bulksms_sender_limits(appliance):
+    _, api = appliance
+    assert bulk(api, source="ElevenChars").startswith("1701|")
+    assert bulk(api, source="+123456789012345678").startswith("1701|")     # 18 digits
+    assert bulk(api, type="0", message="日本").startswith("1705|")          # not GSM 03.38
+
+
+def test_bulksms_scheduling_on_both_paths(appliance):
+    daemon, api = appliance
+    when = datetime.now(timezone(timedelta(hours=1, minutes=30))) + timedelta(days=2)
+    date, clock = when.strftime("%m/%d/%Y"), when.strftime("%I:%M %p").lower()
+    for path in ("/bulksms/schedulemsg", "/bulksms/bulksms"):
+        body = bulk(api, path, date=date, time=clock, gmt="GMT +1:30")
+        message = daemon.journal.get_message(body.split("|")[2])
+        assert message["state"] == "scheduled"
+        assert abs(message["send_at"] - when.replace(second=0, microsecond=0).timestamp()) < 1
+    assert bulk(api, "/bulksms/schedulemsg") == "1702"                  # date/time required
+    assert bulk(api, date=date, time=clock, gmt="+25:00") == "1702"
+
+
+def test_bulksms_credit_duplicate_dnd_and_ip_rules(appliance):
+    daemon, api = appliance
+    api.action("createuser", name="bulk", userpassword="bulk-pass-1", dedupewindow="60",
+               credits="1")
+    user = {"username": "bulk", "password": "bulk-pass-1"}
+    assert bulk(api, **user, message="one").startswith("1701|")
+    assert bulk(api, **user, message="two").startswith("1725|")           # no credit left
+    api.action("setcredits", useraccount="bulk", newbalance="-1")
+    assert bulk(api, **user, message="one").startswith("1041|")           # duplicate
+    assert bulk(api, **user, message="one", destination="+36209876543").startswith("1701|")
+    api.action("adddnd", number="+36201111111")
+    api.action("adddnd", number="+3670*")
+    assert bulk(api, **user, destination="+36201111111").startswith("1042|")
+    assert bulk(api, **user, destination="+36701234567").startswith("1732|")
+    api.action("configuser", name="bulk", ipdeny="127.0.0.1")
+    assert bulk(api, **user) == "16"
+    api.action("configuser", name="bulk", ipdeny="", ipallow="192.168.0.0/16")
+    assert bulk(api, **user) == "18"
+    api.action("stopuser", name="bulk")
+    assert bulk(api, **user) == "1709"
+
+
+# --- callbacks -----------------------------------------------------------------------------
+
+
+class Receiver:
+    """A LAN web server that records what the appliance tells it."""
+
+    def __init__(self):
+        calls = self.calls = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                calls.append((self.command, self.path, self.rfile.read(length).decode()))
+                self.send_response(200)
+                self.end_headers()
+
+            do_GET = do_POST = _record
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 15.0) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.calls) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.calls
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+def _play_modem(daemon, message_id: str, status: ReportStatus, reference: str = "77"):
+    """What a modem worker would report: claimed, submitted, then a delivery report."""
+    journal = daemon.journal
+    part_id = journal.query("SELECT id FROM parts WHERE message_id=?", (message_id,))[0]["id"]
+    assert journal.claim([(part_id, "GSMModem0")]) == [part_id]
+    journal.part_submitted(part_id, "GSMModem0", reference)
+    journal.report(Report(connection="GSMModem0", reference=reference, status=status))
+
+
+def test_phonesystem_delivery_report_and_incoming_sms(appliance, receiver):
+    daemon, api = appliance
+    status, body = api.get("/", command="SendSms", ApiExtension="9994", Recipient="+36201234567",
+                           Message="Hi", Username="admin", Password=ADMIN_PASSWORD,
+                           DeliveryReportURL=receiver.url + "/delivery_received.php")
+    sms_id = xml_values(body, "SmsId")[0]
+    _play_modem(daemon, sms_id, ReportStatus.DELIVERED)
+    method, path, form = receiver.wait(1)[0]
+    fields = dict(urllib.parse.parse_qsl(form))
+    assert (method, path) == ("POST", "/delivery_received.php")
+    assert fields["NotificationName"] == "SMSDeliveryReport"
+    assert fields["SmsId"] == sms_id and fields["DeliveryStatus"] == "Delivered"
+    assert fields["ApiExtension"] == "9994"
+
+    daemon.accounts.update("admin", inbound_url=receiver.url + "/incoming",
+                           settings={"inbound_format": "phonesystem"})
+    daemon.journal.inbound(InboundFragment(connection="GSMModem0", sender="+36301234567",
+                                           recipient="+36209999999", encoding="gsm7",
+                                           text="ping"))
+    method, path, form = receiver.wait(2)[1]
+    fields = dict(urllib.parse.parse_qsl(form))
+    assert (method, path) == ("POST", "/incoming")
+    assert fields["NotificationName"] == "IncomingSMS" and fields["Message"] == "ping"
+
+
+def test_bulksms_dlr_and_ozeki_reporturl(appliance, receiver):
+    daemon, api = appliance
+    api.action("createuser", name="bulk", userpassword="bulk-pass-1",
+               reporturl=receiver.url + "/dlr")
+    body = bulk(api, username="bulk", password="bulk-pass-1", dlr="1")
+    message_id = body.split("|")[2]
+    _play_modem(daemon, message_id, ReportStatus.FAILED, reference="5")
+    method, path, _ = receiver.wait(1)[0]
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+    assert method == "GET" and query["msgid"] == message_id and query["status"] == "UNDELIV"
+
+    ozeki_id = api.send("+36201234567", "x",
+                        reporturl=receiver.url + "/r?id=$messageid&s=$status")
+    _play_modem(daemon, ozeki_id, ReportStatus.DELIVERED, reference="6")
+    paths = [p for _, p, _ in receiver.wait(3)[1:]]
+    assert paths == [f"/r?id={ozeki_id}&s=deliveredtonetwork",
+                     f"/r?id={ozeki_id}&s=deliveredtohandset"]

@@ -1,0 +1,125 @@
+"""Ozeki §9 driver actions act on the daemon's running Channels and persist in the documents.
+
+The modem and SMPP workers are other engineers' and need hardware or a server; a channel that
+never sends stands in for them (`build_channel` is the daemon's one factory), so nothing can
+reach a modem here while start/stop/reconfigure run through the real Channels.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance import daemon as daemon_module
+from conftest import Api, xml_values
+
+
+class IdleChannel:
+    """Runs, answers status, takes nothing: free_slots() is 0."""
+
+    built: list["IdleChannel"] = []
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.name = conn.name
+        self.running = False
+        IdleChannel.built.append(self)
+
+    def start(self):
+        self.running = True
+
+    def stop(self, timeout: float = 10.0):
+        self.running = False
+
+    def free_slots(self):
+        return 0
+
+    def submit(self, part):
+        raise AssertionError("nothing may be sent in these tests")
+
+    def alive(self):
+        return self.running
+
+    def status(self):
+        return {"name": self.name, "state": "ready"}
+
+
+@pytest.fixture
+def idle_channels(monkeypatch):
+    IdleChannel.built = []
+    monkeypatch.setattr(daemon_module, "build_channel",
+                        lambda conn, *args, **kwargs: IdleChannel(conn))
+    return IdleChannel.built
+
+
+def error_code(body: str) -> int:
+    assert "<action>error</action>" in body, body
+    return int(xml_values(body, "errorcode")[0])
+
+
+def test_create_configure_start_stop_delete(appliance, idle_channels):
+    daemon, api = appliance
+    body = api.action("createdriver", type="SMPP", name="SMPP0")
+    assert xml_values(body, "state") == ["not configured"]          # no host yet
+    body = api.action("configdriver", name="SMPP0", host="127.0.0.1", port="1",
+                      windowsize="5", autoconnect="on")
+    assert xml_values(body, "state") == ["running"], body
+    first = daemon.channels.running["SMPP0"]
+    assert first.conn.windowsize == 5 and first.running
+    # a change takes effect at once: the running channel is replaced by one with the new value
+    api.action("configdriver", name="SMPP0", windowsize="9")
+    second = daemon.channels.running["SMPP0"]
+    assert second is not first and second.conn.windowsize == 9 and not first.running
+    assert daemon.documents.get("connections", "SMPP0")["table"]["windowsize"] == "9"
+    api.action("stopdriver", name="SMPP0")
+    assert "SMPP0" not in daemon.channels.running and not second.running
+    body = api.action("startdriver", name="SMPP0")
+    assert xml_values(body, "state") == ["running"]
+    api.action("deletedriver", name="SMPP0")
+    assert "SMPP0" not in daemon.channels.configs
+    assert daemon.documents.get("connections", "SMPP0") is None
+    assert error_code(api.action("deletedriver", name="SMPP0")) == 7
+
+
+def test_driver_changes_survive_a_restart(make_config, run_daemon, idle_channels):
+    config = make_config()
+    first = run_daemon(config)
+    api = Api(first.port)
+    api.action("createdriver", type="SMPP", name="Up1", host="10.0.0.1", autoconnect="on")
+    api.action("configdriver", name="Up1", port="2776")
+    first.stop()
+    again = run_daemon(config)
+    assert again.channels.running["Up1"].conn.port == 2776
+
+
+def test_refusals(appliance, idle_channels):
+    _, api = appliance
+    for kind in ("CIMD2", "UCP", "HTTPServer", "SMTP", "EAIF", "MM7", "VoIP"):
+        body = api.action("createdriver", type=kind)
+        assert error_code(body) == 11 and "not supported" in body
+    assert error_code(api.action("createdriver", type="Telepathy")) == 3
+    api.action("createdriver", type="SMPP", name="S1")
+    assert error_code(api.action("configdriver", name="S1", warpdrive="on")) == 3
+    assert error_code(api.action("configdriver", name="S1", windowsize="many")) == 3
+    assert error_code(api.action("configdriver", name="ghost", host="x")) == 7
+    body = api.action("configdriver", name="S1", host="h", databits="8")
+    assert xml_values(body, "ignoredkey") == ["databits"]
+    john = api.action("createuser", name="john", userpassword="john-pass-1")
+    assert "john" in john
+    user = Api(int(api.base.rsplit(":", 1)[1]), "john", "john-pass-1")
+    for action in ("createdriver", "deletedriver", "startdriver", "stopdriver", "configdriver"):
+        assert error_code(user.action(action, name="S1", type="SMPP")) == 5
+
+
+def test_file_connections_take_overrides_but_cannot_be_deleted(make_config, run_daemon,
+                                                               idle_channels):
+    from appliance.config import SMPPConfig
+    config = make_config(connections=(SMPPConfig(name="Aggregator", host="10.0.0.2"),))
+    daemon = run_daemon(config)
+    api = Api(daemon.port)
+    assert daemon.channels.running["Aggregator"].conn.windowsize == 10
+    api.action("configdriver", name="Aggregator", windowsize="3")
+    assert daemon.channels.running["Aggregator"].conn.windowsize == 3
+    assert error_code(api.action("deletedriver", name="Aggregator")) == 11
+    daemon.stop()
+    again = run_daemon(config)
+    assert again.channels.running["Aggregator"].conn.windowsize == 3
