@@ -98,21 +98,29 @@ def handle(services: Services, request: bottle.BaseRequest, response: bottle.Bas
     the Ozeki error envelope (in the requested responseformat)."""
     response.content_type = "application/xml; charset=utf-8"
     params: dict[str, str] = {}
+    from appliance.web import ozeki_json
+    peek = {k.strip().lower(): v for k, v in request.query.allitems()}
+    if peek.get("action", "").strip().lower() in ozeki_json.ACTIONS:
+        return ozeki_json.handle(services, request, response)
     try:
         params = read_params(request)
         command = params.get("command", "").strip()
         name = params.get("action", "").strip().lower()
+        if name in ozeki_json.ACTIONS:
+            return ozeki_json.handle(services, request, response)
         if command and (command.lower() == "sendsms" or not name):
             from appliance.web import phonesystem
             return phonesystem.handle_params(services, params, request, response)
-        from appliance.web import ozeki_json
-        if name in ozeki_json.ACTIONS:
-            return ozeki_json.handle(services, request, response)
         ctx = _context(services, params, request, response)
         return _run(ctx)
     except ApiError as exc:
         return render_error(params, response, exc.code, exc.message)
     except ParamError as exc:
+        command = peek.get("command", "").strip()
+        if command and (command.lower() == "sendsms" or not peek.get("action", "").strip()):
+            from appliance.web import phonesystem
+            response.content_type = "application/xml; charset=utf-8"
+            return phonesystem.response_xml(300, phonesystem.MESSAGES[300].format(str(exc)[:100]))
         return render_error(params, response, X.E_INVALID_PARAMETER, str(exc))
     except TimeoutError:
         log.error("api: the store did not answer in time")

@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import time
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape as _sax_escape
+from xml.sax.saxutils import quoteattr as _sax_quoteattr
+
+# Characters XML 1.0 cannot carry at all, even escaped: dropped from every echoed value.
+_NOT_XML = re.compile("[^\u0009\u000A\u000D\u0020-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+
+
+def clean(text: str) -> str:
+    return _NOT_XML.sub("", text)
+
+
+def escape(text: str) -> str:
+    """Escape for XML text, dropping characters XML cannot represent."""
+    return _sax_escape(clean(str(text)))
+
+
+def quoteattr(text: str) -> str:
+    return _sax_quoteattr(clean(str(text)))
 
 HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n'
 DOCTYPE_SMSAPI = ('<!DOCTYPE smsapi PUBLIC "-//OZEKI//DTD XML 1.0//EN" '

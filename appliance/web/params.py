@@ -35,8 +35,10 @@ def _charset(raw) -> str:
     for name, value in raw:
         if name.lower() == "_charset_" and value.strip():
             try:
-                return codecs.lookup(value.strip()).name
-            except LookupError:
+                name = codecs.lookup(value.strip()).name
+                b"".decode(name)        # a text encoding, not a bytes/str transform
+                return name
+            except (LookupError, ValueError):
                 raise ParamError(f"unknown _charset_: {value.strip()[:40]!r}") from None
     return "utf-8"
 
