@@ -127,6 +127,10 @@ class AtPort:
 
     def read_urcs(self, timeout: float = 0.0) -> list[Urc]:
         """URCs already queued plus any arriving within `timeout` seconds."""
+        self._queue_arriving(timeout)
+        return self._take_urcs()
+
+    def _queue_arriving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while True:
             line = self._next_line(deadline)
@@ -136,7 +140,6 @@ class AtPort:
                 self._queue_urc(line, deadline + 1.0)
             elif line:
                 log.debug("stray line %r", line)
-        return self._take_urcs()
 
     def drain(self) -> None:
         """Read what is pending so a late answer never ends the next command."""
@@ -146,7 +149,7 @@ class AtPort:
             raise PortGone(str(exc)) from exc
         if waiting:
             self._fill()
-        self.read_urcs(0.0)
+        self._queue_arriving(0.0)   # keep them: the worker takes URCs after the command
 
     def pending_urcs(self) -> list[Urc]:
         return self._take_urcs()
