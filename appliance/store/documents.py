@@ -64,7 +64,7 @@ class Documents:
         self._db = TinyDB(str(Path(state_dir) / DOCS_NAME), storage=AtomicJSONStorage)
         self._lock = threading.RLock()
         # Read on every API request (login); the file only changes through this object.
-        self._cache: dict[tuple[str, str], dict | None] = {}
+        self._cache: dict[tuple[str, str], dict] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -77,11 +77,13 @@ class Documents:
     def get(self, table: str, name: str) -> dict | None:
         with self._lock:
             key = (table, name)
-            if key not in self._cache:
-                doc = self._db.table(table).get(Query().name == name)
-                self._cache[key] = dict(doc) if doc else None
-            doc = self._cache[key]
-            return dict(doc) if doc else None
+            doc = self._cache.get(key)
+            if doc is None:
+                found = self._db.table(table).get(Query().name == name)
+                if not found:
+                    return None       # misses are not cached: unknown names cost no memory
+                doc = self._cache[key] = dict(found)
+            return dict(doc)
 
     def put(self, table: str, doc: dict) -> None:
         """Insert or replace the document with this `name`."""
