@@ -127,11 +127,23 @@ class Ladder:
     def _modem_works(self) -> bool:
         worker = self.worker
         try:
-            worker._open_and_init(wait=worker.timings.reopen)
+            self._reinitialize()
             return self._registers() if self.needs_registration else True
         except (PortGone, AtTimeout, AtCommandError, InitFailed) as exc:
             log.info("%s: modem not back yet: %s", worker.slot, exc)
             return False
+
+    def _reinitialize(self) -> None:
+        """Init again; on the same port when it is still open, because reopening a tty
+        discards what the modem already sent (a +CDS report, a +CMTI)."""
+        worker = self.worker
+        if worker.session is not None and not _closed(worker.session.port):
+            try:
+                worker.session.initialize()
+                return
+            except (PortGone, AtTimeout, AtCommandError, InitFailed):
+                pass
+        worker._open_and_init(wait=worker.timings.reopen)
 
     def _registers(self) -> bool:
         worker = self.worker

@@ -16,6 +16,12 @@ from appliance.errors import ApplianceError
 log = logging.getLogger("appliance.modem")
 
 
+def mock_pin_factory():
+    """gpiozero's MockFactory, for demo mode and tests (pins that only record states)."""
+    from gpiozero.pins.mock import MockFactory
+    return MockFactory()
+
+
 class PowerError(ApplianceError):
     """The GPIO backend is missing or refused the pin."""
 

@@ -100,6 +100,7 @@ class ModemWorker:
         self._last_alert: dict[str, float] = {}
         self._recovery_reason = ""
         self._failed_at = 0.0
+        self._wake = None
 
     # -- Channel ---------------------------------------------------------------------------
 
@@ -119,6 +120,10 @@ class ModemWorker:
         ready = (self.state == READY and self.health.registered and self.config.send
                  and self._pending == 0 and self.pacing.may_send())
         return 1 if ready else 0
+
+    def set_wake(self, wake) -> None:
+        """`wake()` is called when this modem can take a part again (dispatcher latency)."""
+        self._wake = wake
 
     def submit(self, part: OutPart) -> None:
         with self._pending_lock:
@@ -240,6 +245,14 @@ class ModemWorker:
         self._enter(READY)
         self._check_health()
         self._read_all_stored()
+        self._notify_free()
+
+    def _notify_free(self) -> None:
+        if self._wake is not None and self.free_slots():
+            try:
+                self._wake()
+            except Exception:
+                log.exception("%s: dispatcher wake-up failed", self.slot)
 
     def _start_budget_day(self) -> None:
         counter = getattr(self.sink, "sent_count_since", None)
@@ -263,6 +276,8 @@ class ModemWorker:
             self._begin_recovery(f"port gone: {exc}", port_gone=True)
         except AtTimeout as exc:
             self._keepalive_missed(str(exc))
+        except AtCommandError as exc:     # ERROR to a plain AT: confused, maybe a late answer
+            self._keepalive_missed(f"unexpected {exc}")
 
     def _take_request(self) -> None:
         try:
@@ -275,6 +290,7 @@ class ModemWorker:
             finally:
                 with self._pending_lock:
                     self._pending -= 1
+                self._notify_free()
         else:
             self._answer_ussd(item)
 

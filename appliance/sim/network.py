@@ -62,12 +62,12 @@ class SimNetwork:
         self.modems[_normal(number)] = modem
         return modem
 
-    def modem(self, slot: str) -> SimModem:
-        """The simulated modem in `slot` (KeyError when there is none)."""
+    def modem(self, slot: str) -> SimModem | None:
+        """The simulated modem in `slot`, or None."""
         for modem in self.modems.values():
             if modem.slot == slot:
                 return modem
-        raise KeyError(slot)
+        return None
 
     def close(self) -> None:
         self._stop.set()

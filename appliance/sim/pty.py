@@ -31,11 +31,18 @@ class PtyEnd:
         except OSError:
             return b""
 
-    def write(self, data: bytes) -> None:
-        try:
-            os.write(self.master, data)
-        except OSError:
-            pass
+    def write(self, data: bytes, timeout: float = 5.0) -> None:
+        """All of `data`, or what fits before `timeout` (a client that stopped reading).
+        os.write on a pty writes only what its buffer takes: never assume it took all."""
+        view = memoryview(data)
+        while view:
+            _, writable, _ = select.select([], [self.master], [], timeout)
+            if not writable:
+                return
+            try:
+                view = view[os.write(self.master, view):]
+            except OSError:
+                return
 
     def close(self) -> None:
         """Pull the cable: the link goes and the client's reads fail."""
