@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -112,6 +113,9 @@ def main() -> int:
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--batch", type=int, default=0, help="messagecount per request")
     parser.add_argument("--demo", action="store_true", help="with simulated modems sending")
+    parser.add_argument("--wrk", action="store_true",
+                        help="load with wrk (apt-get install wrk) instead of Python clients, "
+                             "so the client costs less of the two cores")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         proc, port = start_daemon(args.engine, Path(tmp), args.demo)
@@ -124,6 +128,8 @@ def main() -> int:
 
 
 def report(args, port: int, pid: int) -> None:
+    if args.wrk:
+        return report_wrk(args, port, pid)
     query = batch_query(args.batch) if args.batch else single_query()
     per_request = args.batch or 1
     print(f"engine={args.engine} batch={per_request} seconds={args.seconds} cpus={os.cpu_count()}")
@@ -132,6 +138,20 @@ def report(args, port: int, pid: int) -> None:
         r = run_level(port, clients, args.seconds, query, per_request)
         print(f"{r['clients']:>7} {r['requests']:>9} {r['msgs_per_s']:>9.0f} {r['p50_ms']:>8.2f}"
               f" {r['p99_ms']:>8.2f} {r['errors']:>6}")
+    print(f"daemon peak RSS: {peak_rss_mib(pid):.1f} MiB")
+
+
+def report_wrk(args, port: int, pid: int) -> None:
+    url = f"http://127.0.0.1:{port}/api?{single_query()}"
+    print(f"engine={args.engine} wrk seconds={args.seconds} cpus={os.cpu_count()}")
+    for clients in (int(c) for c in args.clients.split(",")):
+        out = subprocess.run(["wrk", "-t", str(min(clients, 2)), "-c", str(clients),
+                              "-d", f"{int(args.seconds)}s", "--latency", url],
+                             capture_output=True, text=True, check=True).stdout
+        rate = re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)
+        p50 = re.search(r"50%\s+(\S+)", out).group(1)
+        p99 = re.search(r"99%\s+(\S+)", out).group(1)
+        print(f"{clients:>3} clients: {float(rate):>7.0f} msgs/s  p50 {p50:>8}  p99 {p99:>8}")
     print(f"daemon peak RSS: {peak_rss_mib(pid):.1f} MiB")
 
 
