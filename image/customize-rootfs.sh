@@ -23,7 +23,7 @@ if $finish; then
 	rm -f "$ROOT/var/lib/dbus/machine-id" "$ROOT"/etc/ssh/ssh_host_*
 	rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/apt/archives/*.deb
 	rm -rf "$ROOT"/var/log/journal/* "$ROOT"/tmp/* "$ROOT"/root/.cache
-	find "$ROOT/var/log" -type f \( -name '*.log' -o -name 'lastlog' -o -name '[bw]tmp' \) -exec truncate -s 0 {} +
+	[ ! -d "$ROOT/var/log" ] || find "$ROOT/var/log" -type f \( -name '*.log' -o -name 'lastlog' -o -name '[bw]tmp' \) -exec truncate -s 0 {} +
 	exit 0
 fi
 

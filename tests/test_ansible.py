@@ -1,0 +1,170 @@
+"""ansible/: syntax check, ansible-lint (production profile), the role's defaults, and the
+config template rendered by Ansible itself (with a vault-encrypted secret) and read back
+by the daemon's own strict config parser."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ANSIBLE = REPO / "ansible"
+ROLE = ANSIBLE / "roles" / "sms_appliance"
+PLAYBOOKS = ["site.yml", *sorted(str(p.relative_to(ANSIBLE)) for p in (ANSIBLE / "playbooks").glob("*.yml"))]
+
+
+def tool(name: str) -> str | None:
+    beside_python = Path(sys.executable).parent / name
+    return str(beside_python) if beside_python.exists() else shutil.which(name)
+
+
+ENV = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+       "ANSIBLE_LOCAL_TEMP": "/tmp/.ansible-test-tmp", "ANSIBLE_HOME": "/tmp/.ansible-test-home"}
+needs_ansible = pytest.mark.skipif(tool("ansible-playbook") is None, reason="ansible-core missing (test extra)")
+
+
+def run(argv, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, cwd=ANSIBLE, env=ENV, timeout=120, **kw)
+
+
+@needs_ansible
+def test_syntax_check():
+    result = run([tool("ansible-playbook"), "--syntax-check", *PLAYBOOKS])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(tool("ansible-lint") is None, reason="ansible-lint missing (test extra)")
+def test_ansible_lint_production_profile():
+    result = run([tool("ansible-lint"), "--offline", "--profile", "production", "--nocolor"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Profile 'production' was required, and it passed" in result.stderr + result.stdout
+
+
+def test_every_default_is_commented_and_prefixed():
+    lines = (ROLE / "defaults" / "main.yml").read_text().splitlines()
+    names = []
+    for i, line in enumerate(lines):
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*):", line)
+        if not m:
+            continue
+        names.append(m.group(1))
+        assert m.group(1).startswith("sms_appliance_"), m.group(1)
+        j = i - 1
+        while j >= 0 and re.match(r"^sms_appliance_\w+:", lines[j]):  # a pair shares one comment
+            j -= 1
+        assert j >= 0 and lines[j].startswith("#"), f"{m.group(1)} has no comment above it"
+    assert len(names) >= 15
+
+
+def test_secrets_only_by_reference():
+    """No literal password anywhere in the role or the example inventory."""
+    for path in [*ROLE.rglob("*.yml"), *(ANSIBLE / "inventories").rglob("main.yml")]:
+        for line in path.read_text().splitlines():
+            m = re.match(r"^\s*(\w*(password|pincode|psk)\w*):\s*(.+)$", line)
+            if m and not line.lstrip().startswith("#") and m.group(1) != "update_password" \
+                    and m.group(3) != "\"!\"":  # "!" = locked account
+                assert "{{" in m.group(3) and "vault_" in m.group(3), f"{path}: {line.strip()}"
+
+
+def test_unit_and_rules_come_from_the_repository():
+    """Same bytes as the image: the role copies systemd/ and udev/ instead of keeping copies."""
+    assert not list(ROLE.rglob("*.service")) and not list(ROLE.rglob("*.rules"))
+    install = (ROLE / "tasks" / "install.yml").read_text()
+    assert "/systemd/sms-appliance.service" in install and "/udev/*.rules" in install
+
+
+RENDER = """
+- name: Render the role's config template
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  vars_files:  # later files override earlier ones: role defaults, then this board's values
+    - {defaults}
+    - {board}
+    - {secrets}
+  tasks:
+    - name: Render.
+      ansible.builtin.template:
+        src: {template}
+        dest: {dest}
+        mode: "0600"
+"""
+
+BOARD = """
+sms_appliance_demo: true
+sms_appliance_admin_phone: "+36201234567"
+sms_appliance_modems:
+  - name: slot1
+    modemorport: /dev/sms-appliance/slot1
+    pincode: "{{ vault_pin }}"
+    power_pin: 26
+    deliveryreport: false
+    submittimeout: 12.5
+sms_appliance_smpp_uplinks:
+  - name: uplink
+    host: smpp.example.net
+    username: acct
+    password: "{{ vault_smpp }}"
+sms_appliance_users:
+  - name: shop
+    password: "{{ vault_sms_appliance_admin_password }}x"
+    ip_allow: [10.0.0.0/8, 192.168.1.5]
+    credits: -1
+sms_appliance_routes:
+  - connections: [slot1, uplink]
+    prefix: "+36"
+"""
+
+
+@needs_ansible
+def test_config_template_renders_what_the_daemon_accepts(tmp_path: Path):
+    vault_pw = tmp_path / "vault-pass"
+    vault_pw.write_text("test-only-vault-password\n")
+    tricky = 'pa"ss\\word with ünïcode'
+    encrypted = run([tool("ansible-vault"), "encrypt_string", "--vault-password-file", str(vault_pw),
+                     tricky, "--name", "vault_sms_appliance_admin_password"])
+    assert encrypted.returncode == 0, encrypted.stderr
+    secrets = tmp_path / "secrets.yml"
+    secrets.write_text(encrypted.stdout.rstrip("\n") + '\nvault_pin: "0000"\nvault_smpp: "smpp-secret"\n')
+    board = tmp_path / "board.yml"
+    board.write_text(BOARD)
+    dest = tmp_path / "config.toml"
+    play = tmp_path / "render.yml"
+    play.write_text(RENDER.format(defaults=ROLE / "defaults" / "main.yml", board=board, secrets=secrets,
+                                  template=ROLE / "templates" / "config.toml.j2", dest=dest))
+    result = run([tool("ansible-playbook"), "-i", "localhost,", "--vault-password-file", str(vault_pw),
+                  "-e", f"ansible_python_interpreter={sys.executable}",
+                  "-e", f"role_path={ROLE}", str(play)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = dest.read_text()
+    assert "$ANSIBLE_VAULT" not in text and "__ansible_vault" not in text
+
+    from appliance import config as appliance_config
+
+    cfg = appliance_config.load(dest)
+    assert cfg.admin.password == tricky and cfg.admin.phone == "+36201234567"
+    assert cfg.demo.enabled and cfg.demo.modems == 2 and cfg.http.port == 9501
+    slot1, uplink = cfg.connections
+    assert (slot1.name, slot1.pincode, slot1.power_pin, slot1.deliveryreport, slot1.submittimeout) == \
+        ("slot1", "0000", 26, False, 12.5)
+    assert (uplink.type, uplink.host, uplink.password) == ("SMPP", "smpp.example.net", "smpp-secret")
+    assert cfg.users[0].password == tricky + "x" and cfg.users[0].ip_allow == ("10.0.0.0/8", "192.168.1.5")
+    assert cfg.routes[0].connections == ("slot1", "uplink") and cfg.routes[0].prefix == "+36"
+
+
+@needs_ansible
+def test_role_refuses_to_run_without_the_vault_password(tmp_path: Path):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    sms_appliances:\n      hosts:\n        board:\n"
+                         "          ansible_connection: local\n"
+                         "          ansible_python_interpreter: " + sys.executable + "\n")
+    result = run([tool("ansible-playbook"), "-i", str(inventory), "playbooks/deploy.yml", "--check",
+                  "-e", "sms_appliance_install=false", "-e", "sms_appliance_manage_service=false"])
+    assert result.returncode != 0
+    assert "vault_sms_appliance_admin_password" in result.stdout + result.stderr
