@@ -20,7 +20,7 @@ from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.compose import Submission, prepare
 from appliance.errors import ValidationError
 from appliance.model import Priority
-from appliance.web.ozeki_xml import ozeki_time
+from appliance.timefmt import ozeki_time
 
 log = logging.getLogger("appliance.notify")
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-import time
 from xml.sax.saxutils import escape as _sax_escape
 from xml.sax.saxutils import quoteattr as _sax_quoteattr
+
+from appliance.timefmt import ozeki_time  # noqa: F401  (re-exported for the dialects)
 
 # Characters XML 1.0 cannot carry at all, even escaped: dropped from every echoed value.
 _NOT_XML = re.compile("[^\u0009\u000A\u000D\u0020-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
@@ -59,11 +60,3 @@ def envelope(action: str, data: str, *, doctype: str = DOCTYPE_SMSAPI) -> str:
 def error(code: int, message: str) -> str:
     data = f"{element('errorcode', code)}\n{element('errormessage', message)}\n"
     return envelope("error", data)
-
-
-def ozeki_time(epoch: float | None, *, dotted: bool = False) -> str:
-    """`2008-01-16 10:04:00` (receivemessage) or `2011.10.17. 13:10:26` (getmessagebyid)."""
-    if not epoch:
-        return ""
-    fmt = "%Y.%m.%d. %H:%M:%S" if dotted else "%Y-%m-%d %H:%M:%S"
-    return time.strftime(fmt, time.localtime(epoch))
