@@ -144,3 +144,11 @@ def test_urcs_while_idle():
     link.rx += b'\r\n+CMTI: "ME",7\r\n\r\n+CUSD: 0,"Hi",15\r\n\r\nRING\r\n'
     assert [u.line for u in AtPort(link).read_urcs(0.05)] == ['+CMTI: "ME",7',
                                                              '+CUSD: 0,"Hi",15', "RING"]
+
+
+def test_urc_read_while_draining_before_a_command_is_kept():
+    link = ScriptedLink(lambda data: {b"AT\r": b"\r\nOK\r\n"}.get(data, b""))
+    link.rx += b"\r\n+CDS: 25\r\n0791AB\r\n"          # arrived while the worker was idle
+    port = AtPort(link)
+    assert port.command("AT", 0.5) == []
+    assert port.read_urcs(0.0) == [Urc("+CDS: 25", "0791AB")]

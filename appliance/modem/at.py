@@ -127,6 +127,7 @@ class AtPort:
 
     def read_urcs(self, timeout: float = 0.0) -> list[Urc]:
         """URCs already queued plus any arriving within `timeout` seconds."""
+        self._fill_available()
         self._queue_arriving(timeout)
         return self._take_urcs()
 
@@ -142,14 +143,10 @@ class AtPort:
                 log.debug("stray line %r", line)
 
     def drain(self) -> None:
-        """Read what is pending so a late answer never ends the next command."""
-        try:
-            waiting = self.link.in_waiting
-        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-            raise PortGone(str(exc)) from exc
-        if waiting:
-            self._fill()
-        self._queue_arriving(0.0)   # keep them: the worker takes URCs after the command
+        """Read what is pending so a late answer never ends the next command; URCs among
+        it stay queued for the worker (dropping them here once lost +CDS reports)."""
+        self._fill_available()
+        self._queue_arriving(0.0)
 
     def pending_urcs(self) -> list[Urc]:
         return self._take_urcs()
@@ -225,6 +222,15 @@ class AtPort:
             return None
         raw, self._buffer = self._buffer[:match.start()], self._buffer[match.end():]
         return raw.decode("ascii", errors="replace").strip()
+
+    def _fill_available(self) -> None:
+        """Take what the port already holds, without waiting."""
+        try:
+            waiting = self.link.in_waiting
+        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            raise PortGone(str(exc)) from exc
+        if waiting:
+            self._fill()
 
     def _fill(self) -> None:
         try:

@@ -267,10 +267,10 @@ class ModemWorker:
 
     def _serve(self) -> None:
         try:
-            self._take_request()
+            self._take_request(wait=self.timings.poll)   # a part starts at once, not at the next poll
             if self.state != READY:
                 return
-            self._handle_urcs(self.session.port.read_urcs(self.timings.poll))
+            self._handle_urcs(self.session.port.read_urcs(0.0))
             self._periodic()
         except PortGone as exc:
             self._begin_recovery(f"port gone: {exc}", port_gone=True)
@@ -279,9 +279,9 @@ class ModemWorker:
         except AtCommandError as exc:     # ERROR to a plain AT: confused, maybe a late answer
             self._keepalive_missed(f"unexpected {exc}")
 
-    def _take_request(self) -> None:
+    def _take_request(self, wait: float) -> None:
         try:
-            kind, item = self._requests.get_nowait()
+            kind, item = self._requests.get(timeout=wait)
         except queue.Empty:
             return
         if kind == "send":
