@@ -14,6 +14,7 @@ import os
 import random
 import re
 import threading
+import time
 from collections import deque
 
 from appliance import gsm
@@ -46,6 +47,7 @@ class SimModem:
         self.boot_seconds = 0.3
         self.memory: dict[str, dict[int, tuple[int, str]]] = {"SM": {}, "ME": {}, "SR": {}}
         self.commands: list[str] = []          # every command line received (tests read it)
+        self.command_log: list[tuple[float, str]] = []   # (time.monotonic(), line), for bench
         self.faults: set[str] = set()
         self._power = _PowerWatch(power_pin, power_active_high, pin_factory)
         self._posted: deque = deque()
@@ -204,6 +206,7 @@ class SimModem:
             if self.echo:
                 self._write(raw + b"\r")
             self.commands.append(line)
+            self.command_log.append((time.monotonic(), line))
             self._command(line)
 
     def _consume_pdu(self) -> bool:

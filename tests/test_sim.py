@@ -1,0 +1,72 @@
+"""The simulator on its own: standalone ptys for any AT client, demo wiring, vendor profiles."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from appliance.modem.at import open_port
+from appliance.sim.demo import demo_modems
+from test_modem_kit import Sink, mock_factory, network, rig, wait_until  # noqa: F401
+
+
+def test_standalone_prints_paths_serves_at_and_stops_on_sigterm():
+    process = subprocess.Popen([sys.executable, "-c",
+                                "from appliance.sim.standalone import main; raise SystemExit(main(2))"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]
+        paths = [line.split()[2] for line in lines]
+        port = open_port(paths[1])
+        assert port.command("AT", 2) == []
+        assert port.command("AT+CGMM", 2) == ["EC25"]
+        port.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+
+
+def test_demo_modems_are_wired_to_their_power_pins(network, mock_factory):
+    configs = demo_modems(network, 2, mock_factory)
+    assert [c.name for c in configs] == ["GSMModem0", "GSMModem1"]
+    assert [c.slot for c in configs] == ["slot1", "slot2"]
+    assert len({c.power_pin for c in configs}) == 2
+    sim = network.modem("slot1")
+    assert sim.path == configs[0].modemorport and network.modem("slot9") is None
+    sim.inject_fault("hang")
+    port = open_port(sim.path)
+    with pytest.raises(Exception):
+        port.command("AT", 0.3)                           # hung: no answer
+    port.close()
+    pin = mock_factory.pin(configs[0].power_pin)
+    pin.drive_high()                                      # power cut ...
+    time.sleep(0.1)
+    pin.drive_low()                                       # ... and back: it boots
+    wait_until(lambda: sim.tty_path and "hang" not in sim.faults, what="reboot")
+    port = wait_until(lambda: _try_open(sim.path), what="port back")
+    assert port.command("AT", 2) == []
+    port.close()
+
+
+def _try_open(path):
+    try:
+        return open_port(path)
+    except Exception:
+        return None
+
+
+@pytest.mark.parametrize("profile,expected", [
+    ("quectel", 'AT+QURCCFG="urcport","usbat"'),
+    ("simcom", 'AT+CSCS="GSM"'),
+    ("huawei", "AT^CURC=0"),
+    ("telit", "AT#SMSMODE=0"),
+])
+def test_vendor_quirks_are_sent_at_init(rig, network, profile, expected):
+    sim = network.add_modem("slot1", "+36201111111", profile=profile)
+    worker = rig.ready(rig.worker(sim))
+    assert expected in sim.commands
+    assert worker.session.caps.quirks.vendor == profile
