@@ -191,3 +191,20 @@ def test_state_aggregation_of_parts():
     assert aggregate(["queued", "queued"]) == State.QUEUED
     assert aggregate(["delivered", "undelivered"]) == State.UNDELIVERED
     assert aggregate(["failed", "expired"]) == State.FAILED
+
+
+def test_an_sms_read_twice_is_kept_once(journal, clock):
+    # a crash between our commit and AT+CMGD, or an SMSC redelivery: same sender, SCTS, part
+    def fragment(text, seq=None):
+        return InboundFragment(connection="M0", sender="+3620111", recipient="+3620222",
+                               encoding="gsm7", text=text, sent_at=1_700_000_000.0,
+                               concat=(9, 2, seq, 8) if seq else None)
+    journal.inbound(fragment("alarm"))
+    journal.inbound(fragment("alarm"))
+    journal.inbound(fragment("part one ", 1))
+    journal.inbound(fragment("part two", 2))
+    journal.inbound(fragment("part two", 2))     # re-read after the message was joined
+    bodies = sorted(m["body"] for m in journal.folder("admin", "inbox"))
+    assert bodies == ["alarm", "part one part two"]
+    clock.advance(2 * 3600)
+    assert journal.expire_fragments() == 0       # no half message left to surface later

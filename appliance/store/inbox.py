@@ -67,10 +67,30 @@ def _frag_load(text: str) -> InboundFragment:
     return InboundFragment(**data)
 
 
+SEEN_KEEP_SECONDS = 7 * 24 * 3600
+
+
 def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0) -> str | None:
-    """Keep a received SMS; returns the inbox message id once it is whole."""
+    """Keep a received SMS; returns the inbox message id once it is whole.
+
+    An SMS read again (a crash between our commit and its deletion from the SIM, or an
+    SMSC redelivering after a late acknowledgement) has the same sender, SCTS and part
+    number as before: it is recognised and dropped instead of shown twice.
+    """
+    if _seen_before(conn, fragment, now):
+        return None
     joined = _reassembler(conn, timeout).add(fragment, now)
     return _store_inbound(conn, joined, now) if joined is not None else None
+
+
+def _seen_before(conn, fragment: InboundFragment, now: float) -> bool:
+    if fragment.sent_at is None:        # SMPP deliver_sm carries no SCTS: nothing to match
+        return False
+    ref, total, seq, _ = fragment.concat or (0, 1, 1, 8)
+    key = (fragment.connection, fragment.sender, fragment.sent_at, ref, total, seq)
+    conn.execute("DELETE FROM inbound_seen WHERE at<?", (now - SEEN_KEEP_SECONDS,))
+    cur = conn.execute("INSERT OR IGNORE INTO inbound_seen VALUES (?,?,?,?,?,?,?)", key + (now,))
+    return cur.rowcount == 0
 
 
 def expire(conn, now: float, timeout: float) -> int:

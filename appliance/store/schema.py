@@ -95,6 +95,18 @@ CREATE TABLE IF NOT EXISTS fragments (
 );
 CREATE INDEX IF NOT EXISTS fragments_age ON fragments(arrived);
 
+CREATE TABLE IF NOT EXISTS inbound_seen (    -- recognises an SMS read or delivered twice
+    connection    TEXT NOT NULL,
+    sender        TEXT NOT NULL,
+    scts          REAL NOT NULL,
+    ref           INTEGER NOT NULL,
+    total         INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,
+    at            REAL NOT NULL,
+    PRIMARY KEY (connection, sender, scts, ref, total, seq)
+);
+CREATE INDEX IF NOT EXISTS inbound_seen_age ON inbound_seen(at);
+
 CREATE TABLE IF NOT EXISTS balances (
     user          TEXT PRIMARY KEY,
     balance       INTEGER NOT NULL             -- -1 = unlimited

@@ -10,7 +10,7 @@ from appliance.accounts import AuthError
 from appliance.web.app import ROUTE_HOOKS
 from appliance.web.params import client_address, read_params
 
-FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "none")
+FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "simbusy", "none")
 
 
 def _admin(services, params) -> str | None:
