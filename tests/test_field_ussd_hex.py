@@ -42,3 +42,15 @@ def test_scheduled_balance_check_alerts_below_threshold(rig, network):
     status = worker.status()
     assert status["balance"] == 3.2 and status["balance_at"] is not None
     assert alerts and alerts[0][0] == "slot1" and "below 5" in alerts[0][1]
+
+
+def test_huawei_that_refuses_ussdmode_gets_packed_requests_and_packed_replies(rig, network):
+    """AT^USSDMODE=0 refused: the request must go GSM 7-bit packed (`*144#` -> AA188D3602)
+    and the packed reply is decoded; a plain-text request would get ERROR."""
+    sim = network.add_modem("slot1", "+36201111111", profile="huawei")
+    network.ussd_replies["*144#"] = "Your credit: 7,30 EUR @ 2030"
+    worker = rig.ready(rig.worker(sim))
+    assert worker.session.caps.ussd_packed
+    assert worker.run_ussd("*144#", timeout=5) == "Your credit: 7,30 EUR @ 2030"
+    assert 'AT+CUSD=1,"AA188D3602",15' in sim.commands
+    assert not any('"*144#"' in command for command in sim.commands)

@@ -15,6 +15,7 @@ class Quirks:
     vendor: str
     init_commands: tuple[str, ...] = ()
     ussd_charset_gsm: bool = True        # some modems answer ERROR to CUSD until CSCS="GSM"
+    ussd_text_command: str = ""          # asks for text USSD; if refused, USSD goes packed
 
 
 QUECTEL = Quirks("quectel", (
@@ -27,8 +28,10 @@ SIMCOM = Quirks("simcom", (
 ))
 HUAWEI = Quirks("huawei", (
     "AT^CURC=0",            # stop ^RSSI/^BOOT/^MODE chatter that buries real answers
-    "AT^USSDMODE=0",        # USSD as text, not packed GSM 7-bit hex
-))
+),
+    # USSD as text; firmwares that refuse it want the request packed GSM 7-bit hex
+    # (`*144#` -> `AA188D3602`) and answer packed (field-notes §2 point 11).
+    ussd_text_command="AT^USSDMODE=0")
 TELIT = Quirks("telit", (
     "AT#SMSMODE=0",         # 27.005 behaviour for +CMGS/+CDS
 ))

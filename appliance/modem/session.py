@@ -55,6 +55,7 @@ class Capabilities:
     storage: str = "SM"
     sr_memory: bool = False
     quirks: quirks.Quirks = quirks.GENERIC
+    ussd_packed: bool = False       # requests go GSM 7-bit packed (Huawei without USSDMODE)
 
 
 @dataclass
@@ -111,6 +112,7 @@ class ModemSession:
         self.caps.quirks = quirks.detect(self.identity.manufacturer, self.identity.model)
         for command in self.caps.quirks.init_commands:
             self.try_at(command)
+        self._choose_ussd_form()
         self.at("AT+CMGF=0")
         self._configure_storage()
         self._configure_notifications()
@@ -180,6 +182,12 @@ class ModemSession:
                 raise InitFailed("the SIM refused `pincode` (wrong PIN); not retrying so the "
                                  "SIM does not lock (PUK)", fatal=True) from exc
             raise
+
+    def _choose_ussd_form(self) -> None:
+        command = self.caps.quirks.ussd_text_command
+        self.caps.ussd_packed = bool(command) and self.try_at(command) is None
+        if self.caps.ussd_packed:
+            log.info("%s: USSD requests go packed GSM 7-bit (%s refused)", self.label, command)
 
     def _configure_storage(self) -> None:
         supported = probe.parse_value_sets(_first(self.try_at("AT+CPMS=?")))
@@ -284,7 +292,8 @@ class ModemSession:
         """Send the request; returns URCs that came with the OK (some modems answer inline)."""
         if self.caps.quirks.ussd_charset_gsm:
             self.try_at('AT+CSCS="GSM"')
-        lines = self.at(f'AT+CUSD=1,"{code}",15', self.timings.ussd)
+        request = gsm.encode_ussd(code) if self.caps.ussd_packed else code
+        lines = self.at(f'AT+CUSD=1,"{request}",15', self.timings.ussd)
         return [Urc(line) for line in lines if line.startswith("+CUSD:")]
 
     def end_ussd(self) -> None:

@@ -387,10 +387,12 @@ class SimModem:
             return self._reply([])
         if not self._registered():
             return self._cme(30)
-        self._reply([])
         code = match.group(2)
         if self.profile.huawei_ussd and not self.huawei_ussd_text:
-            code = "*100#"     # a packed request; the simulated network only knows one code
+            code = _unpacked_request(code)
+            if code is None:          # Huawei in packed mode: a plain-text request fails
+                return self._error()
+        self._reply([])
         self.network.schedule(0.2, lambda: self.post(lambda: self._ussd_answer(code)))
 
     def _urcport(self, line, match):
@@ -399,6 +401,8 @@ class SimModem:
         self._reply([])
 
     def _ussdmode(self, line, match):
+        if self.profile.ussdmode_refused:
+            return self._error()
         self.huawei_ussd_text = match.group(1) == "0"
         self._reply([])
 
@@ -547,6 +551,13 @@ def _ussd_payload(text: str, form: str) -> tuple[str, int]:
     if form == "gsm7":
         return pack_septets(to_septets(text)).hex().upper(), 15
     return text, 15
+
+
+def _unpacked_request(code: str) -> str | None:
+    """A USSD request as Huawei wants it in packed mode (GSM 7-bit hex), or None."""
+    if not code or len(code) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", code):
+        return None
+    return gsm.decode_ussd(code, 15)
 
 
 def _garbage() -> bytes:

@@ -20,6 +20,7 @@ class Profile:
     cpms_support: str = _CPMS_ALL
     urcs_need_urcport: bool = False     # Quectel: URCs go elsewhere until QURCCFG urcport
     huawei_ussd: bool = False           # packed GSM 7-bit USSD until AT^USSDMODE=0
+    ussdmode_refused: bool = False      # ...and firmware that refuses AT^USSDMODE=0: packed
     ussd_form: str = "text"             # "text" | "ucs2" | "gsm7": how USSD replies come
 
 
@@ -30,7 +31,7 @@ PROFILES = {
                       "+CNMI: (0-2),(0-3),(0-3),(0-2),(0-1)", ussd_form="ucs2"),
     "huawei": Profile("Huawei Technologies Co., Ltd.", "ME909s-120", "11.617.01.00.00",
                       "+CNMI: (0-2),(0-3),(0,2),(0-2),(0-1)", huawei_ussd=True,
-                      ussd_form="gsm7"),
+                      ussdmode_refused=True, ussd_form="gsm7"),
     "telit": Profile("Telit", "LE910C1-EUX", "25.21.660",
                      "+CNMI: (0-3),(0-3),(0,2),(0-2),(0,1)",
                      cpms_support='+CPMS: ("SM","ME","SR"),("SM","ME"),("SM","ME")'),
