@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/sms-appliance run --demo
 
-test: $(STAMP)
+# test-deps-image (image/image.mk) apt-installs the few tools the image tests call, if missing.
+test: $(STAMP) test-deps-image
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-slow: $(STAMP)
@@ -23,6 +24,9 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/codec.py
+	$(PY) bench/ingest.py
+	$(PY) bench/modems.py
+	$(PY) bench/uplink.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
