@@ -98,6 +98,8 @@ class Channels:
     def _publish(self) -> None:
         self._daemon.dispatcher.channels = self.running
         self._daemon.router.set_connections(list(self.configs))
+        self._daemon.router.set_aliases({c.operator: c.name for c in self.configs.values()
+                                         if getattr(c, "operator", "")})
         self._daemon.dispatcher.wake()
 
 
@@ -120,6 +122,7 @@ class Daemon:
         self.router = Router(config.routes, [c.name for c in config.connections],
                              aliases={c.operator: c.name for c in config.connections
                                       if getattr(c, "operator", "")})
+        self.routes_owner = "file"       # or "api": see routing.effective_routes
         self.dispatcher = Dispatcher(self.journal, {}, self.router, clock=clock)
         self.channels = Channels(self)
         self.notifier = Notifier(self.journal, self.accounts, clock=clock)
@@ -146,7 +149,21 @@ class Daemon:
                 self.channels.start(conn)
             except Exception:
                 log.exception("daemon: API-created connection %s could not start", conn.name)
+        self._apply_stored_routes()
         self._start_http()
+
+    def connection_names(self) -> set[str]:
+        """Every connection a route may name: running, stopped, or API-created."""
+        from appliance.web.drivers import TABLE
+        return set(self.channels.configs) | {d["name"] for d in self.documents.all(TABLE)}
+
+    def _apply_stored_routes(self) -> None:
+        from appliance.routing import effective_routes
+        routes, self.routes_owner = effective_routes(self.config.routes, self.documents,
+                                                     self.connection_names())
+        self.router.set_routes(routes)
+        if self.routes_owner == "api":
+            log.info("daemon: %d routes set through the API are in use", len(routes))
 
     def _start_http(self) -> None:
         http = self.config.http

@@ -5,15 +5,30 @@ Rules are tried in order; the first whose filters all match gives the candidate 
 Without rules every connection is a candidate, balanced. A part that failed transiently on a
 connection tries the others first. Connections with no free slot are skipped, so a message
 whose every route is down simply waits in the queue (store-and-forward).
+
+Route tables have two owners (docs/api.md, `setroutes`): the config file's `[[routes]]`, and
+a table set through the Ozeki API, kept in the documents table `routes` together with a
+fingerprint of the file's routes at that moment. The API table wins until the file's routes
+change; then the file wins again and the API table is dropped.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
+import json
+import logging
 from dataclasses import dataclass
 
-from appliance.config import RouteConfig
+from appliance.config import ConfigError, RouteConfig, build
 from appliance.model import OutPart
+
+log = logging.getLogger("appliance.routing")
+
+ROUTES_TABLE = "routes"
+API_ROUTES = "api"          # the one document of that table
+ROUTE_MODES = ("failover", "balance")
 
 
 @dataclass
@@ -44,6 +59,12 @@ class Router:
     def set_routes(self, routes: tuple[RouteConfig, ...]) -> None:
         self._rules = [_Rule(r, itertools.count()) for r in routes]
 
+    def set_aliases(self, aliases: dict[str, str]) -> None:
+        self._aliases = dict(aliases)
+
+    def routes(self) -> tuple[RouteConfig, ...]:
+        return tuple(r.config for r in self._rules)
+
     def candidates(self, part: OutPart) -> list[str]:
         """Connections that may carry `part`, best first."""
         if part.serviceprovider:
@@ -66,3 +87,56 @@ class Router:
 def _tried_last(names: list[str], tried: tuple[str, ...]) -> list[str]:
     fresh = [n for n in names if n not in tried]
     return fresh + [n for n in names if n in tried]
+
+
+# --- route tables: validation and ownership ------------------------------------------------
+
+
+def routes_from_tables(items: list[dict], known: set[str]) -> tuple[RouteConfig, ...]:
+    """Validate route tables as the config file's `[[routes]]` are; every connection must be
+    one of `known`. Raises ConfigError naming the rule and key."""
+    routes = tuple(build(RouteConfig, item, f"routes[{i}]") for i, item in enumerate(items))
+    for i, route in enumerate(routes):
+        if route.mode not in ROUTE_MODES:
+            raise ConfigError(f"routes[{i}].mode: expected failover or balance")
+        if not route.connections:
+            raise ConfigError(f"routes[{i}].connections: at least one connection is needed")
+        for name in route.connections:
+            if name not in known:
+                raise ConfigError(f"routes[{i}].connections: no connection named {name!r}"
+                                  f" (known: {', '.join(sorted(known)) or 'none'})")
+    return routes
+
+
+def route_tables(routes: tuple[RouteConfig, ...]) -> list[dict]:
+    return [{**dataclasses.asdict(r), "connections": list(r.connections)} for r in routes]
+
+
+def fingerprint(routes: tuple[RouteConfig, ...]) -> str:
+    text = json.dumps(route_tables(routes), sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def effective_routes(file_routes: tuple[RouteConfig, ...], documents,
+                     known: set[str]) -> tuple[tuple[RouteConfig, ...], str]:
+    """(routes, owner) at start: the API table while the file's routes are unchanged since it
+    was set, otherwise the file's (a stale API table is removed)."""
+    doc = documents.get(ROUTES_TABLE, API_ROUTES) if documents is not None else None
+    if doc is None:
+        return file_routes, "file"
+    if doc.get("file_fingerprint") != fingerprint(file_routes):
+        log.warning("routing: the config file's routes changed since the API set the table;"
+                    " using the file's")
+        documents.remove(ROUTES_TABLE, API_ROUTES)
+        return file_routes, "file"
+    try:
+        return routes_from_tables(doc.get("routes", []), known), "api"
+    except ConfigError as exc:
+        log.error("routing: the API route table is not usable (%s); using the file's", exc)
+        return file_routes, "file"
+
+
+def save_api_routes(documents, routes: tuple[RouteConfig, ...],
+                    file_routes: tuple[RouteConfig, ...]) -> None:
+    documents.put(ROUTES_TABLE, {"name": API_ROUTES, "routes": route_tables(routes),
+                                 "file_fingerprint": fingerprint(file_routes)})

@@ -27,6 +27,9 @@ IGNORED_KEYS = {"databits", "parity", "stopbits", "hwhandshake", "swhandshake", 
                 "logmaxfilesize", "logmessages", "protocol", "charsethandling",
                 "preferedcharset", "methodtouse", "sendmethod", "slowmodem", "cbaddresshiding",
                 "cbslowcommunication", "usbdevice_ozeki"}
+# `username`/`password` authenticate the API call itself, so an SMPP driver's credentials
+# come as the SMPP names `systemid` and `smpppassword`.
+_KEY_ALIASES = {"systemid": "username", "smpppassword": "password"}
 _RESERVED = {"action", "username", "password", "name", "type", "_charset_", "responseformat"}
 _TYPE_NAMES = {t.lower(): t for t in (*CONNECTION_TYPES, *UNSUPPORTED_CONNECTION_TYPES)}
 _TYPE_NAMES.update({"gsm": "GSMModem", "gsmmodem": "GSMModem", "http client": "HTTPClient",
@@ -91,6 +94,7 @@ def _keys(ctx: Ctx, kind: str) -> tuple[dict, list[str]]:
     for key, value in ctx.params.items():
         if key in _RESERVED:
             continue
+        key = _KEY_ALIASES.get(key, key) if kind == "SMPP" else key
         if key in IGNORED_KEYS or key.startswith("log"):
             ignored.append(key)
         elif key in fields:

@@ -3,15 +3,18 @@ credits (§7), users (§8), address book (§5), reporting (§10) and the do-not-
 
 Names Ozeki never published ([NF] in http-api.md) are the appliance's own and are listed as
 such in docs/api.md: markmessagebyid, deletemessagebyid, querymessagelist,
-deletemessagelist, deletefolderitems, addcontact, deletecontact, adddnd, deletednd, listdnd.
+deletemessagelist, deletefolderitems, addcontact, deletecontact, adddnd, deletednd, listdnd,
+listroutes, setroutes, resetroutes.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 
-from appliance import auth
+from appliance import auth, routing
 from appliance.accounts import ADMIN, User
+from appliance.config import ConfigError
 from appliance.web import gate
 from appliance.web import ozeki_xml as X
 from appliance.web.ozeki import (ApiError, Ctx, action, folder_of, parse_time,
@@ -461,3 +464,78 @@ def listdnd(ctx: Ctx) -> str:
                                          for e in gate.dnd_list(ctx.services).entries()))
 
 
+
+
+# --- outbound routes (the appliance's own actions; docs/api.md "Routes") -----------------
+
+MAX_ROUTES = 100
+_ROUTE_KEYS = ("connections", "prefix", "user", "messagetype", "serviceprovider", "mode")
+_routes_lock = threading.Lock()      # persist + apply of one table is not interleaved
+
+
+def _route_daemon(ctx: Ctx):
+    daemon = ctx.services.extras.get("daemon")
+    if daemon is None:
+        raise ApiError(X.E_INTERNAL, "route handling is not available")
+    return daemon
+
+
+def _routes_xml(action_name: str, daemon) -> str:
+    rows = [X.element("owner", daemon.routes_owner)]
+    for i, route in enumerate(daemon.router.routes()):
+        fields = [X.element("index", i), X.element("connections", ",".join(route.connections))]
+        fields += [X.element(k, getattr(route, k)) for k in _ROUTE_KEYS[1:]]
+        rows.append("<route>\n" + "\n".join(fields) + "\n</route>")
+    return X.envelope(action_name, "<routes>\n" + "\n".join(rows) + "\n</routes>\n")
+
+
+def _route_tables(ctx: Ctx) -> list[dict]:
+    """`routecount=N` and per rule i: `connections<i>` (comma list), `prefix<i>`, `user<i>`,
+    `messagetype<i>`, `serviceprovider<i>`, `mode<i>` (failover|balance)."""
+    if "routecount" not in ctx.params:      # 0 is a valid count: no rules, all balanced
+        raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: routecount")
+    raw = ctx.get("routecount").strip()
+    if not raw.isdigit() or int(raw) > MAX_ROUTES:
+        raise ApiError(X.E_INVALID_PARAMETER, f"routecount must be a number 0..{MAX_ROUTES}")
+    tables = []
+    for i in range(int(raw)):
+        table = {k: ctx.get(f"{k}{i}").strip() for k in _ROUTE_KEYS if ctx.get(f"{k}{i}").strip()}
+        if "connections" not in table:
+            raise ApiError(X.E_MISSING_PARAMETER, f"Missing parameter: connections{i}")
+        tables.append(table)
+    return tables
+
+
+@action("listroutes", admin_only=True)
+def listroutes(ctx: Ctx) -> str:
+    return _routes_xml("listroutes", _route_daemon(ctx))
+
+
+@action("setroutes", admin_only=True)
+def setroutes(ctx: Ctx) -> str:
+    """Replace the whole route table; it wins over the file's until the file's routes change."""
+    daemon = _route_daemon(ctx)
+    try:
+        routes = routing.routes_from_tables(_route_tables(ctx), daemon.connection_names())
+    except ConfigError as exc:
+        raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
+    with _routes_lock:
+        routing.save_api_routes(daemon.documents, routes, daemon.config.routes)
+        daemon.router.set_routes(routes)
+        daemon.routes_owner = "api"
+    daemon.dispatcher.wake()
+    routing.log.info("routing: %s set %d routes through the API", ctx.user.name, len(routes))
+    return _routes_xml("setroutes", daemon)
+
+
+@action("resetroutes", admin_only=True)
+def resetroutes(ctx: Ctx) -> str:
+    """Drop the API table: the config file's routes apply again."""
+    daemon = _route_daemon(ctx)
+    with _routes_lock:
+        daemon.documents.remove(routing.ROUTES_TABLE, routing.API_ROUTES)
+        daemon.router.set_routes(daemon.config.routes)
+        daemon.routes_owner = "file"
+    daemon.dispatcher.wake()
+    routing.log.info("routing: %s reset the routes to the config file's", ctx.user.name)
+    return _routes_xml("resetroutes", daemon)

@@ -1,0 +1,128 @@
+"""Outbound routes through the Ozeki API (listroutes, setroutes, resetroutes) on a running
+daemon with two SMPP uplinks (two smpp34 servers), and API drivers' operator aliases."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from appliance import config as cfg
+from appliance.daemon import Daemon
+from conftest import ADMIN_PASSWORD, Api, xml_values
+from fakes.smsc import Smsc
+from test_smpp import wait_until
+
+
+@pytest.fixture
+def smscs():
+    servers = [Smsc().start(), Smsc().start()]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def uplink(name: str, smsc: Smsc) -> cfg.SMPPConfig:
+    return cfg.SMPPConfig(name=name, host="127.0.0.1", port=smsc.port, username="esme",
+                          password="secret", reconnectdelay=0.05)
+
+
+@pytest.fixture
+def start(make_config, smscs):
+    running: list[Daemon] = []
+    a, b = smscs
+
+    def start(routes=(cfg.RouteConfig(connections=("SMPP0",), prefix="+36"),)) -> Daemon:
+        config = make_config(connections=(uplink("SMPP0", a), uplink("SMPP1", b)),
+                             routes=tuple(routes))
+        daemon = Daemon(config, admin_password=ADMIN_PASSWORD)
+        daemon.start()
+        running.append(daemon)
+        for channel in daemon.channels.running.values():
+            wait_until(lambda c=channel: c.state == "bound", what="bind")
+        return daemon
+
+    def stop(daemon: Daemon) -> None:
+        running.remove(daemon)
+        daemon.stop()
+    start.stop = stop
+    yield start
+    for daemon in running:
+        daemon.stop()
+
+
+def sent_to(api: Api, smsc: Smsc, recipient: str) -> None:
+    before = len(smsc.proxy.wire)
+    api.wait_state(api.send(recipient, "routed"), 13, timeout=10)
+    wait_until(lambda: len(smsc.proxy.wire) == before + 1, what="submit_sm at that SMSC")
+    assert smsc.proxy.wire[-1].destination_addr == recipient.lstrip("+")
+
+
+def test_setroutes_applies_at_once_persists_and_yields_to_a_changed_file(start, smscs):
+    a, b = smscs
+    daemon = start()
+    api = Api(daemon.port)
+    assert xml_values(api.action("listroutes"), "owner") == ["file"]
+    sent_to(api, a, "+36201111111")                           # the file's rule: SMPP0
+
+    body = api.action("setroutes", routecount="2", connections0="SMPP1", prefix0="+36",
+                      connections1="SMPP1,SMPP0", mode1="balance")
+    assert xml_values(body, "owner") == ["api"]
+    assert xml_values(body, "connections") == ["SMPP1", "SMPP1,SMPP0"]
+    assert xml_values(body, "mode") == ["failover", "balance"]
+    sent_to(api, b, "+36202222222")                           # no restart needed
+
+    start.stop(daemon)                                        # same file: the API table stays
+    daemon = start()
+    api = Api(daemon.port)
+    assert xml_values(api.action("listroutes"), "owner") == ["api"]
+    sent_to(api, b, "+36203333333")
+
+    start.stop(daemon)                                        # the file's routes changed
+    daemon = start(routes=(cfg.RouteConfig(connections=("SMPP0",), prefix="+3620"),))
+    api = Api(daemon.port)
+    body = api.action("listroutes")
+    assert xml_values(body, "owner") == ["file"] and xml_values(body, "prefix") == ["+3620"]
+    sent_to(api, a, "+36204444444")
+
+
+def test_setroutes_is_validated_like_the_config_and_admin_only(start, smscs):
+    daemon = start()
+    api = Api(daemon.port)
+    body = api.action("setroutes", routecount="1", connections0="SMPP0,NOPE")
+    assert xml_values(body, "errorcode") == ["3"]
+    assert "no connection named 'NOPE'" in xml_values(body, "errormessage")[0]
+    body = api.action("setroutes", routecount="1", connections0="SMPP0", mode0="random")
+    assert xml_values(body, "errorcode") == ["3"] and "mode" in body
+    body = api.action("setroutes", routecount="1", prefix0="+36")
+    assert xml_values(body, "errorcode") == ["2"] and "connections0" in body
+    body = api.action("setroutes")
+    assert xml_values(body, "errorcode") == ["2"] and "routecount" in body
+    assert xml_values(api.action("listroutes"), "owner") == ["file"]   # nothing changed
+
+    api.action("createuser", name="bob", userpassword="bob-secret-1")
+    bob = Api(daemon.port, "bob", "bob-secret-1")
+    for name in ("listroutes", "setroutes", "resetroutes"):
+        assert xml_values(bob.action(name, routecount="0"), "errorcode") == ["5"]
+
+    api.action("setroutes", routecount="1", connections0="SMPP1")
+    body = api.action("resetroutes")
+    assert xml_values(body, "owner") == ["file"] and xml_values(body, "connections") == ["SMPP0"]
+    sent_to(api, smscs[0], "+36205555555")
+
+
+def test_an_api_driver_operator_alias_reaches_the_router(start, smscs):
+    daemon = start()
+    api = Api(daemon.port)
+    body = api.action("createdriver", type="SMPP", name="Cheap0", host="127.0.0.1",
+                      port=str(smscs[1].port), systemid="cheap", smpppassword="secret",
+                      operator="CheapNet", reconnectdelay="0.05")
+    assert xml_values(body, "name") == ["Cheap0"], body
+    api.action("startdriver", name="Cheap0")
+    wait_until(lambda: "Cheap0" in daemon.channels.running
+               and daemon.channels.running["Cheap0"].state == "bound", what="Cheap0 bound")
+    message_id = api.send("+36206666666", "by alias", serviceprovider="CheapNet")
+    api.wait_state(message_id, 13, timeout=10)
+    assert daemon.journal.get_parts(message_id)[0]["connection"] == "Cheap0"
+    assert smscs[1].binds == ["esme", "cheap"]
+    assert dataclasses.asdict(daemon.router.routes()[0])["connections"] == ("SMPP0",)
