@@ -41,3 +41,19 @@ def test_tp_status_mapping():
     assert report_status(0x46) == ReportStatus.EXPIRED
     assert report_status(0x41) == ReportStatus.FAILED
     assert report_status(0x62) == ReportStatus.FAILED
+
+
+def test_quectel_cdsi_names_sm_while_the_report_sits_in_sr(rig, network):
+    """Quectel EC25/EG25 with ds=1 refused store the report in SR but announce it as
+    `+CDSI: "SM",n` (field-notes §2 point 6): the worker reads it from SR at once."""
+    sim = network.add_modem("slot1", "+36201111111", profile="quectel_sr")
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink))
+    assert worker.session.caps.cnmi.ds == 2
+    worker.submit(part(1))
+    report = wait_until(lambda: sink.reports and sink.reports[0], timeout=5,
+                        what="report read from SR after +CDSI \"SM\"")
+    assert report.reference == sink.submitted[0][2]
+    assert report.status == ReportStatus.DELIVERED
+    wait_until(lambda: not sim.memory["SR"], what="SR slot freed")
+    assert len(sink.reports) == 1

@@ -423,7 +423,9 @@ class ModemWorker:
         line = urc.line
         if line.startswith(("+CMTI:", "+CDSI:")):
             stored = probe.parse_index_urc(line)
-            if stored:
+            if stored and line.startswith("+CDSI:"):
+                self._take_announced_report(stored.memory, stored.index)
+            elif stored:
                 self._take_stored(stored.memory, stored.index)
         elif line.startswith(("+CMT:", "+CDS:")):
             self._take_pdu(urc.body)
@@ -433,13 +435,25 @@ class ModemWorker:
         elif line.startswith("+CUSD:"):
             log.info("%s: late USSD answer ignored", self.slot)
 
-    def _take_stored(self, memory: str, index: int) -> None:
+    def _take_stored(self, memory: str, index: int) -> bool:
         pdu_hex = self.session.read_stored(memory, index)
         if pdu_hex is None:
-            return
+            return False
         self._take_pdu(pdu_hex)
         # Only now, with the store's commit behind us, may the SIM forget it.
         self.session.delete_stored(memory, index)
+        return True
+
+    def _take_announced_report(self, memory: str, index: int) -> None:
+        """+CDSI. Quectel EC25/EG25 say `+CDSI: "SM",n` while the report sits in SR
+        (field-notes §2 point 6): where SR exists, look there first, then the named slot."""
+        if memory == "SR" or not self.session.caps.sr_memory:
+            self._take_stored(memory, index)
+            return
+        if self._take_stored("SR", index) or self._read_memory("SR"):
+            log.info("%s: +CDSI named %s %s but the report was in SR", self.slot, memory, index)
+            return
+        self._take_stored(memory, index)
 
     def _take_pdu(self, pdu_hex: str) -> None:
         try:
@@ -464,20 +478,27 @@ class ModemWorker:
         if self.session.caps.sr_memory and self.config.deliveryreport:
             memories.append("SR")
         for memory in memories:
+            self._read_memory(memory)
+
+    def _read_memory(self, memory: str) -> int:
+        """Take every PDU stored in `memory` (commit, then delete); returns how many."""
+        try:
+            stored = self.session.list_stored(memory)
+        except AtCommandError as exc:
+            log.info("%s: cannot list %s memory: %s", self.slot, memory, exc)
+            return 0
+        taken = 0
+        for index, pdu_hex in stored:
             try:
-                stored = self.session.list_stored(memory)
-            except AtCommandError as exc:
-                log.info("%s: cannot list %s memory: %s", self.slot, memory, exc)
-                continue
-            for index, pdu_hex in stored:
-                try:
-                    self._take_pdu(pdu_hex)
-                    self.session.delete_stored(memory, index)
-                except (AtTimeout, PortGone):
-                    raise
-                except Exception:
-                    log.exception("%s: stored message %s/%s kept on the SIM", self.slot,
-                                  memory, index)
+                self._take_pdu(pdu_hex)
+                self.session.delete_stored(memory, index)
+                taken += 1
+            except (AtTimeout, PortGone):
+                raise
+            except Exception:
+                log.exception("%s: stored message %s/%s kept on the SIM", self.slot,
+                              memory, index)
+        return taken
 
     # -- USSD and balance -----------------------------------------------------------------------------
 

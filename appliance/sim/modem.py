@@ -450,7 +450,7 @@ class SimModem:
         elif ds == 2:
             index = self._store("SR", 0, pdu_hex)
             if self._urcs_visible():
-                self._emit_later([f'+CDSI: "SR",{index}'])
+                self._emit_later([f'+CDSI: "{self.profile.cdsi_memory}",{index}'])
 
     def _store(self, memory_name: str, stat: int, pdu_hex: str) -> int:
         memory = self.memory[memory_name]

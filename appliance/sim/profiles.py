@@ -22,11 +22,17 @@ class Profile:
     huawei_ussd: bool = False           # packed GSM 7-bit USSD until AT^USSDMODE=0
     ussdmode_refused: bool = False      # ...and firmware that refuses AT^USSDMODE=0: packed
     ussd_form: str = "text"             # "text" | "ucs2" | "gsm7": how USSD replies come
+    cdsi_memory: str = "SR"             # the memory +CDSI names (Quectel says "SM" for SR)
 
 
 PROFILES = {
     "quectel": Profile("Quectel", "EC25", "EC25EFAR06A06M4G",
                        "+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)", urcs_need_urcport=True),
+    # Quectel EC25 firmware that refuses ds=1 and announces its SR reports as `+CDSI: "SM",n`
+    # (field-notes §2 point 6, asterisk-chan-quectel #75).
+    "quectel_sr": Profile("Quectel", "EC25", "EC25EFAR06A03M4G",
+                          "+CNMI: (0-2),(0-3),(0,2),(0,2),(0,1)", urcs_need_urcport=True,
+                          cdsi_memory="SM"),
     "simcom": Profile("SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H", "LE20B04SIM7600M22",
                       "+CNMI: (0-2),(0-3),(0-3),(0-2),(0-1)", ussd_form="ucs2"),
     "huawei": Profile("Huawei Technologies Co., Ltd.", "ME909s-120", "11.617.01.00.00",
