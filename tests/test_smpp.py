@@ -184,20 +184,31 @@ def test_flash_and_ozeki_dynamic_parameters(smsc, channel_for):
     assert (flash.source_addr_ton, flash.source_addr_npi, flash.source_addr) == (5, 0, "ACME")
 
 
-def test_throttling_returns_the_part_and_pauses_the_sender(smsc, channel_for):
+def test_throttling_keeps_the_part_and_sends_it_first_after_the_pause(smsc, channel_for):
     channel, sink = channel_for(throttle_pause=0.4)
     smsc.throttle = 1
     channel.submit(part(1))
-    wait_until(lambda: sink.failed, what="throttled part back")
-    assert sink.failed == [(1, "throttled", True)]
-    assert channel.free_slots() == 0            # the dispatcher sends elsewhere or waits
-    assert channel.status()["throttled_for"] > 0
+    wait_until(lambda: channel.status()["counts"]["throttled"] == 1, what="throttled")
+    assert channel.free_slots() == 9            # parts still come here and wait the pause
+    assert channel.status()["throttled_for"] > 0 and channel.status()["queued"] == 1
     channel.submit(part(2))
     time.sleep(0.2)
     assert len(smsc.proxy.wire) == 1            # still paused: nothing sent
-    wait_until(lambda: 2 in sink.submitted, what="sent after the pause")
+    wait_until(lambda: {1, 2} <= set(sink.submitted), what="both sent after the pause")
+    assert not sink.failed                      # never back to the store
+    assert [p.short_message for p in smsc.proxy.wire][1:] == [b"hello", b"hello"]
+    assert [pid for pid in sink.submitted] == [1, 2]
     assert channel.free_slots() == 10
-    assert channel.status()["counts"]["throttled"] == 1
+
+
+def test_a_part_throttled_again_and_again_goes_back_to_the_store(smsc, channel_for):
+    channel, sink = channel_for(throttle_pause=0.01)
+    channel._throttle.cap = 0.02
+    smsc.throttle = 100
+    channel.submit(part(1))
+    wait_until(lambda: sink.failed, what="given back")
+    assert sink.failed == [(1, "throttled", True)]
+    assert len(smsc.proxy.wire) == 5            # MAX_THROTTLED tries on this connection
 
 
 def test_server_unbind_is_answered_and_survived(smsc, channel_for):

@@ -9,7 +9,11 @@ touches the socket; `submit()` only queues and pokes it through a socketpair.
 Failure handling: a dropped link, an unanswered enquire_link or a submit_sm_resp that does not
 come returns every part in flight to the store as retryable (so only those may be sent
 twice), then the worker reconnects with exponential backoff and jitter. ESME_RTHROTTLED and
-ESME_RMSGQFUL return the part as retryable and pause the sender, longer each time in a row.
+ESME_RMSGQFUL (in a submit_sm_resp or a generic_nack) pause the sender, longer each time in a
+row; the channel keeps the throttled part and sends it again itself, first, after the pause,
+so the store's retry delay does not apply and the part does not leave its preferred route;
+during the pause the channel still takes parts up to its window (they wait in order).
+Only a part throttled MAX_THROTTLED times in a row goes back to the store (retryable).
 Sink calls of one read batch run concurrently, so the store's group commit takes them in one
 fsync; deliver_sm_resp is sent only after the receipt or message is durable.
 """
@@ -46,6 +50,7 @@ ESME_RINVCMDID = 0x03
 SLOWING = {ESME_RTHROTTLED: "throttled", ESME_RMSGQFUL: "queue_full"}
 TRANSIENT = {ESME_RSYSERR, ESME_RMSGQFUL, 0x45, ESME_RTHROTTLED, 0x64, 0xFF}
 READ_BATCH = 256
+MAX_THROTTLED = 5
 TICK = 0.5
 
 
@@ -72,6 +77,8 @@ class SmppChannel:
         self._rate = Rate()
         self._window = Window(conn.windowsize)
         self._inbox: deque[OutPart] = deque()
+        self._throttled: list[OutPart] = []       # kept here, sent first after the pause
+        self._throttle_counts: dict[int, int] = {}
         self._client = None
         self._retry_at = 0.0
         self._last_rx = 0.0
@@ -108,9 +115,10 @@ class SmppChannel:
     def free_slots(self) -> int:
         if self.state != "bound" or self.conn.mode == "receiver":
             return 0
-        if self._throttle.paused(self.clock.monotonic()):
-            return 0
-        return max(0, self.conn.windowsize - len(self._window) - len(self._inbox))
+        # A throttle pause is not a dead link: parts keep coming here and wait for the
+        # pause, so they do not fail over (failover is for unbound links).
+        waiting = len(self._inbox) + len(self._throttled)
+        return max(0, self.conn.windowsize - len(self._window) - waiting)
 
     def submit(self, part: OutPart) -> None:
         self._inbox.append(part)
@@ -126,7 +134,7 @@ class SmppChannel:
             "name": self.name, "type": "SMPP", "host": self.conn.host, "port": self.conn.port,
             "mode": self.conn.mode, "state": self.state, "bound": self.state == "bound",
             "window": {"size": self.conn.windowsize, "in_use": len(self._window)},
-            "queued": len(self._inbox),
+            "queued": len(self._inbox) + len(self._throttled),
             "throttled_for": round(max(0.0, self._throttle.until - now), 1),
             "last_error": self.last_error,
             "submits_per_second": self._rate.per_second(now),
@@ -218,7 +226,7 @@ class SmppChannel:
     def _select_timeout(self) -> float:
         now = self.clock.monotonic()
         timeout = min(TICK, max(0.0, self._last_rx + self.conn.keepaliveperiod - now))
-        if self._inbox and self._throttle.paused(now):
+        if (self._inbox or self._throttled) and self._throttle.paused(now):
             timeout = min(timeout, self._throttle.until - now)
         return max(0.0, timeout)
 
@@ -236,8 +244,13 @@ class SmppChannel:
             self._return_inbox("receiver", "a receiver bind cannot send")
             return
         now = self.clock.monotonic()
-        while self._inbox and self._window.room() and not self._throttle.paused(now):
-            self._send_part(self._inbox.popleft(), now)
+        while self._window.room() and not self._throttle.paused(now):
+            if self._throttled:
+                self._send_part(self._throttled.pop(0), now)
+            elif self._inbox:
+                self._send_part(self._inbox.popleft(), now)
+            else:
+                return
 
     def _send_part(self, part: OutPart, now: float) -> None:
         whole = None
@@ -336,6 +349,7 @@ class SmppChannel:
             self._payload_siblings[reference] = [payload_reference(part.message_id, s)
                                                  for s in range(2, part.total + 1)]
         self._throttle.ok()
+        self._throttle_counts.pop(part.id, None)
         self.counts["submitted"] += 1
         self._rate.add(self.clock.monotonic())
         call = (lambda: self.sink.part_submitted(part.id, self.name, reference), None)
@@ -347,15 +361,30 @@ class SmppChannel:
     def _refused(self, part: OutPart, status: int, effects: list) -> None:
         text = smpplib.consts.DESCRIPTIONS.get(status, "unknown error")
         code = SLOWING.get(status, f"smpp_0x{status:02X}")
-        if status in SLOWING:
-            self.counts["throttled"] += 1
-            pause = self._throttle.hit(self.clock.monotonic())
-            log.info("%s: %s; pausing %.1fs", self.name, text, pause)
+        self.last_error = f"submit_sm_resp 0x{status:02X}: {text}"
+        if status in SLOWING and self._keep_throttled(part, text):
+            return
         retryable = status in TRANSIENT
         self.counts["retried" if retryable else "failed"] += 1
-        self.last_error = f"submit_sm_resp 0x{status:02X}: {text}"
         effects.append((lambda: self.sink.part_failed(part.id, self.name, code, text,
                                                       retryable), None))
+
+    def _keep_throttled(self, part: OutPart, text: str) -> bool:
+        """Pause the sender and keep `part` to send first after the pause; False when it was
+        throttled too often in a row and should go back to the store."""
+        self.counts["throttled"] += 1
+        pause = self._throttle.hit(self.clock.monotonic())
+        tries = self._throttle_counts.get(part.id, 0) + 1
+        if tries >= MAX_THROTTLED:
+            self._throttle_counts.pop(part.id, None)
+            log.info("%s: %s; part %s throttled %d times, back to the queue",
+                     self.name, text, part.id, tries)
+            return False
+        self._throttle_counts[part.id] = tries
+        self._throttled.append(part)
+        self._throttled.sort(key=lambda p: (p.priority, p.id))
+        log.info("%s: %s; pausing %.1fs, part %s kept", self.name, text, pause, part.id)
+        return True
 
     def _on_generic_nack(self, pdu, effects: list) -> bool:
         self.counts["generic_nacks"] += 1
@@ -363,11 +392,14 @@ class SmppChannel:
         self.last_error = f"generic_nack 0x{status:02X} for sequence {pdu.sequence}"
         flight = self._window.pop(pdu.sequence)
         if flight is None:
+            log.info("%s: %s (no submit_sm in flight with that sequence)", self.name,
+                     self.last_error)
             return False
-        if status in SLOWING:
-            self._throttle.hit(self.clock.monotonic())
-        self.counts["retried"] += 1
         part = flight.part
+        if status in SLOWING and self._keep_throttled(part, self.last_error):
+            return True
+        log.info("%s: %s; part %s back to the queue", self.name, self.last_error, part.id)
+        self.counts["retried"] += 1
         effects.append((lambda: self.sink.part_failed(part.id, self.name, "generic_nack",
                                                       self.last_error, True), None))
         return True
@@ -444,7 +476,9 @@ class SmppChannel:
         self._schedule_retry(reason)
 
     def _return_all(self, code: str, reason: str) -> None:
-        parts = self._window.drain()
+        parts = self._window.drain() + self._throttled
+        self._throttled = []
+        self._throttle_counts.clear()
         parts += self._take_inbox()
         self._give_back(parts, code, reason)
 

@@ -53,6 +53,10 @@ class Throttle:
         self._pause = 0.0
 
     def hit(self, now: float) -> float:
+        """One more refusal; during a pause it is the same event (answers to submit_sm sent
+        before the pause began), so the pause does not grow with the window size."""
+        if now < self.until:
+            return self.until - now
         self._pause = min(self.cap, self._pause * 2 if self._pause else self.first)
         self.until = now + self._pause
         return self._pause
