@@ -126,6 +126,15 @@ def parse_imei(lines: list[str]) -> str:
     return ""
 
 
+def parse_csms(lines: list[str]) -> int | None:
+    """`+CSMS: 1,1,1,1` -> 1: message service 1 (phase 2+) wants +CNMA for +CMT/+CDS."""
+    for line in lines:
+        match = re.match(r"\+CSMS:\s*(\d+)\s*,", line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
 def parse_pin_state(lines: list[str]) -> str:
     for line in lines:
         if line.startswith("+CPIN:"):

@@ -56,6 +56,7 @@ class Capabilities:
     sr_memory: bool = False
     quirks: quirks.Quirks = quirks.GENERIC
     ussd_packed: bool = False       # requests go GSM 7-bit packed (Huawei without USSDMODE)
+    ack_direct: bool = False        # AT+CSMS=1: each +CMT/+CDS needs our AT+CNMA
 
 
 @dataclass
@@ -116,6 +117,7 @@ class ModemSession:
         self.at("AT+CMGF=0")
         self._configure_storage()
         self._configure_notifications()
+        self._configure_acknowledgement()
         self._read_smsc()
         self.port.forget_boot_urcs()
         self.initialized_at = time.monotonic()
@@ -206,6 +208,23 @@ class ModemSession:
                          {1: "direct +CDS", 2: "stored in SR, +CDSI"}.get(candidate.ds, "off"))
                 return
         log.warning("%s: no AT+CNMI setting accepted; inbound found by polling only", self.label)
+
+    def _configure_acknowledgement(self) -> None:
+        """With +CMT (mt=2) an SMS exists only in our hands: AT+CSMS=1 makes the modem wait
+        for our AT+CNMA, sent after the store committed, so a crash in between means the
+        SMSC delivers it again instead of losing it (27.005 §3.4.4)."""
+        cnmi = self.caps.cnmi
+        if cnmi is not None and cnmi.mt == 2:
+            supported = probe.parse_value_sets(_first(self.try_at("AT+CSMS=?")))
+            if supported and 1 in supported[0]:
+                self.try_at("AT+CSMS=1")
+        self.caps.ack_direct = probe.parse_csms(self.try_at("AT+CSMS?") or []) == 1
+        if self.caps.ack_direct:
+            log.info("%s: +CSMS=1: +CMT/+CDS acknowledged with +CNMA after commit", self.label)
+
+    def acknowledge(self, ok: bool) -> None:
+        """+CNMA for the last +CMT/+CDS; negative (=2) makes the SMSC try again later."""
+        self.try_at("AT+CNMA" if ok else "AT+CNMA=2")
 
     def _read_smsc(self) -> None:
         """CMS 330 right after boot is normal; a configured SMSC is written if none shows."""

@@ -428,7 +428,7 @@ class ModemWorker:
             elif stored:
                 self._take_stored(stored.memory, stored.index)
         elif line.startswith(("+CMT:", "+CDS:")):
-            self._take_pdu(urc.body)
+            self._take_direct(urc.body)
         elif line in ("RDY", "^BOOT") or line.startswith("+CPIN: NOT READY"):
             if time.monotonic() - self.session.initialized_at > REBOOT_GRACE_SECONDS:
                 self._begin_recovery("the modem restarted by itself", rebooted=True)
@@ -454,6 +454,21 @@ class ModemWorker:
             log.info("%s: +CDSI named %s %s but the report was in SR", self.slot, memory, index)
             return
         self._take_stored(memory, index)
+
+    def _take_direct(self, pdu_hex: str) -> None:
+        """+CMT/+CDS: the modem holds no copy; acknowledge only once the store has it."""
+        try:
+            self._take_pdu(pdu_hex)
+        except (AtTimeout, PortGone):
+            raise
+        except Exception:
+            self._acknowledge(ok=False)
+            raise
+        self._acknowledge(ok=True)
+
+    def _acknowledge(self, ok: bool) -> None:
+        if self.session.caps.ack_direct:
+            self.session.acknowledge(ok)
 
     def _take_pdu(self, pdu_hex: str) -> None:
         try:

@@ -45,6 +45,9 @@ class SimModem:
         self.slow_seconds = 1.0
         self.replug_seconds = 1.0
         self.boot_seconds = 0.3
+        self.cnma_seconds = 5.0                # how long a +CMT/+CDS waits for +CNMA (CSMS=1)
+        self._unacked: tuple | None = None     # (kind, pdu, deadline) sent, not yet acked
+        self._direct: deque = deque()          # direct deliveries waiting for that ack
         self.memory: dict[str, dict[int, tuple[int, str]]] = {"SM": {}, "ME": {}, "SR": {}}
         self.commands: list[str] = []          # every command line received (tests read it)
         self.command_log: list[tuple[float, str]] = []   # (time.monotonic(), line), for bench
@@ -102,6 +105,7 @@ class SimModem:
 
     def _tick(self) -> None:
         self._watch_power()
+        self._check_ack_timeout()
         while self._posted:
             self._posted.popleft()()
         self._flush_output()
@@ -137,6 +141,8 @@ class SimModem:
         self.pin_ok = not self.pin
         self.pin_attempts = 3
         self.cnmi = (0, 0, 0, 0, 0)
+        self.csms = 0
+        self._give_back_unacked()
         self.cpms = ["SM", "SM", "SM"]
         self.urcport_set = False
         self.huawei_ussd_text = False
@@ -395,6 +401,30 @@ class SimModem:
         self._reply([])
         self.network.schedule(0.2, lambda: self.post(lambda: self._ussd_answer(code)))
 
+    def _csms_test(self, line, match):
+        self._reply([self.profile.csms_support])
+
+    def _csms_query(self, line, match):
+        self._reply([f"+CSMS: {self.csms},1,1,1"])
+
+    def _csms_set(self, line, match):
+        from appliance.modem.probe import parse_value_sets
+        service = int(match.group(1))
+        if service not in parse_value_sets(self.profile.csms_support)[0]:
+            return self._cms(303)
+        self.csms = service
+        self._reply(["+CSMS: 1,1,1"])
+
+    def _cnma(self, line, match):
+        if self._unacked is None:
+            return self._cms(340)               # no +CNMA acknowledgement expected
+        kind, pdu_hex, _ = self._unacked
+        self._unacked = None
+        self._reply([])
+        if match.group(1) == "2":               # negative: the SMSC keeps it and retries
+            self._redeliver(kind, pdu_hex)
+        self._next_direct()
+
     def _urcport(self, line, match):
         if '"URCPORT"' in line.upper():
             self.urcport_set = '"USBAT"' in line.upper()
@@ -436,7 +466,7 @@ class SimModem:
         """Network -> modem (runs on this thread): store and announce, or deliver direct."""
         mode_mt = self.cnmi[1]
         if mode_mt == 2 and self._urcs_visible():
-            self._emit_later([f"+CMT: ,{gsm.tpdu_length(pdu_hex)}", pdu_hex])
+            self._route_direct("+CMT", pdu_hex)
             return
         memory_name = self.cpms[2]
         index = self._store(memory_name, 0, pdu_hex)
@@ -446,11 +476,50 @@ class SimModem:
     def receive_report(self, pdu_hex: str) -> None:
         ds = self.cnmi[3]
         if ds == 1 and self._urcs_visible():
-            self._emit_later([f"+CDS: {gsm.tpdu_length(pdu_hex)}", pdu_hex])
+            self._route_direct("+CDS", pdu_hex)
         elif ds == 2:
             index = self._store("SR", 0, pdu_hex)
             if self._urcs_visible():
                 self._emit_later([f'+CDSI: "{self.profile.cdsi_memory}",{index}'])
+
+    # -- direct routing and +CNMA (27.005 §3.4.4) ----------------------------------
+
+    def _route_direct(self, kind: str, pdu_hex: str) -> None:
+        if self.csms != 1:
+            self._emit_direct(kind, pdu_hex)     # phase 2: the modem acknowledged it itself
+            return
+        self._direct.append((kind, pdu_hex))
+        self._next_direct()
+
+    def _next_direct(self) -> None:
+        if self._unacked is None and self._direct:
+            kind, pdu_hex = self._direct.popleft()
+            self._unacked = (kind, pdu_hex, self._now() + self.cnma_seconds)
+            self._emit_direct(kind, pdu_hex)
+
+    def _emit_direct(self, kind: str, pdu_hex: str) -> None:
+        length = gsm.tpdu_length(pdu_hex)
+        self._emit_later([f"+CMT: ,{length}" if kind == "+CMT" else f"+CDS: {length}", pdu_hex])
+
+    def _check_ack_timeout(self) -> None:
+        """No +CNMA in time: routing to the TE stops (mt=ds=0) and the SMSC retries."""
+        if self._unacked is not None and self._now() >= self._unacked[2]:
+            log.info("sim %s: no +CNMA for %s; routing to TE disabled", self.slot,
+                     self._unacked[0])
+            mode, _, bm, _, bfr = self.cnmi
+            self.cnmi = (mode, 0, bm, 0, bfr)
+            self._give_back_unacked()
+
+    def _give_back_unacked(self) -> None:
+        pending = ([self._unacked[:2]] if self._unacked else []) + list(self._direct)
+        self._unacked = None
+        self._direct.clear()
+        for kind, pdu_hex in pending:
+            self._redeliver(kind, pdu_hex)
+
+    def _redeliver(self, kind: str, pdu_hex: str) -> None:
+        receive = self.receive_deliver if kind == "+CMT" else self.receive_report
+        self.network.retry_later(self, lambda: receive(pdu_hex))
 
     def _store(self, memory_name: str, stat: int, pdu_hex: str) -> int:
         memory = self.memory[memory_name]
@@ -582,7 +651,11 @@ _HANDLERS = [
     (r"AT\+(CREG|CGREG|CEREG)=(\d)", SimModem._reg_set),
     (r"AT\+CSQ", SimModem._csq),
     (r"AT\+COPS\?", SimModem._cops),
-    (r"AT\+CMGF=[01]|AT\+CSCS=.*|AT\+CSMS=.*|AT\+CSMP=.*|AT\^CURC=.*|AT\+CMMS=.*", SimModem._ok),
+    (r"AT\+CMGF=[01]|AT\+CSCS=.*|AT\+CSMP=.*|AT\^CURC=.*|AT\+CMMS=.*", SimModem._ok),
+    (r"AT\+CSMS=\?", SimModem._csms_test),
+    (r"AT\+CSMS\?", SimModem._csms_query),
+    (r"AT\+CSMS=(\d)", SimModem._csms_set),
+    (r"AT\+CNMA(?:=([012]))?", SimModem._cnma),
     (r"AT\+CSCA\?", SimModem._csca_query),
     (r"AT\+CSCA=.*", SimModem._csca_set),
     (r"AT\+CNMI=\?", SimModem._cnmi_test),

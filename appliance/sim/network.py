@@ -145,6 +145,10 @@ class SimNetwork:
     def refusal(self, number: str) -> int | None:
         return {_normal(n): code for n, code in self.refuse.items()}.get(_normal(number))
 
+    def retry_later(self, modem: SimModem, action) -> None:
+        """The modem did not acknowledge (no +CNMA, or a negative one): the SMSC tries again."""
+        self.schedule(RETRY_SECONDS, lambda: self._hand_over(modem, action))
+
     def _hand_over(self, modem: SimModem, action) -> None:
         """Give the modem its SMS or report now, or retry later while it cannot take it."""
         if modem.reachable():

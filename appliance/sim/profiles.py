@@ -23,6 +23,7 @@ class Profile:
     ussdmode_refused: bool = False      # ...and firmware that refuses AT^USSDMODE=0: packed
     ussd_form: str = "text"             # "text" | "ucs2" | "gsm7": how USSD replies come
     cdsi_memory: str = "SR"             # the memory +CDSI names (Quectel says "SM" for SR)
+    csms_support: str = "+CSMS: (0,1)"  # service 1 (phase 2+): +CMT/+CDS wait for +CNMA
 
 
 PROFILES = {
@@ -43,6 +44,10 @@ PROFILES = {
                      cpms_support='+CPMS: ("SM","ME","SR"),("SM","ME"),("SM","ME")'),
     # Reports only into SR memory (ds=2): the `+CDSI` path (gammu #408).
     "srmem": Profile("Generic", "SR-only", "1.0", "+CNMI: (0-2),(0-2),(0,2),(0,2),(0,1)"),
+    # Routes new SMS only directly (+CMT, mt=2): with AT+CSMS=1 each must be acknowledged
+    # with +CNMA, or the modem stops routing and the SMSC delivers it again (27.005 §3.4.4).
+    "cmt_only": Profile("Generic", "CMT-only", "1.0", "+CNMI: (0-2),(0,2),(0),(0,1),(0,1)",
+                        cpms_support='+CPMS: ("SM","ME"),("SM","ME"),("SM","ME")'),
     # SIM800-like: no stored reports, no CPMS SR.
     "sim800": Profile("SIMCOM_Ltd", "SIMCOM_SIM800L", "1418B04SIM800L24",
                       "+CNMI: (0-3),(0-3),(0,2),(0,1),(0,1)",
