@@ -1,0 +1,114 @@
+"""A tiny SMSC on a raw socket, built on smpplib's PDU classes, for what smpp34's server
+cannot be told to do: answer a submit_sm with generic_nack.
+
+`nacks` is a list of (command_status, sequence or None) consumed one per submit_sm: None
+answers with the submit_sm's own sequence, a number (0) with that one. Other submit_sm get
+submit_sm_resp OK. Binds, enquire_link and unbind are answered.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+import smpplib.smpp
+
+
+class _Seq:
+    """What smpplib's PDU classes want from a client: a sequence counter."""
+
+    sequence = 0
+
+    def next_sequence(self) -> int:
+        self.sequence += 1
+        return self.sequence
+
+
+class RawSmsc:
+    def __init__(self):
+        self.nacks: list[tuple[int, int | None]] = []
+        self.submits: list[bytes] = []          # short_message of every submit_sm received
+        self.binds = 0
+        self._counter = 0
+        self._seq = _Seq()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+
+    def start(self) -> "RawSmsc":
+        threading.Thread(target=self._accept, name="raw-smsc", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            while (pdu := _read(sock)) is not None:
+                answer = self._answer(pdu)
+                if answer is not None:
+                    sock.sendall(answer.generate())
+                if pdu.command == "unbind":
+                    break
+        except OSError:
+            pass
+        sock.close()
+
+    def _answer(self, pdu):
+        command = pdu.command
+        if command.startswith("bind_"):
+            self.binds += 1
+            return self._resp(pdu, f"{command}_resp", system_id="RAWSMSC")
+        if command in ("enquire_link", "unbind"):
+            return self._resp(pdu, f"{command}_resp")
+        if command == "submit_sm":
+            return self._on_submit(pdu)
+        return None
+
+    def _on_submit(self, pdu):
+        with self._lock:
+            self.submits.append(bytes(pdu.short_message or b""))
+            nack = self.nacks.pop(0) if self.nacks else None
+            self._counter += 1
+            number = self._counter
+        if nack is not None:
+            status, sequence = nack
+            answer = smpplib.smpp.make_pdu("generic_nack", client=self._seq, status=status)
+            answer.sequence = pdu.sequence if sequence is None else sequence
+            return answer
+        return self._resp(pdu, "submit_sm_resp", message_id=f"{number:X}")
+
+    def _resp(self, pdu, command: str, **fields):
+        answer = smpplib.smpp.make_pdu(command, client=self._seq, **fields)
+        answer.sequence = pdu.sequence
+        return answer
+
+
+def _read(sock: socket.socket):
+    header = _exactly(sock, 4)
+    if header is None:
+        return None
+    (length,) = struct.unpack(">L", header)
+    body = _exactly(sock, length - 4)
+    if body is None:
+        return None
+    return smpplib.smpp.parse_pdu(header + body, client=_Seq())
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
