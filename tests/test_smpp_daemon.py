@@ -99,3 +99,27 @@ def test_inbound_from_the_uplink_reaches_the_inbox(smpp_daemon, smsc):
     wait_until(lambda: daemon.journal.folder(None, "inbox"), what="inbox")
     row = daemon.journal.folder(None, "inbox")[0]
     assert "hello appliance" in json.dumps(row)
+
+
+def test_link_cut_mid_window_loses_nothing_and_repeats_only_parts_in_flight(smpp_daemon, smsc):
+    daemon, _ = smpp_daemon
+    api = Api(daemon.port)
+    channel = daemon.channels.running["SMPP0"]
+    wait_until(lambda: channel.state == "bound", what="bind")
+    smsc.hold_after = 3                   # 3 answered, the other 7 stay in flight
+    recipients = [f"+3620555{i:04d}" for i in range(10)]
+    ids = [api.send(r, f"cut {i}") for i, r in enumerate(recipients)]
+    wait_until(lambda: len(smsc.held) == 7, what="7 in flight")
+    in_flight = {ev.destination_addr for ev in smsc.held}
+    assert channel.status()["window"]["in_use"] == 7
+    smsc.proxy.cut()
+    smsc.release_held()                   # answers into the cut link: lost
+    for message_id in ids:
+        api.wait_state(message_id, 10, timeout=30)          # every one delivered
+    per_part = {r.lstrip("+"): 0 for r in recipients}
+    for pdu in smsc.proxy.wire:
+        per_part[pdu.destination_addr] += 1
+    assert {d for d, n in per_part.items() if n == 2} == in_flight
+    assert all(n == 1 for d, n in per_part.items() if d not in in_flight)
+    assert channel.status()["counts"]["link_drops"] == 1
+    assert daemon.status()["waiting"] == 0
