@@ -27,14 +27,17 @@ class RecordingSink:
     def __init__(self):
         self.lock = threading.Lock()
         self.submitted: dict[int, str] = {}
+        self.whole: set[int] = set()
         self.failed: list[tuple] = []
         self.reports: list = []
         self.fragments: list = []
         self.messages: dict[str, dict] = {}
 
-    def part_submitted(self, part_id, connection, reference):
+    def part_submitted(self, part_id, connection, reference, whole_message=False):
         with self.lock:
             self.submitted[part_id] = reference
+            if whole_message:
+                self.whole.add(part_id)
 
     def part_failed(self, part_id, connection, code, reason, retryable):
         with self.lock:
@@ -164,11 +167,25 @@ def test_message_payload_sends_the_whole_text_once(smsc, channel_for):
     sink.messages["m"] = {"body": "x" * 200}
     for seq in (1, 2):
         channel.submit(part(seq, "x" * 100, message_id="m", seq=seq, total=2, concat_ref=3))
-    wait_until(lambda: len(sink.reports) == 2, what="one receipt for both parts")
+    wait_until(lambda: len(sink.submitted) == 2 and sink.reports, what="submitted, receipt")
     assert len(smsc.proxy.wire) == 1
     tlvs = {t.tag: bytes(t.value) for t in smsc.proxy.wire[0].tlvs}
     assert tlvs[TLV_PAYLOAD] == b"x" * 200 and smsc.proxy.wire[0].short_message == b""
-    assert {r.reference for r in sink.reports} == set(sink.submitted.values())
+    # both parts carry part 1's reference; the store marks the whole message with it
+    assert sink.submitted[1] == sink.submitted[2] == sink.reports[0].reference
+    assert sink.whole == {1}
+
+
+def test_message_payload_parts_share_the_fate_of_part_one(smsc, channel_for):
+    channel, sink = channel_for(usetlvmessagepayload=True, throttle_pause=0.01)
+    channel._throttle.cap = 0.02
+    sink.messages["m"] = {"body": "y" * 200}
+    smsc.throttle = 100
+    for seq in (1, 2):
+        channel.submit(part(seq, "y" * 100, message_id="m", seq=seq, total=2, concat_ref=3))
+    wait_until(lambda: len(sink.failed) == 2, what="both back to the store")
+    assert sink.failed == [(1, "throttled", True), (2, "throttled", True)]
+    assert not sink.submitted and len(smsc.proxy.wire) == 5
 
 
 def test_flash_and_ozeki_dynamic_parameters(smsc, channel_for):

@@ -222,12 +222,19 @@ class Journal:
 
     # --- ChannelSink -----------------------------------------------------------------
 
-    def part_submitted(self, part_id: int, connection: str, reference: str) -> None:
+    def part_submitted(self, part_id: int, connection: str, reference: str, *,
+                       whole_message: bool = False) -> None:
+        """`whole_message`: the submit carried the whole message (SMPP message_payload), so
+        every part of it not yet submitted is submitted with this reference: one receipt
+        settles them all, also after a restart."""
         now = self.clock.now()
+        where = ("message_id=(SELECT message_id FROM parts WHERE id=?)" if whole_message
+                 else "id=?")
 
         def fn(conn):
             conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
-                         " submitted_at=?, reason='' WHERE id=? AND state IN ('sending','queued')",
+                         f" submitted_at=?, reason='' WHERE {where}"
+                         " AND state IN ('sending','queued')",
                          (connection, reference, now, part_id))
             message_state.refresh(conn, _message_of(conn, part_id), now, connection)
             for report in _take_orphans(conn, connection, reference):
@@ -269,8 +276,11 @@ class Journal:
         if new_state is None:          # pending: the SMSC keeps trying; nothing final yet
             return
         reason = "" if new_state == State.DELIVERED else (report.detail or f"status {report.code}")
-        conn.execute("UPDATE parts SET state=?, done_at=?, reason=? WHERE id=?",
-                     (new_state.value, report.done_at or now, reason, part["id"]))
+        # parts of one message that share the reference (sent whole) share the receipt
+        conn.execute("UPDATE parts SET state=?, done_at=?, reason=? WHERE id=? OR (message_id=?"
+                     " AND connection=? AND reference=? AND state IN ('submitted','sending'))",
+                     (new_state.value, report.done_at or now, reason, part["id"],
+                      part["message_id"], report.connection, report.reference))
         message_state.refresh(conn, part["message_id"], now, report.connection)
 
     def inbound(self, fragment: InboundFragment) -> None:

@@ -14,6 +14,11 @@ row; the channel keeps the throttled part and sends it again itself, first, afte
 so the store's retry delay does not apply and the part does not leave its preferred route;
 during the pause the channel still takes parts up to its window (they wait in order).
 Only a part throttled MAX_THROTTLED times in a row goes back to the store (retryable).
+With `usetlvmessagepayload` a long text message goes whole in part 1's submit_sm; parts 2..n
+wait in the channel for part 1's answer and share its fate. Part 1's success is recorded with
+`whole_message=True`: the journal gives every part of the message part 1's reference in one
+transaction, so one receipt settles them all, also after a restart.
+
 Sink calls of one read batch run concurrently, so the store's group commit takes them in one
 fsync; deliver_sm_resp is sent only after the receipt or message is durable.
 """
@@ -25,7 +30,7 @@ import random
 import select
 import socket
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 
 import smpplib.client
@@ -51,6 +56,7 @@ SLOWING = {ESME_RTHROTTLED: "throttled", ESME_RMSGQFUL: "queue_full"}
 TRANSIENT = {ESME_RSYSERR, ESME_RMSGQFUL, 0x45, ESME_RTHROTTLED, 0x64, 0xFF}
 READ_BATCH = 256
 MAX_THROTTLED = 5
+PAYLOAD_MEMORY = 1000       # message ids sent whole, remembered for late parts 2..n
 TICK = 0.5
 
 
@@ -83,7 +89,8 @@ class SmppChannel:
         self._retry_at = 0.0
         self._last_rx = 0.0
         self._enquire_sent: float | None = None
-        self._payload_siblings: dict[str, list[str]] = {}
+        self._payload_waiting: dict[str, list[OutPart]] = {}   # message id -> parts 2..n
+        self._payload_sent: OrderedDict[str, str] = OrderedDict()  # message id -> reference
         self._resp_base, self._receipt_base = receipts.id_bases(conn.messageidbase)
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -254,15 +261,40 @@ class SmppChannel:
 
     def _send_part(self, part: OutPart, now: float) -> None:
         whole = None
-        if self.conn.usetlvmessagepayload and part.total > 1:
-            if part.seq > 1:       # the text went whole with part 1; see _payload_reference
-                self._submitted(part, payload_reference(part.message_id, part.seq))
+        if self._payload_mode(part):
+            if part.seq > 1 and self._covered_by_part_one(part):
                 return
-            whole = self._whole_text(part)
+            whole = self._whole_text(part) if part.seq == 1 else None
+            if whole is not None:
+                self._payload_waiting.setdefault(part.message_id, [])
         pdu = smpplib.smpp.make_pdu("submit_sm", client=self._client,
                                     **codec.submit_fields(part, self.conn, whole_text=whole))
         self._window.add(pdu.sequence, part, now)
         self._send(pdu)
+
+    def _payload_mode(self, part: OutPart) -> bool:
+        return self.conn.usetlvmessagepayload and part.total > 1
+
+    def _covered_by_part_one(self, part: OutPart) -> bool:
+        """Part 2..n of a message whose part 1 goes (or went) whole: wait for it, or take
+        its reference. False when part 1 was not sent whole here: send this segment."""
+        waiting = self._payload_waiting.get(part.message_id)
+        if waiting is not None:
+            waiting.append(part)
+            return True
+        reference = self._payload_sent.get(part.message_id)
+        if reference is None:
+            log.info("%s: part %s of %s: part 1 was not sent whole here; sending the segment",
+                     self.name, part.seq, part.message_id)
+            return False
+        self._submitted(part, reference)
+        return True
+
+    def _followers(self, part: OutPart) -> list[OutPart]:
+        """Parts 2..n that waited for this part 1 (sent whole); they share its fate."""
+        if part.seq != 1 or not self._payload_mode(part):
+            return []
+        return self._payload_waiting.pop(part.message_id, [])
 
     def _whole_text(self, part: OutPart) -> str | None:
         get = getattr(self.sink, "get_message", None)
@@ -345,18 +377,30 @@ class SmppChannel:
         return True
 
     def _submitted(self, part: OutPart, reference: str, effects: list | None = None) -> None:
-        if self.conn.usetlvmessagepayload and part.total > 1 and part.seq == 1:
-            self._payload_siblings[reference] = [payload_reference(part.message_id, s)
-                                                 for s in range(2, part.total + 1)]
         self._throttle.ok()
         self._throttle_counts.pop(part.id, None)
         self.counts["submitted"] += 1
         self._rate.add(self.clock.monotonic())
-        call = (lambda: self.sink.part_submitted(part.id, self.name, reference), None)
+        calls = [self._submitted_call(part, reference)]
+        if part.message_id in self._payload_waiting and part.seq == 1:
+            calls += [self._submitted_call(p, reference) for p in self._followers(part)]
+            self._remember_payload(part.message_id, reference)
         if effects is None:
-            self._apply([call])
+            self._apply(calls)
         else:
-            effects.append(call)
+            effects.extend(calls)
+
+    def _submitted_call(self, part: OutPart, reference: str):
+        if part.seq == 1 and part.message_id in self._payload_waiting:
+            # durable mapping: every part of the message gets this reference
+            return (lambda: self.sink.part_submitted(part.id, self.name, reference,
+                                                     whole_message=True), None)
+        return (lambda: self.sink.part_submitted(part.id, self.name, reference), None)
+
+    def _remember_payload(self, message_id: str, reference: str) -> None:
+        self._payload_sent[message_id] = reference
+        while len(self._payload_sent) > PAYLOAD_MEMORY:
+            self._payload_sent.popitem(last=False)
 
     def _refused(self, part: OutPart, status: int, effects: list) -> None:
         text = smpplib.consts.DESCRIPTIONS.get(status, "unknown error")
@@ -365,9 +409,10 @@ class SmppChannel:
         if status in SLOWING and self._keep_throttled(part, text):
             return
         retryable = status in TRANSIENT
-        self.counts["retried" if retryable else "failed"] += 1
-        effects.append((lambda: self.sink.part_failed(part.id, self.name, code, text,
-                                                      retryable), None))
+        for p in [part] + self._followers(part):
+            self.counts["retried" if retryable else "failed"] += 1
+            effects.append((lambda p=p: self.sink.part_failed(p.id, self.name, code, text,
+                                                              retryable), None))
 
     def _keep_throttled(self, part: OutPart, text: str) -> bool:
         """Pause the sender and keep `part` to send first after the pause; False when it was
@@ -399,9 +444,11 @@ class SmppChannel:
         if status in SLOWING and self._keep_throttled(part, self.last_error):
             return True
         log.info("%s: %s; part %s back to the queue", self.name, self.last_error, part.id)
-        self.counts["retried"] += 1
-        effects.append((lambda: self.sink.part_failed(part.id, self.name, "generic_nack",
-                                                      self.last_error, True), None))
+        reason = self.last_error
+        for p in [part] + self._followers(part):
+            self.counts["retried"] += 1
+            effects.append((lambda p=p: self.sink.part_failed(p.id, self.name, "generic_nack",
+                                                              reason, True), None))
         return True
 
     def _on_deliver(self, pdu, effects: list) -> None:
@@ -415,11 +462,9 @@ class SmppChannel:
                 effects.append((lambda: None, reply))
                 return
             self.counts["receipts"] += 1
-            references = [receipt.message_id] + self._payload_siblings.pop(receipt.message_id, [])
-            for reference in references:
-                report = Report(self.name, reference, receipt.status, receipt.code,
-                                receipt.detail)
-                effects.append((lambda r=report: self.sink.report(r), reply))
+            report = Report(self.name, receipt.message_id, receipt.status, receipt.code,
+                            receipt.detail)
+            effects.append((lambda: self.sink.report(report), reply))
             return
         self.counts["inbound"] += 1
         fragment = codec.inbound_fragment(self.name, fields, self.clock.now())
@@ -478,6 +523,9 @@ class SmppChannel:
     def _return_all(self, code: str, reason: str) -> None:
         parts = self._window.drain() + self._throttled
         self._throttled = []
+        for waiting in self._payload_waiting.values():
+            parts += waiting
+        self._payload_waiting.clear()
         self._throttle_counts.clear()
         parts += self._take_inbox()
         self._give_back(parts, code, reason)
@@ -516,12 +564,6 @@ class SmppChannel:
             pass
         _close(self._client)
         self._client = None
-
-
-def payload_reference(message_id: str, seq: int) -> str:
-    """The reference of parts 2..n of a message sent whole in message_payload: they share
-    part 1's receipt (kept in memory; after a restart only part 1 is reported)."""
-    return f"payload:{message_id}:{seq}"
 
 
 def pdu_fields(pdu) -> dict:

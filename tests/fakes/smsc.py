@@ -171,6 +171,11 @@ class Smsc:
             return None
         return self._run(push)
 
+    def send_receipt(self, record: Received) -> None:
+        """A delivery receipt for an accepted submit_sm, on the current session."""
+        session = next(iter(self.sessions))
+        self._run(lambda: self._receipt(session, record))
+
     def unbind_all(self) -> None:
         for session in list(self.sessions.values()):
             self._run(session.unbind)
