@@ -98,6 +98,7 @@ class GSMModemConfig:
     random_delay_seconds: float = 0.0
     deregistered_timeout: float = 120.0
     max_failures: int = 3
+    max_resets_per_hour: int = 4      # recovery resets per hour; past it the modem waits (0: no cap)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,16 @@
 A rung that cannot apply (no sysfs device, no pin) is skipped without counting. After a
 rung ran, the modem must answer init again (and register, if registration was the
 problem) for the rung to count as the cure. Each rung is logged with slot, reason, result.
+
+Every rung but `reopen` is a reset, and `ResetBudget` caps them per hour (field-notes
+§4.2): a dead SIM or a network outage must not turn into a reset storm. Past the cap the
+worker holds and only checks whether the modem came back by itself.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from appliance.modem.at import AtCommandError, AtTimeout, PortGone
 from appliance.modem.errors import InitFailed
@@ -22,6 +27,37 @@ from appliance.modem.usb import find_usb_device, reauthorize
 log = logging.getLogger("appliance.modem")
 
 STEPS = ("cfun_radio", "cfun_reset", "usb_reauthorize", "power_cycle")
+HOUR = 3600.0
+
+
+class ResetHeld(Exception):
+    """The rung would reset the modem, but the hourly cap is reached."""
+
+
+class ResetBudget:
+    """Resets in a sliding hour; `per_hour` <= 0 means no cap."""
+
+    def __init__(self, clock, per_hour: int):
+        self.clock = clock
+        self.per_hour = per_hour
+        self._times: deque[float] = deque()
+
+    def record(self) -> None:
+        self._times.append(self.clock.monotonic())
+
+    def recent(self) -> int:
+        cutoff = self.clock.monotonic() - HOUR
+        while self._times and self._times[0] <= cutoff:
+            self._times.popleft()
+        return len(self._times)
+
+    def exhausted(self) -> bool:
+        return self.per_hour > 0 and self.recent() >= self.per_hour
+
+    def seconds_until_free(self) -> float:
+        if not self.exhausted():
+            return 0.0
+        return max(0.0, self._times[0] + HOUR - self.clock.monotonic())
 
 
 class Ladder:
@@ -35,29 +71,35 @@ class Ladder:
     def current(self) -> str:
         return self.steps[self.index] if self.index < len(self.steps) else ""
 
+
     def run_next(self) -> str:
-        """Run one rung: "recovered", "next" (try the following rung) or "exhausted"."""
+        """Run one rung: "recovered", "next" (try the following rung), "held" (the rung
+        applies but the reset cap is reached; it runs on a later call) or "exhausted"."""
         if self.index >= len(self.steps):
             return "exhausted"
         step = self.steps[self.index]
         self.index += 1
-        if self._attempt(step):
+        try:
+            cured = self._attempt(step)
+        except ResetHeld:
+            self.index -= 1
+            return "held"
+        if cured:
             return "recovered"
         return "exhausted" if self.index >= len(self.steps) else "next"
 
     def _attempt(self, step: str) -> bool:
         worker = self.worker
-        log.warning("%s: recovery step %s, because: %s", worker.slot, step, self.reason)
         try:
             done = getattr(self, "_" + step)()
         except (AtTimeout, AtCommandError, PortGone, OSError) as exc:
-            worker.recoveries[step] += 1
+            self._count(step)
             log.warning("%s: recovery step %s failed: %s", worker.slot, step, exc)
             return False
         if done is None:
             log.info("%s: recovery step %s skipped: not available on this slot", worker.slot, step)
             return False
-        worker.recoveries[step] += 1
+        self._count(step)
         cured = self._modem_works()
         log.warning("%s: recovery step %s (%s): %s", worker.slot, step, done,
                     "recovered" if cured else "still not working")
@@ -66,12 +108,14 @@ class Ladder:
     # -- rungs: each returns what it did, or None when it cannot apply ------------------------
 
     def _reopen(self) -> str:
+        log.warning("%s: recovery step reopen, because: %s", self.worker.slot, self.reason)
         return "reopened the port"
 
     def _cfun_radio(self) -> str | None:
         session = self._session()
         if session is None:
             return None
+        self._allow_reset("cfun_radio")
         session.at("AT+CFUN=0", self.worker.timings.cfun)
         session.at("AT+CFUN=1", self.worker.timings.cfun)
         return "AT+CFUN=0 then AT+CFUN=1"
@@ -80,6 +124,7 @@ class Ladder:
         session = self._session()
         if session is None:
             return None
+        self._allow_reset("cfun_reset")
         try:
             session.at("AT+CFUN=1,1", self.worker.timings.cfun)
         except PortGone:
@@ -93,6 +138,7 @@ class Ladder:
                                  worker.config.usb_device)
         if device is None:
             return None
+        self._allow_reset("usb_reauthorize")
         worker._close_session()
         reauthorize(device, worker.clock)
         self._wait_boot()
@@ -102,12 +148,38 @@ class Ladder:
         worker = self.worker
         if worker.power is None or not worker.power.available():
             return None
+        self._allow_reset("power_cycle")
         worker._close_session()
         done = worker.power.cycle()
         self._wait_boot()
         return done
 
+    def works_now(self) -> bool:
+        """While resets are held back: has the modem come back by itself (network back,
+        hang over)? Cheap: one health check on the open port, init only if it answers."""
+        session = self._session()
+        if session is None:
+            return False
+        try:
+            health = session.health(with_operator=False)
+            if self.needs_registration and not health.registered:
+                return False
+            session.initialize()
+            return True
+        except (PortGone, AtTimeout, AtCommandError, InitFailed):
+            return False
+
     # -- helpers --------------------------------------------------------------------------------
+
+    def _allow_reset(self, step: str) -> None:
+        if self.worker.resets.exhausted():
+            raise ResetHeld(step)
+        log.warning("%s: recovery step %s, because: %s", self.worker.slot, step, self.reason)
+
+    def _count(self, step: str) -> None:
+        self.worker.recoveries[step] += 1
+        if step != "reopen":
+            self.worker.resets.record()
 
     def _session(self):
         """The open session, or a fresh port for the AT rungs; None when it cannot open."""

@@ -6,7 +6,9 @@ States (explicit, shown in /status):
     probing ──init ok──> ready ──hang / failures / no registration / port gone──> recovering
        ^                   ^                                                        │ step n
        │                   └─────────────────── step worked ─────────────────────────┤
-       └──── after failed_retry ──── failed <──── every step tried (alert) ──────────┘
+       └──── after failed_retry ──── failed <──── every step tried (alert) ──────────┤
+                                                                                            │
+                    held: max_resets_per_hour reached; waits, no reset <─ the rung would reset ┘
 
 The ladder is in ladder.py; AT conversations in session.py; this file decides when.
 """
@@ -36,6 +38,7 @@ from appliance.modem.session import Health, ModemSession, Timings
 log = logging.getLogger("appliance.modem")
 
 PROBING, READY, RECOVERING, FAILED, STOPPED = "probing", "ready", "recovering", "failed", "stopped"
+HELD = "held"                  # recovering, but the hourly reset cap is reached
 MISSED_KEEPALIVES = 2          # one lost AT is noise; two in a row is a hang
 RACE_RETRIES = 3               # CMS 330/331/314 right after boot: wait and retry in place
 OPERATOR_EVERY = 6             # +COPS? is slower; ask every 6th health check
@@ -74,6 +77,7 @@ class ModemWorker:
         self.on_alert = on_alert
         self.pacing = Pacing(clock, config.limittompm, config.random_delay_seconds,
                              config.daily_limit)
+        self.resets = ladder.ResetBudget(clock, config.max_resets_per_hour)
         self.state = STOPPED
         self.step = ""
         self.session: ModemSession | None = None
@@ -154,6 +158,10 @@ class ModemWorker:
             "received": self.counters["received"], "reports": self.counters["reports"],
             "sent_today": self.pacing.sent_today, "daily_limit": self.config.daily_limit,
             "recoveries": dict(self.recoveries), "last_error": self.last_error,
+            "resets_last_hour": self.resets.recent(),
+            "max_resets_per_hour": self.config.max_resets_per_hour,
+            "reset_cap_waits": self.counters["reset_cap_waits"],
+            "reset_wait_seconds": round(self.resets.seconds_until_free()) if self.state == HELD else 0,
         }
 
     def run_ussd(self, code: str, timeout: float = 30.0) -> str:
@@ -173,7 +181,7 @@ class ModemWorker:
     def _run(self) -> None:
         self._enter(PROBING)
         handlers = {PROBING: self._probe, READY: self._serve, RECOVERING: self._recover_step,
-                    FAILED: self._wait_failed}
+                    HELD: self._wait_reset_cap, FAILED: self._wait_failed}
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
             if self.state != READY:
@@ -578,7 +586,7 @@ class ModemWorker:
 
     def _begin_recovery(self, reason: str, *, port_gone: bool = False,
                         rebooted: bool = False) -> None:
-        if self.state == RECOVERING:
+        if self.state in (RECOVERING, HELD):
             return
         self.last_error = reason
         self._recovery_reason = reason
@@ -591,10 +599,29 @@ class ModemWorker:
         outcome = self._ladder.run_next()
         if outcome == "recovered":
             self._became_ready()
+        elif outcome == "held":
+            self._hold()
         elif outcome == "exhausted":
             self._fail(f"every recovery step failed ({self._recovery_reason})")
         else:
             self._enter(RECOVERING, self._ladder.current())
+
+    def _hold(self) -> None:
+        """The hourly reset cap is reached: wait instead of resetting again (no storm)."""
+        self.counters["reset_cap_waits"] += 1
+        self._enter(HELD, f"{self._ladder.current()} waits: {self.resets.recent()} resets in "
+                          f"the last hour, max {self.config.max_resets_per_hour}")
+        log.warning("%s: reset cap reached, next reset in %.0fs (%s)", self.slot,
+                    self.resets.seconds_until_free(), self._recovery_reason)
+
+    def _wait_reset_cap(self) -> None:
+        wait = self.resets.seconds_until_free()
+        if wait <= 0:
+            return self._enter(RECOVERING, self._ladder.current())
+        self._sleep(min(wait, self.config.keepaliveperiod))
+        if self._ladder.works_now():
+            log.info("%s: the modem came back without a reset", self.slot)
+            self._became_ready()
 
     def _fail(self, reason: str) -> None:
         self.last_error = reason
