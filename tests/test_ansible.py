@@ -168,3 +168,60 @@ def test_role_refuses_to_run_without_the_vault_password(tmp_path: Path):
                   "-e", "sms_appliance_install=false", "-e", "sms_appliance_manage_service=false"])
     assert result.returncode != 0
     assert "vault_sms_appliance_admin_password" in result.stdout + result.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@needs_ansible
+def test_status_report_from_a_running_demo_daemon(tmp_path: Path):
+    """playbooks/status.yml against a real daemon (demo modems) on 127.0.0.1."""
+    import json
+    import time
+    import urllib.request
+
+    port = free_port()
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--demo", "--http-host", "127.0.0.1", "--http-port", str(port),
+         "--state-dir", str(tmp_path / "state"), "--admin-password", "status-test-pw"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2))
+                if all(m.get("registered") for m in status["modems"]) and status["modems"]:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "demo daemon did not come up"
+            time.sleep(0.3)
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(
+            "all:\n  children:\n    sms_appliances:\n      hosts:\n        demo-board:\n"
+            "          ansible_connection: local\n"
+            f"          ansible_python_interpreter: {sys.executable}\n"
+            f"          sms_appliance_http_port: {port}\n"
+            "  hosts:\n    localhost:\n      ansible_connection: local\n"
+            f"      ansible_python_interpreter: {sys.executable}\n")
+        report = tmp_path / "report"
+        result = run([tool("ansible-playbook"), "-i", str(inventory), "playbooks/status.yml",
+                      "-e", f"sms_appliance_report_dir={report}"])
+        assert result.returncode == 0, result.stdout + result.stderr
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=30)
+    rows = json.loads((report / "fleet-status.json").read_text())
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["host"] == "demo-board" and row["reachable"] and row["version"] == status["version"]
+    assert row["modems_total"] == len(status["modems"]) == row["modems_registered"]
+    assert row["queue_depth"] == 0 and row["oldest_queued_age"] is None
+    table = (report / "fleet-status.txt").read_text().splitlines()
+    assert table[0].split()[:4] == ["host", "version", "healthy", "modems"]
+    assert table[1].split()[0] == "demo-board" and f"{row['modems_registered']}/{row['modems_total']}" in table[1]
