@@ -99,6 +99,8 @@ class GSMModemConfig:
     deregistered_timeout: float = 120.0
     max_failures: int = 3
     max_resets_per_hour: int = 4      # recovery resets per hour; past it the modem waits (0: no cap)
+    imei: str = ""                    # if set, a port answering with another IMEI is refused
+    iccid: str = ""                   # if set, a SIM with another ICCID is refused
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from appliance.errors import ApplianceError
 from appliance.modem.at import AtCommandError, AtTimeout, PortGone
 
+class WrongModem(ApplianceError):
+    """The port answers with another modem's IMEI (or another SIM's ICCID) than the slot is
+    configured for: links swapped after re-enumeration. Nothing may be sent on it."""
+
+
 CMS_REASONS = {
     1: "unassigned (unallocated) number", 8: "operator determined barring",
     10: "call barred", 21: "short message transfer rejected",

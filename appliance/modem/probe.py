@@ -126,6 +126,22 @@ def parse_imei(lines: list[str]) -> str:
     return ""
 
 
+def parse_iccid(lines: list[str]) -> str:
+    """`+CCID: "8936..."`, `+QCCID: 8936...F`, `^ICCID: 9863...` -> `8936...`.
+
+    ICCIDs start with 89 (telecom); Huawei's ^ICCID prints EF_ICCID raw, nibbles swapped
+    (`98...`), so a 98-prefixed value is swapped back. Trailing F padding is dropped."""
+    for line in lines:
+        match = re.search(r"([0-9A-Fa-f]{18,22})", line.split(":", 1)[-1])
+        if not match:
+            continue
+        value = match.group(1).upper()
+        if value.startswith("98") and len(value) % 2 == 0:
+            value = "".join(value[i + 1] + value[i] for i in range(0, len(value), 2))
+        return value.rstrip("F")
+    return ""
+
+
 def parse_csms(lines: list[str]) -> int | None:
     """`+CSMS: 1,1,1,1` -> 1: message service 1 (phase 2+) wants +CNMA for +CMT/+CDS."""
     for line in lines:

@@ -15,7 +15,7 @@ from appliance.clock import Clock
 from appliance.model import OutPart
 from appliance.modem import probe, quirks
 from appliance.modem.at import AtCommandError, AtPort, AtTimeout, Urc
-from appliance.modem.errors import InitFailed
+from appliance.modem.errors import InitFailed, WrongModem
 
 log = logging.getLogger("appliance.modem")
 
@@ -38,6 +38,7 @@ class Timings:
     poll: float = 0.1               # how long one idle loop listens for URCs
     sweep: float = 300.0            # re-read SIM storage for SMS whose +CMTI was lost
     failed_retry: float = 900.0     # a failed modem is probed again after this
+    identity_retry: float = 60.0    # a port with the wrong IMEI/ICCID is checked again after this
     ussd: float = 30.0
 
 
@@ -47,6 +48,7 @@ class Identity:
     model: str = ""
     revision: str = ""
     imei: str = ""
+    iccid: str = ""
 
 
 @dataclass
@@ -109,7 +111,10 @@ class ModemSession:
         self.try_at("ATE0")
         self.try_at("AT+CMEE=1")
         self._read_identity()
+        self._check_imei()          # before the PIN: never spend our PIN on another SIM
         self._unlock_sim()
+        self._read_iccid()
+        self._check_iccid()
         self.caps.quirks = quirks.detect(self.identity.manufacturer, self.identity.model)
         for command in self.caps.quirks.init_commands:
             self.try_at(command)
@@ -143,6 +148,25 @@ class ModemSession:
         self.identity.imei = probe.parse_imei(self.try_at("AT+CGSN") or [])
         log.info("%s: %s %s (IMEI %s)", self.label, self.identity.manufacturer,
                  self.identity.model, self.identity.imei or "unknown")
+
+    def _read_iccid(self) -> None:
+        vendor = quirks.detect(self.identity.manufacturer, self.identity.model).iccid_command
+        for command in dict.fromkeys((vendor, "AT+CCID")):
+            self.identity.iccid = probe.parse_iccid(self.try_at(command) or [])
+            if self.identity.iccid:
+                return
+
+    def _check_imei(self) -> None:
+        expected = self.config.imei
+        if expected and self.identity.imei != expected:
+            raise WrongModem(f"port answers with IMEI {self.identity.imei or 'unknown'}, "
+                             f"slot is configured for {expected} (ports swapped?)")
+
+    def _check_iccid(self) -> None:
+        expected = self.config.iccid
+        if expected and self.identity.iccid != expected:
+            raise WrongModem(f"SIM has ICCID {self.identity.iccid or 'unknown'}, "
+                             f"slot is configured for {expected} (SIM or port swapped?)")
 
     def _unlock_sim(self) -> None:
         """CPIN until READY; enter the PIN once (a wrong PIN retried would lock the SIM)."""

@@ -10,6 +10,8 @@ States (explicit, shown in /status):
                                                                                             │
                     held: max_resets_per_hour reached; waits, no reset <─ the rung would reset ┘
 
+    any open ──IMEI/ICCID not the configured one──> wrong_modem ──identity_retry──> probing
+
 The ladder is in ladder.py; AT conversations in session.py; this file decides when.
 """
 
@@ -29,7 +31,7 @@ from appliance.model import OutPart
 from appliance.modem import ladder, probe
 from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortBusy, PortGone, Urc,
                                 open_port)
-from appliance.modem.errors import InitFailed, SendFailure, classify
+from appliance.modem.errors import InitFailed, SendFailure, WrongModem, classify
 from appliance.modem.pacing import Pacing
 from appliance.modem.power import PowerControl
 from appliance.modem.reports import to_fragment, to_report
@@ -39,6 +41,7 @@ log = logging.getLogger("appliance.modem")
 
 PROBING, READY, RECOVERING, FAILED, STOPPED = "probing", "ready", "recovering", "failed", "stopped"
 HELD = "held"                  # recovering, but the hourly reset cap is reached
+WRONG_MODEM = "wrong_modem"    # the port answers with another modem's IMEI / SIM's ICCID
 MISSED_KEEPALIVES = 2          # one lost AT is noise; two in a row is a hang
 RACE_RETRIES = 3               # CMS 330/331/314 right after boot: wait and retry in place
 OPERATOR_EVERY = 6             # +COPS? is slower; ask every 6th health check
@@ -104,6 +107,8 @@ class ModemWorker:
         self._last_alert: dict[str, float] = {}
         self._recovery_reason = ""
         self._failed_at = 0.0
+        self._wrong_at = 0.0
+        self.identity_error = ""
         self._wake = None
 
     # -- Channel ---------------------------------------------------------------------------
@@ -151,6 +156,9 @@ class ModemWorker:
             "signal": {"csq": self.health.csq, "dbm": probe.csq_to_dbm(self.health.csq)},
             "operator": self.health.operator,
             "imei": identity.imei if identity else "",
+            "iccid": identity.iccid if identity else "",
+            "expected_imei": self.config.imei, "expected_iccid": self.config.iccid,
+            "identity_error": self.identity_error,
             "model": f"{identity.manufacturer} {identity.model}".strip() if identity else "",
             "balance": self.balance, "balance_text": self.balance_text,
             "balance_at": self.balance_at,
@@ -181,13 +189,16 @@ class ModemWorker:
     def _run(self) -> None:
         self._enter(PROBING)
         handlers = {PROBING: self._probe, READY: self._serve, RECOVERING: self._recover_step,
-                    HELD: self._wait_reset_cap, FAILED: self._wait_failed}
+                    HELD: self._wait_reset_cap, FAILED: self._wait_failed,
+                    WRONG_MODEM: self._wait_wrong_modem}
         while not self._stop.is_set():
             self._heartbeat = time.monotonic()
             if self.state != READY:
                 self._give_back_queued(f"{self.slot} is {self.state}")
             try:
                 handlers[self.state]()
+            except WrongModem as exc:     # from any (re)open: probe, ladder, held check
+                self._wrong_modem(str(exc))
             except Exception as exc:     # one modem's bug must not end its thread
                 log.exception("%s: unexpected error in state %s", self.slot, self.state)
                 self._begin_recovery(f"internal error: {exc}")
@@ -242,6 +253,7 @@ class ModemWorker:
                 self._sleep(0.5)
 
     def _became_ready(self) -> None:
+        self.identity_error = ""
         self._missed_keepalives = 0
         self._send_failures = 0
         self._unregistered_since = None
@@ -622,6 +634,25 @@ class ModemWorker:
         if self._ladder.works_now():
             log.info("%s: the modem came back without a reset", self.slot)
             self._became_ready()
+
+    def _wrong_modem(self, reason: str) -> None:
+        """Another modem behind our link: send nothing, leave it alone, say so, look again."""
+        self._close_session()
+        self._give_back_queued(f"{self.slot}: wrong modem on the port")
+        self._wrong_at = self.clock.monotonic()
+        self.last_error = reason
+        if self.identity_error != reason:
+            self.counters["identity_mismatches"] += 1
+            log.error("%s: refusing to use %s: %s", self.slot, self.config.modemorport, reason)
+            self._alert("identity", f"modem {self.slot}: {reason}")
+        self.identity_error = reason
+        self._enter(WRONG_MODEM)
+
+    def _wait_wrong_modem(self) -> None:
+        if self.clock.monotonic() - self._wrong_at >= self.timings.identity_retry:
+            self._enter(PROBING)
+            return
+        self._sleep(min(0.5, self.timings.identity_retry))
 
     def _fail(self, reason: str) -> None:
         self.last_error = reason

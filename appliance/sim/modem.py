@@ -31,12 +31,13 @@ class SimModem:
     """A modem on the simulated network. `path` is the stable tty link a worker opens."""
 
     def __init__(self, network, slot: str, number: str, *, link_dir: str, imei: str,
-                 profile: str = "quectel", pin: str = "", power_pin: int | None = None,
+                 iccid: str = "8936700000000000001", profile: str = "quectel", pin: str = "", power_pin: int | None = None,
                  power_active_high: bool = True, pin_factory=None):
         self.network = network
         self.slot = slot
         self.number = number
         self.imei = imei
+        self.iccid = iccid
         self.profile = PROFILES[profile]
         self.pin = pin
         self.path = os.path.join(link_dir, slot)
@@ -74,6 +75,14 @@ class SimModem:
     def deliver_inbound(self, sender: str, text: str) -> None:
         """An SMS from outside the simulated network; long texts arrive in several parts."""
         self.network.deliver_text(sender, self, text)
+
+    def move_to(self, path: str) -> None:
+        """Unplug now; come back after `replug_seconds` behind another link."""
+        def move():
+            self._unplug(replug=False)
+            self.path = path
+            self.network.schedule(self.replug_seconds, lambda: self.post(self._replug))
+        self.post(move)
 
     def post(self, action) -> None:
         self._posted.append(action)
@@ -261,6 +270,16 @@ class SimModem:
 
     def _imei(self, line, match):
         self._reply([self.imei])
+
+    def _iccid(self, line, match):
+        command = line.strip().upper()
+        own = self.profile.iccid_command.upper()
+        if command == own and own == "AT^ICCID?":
+            return self._reply([f"^ICCID: {_swapped_nibbles(self.iccid)}"])
+        if command == own or (command == "AT+CCID" and own != "AT^ICCID?"):
+            prefix = {"AT+QCCID": "+QCCID", "AT+CICCID": "+ICCID", "AT#CCID": "#CCID"}
+            return self._reply([f"{prefix.get(command, '+CCID')}: {self.iccid}"])
+        self._error()
 
     def _cmee(self, line, match):
         self.cmee = int(match.group(1))
@@ -622,6 +641,12 @@ def _ussd_payload(text: str, form: str) -> tuple[str, int]:
     return text, 15
 
 
+def _swapped_nibbles(iccid: str) -> str:
+    """EF_ICCID as stored on the SIM (and as Huawei's ^ICCID prints it): BCD, nibbles swapped."""
+    padded = iccid + "F" * (len(iccid) % 2)
+    return "".join(padded[i + 1] + padded[i] for i in range(0, len(padded), 2))
+
+
 def _unpacked_request(code: str) -> str | None:
     """A USSD request as Huawei wants it in packed mode (GSM 7-bit hex), or None."""
     if not code or len(code) % 2 or not re.fullmatch(r"[0-9A-Fa-f]+", code):
@@ -643,6 +668,7 @@ _HANDLERS = [
     (r"AT\+CGMR|AT\+GMR", SimModem._revision),
     (r"AT\+CGSN|AT\+GSN|AT\+CGSN=1", SimModem._imei),
     (r"AT\+CMEE=(\d)", SimModem._cmee),
+    (r"AT\+CCID|AT\+QCCID|AT\+CICCID|AT\^ICCID\?|AT#CCID", SimModem._iccid),
     (r"AT\+CPIN\?", SimModem._cpin_query),
     (r"AT\+CPIN=.*", SimModem._cpin_enter),
     (r"AT\+CFUN\?", SimModem._cfun_query),

@@ -56,7 +56,9 @@ class SimNetwork:
                   pin_factory=None, profile: str = "quectel", pin: str = "",
                   power_active_high: bool = True) -> SimModem:
         imei = f"86{len(self.modems):02d}{zlib.crc32(slot.encode()) % 10**11:011d}"[:15]
-        modem = SimModem(self, slot, number, link_dir=self.link_dir, imei=imei, profile=profile,
+        iccid = f"893670{zlib.crc32(number.encode()) % 10**13:013d}"
+        modem = SimModem(self, slot, number, link_dir=self.link_dir, imei=imei, iccid=iccid,
+                         profile=profile,
                          pin=pin, power_pin=power_pin, power_active_high=power_active_high,
                          pin_factory=pin_factory)
         self.modems[_normal(number)] = modem
@@ -68,6 +70,13 @@ class SimNetwork:
             if modem.slot == slot:
                 return modem
         return None
+
+    def swap_ports(self, slot_a: str, slot_b: str) -> None:
+        """Two modems re-enumerate and come back under each other's stable link (field-notes
+        §2 point 3: identical dongles swap after a reboot)."""
+        first, second = self.modem(slot_a), self.modem(slot_b)
+        first.move_to(second.path)
+        second.move_to(first.path)
 
     def close(self) -> None:
         self._stop.set()
