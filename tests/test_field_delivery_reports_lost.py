@@ -57,3 +57,35 @@ def test_quectel_cdsi_names_sm_while_the_report_sits_in_sr(rig, network):
     assert report.status == ReportStatus.DELIVERED
     wait_until(lambda: not sim.memory["SR"], what="SR slot freed")
     assert len(sink.reports) == 1
+
+
+def _submit_then_unplug(rig, network, profile):
+    network.report_seconds = 0.5            # the report arrives while the link is gone
+    sim = network.add_modem("slot1", "+36201111111", profile=profile)
+    sim.replug_seconds = 2.0
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink))
+    worker.submit(part(1))
+    wait_until(lambda: sink.submitted, what="submitted")
+    sim.inject_fault("unplug")
+    return sim, sink, worker
+
+
+def test_report_kept_in_sr_while_unplugged_is_read_after_the_reopen(rig, network):
+    sim, sink, worker = _submit_then_unplug(rig, network, "quectel")
+    wait_until(lambda: sim.memory["SR"], timeout=3, what="report kept in SR while unplugged")
+    rig.ready(worker, timeout=10)
+    report = wait_until(lambda: sink.reports and sink.reports[0], what="report read from SR")
+    assert report.reference == sink.submitted[0][2]
+    assert report.status == ReportStatus.DELIVERED
+    assert worker.recoveries == {"reopen": 1}
+    assert 'AT+CPMS="SR"' in sim.commands and not sim.memory["SR"]
+
+
+def test_modem_that_kept_no_report_leaves_the_part_submitted(rig, network):
+    import time
+    sim, sink, worker = _submit_then_unplug(rig, network, "sim800")     # no SR memory
+    rig.ready(worker, timeout=10)
+    time.sleep(1.5)                         # longer than the network's retry
+    assert sink.reports == [] and sink.failed == []
+    assert [p[0] for p in sink.submitted] == [1]     # honest: submitted, no invented report

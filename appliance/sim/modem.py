@@ -93,7 +93,9 @@ class SimModem:
         return self._port.tty_path if self._port else ""
 
     def reachable(self) -> bool:
-        return (self._port is not None and self._power.on and "hang" not in self.faults
+        """On the network. A modem whose USB link is gone (unplug fault, re-enumeration)
+        but that keeps power still receives; one that reboots or lost power does not."""
+        return (self._power.on and not self._rebooting and "hang" not in self.faults
                 and self.cfun == 1 and self._registered())
 
     def close(self) -> None:
@@ -151,6 +153,7 @@ class SimModem:
         self.pin_attempts = 3
         self.cnmi = (0, 0, 0, 0, 0)
         self.csms = 0
+        self._rebooting = False
         self._give_back_unacked()
         self.cpms = ["SM", "SM", "SM"]
         self.urcport_set = False
@@ -186,6 +189,7 @@ class SimModem:
         self.faults.discard("cms500")
         self.faults.discard("deregister")
         self._unplug(replug=False)
+        self._rebooting = True
         self.network.schedule(self.boot_seconds, lambda: self.post(self._replug))
 
     def _apply_fault(self, kind: str) -> None:
@@ -484,22 +488,26 @@ class SimModem:
     def receive_deliver(self, pdu_hex: str) -> None:
         """Network -> modem (runs on this thread): store and announce, or deliver direct."""
         mode_mt = self.cnmi[1]
-        if mode_mt == 2 and self._urcs_visible():
+        if mode_mt == 2 and self._can_route():
             self._route_direct("+CMT", pdu_hex)
             return
         memory_name = self.cpms[2]
         index = self._store(memory_name, 0, pdu_hex)
-        if mode_mt in (1, 3) and self._urcs_visible():
+        if mode_mt in (1, 3) and self._can_route():
             self._emit_later([f'+CMTI: "{memory_name}",{index}'])
 
     def receive_report(self, pdu_hex: str) -> None:
+        """ds=1: +CDS; ds=2: into SR with +CDSI. A report that cannot be routed (no USB
+        link, ds=0 after a reboot) is kept in SR where the modem has SR, else dropped."""
         ds = self.cnmi[3]
-        if ds == 1 and self._urcs_visible():
+        if ds == 1 and self._can_route():
             self._route_direct("+CDS", pdu_hex)
-        elif ds == 2:
+        elif ds == 2 or self._keeps_reports():
             index = self._store("SR", 0, pdu_hex)
-            if self._urcs_visible():
+            if ds == 2 and self._can_route():
                 self._emit_later([f'+CDSI: "{self.profile.cdsi_memory}",{index}'])
+        else:
+            log.info("sim %s: report dropped (not routable, no SR memory)", self.slot)
 
     # -- direct routing and +CNMA (27.005 §3.4.4) ----------------------------------
 
@@ -600,6 +608,12 @@ class SimModem:
         if "deregister" in self.faults or self._now() < self._ready_at:
             return 2
         return 1
+
+    def _can_route(self) -> bool:
+        return self._port is not None and self._urcs_visible()
+
+    def _keeps_reports(self) -> bool:
+        return '"SR"' in self.profile.cpms_support
 
     def _urcs_visible(self) -> bool:
         return not (self.profile.urcs_need_urcport and not self.urcport_set)
