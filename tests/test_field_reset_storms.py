@@ -12,6 +12,8 @@ from appliance.clock import FakeClock
 from appliance.modem.ladder import ResetBudget
 from test_modem_kit import FAST, Sink, part, rig, network, wait_until  # noqa: F401
 
+QUICK = dataclasses.replace(FAST, command=0.4, keepalive=0.2, cfun=0.4)   # a hang costs less
+
 
 def _resets(worker) -> int:
     return sum(count for step, count in worker.recoveries.items() if step != "reopen")
@@ -21,7 +23,7 @@ def test_reset_cap_holds_the_ladder_and_a_modem_back_by_itself_needs_no_reset(ri
                                                                                tmp_path):
     sim = network.add_modem("slot1", "+36201111111")
     sink = Sink()
-    worker = rig.ready(rig.worker(sim, sink, sysfs_root=str(tmp_path),
+    worker = rig.ready(rig.worker(sim, sink, timings=QUICK, sysfs_root=str(tmp_path),
                                   config=dict(max_resets_per_hour=1)))
     sim.inject_fault("hang")
     wait_until(lambda: worker.state == "held", timeout=10, what="held by the reset cap")
@@ -39,7 +41,7 @@ def test_reset_cap_holds_the_ladder_and_a_modem_back_by_itself_needs_no_reset(ri
 def test_failed_modem_probed_again_respects_the_reset_cap(rig, network, tmp_path):
     sim = network.add_modem("slot1", "+36201111111")
     alerts = []
-    timings = dataclasses.replace(FAST, failed_retry=0.3)
+    timings = dataclasses.replace(QUICK, failed_retry=0.3)
     worker = rig.ready(rig.worker(sim, timings=timings, sysfs_root=str(tmp_path),
                                   config=dict(max_resets_per_hour=2),
                                   on_alert=lambda slot, text: alerts.append(text)))

@@ -38,6 +38,7 @@ def test_ports_swapped_after_reenumeration_are_refused_by_imei(rig, network, cap
     caplog.set_level(logging.INFO)
     sim_a = network.add_modem("slot1", "+36201111111", pin="1111")
     sim_b = network.add_modem("slot2", "+36202222222", pin="2222")
+    sim_a.replug_seconds = sim_b.replug_seconds = 0.3
     timings = dataclasses.replace(FAST, identity_retry=0.5)
     alerts, sinks = [], (Sink(), Sink())
     workers = [rig.ready(rig.worker(sim, sink, timings=timings, on_alert=lambda s, t: alerts.append((s, t)),
