@@ -61,7 +61,7 @@ class Api:
         body = self.action("getmessagebyid", msgID=message_id)
         return int(re.search(r"<state>(\d+)</state>", body).group(1))
 
-    def wait_state(self, message_id: str, state: int, timeout: float = 30.0) -> None:
+    def wait_state(self, message_id: str, state: int, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         seen = None
         while time.monotonic() < deadline:

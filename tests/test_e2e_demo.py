@@ -76,6 +76,7 @@ def demo(tmp_path):
     process = DemoProcess(tmp_path)
     yield process
     process.kill(signal.SIGTERM)
+    print("".join(process.log[-120:]))   # pytest shows it only when the test failed
 
 
 def test_send_reaches_delivered_state(demo):
