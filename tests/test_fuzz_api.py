@@ -166,3 +166,10 @@ def test_daemon_still_serves_after_the_fuzz(served):
     assert daemon.healthy() or daemon.http.alive()
     message_id = api.send("+36201234567", "still here")
     assert api.state(message_id) in (0, 17)
+
+
+def test_a_bad_charset_in_a_posted_phone_system_command_is_answered_in_its_dialect(served):
+    # found by the fuzz test: the dialect was picked from the query string only
+    _, api = served
+    status, body = api.post("/api", "command=0&_charset_=0")
+    assert status == 200 and ET.fromstring(body.encode()).tag == "Response", body

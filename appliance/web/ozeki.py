@@ -22,7 +22,7 @@ from appliance.model import OZEKI_STATE, Priority, State
 from appliance.notify import fill_template
 from appliance.web import gate
 from appliance.web import ozeki_xml as X
-from appliance.web.params import ParamError, client_address, read_params
+from appliance.web.params import ParamError, peek_params, client_address, read_params
 from appliance.web.services import Services
 
 log = logging.getLogger("appliance.web")
@@ -99,7 +99,7 @@ def handle(services: Services, request: bottle.BaseRequest, response: bottle.Bas
     response.content_type = "application/xml; charset=utf-8"
     params: dict[str, str] = {}
     from appliance.web import ozeki_json
-    peek = {k.strip().lower(): v for k, v in request.query.allitems()}
+    peek = peek_params(request)
     if peek.get("action", "").strip().lower() in ozeki_json.ACTIONS:
         return ozeki_json.handle(services, request, response)
     try:

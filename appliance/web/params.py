@@ -31,6 +31,13 @@ def read_params(request: bottle.BaseRequest) -> dict[str, str]:
     return params
 
 
+def peek_params(request: bottle.BaseRequest) -> dict[str, str]:
+    """Names and undecoded values of query and form fields, to pick a dialect before the
+    values are decoded (a bad `_charset_` must still be answered in the right dialect)."""
+    raw = list(request.query.allitems()) + list(request.forms.allitems())
+    return {name.strip().lower(): value for name, value in raw}
+
+
 def _charset(raw) -> str:
     for name, value in raw:
         if name.lower() == "_charset_" and value.strip():
