@@ -54,3 +54,33 @@ def test_huawei_that_refuses_ussdmode_gets_packed_requests_and_packed_replies(ri
     assert worker.run_ussd("*144#", timeout=5) == "Your credit: 7,30 EUR @ 2030"
     assert 'AT+CUSD=1,"AA188D3602",15' in sim.commands
     assert not any('"*144#"' in command for command in sim.commands)
+
+
+def test_a_report_that_arrives_with_the_ussd_answer_is_not_lost(rig, network):
+    """+CUSD and +CDS read in one go: the report after the USSD answer must still reach the
+    store (it was dropped once, leaving a delivered message in state 13)."""
+    from datetime import datetime, timezone
+
+    from appliance import gsm
+    from test_modem_kit import Sink, part, wait_until
+
+    network.report_seconds = 3600          # only the report injected below
+    sink = Sink()
+    sim = network.add_modem("slot1", "+36201111111")
+    worker = rig.ready(rig.worker(sim, sink))
+    worker.submit(part(1, recipient="+36701234567"))
+    wait_until(lambda: sink.submitted, what="submitted")
+    reference = int(sink.submitted[0][2])
+    now = datetime.now(timezone.utc)
+    report = gsm.encode_status_report("+36701234567", message_reference=reference, status=0,
+                                      scts=now, discharge_time=now)
+    answer = sim._ussd_answer
+
+    def answer_then_report(code):
+        answer(code)
+        sim.receive_report(report)          # queued behind +CUSD, flushed together
+
+    sim._ussd_answer = answer_then_report
+    assert worker.run_ussd("*100#", timeout=5) == BALANCE
+    wait_until(lambda: sink.reports, what="the report read with the USSD answer")
+    assert sink.reports[0].reference == str(reference)

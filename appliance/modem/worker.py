@@ -552,10 +552,12 @@ class ModemWorker:
         urcs = self.session.start_ussd(code)
         deadline = time.monotonic() + timeout     # real time: we wait for the serial line
         while True:
-            for urc in urcs:
-                if urc.line.startswith("+CUSD:"):
-                    return self._ussd_text(urc.line)
-                self._handle_urcs([urc])
+            answers = [u for u in urcs if u.line.startswith("+CUSD:")]
+            # Reports and SMS that came with the answer were taken off the port: handle them
+            # before returning, or they are lost.
+            self._handle_urcs([u for u in urcs if not u.line.startswith("+CUSD:")])
+            if answers:
+                return self._ussd_text(answers[0].line)
             if time.monotonic() >= deadline:
                 self.session.end_ussd()
                 raise UssdError(f"no USSD answer to {code} within {timeout:g}s")
