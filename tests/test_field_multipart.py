@@ -16,6 +16,8 @@ def test_outbound_parts_carry_the_concat_reference(rig, network):
         worker.submit(part(seq, text=f"part {seq}", seq=seq, total=3, concat_ref=42,
                            concat_16bit=bits))
         wait_until(lambda: len(sink.submitted) == seq, what=f"part {seq}")
+    # the simulated network records a submit on its own thread: wait for it too
+    wait_until(lambda: len(network.submits) == 3, what="three submits at the network")
     assert [s["concat"] for s in network.submits] == [(42, 3, 1, 8), (42, 3, 2, 8), (42, 3, 3, 8)]
     rig.ready(worker)
     worker.submit(part(9, text="sixteen", seq=1, total=2, concat_ref=4242, concat_16bit=True))
