@@ -114,7 +114,7 @@ qemu-system-aarch64 -M virt -accel tcg,thread=multi -cpu cortex-a72 -smp 2 -m 10
 	-append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0" \
 	-drive "file=$DISK,if=none,format=raw,id=hd0" -snapshot -device virtio-blk-pci,drive=hd0 \
 	-netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$HTTP_PORT-:9501,hostfwd=tcp:127.0.0.1:$SSH_PORT-:22" \
-	-device virtio-net-pci,netdev=n0 -device qemu-xhci -device usb-kbd \
+	-device virtio-net-pci,netdev=n0,romfile= -device qemu-xhci -device usb-kbd \
 	-display none -serial "file:$WORK/serial.log" -monitor none -no-reboot &
 QEMU_PID=$!
 QEMU_T0=$(date +%s)

@@ -21,9 +21,14 @@ define apt_missing
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  for i in 1 2 3; do \
-	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null && break; \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -q --no-install-recommends $$missing >/dev/null && break; \
 	    echo "apt-get failed (attempt $$i), retrying" >&2; sleep $$((i * 10)); \
 	  done; \
+	fi; \
+	still=""; for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || [ -x /sbin/$$cmd ] || still="$$still $$cmd($$pkg)"; done; \
+	if [ -n "$$still" ]; then \
+	  echo "missing after apt-get install:$$still; install these Debian packages as root and retry" >&2; exit 1; \
 	fi
 endef
 

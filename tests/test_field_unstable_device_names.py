@@ -14,17 +14,37 @@ from test_modem_kit import Sink, part, rig, network, wait_until  # noqa: F401
 
 def test_unplugged_modem_comes_back_under_its_stable_name(rig, network):
     sim = network.add_modem("slot1", "+36201111111")
+    sim.replug_seconds = 3600              # the test plugs it back, not a timer
     sink = Sink()
     worker = rig.ready(rig.worker(sim, sink))
     first_tty = sim.tty_path
     sim.inject_fault("unplug")
-    wait_until(lambda: worker.state == "recovering", what="port loss noticed")
+    wait_until(lambda: worker.step == "reopen", what="port loss noticed, reopening")
+    sim.inject_fault("none")               # re-enumerated behind the same link
     rig.ready(worker, timeout=15)
     assert os.path.realpath(sim.path) == sim.tty_path   # the link follows the new pty
-    assert first_tty
-    assert worker.recoveries == {"reopen": 1}
+    assert first_tty                                   # (the kernel may reuse the pts number)
+    assert set(worker.recoveries) == {"reopen"}         # no AT reset on a port that was gone
     worker.submit(part(1))
     wait_until(lambda: sink.reports, what="delivered after replug")
+
+
+def test_port_lost_while_probing_is_reopened_not_reset(rig, network):
+    """The port vanishes before init finishes (unplugged at start, or re-enumerating): the
+    worker reopens it when it is back instead of climbing the CFUN ladder on nothing."""
+    sim = network.add_modem("slot1", "+36201111111")
+    sim.replug_seconds = 3600
+    sim.inject_fault("unplug")
+    wait_until(lambda: not os.path.lexists(sim.path), what="link gone")
+    sink = Sink()
+    worker = rig.worker(sim, sink)
+    wait_until(lambda: worker.step == "reopen", what="probe failed with the port gone")
+    assert worker.state == "recovering"
+    sim.inject_fault("none")
+    rig.ready(worker, timeout=15)
+    assert set(worker.recoveries) == {"reopen"}
+    worker.submit(part(1))
+    wait_until(lambda: sink.reports, what="delivered after the port came back")
 
 
 def test_ports_swapped_after_reenumeration_are_refused_by_imei(rig, network, caplog):

@@ -73,6 +73,13 @@ class Urc:
     body: str = ""    # the PDU line of +CMT / +CDS
 
 
+def is_port_loss(exc: BaseException) -> bool:
+    """A failure of the device itself, however it surfaced: our PortGone, or pyserial's and
+    the OS's own errors from a call that escaped the framing (a pty whose other end closed
+    reports readiness and returns no data)."""
+    return isinstance(exc, (PortGone, serial.SerialException, OSError))
+
+
 def redact(command: str) -> str:
     """Commands as they may appear in logs: PINs and passwords replaced."""
     match = _SECRET_COMMANDS.match(command)

@@ -28,6 +28,9 @@ log = logging.getLogger("appliance.modem")
 
 STEPS = ("cfun_radio", "cfun_reset", "usb_reauthorize", "power_cycle")
 HOUR = 3600.0
+# A port that vanishes again while it is reopened (USB still settling, a second
+# re-enumeration) is reopened again rather than met with AT resets it cannot receive.
+MAX_REOPENS = 3
 
 
 class ResetHeld(Exception):
@@ -67,6 +70,8 @@ class Ladder:
         self.needs_registration = "not registered" in self.reason
         self.steps = (["reopen"] if port_gone or rebooted else []) + list(STEPS)
         self.index = 0
+        self.reopens = 0
+        self._port_lost = False
 
     def current(self) -> str:
         return self.steps[self.index] if self.index < len(self.steps) else ""
@@ -79,6 +84,7 @@ class Ladder:
             return "exhausted"
         step = self.steps[self.index]
         self.index += 1
+        self._port_lost = False
         try:
             cured = self._attempt(step)
         except ResetHeld:
@@ -86,13 +92,25 @@ class Ladder:
             return "held"
         if cured:
             return "recovered"
+        if self._port_lost:
+            self._reopen_next()
         return "exhausted" if self.index >= len(self.steps) else "next"
+
+    def _reopen_next(self) -> None:
+        """Port loss is port loss wherever it surfaced (a rung, init after it): the next
+        rung reopens the port, up to MAX_REOPENS times, before any AT reset is tried."""
+        if self.reopens >= MAX_REOPENS or self.current() == "reopen":
+            return
+        self.steps.insert(self.index, "reopen")
 
     def _attempt(self, step: str) -> bool:
         worker = self.worker
+        if step == "reopen":
+            self.reopens += 1
         try:
             done = getattr(self, "_" + step)()
         except (AtTimeout, AtCommandError, PortGone, OSError) as exc:
+            self._port_lost = isinstance(exc, (PortGone, OSError))
             self._count(step)
             log.warning("%s: recovery step %s failed: %s", worker.slot, step, exc)
             return False
@@ -202,6 +220,7 @@ class Ladder:
             self._reinitialize()
             return self._registers() if self.needs_registration else True
         except (PortGone, AtTimeout, AtCommandError, InitFailed) as exc:
+            self._port_lost = isinstance(exc, PortGone)
             log.info("%s: modem not back yet: %s", worker.slot, exc)
             return False
 

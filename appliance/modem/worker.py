@@ -30,7 +30,7 @@ from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.model import OutPart
 from appliance.modem import ladder, probe
 from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortBusy, PortGone, Urc,
-                                open_port)
+                                is_port_loss, open_port)
 from appliance.modem.errors import InitFailed, SendFailure, WrongModem, classify
 from appliance.modem.pacing import Pacing
 from appliance.modem.power import PowerControl
@@ -200,6 +200,9 @@ class ModemWorker:
             except WrongModem as exc:     # from any (re)open: probe, ladder, held check
                 self._wrong_modem(str(exc))
             except Exception as exc:     # one modem's bug must not end its thread
+                if is_port_loss(exc):    # pyserial or the OS, wherever it surfaced
+                    self._begin_recovery(f"port gone: {exc}", port_gone=True)
+                    continue
                 log.exception("%s: unexpected error in state %s", self.slot, self.state)
                 self._begin_recovery(f"internal error: {exc}")
         self._close_session()
@@ -222,7 +225,9 @@ class ModemWorker:
             if exc.fatal:
                 return self._fail(exc.reason)
             return self._begin_recovery(f"init failed: {exc.reason}")
-        except (AtTimeout, PortGone, AtCommandError) as exc:
+        except PortGone as exc:
+            return self._begin_recovery(f"port gone during init: {exc}", port_gone=True)
+        except (AtTimeout, AtCommandError) as exc:
             return self._begin_recovery(f"init failed: {exc}")
         self._became_ready()
 
