@@ -195,6 +195,7 @@ class Config:
     users: tuple[UserConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
     source: str = ""
+    integrations: object = None     # integrations.settings.Integrations (hooks, smtp, rules)
 
     @property
     def state_dir(self) -> Path:
@@ -351,8 +352,12 @@ _SECTIONS = {"http": HttpConfig, "store": StoreConfig, "admin": AdminConfig, "de
 
 def from_dict(data: dict, source: str = "") -> Config:
     """Validate a parsed TOML document into a Config."""
-    values: dict = {"source": source}
+    from appliance.integrations import settings as integration_settings
+    values: dict = {"source": source,
+                    "integrations": integration_settings.parse(data)}
     for key, body in data.items():
+        if key in integration_settings.SECTIONS:
+            continue
         if key in _SECTIONS:
             values[key] = build(_SECTIONS[key], body, key)
         elif key == "connections":

@@ -39,6 +39,8 @@ def make_app(services: Services) -> bottle.Bottle:
         register(app, services)
     bulksms.register(app, services)
     phonesystem.register(app, services)
+    from appliance.integrations import hooks
+    hooks.register(app, services)
     app.install(_log_once)
     _error_pages(app)
     return app

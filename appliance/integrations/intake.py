@@ -1,0 +1,106 @@
+"""From an integration (webhook, mail, inbound rule) into the store: recipients resolved from
+numbers and address-book groups, then the same gate every API dialect goes through."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from appliance.compose import Submission, normalize_recipient
+from appliance.errors import ValidationError
+from appliance.model import Priority
+from appliance.web import gate
+
+log = logging.getLogger("appliance.integrations")
+
+PRIORITY = {"alert": Priority.ALERT, "high": Priority.ALERT, "normal": Priority.NORMAL,
+            "low": Priority.BULK, "bulk": Priority.BULK}
+ELLIPSIS = "…"
+
+
+class UnknownRecipient(ValueError):
+    """Neither a phone number nor an address-book group this user may use."""
+
+
+@dataclass
+class Outcome:
+    ids: list[str]
+    refused: list[tuple[str, str]]       # (recipient, reason)
+
+
+def documents_of(services):
+    daemon = services.extras.get("daemon")
+    return getattr(daemon, "documents", None)
+
+
+def resolve(services, entries, user: str) -> list[str]:
+    """Numbers in order, groups expanded, duplicates dropped. Raises UnknownRecipient."""
+    numbers: list[str] = []
+    for entry in entries:
+        entry = entry.strip()
+        if not entry:
+            continue
+        for number in _expand(services, entry, user):
+            if number not in numbers:
+                numbers.append(number)
+    return numbers
+
+
+def _expand(services, entry: str, user: str) -> list[str]:
+    try:
+        return [normalize_recipient(entry)]
+    except ValidationError:
+        pass
+    members = group_members(services, entry, user)
+    if not members:
+        raise UnknownRecipient(entry)
+    return members
+
+
+def group_members(services, group: str, user: str) -> list[str]:
+    """Phones of the address-book contacts in `group` that `user` may see (own or shared)."""
+    documents = documents_of(services)
+    if documents is None:
+        return []
+    wanted = group.strip().lower()
+    phones = []
+    for contact in documents.all(gate.ADDRESSBOOK_TABLE):
+        if contact.get("user", "") not in ("", user) and user != "admin":
+            continue
+        groups = {g.strip().lower() for g in str(contact.get("groups", "")).split(",")}
+        if wanted in groups and contact.get("phone"):
+            phones.append(contact["phone"])
+    return phones
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + ELLIPSIS
+
+
+def submit(services, *, user: str, recipients: list[str], text: str, priority: str,
+           dialect: str) -> Outcome:
+    """One durable commit for every recipient; StoreError propagates (the caller answers
+    "try again": 503 to a webhook, 451 to a mail client)."""
+    ready, refused = [], []
+    for number in recipients:
+        sub = Submission(user=user, recipient=number, text=text, messagetype="SMS:TEXT",
+                         priority=PRIORITY.get(priority.lower(), Priority.NORMAL),
+                         dialect=dialect)
+        try:
+            ready.append(gate.prepare(services, sub))
+        except ValidationError as exc:
+            refused.append((number, exc.text))
+    ids = []
+    for message, result in zip(ready, gate.accept(services, ready)):
+        if isinstance(result, ValidationError):
+            refused.append((message.submission.recipient, result.text))
+        else:
+            ids.append(result)
+    for number, reason in refused:
+        log.warning("%s: %s refused for %s: %s", dialect, user, mask(number), reason)
+    return Outcome(ids, refused)
+
+
+def mask(number: str) -> str:
+    """As the modem layer masks numbers in its log lines."""
+    return number if len(number) < 7 else f"{number[:4]}…{number[-3:]}"

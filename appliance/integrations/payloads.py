@@ -1,0 +1,117 @@
+"""Template contexts from what Alertmanager and Grafana post: a few ready-made values (status,
+count, alertname, severity, summary, instances) beside the raw payload, so the default
+template gives one readable SMS per notification however many alerts it groups."""
+
+from __future__ import annotations
+
+SEVERITY_ORDER = ("critical", "error", "high", "warning", "warn", "medium", "info", "low", "none")
+MAX_LISTED = 3
+
+
+class PayloadError(ValueError):
+    pass
+
+
+def alertmanager(payload) -> dict:
+    """Alertmanager webhook_config JSON, version 4 (also Grafana's unified alerting, which
+    posts the same shape with `title`, `state` and `message` beside it)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
+        raise PayloadError("expected an Alertmanager notification with an `alerts` list")
+    alerts = [a for a in payload["alerts"] if isinstance(a, dict)]
+    common_labels = _dict(payload.get("commonLabels"))
+    common_annotations = _dict(payload.get("commonAnnotations"))
+    labels = [_dict(a.get("labels")) for a in alerts]
+    annotations = [_dict(a.get("annotations")) for a in alerts]
+    status = str(payload.get("status") or _overall(alerts)).upper()
+    context = dict(payload)
+    context.update({
+        "status": status,
+        "count": len(alerts),
+        "many": len(alerts) > 1,
+        "firing": sum(1 for a in alerts if a.get("status") == "firing"),
+        "resolved_count": sum(1 for a in alerts if a.get("status") == "resolved"),
+        "alertname": common_labels.get("alertname")
+        or _listed(sorted({l.get("alertname", "") for l in labels} - {""})),
+        "severity": common_labels.get("severity")
+        or _worst({l.get("severity", "") for l in labels}),
+        "summary": _one("summary", common_annotations, annotations),
+        "description": _one("description", common_annotations, annotations),
+        "instances": _listed(_unique(l.get("instance", "") for l in labels)),
+        "labels": common_labels,
+        "annotations": common_annotations,
+        "alerts": alerts,
+    })
+    return context
+
+
+def grafana(payload) -> dict:
+    """Grafana alerting: unified alerting (Alertmanager shape) or the legacy notifier's
+    `{title, ruleName, state, message, evalMatches}`."""
+    if isinstance(payload, dict) and isinstance(payload.get("alerts"), list):
+        context = alertmanager(payload)
+        if not context["summary"] and payload.get("title"):
+            context["summary"] = str(payload["title"])
+        return context
+    if not isinstance(payload, dict) or not (payload.get("ruleName") or payload.get("title")):
+        raise PayloadError("expected a Grafana alert with `alerts`, or `ruleName` and `state`")
+    state = str(payload.get("state", "")).lower()
+    matches = payload.get("evalMatches") if isinstance(payload.get("evalMatches"), list) else []
+    context = dict(payload)
+    context.update({
+        "status": "RESOLVED" if state == "ok" else "FIRING" if state == "alerting"
+        else state.upper() or "FIRING",
+        "count": max(1, len(matches)),
+        "many": len(matches) > 1,
+        "alertname": str(payload.get("ruleName") or payload.get("title")),
+        "severity": "",
+        "summary": str(payload.get("message") or payload.get("title") or ""),
+        "description": "",
+        "instances": _listed(_unique(str(m.get("metric", "")) for m in matches
+                                     if isinstance(m, dict))),
+        "labels": _dict(payload.get("tags")),
+        "annotations": {},
+        "alerts": [],
+    })
+    return context
+
+
+def group_key(kind: str, payload: dict, context: dict) -> str:
+    """What makes two notifications "the same" for the dedupe window."""
+    prints = sorted(str(a.get("fingerprint") or sorted(_dict(a.get("labels")).items()))
+                    for a in context.get("alerts", []))
+    key = payload.get("groupKey") or payload.get("ruleId") or context.get("alertname")
+    return f"{kind}|{key}|{context.get('status')}|{','.join(prints)}"
+
+
+def _overall(alerts: list[dict]) -> str:
+    return "firing" if any(a.get("status") == "firing" for a in alerts) else "resolved"
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _one(key: str, common: dict, each: list[dict]) -> str:
+    if common.get(key):
+        return str(common[key])
+    values = _unique(str(a.get(key, "")) for a in each)
+    return values[0] if len(values) == 1 else ""
+
+
+def _unique(values) -> list[str]:
+    seen: list[str] = []
+    for value in values:
+        if value and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def _listed(values: list[str]) -> str:
+    if len(values) <= MAX_LISTED:
+        return ", ".join(values)
+    return ", ".join(values[:MAX_LISTED]) + f" +{len(values) - MAX_LISTED}"
+
+
+def _worst(severities: set[str]) -> str:
+    known = [s for s in SEVERITY_ORDER if s in {x.lower() for x in severities}]
+    return known[0] if known else ""

@@ -1,0 +1,209 @@
+"""Webhook receivers through a real socket: Alertmanager's and Grafana's documented payloads,
+a generic JSON hook, auth (Basic, token, IP allow list), grouping, dedupe, rate limit, and
+the messages they create in the real journal."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+
+from appliance import config as cfg
+from appliance.clock import FakeClock
+from appliance.errors import ConfigError
+from appliance.integrations import settings
+from conftest import ADMIN_PASSWORD, Api
+
+ONCALL = "+36201234567"
+DB_TEAM = "+36207654321"
+
+# Alertmanager webhook_config payload (version 4), as in its documentation.
+ALERTMANAGER = {
+    "version": "4", "groupKey": "{}:{alertname=\"HighCPU\"}", "truncatedAlerts": 0,
+    "status": "firing", "receiver": "team-db",
+    "groupLabels": {"alertname": "HighCPU"},
+    "commonLabels": {"alertname": "HighCPU", "severity": "critical"},
+    "commonAnnotations": {"summary": "CPU above 95% for 10 minutes"},
+    "externalURL": "http://alertmanager.lan:9093",
+    "alerts": [
+        {"status": "firing", "labels": {"alertname": "HighCPU", "severity": "critical",
+                                         "instance": f"db{i}.lan:9100"},
+         "annotations": {"summary": "CPU above 95% for 10 minutes"},
+         "startsAt": "2026-11-30T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
+         "generatorURL": "http://prometheus.lan/graph", "fingerprint": f"f{i:03d}"}
+        for i in range(200)],
+}
+
+GRAFANA_UNIFIED = {
+    "receiver": "sms", "status": "firing", "orgId": 1, "version": "1",
+    "groupKey": "{}/{}:{alertname=\"DiskFull\"}", "truncatedAlerts": 0,
+    "title": "[FIRING:1] DiskFull", "state": "alerting", "message": "Disk / is 97% full",
+    "groupLabels": {"alertname": "DiskFull"}, "commonLabels": {"alertname": "DiskFull"},
+    "commonAnnotations": {"summary": "Disk / is 97% full on nas"},
+    "externalURL": "http://grafana.lan:3000/",
+    "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull", "instance": "nas"},
+                "annotations": {"summary": "Disk / is 97% full on nas"},
+                "startsAt": "2026-11-30T10:00:00Z", "fingerprint": "abc",
+                "valueString": "[ var='A' value=97 ]"}],
+}
+
+GRAFANA_LEGACY = {"title": "[Alerting] UPS on battery", "ruleId": 7, "ruleName": "UPS on battery",
+                  "state": "alerting", "message": "The UPS switched to battery",
+                  "evalMatches": [{"metric": "ups1", "value": 1}], "tags": {"site": "hq"}}
+
+
+def hook_config(make_config, **hooks_toml):
+    data = {"hooks": hooks_toml}
+    return make_config(integrations=settings.parse(data))
+
+
+def post(api: Api, path: str, payload, auth=("admin", ADMIN_PASSWORD), query=""):
+    headers = {"Content-Type": "application/json"}
+    if auth:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    status, text = api.post(path + (f"?{query}" if query else ""), body, headers)
+    return status, json.loads(text) if text.startswith("{") else text
+
+
+def stored(daemon, message_id: str) -> dict:
+    return daemon.journal.get_message(message_id)
+
+
+@pytest.fixture
+def hooked(make_config, run_daemon):
+    def start(**hooks):
+        daemon = run_daemon(hook_config(make_config, **hooks))
+        return daemon, Api(daemon.port)
+    return start
+
+
+def test_alertmanager_storm_of_200_alerts_is_one_sms_per_recipient(hooked):
+    daemon, api = hooked(alertmanager={"to": [ONCALL], "receivers": {"team-db": [DB_TEAM]}})
+    status, answer = post(api, "/hooks/alertmanager", ALERTMANAGER)
+    assert status == 200, answer
+    assert answer["messages"] == 1                    # the receiver's recipients, not `to`
+    message = stored(daemon, answer["ids"][0])
+    assert message["recipient"] == DB_TEAM
+    assert message["body"].startswith("[FIRING:200] HighCPU (critical): CPU above 95%")
+    assert "db0.lan:9100, db1.lan:9100, db2.lan:9100 +197" in message["body"]
+    assert message["priority"] == 0                   # alerts leave before bulk
+
+
+def test_alertmanager_resolved_and_to_parameter(hooked):
+    daemon, api = hooked(alertmanager={"to": [ONCALL]})
+    resolved = dict(ALERTMANAGER, status="resolved", alerts=[
+        dict(ALERTMANAGER["alerts"][0], status="resolved")])
+    status, answer = post(api, "/hooks/alertmanager", resolved, query=f"to={DB_TEAM},{ONCALL}")
+    assert status == 200 and answer["messages"] == 2
+    bodies = {stored(daemon, i)["recipient"]: stored(daemon, i)["body"] for i in answer["ids"]}
+    assert set(bodies) == {DB_TEAM, ONCALL}
+    assert bodies[ONCALL] == "[RESOLVED] HighCPU (critical): CPU above 95% for 10 minutes on db0.lan:9100"
+
+
+def test_repeated_notification_is_deduplicated_and_storm_is_rate_limited(hooked):
+    daemon, api = hooked(alertmanager={"to": [ONCALL], "dedupe_seconds": 600,
+                                       "rate_limit_per_minute": 2})
+    clock = daemon.services.extras["hook_gate"].clock = FakeClock()   # the hooks' time only
+    assert post(api, "/hooks/alertmanager", ALERTMANAGER)[1]["status"] == "accepted"
+    assert post(api, "/hooks/alertmanager", ALERTMANAGER)[1]["status"] == "duplicate"
+    groups = [dict(ALERTMANAGER, groupKey=f"group-{i}") for i in range(5)]
+    verdicts = [post(api, "/hooks/alertmanager", g)[1]["status"] for g in groups]
+    assert verdicts == ["accepted", "rate_limited", "rate_limited", "rate_limited",
+                        "rate_limited"]
+    clock.advance(61)
+    status, answer = post(api, "/hooks/alertmanager", dict(ALERTMANAGER, groupKey="later"))
+    assert answer["status"] == "accepted"
+    assert stored(daemon, answer["ids"][0])["body"].endswith("(+4 held back by the rate limit)")
+    clock.advance(601)                                   # past the dedupe window: again
+    assert post(api, "/hooks/alertmanager", ALERTMANAGER)[1]["status"] == "accepted"
+
+
+@pytest.mark.parametrize("payload, expected", [
+    (GRAFANA_UNIFIED, "[FIRING] DiskFull: Disk / is 97% full on nas on nas"),
+    (GRAFANA_LEGACY, "[FIRING] UPS on battery: The UPS switched to battery on ups1"),
+])
+def test_grafana_payloads(hooked, payload, expected):
+    daemon, api = hooked(grafana={"to": [ONCALL]})
+    status, answer = post(api, "/hooks/grafana", payload)
+    assert status == 200, answer
+    assert stored(daemon, answer["ids"][0])["body"] == expected
+
+
+def test_generic_json_hook_takes_recipients_and_text_from_templates(hooked):
+    daemon, api = hooked(json={"backup": {
+        "template": "Backup {{job}} {{#ok}}done{{/ok}}{{^ok}}FAILED: {{error}}{{/ok}}",
+        "to_template": "{{contact.phone}}", "token": "t0ken", "user": "admin"}})
+    payload = {"job": "nightly", "ok": False, "error": "disk full",
+               "contact": {"phone": ONCALL}}
+    status, answer = post(api, "/hooks/json/backup", payload, auth=None, query="token=t0ken")
+    assert status == 200, answer
+    message = stored(daemon, answer["ids"][0])
+    assert (message["recipient"], message["body"]) == (ONCALL, "Backup nightly FAILED: disk full")
+    assert post(api, "/hooks/json/backup", payload, auth=None, query="token=nope")[0] == 401
+    assert post(api, "/hooks/json/nosuch", payload)[0] == 404
+
+
+def test_groups_from_the_address_book(hooked):
+    daemon, api = hooked(alertmanager={})
+    api.action("addcontact", contactname="Anna", phonenumber=ONCALL, groups="oncall,db")
+    api.action("addcontact", contactname="Bela", phonenumber=DB_TEAM, groups="oncall")
+    status, answer = post(api, "/hooks/alertmanager", ALERTMANAGER, query="to=oncall")
+    assert status == 200 and answer["messages"] == 2
+    status, answer = post(api, "/hooks/alertmanager", dict(ALERTMANAGER, groupKey="x"),
+                          query="to=nobody")
+    assert status == 400 and "address-book group" in answer["error"]
+
+
+@pytest.mark.parametrize("auth, query, status", [
+    (None, "", 401), (("admin", "wrong-password"), "", 401), (None, "token=anything", 401)])
+def test_unauthenticated_requests_are_refused(hooked, auth, query, status):
+    daemon, api = hooked(alertmanager={"to": [ONCALL]})
+    got, answer = post(api, "/hooks/alertmanager", ALERTMANAGER, auth=auth, query=query)
+    assert got == status and answer["status"] == "error"
+    assert daemon.journal.stats()["waiting"] == 0
+
+
+def test_ip_allow_list(hooked):
+    daemon, api = hooked(alertmanager={"to": [ONCALL], "ip_allow": ["10.9.9.0/24"]})
+    assert post(api, "/hooks/alertmanager", ALERTMANAGER)[0] == 403
+
+
+@pytest.mark.parametrize("body, status", [
+    (b"{not json", 400), (b"\xff\xfe", 400), (json.dumps({"alerts": "x"}).encode(), 400),
+    (json.dumps([1, 2]).encode(), 400), (b"x" * (1024 * 1024 + 10), 413)])
+def test_bad_bodies_get_a_json_error_and_the_daemon_keeps_serving(hooked, body, status):
+    daemon, api = hooked(alertmanager={"to": [ONCALL]})
+    got, answer = post(api, "/hooks/alertmanager", body)
+    assert got == status, answer
+    assert post(api, "/hooks/alertmanager", ALERTMANAGER)[0] == 200
+
+
+def test_store_that_cannot_accept_answers_503_so_the_sender_retries(hooked, monkeypatch):
+    from appliance.errors import StoreError
+    daemon, api = hooked(alertmanager={"to": [ONCALL], "dedupe_seconds": 600})
+
+    def broken(messages):
+        raise StoreError("disk full")
+    monkeypatch.setattr(daemon.journal, "accept", broken)
+    status, answer = post(api, "/hooks/alertmanager", ALERTMANAGER)
+    assert status == 503 and "retry" in answer["error"]
+    monkeypatch.undo()
+    status, answer = post(api, "/hooks/alertmanager", ALERTMANAGER)   # not a "duplicate"
+    assert status == 200 and answer["status"] == "accepted"
+
+
+@pytest.mark.parametrize("hooks, message", [
+    ({"json": {"x": {"to": [ONCALL]}}}, "needs a template"),
+    ({"json": {"x": {"template": "{{#a}}open", "to": [ONCALL]}}}, "never closed"),
+    ({"alertmanager": {"template": "{{/a}}"}}, "not open"),
+    ({"alertmanager": {"tokn": "x"}}, "unknown key"),
+    ({"pagerduty": {}}, "unknown hook kind"),
+    ({"grafana": {"ip_allow": ["lan"]}}, "not an address"),
+])
+def test_config_errors_name_the_key(hooks, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg.from_dict({"hooks": hooks})
