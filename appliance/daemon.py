@@ -130,6 +130,8 @@ class Daemon:
                                  wake=self.dispatcher.wake, status=self.status, clock=clock,
                                  extras={"daemon": self})
         self.http: HttpServer | None = None
+        self.mail = None                  # integrations.mail.MailListener, with [smtp] listen
+        self.rules = None                 # integrations.rules.RuleRunner
 
     # --- life cycle ---
 
@@ -151,6 +153,7 @@ class Daemon:
                 log.exception("daemon: API-created connection %s could not start", conn.name)
         self._apply_stored_routes()
         self._start_http()
+        self._start_mail()
 
     def connection_names(self) -> set[str]:
         """Every connection a route may name: running, stopped, or API-created."""
@@ -175,6 +178,18 @@ class Daemon:
         self.http.start()
         log.info("daemon: HTTP API on %s port %s", http.host, ", ".join(map(str, self.http.ports)))
 
+    def _start_mail(self) -> None:
+        from appliance.integrations import settings as integration_settings
+        integrations = integration_settings.of(self.config)
+        if integrations.smtp.listen:
+            from appliance.integrations.mail import MailListener
+            self.mail = MailListener(self.services, integrations.smtp)
+            self.mail.start()
+        if integrations.rules or integrations.inbound.stop_words:
+            from appliance.integrations.rules import RuleRunner
+            self.rules = RuleRunner(self.services, integrations, clock=self.clock)
+            self.rules.start()
+
     @property
     def port(self) -> int:
         return self.http.ports[0] if self.http else 0
@@ -184,6 +199,10 @@ class Daemon:
         log.info("daemon: stopping")
         if self.http:
             self.http.stop()
+        if self.mail:
+            self.mail.stop()
+        if self.rules:
+            self.rules.stop()
         self.dispatcher.stop()
         self.channels.stop_all()
         self.notifier.stop()
@@ -219,6 +238,7 @@ class Daemon:
 
     def healthy(self) -> bool:
         workers = [self.journal, self.dispatcher, self.notifier, self.http]
+        workers += [w for w in (self.mail, self.rules) if w is not None]
         workers += list(self.channels.running.values())
         return all(w is not None and w.alive() for w in workers)
 
@@ -245,7 +265,19 @@ class Daemon:
             "uplinks": [c.status() for n, c in channels.items() if not _is_modem(self, n)],
             "stopped_connections": sorted(set(self.channels.configs) - set(channels)),
             "demo": self.config.demo.enabled,
+            "integrations": self._integrations_status(),
         }
+
+    def _integrations_status(self) -> dict:
+        gate = self.services.extras.get("hook_gate")
+        result = {"hooks": {"duplicates": dict(gate.duplicates) if gate else {},
+                            "rate_limited": dict(gate.suppressed) if gate else {}}}
+        if self.mail:
+            result["smtp"] = {"port": self.mail.port, "accepted": self.mail.handler.accepted,
+                              "refused": self.mail.handler.refused}
+        if self.rules:
+            result["inbound"] = self.rules.status()
+        return result
 
     def status_line(self) -> str:
         stats = self.journal.stats()

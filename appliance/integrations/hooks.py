@@ -161,7 +161,7 @@ def _hook(services, kind: str, name: str) -> settings.HookConfig:
 
 def _authenticate(services, hook: settings.HookConfig, request) -> str:
     address = client_address(request)
-    if hook.ip_allow and not _in_networks(address, hook.ip_allow):
+    if hook.ip_allow and not intake.in_networks(address, hook.ip_allow):
         log.warning("hook %s: refused client %s (not in ip_allow)", hook.name, address)
         raise Refusal(403, "this address may not use the hook")
     token = request.query.get("token", "")
@@ -240,11 +240,3 @@ def _text(hook: settings.HookConfig, context: dict, held: int) -> str:
     return intake.shorten(text or f"{hook.name} notification",
                           hook.max_chars - len(suffix)) + suffix
 
-
-def _in_networks(address: str, networks) -> bool:
-    import ipaddress
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)

@@ -101,6 +101,15 @@ def submit(services, *, user: str, recipients: list[str], text: str, priority: s
     return Outcome(ids, refused)
 
 
+def in_networks(address: str, networks) -> bool:
+    import ipaddress
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+
+
 def mask(number: str) -> str:
     """As the modem layer masks numbers in its log lines."""
     return number if len(number) < 7 else f"{number[:4]}…{number[-3:]}"

@@ -1,0 +1,103 @@
+"""The SMS text of an e-mail: subject and/or the plain-text part (HTML stripped), without
+signatures, quoted replies and mobile footers. Pure: no I/O, so it is tested on its own."""
+
+from __future__ import annotations
+
+import re
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from html.parser import HTMLParser
+
+_REPLY_HEADER = re.compile(r"^(On .+ wrote:|.+ írta:|Am .+ schrieb .+:|Le .+ a écrit :)\s*$")
+_CUT_LINES = re.compile(r"^(-- ?|__+|-----\s*Original Message\s*-----|Sent from my .+|"
+                        r"Get Outlook for .+)$", re.I)
+_SUBJECT_PREFIX = re.compile(r"^((re|fwd?|aw|wg|sv|vs)\s*:\s*)+", re.I)
+
+
+def parse(raw: bytes) -> EmailMessage:
+    return BytesParser(policy=policy.default).parsebytes(raw)
+
+
+def sms_text(message: EmailMessage, mode: str = "subject+body") -> str:
+    subject = _SUBJECT_PREFIX.sub("", _fold(str(message.get("subject", "") or "")))
+    body = body_text(message) if mode != "subject" else ""
+    if mode == "subject":
+        return subject
+    if mode == "body" or not subject:
+        return body
+    if not body or body.startswith(subject):
+        return body or subject
+    return f"{subject}: {body}"
+
+
+def body_text(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeDecodeError, AssertionError):
+        payload = part.get_payload(decode=True) or b""
+        content = payload.decode("utf-8", "replace")
+    if not isinstance(content, str):
+        return ""
+    if part.get_content_subtype() == "html":
+        content = strip_html(content)
+    return _fold(trim(content))
+
+
+def trim(text: str) -> str:
+    """Keep what the sender wrote: up to a signature, a quoted reply or a mobile footer."""
+    kept = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        stripped = line.strip()
+        if _CUT_LINES.match(line.rstrip("\n")) or _CUT_LINES.match(stripped) \
+                or _REPLY_HEADER.match(stripped):
+            break
+        if stripped.startswith(">"):
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+class _TextOnly(HTMLParser):
+    SKIP = {"script", "style", "head", "title"}
+    BREAKS = {"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "blockquote"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+        self._quoted = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self._skipping += 1
+        if tag == "blockquote":
+            self._quoted += 1
+        if tag in self.BREAKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self._skipping:
+            self._skipping -= 1
+        if tag == "blockquote" and self._quoted:
+            self._quoted -= 1
+        if tag in self.BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data):
+        if not self._skipping and not self._quoted:
+            self.parts.append(data)
+
+
+def strip_html(html: str) -> str:
+    parser = _TextOnly()
+    parser.feed(html)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()

@@ -1,0 +1,283 @@
+"""Inbound rules: SMS that arrive are matched by sender, receiving number, keyword or regex
+and forwarded by e-mail (through `[relay]`), to a webhook, or to other phones, or answered;
+STOP/START words maintain the do-not-disturb list.
+
+A thread follows the inbox by the journal's rowid (a cursor kept in the document store, so a
+restart neither repeats nor skips): each round reads the highest committed rowid first, then
+the inbound rows up to it, so a row committed meanwhile is taken next round. SMS it sends go
+through the same intake as the APIs; e-mail and webhook calls that fail are retried with
+backoff for an hour (the SMS itself is always in the inbox).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import re
+import smtplib
+import ssl
+import threading
+import urllib.request
+from collections import OrderedDict, deque
+from email.message import EmailMessage
+
+from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.errors import StoreError
+from appliance.integrations import intake, template
+from appliance.integrations.settings import Integrations, RuleConfig
+
+log = logging.getLogger("appliance.integrations")
+
+STATE_TABLE = "integration_state"
+CURSOR = "rules_cursor"
+BATCH = 100
+POLL_SECONDS = 1.0
+RETRY_DELAYS = (30, 60, 120, 300, 600, 1200, 1800)
+MAX_RETRIES_KEPT = 1000
+AUTOREPLY_GAP = 600.0           # one automatic answer per sender per ten minutes: no SMS loops
+SENDERS_REMEMBERED = 1000
+
+
+class RuleRunner:
+    def __init__(self, services, integrations: Integrations, *, clock: Clock = SYSTEM_CLOCK):
+        self.services = services
+        self.config = integrations
+        self.clock = clock
+        self.matches = [0] * len(integrations.rules)
+        self.counters = {"inbound": 0, "stop": 0, "start": 0, "forwarded": 0, "failed": 0}
+        self._compiled = [re.compile(r.regex) if r.regex else None for r in integrations.rules]
+        self._retries: deque = deque()
+        self._answered: OrderedDict[str, float] = OrderedDict()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rules", daemon=True)
+        self._cursor: int | None = None
+        self._saved_cursor: int | None = None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._cursor = self._load_cursor()
+        self._thread.start()
+        log.info("rules: %d inbound rules, STOP words %s", len(self.config.rules),
+                 ", ".join(self.config.inbound.stop_words) or "off")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+        self._save_cursor()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def status(self) -> dict:
+        return {"rules": [{"name": r.name or f"rule {i + 1}", "matches": self.matches[i],
+                           "actions": _actions(r)} for i, r in enumerate(self.config.rules)],
+                "retrying": len(self._retries), **self.counters}
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.step()
+            except Exception:        # a rule's bug must not end the thread
+                log.exception("rules: round failed")
+                busy = False
+            if not busy:
+                self._stop.wait(POLL_SECONDS)
+
+    # -- one round ------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Handle what arrived since the cursor; True when there may be more."""
+        journal = self.services.journal
+        top = journal.query("SELECT max(rowid) FROM messages")[0][0] or 0
+        rows = journal.query(
+            "SELECT rowid, id, user, recipient, originator, body, messagetype, connection,"
+            " created FROM messages WHERE rowid > ? AND rowid <= ? AND direction = 'in'"
+            " ORDER BY rowid LIMIT ?", (self._cursor, top, BATCH))
+        for row in rows:
+            self._handle(dict(row))
+            self._cursor = row["rowid"]
+        if len(rows) < BATCH:
+            self._cursor = max(self._cursor, top)
+        if rows:
+            self._save_cursor()
+        self._retry_due()
+        return len(rows) == BATCH
+
+    def _handle(self, sms: dict) -> None:
+        self.counters["inbound"] += 1
+        text = sms["body"] if sms["messagetype"] != "SMS:BINARY" else ""
+        words = text.split()
+        first = words[0].upper().strip(".!") if words else ""
+        context = {"sender": sms["originator"], "recipient": sms["recipient"], "text": text,
+                   "keyword": first, "id": sms["id"], "connection": sms["connection"]}
+        self._keywords(first, sms["originator"])
+        for index, rule in enumerate(self.config.rules):
+            if not self._matches(index, rule, sms, text, first):
+                continue
+            self.matches[index] += 1
+            log.info("rules: SMS %s from %s matched %s", sms["id"], intake.mask(sms["originator"]),
+                     rule.name or f"rule {index + 1}")
+            self._act(rule, context)
+            if rule.last:
+                break
+
+    def _keywords(self, first: str, sender: str) -> None:
+        inbound = self.config.inbound
+        stop = first in {w.upper() for w in inbound.stop_words}
+        start = first in {w.upper() for w in inbound.start_words}
+        if not (stop or start):
+            return
+        from appliance.web.gate import dnd_list
+        dnd = dnd_list(self.services)
+        if stop:
+            dnd.add(sender)
+            self.counters["stop"] += 1
+        else:
+            dnd.remove(sender)
+            self.counters["start"] += 1
+        log.info("rules: %s sent %s: %s the do-not-disturb list", intake.mask(sender), first,
+                 "added to" if stop else "removed from")
+        if inbound.confirm and start:       # after STOP nothing may be sent to them
+            self._sms([sender], "You will receive messages again. Send STOP to opt out.")
+
+    def _matches(self, index: int, rule: RuleConfig, sms: dict, text: str, first: str) -> bool:
+        if rule.sender and not _glob(sms["originator"], rule.sender):
+            return False
+        if rule.recipient and not _glob(sms["recipient"], rule.recipient):
+            return False
+        if rule.keyword and first != rule.keyword.upper():
+            return False
+        pattern = self._compiled[index]
+        return pattern is None or bool(pattern.search(text))
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _act(self, rule: RuleConfig, context: dict) -> None:
+        if rule.forward_to:
+            try:
+                numbers = intake.resolve(self.services, rule.forward_to,
+                                         self.config.inbound.user)
+            except intake.UnknownRecipient as exc:
+                log.warning("rules: %s: forward_to %s is not a number or group",
+                            rule.name, str(exc)[:40])
+                numbers = []
+            numbers = [n for n in numbers if n != context["sender"]]
+            if numbers:
+                self._sms(numbers, template.render(rule.forward_template, context))
+        if rule.autoreply and self._may_answer(context["sender"]):
+            self._sms([context["sender"]], template.render(rule.autoreply, context))
+        if rule.forward_email:
+            self._attempt(("mail", rule.forward_email, context), 0)
+        if rule.forward_url:
+            self._attempt(("url", rule.forward_url, context), 0)
+
+    def _sms(self, numbers: list[str], text: str) -> None:
+        if not text:
+            return
+        try:
+            intake.submit(self.services, user=self.config.inbound.user, recipients=numbers,
+                          text=intake.shorten(text, 459), priority="normal", dialect="rules")
+            self.counters["forwarded"] += 1
+        except StoreError as exc:
+            log.error("rules: could not store the SMS to send: %s", exc)
+
+    def _may_answer(self, sender: str) -> bool:
+        now = self.clock.monotonic()
+        last = self._answered.get(sender)
+        if last is not None and now - last < AUTOREPLY_GAP:
+            return False
+        self._answered[sender] = now
+        self._answered.move_to_end(sender)
+        while len(self._answered) > SENDERS_REMEMBERED:
+            self._answered.popitem(last=False)
+        return True
+
+    def _attempt(self, job: tuple, tries: int) -> None:
+        kind, target, context = job
+        try:
+            if kind == "mail":
+                send_mail(self.config.relay, target, context)
+            else:
+                post_json(target, context)
+            self.counters["forwarded"] += 1
+        except (OSError, smtplib.SMTPException, ValueError) as exc:
+            if tries >= len(RETRY_DELAYS) or len(self._retries) >= MAX_RETRIES_KEPT:
+                self.counters["failed"] += 1
+                log.error("rules: forwarding SMS %s by %s failed for good: %s",
+                          context["id"], kind, exc)
+                return
+            log.warning("rules: forwarding SMS %s by %s failed (%s), retry in %ds",
+                        context["id"], kind, exc, RETRY_DELAYS[tries])
+            self._retries.append((self.clock.monotonic() + RETRY_DELAYS[tries], job, tries + 1))
+
+    def _retry_due(self) -> None:
+        now = self.clock.monotonic()
+        for _ in range(len(self._retries)):
+            due, job, tries = self._retries.popleft()
+            if due <= now:
+                self._attempt(job, tries)
+            else:
+                self._retries.append((due, job, tries))
+
+    # -- cursor ---------------------------------------------------------------------------
+
+    def _documents(self):
+        return intake.documents_of(self.services)
+
+    def _load_cursor(self) -> int:
+        documents = self._documents()
+        saved = documents.get(STATE_TABLE, CURSOR) if documents else None
+        if saved:
+            self._saved_cursor = int(saved["rowid"])
+            return self._saved_cursor
+        # First start: rules apply from now on, not to an inbox that predates them.
+        top = self.services.journal.query("SELECT max(rowid) FROM messages")[0][0] or 0
+        return int(top)
+
+    def _save_cursor(self) -> None:
+        documents = self._documents()
+        if documents is None or self._cursor is None or self._cursor == self._saved_cursor:
+            return
+        documents.put(STATE_TABLE, {"name": CURSOR, "rowid": self._cursor})
+        self._saved_cursor = self._cursor
+
+
+def send_mail(relay, recipients, context: dict) -> None:
+    if not relay.host:
+        raise ValueError("no [relay] host configured")
+    message = EmailMessage()
+    message["From"] = relay.mail_from
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = f"SMS from {context['sender']}"
+    message.set_content(f"{context['text']}\n\nFrom: {context['sender']}\nTo: "
+                        f"{context['recipient']}\nConnection: {context['connection']}\n"
+                        f"Message id: {context['id']}\n")
+    client = smtplib.SMTP_SSL if relay.ssl else smtplib.SMTP
+    with client(relay.host, relay.port, timeout=relay.timeout) as smtp:
+        if relay.starttls and not relay.ssl:
+            smtp.starttls(context=ssl.create_default_context())
+        if relay.username:
+            smtp.login(relay.username, relay.password)
+        smtp.send_message(message)
+
+
+def post_json(url: str, context: dict) -> None:
+    body = json.dumps({"event": "inbound_sms", **context}).encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        if not 200 <= answer.status < 300:
+            raise ValueError(f"HTTP {answer.status}")
+
+
+def _glob(number: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(number, pattern) or \
+        fnmatch.fnmatchcase(number.lstrip("+"), pattern.lstrip("+"))
+
+
+def _actions(rule: RuleConfig) -> list[str]:
+    names = [("forward_email", rule.forward_email), ("forward_url", rule.forward_url),
+             ("forward_to", rule.forward_to), ("autoreply", rule.autoreply)]
+    return [name for name, value in names if value]

@@ -1,0 +1,178 @@
+"""E-mail to SMS through a real SMTP socket: smtplib (plain, STARTTLS with AUTH) to the
+listener on port 0, the SMS checked in the real journal; and the text extraction alone."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import subprocess
+from email.message import EmailMessage
+
+import pytest
+
+from appliance import config as cfg
+from appliance.errors import ConfigError, StoreError
+from appliance.integrations import mailtext, settings
+from conftest import ADMIN_PASSWORD, Api
+
+NUMBER = "+36201234567"
+
+
+def smtp_settings(**overrides) -> dict:
+    return {"listen": "127.0.0.1:0", "domain": "sms.lan", "allow_senders": ["*@ups.lan"],
+            **overrides}
+
+
+@pytest.fixture
+def mail_daemon(make_config, run_daemon):
+    def start(**overrides):
+        config = make_config(integrations=settings.parse({"smtp": smtp_settings(**overrides)}))
+        daemon = run_daemon(config)
+        return daemon, Api(daemon.port)
+    return start
+
+
+def mail(subject="UPS on battery", body="Input power lost at 10:02.", sender="alarm@ups.lan",
+         to=f"{NUMBER}@sms.lan", html=None) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+def outbox(daemon) -> list[dict]:
+    rows = daemon.journal.query("SELECT id FROM messages WHERE direction='out' ORDER BY rowid")
+    return [daemon.journal.get_message(r["id"]) for r in rows]
+
+
+def test_mail_from_an_allowed_sender_becomes_an_sms(mail_daemon):
+    daemon, _ = mail_daemon()
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        refused = client.send_message(mail())
+    assert refused == {}
+    [sms] = outbox(daemon)
+    assert (sms["recipient"], sms["body"]) == (NUMBER, "UPS on battery: Input power lost at 10:02.")
+    assert sms["user"] == "admin" and sms["priority"] == 0
+
+
+def test_signature_quoted_reply_and_html_are_trimmed(mail_daemon):
+    daemon, _ = mail_daemon(text="body")
+    body = ("Disk 3 failed on nas1.\n\n> earlier message\nOn Mon, Nov 30 2026, Bob wrote:\n"
+            "> quoted\n")
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        client.send_message(mail(body=body + "-- \nNAS Admin\n+36 1 555 0000"))
+        html_only = EmailMessage()
+        html_only["From"], html_only["To"], html_only["Subject"] = \
+            "nas@ups.lan", f"{NUMBER}@sms.lan", "ignored"
+        html_only.set_content("<html><style>p{}</style><body><p>RAID <b>degraded</b></p>"
+                              "<blockquote>old</blockquote></body></html>", subtype="html")
+        client.send_message(html_only)
+    assert [m["body"] for m in outbox(daemon)] == ["Disk 3 failed on nas1.", "RAID degraded"]
+
+
+def test_groups_and_aliases_from_the_address_book(mail_daemon):
+    daemon, api = mail_daemon(aliases={"ups": "oncall"})
+    api.action("addcontact", contactname="Anna", phonenumber=NUMBER, groups="oncall")
+    api.action("addcontact", contactname="Bela", phonenumber="+36207654321", groups="oncall")
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        client.send_message(mail(to="ups@sms.lan"))
+    assert sorted(m["recipient"] for m in outbox(daemon)) == ["+36201234567", "+36207654321"]
+
+
+def test_refusals_are_smtp_errors_and_nothing_is_stored(mail_daemon):
+    daemon, _ = mail_daemon(max_bytes=2048)
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            client.send_message(mail(sender="someone@internet.example"))
+        assert refused.value.smtp_code == 530
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+            client.send_message(mail(to=f"{NUMBER}@other.domain"))
+        assert refused.value.recipients[f"{NUMBER}@other.domain"][0] == 550
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            client.send_message(mail(to="nogroup@sms.lan"))
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as refused:
+            client.send_message(mail(body="x" * 5000))
+        assert refused.value.smtp_code == 552
+    assert outbox(daemon) == []
+
+
+def test_store_that_cannot_accept_answers_451_so_the_client_retries(mail_daemon, monkeypatch):
+    daemon, _ = mail_daemon()
+
+    def broken(messages):
+        raise StoreError("disk full")
+    monkeypatch.setattr(daemon.journal, "accept", broken)
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.send_message(mail())
+        assert refused.value.smtp_code == 451
+    monkeypatch.undo()
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        client.send_message(mail())
+    assert len(outbox(daemon)) == 1
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=sms.lan", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_starttls_and_auth_with_an_appliance_user(mail_daemon, certificate):
+    daemon, _ = mail_daemon(allow_senders=[], tls_cert=certificate[0], tls_key=certificate[1])
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        client.ehlo()
+        assert not client.has_extn("auth")            # no password over plain text
+        client.starttls(context=context)
+        client.ehlo()
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            client.login("admin", "wrong-password")
+        client.login("admin", ADMIN_PASSWORD)
+        client.send_message(mail(sender="printer@anywhere.lan"))
+    [sms] = outbox(daemon)
+    assert sms["user"] == "admin" and sms["body"].startswith("UPS on battery")
+
+
+def test_without_auth_or_allow_list_nothing_gets_in(mail_daemon):
+    daemon, _ = mail_daemon(allow_senders=[])
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        with pytest.raises(smtplib.SMTPSenderRefused):
+            client.send_message(mail())
+
+
+@pytest.mark.parametrize("smtp, message", [
+    ({"listen": "0.0.0.0:2525"}, "domain: required"),
+    ({"listen": "nonsense", "domain": "x"}, "HOST:PORT"),
+    ({"text": "everything"}, "subject\\+body"),
+    ({"require_tls": True}, "needs tls_cert"),
+    ({"allow_ips": ["lan"]}, "not an address"),
+])
+def test_smtp_config_errors(smtp, message):
+    with pytest.raises(ConfigError, match=message):
+        cfg.from_dict({"smtp": smtp})
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("Power restored.\nSent from my iPhone", "Power restored."),
+    ("Line one\nline two\n\n-----Original Message-----\nold", "Line one line two"),
+    ("Alert!\n__\nfooter", "Alert!"),
+])
+def test_text_extraction(body, expected):
+    message = mail(subject="", body=body)
+    del message["Subject"]
+    assert mailtext.sms_text(message) == expected
+
+
+def test_subject_prefixes_and_duplicates():
+    assert mailtext.sms_text(mail(subject="Re: Fwd: Backup failed", body="Backup failed")) == \
+        "Backup failed"
