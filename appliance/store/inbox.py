@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 from appliance import gsm
 from appliance.model import FOLDER_STATES, InboundFragment
+from appliance.store import message_state
 
 INBOUND_USER = "admin"
 
@@ -139,7 +140,10 @@ def folder_query(user: str | None, folder: str, limit: int, unread_only: bool):
     return sql, params + [limit]
 
 
-def set_flag(conn, ids: list[str], user: str | None, flag: str) -> list[str]:
+def set_flag(conn, ids: list[str], user: str | None, flag: str,
+             now: float | None = None) -> list[str]:
+    """Mark messages read or deleted. Deleting an outgoing message cancels its parts that
+    no channel holds yet (`now` is the time of that change)."""
     done = []
     for message_id in ids:
         sql = f"UPDATE messages SET {flag}=1 WHERE id=?"
@@ -149,15 +153,20 @@ def set_flag(conn, ids: list[str], user: str | None, flag: str) -> list[str]:
             params.append(user)
         if conn.execute(sql, params).rowcount:
             done.append(message_id)
+            if flag == "deleted" and now is not None:
+                message_state.cancel_unsent(conn, message_id, now)
     return done
 
 
-def purge(conn, user: str | None, folder: str) -> int:
-    """Delete permanently what is in the `deleted` folder (or mark a whole folder deleted)."""
+def purge(conn, user: str | None, folder: str, now: float | None = None) -> int:
+    """Delete permanently what is in the `deleted` folder (or mark a whole folder deleted).
+
+    A part still on a channel when its message is purged reports into nothing: the
+    journal drops that result (see `Journal.part_submitted`)."""
     sql, params = folder_query(user, folder, -1, False)
     ids = [r["id"] for r in conn.execute(sql, params)]
     if folder != "deleted":
-        return len(set_flag(conn, ids, None, "deleted"))
+        return len(set_flag(conn, ids, None, "deleted", now))
     for message_id in ids:
         conn.execute("DELETE FROM parts WHERE message_id=?", (message_id,))
         conn.execute("DELETE FROM events WHERE message_id=?", (message_id,))

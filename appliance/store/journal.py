@@ -232,11 +232,15 @@ class Journal:
                  else "id=?")
 
         def fn(conn):
+            message_id = _message_of(conn, part_id)
+            if message_id is None:
+                _log_vanished(connection, part_id, f"submitted (reference {reference})")
+                return
             conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
                          f" submitted_at=?, reason='' WHERE {where}"
                          " AND state IN ('sending','queued')",
                          (connection, reference, now, part_id))
-            message_state.refresh(conn, _message_of(conn, part_id), now, connection)
+            message_state.refresh(conn, message_id, now, connection)
             for report in _take_orphans(conn, connection, reference):
                 self._apply_report(conn, report, now)
         self._write(fn)
@@ -246,11 +250,15 @@ class Journal:
         now = self.clock.now()
 
         def fn(conn):
-            row = conn.execute("SELECT attempts, tried FROM parts WHERE id=?",
+            row = conn.execute("SELECT attempts, tried, message_id FROM parts WHERE id=?",
                                (part_id,)).fetchone()
             if row is None:
+                _log_vanished(connection, part_id, f"failed ({code})")
                 return
-            if retryable:
+            if code == "expired":       # the channel saw its validity end: expired, not failed
+                conn.execute("UPDATE parts SET state='expired', done_at=?, reason=? WHERE id=?",
+                             (now, f"{code}: {reason}", part_id))
+            elif retryable:
                 tried = _add_tried(row["tried"], connection)
                 conn.execute("UPDATE parts SET state='queued', next_attempt=?, reason=?,"
                              " tried=? WHERE id=? AND state='sending'",
@@ -259,7 +267,8 @@ class Journal:
             else:
                 conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE id=?",
                              (now, f"{code}: {reason}", part_id))
-            message_state.refresh(conn, _message_of(conn, part_id), now, connection)
+            if not (retryable and message_state.cancel_if_deleted(conn, row["message_id"], now)):
+                message_state.refresh(conn, row["message_id"], now, connection)
         self._write(fn)
 
     def report(self, report: Report) -> None:
@@ -317,10 +326,12 @@ class Journal:
         return self._write(lambda conn: inbox.set_flag(conn, ids, user, "is_read"))
 
     def delete_messages(self, ids: list[str], user: str | None = None) -> list[str]:
-        return self._write(lambda conn: inbox.set_flag(conn, ids, user, "deleted"))
+        now = self.clock.now()
+        return self._write(lambda conn: inbox.set_flag(conn, ids, user, "deleted", now))
 
     def purge_deleted(self, user: str | None, folder: str) -> int:
-        return self._write(lambda conn: inbox.purge(conn, user, folder))
+        now = self.clock.now()
+        return self._write(lambda conn: inbox.purge(conn, user, folder, now))
 
     def summary(self, direction: str, *, user: str | None = None, connection: str | None = None,
                 since: float | None = None, until: float | None = None) -> list[dict]:
@@ -444,8 +455,15 @@ def _concat_ref(message_id: str) -> int:
     return value % 255 + 1
 
 
-def _message_of(conn, part_id: int) -> str:
-    return conn.execute("SELECT message_id FROM parts WHERE id=?", (part_id,)).fetchone()[0]
+def _message_of(conn, part_id: int) -> str | None:
+    row = conn.execute("SELECT message_id FROM parts WHERE id=?", (part_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _log_vanished(connection: str, part_id: int, what: str) -> None:
+    # The message was purged while a channel held this part: nothing left to update.
+    log.info("store: %s: part %s %s, but its message was purged; result dropped",
+             connection, part_id, what)
 
 
 def _add_tried(tried: str, connection: str) -> str:

@@ -1,0 +1,109 @@
+"""Issue 12 (1, 3, 8): purging or deleting messages while a modem holds their parts.
+
+A real Journal (SQLite file) is the sink of a real ModemWorker on the pty simulator, so the
+worker reports into a store whose message was purged under it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from appliance.compose import Submission, prepare
+from appliance.store.journal import Journal
+from test_modem_kit import network, rig, wait_until  # noqa: F401 (fixtures)
+
+
+def _accept(journal, recipient="+36701234567", text="hello", **extra):
+    [message_id] = journal.accept([prepare(Submission(user="admin", recipient=recipient,
+                                                      text=text, **extra))])
+    return message_id
+
+
+def test_result_of_a_purged_message_is_dropped_and_the_modem_is_not_reset(
+        rig, network, tmp_path, caplog):
+    journal = Journal.open(tmp_path)
+    try:
+        sim = network.add_modem("slot1", "+36201111111")
+        worker = rig.ready(rig.worker(sim, journal))
+        message_id = _accept(journal)
+        [part] = journal.due_parts()
+        assert journal.claim([(part.id, worker.name)]) == [part.id]
+        # deletemessagelist folder=outbox, then deletefolderitems folder=deleted
+        assert journal.purge_deleted("admin", "outbox") == 1
+        assert journal.purge_deleted("admin", "deleted") == 1
+        assert journal.get_message(message_id) is None
+        with caplog.at_level(logging.INFO, logger="appliance"):
+            worker.submit(part)           # the part was already on the modem's queue
+            wait_until(lambda: "result dropped" in caplog.text, what="dropped result logged")
+            # the modem still sends the next message, and was never reset
+            other = _accept(journal, text="after the purge")
+            [next_part] = journal.due_parts()
+            journal.claim([(next_part.id, worker.name)])
+            worker.submit(next_part)
+            wait_until(lambda: journal.get_message(other)["state"] in ("submitted", "delivered"),
+                       what="next message submitted")
+        status = worker.status()
+        assert status["resets_last_hour"] == 0
+        assert status["recoveries"] == {} or not any(status["recoveries"].values())
+        assert "unexpected error" not in caplog.text
+        assert caplog.text.count("result dropped") == 1
+    finally:
+        journal.close()
+
+
+def test_retry_of_a_purged_part_is_dropped(tmp_path, caplog):
+    journal = Journal.open(tmp_path)
+    try:
+        _accept(journal)
+        [part] = journal.due_parts()
+        journal.claim([(part.id, "GSMModem0")])
+        journal.purge_deleted(None, "outbox")
+        journal.purge_deleted(None, "deleted")
+        with caplog.at_level(logging.INFO, logger="appliance"):
+            journal.part_failed(part.id, "GSMModem0", "timeout", "no answer", True)
+        assert "result dropped" in caplog.text
+        assert journal.due_parts() == []
+    finally:
+        journal.close()
+
+
+def test_deleting_the_outbox_cancels_unsent_parts_and_lets_inflight_ones_finish(tmp_path):
+    journal = Journal.open(tmp_path)
+    try:
+        ids = [_accept(journal, recipient=f"+3670123456{i}") for i in range(5)]
+        due = journal.due_parts()
+        inflight = due[0]
+        journal.claim([(inflight.id, "GSMModem0")])
+        assert journal.purge_deleted("admin", "outbox") == 5
+        # nothing is left for the dispatcher
+        assert journal.due_parts() == []
+        for message_id in ids[1:]:
+            message = journal.get_message(message_id)
+            assert message["state"] == "deleted" and message["deleted"] == 1
+            assert journal.get_parts(message_id)[0]["state"] == "deleted"
+        # the in-flight part finishes and is recorded
+        journal.part_submitted(inflight.id, "GSMModem0", "17")
+        assert journal.get_message(ids[0])["state"] == "submitted"
+        # a transient failure of an in-flight part of a deleted message is not retried
+        other = _accept(journal, recipient="+36701234599")
+        [part] = journal.due_parts()
+        journal.claim([(part.id, "GSMModem0")])
+        journal.delete_messages([other])
+        journal.part_failed(part.id, "GSMModem0", "timeout", "no answer", True)
+        assert journal.due_parts() == []
+        assert journal.get_message(other)["state"] == "deleted"
+    finally:
+        journal.close()
+
+
+def test_a_channel_that_sees_validity_end_marks_the_message_expired(tmp_path):
+    journal = Journal.open(tmp_path)
+    try:
+        message_id = _accept(journal)
+        [part] = journal.due_parts()
+        journal.claim([(part.id, "GSMModem0")])
+        journal.part_failed(part.id, "GSMModem0", "expired", "validity ended before sending",
+                            False)
+        assert journal.get_message(message_id)["state"] == "expired"
+    finally:
+        journal.close()
