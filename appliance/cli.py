@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("--user", default="admin")
     passwd.add_argument("--state-dir", default=str(cfg.DEFAULT_STATE_DIR))
     passwd.add_argument("--password", help="the new password (default: read from stdin)")
+    passwd.add_argument("--create", action="store_true",
+                        help="create the state directory if it holds no appliance state yet")
     passwd.set_defaults(func=cmd_passwd)
     return p
 
@@ -180,6 +182,11 @@ def cmd_passwd(args) -> int:
     from appliance.accounts import Accounts
     from appliance.store.documents import Documents
     from appliance.store.journal import Journal
+    from appliance.state_dir import holds_state
+    if not args.create and not holds_state(args.state_dir):
+        print(f"{args.state_dir} holds no appliance state (a mistyped --state-dir?); "
+              "use --create to start a new one", file=sys.stderr)
+        return 1
     password = args.password or sys.stdin.readline().strip()
     if len(password) < 8:
         print("the password must have at least 8 characters", file=sys.stderr)
