@@ -71,7 +71,8 @@ def _frag_load(text: str) -> InboundFragment:
 SEEN_KEEP_SECONDS = 7 * 24 * 3600
 
 
-def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0) -> str | None:
+def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0,
+            owner_of=None) -> str | None:
     """Keep a received SMS; returns the inbox message id once it is whole.
 
     An SMS read again (a crash between our commit and its deletion from the SIM, or an
@@ -81,7 +82,7 @@ def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0
     if _seen_before(conn, fragment, now):
         return None
     joined = _reassembler(conn, timeout).add(fragment, now)
-    return _store_inbound(conn, joined, now) if joined is not None else None
+    return _store_inbound(conn, joined, now, owner_of) if joined is not None else None
 
 
 def _seen_before(conn, fragment: InboundFragment, now: float) -> bool:
@@ -94,10 +95,10 @@ def _seen_before(conn, fragment: InboundFragment, now: float) -> bool:
     return cur.rowcount == 0
 
 
-def expire(conn, now: float, timeout: float) -> int:
+def expire(conn, now: float, timeout: float, owner_of=None) -> int:
     joined = _reassembler(conn, timeout).expire(now)
     for message in joined:
-        _store_inbound(conn, message, now)
+        _store_inbound(conn, message, now, owner_of)
     return len(joined)
 
 
@@ -105,7 +106,12 @@ def _reassembler(conn, timeout: float):
     return gsm.Reassembler(SqliteFragments(conn), timeout=timeout)
 
 
-def _store_inbound(conn, msg: InboundFragment, now: float) -> str:
+def _owner(msg: InboundFragment, owner_of) -> str:
+    """`owner_of(fragment) -> user` (appliance.inbound_owner); the admin without one."""
+    return (owner_of(msg) if owner_of else "") or INBOUND_USER
+
+
+def _store_inbound(conn, msg: InboundFragment, now: float, owner_of=None) -> str:
     message_id = str(uuid.uuid4())
     body = msg.text if msg.text is not None else msg.data.hex().upper()
     messagetype = "SMS:TEXT" if msg.text is not None else "SMS:BINARY"
@@ -113,7 +119,7 @@ def _store_inbound(conn, msg: InboundFragment, now: float) -> str:
         "INSERT INTO messages(id, direction, user, recipient, originator, messagetype, body,"
         " encoding, msg_class, state, created, updated, connection, sent_time, want_report)"
         " VALUES (?,'in',?,?,?,?,?,?,?,'delivered',?,?,?,?,0)",
-        (message_id, INBOUND_USER, msg.recipient, msg.sender, messagetype, body, msg.encoding,
+        (message_id, _owner(msg, owner_of), msg.recipient, msg.sender, messagetype, body, msg.encoding,
          msg.msg_class, msg.received_at or now, now, msg.connection, msg.sent_at))
     conn.execute("INSERT INTO events(message_id, kind, at, next_attempt) VALUES (?,?,?,?)",
                  (message_id, "inbound", now, now))

@@ -54,6 +54,7 @@ class Journal:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self.inbound_owner = None      # fragment -> user name (appliance.inbound_owner)
 
     @classmethod
     def open(cls, state_dir: str | Path, **kwargs) -> "Journal":
@@ -294,12 +295,14 @@ class Journal:
 
     def inbound(self, fragment: InboundFragment) -> None:
         now = self.clock.now()
-        self._write(lambda conn: inbox.receive(conn, fragment, now))
+        self._write(lambda conn: inbox.receive(conn, fragment, now,
+                                               owner_of=self.inbound_owner))
 
     def expire_fragments(self) -> int:
         """Deliver long inbound messages whose missing parts never came, marked as such."""
         now = self.clock.now()
-        return self._write(lambda conn: inbox.expire(conn, now, self.fragment_timeout))
+        return self._write(lambda conn: inbox.expire(conn, now, self.fragment_timeout,
+                                                     self.inbound_owner))
 
     def sent_count_since(self, connection: str, since: float) -> int:
         row = self.query("SELECT count(*) AS n FROM parts WHERE connection=? AND submitted_at>=?",
@@ -361,6 +364,13 @@ class Journal:
             "oldest_waiting_age": None if oldest_t is None else round(self.clock.now() - oldest_t, 1),
             "commits": self._writer.commits,
         }
+
+    def retire_user(self, user: str) -> dict:
+        """A deleted user: its messages and ledger are archived under a name no new user can
+        take, its unsent parts cancelled and its balance dropped (see store/users.py)."""
+        from appliance.store import users
+        now = self.clock.now()
+        return self._write(lambda conn: users.retire(conn, user, now))
 
     # --- credits ---------------------------------------------------------------------
 
