@@ -57,12 +57,14 @@ def _key(key) -> str:
 def _frag_json(fragment: InboundFragment) -> str:
     data = asdict(fragment)
     data["data"] = fragment.data.hex()
+    data["udh"] = fragment.udh.hex()
     return json.dumps(data)
 
 
 def _frag_load(text: str) -> InboundFragment:
     data = json.loads(text)
     data["data"] = bytes.fromhex(data["data"])
+    data["udh"] = bytes.fromhex(data.get("udh") or "")   # fragments kept by older versions
     if data.get("concat") is not None:
         data["concat"] = tuple(data["concat"])
     return InboundFragment(**data)
@@ -113,17 +115,29 @@ def _owner(msg: InboundFragment, owner_of) -> str:
 
 def _store_inbound(conn, msg: InboundFragment, now: float, owner_of=None) -> str:
     message_id = str(uuid.uuid4())
-    body = msg.text if msg.text is not None else msg.data.hex().upper()
-    messagetype = "SMS:TEXT" if msg.text is not None else "SMS:BINARY"
+    messagetype, body = inbound_type_and_body(msg)
+    extra = json.dumps({"udh": msg.udh.hex().upper()}) if msg.udh else None
     conn.execute(
         "INSERT INTO messages(id, direction, user, recipient, originator, messagetype, body,"
-        " encoding, msg_class, state, created, updated, connection, sent_time, want_report)"
-        " VALUES (?,'in',?,?,?,?,?,?,?,'delivered',?,?,?,?,0)",
-        (message_id, _owner(msg, owner_of), msg.recipient, msg.sender, messagetype, body, msg.encoding,
-         msg.msg_class, msg.received_at or now, now, msg.connection, msg.sent_at))
+        " encoding, msg_class, state, created, updated, connection, sent_time, want_report,"
+        " extra) VALUES (?,'in',?,?,?,?,?,?,?,'delivered',?,?,?,?,0,?)",
+        (message_id, _owner(msg, owner_of), msg.recipient, msg.sender, messagetype, body,
+         msg.encoding, msg.msg_class, msg.received_at or now, now, msg.connection, msg.sent_at,
+         extra))
     conn.execute("INSERT INTO events(message_id, kind, at, next_attempt) VALUES (?,?,?,?)",
                  (message_id, "inbound", now, now))
     return message_id
+
+
+def inbound_type_and_body(msg: InboundFragment) -> tuple[str, str]:
+    """How a received SMS is shown, in the vocabulary clients send with (docs/api.md):
+    text keeps its class (`SMS:TEXT:CLASS0` is a flash SMS); binary is `SMS:BINARY` with the
+    user data in hex, its UDH (length octet first) in front when it had one (port addressing)."""
+    if msg.text is not None:
+        suffix = f":CLASS{msg.msg_class}" if msg.msg_class is not None else ""
+        return "SMS:TEXT" + suffix, msg.text
+    header = bytes((len(msg.udh),)) + msg.udh if msg.udh else b""
+    return "SMS:BINARY", (header + msg.data).hex().upper()
 
 
 def folder_query(user: str | None, folder: str, limit: int, unread_only: bool):
