@@ -14,7 +14,7 @@ import urllib.request
 
 from appliance import __version__
 from appliance import config as cfg
-from appliance.errors import ConfigError
+from appliance.errors import ConfigError, StoreError
 
 log = logging.getLogger("appliance")
 
@@ -143,7 +143,7 @@ def cmd_run(args) -> int:
     try:
         return daemon.run(config, admin_password=args.admin_password, pin_factory=pin_factory,
                           on_started=lambda d: _started(d, network))
-    except OSError as exc:       # a port taken, a state directory we may not write
+    except (OSError, StoreError) as exc:   # a port taken, a state dir we may not write
         log.error("daemon: cannot run: %s", exc)
         print(f"cannot run: {exc}", file=sys.stderr)
         return 1

@@ -107,3 +107,26 @@ def test_a_channel_that_sees_validity_end_marks_the_message_expired(tmp_path):
         assert journal.get_message(message_id)["state"] == "expired"
     finally:
         journal.close()
+
+
+def test_report_for_a_purged_part_is_dropped_not_kept_for_the_next_part(tmp_path, caplog):
+    from appliance.model import Report, ReportStatus
+    journal = Journal.open(tmp_path)
+    try:
+        _accept(journal)
+        [part] = journal.due_parts()
+        journal.claim([(part.id, "GSMModem0")])
+        journal.part_submitted(part.id, "GSMModem0", "17")
+        journal.purge_deleted(None, "sent")
+        journal.purge_deleted(None, "deleted")
+        with caplog.at_level(logging.INFO, logger="appliance"):
+            journal.report(Report("GSMModem0", "17", ReportStatus.DELIVERED))
+        assert "purged message dropped" in caplog.text
+        # modem references wrap: a later part gets 17 again and must not inherit that report
+        later = _accept(journal, text="later")
+        [next_part] = journal.due_parts()
+        journal.claim([(next_part.id, "GSMModem0")])
+        journal.part_submitted(next_part.id, "GSMModem0", "17")
+        assert journal.get_message(later)["state"] == "submitted"
+    finally:
+        journal.close()

@@ -71,6 +71,7 @@ def _frag_load(text: str) -> InboundFragment:
 
 
 SEEN_KEEP_SECONDS = 7 * 24 * 3600
+PURGED_KEEP_SECONDS = 7 * 24 * 3600      # longer than any SMSC keeps trying
 
 
 def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0,
@@ -187,7 +188,13 @@ def purge(conn, user: str | None, folder: str, now: float | None = None) -> int:
     ids = [r["id"] for r in conn.execute(sql, params)]
     if folder != "deleted":
         return len(set_flag(conn, ids, None, "deleted", now))
+    conn.execute("DELETE FROM purged_refs WHERE at<?", ((now or 0) - PURGED_KEEP_SECONDS,))
     for message_id in ids:
+        # a report may still come for a submitted part: it must not become an orphan that
+        # a later part with the same (wrapped) reference would take for its own
+        conn.execute("INSERT INTO purged_refs SELECT connection, reference, ? FROM parts"
+                     " WHERE message_id=? AND reference IS NOT NULL"
+                     " AND state IN ('sending','submitted')", (now or 0, message_id))
         conn.execute("DELETE FROM parts WHERE message_id=?", (message_id,))
         conn.execute("DELETE FROM events WHERE message_id=?", (message_id,))
         conn.execute("DELETE FROM messages WHERE id=?", (message_id,))

@@ -236,6 +236,8 @@ class Journal:
             message_id = _message_of(conn, part_id)
             if message_id is None:
                 _log_vanished(connection, part_id, f"submitted (reference {reference})")
+                conn.execute("INSERT INTO purged_refs VALUES (?,?,?)",
+                             (connection, reference, now))
                 return
             conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
                          f" submitted_at=?, reason='' WHERE {where}"
@@ -278,6 +280,10 @@ class Journal:
 
     def _apply_report(self, conn, report: Report, now: float) -> None:
         part = _part_by_reference(conn, report)
+        if part is None and _purged(conn, report):
+            log.info("store: %s: report for reference %s of a purged message dropped",
+                     report.connection, report.reference)
+            return
         if part is None:
             conn.execute("INSERT INTO orphan_reports VALUES (?,?,?,?)",
                          (report.connection, report.reference, _json(_report_dict(report)), now))
@@ -468,6 +474,17 @@ def _concat_ref(message_id: str) -> int:
 def _message_of(conn, part_id: int) -> str | None:
     row = conn.execute("SELECT message_id FROM parts WHERE id=?", (part_id,)).fetchone()
     return row[0] if row else None
+
+
+def _purged(conn, report: Report) -> bool:
+    """A report for a part purged with its message: forget the reference once it is used."""
+    row = conn.execute("SELECT rowid FROM purged_refs WHERE connection=? AND reference=?"
+                       " ORDER BY at LIMIT 1", (report.connection, report.reference)).fetchone()
+    if row is None:
+        return False
+    if report.status != ReportStatus.PENDING:     # a final report ends the reference's life
+        conn.execute("DELETE FROM purged_refs WHERE rowid=?", (row[0],))
+    return True
 
 
 def _log_vanished(connection: str, part_id: int, what: str) -> None:
