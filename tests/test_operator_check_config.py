@@ -115,3 +115,22 @@ def test_run_demo_with_a_config_applies_the_file_and_adds_simulated_modems(tmp_p
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
         process.stdout.close()
+
+
+def test_run_on_a_port_in_use_is_one_error_line_not_a_traceback(tmp_path):
+    import socket
+    path = tmp_path / "config.toml"
+    path.write_text('[http]\nhost = "127.0.0.1"\n')
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        done = subprocess.run([sys.executable, "-m", "appliance", "run", "--config", str(path),
+                               "--http-port", str(busy.getsockname()[1]),
+                               "--state-dir", str(tmp_path / "state"),
+                               "--admin-password", "admin-pass-12"],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        busy.close()
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "cannot run" in done.stderr
