@@ -301,14 +301,26 @@ class Journal:
 
     def inbound(self, fragment: InboundFragment) -> None:
         now = self.clock.now()
+        owner = self._owner_of(fragment)    # before the writer: it reads the users
         self._write(lambda conn: inbox.receive(conn, fragment, now,
-                                               owner_of=self.inbound_owner))
+                                               owner_of=lambda _msg: owner))
 
     def expire_fragments(self) -> int:
         """Deliver long inbound messages whose missing parts never came, marked as such."""
         now = self.clock.now()
         return self._write(lambda conn: inbox.expire(conn, now, self.fragment_timeout,
-                                                     self.inbound_owner))
+                                                     self._owner_of))
+
+    def _owner_of(self, fragment: InboundFragment) -> str:
+        """The user an inbound SMS is filed under; the admin if that cannot be decided."""
+        if self.inbound_owner is None:
+            return inbox.INBOUND_USER
+        try:
+            return self.inbound_owner(fragment) or inbox.INBOUND_USER
+        except Exception:        # a received SMS is never lost over whose inbox it is
+            log.exception("store: cannot tell whose SMS from %s is; filed under %s",
+                          fragment.connection, inbox.INBOUND_USER)
+            return inbox.INBOUND_USER
 
     def sent_count_since(self, connection: str, since: float) -> int:
         row = self.query("SELECT count(*) AS n FROM parts WHERE connection=? AND submitted_at>=?",
