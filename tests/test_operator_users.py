@@ -20,6 +20,7 @@ def test_deleted_user_leaves_nothing_to_a_new_user_of_the_same_name(appliance):
     api.action("createuser", name="bob", userpassword="bob-pass-11", credits="100")
     bob = Api(daemon.port, "bob", "bob-pass-11")
     old = bob.send("+36701234567", "queued before bob was deleted")
+    bob.action("addcontact", contactname="bobs-mum", phonenumber="+36701112222")
     assert xml_values(bob.action("getcredits"), "balance") == ["99"]
     body = api.action("deleteuser", name="bob")
     assert "<deleted>yes</deleted>" in body
@@ -35,6 +36,7 @@ def test_deleted_user_leaves_nothing_to_a_new_user_of_the_same_name(appliance):
     status, body = new_bob.get("/api", action="getmessagebyid", username="bob",
                                password="bob-pass-22", msgID=old)
     assert "No message with id" in body
+    assert "bobs-mum" not in new_bob.action("getaddressbook")
     ledger = daemon.journal.query("SELECT user FROM ledger WHERE user='bob'")
     assert ledger == []
     archived = daemon.journal.query("SELECT DISTINCT user FROM messages WHERE id=?", (old,))

@@ -344,11 +344,22 @@ def deleteuser(ctx: Ctx) -> str:
         raise ApiError(X.E_UNSUPPORTED, "The admin account cannot be deleted")
     ctx.services.accounts.delete(user.name)
     retired = ctx.services.journal.retire_user(user.name)
+    _drop_contacts(ctx, user.name)
     log.info("users: %s deleted %s; %d messages and %d ledger entries archived as %s",
              ctx.user.name, user.name, retired["messages"], retired["ledger"],
              retired["archived_as"])
     return X.envelope("deleteuser", f"<user>\n{X.element('name', user.name)}\n"
                       f"{X.element('deleted', 'yes')}\n</user>\n")
+
+
+def _drop_contacts(ctx: Ctx, owner: str) -> None:
+    """A deleted user's private address book goes with it (shared contacts stay)."""
+    daemon = ctx.services.extras.get("daemon")
+    if daemon is None:
+        return
+    for contact in daemon.documents.all(gate.ADDRESSBOOK_TABLE):
+        if contact.get("user", "") == owner:
+            daemon.documents.remove(gate.ADDRESSBOOK_TABLE, contact["name"])
 
 
 def _set_enabled(ctx: Ctx, enabled: bool, action_name: str) -> str:
