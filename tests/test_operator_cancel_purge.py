@@ -130,3 +130,60 @@ def test_report_for_a_purged_part_is_dropped_not_kept_for_the_next_part(tmp_path
         assert journal.get_message(later)["state"] == "submitted"
     finally:
         journal.close()
+
+
+def test_outbox_delete_and_purge_through_the_api_while_two_modems_send(make_config,
+                                                                         run_daemon):
+    """The report's scenario: one message to 20 recipients, then deletemessagelist
+    folder=outbox (and deletefolderitems folder=deleted), on a demo appliance with two modems."""
+    from appliance import config as cfg
+    from appliance import demo
+    from conftest import Api, xml_values
+    base = make_config(demo=cfg.DemoConfig(enabled=False, modems=2, send_seconds=1.0,
+                                           report_seconds=0.1))
+    config, network, pin_factory = demo.start(base)
+    try:
+        daemon = run_daemon(config, pin_factory=pin_factory)
+        journal = daemon.journal
+        modems = [daemon.channels.running[f"GSMModem{i}"] for i in range(2)]
+        for modem in modems:
+            wait_until(lambda: modem.free_slots() > 0, timeout=30, what="modem ready")
+        api = Api(daemon.port)
+
+        def send_twenty(text):
+            recipients = ",".join(f"+367012345{i:02d}" for i in range(20))
+            return xml_values(api.action("sendmessage", recipient=recipients,
+                                         messagedata=text), "messageid")
+
+        def settled():
+            return not journal.query("SELECT 1 FROM parts WHERE state IN ('sending','queued')")
+
+        ids = send_twenty("to twenty")
+        wait_until(lambda: network.submits, what="first part on the air")
+        moved = api.action("deletemessagelist", folder="outbox")
+        assert int(xml_values(moved, "count")[0]) >= 1
+        wait_until(settled, timeout=30, what="in-flight parts settled")
+        states = [journal.get_message(i)["state"] for i in ids]
+        cancelled = states.count("deleted")
+        # what was in flight went out and is recorded; nothing else left
+        assert cancelled >= 1
+        assert len(network.submits) == 20 - cancelled
+        assert all(s in ("deleted", "submitted", "delivered") for s in states)
+        assert {api.state(i) for i in ids if journal.get_message(i)["state"] == "deleted"} == {15}
+
+        # the same with the deleted folder purged while parts are on the modems
+        send_twenty("again")
+        before = len(network.submits)
+        wait_until(lambda: len(network.submits) > before, what="a part on the air")
+        api.action("deletemessagelist", folder="outbox")
+        api.action("deletefolderitems", folder="deleted")
+        wait_until(lambda: all(m.free_slots() > 0 for m in modems), timeout=30,
+                   what="modems idle again")
+        for modem in modems:
+            status = modem.status()
+            assert status["state"] == "ready" and status["resets_last_hour"] == 0
+            assert "internal error" not in (status["last_error"] or "")
+        after = api.send("+36701234599", "still working")
+        api.wait_state(after, 10, timeout=30)
+    finally:
+        network.close()
