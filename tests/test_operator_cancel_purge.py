@@ -6,6 +6,7 @@ worker reports into a store whose message was purged under it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from appliance.compose import Submission, prepare
@@ -187,3 +188,23 @@ def test_outbox_delete_and_purge_through_the_api_while_two_modems_send(make_conf
         api.wait_state(after, 10, timeout=30)
     finally:
         network.close()
+
+
+def test_a_modem_that_sees_validity_ended_records_expired_14(rig, network, tmp_path):
+    import time
+    journal = Journal.open(tmp_path)
+    try:
+        sim = network.add_modem("slot1", "+36201111111")
+        worker = rig.ready(rig.worker(sim, journal))
+        # accepted while valid; its validity ends while it waits on the modem's queue
+        message_id = _accept(journal, valid_until=time.time() + 3600)
+        [part] = journal.due_parts()
+        journal.claim([(part.id, worker.name)])
+        worker.submit(dataclasses.replace(part, valid_until=time.time() - 1))
+        wait_until(lambda: journal.get_message(message_id)["state"] != "sending",
+                   what="worker result")
+        assert journal.get_message(message_id)["state"] == "expired"
+        assert not network.submits
+    finally:
+        journal.close()
+
