@@ -14,7 +14,7 @@ import urllib.request
 
 from appliance import __version__
 from appliance import config as cfg
-from appliance.errors import ConfigError
+from appliance.errors import ConfigError, StoreError
 
 log = logging.getLogger("appliance")
 
@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the appliance daemon")
-    run.add_argument("--config", default=str(cfg.DEFAULT_CONFIG_PATH))
+    run.add_argument("--config", help=f"the config file (default {cfg.DEFAULT_CONFIG_PATH}; "
+                     "with --demo: none, or this file plus the simulated modems)")
     run.add_argument("--demo", action="store_true", help="simulated modems, no hardware")
     run.add_argument("--http-host")
     run.add_argument("--http-port", type=int)
@@ -78,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("--user", default="admin")
     passwd.add_argument("--state-dir", default=str(cfg.DEFAULT_STATE_DIR))
     passwd.add_argument("--password", help="the new password (default: read from stdin)")
+    passwd.add_argument("--create", action="store_true",
+                        help="create the state directory if it holds no appliance state yet")
     passwd.set_defaults(func=cmd_passwd)
     return p
 
@@ -99,10 +102,20 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def run_config(args) -> cfg.Config:
-    """The config for `run`: the file or the demo defaults, with the flags on top."""
-    config = cfg.Config(demo=cfg.DemoConfig(enabled=True)) if args.demo else cfg.load(args.config)
+    """The config for `run`: the file or the demo defaults, with the flags on top.
+
+    `--demo --config FILE` applies FILE and adds the simulated modems, so a configuration
+    can be tried without hardware (in a temporary state directory unless --state-dir)."""
+    from appliance import config_check
+    if args.demo and not args.config:
+        config = cfg.Config(demo=cfg.DemoConfig(enabled=True))
+    else:
+        config = config_check.load(args.config or cfg.DEFAULT_CONFIG_PATH)
+        if args.demo:
+            config = dataclasses.replace(
+                config, demo=dataclasses.replace(config.demo, enabled=True))
     http = config.http
-    if args.demo and not args.http_host:
+    if args.demo and not args.config and not args.http_host:
         http = dataclasses.replace(http, host="127.0.0.1")
     if args.http_host:
         http = dataclasses.replace(http, host=args.http_host)
@@ -130,6 +143,10 @@ def cmd_run(args) -> int:
     try:
         return daemon.run(config, admin_password=args.admin_password, pin_factory=pin_factory,
                           on_started=lambda d: _started(d, network))
+    except (OSError, StoreError) as exc:   # a port taken, a state dir we may not write
+        log.error("daemon: cannot run: %s", exc)
+        print(f"cannot run: {exc}", file=sys.stderr)
+        return 1
     finally:
         if network is not None:
             network.close()
@@ -157,7 +174,14 @@ def _started(daemon, network) -> None:
 
 
 def cmd_check_config(args) -> int:
-    config = cfg.load(args.file)
+    from appliance import config_check
+    config, problems = config_check.check_file(args.file)
+    if problems:
+        for problem in problems:
+            print(problem.render(args.file), file=sys.stderr)
+        print(f"{args.file}: {len(problems)} problem{'s' if len(problems) > 1 else ''}",
+              file=sys.stderr)
+        return 1
     names = ", ".join(f"{c.name} ({c.type})" for c in config.connections) or "none"
     users = ", ".join(u.name for u in config.users) or "none"
     print(f"{args.file}: OK\n  connections (from the file): {names}\n  users (from the file): "
@@ -180,6 +204,11 @@ def cmd_passwd(args) -> int:
     from appliance.accounts import Accounts
     from appliance.store.documents import Documents
     from appliance.store.journal import Journal
+    from appliance.state_dir import holds_state
+    if not args.create and not holds_state(args.state_dir):
+        print(f"{args.state_dir} holds no appliance state (a mistyped --state-dir?); "
+              "use --create to start a new one", file=sys.stderr)
+        return 1
     password = args.password or sys.stdin.readline().strip()
     if len(password) < 8:
         print("the password must have at least 8 characters", file=sys.stderr)

@@ -23,6 +23,7 @@ from appliance.accounts import Accounts
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.config import Config, ConnectionConfig, GSMModemConfig, SMPPConfig
 from appliance.dispatch import Dispatcher
+from appliance.inbound_owner import InboundOwners
 from appliance.notify import Notifier
 from appliance.routing import Router
 from appliance.store.documents import Documents
@@ -123,6 +124,7 @@ class Daemon:
                              aliases={c.operator: c.name for c in config.connections
                                       if getattr(c, "operator", "")})
         self.routes_owner = "file"       # or "api": see routing.effective_routes
+        self.journal.inbound_owner = InboundOwners(self.accounts, self.router)
         self.dispatcher = Dispatcher(self.journal, {}, self.router, clock=clock)
         self.channels = Channels(self)
         self.notifier = Notifier(self.journal, self.accounts, clock=clock)

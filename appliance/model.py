@@ -132,6 +132,7 @@ class InboundFragment:
     sent_at: float | None = None   # SCTS
     received_at: float | None = None
     msg_class: int | None = None
+    udh: bytes = b""               # information elements other than concatenation (ports...)
 
 
 class ChannelSink(Protocol):

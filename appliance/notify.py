@@ -19,6 +19,7 @@ from typing import Callable
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.compose import Submission, prepare
 from appliance.errors import ValidationError
+from appliance.logmask import masked
 from appliance.model import Priority
 from appliance.timefmt import ozeki_time
 
@@ -242,6 +243,6 @@ class Notifier:
             message = prepare(Submission(user="admin", recipient=phone, text=text[:300],
                                          priority=Priority.ALERT, dialect="alert"))
         except ValidationError as exc:
-            log.error("notify: cannot send alert SMS to %s: %s", phone, exc)
+            log.error("notify: cannot send alert SMS to %s: %s", masked(phone), exc)
             return
         self.journal.accept([message])

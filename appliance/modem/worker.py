@@ -723,5 +723,6 @@ class ModemWorker:
 
 
 def _masked(number: str) -> str:
-    """Numbers in logs keep their country and last digits only."""
-    return number if len(number) < 7 else f"{number[:4]}…{number[-3:]}"
+    """Numbers in logs keep their country and last digits only (the rule of every layer)."""
+    from appliance.logmask import masked
+    return masked(number)

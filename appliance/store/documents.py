@@ -7,6 +7,8 @@ old one, then fsyncs the directory, so the file is always either the old or the 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -17,6 +19,7 @@ from tinydb import Query, TinyDB
 from tinydb.storages import Storage
 
 DOCS_NAME = "documents.json"
+LOCK_NAME = "documents.lock"
 
 
 class AtomicJSONStorage(Storage):
@@ -56,15 +59,50 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _signature(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class Documents:
-    """Thread-safe access to the document tables; every change is durable when it returns."""
+    """Thread-safe access to the document tables; every change is durable when it returns.
+
+    Another process may change the file too (`sms-appliance passwd` next to the running
+    daemon): writers take an flock on `documents.lock`, and readers drop their cache when
+    the file's inode, mtime or size changed (one stat per read, no re-parse).
+    """
 
     def __init__(self, state_dir: str | Path):
         Path(state_dir).mkdir(parents=True, exist_ok=True)
-        self._db = TinyDB(str(Path(state_dir) / DOCS_NAME), storage=AtomicJSONStorage)
+        self._path = Path(state_dir) / DOCS_NAME
+        self._lock_path = Path(state_dir) / LOCK_NAME
+        self._db = TinyDB(str(self._path), storage=AtomicJSONStorage)
         self._lock = threading.RLock()
-        # Read on every API request (login); the file only changes through this object.
+        # Read on every API request (login); dropped when the file changes under us.
         self._cache: dict[tuple[str, str], dict] = {}
+        self._seen = _signature(self._path)
+
+    def _fresh(self) -> None:
+        """Forget cached documents if someone else rewrote the file (call under _lock)."""
+        now = _signature(self._path)
+        if now != self._seen:
+            self._cache.clear()
+            self._seen = now
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Serialise writers across processes; TinyDB's read-modify-write is not atomic."""
+        with self._lock, open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._cache.clear()
+                yield self._db
+            finally:
+                self._seen = _signature(self._path)
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def close(self) -> None:
         with self._lock:
@@ -76,6 +114,7 @@ class Documents:
 
     def get(self, table: str, name: str) -> dict | None:
         with self._lock:
+            self._fresh()
             key = (table, name)
             doc = self._cache.get(key)
             if doc is None:
@@ -87,16 +126,13 @@ class Documents:
 
     def put(self, table: str, doc: dict) -> None:
         """Insert or replace the document with this `name`."""
-        with self._lock:
-            self._cache.clear()
-            self._db.table(table).upsert(doc, Query().name == doc["name"])
+        with self._writing() as db:
+            db.table(table).upsert(doc, Query().name == doc["name"])
 
     def update(self, table: str, name: str, changes: dict) -> bool:
-        with self._lock:
-            self._cache.clear()
-            return bool(self._db.table(table).update(changes, Query().name == name))
+        with self._writing() as db:
+            return bool(db.table(table).update(changes, Query().name == name))
 
     def remove(self, table: str, name: str) -> bool:
-        with self._lock:
-            self._cache.clear()
-            return bool(self._db.table(table).remove(Query().name == name))
+        with self._writing() as db:
+            return bool(db.table(table).remove(Query().name == name))

@@ -14,6 +14,7 @@ from dataclasses import asdict
 
 from appliance import gsm
 from appliance.model import FOLDER_STATES, InboundFragment
+from appliance.store import message_state
 
 INBOUND_USER = "admin"
 
@@ -56,21 +57,25 @@ def _key(key) -> str:
 def _frag_json(fragment: InboundFragment) -> str:
     data = asdict(fragment)
     data["data"] = fragment.data.hex()
+    data["udh"] = fragment.udh.hex()
     return json.dumps(data)
 
 
 def _frag_load(text: str) -> InboundFragment:
     data = json.loads(text)
     data["data"] = bytes.fromhex(data["data"])
+    data["udh"] = bytes.fromhex(data.get("udh") or "")   # fragments kept by older versions
     if data.get("concat") is not None:
         data["concat"] = tuple(data["concat"])
     return InboundFragment(**data)
 
 
 SEEN_KEEP_SECONDS = 7 * 24 * 3600
+PURGED_KEEP_SECONDS = 7 * 24 * 3600      # longer than any SMSC keeps trying
 
 
-def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0) -> str | None:
+def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0,
+            owner_of=None) -> str | None:
     """Keep a received SMS; returns the inbox message id once it is whole.
 
     An SMS read again (a crash between our commit and its deletion from the SIM, or an
@@ -80,7 +85,7 @@ def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0
     if _seen_before(conn, fragment, now):
         return None
     joined = _reassembler(conn, timeout).add(fragment, now)
-    return _store_inbound(conn, joined, now) if joined is not None else None
+    return _store_inbound(conn, joined, now, owner_of) if joined is not None else None
 
 
 def _seen_before(conn, fragment: InboundFragment, now: float) -> bool:
@@ -93,10 +98,10 @@ def _seen_before(conn, fragment: InboundFragment, now: float) -> bool:
     return cur.rowcount == 0
 
 
-def expire(conn, now: float, timeout: float) -> int:
+def expire(conn, now: float, timeout: float, owner_of=None) -> int:
     joined = _reassembler(conn, timeout).expire(now)
     for message in joined:
-        _store_inbound(conn, message, now)
+        _store_inbound(conn, message, now, owner_of)
     return len(joined)
 
 
@@ -104,19 +109,36 @@ def _reassembler(conn, timeout: float):
     return gsm.Reassembler(SqliteFragments(conn), timeout=timeout)
 
 
-def _store_inbound(conn, msg: InboundFragment, now: float) -> str:
+def _owner(msg: InboundFragment, owner_of) -> str:
+    """`owner_of(fragment) -> user` (appliance.inbound_owner); the admin without one."""
+    return (owner_of(msg) if owner_of else "") or INBOUND_USER
+
+
+def _store_inbound(conn, msg: InboundFragment, now: float, owner_of=None) -> str:
     message_id = str(uuid.uuid4())
-    body = msg.text if msg.text is not None else msg.data.hex().upper()
-    messagetype = "SMS:TEXT" if msg.text is not None else "SMS:BINARY"
+    messagetype, body = inbound_type_and_body(msg)
+    extra = json.dumps({"udh": msg.udh.hex().upper()}) if msg.udh else None
     conn.execute(
         "INSERT INTO messages(id, direction, user, recipient, originator, messagetype, body,"
-        " encoding, msg_class, state, created, updated, connection, sent_time, want_report)"
-        " VALUES (?,'in',?,?,?,?,?,?,?,'delivered',?,?,?,?,0)",
-        (message_id, INBOUND_USER, msg.recipient, msg.sender, messagetype, body, msg.encoding,
-         msg.msg_class, msg.received_at or now, now, msg.connection, msg.sent_at))
+        " encoding, msg_class, state, created, updated, connection, sent_time, want_report,"
+        " extra) VALUES (?,'in',?,?,?,?,?,?,?,'delivered',?,?,?,?,0,?)",
+        (message_id, _owner(msg, owner_of), msg.recipient, msg.sender, messagetype, body,
+         msg.encoding, msg.msg_class, msg.received_at or now, now, msg.connection, msg.sent_at,
+         extra))
     conn.execute("INSERT INTO events(message_id, kind, at, next_attempt) VALUES (?,?,?,?)",
                  (message_id, "inbound", now, now))
     return message_id
+
+
+def inbound_type_and_body(msg: InboundFragment) -> tuple[str, str]:
+    """How a received SMS is shown, in the vocabulary clients send with (docs/api.md):
+    text keeps its class (`SMS:TEXT:CLASS0` is a flash SMS); binary is `SMS:BINARY` with the
+    user data in hex, its UDH (length octet first) in front when it had one (port addressing)."""
+    if msg.text is not None:
+        suffix = f":CLASS{msg.msg_class}" if msg.msg_class is not None else ""
+        return "SMS:TEXT" + suffix, msg.text
+    header = bytes((len(msg.udh),)) + msg.udh if msg.udh else b""
+    return "SMS:BINARY", (header + msg.data).hex().upper()
 
 
 def folder_query(user: str | None, folder: str, limit: int, unread_only: bool):
@@ -139,7 +161,10 @@ def folder_query(user: str | None, folder: str, limit: int, unread_only: bool):
     return sql, params + [limit]
 
 
-def set_flag(conn, ids: list[str], user: str | None, flag: str) -> list[str]:
+def set_flag(conn, ids: list[str], user: str | None, flag: str,
+             now: float | None = None) -> list[str]:
+    """Mark messages read or deleted. Deleting an outgoing message cancels its parts that
+    no channel holds yet (`now` is the time of that change)."""
     done = []
     for message_id in ids:
         sql = f"UPDATE messages SET {flag}=1 WHERE id=?"
@@ -149,16 +174,27 @@ def set_flag(conn, ids: list[str], user: str | None, flag: str) -> list[str]:
             params.append(user)
         if conn.execute(sql, params).rowcount:
             done.append(message_id)
+            if flag == "deleted" and now is not None:
+                message_state.cancel_unsent(conn, message_id, now)
     return done
 
 
-def purge(conn, user: str | None, folder: str) -> int:
-    """Delete permanently what is in the `deleted` folder (or mark a whole folder deleted)."""
+def purge(conn, user: str | None, folder: str, now: float | None = None) -> int:
+    """Delete permanently what is in the `deleted` folder (or mark a whole folder deleted).
+
+    A part still on a channel when its message is purged reports into nothing: the
+    journal drops that result (see `Journal.part_submitted`)."""
     sql, params = folder_query(user, folder, -1, False)
     ids = [r["id"] for r in conn.execute(sql, params)]
     if folder != "deleted":
-        return len(set_flag(conn, ids, None, "deleted"))
+        return len(set_flag(conn, ids, None, "deleted", now))
+    conn.execute("DELETE FROM purged_refs WHERE at<?", ((now or 0) - PURGED_KEEP_SECONDS,))
     for message_id in ids:
+        # a report may still come for a submitted part: it must not become an orphan that
+        # a later part with the same (wrapped) reference would take for its own
+        conn.execute("INSERT INTO purged_refs SELECT connection, reference, ? FROM parts"
+                     " WHERE message_id=? AND reference IS NOT NULL"
+                     " AND state IN ('sending','submitted')", (now or 0, message_id))
         conn.execute("DELETE FROM parts WHERE message_id=?", (message_id,))
         conn.execute("DELETE FROM events WHERE message_id=?", (message_id,))
         conn.execute("DELETE FROM messages WHERE id=?", (message_id,))

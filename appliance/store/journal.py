@@ -54,6 +54,7 @@ class Journal:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self.inbound_owner = None      # fragment -> user name (appliance.inbound_owner)
 
     @classmethod
     def open(cls, state_dir: str | Path, **kwargs) -> "Journal":
@@ -232,11 +233,17 @@ class Journal:
                  else "id=?")
 
         def fn(conn):
+            message_id = _message_of(conn, part_id)
+            if message_id is None:
+                _log_vanished(connection, part_id, f"submitted (reference {reference})")
+                conn.execute("INSERT INTO purged_refs VALUES (?,?,?)",
+                             (connection, reference, now))
+                return
             conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
                          f" submitted_at=?, reason='' WHERE {where}"
                          " AND state IN ('sending','queued')",
                          (connection, reference, now, part_id))
-            message_state.refresh(conn, _message_of(conn, part_id), now, connection)
+            message_state.refresh(conn, message_id, now, connection)
             for report in _take_orphans(conn, connection, reference):
                 self._apply_report(conn, report, now)
         self._write(fn)
@@ -246,11 +253,15 @@ class Journal:
         now = self.clock.now()
 
         def fn(conn):
-            row = conn.execute("SELECT attempts, tried FROM parts WHERE id=?",
+            row = conn.execute("SELECT attempts, tried, message_id FROM parts WHERE id=?",
                                (part_id,)).fetchone()
             if row is None:
+                _log_vanished(connection, part_id, f"failed ({code})")
                 return
-            if retryable:
+            if code == "expired":       # the channel saw its validity end: expired, not failed
+                conn.execute("UPDATE parts SET state='expired', done_at=?, reason=? WHERE id=?",
+                             (now, f"{code}: {reason}", part_id))
+            elif retryable:
                 tried = _add_tried(row["tried"], connection)
                 conn.execute("UPDATE parts SET state='queued', next_attempt=?, reason=?,"
                              " tried=? WHERE id=? AND state='sending'",
@@ -259,7 +270,8 @@ class Journal:
             else:
                 conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE id=?",
                              (now, f"{code}: {reason}", part_id))
-            message_state.refresh(conn, _message_of(conn, part_id), now, connection)
+            if not (retryable and message_state.cancel_if_deleted(conn, row["message_id"], now)):
+                message_state.refresh(conn, row["message_id"], now, connection)
         self._write(fn)
 
     def report(self, report: Report) -> None:
@@ -268,6 +280,10 @@ class Journal:
 
     def _apply_report(self, conn, report: Report, now: float) -> None:
         part = _part_by_reference(conn, report)
+        if part is None and _purged(conn, report):
+            log.info("store: %s: report for reference %s of a purged message dropped",
+                     report.connection, report.reference)
+            return
         if part is None:
             conn.execute("INSERT INTO orphan_reports VALUES (?,?,?,?)",
                          (report.connection, report.reference, _json(_report_dict(report)), now))
@@ -285,12 +301,26 @@ class Journal:
 
     def inbound(self, fragment: InboundFragment) -> None:
         now = self.clock.now()
-        self._write(lambda conn: inbox.receive(conn, fragment, now))
+        owner = self._owner_of(fragment)    # before the writer: it reads the users
+        self._write(lambda conn: inbox.receive(conn, fragment, now,
+                                               owner_of=lambda _msg: owner))
 
     def expire_fragments(self) -> int:
         """Deliver long inbound messages whose missing parts never came, marked as such."""
         now = self.clock.now()
-        return self._write(lambda conn: inbox.expire(conn, now, self.fragment_timeout))
+        return self._write(lambda conn: inbox.expire(conn, now, self.fragment_timeout,
+                                                     self._owner_of))
+
+    def _owner_of(self, fragment: InboundFragment) -> str:
+        """The user an inbound SMS is filed under; the admin if that cannot be decided."""
+        if self.inbound_owner is None:
+            return inbox.INBOUND_USER
+        try:
+            return self.inbound_owner(fragment) or inbox.INBOUND_USER
+        except Exception:        # a received SMS is never lost over whose inbox it is
+            log.exception("store: cannot tell whose SMS from %s is; filed under %s",
+                          fragment.connection, inbox.INBOUND_USER)
+            return inbox.INBOUND_USER
 
     def sent_count_since(self, connection: str, since: float) -> int:
         row = self.query("SELECT count(*) AS n FROM parts WHERE connection=? AND submitted_at>=?",
@@ -317,10 +347,12 @@ class Journal:
         return self._write(lambda conn: inbox.set_flag(conn, ids, user, "is_read"))
 
     def delete_messages(self, ids: list[str], user: str | None = None) -> list[str]:
-        return self._write(lambda conn: inbox.set_flag(conn, ids, user, "deleted"))
+        now = self.clock.now()
+        return self._write(lambda conn: inbox.set_flag(conn, ids, user, "deleted", now))
 
     def purge_deleted(self, user: str | None, folder: str) -> int:
-        return self._write(lambda conn: inbox.purge(conn, user, folder))
+        now = self.clock.now()
+        return self._write(lambda conn: inbox.purge(conn, user, folder, now))
 
     def summary(self, direction: str, *, user: str | None = None, connection: str | None = None,
                 since: float | None = None, until: float | None = None) -> list[dict]:
@@ -350,6 +382,13 @@ class Journal:
             "oldest_waiting_age": None if oldest_t is None else round(self.clock.now() - oldest_t, 1),
             "commits": self._writer.commits,
         }
+
+    def retire_user(self, user: str) -> dict:
+        """A deleted user: its messages and ledger are archived under a name no new user can
+        take, its unsent parts cancelled and its balance dropped (see store/users.py)."""
+        from appliance.store import users
+        now = self.clock.now()
+        return self._write(lambda conn: users.retire(conn, user, now))
 
     # --- credits ---------------------------------------------------------------------
 
@@ -444,8 +483,26 @@ def _concat_ref(message_id: str) -> int:
     return value % 255 + 1
 
 
-def _message_of(conn, part_id: int) -> str:
-    return conn.execute("SELECT message_id FROM parts WHERE id=?", (part_id,)).fetchone()[0]
+def _message_of(conn, part_id: int) -> str | None:
+    row = conn.execute("SELECT message_id FROM parts WHERE id=?", (part_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _purged(conn, report: Report) -> bool:
+    """A report for a part purged with its message: forget the reference once it is used."""
+    row = conn.execute("SELECT rowid FROM purged_refs WHERE connection=? AND reference=?"
+                       " ORDER BY at LIMIT 1", (report.connection, report.reference)).fetchone()
+    if row is None:
+        return False
+    if report.status != ReportStatus.PENDING:     # a final report ends the reference's life
+        conn.execute("DELETE FROM purged_refs WHERE rowid=?", (row[0],))
+    return True
+
+
+def _log_vanished(connection: str, part_id: int, what: str) -> None:
+    # The message was purged while a channel held this part: nothing left to update.
+    log.info("store: %s: part %s %s, but its message was purged; result dropped",
+             connection, part_id, what)
 
 
 def _add_tried(tried: str, connection: str) -> str:

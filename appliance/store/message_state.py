@@ -8,8 +8,17 @@ _FAILURE_ORDER = (State.FAILED, State.UNDELIVERED, State.EXPIRED)
 
 
 def aggregate(states: list[str]) -> State:
-    """The message state that its parts' states add up to."""
+    """The message state that its parts' states add up to.
+
+    Parts cancelled by a delete (`deleted`) count only once nothing else is left to happen:
+    a message deleted from the outbox ends `deleted` when its in-flight parts are settled.
+    """
     present = {State(s) for s in states}
+    if State.DELETED in present:
+        rest = present - {State.DELETED}
+        if not rest or all(s.final for s in rest):
+            return State.DELETED
+        present = rest
     for active in (State.SENDING, State.QUEUED):
         if active in present:
             return State.SENDING if (present - {State.QUEUED, State.SCHEDULED}) else active
@@ -33,16 +42,17 @@ def refresh(conn, message_id: str, now: float, connection: str = "") -> None:
     new = aggregate(states)
     if new.value == row["state"]:
         return
-    reason = _first_reason(conn, message_id) if new.final else ""
+    ended = new.final or new == State.DELETED
+    reason = _first_reason(conn, message_id) if ended else ""
     conn.execute(
         "UPDATE messages SET state=?, updated=?, reason=?,"
         " connection=CASE WHEN ?<>'' THEN ? ELSE connection END,"
         " submitted_at=CASE WHEN ? IN ('submitted','delivered') AND submitted_at IS NULL"
         "   THEN ? ELSE submitted_at END,"
         " done_at=CASE WHEN ? THEN ? ELSE done_at END WHERE id=?",
-        (new.value, now, reason, connection, connection, new.value, now, int(new.final), now,
+        (new.value, now, reason, connection, connection, new.value, now, int(ended), now,
          message_id))
-    if row["callback"]:
+    if row["callback"] and new != State.DELETED:     # the client deleted it: nothing to tell
         conn.execute("INSERT INTO events(message_id, kind, at, next_attempt) VALUES (?,?,?,?)",
                      (message_id, new.value, now, now))
 
@@ -83,5 +93,24 @@ def requeue_sending(conn, now: float) -> int:
     conn.execute("UPDATE parts SET state='queued', next_attempt=?,"
                  " reason='requeued after restart' WHERE state='sending'", (now,))
     for message_id in ids:
-        refresh(conn, message_id, now)
+        if not cancel_if_deleted(conn, message_id, now):
+            refresh(conn, message_id, now)
     return len(ids)
+
+
+CANCELLED = "cancelled: deleted before it was sent"
+
+
+def cancel_unsent(conn, message_id: str, now: float) -> int:
+    """A deleted message: parts not yet handed to a channel never leave. In-flight parts
+    (`sending`) finish on their channel and are recorded as usual."""
+    cur = conn.execute("UPDATE parts SET state='deleted', done_at=?, reason=? WHERE message_id=?"
+                       " AND state IN ('queued','scheduled')", (now, CANCELLED, message_id))
+    if cur.rowcount:
+        refresh(conn, message_id, now)
+    return cur.rowcount
+
+
+def cancel_if_deleted(conn, message_id: str, now: float) -> int:
+    row = conn.execute("SELECT deleted FROM messages WHERE id=?", (message_id,)).fetchone()
+    return cancel_unsent(conn, message_id, now) if row and row[0] else 0

@@ -132,4 +132,12 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_due ON events(next_attempt, id) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS events_message ON events(message_id, id) WHERE state = 'pending';
+
+CREATE TABLE IF NOT EXISTS purged_refs (     -- parts purged while a report could still come
+    connection    TEXT NOT NULL,
+    reference     TEXT NOT NULL,
+    at            REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS purged_refs_ref ON purged_refs(connection, reference);
+CREATE INDEX IF NOT EXISTS purged_refs_age ON purged_refs(at);
 """

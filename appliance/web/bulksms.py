@@ -15,7 +15,7 @@ import bottle
 from appliance.accounts import AuthError
 from appliance.compose import Submission, wap_si_document
 from appliance.errors import StoreError, ValidationError
-from appliance.model import Priority
+from appliance import priority
 from appliance.web import gate
 from appliance.web.params import ParamError, client_address, read_params
 
@@ -101,13 +101,17 @@ def _submit(services, params: dict, request, schedule_path: bool) -> str:
     callback = {"kind": "bulksms_dlr", "url": user.reporturl} \
         if dlr == "1" and user.reporturl else None
     window = _dedupe_window(user)
+    try:
+        level = priority.of(user, params.get("priority"))
+    except ValidationError:
+        raise Refused(INVALID_URL) from None
     lines: list[list] = []
     ready = []
     for destination in destinations:
         line = [SUCCESS, destination, ""]
         sub = Submission(user=user.name, recipient=destination, text=text,
                          messagetype=messagetype, originator=source, send_at=send_at,
-                         want_report=dlr == "1", priority=Priority.NORMAL, dialect="bulksms",
+                         want_report=dlr == "1", priority=level, dialect="bulksms",
                          callback=callback, dedupe_window=window)
         try:
             ready.append((line, gate.prepare(services, sub)))

@@ -85,6 +85,9 @@ def prepare(services, sub: Submission) -> NewMessage:
         if hours and hours > 0:
             start = max(sub.send_at or 0.0, services.clock.now())
             sub.valid_until = start + hours * 3600.0
+    if sub.valid_until is not None and sub.valid_until <= services.clock.now():
+        # the same rule in every dialect: a message that may not leave any more is refused
+        raise ValidationError("bad_validity", "the validity period is already over", "vp")
     if sub.valid_until is not None and sub.send_at is not None and sub.valid_until <= sub.send_at:
         raise ValidationError("bad_validity", "the validity period ends before the send time",
                               "vp")

@@ -15,6 +15,8 @@ from typing import Callable
 
 import bottle
 
+from appliance import priority
+from appliance.logmask import masked
 from appliance.accounts import AuthError, User
 from appliance.compose import NewMessage, Submission, prepare
 from appliance.errors import StoreError, ValidationError
@@ -224,8 +226,6 @@ def _batch(ctx: Ctx) -> list[dict]:
 
 SMPP_PARAMS = ("source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi",
                "esm_class", "data_coding")
-_PRIORITIES = {"alert": Priority.ALERT, "high": Priority.ALERT, "normal": Priority.NORMAL,
-               "bulk": Priority.BULK, "low": Priority.BULK}
 
 
 @dataclass
@@ -254,7 +254,10 @@ def parse_time(value: str, name: str) -> float:
 
 
 def request_options(ctx: Ctx) -> Options:
-    options = Options(priority=_PRIORITIES.get(ctx.user.priority, Priority.NORMAL))
+    try:
+        options = Options(priority=priority.of(ctx.user, ctx.get("priority")))
+    except ValidationError as exc:
+        raise ApiError(X.E_INVALID_PARAMETER, exc.text) from None
     if ctx.get("sendondate").strip():
         options.send_at = parse_time(ctx.get("sendondate"), "sendondate")
     if ctx.get("vp").strip():
@@ -328,7 +331,7 @@ def _settle(outcome: Outcome, result) -> None:
         _refuse(outcome, result)
     else:
         outcome.message_id = result
-        log.info("api: accepted %s for %s", result, outcome.recipient)
+        log.info("api: accepted %s for %s", result, masked(outcome.recipient))
 
 
 def _refuse(outcome: Outcome, exc: ValidationError) -> None:

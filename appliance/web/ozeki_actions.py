@@ -9,6 +9,7 @@ listroutes, setroutes, resetroutes.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 
@@ -19,6 +20,8 @@ from appliance.web import gate
 from appliance.web import ozeki_xml as X
 from appliance.web.ozeki import (ApiError, Ctx, action, folder_of, parse_time,
                                  visible_message)
+
+log = logging.getLogger("appliance.web")
 
 FOLDERS = ("inbox", "outbox", "sent", "notsent", "deleted")
 DEFAULT_LIMIT = 1000
@@ -274,10 +277,21 @@ def _target(ctx: Ctx, *, modify: bool = True) -> User:
     user = ctx.services.accounts.get(name)
     if user is None:
         raise ApiError(X.E_NOT_FOUND, f"No user named {name[:40]}")
-    if modify and (user.owner == "file" or user.name == ADMIN):
+    if modify and user.owner == "file" and user.name != ADMIN:
         raise ApiError(X.E_UNSUPPORTED, f"User {name[:40]} is provisioned by the configuration "
                        "file; change it there")
     return user
+
+
+def _check_admin_changes(ctx: Ctx, changes: dict, password: str) -> None:
+    """The admin account always exists and stays admin; the file owns only its password
+    (when `[admin]` sets one). Everything else about it is the API's to change."""
+    admin = ctx.services.config.admin
+    if changes.get("admin") is False or changes.get("enabled") is False:
+        raise ApiError(X.E_UNSUPPORTED, "The admin account cannot lose its admin rights")
+    if password and (admin.password or admin.password_hash):
+        raise ApiError(X.E_UNSUPPORTED, "The admin password is set by the configuration file; "
+                       "change it there")
 
 
 def _user_answer(ctx: Ctx, name: str, action_name: str) -> str:
@@ -312,6 +326,8 @@ def createuser(ctx: Ctx) -> str:
 def configuser(ctx: Ctx) -> str:
     user = _target(ctx)
     changes, password = _user_changes(ctx)
+    if user.name == ADMIN:
+        _check_admin_changes(ctx, changes, password)
     ctx.services.accounts.update(user.name, **changes)
     if password:
         ctx.services.accounts.set_password(user.name, password)
@@ -324,9 +340,26 @@ def configuser(ctx: Ctx) -> str:
 @action("deleteuser", admin_only=True)
 def deleteuser(ctx: Ctx) -> str:
     user = _target(ctx)
+    if user.name == ADMIN:
+        raise ApiError(X.E_UNSUPPORTED, "The admin account cannot be deleted")
     ctx.services.accounts.delete(user.name)
+    retired = ctx.services.journal.retire_user(user.name)
+    _drop_contacts(ctx, user.name)
+    log.info("users: %s deleted %s; %d messages and %d ledger entries archived as %s",
+             ctx.user.name, user.name, retired["messages"], retired["ledger"],
+             retired["archived_as"])
     return X.envelope("deleteuser", f"<user>\n{X.element('name', user.name)}\n"
                       f"{X.element('deleted', 'yes')}\n</user>\n")
+
+
+def _drop_contacts(ctx: Ctx, owner: str) -> None:
+    """A deleted user's private address book goes with it (shared contacts stay)."""
+    daemon = ctx.services.extras.get("daemon")
+    if daemon is None:
+        return
+    for contact in daemon.documents.all(gate.ADDRESSBOOK_TABLE):
+        if contact.get("user", "") == owner:
+            daemon.documents.remove(gate.ADDRESSBOOK_TABLE, contact["name"])
 
 
 def _set_enabled(ctx: Ctx, enabled: bool, action_name: str) -> str:

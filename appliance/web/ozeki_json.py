@@ -18,7 +18,7 @@ import bottle
 from appliance.accounts import AuthError
 from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
-from appliance.model import Priority
+from appliance import priority
 from appliance.web import gate
 from appliance.web.params import ParamError, client_address, read_params
 
@@ -144,7 +144,8 @@ def _submission(services, user, message) -> Submission:
         send_at=parse_time(message.get("time_to_send"), "time_to_send"),
         valid_until=parse_time(message.get("valid_until"), "valid_until"),
         want_report=_flag(message, "delivery_report_requested"),
-        priority=Priority.NORMAL, serviceprovider=provider[:40], dialect="ozeki_json",
+        priority=priority.of(user, _str(message, "priority")), serviceprovider=provider[:40],
+        dialect="ozeki_json",
         message_id=message_id, client_ref=json.dumps(tags)[:1000] if tags else "")
 
 
@@ -213,6 +214,8 @@ def _message_json(m: dict) -> dict:
 
 
 def _folder(value) -> str:
+    if value is None:             # not given: the inbox, as in the Ozeki action= API
+        return "inbox"
     folder = (value or "inbox").strip().lower() if isinstance(value, str) else ""
     if folder not in FOLDERS:
         raise JsonError(400, "INVALID_REQUEST", f"folder must be one of {', '.join(FOLDERS)}")

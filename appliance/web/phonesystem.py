@@ -10,6 +10,8 @@ import logging
 
 import bottle
 
+from appliance import priority
+from appliance.logmask import masked
 from appliance.accounts import AuthError
 from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
@@ -105,9 +107,14 @@ def _send_sms(services, params: dict, request) -> str:
             raise PbxError(302, name.capitalize(), COMMAND)
     url = params.get("deliveryreporturl", "").strip()
     callback = {"kind": "phonesystem_dlr", "url": url, "extension": extension} if url else None
+    try:
+        level = priority.of(user, params.get("priority"))
+    except ValidationError:
+        raise PbxError(302, "Priority", COMMAND) from None
     sub = Submission(user=user.name, recipient=params["recipient"], text=params["message"],
                      originator=params.get("sender", "").strip() or user.originator,
-                     dialect="phonesystem", callback=callback, client_ref=extension)
+                     priority=level, dialect="phonesystem", callback=callback,
+                     client_ref=extension)
     try:
         message = gate.prepare(services, sub)
     except ValidationError as exc:
@@ -115,7 +122,7 @@ def _send_sms(services, params: dict, request) -> str:
     result = gate.accept(services, [message])[0]
     if isinstance(result, ValidationError):
         raise _refusal(result)
-    log.info("phonesystem: accepted %s for %s", result, sub.recipient)
+    log.info("phonesystem: %s accepted %s for %s", user.name, result, masked(sub.recipient))
     return response_xml(200, MESSAGES[200], result)
 
 

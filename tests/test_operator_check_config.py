@@ -1,0 +1,136 @@
+"""Issue 12 (7): check-config refuses what run would refuse, all at once, with line numbers;
+run never dies with a traceback on a file that passed; run --demo --config FILE applies it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+from appliance import config_check
+from appliance.cli import main
+
+BAD = """\
+[http]
+port = 70000
+
+[admin]
+password = "short"
+phone = "call me"
+
+[store]
+default_validity_hours = -1
+
+[connections.GSMModem0]
+type = "GSMModem"
+modemorport = "/dev/sms-appliance/slot1"
+max_resets_per_hour = -2
+
+[connections.GSMModem1]
+type = "GSMModem"
+modemorport = "/dev/sms-appliance/slot1"
+
+[connections.SMPP0]
+type = "SMPP"
+host = "smpp.example.net"
+port = 99999
+
+[users.alerts]
+password = "alerts-pass-1"
+priority = "urgent"
+originator = "AVeryLongSenderName"
+"""
+
+EXPECTED = [
+    (2, "http.port"), (5, "admin.password"), (6, "admin.phone"),
+    (9, "store.default_validity_hours"), (14, "connections.GSMModem0.max_resets_per_hour"),
+    (18, "connections.GSMModem1.modemorport"), (23, "connections.SMPP0.port"),
+    (27, "users.alerts.priority"), (28, "users.alerts.originator"),
+]
+
+
+def test_every_problem_is_reported_with_its_line_and_key(tmp_path, capsys):
+    path = tmp_path / "config.toml"
+    path.write_text(BAD)
+    _, problems = config_check.check_file(path)
+    assert [(p.line, p.key) for p in problems] == EXPECTED
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: http.port: must be a TCP port, 0..65535 (got 70000)" in err
+    assert f"{path}: 9 problems" in err
+
+
+def test_run_refuses_the_same_file_without_a_traceback(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(BAD)
+    done = subprocess.run([sys.executable, "-m", "appliance", "run", "--config", str(path),
+                           "--state-dir", str(tmp_path / "state")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "http.port" in done.stderr and "users.alerts.priority" in done.stderr
+
+
+def test_a_good_file_passes(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[http]\nport = 9501\n\n[users.ops]\npassword = "ops-pass-12"\n'
+                    'priority = "alert"\noriginator = "ACME"\n')
+    config, problems = config_check.check_file(path)
+    assert problems == [] and config.users[0].priority == "alert"
+
+
+def test_toml_syntax_error_has_its_line(tmp_path, capsys):
+    path = tmp_path / "config.toml"
+    path.write_text("[http]\nport = 9501\nhost = \n")
+    assert main(["check-config", str(path)]) == 1
+    assert f"{path}:3: toml:" in capsys.readouterr().err
+
+
+def test_run_demo_with_a_config_applies_the_file_and_adds_simulated_modems(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[demo]\nmodems = 1\nsend_seconds = 0.05\nreport_seconds = 0.05\n\n'
+                    '[users.ops]\npassword = "ops-pass-12"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--demo", "--config", str(path),
+         "--http-host", "127.0.0.1", "--http-port", "0", "--state-dir", str(tmp_path / "state"),
+         "--admin-password", "admin-pass-12"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        banner = process.stdout.readline()
+        assert "is running: http://" in banner, banner
+        base = banner.split("is running: ")[1].strip().rsplit("/status", 1)[0]
+        query = "action=getcredits&username=ops&password=ops-pass-12"
+        with urllib.request.urlopen(f"{base}/api?{query}", timeout=30) as answer:
+            assert "<balance>" in answer.read().decode()
+        with urllib.request.urlopen(f"{base}/status", timeout=30) as answer:
+            status = __import__("json").loads(answer.read())
+        assert status["demo"] is True and len(status["modems"]) == 1
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        process.stdout.close()
+
+
+def test_run_on_a_port_in_use_is_one_error_line_not_a_traceback(tmp_path):
+    import socket
+    path = tmp_path / "config.toml"
+    path.write_text('[http]\nhost = "127.0.0.1"\n')
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        done = subprocess.run([sys.executable, "-m", "appliance", "run", "--config", str(path),
+                               "--http-port", str(busy.getsockname()[1]),
+                               "--state-dir", str(tmp_path / "state"),
+                               "--admin-password", "admin-pass-12"],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        busy.close()
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and "cannot run" in done.stderr
