@@ -20,6 +20,7 @@ from pathlib import Path
 
 from appliance import config as cfg
 from appliance.errors import ConfigError, ValidationError
+from appliance.integrations import settings as integration_settings
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,10 @@ class _Checker:
         sections = {"http": cfg.HttpConfig, "store": cfg.StoreConfig,
                     "admin": cfg.AdminConfig, "demo": cfg.DemoConfig}
         values: dict = {}
+        self.integrations(data)
         for key, body in data.items():
+            if key in integration_settings.SECTIONS:
+                continue
             if key in sections:
                 values[key] = self.table(sections[key], body, key)
             elif key == "connections":
@@ -282,8 +286,17 @@ class _Checker:
                 values[key] = self.routes(body)
             else:
                 self.add(key, "unknown section (expected http, store, admin, demo, "
-                         "connections, users or routes)")
+                         "connections, users, routes, hooks, smtp, relay, inbound or rules)")
         self.across(values)
+
+    def integrations(self, data: dict) -> None:
+        """Hooks, mail and rules check themselves (templates, patterns, addresses)."""
+        subset = {k: v for k, v in data.items() if k in integration_settings.SECTIONS}
+        try:
+            integration_settings.parse(subset)
+        except ConfigError as exc:
+            where, _, message = str(exc).partition(": ")
+            self.add(where, message or str(exc))
 
     def table(self, cls, body, path: str, **fixed) -> dict:
         """Coerce every key of one table, collecting problems; returns the good values."""
