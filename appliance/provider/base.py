@@ -218,8 +218,12 @@ class QueuedChannel:
             self._settle_failed(part, "not_connected", self.last_error or "not connected", True)
             return
         whole = self.whole_message(part)
-        if whole and part.seq > 1 and self._whole.covered(part):
-            return
+        if whole and part.seq > 1:
+            follow = self._whole.follow(part)
+            if follow == "later":
+                self._settle_failed(part, "waits_for_part_1", "part 1 has not left yet", True)
+            if follow != "send":
+                return
         text = self._whole_text(part) if whole and part.seq == 1 else None
         if text is not None:
             self._whole.begin(part)

@@ -30,19 +30,34 @@ class WholeMessages:
         with self._lock:
             self._waiting.setdefault(part.message_id, [])
 
-    def covered(self, part: OutPart) -> bool:
-        """True when part 2..n is settled by its part 1 through this channel (now or when
-        part 1's answer comes); False when part 1 did not leave here whole."""
+    def follow(self, part: OutPart) -> str:
+        """What part 2..n does: "settled" (by part 1 here, now or at its answer), "later"
+        (part 1 has not left yet: go back to the queue and travel after it) or "send" (part
+        1 did not leave here whole: send this segment on its own)."""
+        if self._join(part, only_if_waiting=True):
+            return "settled"
+        first = self._stored_first(part)
+        state = first["state"] if first else ""
+        mine = bool(first) and first["connection"] == self.name
+        if mine and state == "sending":           # claimed for us: it is on its way here
+            self._join(part, only_if_waiting=False)
+            return "settled"
+        if mine and first["reference"] and state in ("submitted", "delivered", "undelivered"):
+            self.sink.part_submitted(part.id, self.name, first["reference"])
+            return "settled"
+        return "later" if state in ("queued", "scheduled", "sending") else "send"
+
+    def _join(self, part: OutPart, only_if_waiting: bool) -> bool:
+        """Wait with part 1 (which is in flight here, or will be), or take its reference if
+        it already left here whole. False when there is nothing to join."""
         with self._lock:
-            waiting = self._waiting.get(part.message_id)
-            if waiting is not None:
-                waiting.append(part)
-                return True
             reference = self._sent.get(part.message_id)
-        if reference is None:
-            reference = self._stored_reference(part)
-        if reference is None:
-            return False
+            if reference is None:
+                waiting = self._waiting.get(part.message_id)
+                if waiting is None and only_if_waiting:
+                    return False
+                self._waiting.setdefault(part.message_id, []).append(part)
+                return True
         self.sink.part_submitted(part.id, self.name, reference)
         return True
 
@@ -59,11 +74,7 @@ class WholeMessages:
         with self._lock:
             return self._waiting.pop(part.message_id, [])
 
-    def _stored_reference(self, part: OutPart) -> str | None:
+    def _stored_first(self, part: OutPart) -> dict | None:
         get_parts = getattr(self.sink, "get_parts", None)
         rows = get_parts(part.message_id) if get_parts else []
-        first = next((r for r in rows if r["seq"] == 1), None)
-        if first and first["connection"] == self.name and first["reference"] \
-                and first["state"] in ("submitted", "delivered", "undelivered"):
-            return first["reference"]
-        return None
+        return next((r for r in rows if r["seq"] == 1), None)
