@@ -33,6 +33,7 @@ REPORT_TYPES = {"sms:report", "sms:deliveryreport", "sms:dlr", "dlr", "report",
 TEXT_TYPES = {"", "sms:text", "sms", "text"}
 MAX_BODY = 64 * 1024
 REQUEST_SECONDS = 10.0
+BIND_RETRY = 5.0
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y.%m.%d %H:%M:%S",
                 "%y%m%d%H%M%S")
 
@@ -57,20 +58,17 @@ class HttpServerChannel:
         self._address = (url.hostname or "127.0.0.1", url.port or 80)
         self._path = url.path.rstrip("/")
         self._server: HTTPServer | None = None
+        self.port = self._address[1]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # --- the Channel interface ---
 
     def start(self) -> None:
-        self._server = _Server(self._address, _handler_for(self))
-        self.port = self._server.server_address[1]
-        self.state = "listening"
+        self.state = "starting"
         self._thread = threading.Thread(target=self._serve, daemon=True,
                                         name=f"httpserver-{self.name}")
         self._thread.start()
-        log.info("%s: taking SMS at http://%s:%s%s/", self.name, self._address[0], self.port,
-                 self._path)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -93,16 +91,35 @@ class HttpServerChannel:
 
     def status(self) -> dict:
         return {"name": self.name, "type": "HTTPServer", "state": self.state,
-                "listen": f"{self._address[0]}:{getattr(self, 'port', self._address[1])}",
+                "listen": f"{self._address[0]}:{self.port}",
                 "last_error": self.last_error, "counts": dict(self.counts)}
 
     def _serve(self) -> None:
         while not self._stop.is_set():
             self.heartbeat = self.clock.monotonic()
+            if self._server is None:
+                self._listen()
+                continue
             try:
                 self._server.handle_request()
             except Exception:  # a broken request must not end the listener
                 log.exception("%s: request failed", self.name)
+
+    def _listen(self) -> None:
+        """Bind BASEURL's address; a port in use is retried, it does not stop the daemon."""
+        try:
+            self._server = _Server(self._address, _handler_for(self))
+        except OSError as exc:
+            reason = f"cannot listen on {self._address[0]}:{self._address[1]}: {exc.strerror}"
+            if reason != self.last_error:
+                log.error("%s: %s; trying again every %gs", self.name, reason, BIND_RETRY)
+            self.last_error, self.state = reason, "down"
+            self.clock.wait(self._stop, BIND_RETRY)
+            return
+        self.port = self._server.server_address[1]
+        self.state, self.last_error = "listening", ""
+        log.info("%s: taking SMS at http://%s:%s%s/", self.name, self._address[0], self.port,
+                 self._path)
 
     # --- requests ---
 
