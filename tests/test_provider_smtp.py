@@ -3,6 +3,8 @@ gateway, through the whole daemon, against a small SMTP server on 127.0.0.1 port
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from appliance.config import ConfigError, from_dict
@@ -97,3 +99,24 @@ def test_config_checks():
     assert conn.tls_mode == "ssl"
     with pytest.raises(ConfigError, match="not supported"):
         from_dict({"connections": {"C": {"type": "CIMD2"}}})
+
+
+def test_created_through_the_api_with_the_seeds_keys(appliance, sink):
+    daemon, api = appliance
+    sink.start()
+    body = api.action("createdriver", type="SMTP", name="Mail1", SMTPSERVER="127.0.0.1",
+                      SMTPPORT=str(sink.port), SMTPSSL="off", SMTPAUTH="off",
+                      MAILFROM="sms@office.example", MAILTO="$recipient@sms.example",
+                      MAILSUBJECT="$messagetext", MAILBODY="$messagetext", LIMITTOMPM="0",
+                      CHARACTERSETSUBJECT="Default", LOGMESSAGES="on", AUTOCONNECT="on")
+    assert "<state>running</state>" in body
+    assert sorted(re.findall(r"<ignoredkey>([^<]+)", body)) == ["charactersetsubject",
+                                                                 "logmessages"]
+    wait_for(lambda: daemon.channels.running["Mail1"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "from a driver made by the API")
+    api.wait_state(message_id, SUBMITTED)
+    assert sink.mails[0][1] == ["+36201234567@sms.example"]
+    server = api.action("createdriver", type="HTTPServer", name="In1",
+                        BASEURL="http://127.0.0.1:0", PARAMNAMEMESSAGEDATA="text",
+                        RESPONSETEMPLATE="ok $msgid", POLLINTERVAL="2", AUTOCONNECT="on")
+    assert "<state>running</state>" in server and "<ignoredkey>pollinterval" in server

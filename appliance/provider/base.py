@@ -21,7 +21,6 @@ from appliance.uplink.backoff import Backoff
 log = logging.getLogger("appliance.provider")
 
 TICK = 0.5
-MAX_RECONNECT_DELAY = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class QueuedChannel:
         self._next_send = 0.0
         self._gap = 60.0 / conn.limittompm if conn.limittompm > 0 else 0.0
         self._backoff = Backoff(conn.reconnectdelay, max(conn.reconnectdelay,
-                                                         MAX_RECONNECT_DELAY))
+                                                         conn.keepaliveperiod))
         self._retry_at = 0.0
         self._whole = WholeMessages(self.name, sink)
         self._wake_dispatcher = lambda: None

@@ -75,7 +75,7 @@ class HttpClientChannel(QueuedChannel):
             return failed("no_template", "binary messages need TARGETURLBIN" if
                           self._binary(part) else "text messages need TARGETURL")
         fields = templates.part_fields(part, text=whole_text, message_id=reference,
-                                       concat=whole_text is None)
+                                       concat=whole_text is None, conn=self.conn)
         url = templates.fill(templates.compact_url(template), fields, self._escape)
         try:
             status, answer = self._call(url)

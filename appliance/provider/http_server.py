@@ -150,6 +150,8 @@ class HttpServerChannel:
         return self._answer(inbox_id or provider_id, sender, recipient)
 
     def _report(self, params: dict[str, str]) -> str:
+        if not self.conn.deliveryreport:
+            raise PermissionError("delivery reports are switched off on this connection")
         if not self.conn.reportconnection:
             raise RequestError("this connection takes no delivery reports "
                                "(set reportconnection)")

@@ -55,11 +55,10 @@ class HTTPClientConfig:
     usecert: bool = False
     certfile: str = ""                          # a PEM client certificate (with its key)
     passwordcert: str = ""
-    deliveryreport: bool = True
+    deliveryreport: bool = True                 # off: $tpdrreqINT/BOOL ask for no report
     send: bool = True
-    receive: bool = True
-    keepaliveperiod: float = 30.0               # how often a down provider is probed again
-    phonenumber: str = ""
+    keepaliveperiod: float = 30.0               # longest wait between probes of a down provider
+    phonenumber: str = ""                       # $originator when a message has none
     operator: str = ""
     autoconnect: bool = True
     # the appliance's own keys: the delivery report callback (docs/api.md)
@@ -105,7 +104,7 @@ class HTTPServerConfig:
     phonenumber: str = ""                      # the recipient when a request names none
     receive: bool = True
     send: bool = False                         # this appliance's HTTP Server only receives
-    deliveryreport: bool = True
+    deliveryreport: bool = True                # off: reports at BASEURL are refused
     autoconnect: bool = True
     operator: str = ""
     # the appliance's own keys: reports at BASEURL (docs/api.md)
@@ -140,16 +139,13 @@ class SMTPConfig:
     mailsubject: str = "$messagetext"
     mailbody: str = "$messagetext"
     charactersetbody: str = "Default"          # Default = utf-8
-    charactersetsubject: str = "Default"
     submittimeout: float = 60.0
     submittimeoutaction: str = "SubmitFailed"
     windowsize: int = 20                       # e-mails queued in the channel at most
     limittompm: int = 240
-    keepaliveperiod: float = 30.0              # an idle SMTP session is closed after this
+    keepaliveperiod: float = 30.0              # an idle session closes; longest probe wait
     send: bool = True
-    receive: bool = True
-    deliveryreport: bool = True
-    phonenumber: str = ""
+    phonenumber: str = ""                      # $originator when a message has none
     operator: str = ""
     autoconnect: bool = True
     reconnectdelay: float = 1.0                # the appliance's own: first retry of a down server
@@ -181,11 +177,12 @@ CONFIG_TYPES = {"HTTPClient": HTTPClientConfig, "HTTPServer": HTTPServerConfig,
                 "SMTP": SMTPConfig}
 
 SEED_IGNORED_KEYS = {
-    "HTTPClient": _COMMON_IGNORED | {"cbslowcommunication", "pollinterval"},
+    "HTTPClient": _COMMON_IGNORED | {"pollinterval", "receive"},
     "HTTPServer": _COMMON_IGNORED | {"keepaliveperiod", "limittompm", "pollinterval",
+                                     "cbslowcommunication",
                                      "submittimeout", "submittimeoutaction",
                                      "usebackendresponse", "useoutboxfile", "windowsize"},
-    "SMTP": _COMMON_IGNORED,
+    "SMTP": _COMMON_IGNORED | {"charactersetsubject", "deliveryreport", "receive"},
 }
 
 

@@ -104,7 +104,7 @@ class SmtpChannel(QueuedChannel):
 
     def compose(self, part: OutPart, whole_text: str | None, reference: str) -> EmailMessage:
         fields = templates.part_fields(part, text=whole_text, message_id=reference,
-                                       concat=False)
+                                       concat=False, conn=self.conn)
         fields["recipientdigits"] = "".join(c for c in part.recipient if c.isdigit())
         mail = EmailMessage()
         mail["From"] = self.conn.mailfrom

@@ -19,25 +19,28 @@ _KEYWORD = re.compile(r"\$([A-Za-z]+)")
 
 
 def part_fields(part: OutPart, *, text: str | None = None, message_id: str = "",
-                concat: bool = True) -> dict[str, str]:
+                concat: bool = True, conn=None) -> dict[str, str]:
     """Every template field of `part`. `text` replaces the segment's text (a whole message
-    sent once); `concat` adds the concatenation IE to `$udhHEX` for a segment."""
+    sent once); `concat` adds the concatenation IE to `$udhHEX` for a segment; `conn`
+    gives PHONENUMBER (an originator for messages without one) and DELIVERYREPORT."""
     body = encode_body(part.encoding, part.text, part.data)
     header = part_header(part) if concat else bytes(part.udh)
     udh_octets = bytes((len(header),)) + header if header else b""
     dcs = data_coding(part)
     shown = text if text is not None else (part.text if part.text is not None
                                           else part.data.hex().upper())
+    originator = part.originator or getattr(conn, "phonenumber", "")
+    report = part.want_report and getattr(conn, "deliveryreport", True)
     return {
-        "recipient": part.recipient, "originator": part.originator,
+        "recipient": part.recipient, "originator": originator,
         "messagedata": shown, "messagetext": shown, "messagetype": part.messagetype,
         "messageid": message_id or part.message_id,
         "udhHEX": udh_octets.hex().upper(), "udHEX": body.hex().upper(),
         "udhudHEX": (udh_octets + body).hex().upper(), "udl": str(len(body)),
         "dcsHEX": f"{dcs:02X}", "dcsDEC": str(dcs),
         "pidHEX": f"{part.pid:02X}", "pidDEC": str(part.pid),
-        "tpdrreqINT": "1" if part.want_report else "0",
-        "tpdrreqBOOL": "true" if part.want_report else "false",
+        "tpdrreqINT": "1" if report else "0",
+        "tpdrreqBOOL": "true" if report else "false",
     }
 
 
