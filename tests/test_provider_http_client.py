@@ -211,3 +211,80 @@ def test_created_through_the_api_with_the_seeds_keys(appliance, provider):
     assert provider.requests[0]["query"] == {"to": "+36201234567", "m": "via the API"}
     bad = api.action("configdriver", name="Web1", REQUESTMETHOD="Teleport")
     assert "requestmethod: expected one of get, post, got 'Teleport'" in bad
+
+
+def test_digest_auth_answers_the_providers_challenge(start):
+    nonce, realm = "n0nce", "sms"
+
+    def answer(request):
+        header = request["headers"].get("Authorization", "")
+        if not header.startswith("Digest "):
+            return 401, "who?", {"WWW-Authenticate": f'Digest realm="{realm}", '
+                                 f'nonce="{nonce}", qop="auth", algorithm=MD5'}
+        fields = dict(re.findall(r'(\w+)="?([^",]*)"?', header[7:]))
+        ha1 = _md5(f"acct:{realm}:s3cret")
+        ha2 = _md5(f"GET:{fields['uri']}")
+        wanted = _md5(f"{ha1}:{nonce}:{fields['nc']}:{fields['cnonce']}:auth:{ha2}")
+        return (200, "OK") if fields["response"] == wanted else (403, "bad digest")
+
+    web = WebProvider(answer).start()
+    try:
+        daemon, api = start(client_config(web.url, httpauthorizationmethod="Digest",
+                                          httpauthorizationuser="acct",
+                                          httpauthorizationpassword="s3cret"))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "digest")
+        api.wait_state(message_id, SUBMITTED)
+        assert [r.get("headers", {}).get("Authorization", "")[:6] for r in web.requests] == \
+            ["", "Digest"]
+    finally:
+        web.stop()
+
+
+def _md5(text: str) -> str:
+    import hashlib
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def test_through_a_proxy_in_http_1_0(start, provider):
+    provider.start()                                  # it stands in for the proxy too
+    daemon, api = start(client_config(
+        provider.url, targeturl="http://sms.provider.invalid/send?to=$recipient",
+        proxy=f"127.0.0.1:{provider.port}", cbusehttp10=True, useragent="OzekiNG/4.1.12"))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "proxied")
+    api.wait_state(message_id, SUBMITTED)
+    request = provider.requests[0]
+    assert request["target"] == "http://sms.provider.invalid/send?to=%2B36201234567"
+    assert request["version"] == "HTTP/1.0"
+    assert request["headers"]["User-Agent"] == "OzekiNG/4.1.12"
+
+
+def test_no_more_requests_in_flight_than_the_window(start):
+    import threading
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+    release = threading.Event()
+
+    def answer(request):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        release.wait(10)
+        with lock:
+            state["now"] -= 1
+        return 200, "OK"
+
+    web = WebProvider(answer).start()
+    try:
+        daemon, api = start(client_config(web.url, windowsize=2))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        ids = [api.send("+3620123456{}".format(i), f"n{i}") for i in range(6)]
+        wait_for(lambda: len(web.requests) == 2, what="two requests")
+        assert daemon.channels.running["Web0"].free_slots() == 0
+        release.set()
+        for message_id in ids:
+            api.wait_state(message_id, SUBMITTED)
+        assert state["most"] == 2 and len(web.requests) == 6
+    finally:
+        release.set()
+        web.stop()

@@ -33,8 +33,9 @@ class _ThreadingHTTP(ThreadingMixIn, HTTPServer):
 
 
 class WebProvider:
-    """Answers each request with `answer(request) -> (status, body)`; keeps every request
-    as a dict: method, path, query (dict), body (dict for forms), headers."""
+    """Answers each request with `answer(request) -> (status, body[, headers])`; keeps every
+    request as a dict: method, path, query (dict), body (dict for forms), headers, version.
+    A request through it as a proxy has the absolute URL in `target`."""
 
     def __init__(self, answer=None):
         self.requests: list[dict] = []
@@ -47,7 +48,7 @@ class WebProvider:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8")
                 url = urllib.parse.urlsplit(self.path)
-                request = {"method": self.command, "path": url.path,
+                request = {"method": self.command, "path": url.path, "target": self.path,
                            "query": dict(urllib.parse.parse_qsl(url.query)),
                            "raw_query": url.query, "raw_body": raw,
                            "body": dict(urllib.parse.parse_qsl(raw)),
@@ -55,10 +56,12 @@ class WebProvider:
                 provider.requests.append(request)
                 if provider.delay:
                     time.sleep(provider.delay)
-                status, text = provider.answer(request)
+                status, text, *extra = provider.answer(request)
                 data = text.encode("utf-8")
                 try:
                     self.send_response(status)
+                    for name, value in (extra[0] if extra else {}).items():
+                        self.send_header(name, value)
                     self.send_header("Content-Type", "text/plain; charset=utf-8")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
