@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.errors import ConfigError
-from appliance.provider.settings import HTTPClientConfig, HTTPServerConfig, SMTPConfig
+from appliance.provider.settings import (HTTPClientConfig, HTTPServerConfig, SMTPConfig,
+                                         without_ignored_keys)
 
 DEFAULT_CONFIG_PATH = Path("/etc/sms-appliance/config.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/sms-appliance")
@@ -292,6 +293,7 @@ def connection_from_table(name: str, table: dict, path: str | None = None) -> Co
     if kind not in CONNECTION_TYPES:
         raise ConfigError(f"{path}.type: expected one of {', '.join(CONNECTION_TYPES)}, got {kind!r}")
     body = {k: v for k, v in table.items() if k != "type"}
+    body = without_ignored_keys(kind, body)     # provider kinds: seed keys with no meaning
     conn = build(CONNECTION_TYPES[kind], body, path, name=name, type=kind)
     _check_connection(conn, path)
     return conn

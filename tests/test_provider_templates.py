@@ -50,3 +50,27 @@ def test_report_words():
     assert status_of("id:1 sub:001 dlvrd:001 stat:UNDELIV err:001") == ReportStatus.FAILED
     assert status_of("expired") == ReportStatus.EXPIRED
     assert status_of("ENROUTE") == ReportStatus.PENDING
+
+
+def test_a_config_file_in_the_seeds_own_spelling_loads(tmp_path):
+    from appliance.config import load
+    path = tmp_path / "config.toml"
+    path.write_text('''
+[connections.HTTPClient0]
+type = "HTTPClient"
+TARGETURL = "http://server.sms.com/send.cgi?receiver=$recipient &sender=$originator"
+REQUESTMETHOD = "Post"
+RESPSUCCESS = "OK (?P<id>[0-9]+)"
+LOGDIRECTORY = 'C:\\Program Files (x86)\\Ozeki\\Logs'
+POLLINTERVAL = 2
+
+[connections.SMTP0]
+type = "SMTP"
+SMTPSERVER = "mail.mailserver.com"
+SMTPPORT = 25
+MAILTO = "$recipient@serviceprovider.com"
+CHARACTERSETSUBJECT = "Default"
+''')
+    web, mail = load(path).connections
+    assert (web.requestmethod, web.respsuccess) == ("Post", "OK (?P<id>[0-9]+)")
+    assert (mail.smtpserver, mail.smtpport) == ("mail.mailserver.com", 25)

@@ -186,6 +186,15 @@ SEED_IGNORED_KEYS = {
 }
 
 
+def without_ignored_keys(kind: str, table: dict) -> dict:
+    """A config table without the seed keys that mean nothing for this kind, so a file
+    written from the seed's tables loads (`configdriver` lists them as ignored)."""
+    ignored = SEED_IGNORED_KEYS.get(kind)
+    if not ignored:
+        return table
+    return {k: v for k, v in table.items() if k.lower() not in ignored}
+
+
 def _check_url(path: str, key: str, url: str) -> None:
     if url and urllib.parse.urlsplit(url.strip()).scheme not in ("http", "https"):
         raise ConfigError(f"{path}.{key}: must be an http:// or https:// URL")
