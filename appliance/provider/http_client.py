@@ -29,6 +29,7 @@ from appliance.provider.base import (Outcome, QueuedChannel, down, failed, retry
 from appliance.provider.settings import HTTPClientConfig
 
 MAX_WORKERS = 16
+PROBE_SECONDS = 10.0
 MAX_ANSWER = 64 * 1024
 TRANSIENT_STATUS = {408, 425, 429}
 
@@ -55,8 +56,9 @@ class HttpClientChannel(QueuedChannel):
     def probe(self) -> str:
         host, port = _probe_address(self.conn)
         try:
-            socket.create_connection((host, port), timeout=min(10.0, self.conn.submittimeout)
-                                     ).close()
+            # short: the prober's heartbeat feeds the systemd watchdog
+            socket.create_connection((host, port), timeout=min(PROBE_SECONDS,
+                                                                self.conn.submittimeout)).close()
         except OSError as exc:
             return f"{host}:{port} unreachable: {exc.strerror or exc}"
         return ""

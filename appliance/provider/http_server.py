@@ -14,6 +14,7 @@ so a sender that gets the answer knows the message is kept); nothing is made per
 from __future__ import annotations
 
 import logging
+import socketserver
 import threading
 import urllib.parse
 from datetime import datetime
@@ -215,6 +216,11 @@ def _mask(number: str) -> str:
 class _Server(HTTPServer):
     timeout = 0.5                  # handle_request returns so the thread sees stop
     allow_reuse_address = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind asks DNS for the host's name: it can hang on a Pi offline
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
 
 
 def _handler_for(channel: HttpServerChannel):

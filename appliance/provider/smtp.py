@@ -21,6 +21,8 @@ from appliance.provider.base import (Outcome, QueuedChannel, down, failed, retry
                                      timed_out)
 from appliance.provider.settings import SMTPConfig
 
+PROBE_SECONDS = 10.0
+
 
 class SmtpChannel(QueuedChannel):
     kind = "smtp"
@@ -39,21 +41,22 @@ class SmtpChannel(QueuedChannel):
     # --- sessions ---
 
     def probe(self) -> str:
-        try:
-            session = self._open()
+        try:   # short: the prober's heartbeat feeds the systemd watchdog
+            session = self._open(timeout=min(PROBE_SECONDS, self.conn.submittimeout))
         except (OSError, smtplib.SMTPException) as exc:
             return f"{self.conn.smtpserver}:{self.conn.smtpport}: {_why(exc)}"
         _quit(session)
         return ""
 
-    def _open(self) -> smtplib.SMTP:
+    def _open(self, timeout: float | None = None) -> smtplib.SMTP:
         conn = self.conn
+        timeout = timeout or conn.submittimeout
         context = ssl.create_default_context()
         if conn.tls_mode == "ssl":
-            session = smtplib.SMTP_SSL(conn.smtpserver, conn.smtpport,
-                                       timeout=conn.submittimeout, context=context)
+            session = smtplib.SMTP_SSL(conn.smtpserver, conn.smtpport, timeout=timeout,
+                                       context=context)
         else:
-            session = smtplib.SMTP(conn.smtpserver, conn.smtpport, timeout=conn.submittimeout)
+            session = smtplib.SMTP(conn.smtpserver, conn.smtpport, timeout=timeout)
         try:
             session.ehlo()
             if conn.tls_mode == "starttls":
