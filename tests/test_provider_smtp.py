@@ -66,6 +66,21 @@ def test_a_long_text_goes_in_one_mail(start, sink):
     assert len(parts) == 2 and {p["state"] for p in parts} == {"submitted"}
 
 
+def test_a_text_the_configured_charset_cannot_hold_fails_with_a_reason(start, sink):
+    sink.start()
+    daemon, api = start(smtp_config(sink.port, charactersetbody="iso-8859-1",
+                                    charactersetsubject="iso-8859-2", mailsubject="Őr"))
+    wait_for(lambda: daemon.channels.running["Mail0"].state == "ready", what="ready")
+    fits = api.send("+36201234567", "Grüße")
+    api.wait_state(fits, SUBMITTED)
+    mail = sink.mails[0][2]
+    assert mail.get_content_charset() == "iso-8859-1" and mail["Subject"] == "Őr"
+    assert mail.get_content().strip() == "Grüße"
+    bad = api.send("+36201234567", "☺")
+    api.wait_state(bad, FAILED)
+    assert daemon.journal.get_parts(bad)[0]["reason"].startswith("bad_mail: ")
+
+
 def test_a_refused_recipient_fails_the_message_with_the_servers_answer(start, sink):
     sink.refuse["36209999999@sms.example"] = (550, "no such subscriber")
     sink.start()
@@ -97,6 +112,9 @@ def test_config_checks():
     conn = from_dict({"connections": {"M": {"type": "SMTP", "smtpserver": "m",
                                             "smtpssl": "on"}}}).connections[0]
     assert conn.tls_mode == "ssl"
+    with pytest.raises(ConfigError, match="charactersetbody: unknown character set"):
+        from_dict({"connections": {"M": {"type": "SMTP", "smtpserver": "m",
+                                         "charactersetbody": "klingon"}}})
     with pytest.raises(ConfigError, match="not supported"):
         from_dict({"connections": {"C": {"type": "CIMD2"}}})
 
@@ -108,10 +126,10 @@ def test_created_through_the_api_with_the_seeds_keys(appliance, sink):
                       SMTPPORT=str(sink.port), SMTPSSL="off", SMTPAUTH="off",
                       MAILFROM="sms@office.example", MAILTO="$recipient@sms.example",
                       MAILSUBJECT="$messagetext", MAILBODY="$messagetext", LIMITTOMPM="0",
-                      CHARACTERSETSUBJECT="Default", LOGMESSAGES="on", AUTOCONNECT="on")
+                      CHARACTERSETSUBJECT="Default", LOGMESSAGES="on", RECEIVE="on",
+                      AUTOCONNECT="on")
     assert "<state>running</state>" in body
-    assert sorted(re.findall(r"<ignoredkey>([^<]+)", body)) == ["charactersetsubject",
-                                                                 "logmessages"]
+    assert sorted(re.findall(r"<ignoredkey>([^<]+)", body)) == ["logmessages", "receive"]
     wait_for(lambda: daemon.channels.running["Mail1"].state == "ready", what="ready")
     message_id = api.send("+36201234567", "from a driver made by the API")
     api.wait_state(message_id, SUBMITTED)

@@ -8,6 +8,7 @@ seed's fields and say so.
 
 from __future__ import annotations
 
+import codecs
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -138,7 +139,8 @@ class SMTPConfig:
     mailto: str = "$recipient@serviceprovider.com"
     mailsubject: str = "$messagetext"
     mailbody: str = "$messagetext"
-    charactersetbody: str = "Default"          # Default = utf-8
+    charactersetbody: str = "Default"          # Default: us-ascii when it fits, else utf-8
+    charactersetsubject: str = "Default"
     submittimeout: float = 60.0
     submittimeoutaction: str = "SubmitFailed"
     windowsize: int = 20                       # e-mails queued in the channel at most
@@ -164,6 +166,8 @@ class SMTPConfig:
             raise ConfigError(f"{path}.mailto/mailfrom: must be e-mail addresses (templates)")
         if not 1 <= self.windowsize <= 1000:
             raise ConfigError(f"{path}.windowsize: expected 1..1000")
+        for key in ("charactersetbody", "charactersetsubject"):
+            _check_charset(path, key, getattr(self, key))
 
     @property
     def tls_mode(self) -> str:
@@ -182,7 +186,7 @@ SEED_IGNORED_KEYS = {
                                      "cbslowcommunication",
                                      "submittimeout", "submittimeoutaction",
                                      "usebackendresponse", "useoutboxfile", "windowsize"},
-    "SMTP": _COMMON_IGNORED | {"charactersetsubject", "deliveryreport", "receive"},
+    "SMTP": _COMMON_IGNORED | {"deliveryreport", "receive"},
 }
 
 
@@ -204,6 +208,15 @@ def _check_choice(path: str, key: str, value: str, allowed: tuple[str, ...]) -> 
     if value.strip().lower() not in allowed:
         shown = ", ".join(a for a in allowed if a) or "?"
         raise ConfigError(f"{path}.{key}: expected one of {shown}, got {value!r}")
+
+
+def _check_charset(path: str, key: str, name: str) -> None:
+    if name.strip().lower() in ("", "default"):
+        return
+    try:
+        codecs.lookup(name.strip())
+    except LookupError:
+        raise ConfigError(f"{path}.{key}: unknown character set {name!r}") from None
 
 
 def _check_regex(path: str, key: str, pattern: str) -> None:

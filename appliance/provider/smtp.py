@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from email.message import EmailMessage
+from email.charset import BASE64, QP, Charset
+from email.header import Header
+from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 
 from appliance.clock import SYSTEM_CLOCK, Clock
@@ -105,19 +107,20 @@ class SmtpChannel(QueuedChannel):
             return down(f"{self.conn.smtpserver}:{self.conn.smtpport}: {_why(exc)}")
         return submitted(reference)
 
-    def compose(self, part: OutPart, whole_text: str | None, reference: str) -> EmailMessage:
+    def compose(self, part: OutPart, whole_text: str | None, reference: str) -> MIMEText:
+        """The mail. compat32 `MIMEText`: a tenth of `EmailMessage`'s CPU per mail."""
         fields = templates.part_fields(part, text=whole_text, message_id=reference,
                                        concat=False, conn=self.conn)
         fields["recipientdigits"] = "".join(c for c in part.recipient if c.isdigit())
-        mail = EmailMessage()
+        body = templates.fill(self.conn.mailbody, fields)
+        mail = MIMEText(body, "plain", _body_charset(body, self.conn.charactersetbody))
         mail["From"] = self.conn.mailfrom
         mail["To"] = _one_line(templates.fill(self.conn.mailto, fields))
-        mail["Subject"] = _one_line(templates.fill(self.conn.mailsubject, fields))
+        mail["Subject"] = _header(_one_line(templates.fill(self.conn.mailsubject, fields)),
+                                  self.conn.charactersetsubject)
         mail["Date"] = formatdate(self.clock.now(), localtime=True)
         mail["Message-ID"] = make_msgid(reference.replace("-", ""),
                                         domain=self.conn.mailfrom.rpartition("@")[2] or None)
-        mail.set_content(templates.fill(self.conn.mailbody, fields),
-                         charset=_charset(self.conn.charactersetbody))
         return mail
 
     def _drop(self) -> None:
@@ -152,5 +155,23 @@ def _one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def _charset(name: str) -> str:
-    return "utf-8" if name.strip().lower() in ("", "default") else name.strip()
+def _body_charset(body: str, name: str) -> Charset:
+    """CHARACTERSETBODY (Default: us-ascii when it fits, else UTF-8), quoted-printable so a
+    gateway that reads the raw body still sees the text."""
+    name = name.strip().lower()
+    if name in ("", "default"):
+        name = "us-ascii" if body.isascii() else "utf-8"
+    charset = Charset(name)
+    if charset.body_encoding == BASE64:
+        charset.body_encoding = QP
+    body.encode(charset.output_charset or name)      # UnicodeEncodeError: a bad mail
+    return charset
+
+
+def _header(value: str, name: str) -> str | Header:
+    """CHARACTERSETSUBJECT (Default: plain ASCII when it fits, else UTF-8), RFC 2047."""
+    name = name.strip().lower()
+    if name in ("", "default"):
+        return value if value.isascii() else Header(value, "utf-8")
+    value.encode(Charset(name).output_charset or name)   # UnicodeEncodeError: a bad mail
+    return Header(value, name)
