@@ -78,7 +78,8 @@ class QueuedChannel:
         self._workers_wanted = max(1, workers)
         self._queue: queue.Queue[OutPart | None] = queue.Queue()
         self._busy = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()            # busy count and pacing
+        self._state_lock = threading.Lock()      # state, backoff, retry time
         self._next_send = 0.0
         self._gap = 60.0 / conn.limittompm if conn.limittompm > 0 else 0.0
         self._backoff = Backoff(conn.reconnectdelay, max(conn.reconnectdelay,
@@ -165,18 +166,22 @@ class QueuedChannel:
 
     def _try_connect(self) -> None:
         problem = self.probe()
-        if problem:
-            self._went_down(problem)
-            return
-        self._backoff.reset()
-        self.state = "ready"
+        with self._state_lock:
+            if problem:
+                self._went_down(problem, probing=True)
+                return
+            self._backoff.reset()
+            self.state = "ready"
         log.info("%s: %s reachable", self.name, self.describe_target())
         self._wake_dispatcher()
 
     def describe_target(self) -> str:
         return "provider"
 
-    def _went_down(self, reason: str) -> None:
+    def _went_down(self, reason: str, probing: bool = False) -> None:
+        """Called with `_state_lock` held. Workers that fail together count once."""
+        if self.state == "down" and not probing:
+            return
         delay = self._backoff.next_delay()
         self._retry_at = self.clock.monotonic() + delay
         if reason != self.last_error or self.state != "down":
@@ -254,7 +259,8 @@ class QueuedChannel:
                 self.sink.part_submitted(part.id, self.name, outcome.reference)
             return
         if outcome.kind == "down":
-            self._went_down(outcome.reason)
+            with self._state_lock:
+                self._went_down(outcome.reason)
         followers = self._whole.failed(part) if whole else []
         retryable = outcome.kind != "failed"
         if not retryable:

@@ -37,7 +37,7 @@ class WebProvider:
     request as a dict: method, path, query (dict), body (dict for forms), headers, version.
     A request through it as a proxy has the absolute URL in `target`."""
 
-    def __init__(self, answer=None):
+    def __init__(self, answer=None, port: int = 0):
         self.requests: list[dict] = []
         self.answer = answer or (lambda request: (200, "OK"))
         self.delay = 0.0
@@ -74,7 +74,7 @@ class WebProvider:
             def log_message(self, *args):
                 pass
 
-        self.server = _ThreadingHTTP(("127.0.0.1", 0), Handler, bind_and_activate=False)
+        self.server = _ThreadingHTTP(("127.0.0.1", port), Handler, bind_and_activate=False)
         self.server.server_bind()
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
