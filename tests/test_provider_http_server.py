@@ -120,3 +120,12 @@ def test_receive_only_and_refused_without_a_report_connection(server):
     assert status == 400 and "reportconnection" in body
     with pytest.raises(ConfigError, match="only receives"):
         from_dict({"connections": {"H": {"type": "HTTPServer", "send": True}}})
+
+
+def test_ipallow_limits_who_may_deliver(server):
+    daemon, _, base = server(ipallow=("10.1.0.0/16",))
+    status, body = call(f"{base}?originator=%2B3630&msg=intruder")
+    assert status == 403 and "ipallow" in body
+    assert daemon.journal.folder(None, "inbox") == []
+    with pytest.raises(ConfigError, match="ipallow"):
+        from_dict({"connections": {"H": {"type": "HTTPServer", "ipallow": ["nope"]}}})

@@ -13,6 +13,7 @@ so a sender that gets the answer knows the message is kept); nothing is made per
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socketserver
 import threading
@@ -60,6 +61,7 @@ class HttpServerChannel:
         self._path = url.path.rstrip("/")
         self._server: HTTPServer | None = None
         self.port = self._address[1]
+        self._networks = [ipaddress.ip_network(n, strict=False) for n in conn.ipallow]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -124,10 +126,12 @@ class HttpServerChannel:
 
     # --- requests ---
 
-    def take(self, path: str, params: dict[str, str]) -> str:
+    def take(self, path: str, params: dict[str, str], caller: str = "127.0.0.1") -> str:
         """One request's parameters: store the SMS or apply the report; the answer text."""
         if self._path and not (path == self._path or path.startswith(self._path + "/")):
             raise LookupError(path)
+        if not self._allowed(caller):
+            raise PermissionError(f"{caller} may not call this connection (ipallow)")
         if not self.conn.receive:
             raise PermissionError("receiving is switched off on this connection")
         kind = params.get(self.conn.paramnamemessagetype.lower(), "").strip().lower()
@@ -135,6 +139,12 @@ class HttpServerChannel:
         if kind in REPORT_TYPES or (not has_text and self._status_param() in params):
             return self._report(params)
         return self._inbound(params, kind)
+
+    def _allowed(self, caller: str) -> bool:
+        if not self._networks:
+            return True
+        address = ipaddress.ip_address(caller)
+        return any(address in network for network in self._networks)
 
     def _inbound(self, params: dict[str, str], kind: str) -> str:
         sender = self._param(params, "originator", required=True)
@@ -244,11 +254,12 @@ def _handler_for(channel: HttpServerChannel):
             path = urllib.parse.urlsplit(self.path).path.rstrip("/")
             try:
                 params = _params(query)
-                self._send(200, channel.take(path, params))
+                self._send(200, channel.take(path, params, self.client_address[0]))
             except LookupError:
                 self._send(404, "not found")
             except PermissionError as exc:
-                self._send(403, str(exc))
+                log.info("%s: refused: %s", channel.name, exc)
+                self._send(403, f"error: {exc}")
             except RequestError as exc:
                 channel.counts["refused"] += 1
                 log.info("%s: request refused: %s", channel.name, exc)

@@ -9,6 +9,7 @@ seed's fields and say so.
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import re
 import urllib.parse
 from dataclasses import dataclass
@@ -111,8 +112,15 @@ class HTTPServerConfig:
     # the appliance's own keys: reports at BASEURL (docs/api.md)
     paramnamestatus: str = "status"
     reportconnection: str = ""                 # whose submitted parts the reports are about
+    ipallow: tuple[str, ...] = ()              # addresses/networks that may call; () = any
 
     def check(self, path: str) -> None:
+        for i, network in enumerate(self.ipallow):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(f"{path}.ipallow[{i}]: not an address or network: "
+                                  f"{network!r}") from None
         _check_url(path, "baseurl", self.baseurl)
         if not self.baseurl:
             raise ConfigError(f"{path}.baseurl: required for an HTTPServer connection")
