@@ -264,7 +264,7 @@ class QueuedChannel:
         followers = self._whole.failed(part) if whole else []
         retryable = outcome.kind != "failed"
         if not retryable:
-            log.warning("%s: part %s of %s failed: %s: %s", self.name, part.seq,
+            log.info("%s: part %s of %s failed: %s: %s", self.name, part.seq,
                         part.message_id, outcome.code, outcome.reason)
         for p in [part] + followers:
             self._settle_failed(p, outcome.code, outcome.reason, retryable)

@@ -157,7 +157,7 @@ class HttpServerChannel:
         inbox_id = self.sink.inbound(fragment)
         self.counts["inbound"] += 1
         provider_id = self._param(params, "messageid")
-        log.info("%s: SMS received from %s", self.name, _mask(sender))
+        log.debug("%s: SMS received from %s", self.name, _mask(sender))
         return self._answer(inbox_id or provider_id, sender, recipient)
 
     def _report(self, params: dict[str, str]) -> str:
