@@ -228,17 +228,20 @@ class QueuedChannel:
                 self._settle_failed(part, "waits_for_part_1", "part 1 has not left yet", True)
             if follow != "send":
                 return
-        text = self._whole_text(part) if whole and part.seq == 1 else None
-        if text is not None:
+            whole = False                    # part 1 did not leave whole: this segment alone
+        text = self._whole_text(part) if whole else None
+        if whole:
             self._whole.begin(part)
+        if whole and text is None:           # deleted meanwhile: nothing to send
+            self._apply(part, failed("gone", "the message is no longer in the store"), True)
+            return
         self._pace()
         outcome = self.send_part(part, text)
-        self._apply(part, outcome, whole=text is not None)
+        self._apply(part, outcome, whole=whole)
 
     def _whole_text(self, part: OutPart) -> str | None:
-        get = getattr(self.sink, "get_message", None)
-        message = get(part.message_id) if get else None
-        return message["body"] if message and part.encoding in ("gsm7", "ucs2") else None
+        message = self.sink.get_message(part.message_id)
+        return message["body"] if message else None
 
     def _pace(self) -> None:
         if not self._gap:
