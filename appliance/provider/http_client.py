@@ -143,8 +143,9 @@ def build_opener(conn: HTTPClientConfig) -> urllib.request.OpenerDirector:
     handlers: list = [urllib.request.ProxyHandler(_proxies(conn))]
     if conn.httpauthorizationmethod.strip().lower() == "digest":
         passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-        passwords.add_password(None, conn.targeturl or conn.targeturlbin,
-                               conn.httpauthorizationuser, conn.httpauthorizationpassword)
+        for url in filter(None, (conn.targeturl, conn.targeturlbin)):
+            passwords.add_password(None, templates.compact_url(url).split("?", 1)[0],
+                                   conn.httpauthorizationuser, conn.httpauthorizationpassword)
         handlers.append(urllib.request.HTTPDigestAuthHandler(passwords))
     context = ssl.create_default_context()
     if conn.usecert:
