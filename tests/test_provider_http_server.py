@@ -23,6 +23,14 @@ def call(url: str, data: bytes | None = None) -> tuple[int, str]:
         return exc.code, exc.read().decode("utf-8")
 
 
+def raw_request(base: str, data: bytes) -> bytes:
+    import socket
+    url = urllib.parse.urlsplit(base)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(data)
+        return sock.recv(4096)
+
+
 @pytest.fixture
 def callbacks():
     web = WebProvider().start()
@@ -83,6 +91,8 @@ def test_bad_requests_get_a_clear_answer_and_store_nothing(server):
     status, body = call(f"{base}?originator=%2B3630&msg=x&senttime=yesterday")
     assert status == 400 and "senttime" in body
     assert call(base.replace("/sms", "/other") + "?originator=1&msg=x")[0] == 404
+    assert raw_request(base, b"POST /sms HTTP/1.0\r\nContent-Length: many\r\n\r\n") \
+        .startswith(b"HTTP/1.0 400")
     assert daemon.journal.folder(None, "inbox") == []
 
 

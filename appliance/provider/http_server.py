@@ -242,7 +242,11 @@ def _handler_for(channel: HttpServerChannel):
             self._take(urllib.parse.urlsplit(self.path).query)
 
         def do_POST(self):
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self._send(400, "error: bad Content-Length")
+                return
             if length > MAX_BODY:
                 self._send(413, "request too large")
                 return
