@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.errors import ConfigError
+from appliance.provider.settings import (HTTPClientConfig, HTTPServerConfig, SMTPConfig,
+                                         without_ignored_keys)
 
 DEFAULT_CONFIG_PATH = Path("/etc/sms-appliance/config.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/sms-appliance")
@@ -135,19 +137,6 @@ class SMPPConfig:
 
 
 @dataclass(frozen=True)
-class HTTPClientConfig:
-    """Send through an HTTP URL template (another gateway's HTTP API)."""
-
-    name: str
-    type: str = "HTTPClient"
-    url: str = ""
-    method: str = "GET"
-    autoconnect: bool = True
-    limittompm: int = 0
-    operator: str = ""
-
-
-@dataclass(frozen=True)
 class UserConfig:
     name: str
     password: str = ""
@@ -173,16 +162,19 @@ class RouteConfig:
     mode: str = "failover"
 
 
-ConnectionConfig = GSMModemConfig | SMPPConfig | HTTPClientConfig
+ConnectionConfig = (GSMModemConfig | SMPPConfig | HTTPClientConfig | HTTPServerConfig
+                    | SMTPConfig)
 
 CONNECTION_TYPES: dict[str, type] = {
     "GSMModem": GSMModemConfig,
     "SMPP": SMPPConfig,
     "HTTPClient": HTTPClientConfig,
+    "HTTPServer": HTTPServerConfig,
+    "SMTP": SMTPConfig,
 }
 
 # Driver types of the Ozeki seed that the appliance does not run: refused by name.
-UNSUPPORTED_CONNECTION_TYPES = ("CIMD2", "UCP", "HTTPServer", "SMTP", "EAIF", "MM7", "VoIP")
+UNSUPPORTED_CONNECTION_TYPES = ("CIMD2", "UCP", "EAIF", "MM7", "VoIP")
 
 
 @dataclass(frozen=True)
@@ -302,6 +294,7 @@ def connection_from_table(name: str, table: dict, path: str | None = None) -> Co
     if kind not in CONNECTION_TYPES:
         raise ConfigError(f"{path}.type: expected one of {', '.join(CONNECTION_TYPES)}, got {kind!r}")
     body = {k: v for k, v in table.items() if k != "type"}
+    body = without_ignored_keys(kind, body)     # provider kinds: seed keys with no meaning
     conn = build(CONNECTION_TYPES[kind], body, path, name=name, type=kind)
     _check_connection(conn, path)
     return conn
@@ -327,6 +320,8 @@ def _check_connection(conn, path: str) -> None:
                               " or decimal-hex")
     if getattr(conn, "limittompm", 0) < 0:
         raise ConfigError(f"{path}.limittompm: must not be negative")
+    if hasattr(conn, "check"):            # provider kinds check their own keys
+        conn.check(path)
 
 
 def _users(table: dict) -> tuple[UserConfig, ...]:

@@ -48,6 +48,10 @@ def build_channel(conn: ConnectionConfig, sink, clock: Clock, pin_factory=None, 
     if isinstance(conn, SMPPConfig):
         from appliance.uplink.smpp import SmppChannel
         return SmppChannel(conn, sink, clock=clock)
+    from appliance.provider.channels import build_provider_channel
+    channel = build_provider_channel(conn, sink, clock)   # HTTP Client, HTTP Server, SMTP
+    if channel is not None:
+        return channel
     raise ValueError(f"{conn.name}: connections of type {conn.type} cannot send yet")
 
 

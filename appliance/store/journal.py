@@ -299,11 +299,12 @@ class Journal:
                       part["message_id"], report.connection, report.reference))
         message_state.refresh(conn, part["message_id"], now, report.connection)
 
-    def inbound(self, fragment: InboundFragment) -> None:
+    def inbound(self, fragment: InboundFragment) -> str | None:
+        """Keep a received SMS; the inbox id once it is whole (None for a part or a repeat)."""
         now = self.clock.now()
         owner = self._owner_of(fragment)    # before the writer: it reads the users
-        self._write(lambda conn: inbox.receive(conn, fragment, now,
-                                               owner_of=lambda _msg: owner))
+        return self._write(lambda conn: inbox.receive(conn, fragment, now,
+                                                      owner_of=lambda _msg: owner))
 
     def expire_fragments(self) -> int:
         """Deliver long inbound messages whose missing parts never came, marked as such."""

@@ -21,6 +21,7 @@ def make_app(services: Services) -> bottle.Bottle:
     from appliance.web import admin  # noqa: F401  (registers its routes)
     from appliance.web import drivers, ozeki_actions  # noqa: F401  (register their actions)
     from appliance.web import bulksms, phonesystem
+    from appliance.provider import report_route  # noqa: F401  (provider delivery reports)
 
     app = bottle.Bottle(catchall=True, autojson=True)
     app.config["services"] = services

@@ -15,6 +15,7 @@ import typing
 
 from appliance.config import (CONNECTION_TYPES, UNSUPPORTED_CONNECTION_TYPES, ConfigError,
                               coerce, connection_from_table)
+from appliance.provider.settings import SEED_IGNORED_KEYS
 from appliance.web import ozeki_xml as X
 from appliance.web.ozeki import ApiError, Ctx, action
 
@@ -95,7 +96,7 @@ def _keys(ctx: Ctx, kind: str) -> tuple[dict, list[str]]:
         if key in _RESERVED:
             continue
         key = _KEY_ALIASES.get(key, key) if kind == "SMPP" else key
-        if key in IGNORED_KEYS or key.startswith("log"):
+        if key in IGNORED_KEYS or key.startswith("log") or key in SEED_IGNORED_KEYS.get(kind, ()):
             ignored.append(key)
         elif key in fields:
             try:      # a value of the wrong type is refused now, not saved

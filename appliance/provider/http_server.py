@@ -1,0 +1,297 @@
+"""HttpServerChannel: a provider or LAN system delivers SMS and reports here (seed: HTTP server).
+
+It listens at BASEURL (its own host and port; the seed's default is 127.0.0.1:9400). A GET or
+POST with the PARAMNAME* parameters (`originator`, `recipient`, `msg`, `msgtype`, `senttime`,
+`msgid`, `subject` by default) is an inbound SMS: it lands in the inbox like one a modem
+received, fires the inbound callbacks, and is answered with RESPONSETEMPLATE (`$msgid` is the
+inbox id). A request whose message type is a report (`SMS:REPORT`, `DLR`, ...) or that has a
+status but no text is a delivery report for the part REPORTCONNECTION submitted under `msgid`.
+
+One thread serves the requests one after another (a request waits for its durable write,
+so a sender that gets the answer knows the message is kept); nothing is made per request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socketserver
+import threading
+import urllib.parse
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.gsm import alphabet
+from appliance.model import InboundFragment, OutPart, Report, ReportStatus
+from appliance.provider import templates
+from appliance.provider.reports import status_of
+from appliance.provider.settings import HTTPServerConfig
+
+log = logging.getLogger("appliance.provider")
+
+REPORT_TYPES = {"sms:report", "sms:deliveryreport", "sms:dlr", "dlr", "report",
+                "deliveryreport"}
+TEXT_TYPES = {"", "sms:text", "sms", "text"}
+MAX_BODY = 64 * 1024
+REQUEST_SECONDS = 10.0
+BIND_RETRY = 5.0
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y.%m.%d %H:%M:%S",
+                "%y%m%d%H%M%S")
+
+
+class RequestError(ValueError):
+    """A request we cannot take: answered 400 with this text."""
+
+
+class HttpServerChannel:
+    """A `model.Channel` that only receives: free_slots() is always 0."""
+
+    def __init__(self, conn: HTTPServerConfig, sink, *, clock: Clock = SYSTEM_CLOCK):
+        self.name = conn.name
+        self.conn = conn
+        self.sink = sink
+        self.clock = clock
+        self.state = "stopped"
+        self.last_error = ""
+        self.heartbeat = clock.monotonic()
+        self.counts = dict.fromkeys(("inbound", "reports", "refused"), 0)
+        url = urllib.parse.urlsplit(conn.baseurl)
+        self._address = (url.hostname or "127.0.0.1", url.port or 80)
+        self._path = url.path.rstrip("/")
+        self._server: HTTPServer | None = None
+        self.port = self._address[1]
+        self._networks = [ipaddress.ip_network(n, strict=False) for n in conn.ipallow]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the Channel interface ---
+
+    def start(self) -> None:
+        self.state = "starting"
+        self._thread = threading.Thread(target=self._serve, daemon=True,
+                                        name=f"httpserver-{self.name}")
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        if self._server:
+            self._server.server_close()
+        self.state = "stopped"
+
+    def free_slots(self) -> int:
+        return 0
+
+    def submit(self, part: OutPart) -> None:
+        self.sink.part_failed(part.id, self.name, "receive_only",
+                              "an HTTPServer connection does not send", True)
+
+    def alive(self) -> bool:
+        fresh = self.clock.monotonic() - self.heartbeat < 30.0
+        return bool(self._thread and self._thread.is_alive() and fresh)
+
+    def status(self) -> dict:
+        return {"name": self.name, "type": "HTTPServer", "state": self.state,
+                "listen": f"{self._address[0]}:{self.port}",
+                "last_error": self.last_error, "counts": dict(self.counts)}
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            self.heartbeat = self.clock.monotonic()
+            if self._server is None:
+                self._listen()
+                continue
+            try:
+                self._server.handle_request()
+            except Exception:  # a broken request must not end the listener
+                log.exception("%s: request failed", self.name)
+
+    def _listen(self) -> None:
+        """Bind BASEURL's address; a port in use is retried, it does not stop the daemon."""
+        try:
+            self._server = _Server(self._address, _handler_for(self))
+        except OSError as exc:
+            reason = f"cannot listen on {self._address[0]}:{self._address[1]}: {exc.strerror}"
+            if reason != self.last_error:
+                log.error("%s: %s; trying again every %gs", self.name, reason, BIND_RETRY)
+            self.last_error, self.state = reason, "down"
+            self.clock.wait(self._stop, BIND_RETRY)
+            return
+        self.port = self._server.server_address[1]
+        self.state, self.last_error = "listening", ""
+        log.info("%s: taking SMS at http://%s:%s%s/", self.name, self._address[0], self.port,
+                 self._path)
+
+    # --- requests ---
+
+    def take(self, path: str, params: dict[str, str], caller: str = "127.0.0.1") -> str:
+        """One request's parameters: store the SMS or apply the report; the answer text."""
+        if self._path and not (path == self._path or path.startswith(self._path + "/")):
+            raise LookupError(path)
+        if not self._allowed(caller):
+            raise PermissionError(f"{caller} may not call this connection (ipallow)")
+        if not self.conn.receive:
+            raise PermissionError("receiving is switched off on this connection")
+        kind = params.get(self.conn.paramnamemessagetype.lower(), "").strip().lower()
+        has_text = self.conn.paramnamemessagedata.lower() in params
+        if kind in REPORT_TYPES or (not has_text and self._status_param() in params):
+            return self._report(params)
+        return self._inbound(params, kind)
+
+    def _allowed(self, caller: str) -> bool:
+        if not self._networks:
+            return True
+        address = ipaddress.ip_address(caller)
+        return any(address in network for network in self._networks)
+
+    def _inbound(self, params: dict[str, str], kind: str) -> str:
+        sender = self._param(params, "originator", required=True)
+        recipient = self._param(params, "recipient") or self.conn.phonenumber
+        text = self._param(params, "messagedata", required=True, strip=False)
+        fragment = InboundFragment(
+            connection=self.name, sender=sender, recipient=recipient,
+            sent_at=_parse_time(self._param(params, "senttime")),
+            received_at=self.clock.now(), **_body(kind, text))
+        inbox_id = self.sink.inbound(fragment)
+        self.counts["inbound"] += 1
+        provider_id = self._param(params, "messageid")
+        log.debug("%s: SMS received from %s", self.name, _mask(sender))
+        return self._answer(inbox_id or provider_id, sender, recipient)
+
+    def _report(self, params: dict[str, str]) -> str:
+        if not self.conn.deliveryreport:
+            raise PermissionError("delivery reports are switched off on this connection")
+        if not self.conn.reportconnection:
+            raise RequestError("this connection takes no delivery reports "
+                               "(set reportconnection)")
+        reference = self._param(params, "messageid", required=True)
+        word = (params.get(self._status_param(), "")
+                or self._param(params, "messagedata")).strip()
+        status = status_of(word)
+        self.sink.report(Report(self.conn.reportconnection, reference, status,
+                                code=0 if status != ReportStatus.FAILED else 1,
+                                detail=word[:100]))
+        self.counts["reports"] += 1
+        return self._answer(reference, "", "")
+
+    def _answer(self, msgid: str, originator: str, recipient: str) -> str:
+        fields = {"msgid": msgid or "", "messageid": msgid or "", "originator": originator,
+                  "recipient": recipient}
+        return templates.fill(self.conn.responsetemplate, fields)
+
+    def _param(self, params: dict[str, str], field: str, *, required: bool = False,
+               strip: bool = True) -> str:
+        name = getattr(self.conn, f"paramname{field}").lower()
+        value = params.get(name)
+        if value is None or (required and not value.strip()):
+            if required:
+                raise RequestError(f"missing parameter {name}")
+            return ""
+        return value.strip() if strip else value
+
+    def _status_param(self) -> str:
+        return self.conn.paramnamestatus.lower()
+
+
+def _body(kind: str, text: str) -> dict:
+    if kind in TEXT_TYPES:
+        encoding = "gsm7" if alphabet.is_gsm7(text) else "ucs2"
+        return {"encoding": encoding, "text": text}
+    if kind == "sms:binary":
+        try:
+            return {"encoding": "8bit", "text": None, "data": bytes.fromhex(text.strip())}
+        except ValueError:
+            raise RequestError("SMS:BINARY data must be hexadecimal") from None
+    raise RequestError(f"unsupported message type {kind[:40]!r} (SMS:TEXT, SMS:BINARY or a "
+                       "report)")
+
+
+def _parse_time(value: str) -> float | None:
+    if not value:
+        return None
+    for pattern in TIME_FORMATS:
+        try:
+            return datetime.strptime(value, pattern).timestamp()
+        except ValueError:
+            continue
+    raise RequestError(f"senttime {value[:40]!r} is not yyyy-MM-dd HH:mm:ss")
+
+
+def _mask(number: str) -> str:
+    return number[:-4] + "****" if len(number) > 4 else "****"
+
+
+class _Server(HTTPServer):
+    timeout = 0.5                  # handle_request returns so the thread sees stop
+    allow_reuse_address = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind asks DNS for the host's name: it can hang on a Pi offline
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+def _handler_for(channel: HttpServerChannel):
+    class Handler(BaseHTTPRequestHandler):
+        timeout = REQUEST_SECONDS
+        server_version = "sms-appliance"
+
+        def do_GET(self):
+            self._take(urllib.parse.urlsplit(self.path).query)
+
+        def do_POST(self):
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self._send(400, "error: bad Content-Length")
+                return
+            if length > MAX_BODY:
+                self._send(413, "request too large")
+                return
+            body = self.rfile.read(length).decode("latin-1")
+            query = urllib.parse.urlsplit(self.path).query
+            self._take(f"{query}&{body}" if query else body)
+
+        def _take(self, query: str) -> None:
+            path = urllib.parse.urlsplit(self.path).path.rstrip("/")
+            try:
+                params = _params(query)
+                self._send(200, channel.take(path, params, self.client_address[0]))
+            except LookupError:
+                self._send(404, "not found")
+            except PermissionError as exc:
+                log.info("%s: refused: %s", channel.name, exc)
+                self._send(403, f"error: {exc}")
+            except RequestError as exc:
+                channel.counts["refused"] += 1
+                log.info("%s: request refused: %s", channel.name, exc)
+                self._send(400, f"error: {exc}")
+            except Exception:  # the store refused: the sender must try again
+                log.exception("%s: could not keep the request", channel.name)
+                self._send(503, "error: not stored, try again")
+
+        def _send(self, status: int, text: str) -> None:
+            data = text.encode("utf-8")
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:      # our own log lines say what matters
+            pass
+    return Handler
+
+
+def _params(query: str) -> dict[str, str]:
+    """Lower-case names; UTF-8 values, refused (not replaced) when they are not UTF-8."""
+    params = {}
+    for name, value in urllib.parse.parse_qsl(query.encode("latin-1").decode("latin-1"),
+                                              keep_blank_values=True, encoding="latin-1"):
+        try:
+            params[name.strip().lower()] = value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            raise RequestError(f"parameter {name[:40]} is not valid UTF-8") from None
+    return params

@@ -1,0 +1,58 @@
+"""Delivery reports from web SMS providers: `/connections/<name>/report` on the API port.
+
+An HTTP Client connection's provider calls this URL (GET or POST) with the reference it
+answered at submit time (or the `$messageid` we sent) in REPORTIDPARAM and a status word in
+REPORTSTATUSPARAM. With REPORTTOKEN set, `token=<value>` must come too. The answer is plain
+text: `OK` once the report is durable, else an error line with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+import bottle
+
+from appliance.model import Report, ReportStatus
+from appliance.provider.reports import status_of
+from appliance.provider.settings import HTTPClientConfig
+from appliance.web.app import ROUTE_HOOKS
+from appliance.web.params import ParamError, read_params
+
+log = logging.getLogger("appliance.provider")
+
+
+def register(app: bottle.Bottle, services) -> None:
+    @app.route("/connections/<name>/report", method=["GET", "POST"])
+    def report(name: str):
+        bottle.response.content_type = "text/plain; charset=utf-8"
+        status, text = take_report(services, name, bottle.request)
+        bottle.response.status = status
+        return text + "\n"
+
+
+def take_report(services, name: str, request) -> tuple[int, str]:
+    daemon = services.extras.get("daemon")
+    conn = daemon.channels.configs.get(name) if daemon else None
+    if not isinstance(conn, HTTPClientConfig):
+        return 404, f"error: no HTTP Client connection named {name[:40]}"
+    try:
+        params = read_params(request)
+    except ParamError as exc:
+        return 400, f"error: {exc}"
+    if conn.reporttoken and not hmac.compare_digest(params.get("token", "").encode(),
+                                                    conn.reporttoken.encode()):
+        log.info("%s: a report with a wrong token was refused", name)
+        return 403, "error: wrong token"
+    reference = params.get(conn.reportidparam.lower(), "").strip()
+    word = params.get(conn.reportstatusparam.lower(), "").strip()
+    if not reference or not word:
+        return 400, (f"error: {conn.reportidparam} and {conn.reportstatusparam} are required")
+    status = status_of(word)
+    services.journal.report(Report(name, reference, status,
+                                   code=1 if status == ReportStatus.FAILED else 0,
+                                   detail=word[:100]))
+    return 200, "OK"
+
+
+ROUTE_HOOKS["provider_reports"] = register

@@ -1,0 +1,102 @@
+"""The HTTP Client channel alone, with a recording sink: a provider that goes away in the
+middle puts the channel down, its parts go back, and it comes up again by itself."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from appliance.model import OutPart
+from appliance.provider.http_client import HttpClientChannel
+from appliance.provider.settings import HTTPClientConfig
+from fakes.providers import WebProvider, wait_for
+
+
+class RecordingSink:
+    def __init__(self):
+        self.calls: list[tuple] = []
+        self._lock = threading.Lock()
+
+    def part_submitted(self, part_id, connection, reference, whole_message=False):
+        with self._lock:
+            self.calls.append(("submitted", part_id, reference))
+
+    def part_failed(self, part_id, connection, code, reason, retryable):
+        with self._lock:
+            self.calls.append(("failed", part_id, code, retryable))
+
+    def get_message(self, message_id):
+        return None                        # whole messages are tested through the daemon
+
+    def get_parts(self, message_id):
+        return []
+
+
+def part(n: int) -> OutPart:
+    return OutPart(id=n, message_id=f"m{n}", recipient="+36201234567", originator="ACME",
+                   text=f"text {n}")
+
+
+@pytest.fixture
+def channel_for():
+    made = []
+
+    def make(url: str) -> tuple[HttpClientChannel, RecordingSink]:
+        sink = RecordingSink()
+        conn = HTTPClientConfig(name="Web0", targeturl=f"{url}/s?to=$recipient&m=$messagedata",
+                                limittompm=0, reconnectdelay=0.05, keepaliveperiod=0.2,
+                                windowsize=2)
+        channel = HttpClientChannel(conn, sink)
+        channel.start()
+        made.append(channel)
+        return channel, sink
+    yield make
+    for channel in made:
+        channel.stop()
+
+
+def test_a_provider_lost_mid_way_returns_the_part_and_comes_back(channel_for):
+    first = WebProvider().start()
+    channel, sink = channel_for(first.url)
+    wait_for(lambda: channel.state == "ready", what="ready")
+    channel.submit(part(1))
+    wait_for(lambda: ("submitted", 1, "m1") in sink.calls, what="part 1")
+
+    first.stop()                                   # the provider goes away
+    channel.submit(part(2))
+    wait_for(lambda: ("failed", 2, "provider_down", True) in sink.calls, what="part 2 back")
+    assert channel.state == "down" and channel.free_slots() == 0
+    assert channel.status()["counts"]["down"] == 1
+
+    again = WebProvider(port=first.port).start()   # and comes back on its address
+    try:
+        wait_for(lambda: channel.state == "ready", what="up again")
+        assert channel.free_slots() == 2
+        channel.submit(part(2))
+        wait_for(lambda: ("submitted", 2, "m2") in sink.calls, what="part 2 sent")
+        assert again.requests[0]["query"] == {"to": "+36201234567", "m": "text 2"}
+    finally:
+        again.stop()
+
+
+def test_stop_gives_back_what_is_still_queued(channel_for):
+    gate = threading.Event()
+    web = WebProvider(lambda request: (gate.wait(10), (200, "OK"))[1]).start()
+    try:
+        channel, sink = channel_for(web.url)
+        wait_for(lambda: channel.state == "ready", what="ready")
+        for n in range(1, 5):                      # two in flight, two waiting
+            channel.submit(part(n))
+        wait_for(lambda: len(web.requests) == 2, what="two in flight")
+        # the provider answers the two in flight only once the stop has begun
+        threading.Thread(target=lambda: (wait_for(channel._stop.is_set, what="stopping"),
+                                         gate.set())).start()
+        channel.stop()
+        outcomes = {call[1]: call[0] for call in sink.calls}
+        assert sorted(outcomes) == [1, 2, 3, 4]
+        assert sorted(outcomes.values()) == ["failed", "failed", "submitted", "submitted"]
+        assert all(call[3] for call in sink.calls if call[0] == "failed")   # retryable
+    finally:
+        gate.set()
+        web.stop()

@@ -1,0 +1,290 @@
+"""The HTTP Client connection (seed 000): each SMS leaves by a call to a web SMS provider's
+URL, through the whole daemon, against a real HTTP server on 127.0.0.1 port 0."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+import pytest
+
+from appliance.provider.settings import HTTPClientConfig
+from conftest import Api
+from fakes.providers import WebProvider, wait_for
+
+DELIVERED, FAILED, SUBMITTED, QUEUED = 10, 11, 13, 0
+
+
+@pytest.fixture
+def provider():
+    web = WebProvider(lambda request: (200, f"OK id={len(web.requests)}00"))
+    yield web
+    web.stop()
+
+
+def client_config(provider_url: str, **keys) -> HTTPClientConfig:
+    base = {"targeturl": f"{provider_url}/send.cgi?receiver=$recipient &sender=$originator"
+                         "&msg=$messagedata&id=$messageid",
+            "limittompm": 0, "reconnectdelay": 0.05, "windowsize": 4}
+    return HTTPClientConfig(name="Web0", **{**base, **keys})
+
+
+@pytest.fixture
+def start(make_config, run_daemon):
+    def run(*connections):
+        daemon = run_daemon(make_config(connections=tuple(connections)))
+        return daemon, Api(daemon.port)
+    return run
+
+
+def test_sent_through_the_url_template_then_delivered_by_the_providers_callback(start,
+                                                                               provider):
+    provider.start()
+    daemon, api = start(client_config(provider.url, respsuccess=r"OK id=(\d+)"))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "Hello & welcome", originator="ACME")
+    api.wait_state(message_id, SUBMITTED)
+    request = provider.requests[0]
+    assert request["method"] == "GET" and request["path"] == "/send.cgi"
+    assert request["query"] == {"receiver": "+36201234567", "sender": "ACME",
+                                "msg": "Hello & welcome", "id": message_id}
+    part = daemon.journal.get_parts(message_id)[0]
+    assert (part["connection"], part["reference"]) == ("Web0", "100")
+
+    status, body = api.get("/connections/Web0/report", messageid="100", status="DELIVRD")
+    assert (status, body) == (200, "OK\n")
+    api.wait_state(message_id, DELIVERED)
+
+
+def test_a_message_waits_while_the_provider_is_down_and_leaves_when_it_returns(start,
+                                                                               provider):
+    provider.start(listen=False)               # the port refuses connections
+    daemon, api = start(client_config(provider.url))
+    channel = daemon.channels.running["Web0"]
+    wait_for(lambda: channel.state == "down", what="down")
+    message_id = api.send("+36201234567", "waiting")
+    assert api.state(message_id) == QUEUED
+    assert daemon.journal.get_parts(message_id)[0]["attempts"] == 0
+    assert "unreachable" in channel.status()["last_error"]
+
+    provider.listen()
+    api.wait_state(message_id, SUBMITTED)
+    assert provider.requests[0]["query"]["msg"] == "waiting"
+    assert daemon.journal.get_parts(message_id)[0]["reference"] == message_id
+
+
+def test_respfailed_fails_the_message_with_the_providers_reason(start):
+    web = WebProvider(lambda request: (200, "ERR 21: invalid destination")).start()
+    try:
+        daemon, api = start(client_config(web.url, respsuccess="^OK", respfailed=r"^ERR"))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "bad number")
+        api.wait_state(message_id, FAILED)
+        part = daemon.journal.get_parts(message_id)[0]
+        assert part["reason"] == "provider_refused: ERR 21: invalid destination"
+        assert len(web.requests) == 1                  # refused for good: not sent again
+    finally:
+        web.stop()
+
+
+def test_an_answer_that_does_not_match_respsuccess_is_a_failure(start):
+    web = WebProvider(lambda request: (200, "maybe")).start()
+    try:
+        daemon, api = start(client_config(web.url, respsuccess="^OK"))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "hmm")
+        api.wait_state(message_id, FAILED)
+        assert "does not match RESPSUCCESS: maybe" in daemon.journal.get_parts(
+            message_id)[0]["reason"]
+    finally:
+        web.stop()
+
+
+def test_a_server_error_sends_the_part_back_to_the_queue(start):
+    web = WebProvider(lambda request: (503, "busy")).start()
+    try:
+        daemon, api = start(client_config(web.url))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "later")
+        part = wait_for(lambda: next((p for p in daemon.journal.get_parts(message_id)
+                                      if p["reason"]), None), what="the answer")
+        assert part["state"] == "queued" and part["reason"] == "http_503: busy"
+        assert daemon.channels.running["Web0"].state == "ready"   # up, only busy
+    finally:
+        web.stop()
+
+
+def test_post_with_basic_auth_sends_the_query_as_the_body(start, provider):
+    provider.start()
+    daemon, api = start(client_config(
+        provider.url, targeturl=f"{provider.url}/api?to=$recipient&text=$messagedata",
+        requestmethod="Post", httpauthorizationmethod="Basic",
+        httpauthorizationuser="acct", httpauthorizationpassword="s3cret"))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "árvíztűrő")
+    api.wait_state(message_id, SUBMITTED)
+    request = provider.requests[0]
+    assert request["method"] == "POST" and request["path"] == "/api"
+    assert request["body"] == {"to": "+36201234567", "text": "árvíztűrő"}
+    assert request["headers"]["Authorization"] == "Basic YWNjdDpzM2NyZXQ="
+    assert request["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_multipart_as_binary_sends_each_segment_with_its_concatenation_header(start,
+                                                                              provider):
+    provider.start()
+    daemon, api = start(client_config(
+        provider.url, cbmultipartasbin=True,
+        targeturlbin=f"{provider.url}/bin?to=$recipient&udh=$udhHEX&ud=$udHEX&dcs=$dcsHEX"
+                     "&pid=$pidHEX&id=$messageid"))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    text = "x" * 200                                  # two GSM 7-bit segments
+    message_id = api.send("+36201234567", text)
+    api.wait_state(message_id, SUBMITTED)
+    calls = sorted((r["query"] for r in provider.requests), key=lambda q: q["id"])
+    assert [q["id"] for q in calls] == [f"{message_id}.1", f"{message_id}.2"]
+    headers = [bytes.fromhex(q["udh"]) for q in calls]
+    assert [h[:3] for h in headers] == [b"\x05\x00\x03"] * 2
+    assert headers[0][3] == headers[1][3] and [h[4:6] for h in headers] == [b"\x02\x01",
+                                                                            b"\x02\x02"]
+    assert {(q["dcs"], q["pid"]) for q in calls} == {("00", "00")}
+    assert b"".join(bytes.fromhex(q["ud"]) for q in calls) == b"x" * 200   # unpacked septets
+
+
+def test_without_segmenting_a_long_text_goes_once_and_one_report_settles_it(start, provider):
+    provider.start()
+    daemon, api = start(client_config(provider.url, cbsegment=False,
+                                      respsuccess=r"OK id=(?P<id>\d+)"))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    text = "A long text that the provider splits itself. " * 5
+    message_id = api.send("+36201234567", text)
+    api.wait_state(message_id, SUBMITTED)
+    assert len(provider.requests) == 1 and provider.requests[0]["query"]["msg"] == text
+    parts = daemon.journal.get_parts(message_id)
+    assert len(parts) == 2 and {p["reference"] for p in parts} == {"100"}
+    api.get("/connections/Web0/report", messageid="100", status="delivered")
+    api.wait_state(message_id, DELIVERED)
+    assert len(provider.requests) == 1
+
+
+def test_an_unanswered_submit_follows_submittimeoutaction(start, provider):
+    provider.delay = 1.0
+    provider.start()
+    daemon, api = start(client_config(provider.url, submittimeout=0.2))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "slow")
+    api.wait_state(message_id, FAILED)                 # SubmitFailed, the seed's default
+    assert daemon.journal.get_parts(message_id)[0]["reason"] == \
+        "timeout: no answer within 0.2s"
+
+
+def test_report_callback_checks_its_token_and_its_parameters(start, provider):
+    provider.start()
+    daemon, api = start(client_config(provider.url, reporttoken="t0k",
+                                      reportidparam="ref", reportstatusparam="stat"))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "token")
+    api.wait_state(message_id, SUBMITTED)
+    assert api.get("/connections/Web0/report", ref=message_id, stat="failed")[0] == 403
+    assert api.get("/connections/Web0/report", ref=message_id, token="t0k")[0] == 400
+    assert api.get("/connections/Nope/report", ref=message_id, stat="x")[0] == 404
+    status, _ = api.post("/connections/Web0/report",
+                         urllib.parse.urlencode({"ref": message_id, "stat": "UNDELIV",
+                                                 "token": "t0k"}))
+    assert status == 200
+    api.wait_state(message_id, 16)                     # Ozeki "Undeliverable"
+
+
+def test_created_through_the_api_with_the_seeds_keys(appliance, provider):
+    daemon, api = appliance
+    provider.start()
+    body = api.action("createdriver", type="HTTPClient", name="Web1",
+                      TARGETURL=f"{provider.url}/s?to=$recipient&m=$messagedata",
+                      REQUESTMETHOD="Get", RESPSUCCESS="OK", LIMITTOMPM="0",
+                      LOGDIRECTORY=r"C:\Logs", CHARSETHANDLING="Best match",
+                      AUTOCONNECT="on")
+    assert re.findall(r"<ignoredkey>([^<]+)", body) == ["logdirectory", "charsethandling"]
+    assert "<state>running</state>" in body
+    wait_for(lambda: daemon.channels.running["Web1"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "via the API")
+    api.wait_state(message_id, SUBMITTED)
+    assert provider.requests[0]["query"] == {"to": "+36201234567", "m": "via the API"}
+    bad = api.action("configdriver", name="Web1", REQUESTMETHOD="Teleport")
+    assert "requestmethod: expected one of get, post, got 'Teleport'" in bad
+
+
+def test_digest_auth_answers_the_providers_challenge(start):
+    nonce, realm = "n0nce", "sms"
+
+    def answer(request):
+        header = request["headers"].get("Authorization", "")
+        if not header.startswith("Digest "):
+            return 401, "who?", {"WWW-Authenticate": f'Digest realm="{realm}", '
+                                 f'nonce="{nonce}", qop="auth", algorithm=MD5'}
+        fields = dict(re.findall(r'(\w+)="?([^",]*)"?', header[7:]))
+        ha1 = _md5(f"acct:{realm}:s3cret")
+        ha2 = _md5(f"GET:{fields['uri']}")
+        wanted = _md5(f"{ha1}:{nonce}:{fields['nc']}:{fields['cnonce']}:auth:{ha2}")
+        return (200, "OK") if fields["response"] == wanted else (403, "bad digest")
+
+    web = WebProvider(answer).start()
+    try:
+        daemon, api = start(client_config(web.url, httpauthorizationmethod="Digest",
+                                          httpauthorizationuser="acct",
+                                          httpauthorizationpassword="s3cret"))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "digest")
+        api.wait_state(message_id, SUBMITTED)
+        assert [r.get("headers", {}).get("Authorization", "")[:6] for r in web.requests] == \
+            ["", "Digest"]
+    finally:
+        web.stop()
+
+
+def _md5(text: str) -> str:
+    import hashlib
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def test_through_a_proxy_in_http_1_0(start, provider):
+    provider.start()                                  # it stands in for the proxy too
+    daemon, api = start(client_config(
+        provider.url, targeturl="http://sms.provider.invalid/send?to=$recipient",
+        proxy=f"127.0.0.1:{provider.port}", cbusehttp10=True, useragent="OzekiNG/4.1.12"))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "proxied")
+    api.wait_state(message_id, SUBMITTED)
+    request = provider.requests[0]
+    assert request["target"] == "http://sms.provider.invalid/send?to=%2B36201234567"
+    assert request["version"] == "HTTP/1.0"
+    assert request["headers"]["User-Agent"] == "OzekiNG/4.1.12"
+
+
+def test_no_more_requests_in_flight_than_the_window(start):
+    import threading
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+    release = threading.Event()
+
+    def answer(request):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        release.wait(10)
+        with lock:
+            state["now"] -= 1
+        return 200, "OK"
+
+    web = WebProvider(answer).start()
+    try:
+        daemon, api = start(client_config(web.url, windowsize=2))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        ids = [api.send("+3620123456{}".format(i), f"n{i}") for i in range(6)]
+        wait_for(lambda: len(web.requests) == 2, what="two requests")
+        assert daemon.channels.running["Web0"].free_slots() == 0
+        release.set()
+        for message_id in ids:
+            api.wait_state(message_id, SUBMITTED)
+        assert state["most"] == 2 and len(web.requests) == 6
+    finally:
+        release.set()
+        web.stop()

@@ -1,0 +1,141 @@
+"""The HTTP Server connection (seed 000): a provider or LAN system delivers SMS and delivery
+reports to the appliance at BASEURL with the PARAMNAME* names, through the whole daemon."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from appliance.config import ConfigError, from_dict
+from appliance.provider.settings import HTTPClientConfig, HTTPServerConfig
+from conftest import Api
+from fakes.providers import WebProvider, wait_for
+
+
+def call(url: str, data: bytes | None = None) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, data=data, timeout=10) as answer:
+            return answer.status, answer.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8")
+
+
+def raw_request(base: str, data: bytes) -> bytes:
+    import socket
+    url = urllib.parse.urlsplit(base)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(data)
+        return sock.recv(4096)
+
+
+@pytest.fixture
+def callbacks():
+    web = WebProvider().start()
+    yield web
+    web.stop()
+
+
+@pytest.fixture
+def server(make_config, run_daemon):
+    def run(*more, **keys):
+        conn = HTTPServerConfig(name="In0", baseurl="http://127.0.0.1:0/sms",
+                                phonenumber="+36209999999", **keys)
+        daemon = run_daemon(make_config(connections=(conn, *more)))
+        channel = daemon.channels.running["In0"]
+        wait_for(lambda: channel.state == "listening", what="listening")
+        return daemon, Api(daemon.port), f"http://127.0.0.1:{channel.port}/sms"
+    return run
+
+
+def test_an_inbound_sms_lands_in_the_inbox_and_fires_the_inbound_callback(server, callbacks):
+    daemon, api, base = server()
+    daemon.accounts.update("admin", inbound_url=callbacks.url + "/in?from=$originator"
+                                                                "&text=$messagedata")
+    query = urllib.parse.urlencode({"originator": "+36301234567", "msg": "Szia ☺",
+                                    "msgid": "p-1", "senttime": "2026-11-30 10:04:00"})
+    status, body = call(f"{base}?{query}")
+    assert status == 200 and body.startswith("Message was accepted id: ")
+    inbox_id = body.rsplit(" ", 1)[1]
+    message = daemon.journal.get_message(inbox_id)
+    assert (message["originator"], message["recipient"], message["body"]) == \
+        ("+36301234567", "+36209999999", "Szia ☺")
+    assert message["connection"] == "In0" and message["direction"] == "in"
+    listed = api.action("receivemessage", folder="inbox")
+    assert "Szia ☺" in listed
+    request = wait_for(lambda: callbacks.requests, what="the inbound callback")[0]
+    assert request["query"] == {"from": "+36301234567", "text": "Szia ☺"}
+
+
+def test_post_with_the_configured_parameter_names_and_response_template(server):
+    daemon, _, base = server(paramnameoriginator="from", paramnamemessagedata="text",
+                             paramnamerecipient="to",
+                             responsetemplate="OK $msgid from $originator")
+    form = urllib.parse.urlencode({"from": "+36301234567", "to": "+3620111",
+                                   "text": "posted"}).encode()
+    status, body = call(base, form)
+    assert status == 200 and body.startswith("OK ") and body.endswith(" from +36301234567")
+    message = daemon.journal.get_message(body.split()[1])
+    assert (message["recipient"], message["body"]) == ("+3620111", "posted")
+
+
+def test_bad_requests_get_a_clear_answer_and_store_nothing(server):
+    daemon, _, base = server()
+    assert call(f"{base}?msg=no+sender") == (400, "error: missing parameter originator")
+    status, body = call(f"{base}?originator=%2B3630&msg=%FF%FE")
+    assert status == 400 and "not valid UTF-8" in body
+    status, body = call(f"{base}?originator=%2B3630&msg=x&msgtype=SMS:VOICE")
+    assert status == 400 and "unsupported message type" in body
+    status, body = call(f"{base}?originator=%2B3630&msg=x&senttime=yesterday")
+    assert status == 400 and "senttime" in body
+    assert call(base.replace("/sms", "/other") + "?originator=1&msg=x")[0] == 404
+    assert raw_request(base, b"POST /sms HTTP/1.0\r\nContent-Length: many\r\n\r\n") \
+        .startswith(b"HTTP/1.0 400")
+    assert daemon.journal.folder(None, "inbox") == []
+
+
+def test_reports_at_baseurl_settle_parts_sent_through_the_http_client(server):
+    provider = WebProvider(lambda request: (200, "ACCEPTED 4711")).start()
+    try:
+        client = HTTPClientConfig(name="Web0", targeturl=f"{provider.url}/s?to=$recipient",
+                                  respsuccess=r"ACCEPTED (\d+)", limittompm=0)
+        daemon, api, base = server(client, reportconnection="Web0")
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "report me")
+        api.wait_state(message_id, 13)
+        status, body = call(f"{base}?msgtype=SMS:REPORT&msgid=4711&status=DELIVRD")
+        assert (status, body) == (200, "Message was accepted id: 4711")
+        api.wait_state(message_id, 10)
+    finally:
+        provider.stop()
+
+
+def test_a_port_in_use_is_retried_without_stopping_the_daemon(make_config, run_daemon,
+                                                              callbacks):
+    taken = urllib.parse.urlsplit(callbacks.url).port
+    conn = HTTPServerConfig(name="In0", baseurl=f"http://127.0.0.1:{taken}")
+    daemon = run_daemon(make_config(connections=(conn,)))
+    channel = daemon.channels.running["In0"]
+    wait_for(lambda: channel.state == "down", what="down")
+    assert "cannot listen on 127.0.0.1" in channel.status()["last_error"]
+    assert Api(daemon.port).get("/status")[0] == 200
+
+
+def test_receive_only_and_refused_without_a_report_connection(server):
+    daemon, _, base = server()
+    assert daemon.channels.running["In0"].free_slots() == 0
+    status, body = call(f"{base}?msgid=1&status=delivered")
+    assert status == 400 and "reportconnection" in body
+    with pytest.raises(ConfigError, match="only receives"):
+        from_dict({"connections": {"H": {"type": "HTTPServer", "send": True}}})
+
+
+def test_ipallow_limits_who_may_deliver(server):
+    daemon, _, base = server(ipallow=("10.1.0.0/16",))
+    status, body = call(f"{base}?originator=%2B3630&msg=intruder")
+    assert status == 403 and "ipallow" in body
+    assert daemon.journal.folder(None, "inbox") == []
+    with pytest.raises(ConfigError, match="ipallow"):
+        from_dict({"connections": {"H": {"type": "HTTPServer", "ipallow": ["nope"]}}})
