@@ -153,7 +153,8 @@ class UserConfig:
     password: str = ""
     password_hash: str = ""
     admin: bool = False
-    credits: int = -1
+    credits: int = 1000               # starting balance (seed 003); see docs/api.md "Credits"
+    unlimited: bool = False           # sending not limited by the balance
     allowrouteoverride: bool = False
     ip_allow: tuple[str, ...] = ()
     ip_deny: tuple[str, ...] = ()

@@ -216,7 +216,7 @@ def test_bulksms_credit_duplicate_dnd_and_ip_rules(appliance):
     user = {"username": "bulk", "password": "bulk-pass-1"}
     assert bulk(api, **user, message="one").startswith("1701|")
     assert bulk(api, **user, message="two").startswith("1725|")           # no credit left
-    api.action("setcredits", useraccount="bulk", newbalance="-1")
+    api.action("configuser", name="bulk", unlimited="on")
     assert bulk(api, **user, message="one").startswith("1041|")           # duplicate
     assert bulk(api, **user, message="one", destination="+36209876543").startswith("1701|")
     api.action("adddnd", number="+36201111111")
