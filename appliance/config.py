@@ -101,6 +101,13 @@ class GSMModemConfig:
     max_resets_per_hour: int = 4      # recovery resets per hour; past it the modem waits (0: no cap)
     imei: str = ""                    # if set, a port answering with another IMEI is refused
     iccid: str = ""                   # if set, a SIM with another ICCID is refused
+    # seed 000 GSM modem keys with a behaviour here (docs/api.md "Drivers")
+    gsmmodeminit: str = "AT"          # sent after the appliance's own init; "AT" = nothing
+    gsmmodeminit2: str = ""
+    gsmmodeminit3: str = ""
+    keepaliverequest: bool = True     # off: no AT health poll every keepaliveperiod
+    submittimeoutaction: str = "SubmitFailed"   # or SubmitSuccess (see docs/api.md)
+    ussdmethod: str = "AT+CUSD"       # or ATD (dial the code)
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ class SMPPConfig:
     password: str = ""
     systemtype: str = ""
     mode: str = "transceiver"
-    windowsize: int = 10
+    windowsize: int = 20               # seed 000 default
     keepaliveperiod: float = 30.0
     protocolversion: str = "3.4"
     sourceaddrton: int = -1
@@ -127,11 +134,19 @@ class SMPPConfig:
     deliveryreport: bool = True
     autoconnect: bool = True
     limittompm: int = 0
-    submittimeout: float = 30.0
+    submittimeout: float = 60.0        # seed 000 default
     operator: str = ""
     reconnectdelay: float = 1.0        # first reconnect delay; doubles up to the max, jittered
     reconnectmaxdelay: float = 60.0
     messageidbase: str = "auto"        # how the SMSC writes ids: auto|hex|decimal|hex-decimal|...
+    # seed 000 SMPP keys with a behaviour here (docs/api.md "Drivers")
+    addressrange: str = ""             # bind address_range
+    bindton: int = -1                  # bind addr_ton/npi; -1: sourceaddrton/npi as before
+    bindnpi: int = -1
+    send: bool = True                  # off: bound as receiver only
+    receive: bool = True               # off: bound as transmitter only
+    keepaliverequest: bool = True      # off: no enquire_link from our side
+    submittimeoutaction: str = "SubmitFailed"   # or SubmitSuccess
 
 
 @dataclass(frozen=True)
@@ -302,7 +317,7 @@ def connection_from_table(name: str, table: dict, path: str | None = None) -> Co
     if kind not in CONNECTION_TYPES:
         raise ConfigError(f"{path}.type: expected one of {', '.join(CONNECTION_TYPES)}, got {kind!r}")
     body = {k: v for k, v in table.items() if k != "type"}
-    conn = build(CONNECTION_TYPES[kind], body, path, name=name, type=kind)
+    conn = _normalized(build(CONNECTION_TYPES[kind], body, path, name=name, type=kind))
     _check_connection(conn, path)
     return conn
 
@@ -312,9 +327,44 @@ def _check_name(name: str, path: str) -> None:
         raise ConfigError(f"{path}: name must be 1-40 letters, digits, '_', '.' or '-'")
 
 
+SUBMIT_TIMEOUT_ACTIONS = {"submitfailed": "SubmitFailed", "submitsuccess": "SubmitSuccess"}
+USSD_METHODS = {"at+cusd": "AT+CUSD", "atd": "ATD"}
+
+
+def _normalized(conn):
+    """Seed spellings (`MODE=Transceiver`, `SubmitFailed`, protocol `34`) in one form."""
+    changes = {}
+    if hasattr(conn, "submittimeoutaction"):
+        changes["submittimeoutaction"] = SUBMIT_TIMEOUT_ACTIONS.get(
+            conn.submittimeoutaction.strip().lower().replace(" ", ""), conn.submittimeoutaction)
+    if isinstance(conn, GSMModemConfig):
+        changes["ussdmethod"] = USSD_METHODS.get(conn.ussdmethod.strip().lower(), conn.ussdmethod)
+    if isinstance(conn, SMPPConfig):
+        changes["mode"] = _smpp_mode(conn)
+        version = conn.protocolversion.strip()
+        changes["protocolversion"] = {"34": "3.4", "33": "3.3"}.get(version, version)
+    return dataclasses.replace(conn, **changes)
+
+
+def _smpp_mode(conn) -> str:
+    """MODE, narrowed by the seed's SEND/RECEIVE switches."""
+    mode = conn.mode.strip().lower()
+    if not conn.send and mode in ("transceiver", "transmitter"):
+        mode = "receiver" if mode == "transceiver" else "off"
+    if not conn.receive and mode in ("transceiver", "receiver"):
+        mode = "transmitter" if mode == "transceiver" else "off"
+    return mode
+
+
 def _check_connection(conn, path: str) -> None:
     if isinstance(conn, GSMModemConfig) and not conn.modemorport:
         raise ConfigError(f"{path}.modemorport: required for a GSMModem connection")
+    if getattr(conn, "submittimeoutaction", "SubmitFailed") not in SUBMIT_TIMEOUT_ACTIONS.values():
+        raise ConfigError(f"{path}.submittimeoutaction: expected SubmitFailed or SubmitSuccess")
+    if isinstance(conn, GSMModemConfig) and conn.ussdmethod not in USSD_METHODS.values():
+        raise ConfigError(f"{path}.ussdmethod: expected AT+CUSD or ATD")
+    if isinstance(conn, SMPPConfig) and conn.mode == "off":
+        raise ConfigError(f"{path}: send and receive are both off for this bind")
     if isinstance(conn, SMPPConfig):
         if not conn.host:
             raise ConfigError(f"{path}.host: required for an SMPP connection")
