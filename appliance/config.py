@@ -317,7 +317,7 @@ def connection_from_table(name: str, table: dict, path: str | None = None) -> Co
     if kind not in CONNECTION_TYPES:
         raise ConfigError(f"{path}.type: expected one of {', '.join(CONNECTION_TYPES)}, got {kind!r}")
     body = {k: v for k, v in table.items() if k != "type"}
-    conn = _normalized(build(CONNECTION_TYPES[kind], body, path, name=name, type=kind))
+    conn = normalize_connection(build(CONNECTION_TYPES[kind], body, path, name=name, type=kind))
     _check_connection(conn, path)
     return conn
 
@@ -331,7 +331,7 @@ SUBMIT_TIMEOUT_ACTIONS = {"submitfailed": "SubmitFailed", "submitsuccess": "Subm
 USSD_METHODS = {"at+cusd": "AT+CUSD", "atd": "ATD"}
 
 
-def _normalized(conn):
+def normalize_connection(conn):
     """Seed spellings (`MODE=Transceiver`, `SubmitFailed`, protocol `34`) in one form."""
     changes = {}
     if hasattr(conn, "submittimeoutaction"):

@@ -39,7 +39,7 @@ import smpplib.exceptions
 import smpplib.smpp
 
 from appliance.clock import SYSTEM_CLOCK, Clock
-from appliance.config import SMPPConfig
+from appliance.config import SMPPConfig, normalize_connection
 from appliance.model import OutPart, Report
 from appliance.uplink import codec, receipts
 from appliance.uplink.backoff import Backoff
@@ -70,7 +70,7 @@ class SmppChannel:
     def __init__(self, conn: SMPPConfig, sink, *, clock: Clock = SYSTEM_CLOCK,
                  rng=random.random, throttle_pause: float = 1.0):
         self.name = conn.name
-        self.conn = conn
+        self.conn = normalize_connection(conn)     # MODE narrowed by SEND/RECEIVE
         self.sink = sink
         self.clock = clock
         self.state = "stopped"

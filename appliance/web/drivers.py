@@ -108,8 +108,21 @@ def _keys(ctx: Ctx, kind: str) -> tuple[dict, dict]:
             coerce(key, hints[field], value)
         except ConfigError as exc:
             raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
+        _check_choice(key, field, value)
         keys[field] = value
     return keys, ignored
+
+
+_CHOICES = {"submittimeoutaction": ("SubmitFailed", "SubmitSuccess"),
+            "ussdmethod": ("AT+CUSD", "ATD"),
+            "mode": ("Transmitter", "Receiver", "Transceiver")}
+
+
+def _check_choice(key: str, field: str, value: str) -> None:
+    choices = _CHOICES.get(field)
+    normal = value.lower().replace(" ", "")
+    if choices and normal not in {c.lower() for c in choices}:
+        raise ApiError(X.E_INVALID_PARAMETER, f"{key}: expected {' or '.join(choices)}")
 
 
 def _field_of(kind: str, key: str, fields: set) -> str | None:
