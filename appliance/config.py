@@ -63,6 +63,16 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
+class PhoneSystemConfig:
+    """Seed 002: Username/Password "are only required if office user authentication is set"."""
+
+    auth_required: bool = True        # off: requests without credentials, from `allow` only
+    allow: tuple[str, ...] = ()       # addresses/networks that may send without credentials
+    user: str = "admin"               # the account such requests send as (credits, folders)
+    extensions: tuple[int, ...] = ()  # ApiExtension numbers accepted; empty: any number
+
+
+@dataclass(frozen=True)
 class GSMModemConfig:
     """A modem slot. Ozeki keys first, then the appliance's own (power, USSD, budgets)."""
 
@@ -207,6 +217,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    phonesystem: PhoneSystemConfig = field(default_factory=PhoneSystemConfig)
     connections: tuple[ConnectionConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
@@ -397,7 +408,8 @@ def _routes(items) -> tuple[RouteConfig, ...]:
     return routes
 
 
-_SECTIONS = {"http": HttpConfig, "store": StoreConfig, "admin": AdminConfig, "demo": DemoConfig}
+_SECTIONS = {"http": HttpConfig, "store": StoreConfig, "admin": AdminConfig, "demo": DemoConfig,
+             "phonesystem": PhoneSystemConfig}
 
 
 def from_dict(data: dict, source: str = "") -> Config:
