@@ -230,6 +230,12 @@ def _switch(ctx: Ctx, on: bool, action_name: str) -> str:
     name, owner, stored, full = _existing(ctx)
     value = "on" if on else "off"
     table = {**stored, "autoconnect": value}
+    daemon = _daemon(ctx)
+    if on and name in daemon.channels.running:
+        # created with AUTOCONNECT on (the seed default): running already, no second bind
+        daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table,
+                                     "ignored": _stored_ignored(daemon, name)})
+        return _answer(ctx, action_name, name, note="already running")
     if on:
         note = _apply(ctx, name, owner, table, {**full, "autoconnect": value})
     else:
