@@ -69,3 +69,19 @@ def test_api_extension_list(make_config, run_daemon):
     status, body = api.get("/", **{**BASE, **login, "ApiExtension": "9995"})
     assert xml_values(body, "Code") == ["302"] and "no such API extension" in body
     assert _code(api, **login) == "200"
+
+
+def test_the_setting_in_the_config_file(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[phonesystem]\nauth_required = false\nallow = ["192.168.1.0/24"]\n'
+                    'user = "pbx"\nextensions = [9994, 9995]\n')
+    setting = cfg.load(path).phonesystem
+    assert (setting.auth_required, setting.allow, setting.user, setting.extensions) == \
+        (False, ("192.168.1.0/24",), "pbx", (9994, 9995))
+    path.write_text("[phonesystem]\nauth_requried = false\n")
+    try:
+        cfg.load(path)
+    except cfg.ConfigError as exc:
+        assert "auth_requried" in str(exc)
+    else:
+        raise AssertionError("a misspelt key must be an error")
