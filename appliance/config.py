@@ -394,7 +394,10 @@ def _users(table: dict) -> tuple[UserConfig, ...]:
     users = []
     for name, body in table.items():
         _check_name(name, f"users.{name}")
-        users.append(build(UserConfig, body, f"users.{name}", name=name))
+        user = build(UserConfig, body, f"users.{name}", name=name)
+        if not -2**31 <= user.credits <= 2**31 - 1:      # seed 003: an "int value"
+            raise ConfigError(f"users.{name}.credits: must be between {-2**31} and {2**31 - 1}")
+        users.append(user)
     return tuple(users)
 
 

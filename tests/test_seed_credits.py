@@ -107,3 +107,9 @@ def test_a_journal_from_before_keeps_its_unlimited_users(tmp_path):
         assert (again.balance("bob"), again.unlimited("bob")) == (-1, False)
     finally:
         again.close()
+
+
+def test_a_huge_balance_in_the_config_file_is_a_clear_error():
+    import pytest
+    with pytest.raises(cfg.ConfigError, match=r"users.shop.credits: must be between"):
+        cfg.from_dict({"users": {"shop": {"password": "x", "credits": 2**40}}})

@@ -164,3 +164,20 @@ def test_submit_timeout_action_on_a_modem(rig, network, action):
     else:
         assert sink.failed[0][0] == 1 and sink.failed[0][2] == "AT timeout"
         assert not sink.submitted
+
+
+@pytest.mark.parametrize("keepalive", [True, False])
+def test_keepalive_request_switch_on_a_modem(rig, network, keepalive):
+    sim = network.add_modem("slot1", "+36201111111")
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink, config=dict(keepaliveperiod=0.01,
+                                                        keepaliverequest=keepalive)))
+    polls_at_ready = sim.commands.count("AT+CSQ")
+    for part_id in (1, 2, 3):        # each send takes the simulated network's send time
+        worker.submit(part(part_id))
+        wait_until(lambda: len(sink.submitted) == part_id, what=f"part {part_id}")
+        rig.ready(worker)
+    if keepalive:
+        wait_until(lambda: sim.commands.count("AT+CSQ") > polls_at_ready, what="a health poll")
+    else:
+        assert sim.commands.count("AT+CSQ") == polls_at_ready
