@@ -113,3 +113,13 @@ def test_a_huge_balance_in_the_config_file_is_a_clear_error():
     import pytest
     with pytest.raises(cfg.ConfigError, match=r"users.shop.credits: must be between"):
         cfg.from_dict({"users": {"shop": {"password": "x", "credits": 2**40}}})
+
+
+def test_api_users_from_before_without_a_balance_stay_unlimited(make_config, run_daemon):
+    config = make_config()
+    first = run_daemon(config)
+    first.documents.put("users", {"name": "legacy", "password_hash": "", "enabled": True,
+                                  "owner": "api"})          # written by an older version
+    first.stop()
+    again = run_daemon(config)
+    assert (again.journal.balance("legacy"), again.journal.unlimited("legacy")) == (0, True)
