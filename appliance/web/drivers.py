@@ -1,10 +1,12 @@
 """Ozeki §9 driver actions on the daemon's running connections, persisted in the documents.
 
-A driver is a connection (`config.connection_from_table` vocabulary, the lower-case keys of
-Ozeki's configdriver tables). Documents table `connections` keeps, per name:
-`{"name", "owner": "api"|"file", "table": {...}}` -- for API-created drivers the whole key
-set, for file-provisioned ones only the keys changed through the API, laid over the file's
-values at every start. A change takes effect at once: the running channel is replaced.
+A driver is a connection (`config.connection_from_table` vocabulary). Keys arrive under
+their seed 000 names and are mapped by `driver_keys` to connection fields, or kept as ignored
+keys. Documents table `connections` keeps, per name:
+`{"name", "owner": "api"|"file", "table": {...}, "ignored": {...}}` -- for API-created drivers
+the whole key set, for file-provisioned ones only the keys changed through the API, laid over
+the file's values at every start. A change takes effect at once: the running channel is
+replaced.
 """
 
 from __future__ import annotations
