@@ -1,11 +1,12 @@
-"""The simulator speaks to real AT clients: python-gsmmodem (an independent client from PyPI,
-installed by `make test` through the test extras) drives `sms-appliance sim` over its ptys,
-sends an SMS in PDU mode and reads it on the other modem; the start-up commands gammu,
+"""The simulator speaks to real AT clients: python-gsmmodem (PyPI, installed by `make test`
+through the test extras) and gammu (Debian, `make test-deps-sim`) drive `sms-appliance sim`
+over its ptys, send an SMS in PDU mode and read it on the other modem; the start-up commands
 ModemManager's probe and Kannel's `at` driver send are answered as an EC25/SIM7600 does.
 The worker's seed keys GSMMODEMINIT, USSDMETHOD and SUBMITTIMEOUTACTION run on the sim too."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -66,6 +67,32 @@ def test_python_gsmmodem_sends_and_reads_sms_through_the_simulator(sim_cli):
     finally:
         sender.close()
         receiver.close()
+
+
+def _gammu(tmp_path, name: str, device: str, *args: str) -> str:
+    rc = tmp_path / f"{name}.gammurc"
+    rc.write_text(f"[gammu]\ndevice = {device}\nconnection = at\n")
+    done = subprocess.run(["gammu", "-c", str(rc), *args], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+@pytest.mark.skipif(shutil.which("gammu") is None, reason="gammu missing: make test-deps-sim")
+def test_gammu_identifies_sends_and_reads_through_the_simulator(sim_cli, tmp_path):
+    (sender_number, sender_path), (receiver_number, receiver_path) = \
+        sim_cli["slot1"], sim_cli["slot2"]
+    identity = _gammu(tmp_path, "a", sender_path, "identify")
+    assert "Quectel" in identity and "EC25" in identity and "216706" in identity
+    sent = _gammu(tmp_path, "a", sender_path, "sendsms", "TEXT", receiver_number, "-text",
+                  "Hello from gammu")
+    assert "message reference" in sent
+
+    def arrived():
+        listing = _gammu(tmp_path, "b", receiver_path, "getallsms")
+        return "Hello from gammu" in listing and listing
+    listing = wait_until(arrived, 30, interval=0.5, what="the SMS read by gammu")
+    assert f'"{sender_number}"' in listing
 
 
 # --- start-up commands of other clients, on the in-process simulator ------------------------
