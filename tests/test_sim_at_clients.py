@@ -122,7 +122,7 @@ class RawAt:
 # (command, a line the answer must have) -- as Quectel EC25 / SIMCom SIM7600 answer them
 STARTUP = [
     ("ATZ", None), ("AT&F", None), ("ATE0", None), ("ATV1", None), ("AT+CMEE=1", None),
-    ("ATI", "Revision:"), ("AT+GCAP", "+GCAP:"), ("AT+CGMI", None), ("AT+CGMM", None),
+    ("ATI", "Revision:"), ("ATI1", "Revision:"), ("AT+GCAP", "+GCAP:"), ("AT+CGMI", None), ("AT+CGMM", None),
     ("AT+CGMR", None), ("AT+CGSN", None), ("AT+CIMI", "21670"), ("AT+CPIN?", "+CPIN: READY"),
     ("AT+CFUN?", "+CFUN: 1"), ("AT+CFUN=?", "+CFUN: (0,1,4)"),
     ("AT+CSCS=?", '+CSCS: ("GSM","IRA","UCS2")'), ('AT+CSCS="UCS2"', None),

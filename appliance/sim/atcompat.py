@@ -217,8 +217,14 @@ def _atd_ussd(sim, line, match):
     sim.network.schedule(0.2, lambda: sim.post(lambda: sim._ussd_answer(code)))
 
 
+def _identity(sim, line, match):
+    """ATI0/ATI1 (ModemManager, Kannel) as ATI."""
+    sim._identity(line, match)
+
+
 HANDLERS = [
     (r"ATZ0?|AT&F0?", _reset),
+    (r"ATI\d", _identity),
     (r"ATV1|ATQ0|AT&C\d?|AT&D\d?|AT&W0?|ATS0=0|ATX\d", _ok),
     (r"AT\+IFC=.*|AT\+ICF=.*|AT\+IPR=.*|AT\+CLIP=.*|AT\+CRC=.*|AT\+CVHU=.*|AT\+COLP=.*"
      r"|AT\+CMER=.*|AT\+CSDH=.*|AT\+CSCB=.*|AT\+COPS=[0-4](?:,\d)?|AT\+CLIR=.*", _ok),
