@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow bench clean
+.PHONY: run test test-slow bench clean test-deps-sim
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/sms-appliance run --demo
 
-# test-deps-image (image/image.mk) apt-installs the few tools the image tests call, if missing.
-test: $(STAMP) test-deps-image
+# test-deps-image (image/image.mk) apt-installs the few tools the image tests call, if missing;
+# test-deps-sim the Debian AT client (gammu) the simulator tests drive.
+test: $(STAMP) test-deps-image test-deps-sim
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-slow: $(STAMP)
@@ -33,3 +34,7 @@ clean:
 
 # Image, systemd and Ansible targets (test-image, shellcheck, ...) live beside the scripts.
 -include image/image.mk
+
+# apt_missing comes from image/image.mk: installs only what is missing, no apt call otherwise.
+test-deps-sim:
+	$(call apt_missing,gammu:gammu)

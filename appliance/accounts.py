@@ -99,6 +99,7 @@ class Accounts:
         """Apply the config's users and admin. Returns a new admin password if one was made."""
         for user in config.users:
             self._provision_user(user)
+        self._keep_legacy_unlimited()
         return self._provision_admin(config, admin_password)
 
     def _provision_user(self, user: UserConfig) -> None:
@@ -110,7 +111,25 @@ class Accounts:
             "ip_allow": list(user.ip_allow), "ip_deny": list(user.ip_deny),
             "reporturl": user.reporturl, "inbound_url": user.inbound_url,
             "originator": user.originator, "priority": user.priority, "owner": "file"})
-        self.journal.ensure_balance(user.name, user.credits)
+        self._provision_credits(user)
+
+    def _provision_credits(self, user: UserConfig) -> None:
+        """The file's `credits` is a starting balance, set once; `unlimited` is the file's."""
+        credits, unlimited = user.credits, user.unlimited
+        if credits == -1:       # the old spelling of unlimited, still in older config files
+            log.warning("config: users.%s credits = -1 is read as unlimited = true; a balance "
+                        "of -1 now blocks sending (seed 003)", user.name)
+            credits, unlimited = 0, True
+        self.journal.ensure_balance(user.name, credits)
+        self.journal.set_unlimited(user.name, unlimited)
+
+    def _keep_legacy_unlimited(self) -> None:
+        """Users created before credits had a separate unlimited setting have no balance row:
+        they sent without limit, so they keep doing so until the administrator sets credits."""
+        for doc in self.documents.all(TABLE):
+            if doc["name"] != ADMIN and not self.journal.has_balance(doc["name"]):
+                self.journal.set_unlimited(doc["name"], True)
+                self.journal.ensure_balance(doc["name"], 0)
 
     def _provision_admin(self, config: Config, override: str) -> str | None:
         existing = self.documents.get(TABLE, ADMIN)
@@ -127,7 +146,8 @@ class Accounts:
         doc = existing or {"name": ADMIN, "owner": "file", "enabled": True}
         doc.update(password_hash=password_hash, admin=True, allowrouteoverride=True)
         self.documents.put(TABLE, doc)
-        self.journal.ensure_balance(ADMIN, -1)
+        self.journal.ensure_balance(ADMIN, 0)
+        self.journal.set_unlimited(ADMIN, True)   # the administrator is never out of credit
         return generated
 
     def set_password(self, name: str, password: str) -> bool:

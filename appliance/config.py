@@ -65,6 +65,16 @@ class DemoConfig:
 
 
 @dataclass(frozen=True)
+class PhoneSystemConfig:
+    """Seed 002: Username/Password "are only required if office user authentication is set"."""
+
+    auth_required: bool = True        # off: requests without credentials, from `allow` only
+    allow: tuple[str, ...] = ()       # addresses/networks that may send without credentials
+    user: str = "admin"               # the account such requests send as (credits, folders)
+    extensions: tuple[int, ...] = ()  # ApiExtension numbers accepted; empty: any number
+
+
+@dataclass(frozen=True)
 class GSMModemConfig:
     """A modem slot. Ozeki keys first, then the appliance's own (power, USSD, budgets)."""
 
@@ -103,6 +113,13 @@ class GSMModemConfig:
     max_resets_per_hour: int = 4      # recovery resets per hour; past it the modem waits (0: no cap)
     imei: str = ""                    # if set, a port answering with another IMEI is refused
     iccid: str = ""                   # if set, a SIM with another ICCID is refused
+    # seed 000 GSM modem keys with a behaviour here (docs/api.md "Drivers")
+    gsmmodeminit: str = "AT"          # sent after the appliance's own init; "AT" = nothing
+    gsmmodeminit2: str = ""
+    gsmmodeminit3: str = ""
+    keepaliverequest: bool = True     # off: no AT health poll every keepaliveperiod
+    submittimeoutaction: str = "SubmitFailed"   # or SubmitSuccess (see docs/api.md)
+    ussdmethod: str = "AT+CUSD"       # or ATD (dial the code)
 
 
 @dataclass(frozen=True)
@@ -117,7 +134,7 @@ class SMPPConfig:
     password: str = ""
     systemtype: str = ""
     mode: str = "transceiver"
-    windowsize: int = 10
+    windowsize: int = 20               # seed 000 default
     keepaliveperiod: float = 30.0
     protocolversion: str = "3.4"
     sourceaddrton: int = -1
@@ -129,11 +146,19 @@ class SMPPConfig:
     deliveryreport: bool = True
     autoconnect: bool = True
     limittompm: int = 0
-    submittimeout: float = 30.0
+    submittimeout: float = 60.0        # seed 000 default
     operator: str = ""
     reconnectdelay: float = 1.0        # first reconnect delay; doubles up to the max, jittered
     reconnectmaxdelay: float = 60.0
     messageidbase: str = "auto"        # how the SMSC writes ids: auto|hex|decimal|hex-decimal|...
+    # seed 000 SMPP keys with a behaviour here (docs/api.md "Drivers")
+    addressrange: str = ""             # bind address_range
+    bindton: int = -1                  # bind addr_ton/npi; -1: sourceaddrton/npi as before
+    bindnpi: int = -1
+    send: bool = True                  # off: bound as receiver only
+    receive: bool = True               # off: bound as transmitter only
+    keepaliverequest: bool = True      # off: no enquire_link from our side
+    submittimeoutaction: str = "SubmitFailed"   # or SubmitSuccess
 
 
 @dataclass(frozen=True)
@@ -142,7 +167,8 @@ class UserConfig:
     password: str = ""
     password_hash: str = ""
     admin: bool = False
-    credits: int = -1
+    credits: int = 1000               # starting balance (seed 003); see docs/api.md "Credits"
+    unlimited: bool = False           # sending not limited by the balance
     allowrouteoverride: bool = False
     ip_allow: tuple[str, ...] = ()
     ip_deny: tuple[str, ...] = ()
@@ -183,6 +209,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    phonesystem: PhoneSystemConfig = field(default_factory=PhoneSystemConfig)
     connections: tuple[ConnectionConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
@@ -295,7 +322,7 @@ def connection_from_table(name: str, table: dict, path: str | None = None) -> Co
         raise ConfigError(f"{path}.type: expected one of {', '.join(CONNECTION_TYPES)}, got {kind!r}")
     body = {k: v for k, v in table.items() if k != "type"}
     body = without_ignored_keys(kind, body)     # provider kinds: seed keys with no meaning
-    conn = build(CONNECTION_TYPES[kind], body, path, name=name, type=kind)
+    conn = normalize_connection(build(CONNECTION_TYPES[kind], body, path, name=name, type=kind))
     _check_connection(conn, path)
     return conn
 
@@ -305,9 +332,44 @@ def _check_name(name: str, path: str) -> None:
         raise ConfigError(f"{path}: name must be 1-40 letters, digits, '_', '.' or '-'")
 
 
+SUBMIT_TIMEOUT_ACTIONS = {"submitfailed": "SubmitFailed", "submitsuccess": "SubmitSuccess"}
+USSD_METHODS = {"at+cusd": "AT+CUSD", "atd": "ATD"}
+
+
+def normalize_connection(conn):
+    """Seed spellings (`MODE=Transceiver`, `SubmitFailed`, protocol `34`) in one form."""
+    changes = {}
+    if hasattr(conn, "submittimeoutaction"):
+        changes["submittimeoutaction"] = SUBMIT_TIMEOUT_ACTIONS.get(
+            conn.submittimeoutaction.strip().lower().replace(" ", ""), conn.submittimeoutaction)
+    if isinstance(conn, GSMModemConfig):
+        changes["ussdmethod"] = USSD_METHODS.get(conn.ussdmethod.strip().lower(), conn.ussdmethod)
+    if isinstance(conn, SMPPConfig):
+        changes["mode"] = _smpp_mode(conn)
+        version = conn.protocolversion.strip()
+        changes["protocolversion"] = {"34": "3.4", "33": "3.3"}.get(version, version)
+    return dataclasses.replace(conn, **changes)
+
+
+def _smpp_mode(conn) -> str:
+    """MODE, narrowed by the seed's SEND/RECEIVE switches."""
+    mode = conn.mode.strip().lower()
+    if not conn.send and mode in ("transceiver", "transmitter"):
+        mode = "receiver" if mode == "transceiver" else "off"
+    if not conn.receive and mode in ("transceiver", "receiver"):
+        mode = "transmitter" if mode == "transceiver" else "off"
+    return mode
+
+
 def _check_connection(conn, path: str) -> None:
     if isinstance(conn, GSMModemConfig) and not conn.modemorport:
         raise ConfigError(f"{path}.modemorport: required for a GSMModem connection")
+    if getattr(conn, "submittimeoutaction", "SubmitFailed") not in SUBMIT_TIMEOUT_ACTIONS.values():
+        raise ConfigError(f"{path}.submittimeoutaction: expected SubmitFailed or SubmitSuccess")
+    if isinstance(conn, GSMModemConfig) and conn.ussdmethod not in USSD_METHODS.values():
+        raise ConfigError(f"{path}.ussdmethod: expected AT+CUSD or ATD")
+    if isinstance(conn, SMPPConfig) and conn.mode == "off":
+        raise ConfigError(f"{path}: send and receive are both off for this bind")
     if isinstance(conn, SMPPConfig):
         if not conn.host:
             raise ConfigError(f"{path}.host: required for an SMPP connection")
@@ -328,7 +390,10 @@ def _users(table: dict) -> tuple[UserConfig, ...]:
     users = []
     for name, body in table.items():
         _check_name(name, f"users.{name}")
-        users.append(build(UserConfig, body, f"users.{name}", name=name))
+        user = build(UserConfig, body, f"users.{name}", name=name)
+        if not -2**31 <= user.credits <= 2**31 - 1:      # seed 003: an "int value"
+            raise ConfigError(f"users.{name}.credits: must be between {-2**31} and {2**31 - 1}")
+        users.append(user)
     return tuple(users)
 
 
@@ -342,7 +407,8 @@ def _routes(items) -> tuple[RouteConfig, ...]:
     return routes
 
 
-_SECTIONS = {"http": HttpConfig, "store": StoreConfig, "admin": AdminConfig, "demo": DemoConfig}
+_SECTIONS = {"http": HttpConfig, "store": StoreConfig, "admin": AdminConfig, "demo": DemoConfig,
+             "phonesystem": PhoneSystemConfig}
 
 
 def from_dict(data: dict, source: str = "") -> Config:

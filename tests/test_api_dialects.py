@@ -9,6 +9,7 @@ import re
 import threading
 import time
 import urllib.parse
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -174,7 +175,7 @@ def test_bulksms_wap_push(appliance):
     message = daemon.journal.get_message(body.split("|")[2])
     assert message["messagetype"] == "SMS:WAPPUSH" and message["encoding"] == "8bit"
     assert 'href="http://example.com/offer"' in message["body"]
-    assert bulk(api, type="4", message="no url") == "1702"
+    assert bulk(api, type="4", message="no url") == "1705|+36201234567|"
 
 
 @pytest.mark.parametrize("params,code", [
@@ -186,7 +187,8 @@ def test_bulksms_wap_push(appliance):
 ])
 def test_bulksms_request_codes(appliance, params, code):
     _, api = appliance
-    assert bulk(api, **params) == code
+    destination = params.get("destination", "+36201234567")
+    assert bulk(api, **params) == f"{code}|{destination}|"
 
 
 def test_bulksms_sender_limits(appliance):
@@ -205,8 +207,8 @@ def test_bulksms_scheduling_on_both_paths(appliance):
         message = daemon.journal.get_message(body.split("|")[2])
         assert message["state"] == "scheduled"
         assert abs(message["send_at"] - when.replace(second=0, microsecond=0).timestamp()) < 1
-    assert bulk(api, "/bulksms/schedulemsg") == "1702"                  # date/time required
-    assert bulk(api, date=date, time=clock, gmt="+25:00") == "1702"
+    assert bulk(api, "/bulksms/schedulemsg") == "1702|+36201234567|"    # date/time required
+    assert bulk(api, date=date, time=clock, gmt="+25:00") == "1702|+36201234567|"
 
 
 def test_bulksms_credit_duplicate_dnd_and_ip_rules(appliance):
@@ -216,7 +218,7 @@ def test_bulksms_credit_duplicate_dnd_and_ip_rules(appliance):
     user = {"username": "bulk", "password": "bulk-pass-1"}
     assert bulk(api, **user, message="one").startswith("1701|")
     assert bulk(api, **user, message="two").startswith("1725|")           # no credit left
-    api.action("setcredits", useraccount="bulk", newbalance="-1")
+    api.action("configuser", name="bulk", unlimited="on")
     assert bulk(api, **user, message="one").startswith("1041|")           # duplicate
     assert bulk(api, **user, message="one", destination="+36209876543").startswith("1701|")
     api.action("adddnd", number="+36201111111")
@@ -224,11 +226,11 @@ def test_bulksms_credit_duplicate_dnd_and_ip_rules(appliance):
     assert bulk(api, **user, destination="+36201111111").startswith("1042|")
     assert bulk(api, **user, destination="+36701234567").startswith("1732|")
     api.action("configuser", name="bulk", ipdeny="127.0.0.1")
-    assert bulk(api, **user) == "16"
+    assert bulk(api, **user) == "16|+36201234567|"
     api.action("configuser", name="bulk", ipdeny="", ipallow="192.168.0.0/16")
-    assert bulk(api, **user) == "18"
+    assert bulk(api, **user) == "18|+36201234567|"
     api.action("stopuser", name="bulk")
-    assert bulk(api, **user) == "1709"
+    assert bulk(api, **user) == "1709|+36201234567|"
 
 
 # --- callbacks -----------------------------------------------------------------------------
@@ -324,3 +326,47 @@ def test_bulksms_dlr_and_ozeki_reporturl(appliance, receiver):
     paths = [p for _, p, _ in receiver.wait(3)[1:]]
     assert paths == [f"/r?id={ozeki_id}&s=deliveredtonetwork",
                      f"/r?id={ozeki_id}&s=deliveredtohandset"]
+
+
+# --- seed 004 as real clients send it ------------------------------------------------------
+
+
+@pytest.mark.parametrize("message,href,shown", [
+    ("http://example.com/offer", "http://example.com/offer", "http://example.com/offer"),
+    ("See this https://example.com/a?b=1 now", "https://example.com/a?b=1", "See this  now"),
+    ("www.example.com/x", "http://www.example.com/x", "www.example.com/x"),
+])
+def test_bulksms_wap_push_from_message_alone(appliance, message, href, shown):
+    daemon, api = appliance
+    body = bulk(api, type="4", message=message)
+    assert body.startswith("1701|"), body
+    stored = daemon.journal.get_message(body.split("|")[2])["body"]
+    assert f'href="{href.replace("&", "&amp;")}"' in stored
+    assert f">{shown}<" in stored
+
+
+def test_bulksms_gmt_with_an_unencoded_plus(appliance):
+    daemon, api = appliance
+    zone = timezone(timedelta(hours=5, minutes=30))
+    when = datetime.now(zone) + timedelta(days=2)
+    date, clock = when.strftime("%m/%d/%Y"), when.strftime("%I:%M %p").lower()
+    # written by hand as a client does: "+" not encoded, so the server reads a space
+    query = urllib.parse.urlencode({"username": "admin", "password": ADMIN_PASSWORD,
+                                    "type": "0", "dlr": "0", "destination": "+36201234567",
+                                    "source": "ACME", "message": "Hi", "date": date,
+                                    "time": clock})
+    status, body = api._open(urllib.request.Request(
+        f"{api.base}/bulksms/schedulemsg?{query}&gmt=+05:30"))
+    message = daemon.journal.get_message(body.split("|")[2])
+    assert abs(message["send_at"] - when.replace(second=0, microsecond=0).timestamp()) < 1
+    status, body = api._open(urllib.request.Request(
+        f"{api.base}/bulksms/schedulemsg?{query}&gmt=GMT+05:30"))
+    message = daemon.journal.get_message(body.split("|")[2])
+    assert abs(message["send_at"] - when.replace(second=0, microsecond=0).timestamp()) < 1
+
+
+def test_bulksms_every_code_is_a_destination_line(appliance):
+    _, api = appliance
+    assert bulk(api, password="wrong", destination="+3620111,+3620222") == \
+        "1703|+3620111|\n1703|+3620222|"
+    assert bulk(api, destination="") == "1702||"

@@ -116,7 +116,7 @@ def test_file_connections_take_overrides_but_cannot_be_deleted(make_config, run_
     config = make_config(connections=(SMPPConfig(name="Aggregator", host="10.0.0.2"),))
     daemon = run_daemon(config)
     api = Api(daemon.port)
-    assert daemon.channels.running["Aggregator"].conn.windowsize == 10
+    assert daemon.channels.running["Aggregator"].conn.windowsize == 20         # seed 000 default
     api.action("configdriver", name="Aggregator", windowsize="3")
     assert daemon.channels.running["Aggregator"].conn.windowsize == 3
     assert error_code(api.action("deletedriver", name="Aggregator")) == 11

@@ -309,7 +309,7 @@ def test_folder_list_delete_and_purge(appliance):
 def test_credits_get_set_add_and_spend(appliance):
     daemon, api = appliance
     john = make_user(api)
-    assert xml_values(john.action("getcredits"), "balance") == ["-1"]     # unlimited
+    assert xml_values(john.action("getcredits"), "balance") == ["1000"]   # the start balance
     body = api.action("setcredits", useraccount="john", newbalance="3")
     assert xml_values(body, "balance") == ["3"] and "<action>setcredits</action>" in body
     body = api.action("addcredits", useraccount="john", add="2")
@@ -349,7 +349,7 @@ def test_user_lifecycle(appliance):
     api.action("configuser", name="john", newpassword="changed-pass-2")
     assert error_code(john.action("getcredits")) == 4
     john.password = "changed-pass-2"
-    assert xml_values(john.action("getcredits"), "balance") == ["-1"]
+    assert xml_values(john.action("getcredits"), "balance") == ["1000"]
     # non-admins cannot manage users; the admin account cannot be removed
     assert error_code(john.action("createuser", name="eve", userpassword="eve-pass-12")) == 5
     assert error_code(api.action("deleteuser", name="admin")) == 11

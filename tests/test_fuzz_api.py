@@ -69,7 +69,7 @@ def check_dialect(route: str, query: dict, status: int, body: str) -> None:
     action = str(lowered.get("action", "")).strip().lower()
     command = str(lowered.get("command", "")).strip()
     if route.startswith("/bulksms"):
-        assert re.fullmatch(r"\d+(\|[^\n|]*\|[^\n|]*)?(\n\d+\|[^\n|]*\|[^\n|]*)*", body), body
+        assert re.fullmatch(r"\d+\|[^\n|]*\|[^\n|]*(\n\d+\|[^\n|]*\|[^\n|]*)*", body), body
     elif route == "/api" and action in ("sendmsg", "receivemsg", "markmsg", "deletemsg"):
         assert set(json.loads(body)) >= {"http_code", "response_code"}
     elif route == "/" or (route == "/api" and command and (command.lower() == "sendsms"

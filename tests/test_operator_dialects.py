@@ -50,7 +50,7 @@ def test_request_priority_overrides_the_users_in_every_dialect(appliance):
     ids.append(bulk(api, message="bulksms", priority="bulk").split("|")[2])
     assert [_priority(daemon, i) for i in ids] == [Priority.BULK] * 4
     # a priority nobody knows is refused, in the dialect's own format
-    assert bulk(api, priority="urgent") == "1702"
+    assert bulk(api, priority="urgent") == "1702|+36201234567|"   # code|destination|id
     _, reply = post_json(api, "sendmsg", {"messages": [
         {"to_address": "+36201234567", "text": "x", "priority": "urgent"}]})
     assert reply["data"]["failed_count"] == 1

@@ -87,7 +87,7 @@ def test_status_shows_the_uplink(smpp_daemon, smsc):
     assert status == 200, body
     uplink = json.loads(body)["uplinks"][0]
     assert uplink["name"] == "SMPP0" and uplink["bound"]
-    assert uplink["window"] == {"size": 10, "in_use": 0}
+    assert uplink["window"] == {"size": 20, "in_use": 0}      # seed 000 WINDOWSIZE default
     assert uplink["counts"]["submitted"] == 1 and uplink["counts"]["receipts"] == 1
     assert "submits_per_second" in uplink and "last_error" in uplink
 

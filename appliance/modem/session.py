@@ -118,6 +118,7 @@ class ModemSession:
         self.caps.quirks = quirks.detect(self.identity.manufacturer, self.identity.model)
         for command in self.caps.quirks.init_commands:
             self.try_at(command)
+        self._send_init_strings()
         self._choose_ussd_form()
         self.at("AT+CMGF=0")
         self._configure_storage()
@@ -126,6 +127,13 @@ class ModemSession:
         self._read_smsc()
         self.port.forget_boot_urcs()
         self.initialized_at = time.monotonic()
+
+    def _send_init_strings(self) -> None:
+        """Seed GSMMODEMINIT/2/3: the operator's own commands, after ours (so they win)."""
+        for command in (self.config.gsmmodeminit, self.config.gsmmodeminit2,
+                        self.config.gsmmodeminit3):
+            if command.strip() and command.strip().upper() != "AT":
+                self.try_at(command.strip())
 
     def wait_for_answer(self, seconds: float) -> None:
         """Poll `AT` until OK: boot garbage, echo and a slow start are normal."""
@@ -335,6 +343,9 @@ class ModemSession:
         """Send the request; returns URCs that came with the OK (some modems answer inline)."""
         if self.caps.quirks.ussd_charset_gsm:
             self.try_at('AT+CSCS="GSM"')
+        if self.config.ussdmethod == "ATD":      # seed USSDMETHOD: dial the code instead
+            lines = self.at(f"ATD{code};", self.timings.ussd)
+            return [Urc(line) for line in lines if line.startswith("+CUSD:")]
         request = gsm.encode_ussd(code) if self.caps.ussd_packed else code
         lines = self.at(f'AT+CUSD=1,"{request}",15', self.timings.ussd)
         return [Urc(line) for line in lines if line.startswith("+CUSD:")]

@@ -321,7 +321,7 @@ class ModemWorker:
 
     def _periodic(self) -> None:
         now = self.clock.monotonic()
-        if now >= self._next_health:
+        if self.config.keepaliverequest and now >= self._next_health:
             self._check_health()
         if self.state == READY and now >= self._next_sweep:
             self._next_sweep = now + self.timings.sweep
@@ -342,7 +342,13 @@ class ModemWorker:
         self._wait_for_pacing()
         reference, failure = self._send_with_retries(part, validity)
         self.pacing.record_attempt(counted=reference is not None)
-        if reference is not None:
+        if reference is None and failure.code == "AT timeout" and \
+                self.config.submittimeoutaction == "SubmitSuccess":
+            log.warning("%s: part %s got no +CMGS answer, counted as submitted (SubmitSuccess)",
+                        self.slot, part.id)
+            self._part_submitted(part, "")
+            self._after_send_failure(failure)
+        elif reference is not None:
             self._part_submitted(part, reference)
         else:
             self._part_failed(part, failure)
@@ -372,7 +378,7 @@ class ModemWorker:
         if wait > 0:
             self._sleep(wait)
 
-    def _part_submitted(self, part: OutPart, reference: int) -> None:
+    def _part_submitted(self, part: OutPart, reference: int | str) -> None:
         self.counters["sent"] += 1
         self._send_failures = 0
         log.info("%s: part %s to %s submitted, reference %s", self.slot, part.id,

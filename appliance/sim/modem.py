@@ -19,6 +19,7 @@ from collections import deque
 
 from appliance import gsm
 from appliance.gsm.alphabet import pack_septets, to_septets
+from appliance.sim import atcompat
 from appliance.sim.profiles import PROFILES
 from appliance.sim.pty import PtyEnd
 
@@ -60,6 +61,7 @@ class SimModem:
         self._mr = random.randrange(256)
         self._stop = threading.Event()
         self._port: PtyEnd | None = None
+        self._batch: list | None = None        # answers of a `;` chain, sent as one
         self._boot(busy=False)
         self._plug()
         self._thread = threading.Thread(target=self._serve, name=f"sim-{slot}", daemon=True)
@@ -167,6 +169,7 @@ class SimModem:
         now = self._now()
         self._sim_busy_left = 3 if busy else 0
         self._ready_at = now + (1.5 if busy else 0.0)
+        atcompat.setup(self)
 
     def _plug(self) -> None:
         self._port = PtyEnd(self.path)
@@ -244,13 +247,32 @@ class SimModem:
     # -- commands -------------------------------------------------------------------
 
     def _command(self, line: str) -> None:
+        chain = atcompat.split_chain(line)
+        if len(chain) > 1:
+            return self._chained(chain)
         upper = line.upper()
+        if self.cmgf == 1 and atcompat.PDU_ONLY.fullmatch(upper):
+            return self._cms(302)
         for pattern, handler in _HANDLERS:
             match = re.fullmatch(pattern, upper)
             if match:
                 handler(self, line, match)
                 return
         self._error()
+
+    def _chained(self, commands: list[str]) -> None:
+        """`AT+A;+B`: every answer's lines, then one final result (the first failure's)."""
+        self._batch = []
+        try:
+            for command in commands:
+                self._command(command)
+                if self._batch and self._batch[-1][1] != "OK":
+                    break
+        finally:
+            batch, self._batch = self._batch, None
+        lines = [line for answer, _ in batch for line in answer]
+        finals = [final for _, final in batch if final != "OK"]
+        self._reply(lines, finals[0] if finals else "OK")
 
     def _at(self, line, match):
         self._reply([])
@@ -566,6 +588,9 @@ class SimModem:
     # -- output -----------------------------------------------------------------------
 
     def _reply(self, lines: list[str], final: str = "OK") -> None:
+        if self._batch is not None:
+            self._batch.append((lines, final))
+            return
         self._emit_later(lines + [final], delay=self.slow_seconds if "slow" in self.faults else 0)
 
     def _error(self) -> None:
@@ -711,3 +736,7 @@ _HANDLERS = [
     (r"AT\+QURCCFG=.*", SimModem._urcport),
     (r"AT\^USSDMODE=(\d)", SimModem._ussdmode),
 ]
+
+# The start-up commands of other AT clients first: they answer `?`/`=?` forms that the
+# catch-all patterns above (AT\+CSCS=.*, AT\+CMGF=[01]) would otherwise swallow.
+_HANDLERS[:0] = atcompat.HANDLERS

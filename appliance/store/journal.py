@@ -139,10 +139,12 @@ class Journal:
 
     def _debit(self, conn, user: str, cost: int, message_id: str, now: float) -> None:
         row = conn.execute("SELECT balance FROM balances WHERE user=?", (user,)).fetchone()
-        if row is None or row["balance"] == -1:
-            return
-        if row["balance"] <= 0 or row["balance"] < cost:
-            raise ValidationError("no_credit", f"insufficient credit: {row['balance']} left, "
+        if row is None or _unlimited(conn, user):
+            return      # no credit account (internal senders) or unlimited by the setting
+        balance = row["balance"]
+        # Seed 003: "less than or equal to zero, the user cannot send SMS messages".
+        if balance <= 0 or balance < cost:
+            raise ValidationError("no_credit", f"insufficient credit: {balance} left, "
                                   f"{cost} needed", "credits")
         conn.execute("UPDATE balances SET balance=balance-? WHERE user=?", (cost, user))
         conn.execute("INSERT INTO ledger(user, delta, reason, message_id, at) VALUES (?,?,?,?,?)",
@@ -395,9 +397,21 @@ class Journal:
 
     def balance(self, user: str) -> int:
         rows = self.query("SELECT balance FROM balances WHERE user=?", (user,))
-        return rows[0]["balance"] if rows else -1
+        return rows[0]["balance"] if rows else 0
+
+    def unlimited(self, user: str) -> bool:
+        """Unlimited sending: a per-user setting beside the balance, never a balance value.
+        A user without a credit account (no balance row) is not metered either."""
+        return bool(self.query("SELECT 1 FROM unlimited_users WHERE user=?", (user,))) or \
+            not self.has_balance(user)
+
+    def set_unlimited(self, user: str, on: bool) -> None:
+        sql = ("INSERT OR IGNORE INTO unlimited_users(user) VALUES (?)" if on else
+               "DELETE FROM unlimited_users WHERE user=?")
+        self._write(lambda conn: conn.execute(sql, (user,)))
 
     def set_balance(self, user: str, balance: int, reason: str = "set") -> int:
+        _check_credit_range(balance)
         now = self.clock.now()
 
         def fn(conn):
@@ -411,19 +425,22 @@ class Journal:
         return self._write(fn)
 
     def add_balance(self, user: str, amount: int) -> int:
+        """Add (or, negative, deduct) credits; ValueError if the result leaves the seed's int."""
         now = self.clock.now()
 
         def fn(conn):
             row = conn.execute("SELECT balance FROM balances WHERE user=?", (user,)).fetchone()
-            current = row["balance"] if row else -1
-            if current == -1:
-                return -1          # unlimited stays unlimited
-            new = current + amount
-            conn.execute("UPDATE balances SET balance=? WHERE user=?", (new, user))
+            new = (row["balance"] if row else 0) + amount
+            _check_credit_range(new)
+            conn.execute("INSERT INTO balances(user, balance) VALUES (?,?) ON CONFLICT(user)"
+                         " DO UPDATE SET balance=excluded.balance", (user, new))
             conn.execute("INSERT INTO ledger(user, delta, reason, at) VALUES (?,?,?,?)",
                          (user, amount, "add", now))
             return new
         return self._write(fn)
+
+    def has_balance(self, user: str) -> bool:
+        return bool(self.query("SELECT 1 FROM balances WHERE user=?", (user,)))
 
     def ensure_balance(self, user: str, balance: int) -> None:
         """Provisioning: set a starting balance once; later API changes win."""
@@ -464,9 +481,37 @@ def _migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(f"journal schema {version} is newer than this software ({SCHEMA_VERSION})")
+    legacy_credits = _has_table(conn, "balances") and not _has_table(conn, "unlimited_users")
     conn.executescript(DDL)
+    if legacy_credits:
+        _migrate_unlimited_balances(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     os.chmod(conn.execute("PRAGMA database_list").fetchone()[2], 0o640)
+
+
+CREDIT_MIN, CREDIT_MAX = -2**31, 2**31 - 1     # seed 003: the balance is an "int value"
+
+
+def _check_credit_range(balance: int) -> None:
+    if not CREDIT_MIN <= balance <= CREDIT_MAX:
+        raise ValueError(f"a balance must be between {CREDIT_MIN} and {CREDIT_MAX}")
+
+
+def _unlimited(conn, user: str) -> bool:
+    return conn.execute("SELECT 1 FROM unlimited_users WHERE user=?", (user,)).fetchone() is not None
+
+
+def _has_table(conn, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
+                        (name,)).fetchone() is not None
+
+
+def _migrate_unlimited_balances(conn) -> None:
+    """Once, from journals written when a balance of -1 meant unlimited: make those users
+    unlimited by the setting, with a balance of 0."""
+    conn.execute("INSERT OR IGNORE INTO unlimited_users(user) SELECT user FROM balances"
+                 " WHERE balance=-1")
+    conn.execute("UPDATE balances SET balance=0 WHERE balance=-1")
 
 
 def _json(value) -> str | None:

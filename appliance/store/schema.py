@@ -109,7 +109,10 @@ CREATE INDEX IF NOT EXISTS inbound_seen_age ON inbound_seen(at);
 
 CREATE TABLE IF NOT EXISTS balances (
     user          TEXT PRIMARY KEY,
-    balance       INTEGER NOT NULL             -- -1 = unlimited
+    balance       INTEGER NOT NULL             -- seed 003: <= 0 cannot send
+);
+CREATE TABLE IF NOT EXISTS unlimited_users (  -- sending not limited by the balance
+    user          TEXT PRIMARY KEY
 );
 CREATE TABLE IF NOT EXISTS ledger (
     id            INTEGER PRIMARY KEY,

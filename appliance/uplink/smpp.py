@@ -39,7 +39,7 @@ import smpplib.exceptions
 import smpplib.smpp
 
 from appliance.clock import SYSTEM_CLOCK, Clock
-from appliance.config import SMPPConfig
+from appliance.config import SMPPConfig, normalize_connection
 from appliance.model import OutPart, Report
 from appliance.uplink import codec, receipts
 from appliance.uplink.backoff import Backoff
@@ -70,7 +70,7 @@ class SmppChannel:
     def __init__(self, conn: SMPPConfig, sink, *, clock: Clock = SYSTEM_CLOCK,
                  rng=random.random, throttle_pause: float = 1.0):
         self.name = conn.name
-        self.conn = conn
+        self.conn = normalize_connection(conn)     # MODE narrowed by SEND/RECEIVE
         self.sink = sink
         self.clock = clock
         self.state = "stopped"
@@ -198,8 +198,16 @@ class SmppChannel:
         return {"system_id": self.conn.username, "password": self.conn.password,
                 "system_type": self.conn.systemtype,
                 "interface_version": int(version, 16) if version.isdigit() else 0x34,
-                "addr_ton": max(0, self.conn.sourceaddrton),
-                "addr_npi": max(0, self.conn.sourceaddrnpi)}
+                "addr_ton": max(0, self._bind_or_source(self.conn.bindton,
+                                                        self.conn.sourceaddrton)),
+                "addr_npi": max(0, self._bind_or_source(self.conn.bindnpi,
+                                                        self.conn.sourceaddrnpi)),
+                "address_range": self.conn.addressrange}
+
+    @staticmethod
+    def _bind_or_source(bind_value: int, source_value: int) -> int:
+        """Seed BINDTON/BINDNPI; unset, the source TON/NPI as before."""
+        return bind_value if bind_value >= 0 else source_value
 
     def _bound(self, client) -> None:
         self._client = client
@@ -503,13 +511,25 @@ class SmppChannel:
         now = self.clock.monotonic()
         oldest = self._window.oldest()
         if oldest is not None and now - oldest > self.conn.submittimeout:
+            if self.conn.submittimeoutaction == "SubmitSuccess":
+                self._assume_submitted(now - self.conn.submittimeout)
             raise LinkDown(f"no submit_sm_resp within {self.conn.submittimeout:g}s")
+        if not self.conn.keepaliverequest:
+            return                      # seed KEEPALIVEREQUEST=off: no enquire_link from us
         if self._enquire_sent is not None:
             if now - self._enquire_sent > max(5.0, self.conn.keepaliveperiod):
                 raise LinkDown("enquire_link unanswered")
         elif now - self._last_rx >= self.conn.keepaliveperiod:
             self._send(smpplib.smpp.make_pdu("enquire_link", client=self._client))
             self._enquire_sent = now
+
+    def _assume_submitted(self, sent_before: float) -> None:
+        """SUBMITTIMEOUTACTION=SubmitSuccess: an unanswered submit counts as submitted (no
+        reference, so no receipt), never sent twice; the rest of the window is retried."""
+        for part in self._window.take_older(sent_before):
+            log.warning("%s: part %s unanswered, counted as submitted (SubmitSuccess)",
+                        self.name, part.id)
+            self._submitted(part, "")
 
     # --- link loss and shutdown ---
 

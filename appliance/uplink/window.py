@@ -37,6 +37,11 @@ class Window:
         """When the oldest submit_sm in flight was sent (dicts keep insertion order)."""
         return next(iter(self._by_seq.values())).sent_at if self._by_seq else None
 
+    def take_older(self, sent_before: float) -> list[OutPart]:
+        """Remove and return the parts sent before `sent_before`."""
+        old = [s for s, f in self._by_seq.items() if f.sent_at < sent_before]
+        return [self._by_seq.pop(s).part for s in old]
+
     def drain(self) -> list[OutPart]:
         parts = [f.part for f in self._by_seq.values()]
         self._by_seq.clear()

@@ -1,7 +1,8 @@
 """The bulksms API (http-api.md §14): `/bulksms/bulksms` and `/bulksms/schedulemsg`.
 
-Plain-text answers: one `code|destination|message_id` line per destination, or just the code
-for a request-level error. Both paths accept the scheduling triple `date`/`time`/`gmt`.
+Plain-text answers: one `code|destination|message_id` line per destination, for every code
+(seed 004's reply format): a request-level error answers `code|destination|` for each
+destination given, or `code||` without one. Both paths accept `date`/`time`/`gmt`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ _NUMERIC_SOURCE = re.compile(r"\+?[0-9]{1,18}")
 _ALNUM_SOURCE = re.compile(r"[A-Za-z0-9 .\-_&!?]{1,11}")
 _DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _TIME = re.compile(r"(\d{1,2}):(\d{2})\s*([ap]m)", re.I)
-_GMT = re.compile(r"(?:GMT)?\s*([+-])\s*(\d{1,2}):(\d{2})", re.I)
+# The sign may be missing: an unencoded "+" (gmt=+05:30) arrives as a space, then stripped.
+_GMT = re.compile(r"(?:GMT)?\s*([+-]?)\s*(\d{1,2}):(\d{2})", re.I)
 
 
 class Refused(Exception):
@@ -58,18 +60,26 @@ def _text(response, body: str) -> str:
 
 
 def handle(services, request, response, *, schedule_path: bool) -> str:
+    params: dict = {}
     try:
         params = read_params(request)
         return _text(response, _submit(services, params, request, schedule_path))
     except Refused as exc:
-        return _text(response, str(exc.code))
+        return _text(response, _request_lines(exc.code, params))
     except ParamError:
-        return _text(response, str(INVALID_URL))
+        return _text(response, _request_lines(INVALID_URL, params))
     except TimeoutError:
-        return _text(response, str(TIMEOUT))
+        return _text(response, _request_lines(TIMEOUT, params))
     except StoreError as exc:
         log.error("bulksms: store error: %s", exc)
-        return _text(response, str(INTERNAL))
+        return _text(response, _request_lines(INTERNAL, params))
+
+
+def _request_lines(code: int, params: dict) -> str:
+    """A request-level refusal in the per-destination format: `code|destination|`."""
+    destinations = [d.strip() for d in str(params.get("destination", "")).split(",")
+                    if d.strip()][:MAX_DESTINATIONS] or [""]
+    return "\n".join(f"{code}|{_clean(d)}|" for d in destinations)
 
 
 def _submit(services, params: dict, request, schedule_path: bool) -> str:
@@ -88,10 +98,7 @@ def _submit(services, params: dict, request, schedule_path: bool) -> str:
     source = _source(params.get("source", "").strip(), user)
     text = params["message"]
     if messagetype == "SMS:WAPPUSH":
-        url = params.get("url", "").strip()
-        if not url:
-            raise Refused(INVALID_URL)
-        text = wap_si_document(url, text)
+        text = _wap_push(params)
     send_at = _schedule(params, services.clock.now())
     destinations = [d.strip() for d in params["destination"].split(",") if d.strip()]
     if not destinations:
@@ -124,6 +131,25 @@ def _submit(services, params: dict, request, schedule_path: bool) -> str:
         else:
             line[2] = result
     return "\n".join(f"{code}|{_clean(dest)}|{mid}" for code, dest, mid in lines)
+
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
+
+
+def _wap_push(params: dict) -> str:
+    """type=4: the link comes in `message` (seed 004's examples), or in an extra `url`; the
+    rest of `message` is the text shown with it (the link itself when nothing else)."""
+    message = params["message"].strip()
+    url = params.get("url", "").strip()
+    if not url:
+        found = _URL.search(message)
+        if found is None:
+            raise Refused(BAD_MESSAGE)
+        url = found.group(0)
+        message = (message[:found.start()] + message[found.end():]).strip() or url
+    if not url.lower().startswith(("http://", "https://")):
+        url = "http://" + url
+    return wap_si_document(url, message)
 
 
 def _clean(destination: str) -> str:
@@ -178,7 +204,7 @@ def _schedule(params: dict, now: float) -> float | None:
             oh, om = int(g.group(2)), int(g.group(3))
             if oh > 14 or om not in (0, 15, 30, 45):
                 raise Refused(INVALID_URL)
-            sign = 1 if g.group(1) == "+" else -1
+            sign = -1 if g.group(1) == "-" else 1
             tz = timezone(sign * timedelta(hours=oh, minutes=om))
             at = datetime(int(d.group(3)), int(d.group(1)), int(d.group(2)), hour, minute,
                           tzinfo=tz)

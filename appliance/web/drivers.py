@@ -1,10 +1,12 @@
 """Ozeki §9 driver actions on the daemon's running connections, persisted in the documents.
 
-A driver is a connection (`config.connection_from_table` vocabulary, the lower-case keys of
-Ozeki's configdriver tables). Documents table `connections` keeps, per name:
-`{"name", "owner": "api"|"file", "table": {...}}` -- for API-created drivers the whole key
-set, for file-provisioned ones only the keys changed through the API, laid over the file's
-values at every start. A change takes effect at once: the running channel is replaced.
+A driver is a connection (`config.connection_from_table` vocabulary). Keys arrive under
+their seed 000 names and are mapped by `driver_keys` to connection fields, or kept as ignored
+keys. Documents table `connections` keeps, per name:
+`{"name", "owner": "api"|"file", "table": {...}, "ignored": {...}}` -- for API-created drivers
+the whole key set, for file-provisioned ones only the keys changed through the API, laid over
+the file's values at every start. A change takes effect at once: the running channel is
+replaced.
 """
 
 from __future__ import annotations
@@ -16,25 +18,28 @@ import typing
 from appliance.config import (CONNECTION_TYPES, UNSUPPORTED_CONNECTION_TYPES, ConfigError,
                               coerce, connection_from_table)
 from appliance.provider.settings import SEED_IGNORED_KEYS
+from appliance.web import driver_keys
 from appliance.web import ozeki_xml as X
 from appliance.web.ozeki import ApiError, Ctx, action
 
 log = logging.getLogger("appliance.web")
 
 TABLE = "connections"
-# Ozeki keys with no meaning on Linux serial ports or in this appliance: accepted, ignored.
+# Keys of kinds without a seed table (HTTPClient until its module registers one) that have no
+# meaning here: accepted, ignored.
 IGNORED_KEYS = {"databits", "parity", "stopbits", "hwhandshake", "swhandshake", "logdirectory",
                 "logcommunication", "loghistorycount", "loglinesbeforechecksize",
                 "logmaxfilesize", "logmessages", "protocol", "charsethandling",
                 "preferedcharset", "methodtouse", "sendmethod", "slowmodem", "cbaddresshiding",
                 "cbslowcommunication", "usbdevice_ozeki"}
-# `username`/`password` authenticate the API call itself, so an SMPP driver's credentials
-# come as the SMPP names `systemid` and `smpppassword`.
-_KEY_ALIASES = {"systemid": "username", "smpppassword": "password"}
 _RESERVED = {"action", "username", "password", "name", "type", "_charset_", "responseformat"}
 _TYPE_NAMES = {t.lower(): t for t in (*CONNECTION_TYPES, *UNSUPPORTED_CONNECTION_TYPES)}
-_TYPE_NAMES.update({"gsm": "GSMModem", "gsmmodem": "GSMModem", "http client": "HTTPClient",
-                    "http server": "HTTPServer", "httpclient": "HTTPClient"})
+# The seed's PROTOCOL names and table titles for the same kinds.
+_TYPE_NAMES.update({"gsm": "GSMModem", "gsmmodem": "GSMModem", "gsm/gprs modem": "GSMModem",
+                    "gsm/gprs modem connection": "GSMModem", "http client": "HTTPClient",
+                    "http server": "HTTPServer", "httpclient": "HTTPClient",
+                    "eaifmms": "EAIF", "mm7mms": "MM7", "ozvoip": "VoIP",
+                    "voip autodialer": "VoIP", "e-mail to sms": "SMTP"})
 
 
 def _file_table(conn) -> dict:
@@ -88,25 +93,53 @@ def _kind(raw: str) -> str:
     return kind
 
 
-def _keys(ctx: Ctx, kind: str) -> tuple[dict, list[str]]:
+def _keys(ctx: Ctx, kind: str) -> tuple[dict, dict]:
+    """configdriver KEY=value pairs -> (applied keys by field name, ignored keys as given)."""
     fields = {f.name for f in dataclasses.fields(CONNECTION_TYPES[kind])} - {"name", "type"}
     hints = typing.get_type_hints(CONNECTION_TYPES[kind])
-    keys, ignored = {}, []
+    keys, ignored = {}, {}
     for key, value in ctx.params.items():
         if key in _RESERVED:
             continue
-        key = _KEY_ALIASES.get(key, key) if kind == "SMPP" else key
-        if key in IGNORED_KEYS or key.startswith("log") or key in SEED_IGNORED_KEYS.get(kind, ()):
-            ignored.append(key)
-        elif key in fields:
-            try:      # a value of the wrong type is refused now, not saved
-                coerce(key, hints[key], value.strip())
-            except ConfigError as exc:
-                raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
-            keys[key] = value.strip()
-        else:
-            raise ApiError(X.E_INVALID_PARAMETER, f"{key[:40]}: unknown key for a {kind} driver")
+        field, value = _field_of(kind, key, fields), value.strip()
+        if field is driver_keys.IGNORED:
+            ignored[key] = value[:200]
+            continue
+        if value == "" and field in driver_keys.EMPTY_MEANS_AUTOMATIC:
+            value = driver_keys.EMPTY_MEANS_AUTOMATIC[field]
+        try:      # a value of the wrong type is refused now, not saved
+            coerce(key, hints[field], value)
+        except ConfigError as exc:
+            raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
+        _check_choice(key, field, value)
+        keys[field] = value
     return keys, ignored
+
+
+_CHOICES = {"submittimeoutaction": ("SubmitFailed", "SubmitSuccess"),
+            "ussdmethod": ("AT+CUSD", "ATD"),
+            "mode": ("Transmitter", "Receiver", "Transceiver")}
+
+
+def _check_choice(key: str, field: str, value: str) -> None:
+    choices = _CHOICES.get(field)
+    normal = value.lower().replace(" ", "")
+    if choices and normal not in {c.lower() for c in choices}:
+        raise ApiError(X.E_INVALID_PARAMETER, f"{key}: expected {' or '.join(choices)}")
+
+
+def _field_of(kind: str, key: str, fields: set) -> str | None:
+    """The connection field a key sets, or IGNORED; ApiError for a key nobody defines."""
+    known, field = driver_keys.lookup(kind, key)
+    if known:
+        return field
+    if key in SEED_IGNORED_KEYS.get(kind, ()):
+        return driver_keys.IGNORED       # provider kinds: seed keys that mean nothing here
+    if key in fields:
+        return key                       # the appliance's own keys (power_pin, slot, ...)
+    if kind not in driver_keys.KIND_KEYS and (key in IGNORED_KEYS or key.startswith("log")):
+        return driver_keys.IGNORED
+    raise ApiError(X.E_INVALID_PARAMETER, f"{key[:40]}: unknown key for a {kind} driver")
 
 
 def _state(daemon, name: str) -> str:
@@ -124,24 +157,33 @@ def _answer(ctx: Ctx, action_name: str, name: str, *, note: str = "", ignored=()
     return X.envelope(action_name, "<driver>\n" + "\n".join(rows) + "\n</driver>\n")
 
 
-def _apply(ctx: Ctx, name: str, owner: str, table: dict, full: dict) -> str:
-    """Persist `table`; run `full` when it is a complete connection. Returns a note."""
+def _apply(ctx: Ctx, name: str, owner: str, table: dict, full: dict,
+           ignored: dict | None = None) -> str:
+    """Persist `table` (and the ignored keys); run `full` when it is a complete connection.
+    Returns a note."""
     daemon = _daemon(ctx)
+    doc = {"name": name, "owner": owner, "table": table,
+           "ignored": {**_stored_ignored(daemon, name), **(ignored or {})}}
     try:
         conn = connection_from_table(name, full)
     except ConfigError as exc:
         if owner == "file":
             raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
-        daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table})
+        daemon.documents.put(TABLE, doc)
         daemon.channels.stop(name, forget=True)
         return f"saved, not running until complete: {exc}"
-    daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table})
+    daemon.documents.put(TABLE, doc)
     try:
         daemon.channels.start(conn)    # replaces a running channel of that name
     except Exception as exc:  # noqa: BLE001 - a driver that cannot start is reported, not fatal
         log.error("drivers: %s could not start: %s", name, exc)
         return f"saved, but the connection could not start: {str(exc)[:200]}"
     return "saved and applied"
+
+
+def _stored_ignored(daemon, name: str) -> dict:
+    doc = daemon.documents.get(TABLE, name)
+    return dict(doc.get("ignored", {})) if doc else {}
 
 
 def _existing(ctx: Ctx) -> tuple[str, str, dict, dict]:
@@ -169,14 +211,13 @@ def createdriver(ctx: Ctx) -> str:
     if daemon.documents.get(TABLE, name) or name in daemon.channels.configs:
         raise ApiError(X.E_INVALID_PARAMETER, f"A driver named {name[:40]} already exists")
     keys, ignored = _keys(ctx, kind)
-    keys.setdefault("autoconnect", "off")      # created drivers start with startdriver
-    table = {"type": kind, **keys}
+    table = {"type": kind, **keys}          # seed 000: AUTOCONNECT defaults to on
     try:
         connection_from_table(name, {"type": kind})   # the name itself must be valid
     except ConfigError as exc:
         if "name" in str(exc):
             raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
-    note = _apply(ctx, name, "api", table, table)
+    note = _apply(ctx, name, "api", table, table, ignored)
     return _answer(ctx, "createdriver", name, note=note, ignored=ignored)
 
 
@@ -186,7 +227,7 @@ def configdriver(ctx: Ctx) -> str:
     keys, ignored = _keys(ctx, full["type"])
     if not keys and not ignored:
         raise ApiError(X.E_MISSING_PARAMETER, "configdriver needs at least one KEY=value")
-    note = _apply(ctx, name, owner, {**stored, **keys}, {**full, **keys})
+    note = _apply(ctx, name, owner, {**stored, **keys}, {**full, **keys}, ignored)
     return _answer(ctx, "configdriver", name, note=note, ignored=ignored)
 
 
@@ -194,11 +235,18 @@ def _switch(ctx: Ctx, on: bool, action_name: str) -> str:
     name, owner, stored, full = _existing(ctx)
     value = "on" if on else "off"
     table = {**stored, "autoconnect": value}
+    daemon = _daemon(ctx)
+    if on and name in daemon.channels.running:
+        # created with AUTOCONNECT on (the seed default): running already, no second bind
+        daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table,
+                                     "ignored": _stored_ignored(daemon, name)})
+        return _answer(ctx, action_name, name, note="already running")
     if on:
         note = _apply(ctx, name, owner, table, {**full, "autoconnect": value})
     else:
         daemon = _daemon(ctx)
-        daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table})
+        daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table,
+                                     "ignored": _stored_ignored(daemon, name)})
         daemon.channels.stop(name)
         note = "stopped"
     return _answer(ctx, action_name, name, note=note)
@@ -233,5 +281,7 @@ def listdrivers(ctx: Ctx) -> str:
     names = sorted(set(daemon.channels.configs) | {d["name"] for d in
                                                    daemon.documents.all(TABLE)})
     rows = "".join(f"<driver>\n{X.element('name', n)}\n{X.element('state', _state(daemon, n))}"
-                   "\n</driver>\n" for n in names)
+                   + "".join(f"\n{X.element('ignoredkey', k)}"
+                             for k in sorted(_stored_ignored(daemon, n)))
+                   + "\n</driver>\n" for n in names)
     return X.envelope("listdrivers", rows)

@@ -78,6 +78,7 @@ def dnd_list(services) -> DndList:
 
 def prepare(services, sub: Submission) -> NewMessage:
     """Validate one recipient's submission. Raises ValidationError."""
+    _check_unicode(sub.text)
     message = compose_prepare(sub)
     dnd_list(services).check(sub.recipient)
     if sub.valid_until is None:
@@ -92,6 +93,21 @@ def prepare(services, sub: Submission) -> NewMessage:
         raise ValidationError("bad_validity", "the validity period ends before the send time",
                               "vp")
     return message
+
+
+def _check_unicode(text) -> None:
+    """Bytes that were not UTF-8 (kept as lone surrogates by web.params) or a lone surrogate
+    from a JSON escape: refused, never sent as U+FFFD."""
+    if not isinstance(text, str):
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        detail = f"byte 0x{ord(bad) - 0xDC00:02X}" if 0xDC80 <= ord(bad) <= 0xDCFF else \
+            f"lone surrogate U+{ord(bad):04X}"
+        raise ValidationError("bad_text", f"the message text is not valid UTF-8 ({detail} at "
+                              f"character {exc.start})", "messagedata") from None
 
 
 def accept(services, messages: list[NewMessage]) -> list:

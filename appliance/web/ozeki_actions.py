@@ -16,6 +16,7 @@ import threading
 from appliance import auth, routing
 from appliance.accounts import ADMIN, User
 from appliance.config import ConfigError
+from appliance.store.journal import CREDIT_MAX, CREDIT_MIN
 from appliance.web import gate
 from appliance.web import ozeki_xml as X
 from appliance.web.ozeki import (ApiError, Ctx, action, folder_of, parse_time,
@@ -167,48 +168,60 @@ def deletemessagebyid(ctx: Ctx) -> str:
 # --- credits (§7) -----------------------------------------------------------------------
 
 
-def _account_xml(name: str, balance: int) -> str:
-    return (f"<account>\n{X.element('username', name)}\n{X.element('balance', balance)}\n"
-            "</account>\n")
+START_CREDITS = 1000   # a new user's balance unless createuser gives `credits` (docs/api.md)
+
+
+def _onoff(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def _account_xml(ctx: Ctx, name: str) -> str:
+    # Exactly the seed's <account>; unlimited sending is shown in the <user> answers.
+    return (f"<account>\n{X.element('username', name)}\n"
+            f"{X.element('balance', ctx.services.journal.balance(name))}\n</account>\n")
 
 
 @action("getcredits")
 def getcredits(ctx: Ctx) -> str:
     name = _account(ctx)
-    return X.envelope("getcredits", _account_xml(name, ctx.services.journal.balance(name)))
+    return X.envelope("getcredits", _account_xml(ctx, name))
 
 
 def _int(ctx: Ctx, name: str) -> int | None:
+    """An optional whole-number parameter within the seed's int (32 bits)."""
     raw = ctx.get(name).strip()
     if not raw:
         return None
-    if not re.fullmatch(r"[+-]?\d{1,12}", raw):
+    if not re.fullmatch(r"[+-]?\d+", raw):
         raise ApiError(X.E_INVALID_PARAMETER, f"{name} must be a whole number")
-    return int(raw)
+    value = int(raw[:30]) if len(raw) <= 30 else CREDIT_MAX + 1
+    if not CREDIT_MIN <= value <= CREDIT_MAX:
+        raise ApiError(X.E_INVALID_PARAMETER, f"{name} is too large: it must be between "
+                       f"{CREDIT_MIN} and {CREDIT_MAX}")
+    return value
 
 
 @action("setcredits", admin_only=True)
 def setcredits(ctx: Ctx) -> str:
     name = _account(ctx, admin_default=True)
     balance = _int(ctx, "newbalance")
-    journal = ctx.services.journal
-    if balance is not None:
-        if balance < -1:
-            raise ApiError(X.E_INVALID_PARAMETER, "newbalance must be -1 (unlimited) or more")
-        journal.set_balance(name, balance)
-    return X.envelope("setcredits", _account_xml(name, journal.balance(name)))
+    if balance is not None:       # seed 003: empty leaves the balance unchanged
+        ctx.services.journal.set_balance(name, balance)
+    return X.envelope("setcredits", _account_xml(ctx, name))
 
 
 @action("addcredits", admin_only=True)
 def addcredits(ctx: Ctx) -> str:
     name = _account(ctx, admin_default=True)
     amount = _int(ctx, "add")
-    journal = ctx.services.journal
     if amount is None:
         raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: add")
-    balance = journal.add_balance(name, amount)
+    try:
+        ctx.services.journal.add_balance(name, amount)
+    except ValueError as exc:
+        raise ApiError(X.E_INVALID_PARAMETER, f"add={amount} refused: {exc}") from None
     # Ozeki's own example answers addcredits with <action>getcredits</action> (§7).
-    return X.envelope("getcredits", _account_xml(name, balance))
+    return X.envelope("getcredits", _account_xml(ctx, name))
 
 
 # --- users (§8) ---------------------------------------------------------------------------
@@ -246,7 +259,7 @@ def _user_changes(ctx: Ctx) -> tuple[dict, str]:
             changes[_TEXT_KEYS[key]] = value.strip()[:1000]
         elif key in _SETTING_KEYS:
             settings[_SETTING_KEYS[key]] = value.strip()[:100]
-        elif key == "credits":
+        elif key in ("credits", "unlimited"):
             pass                        # handled by the caller through the ledger
         elif re.fullmatch(r"[a-z0-9_]{1,40}", key):
             settings[key] = value[:200]   # Ozeki keys without meaning here: kept, not used
@@ -264,12 +277,29 @@ def _user_changes(ctx: Ctx) -> tuple[dict, str]:
     return changes, password
 
 
-def _user_xml(user: User, balance: int) -> str:
+def _user_xml(ctx: Ctx, user: User) -> str:
+    journal = ctx.services.journal
     return ("<user>\n" + "\n".join([
         X.element("name", user.name), X.element("enabled", "on" if user.enabled else "off"),
         X.element("admin", "on" if user.admin else "off"),
         X.element("allowrouteoverride", "on" if user.allowrouteoverride else "off"),
-        X.element("owner", user.owner), X.element("balance", balance)]) + "\n</user>\n")
+        X.element("owner", user.owner), X.element("balance", journal.balance(user.name)),
+        X.element("unlimited", _onoff(journal.unlimited(user.name)))]) + "\n</user>\n")
+
+
+def _credit_params(ctx: Ctx) -> tuple[int | None, bool | None]:
+    """createuser/configuser `credits` (the balance) and `unlimited` (on/off), checked."""
+    unlimited = ctx.get("unlimited").strip()
+    return _int(ctx, "credits"), (_bool("unlimited", unlimited) if unlimited else None)
+
+
+def _apply_credits(ctx: Ctx, name: str, params, *, new: bool) -> None:
+    credits, unlimited = params
+    journal = ctx.services.journal
+    if credits is not None or new:
+        journal.set_balance(name, START_CREDITS if credits is None else credits)
+    if unlimited is not None or new:
+        journal.set_unlimited(name, bool(unlimited))
 
 
 def _target(ctx: Ctx, *, modify: bool = True) -> User:
@@ -296,7 +326,7 @@ def _check_admin_changes(ctx: Ctx, changes: dict, password: str) -> None:
 
 def _user_answer(ctx: Ctx, name: str, action_name: str) -> str:
     user = ctx.services.accounts.get(name)
-    return X.envelope(action_name, _user_xml(user, ctx.services.journal.balance(name)))
+    return X.envelope(action_name, _user_xml(ctx, user))
 
 
 @action("createuser", admin_only=True)
@@ -314,11 +344,10 @@ def createuser(ctx: Ctx) -> str:
         raise ApiError(X.E_INVALID_PARAMETER, f"A user named {name} already exists")
     changes, password = _user_changes(ctx)
     changes["settings"]["type"] = USER_TYPES[kind]
-    credits = _int(ctx, "credits")
+    credits = _credit_params(ctx)         # a bad value is refused before the user exists
     # No password given: the account exists but nobody can log in until one is set.
     accounts.create(name, password or auth.new_password() + auth.new_password(), **changes)
-    if credits is not None:
-        ctx.services.journal.set_balance(name, max(credits, -1))
+    _apply_credits(ctx, name, credits, new=True)
     return _user_answer(ctx, name, "createuser")
 
 
@@ -328,12 +357,11 @@ def configuser(ctx: Ctx) -> str:
     changes, password = _user_changes(ctx)
     if user.name == ADMIN:
         _check_admin_changes(ctx, changes, password)
+    credits = _credit_params(ctx)
     ctx.services.accounts.update(user.name, **changes)
     if password:
         ctx.services.accounts.set_password(user.name, password)
-    credits = _int(ctx, "credits")
-    if credits is not None:
-        ctx.services.journal.set_balance(user.name, max(credits, -1))
+    _apply_credits(ctx, user.name, credits, new=False)
     return _user_answer(ctx, user.name, "configuser")
 
 
@@ -382,8 +410,7 @@ def stopuser(ctx: Ctx) -> str:
 
 @action("listusers", admin_only=True)
 def listusers(ctx: Ctx) -> str:
-    journal = ctx.services.journal
-    return X.envelope("listusers", "".join(_user_xml(u, journal.balance(u.name))
+    return X.envelope("listusers", "".join(_user_xml(ctx, u)
                                            for u in ctx.services.accounts.all()))
 
 

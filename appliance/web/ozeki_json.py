@@ -39,8 +39,10 @@ class JsonError(Exception):
 def answer(response, status: int, code: str, message: str = "", data=None) -> str:
     response.status = status
     response.content_type = "application/json; charset=utf-8"
-    return json.dumps({"http_code": status, "response_code": code, "response_msg": message,
+    text = json.dumps({"http_code": status, "response_code": code, "response_msg": message,
                        "data": data}, ensure_ascii=False)
+    # an echoed lone surrogate (a "\udcff" escape in the request) cannot go out as UTF-8
+    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def handle(services, request, response) -> str:

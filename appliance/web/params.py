@@ -12,6 +12,10 @@ import codecs
 import bottle
 
 ALIASES = {"recepient": "recipient"}
+# Message texts keep bytes that are not valid UTF-8 as lone surrogates (surrogateescape), so
+# gate.prepare refuses them with each dialect's invalid-message code instead of sending
+# U+FFFD; every other parameter is decoded with U+FFFD for such bytes.
+TEXT_PARAMS = frozenset({"messagedata", "message", "text"})
 MAX_PARAM_BYTES = 64 * 1024
 
 
@@ -27,7 +31,7 @@ def read_params(request: bottle.BaseRequest) -> dict[str, str]:
     for name, value in raw:
         key = name.strip().lower()
         key = ALIASES.get(key, key)
-        params[key] = _decode(value, charset)
+        params[key] = _decode(value, charset, keep_invalid=key in TEXT_PARAMS)
     return params
 
 
@@ -50,12 +54,12 @@ def _charset(raw) -> str:
     return "utf-8"
 
 
-def _decode(value: str, charset: str) -> str:
+def _decode(value: str, charset: str, *, keep_invalid: bool = False) -> str:
     # bottle hands out WSGI 'native strings': the raw bytes as latin-1.
     data = value.encode("latin-1", errors="replace")
     if len(data) > MAX_PARAM_BYTES:
         raise ParamError("a parameter is longer than 64 KiB")
-    return data.decode(charset, errors="replace")
+    return data.decode(charset, errors="surrogateescape" if keep_invalid else "replace")
 
 
 def client_address(request: bottle.BaseRequest) -> str:

@@ -1,7 +1,8 @@
 """The Ozeki Phone System HTTP API (http-api.md §13): `?command=SendSms` on `/` and `/api`.
 
-Always HTTP 200; the outcome is `<Code>` in an XML `<Response>`. The appliance always asks
-for credentials (Username/Password parameters or HTTP Basic): no anonymous sending on a LAN.
+Always HTTP 200; the outcome is `<Code>` in an XML `<Response>`. Credentials (Username/
+Password parameters or HTTP Basic) are required unless `[phonesystem] auth_required = false`;
+then requests without them are taken only from the `allow` addresses, as `[phonesystem] user`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import bottle
 
 from appliance import priority
 from appliance.logmask import masked
-from appliance.accounts import AuthError
+from appliance.accounts import AuthError, User
 from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
 from appliance.web import gate
@@ -99,9 +100,7 @@ def _send_sms(services, params: dict, request) -> str:
     if command.lower() != COMMAND.lower():
         raise PbxError(301, command[:60])
     user = _login(services, params, request)
-    extension = params.get("apiextension", "").strip()
-    if not extension or len(extension) > 40:
-        raise PbxError(302, "ApiExtension", COMMAND)
+    extension = _extension(services, params)
     for name in ("recipient", "message"):
         if not params.get(name, "").strip():
             raise PbxError(302, name.capitalize(), COMMAND)
@@ -126,11 +125,45 @@ def _send_sms(services, params: dict, request) -> str:
     return response_xml(200, MESSAGES[200], result)
 
 
+def _extension(services, params: dict) -> str:
+    """Seed 002: ApiExtension is an "int value" (e.g. 9994), the API extension's number."""
+    extension = params.get("apiextension", "").strip()
+    if not extension.isascii() or not extension.isdigit() or len(extension) > 9:
+        raise PbxError(302, "ApiExtension", COMMAND, detail="expected an extension number")
+    allowed = services.config.phonesystem.extensions
+    if allowed and int(extension) not in allowed:
+        raise PbxError(302, "ApiExtension", COMMAND, detail="no such API extension")
+    return str(int(extension))
+
+
+def _without_credentials(services, request):
+    """Office user authentication off: the configured user, from allowed addresses only."""
+    setting = services.config.phonesystem
+    address = client_address(request)
+    if setting.auth_required:
+        raise PbxError(304)
+    if not _in_networks(address, setting.allow):
+        log.warning("phonesystem: request without credentials from %s refused (not in "
+                    "[phonesystem] allow)", address)
+        raise PbxError(307)
+    user = services.accounts.get(setting.user)
+    if user is None or not user.enabled:
+        log.error("phonesystem: [phonesystem] user %r does not exist or is stopped",
+                  setting.user)
+        raise PbxError(306)
+    return user
+
+
+def _in_networks(address: str, networks) -> bool:
+    return bool(networks) and User(name="", ip_allow=tuple(networks)).address_allowed(
+        address)[0]
+
+
 def _login(services, params: dict, request):
     auth = request.auth
     name, password = auth if auth else (params.get("username", ""), params.get("password", ""))
     if not name:
-        raise PbxError(304)
+        return _without_credentials(services, request)
     address = client_address(request)
     try:
         user = services.accounts.authenticate(name, password, address)

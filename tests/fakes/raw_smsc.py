@@ -30,6 +30,9 @@ class RawSmsc:
         self.nacks: list[tuple[int, int | None]] = []
         self.submits: list[bytes] = []          # short_message of every submit_sm received
         self.binds = 0
+        self.bind_fields: list[dict] = []       # addr_ton, addr_npi, address_range per bind
+        self.enquire_links = 0
+        self.silent = False                     # True: submit_sm get no answer at all
         self._counter = 0
         self._seq = _Seq()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -67,7 +70,12 @@ class RawSmsc:
         command = pdu.command
         if command.startswith("bind_"):
             self.binds += 1
+            self.bind_fields.append({"command": command, "addr_ton": pdu.addr_ton,
+                                     "addr_npi": pdu.addr_npi,
+                                     "address_range": pdu.address_range})
             return self._resp(pdu, f"{command}_resp", system_id="RAWSMSC")
+        if command == "enquire_link":
+            self.enquire_links += 1
         if command in ("enquire_link", "unbind"):
             return self._resp(pdu, f"{command}_resp")
         if command == "submit_sm":
@@ -77,6 +85,8 @@ class RawSmsc:
     def _on_submit(self, pdu):
         with self._lock:
             self.submits.append(bytes(pdu.short_message or b""))
+            if self.silent:
+                return None
             nack = self.nacks.pop(0) if self.nacks else None
             self._counter += 1
             number = self._counter

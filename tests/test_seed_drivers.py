@@ -1,0 +1,176 @@
+"""Seed 000 driver keys: every key of the GSM modem and SMPP tables is accepted under its seed
+name (applied or stored as <ignoredkey>), seed spellings and PROTOCOL names, and the keys the
+appliance applies on a real SMPP bind (tests/fakes/raw_smsc.py on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from appliance.clock import FakeClock
+from appliance.config import SMPPConfig
+from appliance.uplink.smpp import SmppChannel
+from conftest import Api, xml_values
+from fakes.raw_smsc import RawSmsc
+from test_api_drivers import error_code, idle_channels  # noqa: F401 - fixture
+from test_smpp import RecordingSink, part, wait_until
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_ba62e230856e7920.txt"
+
+
+def seed_table(title: str, next_title: str) -> dict[str, str]:
+    """KEY -> default value, read from the seed document itself."""
+    text = SEED.read_text(encoding="utf-8")
+    section = text.split(title + "\n", 1)[1].split(next_title + "\n", 1)[0]
+    return {m.group(1): m.group(2).strip()
+            for m in re.finditer(r"^([A-Za-z0-9]+) \|(.*)\|$", section, re.M)}
+
+
+GSM_TABLE = ("GSM/GPRS Modem Connection", "CIMD2 connection")
+SMPP_TABLE = ("SMPP connection", "UCP connection")
+
+
+def _seed_request(table: dict[str, str], *, skip=()) -> dict[str, str]:
+    return {key: value for key, value in table.items() if key not in skip}
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="the seed documents are not beside the repo")
+@pytest.mark.parametrize("kind,title,required", [
+    ("GSMModem", GSM_TABLE, {"MODEMORPORT": "/dev/ttyUSB2"}),
+    ("SMPP", SMPP_TABLE, {"HOST": "127.0.0.1"}),
+])
+def test_every_seed_key_with_its_seed_default_is_accepted(appliance, idle_channels, kind,
+                                                          title, required):
+    daemon, api = appliance
+    table = seed_table(*title)
+    assert len(table) == {"GSMModem": 60, "SMPP": 57}[kind]
+    api.action("createdriver", type=kind, name="D1")
+    # OPERATOR is the driver's name in the seed table; it is a field here and stays valid
+    body = api.action("configdriver", name="D1", **{**_seed_request(table), **required})
+    assert "<action>configdriver</action>" in body, body
+    assert xml_values(body, "state") == ["running"], body
+    ignored = set(xml_values(body, "ignoredkey"))
+    assert "logdirectory" in ignored and "protocol" in ignored
+    conn = daemon.channels.running["D1"].conn
+    assert conn.autoconnect is True and conn.deliveryreport is True
+    if kind == "SMPP":
+        assert conn.mode == "transceiver" and conn.windowsize == 20
+        assert (conn.sourceaddrton, conn.bindton, conn.destaddrton) == (-1, -1, 1)
+        assert conn.protocolversion == "3.4" and conn.submittimeout == 60
+    else:
+        assert conn.gsmmodeminit == "AT" and conn.ussdmethod == "AT+CUSD"
+        assert "gprsapn" in ignored and "windowsize" in ignored
+    # the ignored keys are stored and listed
+    listed = api.action("listdrivers")
+    assert "<ignoredkey>logdirectory</ignoredkey>" in listed
+    assert daemon.documents.get("connections", "D1")["ignored"]["gprsdialstring" if
+                                                                kind == "GSMModem" else
+                                                                "dcshexchar"]
+
+
+def test_seed_spellings_and_protocol_names(appliance, idle_channels):
+    daemon, api = appliance
+    body = api.action("createdriver", type="SMPP", name="U1", host="127.0.0.1",
+                      mode="Transceiver")
+    assert xml_values(body, "state") == ["running"], body       # autoconnect on by default
+    assert daemon.channels.running["U1"].conn.mode == "transceiver"
+    api.action("configdriver", name="U1", send="off")
+    assert daemon.channels.running["U1"].conn.mode == "receiver"
+    api.action("configdriver", name="U1", send="on", receive="off")
+    assert daemon.channels.running["U1"].conn.mode == "transmitter"
+    body = api.action("configdriver", name="U1", send="off", receive="off")
+    assert "both off" in body and xml_values(body, "state") == ["not configured"]
+    for name in ("EAIFMMS", "MM7MMS", "ozVoIP", "CIMD2", "UCP", "VoIP"):
+        body = api.action("createdriver", type=name)
+        assert error_code(body) == 11 and "not supported" in body, name
+    body = api.action("createdriver", type="GSM/GPRS Modem", name="M1",
+                      modemorport="/dev/ttyUSB2", submittimeoutaction="submitsuccess")
+    assert daemon.channels.running["M1"].conn.submittimeoutaction == "SubmitSuccess"
+    # another kind's seed key on this driver: stored and ignored, never fails the request
+    body = api.action("configdriver", name="M1", targeturl="http://x/", baudrate="19200")
+    assert xml_values(body, "ignoredkey") == ["targeturl"]
+    assert daemon.channels.running["M1"].conn.baudrate == 19200
+    assert error_code(api.action("configdriver", name="M1", warpdrive="on")) == 3
+    assert error_code(api.action("configdriver", name="M1", ussdmethod="pigeon")) == 3
+    assert error_code(api.action("createdriver", type="Telepathy")) == 3
+
+
+# --- applied on a real bind -------------------------------------------------------------
+
+
+@pytest.fixture
+def raw():
+    server = RawSmsc().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bind(raw):
+    started = []
+
+    def make(clock=None, **kw):
+        sink = RecordingSink()
+        conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=raw.port, username="esme",
+                          password="secret", reconnectdelay=0.05, reconnectmaxdelay=0.2, **kw)
+        channel = SmppChannel(conn, sink, **({"clock": clock} if clock else {}))
+        channel.start()
+        started.append(channel)
+        wait_until(lambda: channel.state == "bound", what="bind")
+        return channel, sink
+    yield make
+    for channel in started:
+        channel.stop()
+
+
+def test_bind_ton_npi_and_address_range(raw, bind):
+    bind(bindton=1, bindnpi=1, addressrange="^3620", sourceaddrton=5)
+    assert raw.bind_fields[-1] == {"command": "bind_transceiver", "addr_ton": 1, "addr_npi": 1,
+                                   "address_range": b"^3620"}
+
+
+def test_without_bind_ton_the_source_ton_is_used_as_before(raw, bind):
+    bind(sourceaddrton=5, sourceaddrnpi=0, receive=False)
+    assert raw.bind_fields[-1]["addr_ton"] == 5
+    assert raw.bind_fields[-1]["command"] == "bind_transmitter"     # RECEIVE=off
+
+
+def _two_submits_after(channel, sink, clock, first_id: int):
+    """Advance time past the keep-alive period, then send two parts: when the second is
+    answered, the timers of the cycle that handled the first have run."""
+    clock.advance(100)
+    for pid in (first_id, first_id + 1):
+        channel.submit(part(pid))
+        wait_until(lambda pid=pid: pid in sink.submitted, what=f"part {pid}")
+
+
+@pytest.mark.parametrize("keepalive,expected", [(True, True), (False, False)])
+def test_keepalive_request_switch(raw, bind, keepalive, expected):
+    clock = FakeClock()
+    channel, sink = bind(clock=clock, keepaliveperiod=30, keepaliverequest=keepalive)
+    _two_submits_after(channel, sink, clock, 1)
+    if expected:
+        wait_until(lambda: raw.enquire_links >= 1, what="enquire_link")
+    else:
+        _two_submits_after(channel, sink, clock, 3)
+        assert raw.enquire_links == 0
+
+
+@pytest.mark.parametrize("action,submitted", [("SubmitSuccess", True), ("SubmitFailed", False)])
+def test_submit_timeout_action(raw, bind, action, submitted):
+    clock = FakeClock()
+    channel, sink = bind(clock=clock, submittimeout=60, submittimeoutaction=action,
+                         keepaliverequest=False)
+    raw.silent = True
+    channel.submit(part(1))
+    wait_until(lambda: len(raw.submits) == 1, what="submit_sm sent")
+    clock.advance(61)
+    channel.submit(part(2))          # wakes the channel so its timers see the timeout
+    wait_until(lambda: 1 in sink.submitted or any(f[0] == 1 for f in sink.failed),
+               what="timeout handled")
+    if submitted:
+        assert sink.submitted[1] == ""                 # counted as submitted, never resent
+    else:
+        assert (1, "link_down", True) in sink.failed     # back to the queue, retried
