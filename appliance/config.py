@@ -20,6 +20,10 @@ from appliance.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/sms-appliance/config.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/sms-appliance")
+# SMPP `defaultalphabet` spellings -> the alphabet (uplink/codec.py applies it)
+SMPP_ALPHABETS = {"gsm": "gsm", "gsm0338": "gsm", "gsm7": "gsm", "ascii": "ascii",
+                  "ia5": "ascii", "us-ascii": "ascii", "latin1": "latin1", "latin-1": "latin1",
+                  "iso-8859-1": "latin1", "iso8859-1": "latin1"}
 
 _TRUE = {"true", "on", "yes", "1"}
 _FALSE = {"false", "off", "no", "0"}
@@ -132,6 +136,9 @@ class SMPPConfig:
     reconnectdelay: float = 1.0        # first reconnect delay; doubles up to the max, jittered
     reconnectmaxdelay: float = 60.0
     messageidbase: str = "auto"        # how the SMSC writes ids: auto|hex|decimal|hex-decimal|...
+    smscaccount: str = ""              # receipts match across binds of one account (default: host + username)
+    defaultalphabet: str = "gsm"       # the SMSC's data_coding 0 text: gsm|ascii|latin1 (Kannel alt-charset)
+    reporttimeout: float = 172800.0    # seconds a receipt may take; older unmatched receipts are dropped
 
 
 @dataclass(frozen=True)
@@ -324,6 +331,10 @@ def _check_connection(conn, path: str) -> None:
         if conn.messageidbase not in ("auto", "hex", "decimal", "hex-decimal", "decimal-hex"):
             raise ConfigError(f"{path}.messageidbase: expected auto, hex, decimal, hex-decimal"
                               " or decimal-hex")
+        if conn.defaultalphabet.lower() not in SMPP_ALPHABETS:
+            raise ConfigError(f"{path}.defaultalphabet: expected gsm, ascii (ia5) or latin1")
+        if conn.reporttimeout <= 0:
+            raise ConfigError(f"{path}.reporttimeout: must be positive (seconds)")
     if getattr(conn, "limittompm", 0) < 0:
         raise ConfigError(f"{path}.limittompm: must not be negative")
 
