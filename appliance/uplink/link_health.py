@@ -53,8 +53,9 @@ class LinkHealth:
             self._forget()
             self.bound_at = None
             return self.backoff.next_delay(), reason
-        up = now - self.bound_at if self.bound_at is not None else 0.0
-        reason = f"bind not kept: {reason} {up:.1f}s after the bind"
+        if self.bound_at is None:
+            return self.refused(reason), reason
+        reason = f"bind not kept: {reason} {now - self.bound_at:.1f}s after the bind"
         return self.refused(reason), reason
 
     def _forget(self) -> None:

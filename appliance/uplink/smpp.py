@@ -234,9 +234,9 @@ class SmppChannel:
         except (smpplib.exceptions.ConnectionError, OSError) as exc:
             return f"{command} failed: {exc or 'the SMSC closed the link before answering'}"
         if resp.command == "unbind":           # some SMSCs answer bad credentials this way
-            try:
-                client.send_pdu(self._reply_with(client, resp, "unbind_resp"))
-            except (smpplib.exceptions.ConnectionError, OSError):
+            try:       # smpplib's send_pdu refuses an unbind_resp before a bind: raw bytes
+                client._socket.sendall(self._reply_with(client, resp, "unbind_resp").generate())
+            except OSError:
                 pass
             return f"{command} refused: the SMSC answered with unbind"
         if resp.command != f"{command}_resp":

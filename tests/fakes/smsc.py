@@ -5,7 +5,10 @@ the link or refuse connections (a network fault, which no SMPP server offers its
 Personalities are plain attributes: `throttle` (reject the next N submit_sm with
 ESME_RTHROTTLED), `hold_after` (stop answering after N submit_sm: they stay in flight),
 `unbind_after` (the server unbinds after N), `receipts` (send a delivery receipt for each
-accepted submit_sm, with the id written differently from the submit_sm_resp).
+accepted submit_sm, with the id written differently from the submit_sm_resp; like a real
+SMSC it goes to a bind of the same account that can receive: the submitting one if it can,
+else a receiver bind), `unbind_on_bind` (accept every bind and unbind it at once: how many
+SMSCs answer wrong credentials).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class Smsc:
         self.throttle = 0
         self.hold_after: int | None = None
         self.unbind_after: int | None = None
+        self.unbind_on_bind = False
         self.received: list[Received] = []
         self.binds: list[str] = []
         self.sessions: dict[str, smpp34.Esme] = {}
@@ -109,6 +113,8 @@ class Smsc:
             if isinstance(event, smpp34.Esme):
                 self.sessions[event.session_id] = event
                 self.binds.append(event.system_id)
+                if self.unbind_on_bind:
+                    await event.unbind()
             elif isinstance(event, smpp34.SubmitSmEvent):
                 await self._on_submit(event)
             elif isinstance(event, smpp34.Unbound):
@@ -140,8 +146,19 @@ class Smsc:
         decimal = str(int(record.message_id, 16))
         text = (f"id:{decimal} sub:001 dlvrd:001 submit date:2401011200 "
                 f"done date:2401011201 stat:{self.receipt_stat} err:000 text:x").encode()
-        await self.sessions[session].deliver_sm(
+        await self._receiving(session).deliver_sm(
             record.source, text, source_addr=record.destination, esm_class=0x04)
+
+    def _receiving(self, session: str) -> smpp34.Esme:
+        """The submitting bind if it can receive, else another bind of its account that can."""
+        own = self.sessions.get(session)
+        if own is not None and own.can_receive:
+            return own
+        system_id = own.system_id if own is not None else None
+        for esme in self.sessions.values():
+            if esme.can_receive and system_id in (None, esme.system_id):
+                return esme
+        raise RuntimeError("no bind of this account can take a receipt")
 
     # --- test controls (any thread) ---
 
@@ -172,8 +189,9 @@ class Smsc:
         return self._run(push)
 
     def send_receipt(self, record: Received) -> None:
-        """A delivery receipt for an accepted submit_sm, on the current session."""
-        session = next(iter(self.sessions))
+        """A delivery receipt for an accepted submit_sm: on its own session if that is still
+        bound, else on a bind of the same account that can receive."""
+        session = record.session if record.session in self.sessions else next(iter(self.sessions))
         self._run(lambda: self._receipt(session, record))
 
     def unbind_all(self) -> None:
