@@ -10,7 +10,10 @@ import json
 import pytest
 
 from appliance import config as cfg
+from appliance.clock import FakeClock
 from appliance.daemon import Daemon
+from appliance.store.journal import Journal
+from appliance.uplink.smpp import SmppChannel
 from conftest import ADMIN_PASSWORD, Api
 from fakes.smsc import Smsc
 from test_smpp import wait_until
@@ -117,3 +120,26 @@ def test_an_smsc_that_unbinds_every_bind_shows_as_failing(smsc, make_config):
         assert api.state(message_id) in (0, 1)   # waiting, not lost
     finally:
         daemon.stop()
+
+
+def test_receipts_matching_nothing_are_dropped_after_the_report_timeout(smsc, tmp_path):
+    clock = FakeClock()
+    journal = Journal.open(tmp_path, clock=clock)
+    _, rx = binds(smsc.port, reporttimeout=3600.0)
+    channel = SmppChannel(rx, journal, clock=clock)
+    channel.start()
+    try:
+        wait_until(lambda: channel.state == "bound", what="bound")
+        smsc.send_mo("+36201115555", "1234", b"id:777 sub:001 dlvrd:001 stat:DELIVRD err:000",
+                     esm_class=0x04, wait=False)           # a receipt for nothing we sent
+        orphans = "SELECT count(*) AS n FROM orphan_reports"
+        wait_until(lambda: journal.query(orphans)[0]["n"] == 1, what="kept as an orphan")
+        clock.advance(61)                                  # the next sweep: too young to drop
+        wait_until(lambda: channel.status()["orphan_receipts"] == 1, what="counted as waiting")
+        clock.advance(3600)
+        wait_until(lambda: channel.status()["counts"]["orphans_dropped"] == 1, what="dropped")
+        assert journal.query(orphans)[0]["n"] == 0
+        assert channel.status()["orphan_receipts"] == 0
+    finally:
+        channel.stop()
+        journal.close()
