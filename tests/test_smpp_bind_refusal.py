@@ -9,6 +9,7 @@ import pytest
 
 from appliance.clock import FakeClock
 from appliance.config import SMPPConfig
+from appliance.uplink.backoff import Backoff
 from appliance.uplink.smpp import SmppChannel
 from fakes.raw_smsc import RawSmsc
 from test_smpp import RecordingSink, part, wait_until
@@ -129,3 +130,9 @@ def test_a_link_dropped_before_it_held_keeps_the_backoff_growing(raw, bind_times
     wait_until(lambda: len(bind_times) > before, what="the next bind")
     assert round(bind_times[before] - dropped_at, 3) == 8.0     # 1, 2, 4, then 8
     assert channel.status()["failing"]
+
+
+def test_the_backoff_stays_at_its_cap_for_ever():
+    backoff = Backoff(base=1.0, cap=60.0, rng=lambda: 0.0)
+    delays = [backoff.next_delay() for _ in range(5000)]    # an SMSC refusing for days
+    assert delays[:3] == [1.0, 2.0, 4.0] and set(delays[6:]) == {60.0}
