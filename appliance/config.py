@@ -129,6 +129,7 @@ class SMPPConfig:
     usesar: bool = False
     usetlvmessagepayload: bool = False
     deliveryreport: bool = True
+    report_timeout_hours: float = 48.0  # a part without a report ends 'expired' after this
     autoconnect: bool = True
     limittompm: int = 0
     submittimeout: float = 30.0
@@ -138,7 +139,6 @@ class SMPPConfig:
     messageidbase: str = "auto"        # how the SMSC writes ids: auto|hex|decimal|hex-decimal|...
     smscaccount: str = ""              # receipts match across binds of one account (default: host + username)
     defaultalphabet: str = "gsm"       # the SMSC's data_coding 0 text: gsm|ascii|latin1 (Kannel alt-charset)
-    reporttimeout: float = 172800.0    # seconds a receipt may take; older unmatched receipts are dropped
 
 
 @dataclass(frozen=True)
@@ -333,8 +333,8 @@ def _check_connection(conn, path: str) -> None:
                               " or decimal-hex")
         if conn.defaultalphabet.lower() not in SMPP_ALPHABETS:
             raise ConfigError(f"{path}.defaultalphabet: expected gsm, ascii (ia5) or latin1")
-        if conn.reporttimeout <= 0:
-            raise ConfigError(f"{path}.reporttimeout: must be positive (seconds)")
+        if conn.report_timeout_hours <= 0:
+            raise ConfigError(f"{path}.report_timeout_hours: must be positive")
     if getattr(conn, "limittompm", 0) < 0:
         raise ConfigError(f"{path}.limittompm: must not be negative")
 

@@ -125,7 +125,7 @@ def test_an_smsc_that_unbinds_every_bind_shows_as_failing(smsc, make_config):
 def test_receipts_matching_nothing_are_dropped_after_the_report_timeout(smsc, tmp_path):
     clock = FakeClock()
     journal = Journal.open(tmp_path, clock=clock)
-    _, rx = binds(smsc.port, reporttimeout=3600.0)
+    _, rx = binds(smsc.port, report_timeout_hours=1.0)
     channel = SmppChannel(rx, journal, clock=clock)
     channel.start()
     try:

@@ -270,21 +270,23 @@ class SmppChannel:
         self.state = "backoff"
 
     def _sweep_orphans(self) -> None:
-        """Receipts on this bind that found no part within `reporttimeout` are dropped."""
+        """Receipts on this bind that found no part within the report timeout are dropped
+        (by then the part they were for has ended without its report)."""
         now = self.clock.monotonic()
         sweep = getattr(self.sink, "drop_orphan_reports", None)
         if sweep is None or now < self._next_sweep:
             return
         self._next_sweep = now + ORPHAN_SWEEP
+        max_age = self.conn.report_timeout_hours * 3600.0
         try:
-            dropped, self._orphans_waiting = sweep(self.name, self.conn.reporttimeout)
+            dropped, self._orphans_waiting = sweep(self.name, max_age)
         except Exception:  # a busy store is no reason to drop the link
             log.exception("%s: could not sweep unmatched receipts", self.name)
             return
         if dropped:
             self.counts["orphans_dropped"] += dropped
-            log.warning("%s: %d receipts matched no sent part within %gs; dropped", self.name,
-                        dropped, self.conn.reporttimeout)
+            log.warning("%s: %d receipts matched no sent part within %gh; dropped", self.name,
+                        dropped, self.conn.report_timeout_hours)
 
     def _cycle(self) -> None:
         self._send_ready()
