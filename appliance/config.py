@@ -126,6 +126,8 @@ class SMPPConfig:
     sourceaddrnpi: int = -1
     destaddrton: int = 1
     destaddrnpi: int = 1
+    smscaccount: str = ""              # receipts match across its binds (default: username@host)
+    defaultalphabet: str = "gsm"       # data_coding 0 on this link: gsm|ascii|latin1 (alt-charset)
     usesar: bool = False
     usetlvmessagepayload: bool = False
     deliveryreport: bool = True
@@ -137,8 +139,6 @@ class SMPPConfig:
     reconnectdelay: float = 1.0        # first reconnect delay; doubles up to the max, jittered
     reconnectmaxdelay: float = 60.0
     messageidbase: str = "auto"        # how the SMSC writes ids: auto|hex|decimal|hex-decimal|...
-    smscaccount: str = ""              # receipts match across binds of one account (default: host + username)
-    defaultalphabet: str = "gsm"       # the SMSC's data_coding 0 text: gsm|ascii|latin1 (Kannel alt-charset)
 
 
 @dataclass(frozen=True)
@@ -328,13 +328,13 @@ def _check_connection(conn, path: str) -> None:
             raise ConfigError(f"{path}.mode: expected transmitter, receiver or transceiver")
         if not 1 <= conn.windowsize <= 1000:
             raise ConfigError(f"{path}.windowsize: expected 1..1000")
-        if conn.messageidbase not in ("auto", "hex", "decimal", "hex-decimal", "decimal-hex"):
-            raise ConfigError(f"{path}.messageidbase: expected auto, hex, decimal, hex-decimal"
-                              " or decimal-hex")
         if conn.defaultalphabet.lower() not in SMPP_ALPHABETS:
             raise ConfigError(f"{path}.defaultalphabet: expected gsm, ascii (ia5) or latin1")
         if conn.report_timeout_hours <= 0:
             raise ConfigError(f"{path}.report_timeout_hours: must be positive")
+        if conn.messageidbase not in ("auto", "hex", "decimal", "hex-decimal", "decimal-hex"):
+            raise ConfigError(f"{path}.messageidbase: expected auto, hex, decimal, hex-decimal"
+                              " or decimal-hex")
     if getattr(conn, "limittompm", 0) < 0:
         raise ConfigError(f"{path}.limittompm: must not be negative")
 

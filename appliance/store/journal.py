@@ -21,9 +21,10 @@ from appliance.compose import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import inbox, message_state, receipt_match
+from appliance.store import inbox, message_state
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
+from appliance.store import receipt_match
 
 log = logging.getLogger("appliance.store")
 
