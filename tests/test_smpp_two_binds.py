@@ -86,6 +86,27 @@ def test_a_receipt_after_a_restart_reaches_its_message(smsc, make_config):
         daemon.stop()
 
 
+def test_a_receipt_faster_than_the_submit_sm_resp_waits_for_it(smsc, make_config):
+    smsc.receipts = False
+    smsc.hold_after = 0                           # the submit_sm_resp comes later
+    daemon = start(make_config(connections=binds(smsc.port)))
+    try:
+        api = Api(daemon.port)
+        message_id = api.send("+36201116666", "quick receipt")
+        wait_until(lambda: smsc.held, what="the submit_sm held")
+        record = smsc.received[0]
+        record.message_id = f"{1 + 0x9F:08X}"     # the id release_held() will give it
+        smsc.send_receipt(record)                 # on the receiver bind, before the answer
+        orphans = "SELECT count(*) AS n FROM orphan_reports WHERE connection='SMPPRX'"
+        wait_until(lambda: daemon.journal.query(orphans)[0]["n"] == 1, what="kept as orphan")
+        assert api.state(message_id) == 1         # sending: no reference yet
+        smsc.release_held()                       # now the transmitter records the reference
+        api.wait_state(message_id, 10, timeout=20)
+        assert daemon.journal.query(orphans)[0]["n"] == 0
+    finally:
+        daemon.stop()
+
+
 def test_two_accounts_on_one_smsc_can_be_grouped_explicitly(smsc, make_config):
     tx, rx = binds(smsc.port)
     # a receiver with another system id that the aggregator says is the same account
