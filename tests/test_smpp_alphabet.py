@@ -59,6 +59,7 @@ def test_a_long_message_keeps_its_udh_and_writes_the_text_in_the_alphabet(smsc, 
 def test_inbound_data_coding_0_text_is_read_in_the_smscs_alphabet(smsc, channel_for, setting,
                                                                    body, text):
     channel, sink = channel_for(defaultalphabet=setting)
+    wait_until(lambda: smsc.sessions, what="the SMSC's view of the bind")
     assert smsc.send_mo("+36701111111", "1234", body, data_coding=0) == 0
     wait_until(lambda: sink.fragments, what="MO")
     assert sink.fragments[0].text == text

@@ -42,6 +42,12 @@ def start(config) -> Daemon:
     return daemon
 
 
+def both_sessions(smsc, old=()) -> None:
+    """Wait until the SMSC has seen both binds (and forgotten those of a stopped daemon)."""
+    wait_until(lambda: len(smsc.sessions) == 2 and not set(old) & set(smsc.sessions),
+               what="the SMSC's view of both binds")
+
+
 def uplinks(api: Api) -> dict[str, dict]:
     status, body = api.get("/status")
     assert status == 200, body
@@ -75,10 +81,13 @@ def test_a_receipt_after_a_restart_reaches_its_message(smsc, make_config):
         api = Api(daemon.port)
         message_id = api.send("+36201112222", "before the restart")
         api.wait_state(message_id, 13, timeout=20)                 # submitted
+        both_sessions(smsc)
+        old = list(smsc.sessions)
     finally:
         daemon.stop()
     daemon = start(config)                        # a new process: only the journal remembers
     try:
+        both_sessions(smsc, old)
         smsc.send_receipt(smsc.received[0])       # the SMSC picks a bind that can receive
         Api(daemon.port).wait_state(message_id, 10, timeout=20)   # delivered
         assert daemon.channels.running["SMPPRX"].status()["counts"]["receipts"] == 1
@@ -94,6 +103,7 @@ def test_a_receipt_faster_than_the_submit_sm_resp_waits_for_it(smsc, make_config
         api = Api(daemon.port)
         message_id = api.send("+36201116666", "quick receipt")
         wait_until(lambda: smsc.held, what="the submit_sm held")
+        both_sessions(smsc)
         record = smsc.received[0]
         record.message_id = f"{1 + 0x9F:08X}"     # the id release_held() will give it
         smsc.send_receipt(record)                 # on the receiver bind, before the answer
@@ -150,7 +160,7 @@ def test_receipts_matching_nothing_are_dropped_after_the_report_timeout(smsc, tm
     channel = SmppChannel(rx, journal, clock=clock)
     channel.start()
     try:
-        wait_until(lambda: channel.state == "bound", what="bound")
+        wait_until(lambda: channel.state == "bound" and smsc.sessions, what="bound")
         smsc.send_mo("+36201115555", "1234", b"id:777 sub:001 dlvrd:001 stat:DELIVRD err:000",
                      esm_class=0x04, wait=False)           # a receipt for nothing we sent
         orphans = "SELECT count(*) AS n FROM orphan_reports"
