@@ -7,10 +7,15 @@ for parts sent before a restart still find them), and a receipt arriving on any 
 matched against the parts of every bind of that account. Connections that never recorded an
 account (modems) are an account of their own.
 
-These functions run inside the journal writer's transaction.
+These functions run inside the journal writer's transaction. The account table changes only
+when a connection starts, so each writer connection keeps the peers it looked up (a receipt
+then costs one index probe per bind of the account, as before this table existed).
 """
 
 from __future__ import annotations
+
+_CACHE_LIMIT = 16     # writer connections remembered (one per open journal; tests open many)
+_peer_cache: dict[int, tuple[object, dict[str, list[str]]]] = {}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS smsc_accounts (
@@ -31,30 +36,43 @@ def set_account(conn, connection: str, account: str) -> None:
     conn.execute("INSERT INTO smsc_accounts(connection, account) VALUES (?,?)"
                  " ON CONFLICT(connection) DO UPDATE SET account=excluded.account",
                  (connection, account))
+    _peer_cache.pop(id(conn), None)
 
 
 def peers(conn, connection: str) -> list[str]:
-    """`connection` and every other connection of its SMSC account."""
-    rows = conn.execute("SELECT connection FROM smsc_accounts WHERE account="
-                        "(SELECT account FROM smsc_accounts WHERE connection=?)",
-                        (connection,)).fetchall()
-    return [connection] + [r[0] for r in rows if r[0] != connection]
+    """`connection` first, then every other connection of its SMSC account."""
+    cached = _peer_cache.get(id(conn))
+    if cached is None or cached[0] is not conn:      # the object itself: ids are reused
+        if len(_peer_cache) >= _CACHE_LIMIT:
+            _peer_cache.clear()
+        cached = _peer_cache[id(conn)] = (conn, {})
+    names = cached[1].get(connection)
+    if names is None:
+        rows = conn.execute("SELECT connection FROM smsc_accounts WHERE account="
+                            "(SELECT account FROM smsc_accounts WHERE connection=?)",
+                            (connection,)).fetchall()
+        names = cached[1][connection] = [connection] + [r[0] for r in rows
+                                                        if r[0] != connection]
+    return names
 
 
 def part_by_reference(conn, connection: str, reference: str, recipient: str | None):
-    """The part (id, message_id, connection) a receipt on `connection` is for, or None."""
-    names = peers(conn, connection)
+    """The part (id, message_id, connection) a receipt on `connection` is for, or None.
+    SMSC ids are unique per account, so the first bind with the reference has it."""
     sql = ("SELECT p.id, p.message_id, p.connection FROM parts p"
-           " JOIN messages m ON m.id=p.message_id"
-           f" WHERE p.connection IN ({_marks(names)}) AND p.reference=?"
-           " AND p.state IN ('submitted','sending')")
-    params: list = [*names, reference]
+           " WHERE p.connection=? AND p.reference=? AND p.state IN ('submitted','sending')")
+    extra: list = []
     if recipient:
         # Modem references wrap at 256: the recipient tells two parts with one MR apart.
-        sql += " AND (m.recipient=? OR ltrim(m.recipient,'+')=ltrim(?,'+'))"
-        params += [recipient, recipient]
+        sql += (" AND p.message_id IN (SELECT id FROM messages m WHERE m.id=p.message_id AND"
+                " (m.recipient=? OR ltrim(m.recipient,'+')=ltrim(?,'+')))")
+        extra = [recipient, recipient]
     sql += " ORDER BY p.submitted_at DESC LIMIT 1"
-    return conn.execute(sql, params).fetchone()
+    for name in peers(conn, connection):
+        row = conn.execute(sql, [name, reference, *extra]).fetchone()
+        if row is not None:
+            return row
+    return None
 
 
 def take_orphans(conn, connection: str, reference: str) -> list[str]:
