@@ -22,6 +22,10 @@ from appliance.provider.settings import (HTTPClientConfig, HTTPServerConfig, SMT
 
 DEFAULT_CONFIG_PATH = Path("/etc/sms-appliance/config.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/sms-appliance")
+# SMPP `defaultalphabet` spellings -> the alphabet (uplink/codec.py applies it)
+SMPP_ALPHABETS = {"gsm": "gsm", "gsm0338": "gsm", "gsm7": "gsm", "ascii": "ascii",
+                  "ia5": "ascii", "us-ascii": "ascii", "latin1": "latin1", "latin-1": "latin1",
+                  "iso-8859-1": "latin1", "iso8859-1": "latin1"}
 
 _TRUE = {"true", "on", "yes", "1"}
 _FALSE = {"false", "off", "no", "0"}
@@ -141,9 +145,12 @@ class SMPPConfig:
     sourceaddrnpi: int = -1
     destaddrton: int = 1
     destaddrnpi: int = 1
+    smscaccount: str = ""              # receipts match across its binds (default: username@host)
+    defaultalphabet: str = "gsm"       # data_coding 0 on this link: gsm|ascii|latin1 (alt-charset)
     usesar: bool = False
     usetlvmessagepayload: bool = False
     deliveryreport: bool = True
+    report_timeout_hours: float = 48.0  # a part without a report ends 'expired' after this
     autoconnect: bool = True
     limittompm: int = 0
     submittimeout: float = 60.0        # seed 000 default
@@ -377,6 +384,10 @@ def _check_connection(conn, path: str) -> None:
             raise ConfigError(f"{path}.mode: expected transmitter, receiver or transceiver")
         if not 1 <= conn.windowsize <= 1000:
             raise ConfigError(f"{path}.windowsize: expected 1..1000")
+        if conn.defaultalphabet.lower() not in SMPP_ALPHABETS:
+            raise ConfigError(f"{path}.defaultalphabet: expected gsm, ascii (ia5) or latin1")
+        if conn.report_timeout_hours <= 0:
+            raise ConfigError(f"{path}.report_timeout_hours: must be positive")
         if conn.messageidbase not in ("auto", "hex", "decimal", "hex-decimal", "decimal-hex"):
             raise ConfigError(f"{path}.messageidbase: expected auto, hex, decimal, hex-decimal"
                               " or decimal-hex")

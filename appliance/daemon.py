@@ -248,6 +248,12 @@ class Daemon:
         workers += list(self.channels.running.values())
         return all(w is not None and w.alive() for w in workers)
 
+    def failing_connections(self) -> list[str]:
+        """Connections that say they are failing (an SMSC refusing the bind). The process is
+        fine, so the watchdog goes on (a restart would not help), but /status is not healthy."""
+        return sorted(name for name, channel in self.channels.running.items()
+                      if channel.status().get("failing"))
+
     def alert(self, slot: str, text: str) -> None:
         """A modem failed for good or its balance is low: tell the administrator."""
         log.warning("alert: %s: %s", slot, text)
@@ -258,10 +264,12 @@ class Daemon:
     def status(self) -> dict:
         stats = self.journal.stats()
         channels = self.channels.running
+        failing = self.failing_connections()
         return {
             "version": __version__,
             "uptime": round(self.clock.monotonic() - self.started, 1),
-            "healthy": self.healthy(),
+            "healthy": self.healthy() and not failing,
+            "failing_connections": failing,
             "queue": stats["parts_by_state"],
             "waiting": stats["waiting"],
             "scheduled": stats["scheduled"],

@@ -24,6 +24,7 @@ from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, Rep
 from appliance.store import inbox, message_state
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
+from appliance.store import receipt_match
 
 log = logging.getLogger("appliance.store")
 
@@ -250,6 +251,24 @@ class Journal:
                 self._apply_report(conn, report, now)
         self._write(fn)
 
+    def register_smsc_account(self, connection: str, account: str) -> None:
+        """Receipts on any connection of `account` match parts sent by any other of it."""
+        self._write(lambda conn: receipt_match.set_account(conn, connection, account))
+
+    def drop_orphan_reports(self, connection: str, max_age: float) -> tuple[int, int]:
+        """Drop receipts that came on `connection` more than `max_age` seconds ago and never
+        found their part; returns (dropped, still waiting). Reads first: no idle fsync."""
+        older_than = self.clock.now() - max_age
+        waiting = self.query("SELECT count(*) AS n FROM orphan_reports WHERE connection=?",
+                             (connection,))[0]["n"]
+        stale = self.query("SELECT 1 FROM orphan_reports WHERE connection=? AND received<?"
+                           " LIMIT 1", (connection, older_than))
+        if not stale:
+            return 0, waiting
+        dropped = self._write(lambda conn: receipt_match.drop_orphans(conn, connection,
+                                                                      older_than))
+        return dropped, waiting - dropped
+
     def part_failed(self, part_id: int, connection: str, code: str, reason: str,
                     retryable: bool) -> None:
         now = self.clock.now()
@@ -294,12 +313,13 @@ class Journal:
         if new_state is None:          # pending: the SMSC keeps trying; nothing final yet
             return
         reason = "" if new_state == State.DELIVERED else (report.detail or f"status {report.code}")
-        # parts of one message that share the reference (sent whole) share the receipt
+        # parts of one message that share the reference (sent whole) share the receipt;
+        # the part's connection, not the receipt's: a receiver bind reports for a transmitter
         conn.execute("UPDATE parts SET state=?, done_at=?, reason=? WHERE id=? OR (message_id=?"
                      " AND connection=? AND reference=? AND state IN ('submitted','sending'))",
                      (new_state.value, report.done_at or now, reason, part["id"],
-                      part["message_id"], report.connection, report.reference))
-        message_state.refresh(conn, part["message_id"], now, report.connection)
+                      part["message_id"], part["connection"], report.reference))
+        message_state.refresh(conn, part["message_id"], now, part["connection"])
 
     def inbound(self, fragment: InboundFragment) -> str | None:
         """Keep a received SMS; the inbox id once it is whole (None for a part or a repeat)."""
@@ -485,6 +505,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.executescript(DDL)
     if legacy_credits:
         _migrate_unlimited_balances(conn)
+    receipt_match.migrate(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     os.chmod(conn.execute("PRAGMA database_list").fetchone()[2], 0o640)
 
@@ -559,23 +580,14 @@ def _add_tried(tried: str, connection: str) -> str:
 
 
 def _part_by_reference(conn, report: Report):
-    sql = ("SELECT p.id, p.message_id FROM parts p JOIN messages m ON m.id=p.message_id"
-           " WHERE p.connection=? AND p.reference=? AND p.state IN ('submitted','sending')")
-    params: list = [report.connection, report.reference]
-    if report.recipient:
-        # Modem references wrap at 256: the recipient tells two parts with one MR apart.
-        sql += " AND (m.recipient=? OR ltrim(m.recipient,'+')=ltrim(?,'+'))"
-        params += [report.recipient, report.recipient]
-    sql += " ORDER BY p.submitted_at DESC LIMIT 1"
-    return conn.execute(sql, params).fetchone()
+    # any bind of the receipt's SMSC account (store/receipt_match.py)
+    return receipt_match.part_by_reference(conn, report.connection, report.reference,
+                                           report.recipient)
 
 
 def _take_orphans(conn, connection: str, reference: str) -> list[Report]:
-    rows = conn.execute("SELECT rowid, report FROM orphan_reports WHERE connection=? AND"
-                        " reference=?", (connection, reference)).fetchall()
-    for row in rows:
-        conn.execute("DELETE FROM orphan_reports WHERE rowid=?", (row["rowid"],))
-    return [_report_from_dict(json.loads(r["report"])) for r in rows]
+    return [_report_from_dict(json.loads(text))
+            for text in receipt_match.take_orphans(conn, connection, reference)]
 
 
 def _report_dict(report: Report) -> dict:

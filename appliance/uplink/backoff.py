@@ -21,7 +21,8 @@ class Backoff:
     def next_delay(self) -> float:
         """The delay before the next try; each call counts one more failure."""
         raw = min(self.cap, self.base * self.factor ** self.failures)
-        self.failures += 1
+        if raw < self.cap:          # past the cap the count stops: no overflow, ever
+            self.failures += 1
         return raw * (1.0 - self.jitter * self.rng())
 
     def reset(self) -> None:

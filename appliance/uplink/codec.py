@@ -7,13 +7,17 @@ and out, so smpplib stays in smpp.py. Text coding comes from appliance.gsm only.
 - Long messages: a concatenation UDH (esm_class UDHI 0x40) by default, SAR TLVs with
   `usesar`, or the whole text once in message_payload with `usetlvmessagepayload`.
 - Ozeki dynamic SMPP parameters (http-api.md §2.2) override the computed fields.
+- `defaultalphabet` (Kannel's `alt-charset`): what text in the SMSC's default alphabet
+  (data_coding 0, and the class-bearing codes that name it) looks like on this link, both
+  ways: GSM 03.38 septets (the default), ASCII/IA5 or Latin-1 octets. Characters the SMSC's
+  alphabet lacks (Greek capitals, the euro sign in Latin-1) go out as `?`.
 """
 
 from __future__ import annotations
 
 import time
 
-from appliance.config import SMPPConfig
+from appliance.config import SMPP_ALPHABETS, SMPPConfig
 from appliance.gsm import alphabet, ucs2, udh
 from appliance.gsm.dcs import build_dcs, parse_dcs
 from appliance.model import InboundFragment, OutPart
@@ -26,12 +30,34 @@ DYNAMIC_PARAMS = ("source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_a
 # --- outbound -------------------------------------------------------------------------
 
 
-def encode_body(encoding: str, text: str | None, data: bytes = b"") -> bytes:
+def alphabet_of(conn: SMPPConfig) -> str:
+    """The connection's default alphabet: "gsm", "ascii" or "latin1"."""
+    return SMPP_ALPHABETS.get(conn.defaultalphabet.lower(), "gsm")
+
+
+def text_alphabet(dcs: int, default: str) -> str:
+    """How text with this data_coding is written on the link."""
+    if dcs == 1:                                   # IA5 (CCITT T.50) = ASCII
+        return "ascii"
+    if dcs == 3:                                   # Latin-1
+        return "latin1"
+    return default
+
+
+def encode_body(encoding: str, text: str | None, data: bytes = b"",
+                text_alpha: str = "gsm") -> bytes:
     if encoding == "gsm7":
-        return bytes(alphabet.to_septets(text or ""))
+        return encode_default_text(text or "", text_alpha)
     if encoding == "ucs2":
         return ucs2.encode_ucs2(text or "")
     return bytes(data)
+
+
+def encode_default_text(text: str, alpha: str) -> bytes:
+    """Text for a default-alphabet data_coding: unpacked septets, or ASCII/Latin-1 octets."""
+    if alpha == "gsm":
+        return bytes(alphabet.to_septets(text))
+    return text.encode("ascii" if alpha == "ascii" else "latin-1", errors="replace")
 
 
 def data_coding(part: OutPart) -> int:
@@ -79,16 +105,18 @@ def submit_fields(part: OutPart, conn: SMPPConfig, *, whole_text: str | None = N
         "validity_period": validity(part.valid_until),
         "data_coding": data_coding(part),
     }
-    fields.update(_body_fields(part, conn, whole_text))
-    fields.update(dynamic_params(part.smpp_params))
+    dynamic = dynamic_params(part.smpp_params)
+    alpha = text_alphabet(dynamic.get("data_coding", fields["data_coding"]), alphabet_of(conn))
+    fields.update(_body_fields(part, conn, whole_text, alpha))
+    fields.update(dynamic)
     return fields
 
 
-def _body_fields(part: OutPart, conn: SMPPConfig, whole_text: str | None) -> dict:
+def _body_fields(part: OutPart, conn: SMPPConfig, whole_text: str | None, alpha: str) -> dict:
     if whole_text is not None:
-        body = encode_body(part.encoding, whole_text, part.data)
+        body = encode_body(part.encoding, whole_text, part.data, alpha)
         return {"short_message": b"", "message_payload": body}
-    body = encode_body(part.encoding, part.text, part.data)
+    body = encode_body(part.encoding, part.text, part.data, alpha)
     concat = None
     if part.total > 1:
         concat = (part.concat_ref, part.total, part.seq, 16 if part.concat_16bit else 8)
@@ -127,8 +155,10 @@ def dynamic_params(params: dict | None) -> dict:
 # --- inbound --------------------------------------------------------------------------
 
 
-def decode_body(dcs: int, body: bytes) -> tuple[str, str | None, bytes, int | None]:
-    """(encoding, text, data, msg_class) of a deliver_sm body after its UDH."""
+def decode_body(dcs: int, body: bytes, default_alphabet: str = "gsm"
+                ) -> tuple[str, str | None, bytes, int | None]:
+    """(encoding, text, data, msg_class) of a deliver_sm body after its UDH.
+    `default_alphabet` is the connection's: how the SMSC writes data_coding 0 text."""
     if dcs in (1, 3):                              # IA5 / Latin-1: SMPP-only codings
         return "gsm7", body.decode("latin-1"), b"", None
     coding = parse_dcs(dcs)
@@ -136,12 +166,15 @@ def decode_body(dcs: int, body: bytes) -> tuple[str, str | None, bytes, int | No
         return "ucs2", ucs2.decode_ucs2(body[: len(body) // 2 * 2]), b"", coding.msg_class
     if coding.encoding == "8bit" or dcs == 2:
         return "8bit", None, bytes(body), coding.msg_class
+    if default_alphabet != "gsm":                  # ASCII is Latin-1's first half
+        return "gsm7", body.decode("latin-1"), b"", coding.msg_class
     if any(b > 0x7F for b in body):                # not septets: read as Latin-1
         return "gsm7", body.decode("latin-1"), b"", coding.msg_class
     return "gsm7", alphabet.from_septets(body), b"", coding.msg_class
 
 
-def inbound_fragment(connection: str, fields: dict, received_at: float) -> InboundFragment:
+def inbound_fragment(connection: str, fields: dict, received_at: float,
+                     default_alphabet: str = "gsm") -> InboundFragment:
     """An InboundFragment from deliver_sm fields (str/bytes/int values)."""
     raw = fields.get("short_message") or fields.get("message_payload") or b""
     concat = None
@@ -151,7 +184,8 @@ def inbound_fragment(connection: str, fields: dict, received_at: float) -> Inbou
     elif fields.get("sar_total_segments"):
         concat = (int(fields["sar_msg_ref_num"] or 0), int(fields["sar_total_segments"]),
                   int(fields["sar_segment_seqnum"] or 1), 16)
-    encoding, text, data, msg_class = decode_body(int(fields.get("data_coding") or 0), raw)
+    encoding, text, data, msg_class = decode_body(int(fields.get("data_coding") or 0), raw,
+                                                  default_alphabet)
     return InboundFragment(connection=connection, sender=_number(fields.get("source_addr"),
                                                                  fields.get("source_addr_ton")),
                            recipient=_number(fields.get("destination_addr"),

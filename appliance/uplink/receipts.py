@@ -79,6 +79,14 @@ def id_bases(setting: str) -> tuple[str, str]:
     return setting, setting
 
 
+def account_key(conn) -> str:
+    """The SMSC account a connection binds to: its `smscaccount`, else `username@host`.
+    Receipts match parts sent on any connection with the same key (store/receipt_match.py)."""
+    if conn.smscaccount:
+        return conn.smscaccount
+    return f"{conn.username}@{conn.host.lower()}"
+
+
 def is_receipt(esm_class: int) -> bool:
     kind = esm_class & ESM_RECEIPT_MASK
     return kind in (ESM_SMSC_RECEIPT, ESM_INTERMEDIATE)

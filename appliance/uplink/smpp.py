@@ -8,7 +8,10 @@ touches the socket; `submit()` only queues and pokes it through a socketpair.
 
 Failure handling: a dropped link, an unanswered enquire_link or a submit_sm_resp that does not
 come returns every part in flight to the store as retryable (so only those may be sent
-twice), then the worker reconnects with exponential backoff and jitter. ESME_RTHROTTLED and
+twice), then the worker reconnects with exponential backoff and jitter. A refused bind
+(bind_resp error, or an unbind or close soon after the bind) keeps the backoff growing up to
+`reconnectmaxdelay` and marks the uplink failing with the SMSC's reason until a bind holds
+(uplink/link_health.py). ESME_RTHROTTLED and
 ESME_RMSGQFUL (in a submit_sm_resp or a generic_nack) pause the sender, longer each time in a
 row; the channel keeps the throttled part and sends it again itself, first, after the pause,
 so the store's retry delay does not apply and the part does not leave its preferred route;
@@ -43,6 +46,7 @@ from appliance.config import SMPPConfig, normalize_connection
 from appliance.model import OutPart, Report
 from appliance.uplink import codec, receipts
 from appliance.uplink.backoff import Backoff
+from appliance.uplink.link_health import STABLE_AFTER, LinkHealth
 from appliance.uplink.window import Rate, Throttle, Window
 
 log = logging.getLogger("appliance.uplink")
@@ -58,6 +62,7 @@ READ_BATCH = 256
 MAX_THROTTLED = 5
 PAYLOAD_MEMORY = 1000       # message ids sent whole, remembered for late parts 2..n
 TICK = 0.5
+ORPHAN_SWEEP = 60.0         # seconds between sweeps of this bind's unmatched receipts
 
 
 class LinkDown(Exception):
@@ -68,7 +73,8 @@ class SmppChannel:
     """A `model.Channel` over one SMPP bind."""
 
     def __init__(self, conn: SMPPConfig, sink, *, clock: Clock = SYSTEM_CLOCK,
-                 rng=random.random, throttle_pause: float = 1.0):
+                 rng=random.random, throttle_pause: float = 1.0,
+                 stable_after: float = STABLE_AFTER):
         self.name = conn.name
         self.conn = normalize_connection(conn)     # MODE narrowed by SEND/RECEIVE
         self.sink = sink
@@ -77,8 +83,13 @@ class SmppChannel:
         self.last_error = ""
         self.heartbeat = clock.monotonic()
         self.counts = dict.fromkeys(("submitted", "failed", "retried", "throttled", "receipts",
-                                     "inbound", "generic_nacks", "binds", "link_drops"), 0)
+                                     "inbound", "generic_nacks", "binds", "link_drops",
+                                     "bind_failures", "orphans_dropped"), 0)
         self._backoff = Backoff(conn.reconnectdelay, conn.reconnectmaxdelay, rng=rng)
+        self._health = LinkHealth(self._backoff, stable_after)
+        self._orphans_waiting = 0
+        self._next_sweep = clock.monotonic()
+        self._alphabet = codec.alphabet_of(conn)
         self._throttle = Throttle(throttle_pause)
         self._rate = Rate()
         self._window = Window(conn.windowsize)
@@ -102,6 +113,7 @@ class SmppChannel:
     # --- the Channel interface (any thread) ---
 
     def start(self) -> None:
+        self._register_account()
         self.state = "connecting"
         self._thread = threading.Thread(target=self._run, name=f"smpp-{self.name}", daemon=True)
         self._thread.start()
@@ -144,9 +156,25 @@ class SmppChannel:
             "queued": len(self._inbox) + len(self._throttled),
             "throttled_for": round(max(0.0, self._throttle.until - now), 1),
             "last_error": self.last_error,
+            "failing": self._health.failing,
+            "failed_binds_in_a_row": self._health.failures,
+            "retry_in": round(max(0.0, self._retry_at - now), 1) if self.state == "backoff"
+            else 0.0,
+            "smsc_account": receipts.account_key(self.conn),
+            "orphan_receipts": self._orphans_waiting,
             "submits_per_second": self._rate.per_second(now),
             "counts": dict(self.counts),
         }
+
+    def _register_account(self) -> None:
+        """Receipts on any bind of this SMSC account match parts sent on any other one."""
+        register = getattr(self.sink, "register_smsc_account", None)
+        if register is None:
+            return
+        try:
+            register(self.name, receipts.account_key(self.conn))
+        except Exception:  # the store reports its own trouble; the uplink still runs
+            log.exception("%s: could not record the SMSC account", self.name)
 
     def _poke(self) -> None:
         try:
@@ -160,6 +188,7 @@ class SmppChannel:
         while not self._stop.is_set():
             self.heartbeat = self.clock.monotonic()
             try:
+                self._sweep_orphans()
                 if self._client is None:
                     self._connect_or_wait()
                 else:
@@ -183,15 +212,36 @@ class SmppChannel:
         client = smpplib.client.Client(self.conn.host, self.conn.port,
                                        timeout=max(1.0, self.conn.submittimeout),
                                        allow_unknown_opt_params=True)
-        try:
-            client.connect()
-            getattr(client, f"bind_{self.conn.mode}")(**self._bind_args())
-        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError,
-                OSError) as exc:
+        reason = self._bind(client)
+        if reason:
             _close(client)
-            self._schedule_retry(f"bind failed: {exc}")
+            self.counts["bind_failures"] += 1
+            self._schedule_retry(reason, self._health.refused(reason))
             return
         self._bound(client)
+
+    def _bind(self, client) -> str:
+        """Connect and bind; '' when bound, else why not (the SMSC's reason if it gave one)."""
+        try:
+            client.connect()
+        except (smpplib.exceptions.ConnectionError, OSError) as exc:
+            return f"connect failed: {exc or 'no answer'}"
+        command = f"bind_{self.conn.mode}"
+        try:
+            resp = getattr(client, command)(**self._bind_args())
+        except smpplib.exceptions.PDUError as exc:
+            return _bind_error(command, exc)
+        except (smpplib.exceptions.ConnectionError, OSError) as exc:
+            return f"{command} failed: {exc or 'the SMSC closed the link before answering'}"
+        if resp.command == "unbind":           # some SMSCs answer bad credentials this way
+            try:       # smpplib's send_pdu refuses an unbind_resp before a bind: raw bytes
+                client._socket.sendall(self._reply_with(client, resp, "unbind_resp").generate())
+            except OSError:
+                pass
+            return f"{command} refused: the SMSC answered with unbind"
+        if resp.command != f"{command}_resp":
+            return f"{command} refused: the SMSC answered with {resp.command}"
+        return ""
 
     def _bind_args(self) -> dict:
         version = self.conn.protocolversion.replace(".", "")
@@ -211,7 +261,7 @@ class SmppChannel:
 
     def _bound(self, client) -> None:
         self._client = client
-        self._backoff.reset()
+        self._health.bound(self.clock.monotonic())   # the backoff resets once the bind holds
         self._last_rx = self.clock.monotonic()
         self._enquire_sent = None
         self.counts["binds"] += 1
@@ -220,13 +270,31 @@ class SmppChannel:
                  self.conn.port)
         self._wake_dispatcher()
 
-    def _schedule_retry(self, reason: str) -> None:
-        delay = self._backoff.next_delay()
+    def _schedule_retry(self, reason: str, delay: float) -> None:
         self._retry_at = self.clock.monotonic() + delay
         if reason != self.last_error:
             log.warning("%s: %s; retrying in %.1fs", self.name, reason, delay)
         self.last_error = reason
         self.state = "backoff"
+
+    def _sweep_orphans(self) -> None:
+        """Receipts on this bind that found no part within the report timeout are dropped
+        (by then the part they were for has ended without its report)."""
+        now = self.clock.monotonic()
+        sweep = getattr(self.sink, "drop_orphan_reports", None)
+        if sweep is None or now < self._next_sweep:
+            return
+        self._next_sweep = now + ORPHAN_SWEEP
+        max_age = self.conn.report_timeout_hours * 3600.0
+        try:
+            dropped, self._orphans_waiting = sweep(self.name, max_age)
+        except Exception:  # a busy store is no reason to drop the link
+            log.exception("%s: could not sweep unmatched receipts", self.name)
+            return
+        if dropped:
+            self.counts["orphans_dropped"] += dropped
+            log.warning("%s: %d receipts matched no sent part within %gh; dropped", self.name,
+                        dropped, self.conn.report_timeout_hours)
 
     def _cycle(self) -> None:
         self._send_ready()
@@ -316,7 +384,11 @@ class SmppChannel:
             raise LinkDown(f"send failed: {exc}") from None
 
     def _reply(self, pdu, command: str, status: int = ESME_ROK):
-        answer = smpplib.smpp.make_pdu(command, client=self._client, status=status)
+        return self._reply_with(self._client, pdu, command, status)
+
+    @staticmethod
+    def _reply_with(client, pdu, command: str, status: int = ESME_ROK):
+        answer = smpplib.smpp.make_pdu(command, client=client, status=status)
         answer.sequence = pdu.sequence
         return answer
 
@@ -362,7 +434,6 @@ class SmppChannel:
             self._send(self._reply(pdu, "unbind_resp"))
             self._apply(effects)
             effects.clear()
-            self._backoff.reset()
             raise LinkDown("the SMSC unbound")
         elif command not in ("enquire_link_resp", "unbind_resp", "alert_notification"):
             log.info("%s: %s not handled", self.name, command)
@@ -475,7 +546,7 @@ class SmppChannel:
             effects.append((lambda: self.sink.report(report), reply))
             return
         self.counts["inbound"] += 1
-        fragment = codec.inbound_fragment(self.name, fields, self.clock.now())
+        fragment = codec.inbound_fragment(self.name, fields, self.clock.now(), self._alphabet)
         effects.append((lambda: self.sink.inbound(fragment), reply))
 
     def _apply(self, effects: list) -> None:
@@ -509,6 +580,9 @@ class SmppChannel:
 
     def _timers(self) -> None:
         now = self.clock.monotonic()
+        if self._health.check(now):
+            log.info("%s: the bind held %gs; the uplink is no longer failing", self.name,
+                     self._health.stable_after)
         oldest = self._window.oldest()
         if oldest is not None and now - oldest > self.conn.submittimeout:
             if self.conn.submittimeoutaction == "SubmitSuccess":
@@ -538,7 +612,10 @@ class SmppChannel:
         self._client = None
         self.counts["link_drops"] += 1
         self._return_all("link_down", reason)
-        self._schedule_retry(reason)
+        delay, reason = self._health.lost(self.clock.monotonic(), reason)
+        if self._health.failing:
+            self.counts["bind_failures"] += 1
+        self._schedule_retry(reason, delay)
 
     def _return_all(self, code: str, reason: str) -> None:
         parts = self._window.drain() + self._throttled
@@ -584,6 +661,15 @@ class SmppChannel:
             pass
         _close(self._client)
         self._client = None
+
+
+def _bind_error(command: str, exc) -> str:
+    """A bind_resp error in the SMSC's words: `bind_transmitter refused: 0x0E Invalid Password`."""
+    status = exc.args[1] if len(exc.args) > 1 else None
+    if not isinstance(status, int):
+        return f"{command} failed: {exc}"
+    text = smpplib.consts.DESCRIPTIONS.get(status, "unknown error")
+    return f"{command} refused: 0x{status:02X} {text}"
 
 
 def pdu_fields(pdu) -> dict:

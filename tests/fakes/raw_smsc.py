@@ -4,6 +4,11 @@ cannot be told to do: answer a submit_sm with generic_nack.
 `nacks` is a list of (command_status, sequence or None) consumed one per submit_sm: None
 answers with the submit_sm's own sequence, a number (0) with that one. Other submit_sm get
 submit_sm_resp OK. Binds, enquire_link and unbind are answered.
+
+Refusing binds, which smpp34's server cannot: `refuse` is None (accept), an SMPP status
+(answer the bind with that error), "unbind" (accept, then unbind at once), "close" (accept,
+then close the socket) or "unbind_instead" (answer the bind with an unbind). `on_bind()` is
+called as each bind arrives (a test reads its fake clock there).
 """
 
 from __future__ import annotations
@@ -33,11 +38,14 @@ class RawSmsc:
         self.bind_fields: list[dict] = []       # addr_ton, addr_npi, address_range per bind
         self.enquire_links = 0
         self.silent = False                     # True: submit_sm get no answer at all
+        self.refuse: int | str | None = None
+        self.on_bind = lambda: None
         self._counter = 0
         self._seq = _Seq()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
 
     def start(self) -> "RawSmsc":
         threading.Thread(target=self._accept, name="raw-smsc", daemon=True).start()
@@ -45,6 +53,17 @@ class RawSmsc:
 
     def stop(self) -> None:
         self._listener.close()
+        self.drop_links()
+
+    def drop_links(self) -> None:
+        """Close every open session (a network fault)."""
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def _accept(self) -> None:
         while True:
@@ -52,11 +71,15 @@ class RawSmsc:
                 sock, _ = self._listener.accept()
             except OSError:
                 return
+            with self._lock:
+                self._socks.append(sock)
             threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
 
     def _serve(self, sock: socket.socket) -> None:
         try:
             while (pdu := _read(sock)) is not None:
+                if pdu.command.startswith("bind_") and self._refuse_bind(sock, pdu):
+                    break
                 answer = self._answer(pdu)
                 if answer is not None:
                     sock.sendall(answer.generate())
@@ -65,6 +88,25 @@ class RawSmsc:
         except OSError:
             pass
         sock.close()
+
+    def _refuse_bind(self, sock: socket.socket, pdu) -> bool:
+        """Refuse this bind the way `refuse` says; True when the session ends here."""
+        self.on_bind()
+        refuse = self.refuse
+        if refuse is None:
+            return False
+        self.binds += 1
+        if isinstance(refuse, int):
+            sock.sendall(self._resp(pdu, f"{pdu.command}_resp", status=refuse).generate())
+            return True
+        if refuse == "unbind_instead":
+            sock.sendall(smpplib.smpp.make_pdu("unbind", client=self._seq).generate())
+            return True
+        sock.sendall(self._resp(pdu, f"{pdu.command}_resp", system_id="RAWSMSC").generate())
+        if refuse == "unbind":
+            sock.sendall(smpplib.smpp.make_pdu("unbind", client=self._seq).generate())
+            _read(sock)                                  # the unbind_resp
+        return True
 
     def _answer(self, pdu):
         command = pdu.command

@@ -5,7 +5,10 @@ the link or refuse connections (a network fault, which no SMPP server offers its
 Personalities are plain attributes: `throttle` (reject the next N submit_sm with
 ESME_RTHROTTLED), `hold_after` (stop answering after N submit_sm: they stay in flight),
 `unbind_after` (the server unbinds after N), `receipts` (send a delivery receipt for each
-accepted submit_sm, with the id written differently from the submit_sm_resp).
+accepted submit_sm, with the id written differently from the submit_sm_resp; like a real
+SMSC it goes to a bind of the same account that can receive: the submitting one if it can,
+else a receiver bind), `unbind_on_bind` (accept every bind and unbind it at once: how many
+SMSCs answer wrong credentials).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class Smsc:
         self.throttle = 0
         self.hold_after: int | None = None
         self.unbind_after: int | None = None
+        self.unbind_on_bind = False
+        self._unanswered: list = []            # receipts pushed to receiver binds
         self.received: list[Received] = []
         self.binds: list[str] = []
         self.sessions: dict[str, smpp34.Esme] = {}
@@ -109,6 +114,8 @@ class Smsc:
             if isinstance(event, smpp34.Esme):
                 self.sessions[event.session_id] = event
                 self.binds.append(event.system_id)
+                if self.unbind_on_bind:
+                    await event.unbind()
             elif isinstance(event, smpp34.SubmitSmEvent):
                 await self._on_submit(event)
             elif isinstance(event, smpp34.Unbound):
@@ -135,13 +142,36 @@ class Smsc:
             self.unbind_after = None
             await self.sessions[ev.session_id].unbind()
 
-    async def _receipt(self, session: str, record: Received) -> None:
+    async def _receipt(self, session: str, record: Received, wait: bool = True) -> None:
         # the same id as the submit_sm_resp, written the way many SMSCs do: decimal
         decimal = str(int(record.message_id, 16))
         text = (f"id:{decimal} sub:001 dlvrd:001 submit date:2401011200 "
                 f"done date:2401011201 stat:{self.receipt_stat} err:000 text:x").encode()
-        await self.sessions[session].deliver_sm(
-            record.source, text, source_addr=record.destination, esm_class=0x04)
+        esme = self._receiving(session)
+        push = esme.deliver_sm(record.source, text, source_addr=record.destination,
+                               esm_class=0x04)
+        if wait and esme.session_id == session:
+            await push
+            return
+        # Not awaited: smpp34 nacks a receiver session's deliver_sm_resp (its quirk, see
+        # test_smpp.test_binds_in_each_mode), so that answer never comes.
+        task = asyncio.ensure_future(push)
+        self._unanswered.append(task)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def _receiving(self, session: str) -> smpp34.Esme:
+        """The submitting bind if it can receive, else another bind of its account that can."""
+        own = self.sessions.get(session)
+        if own is not None and own.can_receive:
+            return own
+        system_id = own.system_id if own is not None else None
+        receiving = [e for e in self.sessions.values() if e.can_receive]
+        for esme in receiving:
+            if system_id in (None, esme.system_id):
+                return esme
+        if receiving:          # the SMSC's account may span system ids (smscaccount)
+            return receiving[0]
+        raise RuntimeError("no bind can take a receipt")
 
     # --- test controls (any thread) ---
 
@@ -172,9 +202,10 @@ class Smsc:
         return self._run(push)
 
     def send_receipt(self, record: Received) -> None:
-        """A delivery receipt for an accepted submit_sm, on the current session."""
-        session = next(iter(self.sessions))
-        self._run(lambda: self._receipt(session, record))
+        """A delivery receipt for an accepted submit_sm: on its own session if that is still
+        bound, else on a bind of the same account that can receive."""
+        session = record.session if record.session in self.sessions else next(iter(self.sessions))
+        self._run(lambda: self._receipt(session, record, wait=False))
 
     def unbind_all(self) -> None:
         for session in list(self.sessions.values()):
