@@ -557,8 +557,10 @@ def _message_of(conn, part_id: int) -> str | None:
 
 def _purged(conn, report: Report) -> bool:
     """A report for a part purged with its message: forget the reference once it is used."""
-    row = conn.execute("SELECT rowid FROM purged_refs WHERE connection=? AND reference=?"
-                       " ORDER BY at LIMIT 1", (report.connection, report.reference)).fetchone()
+    names = receipt_match.peers(conn, report.connection)     # any bind of the SMSC account
+    row = conn.execute(f"SELECT rowid FROM purged_refs WHERE connection IN"
+                       f" ({','.join('?' * len(names))}) AND reference=? ORDER BY at LIMIT 1",
+                       (*names, report.reference)).fetchone()
     if row is None:
         return False
     if report.status != ReportStatus.PENDING:     # a final report ends the reference's life
