@@ -5,7 +5,7 @@ Threads and who owns what (docs/architecture.md has the picture):
 - one worker thread per modem owns its serial port (and its GPIO pins);
 - one thread per SMPP uplink owns its socket;
 - the dispatcher thread moves due parts to channels; the notifier thread calls LAN URLs;
-- waitress's threads serve HTTP; the main thread supervises: sdnotify, signals, stats.
+- one event-loop thread serves HTTP (web/loop_server.py); the main thread supervises: sdnotify, signals, stats.
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class Daemon:
         self.services = Services(config=config, journal=self.journal, accounts=self.accounts,
                                  wake=self.dispatcher.wake, status=self.status, clock=clock,
                                  extras={"daemon": self})
-        self.http: HttpServer | None = None
+        self.http = None                 # web.loop_server.LoopServer or web.server.HttpServer
 
     # --- life cycle ---
 
@@ -170,8 +170,12 @@ class Daemon:
         sockets = [listen_socket(http.host, http.port)]
         sockets += [listen_socket(http.host, p) for p in http.extra_ports]
         tls = (http.tls_cert, http.tls_key) if http.tls_cert else None
-        self.http = HttpServer(make_app(self.services), sockets, threads=http.threads, tls=tls,
-                               engine=http.engine)
+        if http.engine == "loop":
+            from appliance.web.loop_server import LoopServer
+            self.http = LoopServer(make_app(self.services), sockets, tls=tls)
+        else:
+            self.http = HttpServer(make_app(self.services), sockets, threads=http.threads,
+                                   tls=tls, engine=http.engine)
         self.http.start()
         log.info("daemon: HTTP API on %s port %s", http.host, ", ".join(map(str, self.http.ports)))
 

@@ -16,6 +16,7 @@ import threading
 from concurrent.futures import Future
 from typing import Callable
 
+from appliance import suspend
 from appliance.errors import StoreError
 
 log = logging.getLogger("appliance.store")
@@ -62,8 +63,9 @@ class GroupWriter:
         return future
 
     def call(self, fn: Callable[[sqlite3.Connection], object], timeout: float = 60.0):
-        """Run `fn` in the writer and wait until it is durably committed."""
-        return self.submit(fn).result(timeout)
+        """Run `fn` in the writer and wait until it is durably committed. Inside a request
+        of the loop HTTP front the wait yields the loop instead of blocking it."""
+        return suspend.wait(self.submit(fn), timeout)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
