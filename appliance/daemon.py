@@ -210,7 +210,7 @@ class Daemon:
     def supervise(self) -> None:
         """The main thread's loop: watchdog only while every worker is alive, STATUS lines."""
         self._notify.notify("READY=1")
-        last_stats = 0.0
+        last_stats, last_accepted = 0.0, 0
         while not self._stop.wait(2.0):
             healthy = self.healthy()
             if healthy:
@@ -218,7 +218,9 @@ class Daemon:
             self._notify.notify(f"STATUS={self.status_line()}")
             if time.monotonic() - last_stats >= STATS_SECONDS:
                 last_stats = time.monotonic()
-                log.info("daemon: %s%s", self.status_line(), "" if healthy else " (UNHEALTHY)")
+                accepted, last_accepted = self.journal.accepted - last_accepted, self.journal.accepted
+                log.info("daemon: %s, %d accepted since the last line%s", self.status_line(),
+                         accepted, "" if healthy else " (UNHEALTHY)")
         self._notify.notify("STOPPING=1")
 
     def healthy(self) -> bool:

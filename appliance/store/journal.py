@@ -54,6 +54,7 @@ class Journal:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._accepted = 0          # messages accepted since start, for the INFO summary line
 
     @classmethod
     def open(cls, state_dir: str | Path, **kwargs) -> "Journal":
@@ -103,7 +104,15 @@ class Journal:
         Returns only after the commit, so an id returned here survives a power cut.
         """
         now = self.clock.now()
-        return self._write(lambda conn: [self._accept_one(conn, m, now) for m in messages])
+        results = self._write(lambda conn: [self._accept_one(conn, m, now) for m in messages])
+        with self._readers_lock:
+            self._accepted += sum(isinstance(r, str) for r in results)
+        return results
+
+    @property
+    def accepted(self) -> int:
+        """Messages accepted since this journal was opened (per-message lines are DEBUG)."""
+        return self._accepted
 
     def _accept_one(self, conn, msg: NewMessage, now: float):
         try:

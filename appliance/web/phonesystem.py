@@ -115,7 +115,7 @@ def _send_sms(services, params: dict, request) -> str:
     result = gate.accept(services, [message])[0]
     if isinstance(result, ValidationError):
         raise _refusal(result)
-    log.info("phonesystem: accepted %s for %s", result, sub.recipient)
+    log.debug("phonesystem: accepted %s for %s", result, sub.recipient)
     return response_xml(200, MESSAGES[200], result)
 
 
