@@ -143,8 +143,8 @@ class LoopServer:
         self._servers: list = []
         self._date = _Date()
         self._executor: ThreadPoolExecutor | None = None
-        self._ready: deque = deque()
-        self._ready_lock = threading.Lock()
+        self._ready: deque = deque()          # (task, future) settled by the writer thread
+        self._wake_scheduled = False
         self._idle_event: asyncio.Event | None = None
         self._loop = _new_loop()
         self._started = threading.Event()
@@ -260,18 +260,19 @@ class LoopServer:
         future.add_done_callback(lambda f, t=task: self._wake(t, f))
 
     def _wake(self, task: _Task, future) -> None:
-        """From the writer thread: queue the resume; one loop wake-up per group commit."""
-        with self._ready_lock:
-            self._ready.append((task, future))
-            first = len(self._ready) == 1
-        if first:
+        """From the writer thread: queue the resume; one loop wake-up per group commit.
+        deque.append/popleft are atomic; the flag is cleared before the queue is emptied,
+        so an append after the emptying always schedules a new wake-up."""
+        self._ready.append((task, future))
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
             self._loop.call_soon_threadsafe(self._resume_ready)
 
     def _resume_ready(self) -> None:
-        with self._ready_lock:
-            ready = list(self._ready)
-            self._ready.clear()
-        for task, future in ready:
+        self._wake_scheduled = False
+        ready = self._ready
+        while ready:
+            task, future = ready.popleft()
             if task.waiting is not future:
                 continue               # it timed out already
             error = future.exception()
