@@ -32,6 +32,7 @@ import bottle
 import greenlet
 import httptools
 
+from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.suspend import Suspendable
 
 log = logging.getLogger("appliance.web")
@@ -129,8 +130,9 @@ class LoopServer:
     """Serves a WSGI app (bottle) on already-bound sockets from one event-loop thread."""
 
     def __init__(self, app, sockets, *, tls: tuple[str, str] | None = None,
-                 limits: Limits = Limits()):
+                 limits: Limits = Limits(), clock: Clock = SYSTEM_CLOCK):
         self.app = app
+        self.clock = clock              # idle and slow-client timeouts (tests use a FakeClock)
         self.sockets = sockets
         self.ports = [s.getsockname()[1] for s in sockets]
         self.limits = limits
@@ -213,9 +215,18 @@ class LoopServer:
         period = max(0.05, min(self.limits.idle_timeout, self.limits.request_timeout) / 4)
         while True:
             await asyncio.sleep(period)
-            now = self._loop.time()
-            for conn in list(self._connections):
-                conn.check_timeouts(now)
+            self._check_timeouts()
+
+    def _check_timeouts(self) -> None:
+        now = self.clock.monotonic()
+        for conn in list(self._connections):
+            conn.check_timeouts(now)
+
+    def check_timeouts(self) -> None:
+        """Run the timeout sweep now, from any thread (tests advance a FakeClock first)."""
+        async def sweep():
+            self._check_timeouts()
+        asyncio.run_coroutine_threadsafe(sweep(), self._loop).result(10)
 
     async def _drain(self) -> None:
         self.draining = True
@@ -340,7 +351,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.last_active = self.server._loop.time()
+        self.last_active = self.server.clock.monotonic()
         peer = transport.get_extra_info("peername") or ("", 0)
         local = transport.get_extra_info("sockname") or ("", 0)
         self.peer, self.local = (str(peer[0]), peer[1]), (str(local[0]), local[1])
@@ -358,7 +369,7 @@ class _Connection(asyncio.Protocol):
         if self.closing:
             return
         if self.receiving_since is None:
-            self.receiving_since = self.server._loop.time()
+            self.receiving_since = self.server.clock.monotonic()
         try:
             self.parser.feed_data(data)
         except _Refuse as exc:
@@ -391,7 +402,7 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self._reset_request()
         if self.receiving_since is None:
-            self.receiving_since = self.server._loop.time()
+            self.receiving_since = self.server.clock.monotonic()
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -477,7 +488,7 @@ class _Connection(asyncio.Protocol):
 
     def reply(self, reply: _Reply) -> None:
         self.running = False
-        self.last_active = self.server._loop.time()
+        self.last_active = self.server.clock.monotonic()
         if self.closing:
             return
         keep = self.keep_alive and not self.server.draining
