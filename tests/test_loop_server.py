@@ -212,3 +212,30 @@ def test_sigterm_drain_answers_in_flight_requests_after_their_commit(front):
     [mid] = message_ids(answer.decode())
     assert daemon.journal.get_message(mid)["body"] == "in flight"
     assert not server.alive()
+
+
+def test_scrypt_runs_off_the_loop_once_for_a_burst_of_fresh_connections(front, monkeypatch):
+    """A cache miss is verified on the offload thread, one at a time; the burst's other
+    requests with the same credentials find the cache filled."""
+    from appliance import auth
+    daemon, server, _ = front
+    daemon.accounts._cache = auth.CredentialCache()          # as after a restart
+    calls, real = [], auth.verify_password
+    monkeypatch.setattr(auth, "verify_password", lambda password, stored: (
+        calls.append(threading.current_thread().name), real(password, stored))[1])
+    barrier = threading.Barrier(8)
+    bodies = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=30)
+        barrier.wait()
+        conn.request("GET", send_query())
+        bodies.append(conn.getresponse().read().decode())
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(bodies) == 8 and all(message_ids(b) for b in bodies)
+    assert calls and all(name.startswith("http-offload") for name in calls)
+    assert len(calls) == 1

@@ -311,7 +311,8 @@ class LoopServer:
 
     def _offload_pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="http-offload")
+            # one worker: offloaded calls (scrypt, 16 MiB each) run one at a time
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="http-offload")
         return self._executor
 
     # --- helpers for connections ---
