@@ -37,6 +37,7 @@ PASSWORD = "bench-password-1"
 KANNEL_BIN = Path("/usr/sbin")
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+NO_UVLOOP = False          # --no-uvloop: the stdlib asyncio loop, to compare
 
 WRK_UNIQUE = """
 local n = 0
@@ -262,8 +263,11 @@ class Appliance(Side):
         config = self.state / "config.toml"
         config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {self.port}\n'
                           f'[store]\nstate_dir = "{self.state}"\n' + self.modems)
+        launch = ["-m", "appliance"] if not NO_UVLOOP else [
+            "-c", "import sys; sys.modules['uvloop'] = None; from appliance.cli import main;"
+                  " sys.argv[0] = 'sms-appliance'; sys.exit(main())"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "run", "--config", str(config),
+            [sys.executable, *launch, "run", "--config", str(config),
              "--admin-password", PASSWORD], stdout=subprocess.DEVNULL,
             stderr=open(self.state / "daemon.log", "a"))
         return wait_port(self.port, self.proc)
@@ -359,7 +363,11 @@ def main() -> int:
     parser.add_argument("--skip-kannel", action="store_true")
     parser.add_argument("--skip-extras", action="store_true",
                         help="only the single-message levels")
+    parser.add_argument("--no-uvloop", action="store_true",
+                        help="run the appliance on the stdlib asyncio loop (to compare)")
     args = parser.parse_args()
+    global NO_UVLOOP
+    NO_UVLOOP = args.no_uvloop
     levels = [int(c) for c in args.clients.split(",")]
     for tool in ("wrk",) + (() if args.skip_kannel else ("bearerbox",)):
         if not shutil.which(tool) and not (KANNEL_BIN / tool).exists():
