@@ -9,10 +9,10 @@ nothing.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import asdict
 
 from appliance import gsm
+from appliance.ids import new_message_id
 from appliance.model import FOLDER_STATES, InboundFragment
 
 INBOUND_USER = "admin"
@@ -105,7 +105,7 @@ def _reassembler(conn, timeout: float):
 
 
 def _store_inbound(conn, msg: InboundFragment, now: float) -> str:
-    message_id = str(uuid.uuid4())
+    message_id = new_message_id()
     body = msg.text if msg.text is not None else msg.data.hex().upper()
     messagetype = "SMS:TEXT" if msg.text is not None else "SMS:BINARY"
     conn.execute(

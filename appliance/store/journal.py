@@ -447,7 +447,7 @@ def _concat_ref(message_id: str) -> int:
     if not message_id:
         return 1
     try:
-        value = int(message_id.replace("-", "")[:8], 16)
+        value = int(message_id.replace("-", "")[-8:], 16)   # the random end of ids.py's UUIDs
     except ValueError:          # a client-chosen id (Ozeki 10 JSON) need not be hex
         value = zlib.crc32(message_id.encode("utf-8"))
     return value % 255 + 1
