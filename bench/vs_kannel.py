@@ -128,12 +128,19 @@ def wrk(url_prefix: str, clients: int, seconds: float, tmp: Path, *, script: str
     errors = re.search(r"Socket errors: (.*)", out)
     return {"requests": requests, "non2xx": int(bad.group(1)) if bad else 0,
             "socket_errors": errors.group(1) if errors else "",
-            "p50": _ms(re.search(r"50%\s+(\S+)", out).group(1)),
-            "p99": _ms(re.search(r"99%\s+(\S+)", out).group(1))}
+            "p50": _percentile(out, "50%"), "p99": _percentile(out, "99%")}
+
+
+def _percentile(out: str, name: str) -> float:
+    match = re.search(rf"{name}\s+(\S+)", out)
+    return _ms(match.group(1)) if match else float("nan")
 
 
 def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    match = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if match is None:          # wrk prints -nan when a level had no completed request
+        return float("nan")
+    value, unit = match.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
