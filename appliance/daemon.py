@@ -273,6 +273,8 @@ def _is_modem(daemon: Daemon, name: str) -> bool:
 
 def run(config: Config, *, admin_password: str = "", pin_factory=None, on_started=None) -> int:
     """Run until SIGTERM/SIGINT. `on_started(daemon)` prints the demo banner and the like."""
+    from appliance.memory import tune_malloc
+    tune_malloc()                        # before the first thread: see memory.py
     daemon = Daemon(config, admin_password=admin_password, pin_factory=pin_factory)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
