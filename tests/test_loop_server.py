@@ -239,3 +239,26 @@ def test_scrypt_runs_off_the_loop_once_for_a_burst_of_fresh_connections(front, m
     assert len(bodies) == 8 and all(message_ids(b) for b in bodies)
     assert calls and all(name.startswith("http-offload") for name in calls)
     assert len(calls) == 1
+
+
+def test_expect_100_continue_is_granted_only_to_a_body_that_fits(front):
+    daemon, server, _ = front
+    big = raw(server.ports[0])
+    big.sendall(b"POST /api HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                b"Content-Length: 9999\r\n\r\n")
+    answer = read_all(big)
+    big.close()
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in answer
+    body = urllib.parse.urlencode({"action": "sendmessage", "username": "admin",
+                                   "password": ADMIN_PASSWORD, "recipient": "+36201234567",
+                                   "messagedata": "after continue"}).encode()
+    small = raw(server.ports[0])
+    small.sendall(b"POST /api HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+                  b"Content-Type: application/x-www-form-urlencoded\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+    assert small.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    small.sendall(body)
+    answer = read_all(small).decode()
+    small.close()
+    [mid] = message_ids(answer)
+    assert daemon.journal.get_message(mid)["body"] == "after continue"

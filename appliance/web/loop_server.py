@@ -421,13 +421,12 @@ class _Connection(asyncio.Protocol):
             raise _Refuse(status, message)
 
     def on_headers_complete(self) -> None:
-        for name, value in self.headers:
-            lname = name.lower()
-            if lname == b"content-length" and value.strip().isdigit() \
-                    and int(value) > self.limits.max_body:
-                raise _Refuse(413, "the request body is too large")
-            if lname == b"expect" and value.strip().lower() == b"100-continue":
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        headers = {name.lower(): value.strip() for name, value in self.headers}
+        length = headers.get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limits.max_body:
+            raise _Refuse(413, "the request body is too large")      # before any 100 Continue
+        if headers.get(b"expect", b"").lower() == b"100-continue":
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
