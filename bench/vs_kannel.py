@@ -7,7 +7,8 @@ the same wrk keep-alive load (a unique text per request) at each concurrency; fo
 the bench prints accepted msgs/s, p50/p99, CPU ms per accepted message (utime+stime of the
 server processes), peak RSS (VmHWM, reset per level), and bytes written to storage per
 accepted message (/proc/PID/io write_bytes: store, WAL, checkpoints, logs). Then the
-appliance's messagecount=1000 batch rate, idle RSS with four simulated modems on ptys, and
+appliance's messagecount=1000 batch rate, the loop front alone (a trivial route and a one-row
+durable write), idle RSS with four simulated modems on ptys, and
 the ingest rate, /status time, start-to-READY and RSS with a million messages queued.
 
     make bench-deps                     # apt: kannel kannel-extras wrk
@@ -427,7 +428,42 @@ def run_levels(side, name: str, levels, seconds: float, tmp: Path, extras=False)
     return results
 
 
+def front_floor(tmp: Path, seconds: float, levels) -> None:
+    """The loop front alone, in this process: a trivial bottle route, and one that makes a
+    one-row durable write through the group commit. What the dialect code adds is the rest."""
+    import bottle
+    from appliance.store.journal import Journal
+    from appliance.web.loop_server import LoopServer
+    from appliance.web.server import listen_socket
+    journal = Journal.open(tmp / "floor")
+    journal._write(lambda c: c.execute("CREATE TABLE IF NOT EXISTS floor(x)"))
+    app = bottle.Bottle()
+    app.route("/ok")(lambda: "ok")
+    app.route("/write")(lambda: journal._write(
+        lambda c: c.execute("INSERT INTO floor VALUES (1)")) and "ok")
+    server = LoopServer(app, [listen_socket("127.0.0.1", 0)])
+    server.start()
+    try:
+        for path in ("/ok", "/write"):
+            for c in levels:
+                commits, cpu0 = journal.commits, time.process_time()
+                out = subprocess.run(["wrk", "-t", str(min(c, 2)), "-c", str(c), "-d",
+                                      f"{max(1, int(seconds))}s",
+                                      f"http://127.0.0.1:{server.ports[0]}{path}"],
+                                     capture_output=True, text=True, check=True).stdout
+                n = int(re.search(r"(\d+) requests in", out).group(1))
+                rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+                batch = f", {n / max(journal.commits - commits, 1):.1f} per commit" \
+                    if path == "/write" else ""
+                print(f"front alone {path} c={c}: {rate:,.0f} req/s,"
+                      f" {1000 * (time.process_time() - cpu0) / max(n, 1):.3f} CPU ms/req{batch}")
+    finally:
+        server.stop()
+        journal.close()
+
+
 def extras(args, tmp: Path, ours: dict, kannel: dict, levels) -> None:
+    front_floor(tmp, args.seconds, [c for c in levels if c > 1] or levels)
     best_kannel = max((kannel[c]["rate"] for c in levels if c in kannel), default=0)
     batch = ours["batch"]
     print(f"appliance log bytes per accepted message: {ours['log_bytes_per_msg']:.1f}")
