@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow bench clean test-deps-sim
+.PHONY: run test test-slow bench bench-deps bench-kannel clean test-deps-sim
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/modems.py
 	$(PY) bench/uplink.py
+
+# bench/vs_kannel.py runs Kannel (bearerbox, smsbox, fakesmsc) and wrk beside the appliance.
+bench-deps:
+	@command -v wrk >/dev/null && command -v bearerbox >/dev/null \
+	  && test -x /usr/lib/kannel/test/fakesmsc \
+	  || apt-get -o DPkg::Lock::Timeout=900 install -y kannel kannel-extras wrk \
+	  || (apt-get update && apt-get -o DPkg::Lock::Timeout=900 install -y kannel kannel-extras wrk)
+
+bench-kannel: $(STAMP) bench-deps
+	$(PY) bench/vs_kannel.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

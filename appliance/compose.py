@@ -8,7 +8,6 @@ Ozeki, Ozeki 10 JSON, Phone System and bulksms adapters all call `prepare` then 
 from __future__ import annotations
 
 import re
-import uuid
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
@@ -17,6 +16,7 @@ from appliance.gsm import segment as gsm_segment
 from appliance.gsm import udh as gsm_udh
 from appliance.gsm import wap as gsm_wap
 from appliance.errors import ValidationError
+from appliance.ids import new_message_id
 from appliance.model import Priority
 
 MAX_PARTS = 20
@@ -246,6 +246,6 @@ def prepare(sub: Submission) -> NewMessage:
     sub.originator = check_originator(sub.originator)
     sub.messagetype = (sub.messagetype or "SMS:TEXT").strip()
     parts, msg_class, encoding = _builder_for(sub.messagetype)(sub)
-    message_id = sub.message_id or str(uuid.uuid4())
+    message_id = sub.message_id or new_message_id()
     return NewMessage(id=message_id, submission=sub, parts=parts, msg_class=msg_class,
                       encoding=encoding)

@@ -39,7 +39,7 @@ class HttpConfig:
     tls_cert: str = ""
     tls_key: str = ""
     threads: int = 16
-    engine: str = "waitress"          # or "wsgiref" (stdlib, thread per connection)
+    engine: str = "loop"              # event loop (web/loop_server.py); or "waitress", "wsgiref"
     login_failures_per_minute: int = 10
 
 

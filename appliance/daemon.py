@@ -5,7 +5,7 @@ Threads and who owns what (docs/architecture.md has the picture):
 - one worker thread per modem owns its serial port (and its GPIO pins);
 - one thread per SMPP uplink owns its socket;
 - the dispatcher thread moves due parts to channels; the notifier thread calls LAN URLs;
-- waitress's threads serve HTTP; the main thread supervises: sdnotify, signals, stats.
+- one event-loop thread serves HTTP (web/loop_server.py); the main thread supervises: sdnotify, signals, stats.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class Daemon:
         self.services = Services(config=config, journal=self.journal, accounts=self.accounts,
                                  wake=self.dispatcher.wake, status=self.status, clock=clock,
                                  extras={"daemon": self})
-        self.http: HttpServer | None = None
+        self.http = None                 # web.loop_server.LoopServer or web.server.HttpServer
         self.mail = None                  # integrations.mail.MailListener, with [smtp] listen
         self.rules = None                 # integrations.rules.RuleRunner
 
@@ -179,8 +179,12 @@ class Daemon:
         sockets = [listen_socket(http.host, http.port)]
         sockets += [listen_socket(http.host, p) for p in http.extra_ports]
         tls = (http.tls_cert, http.tls_key) if http.tls_cert else None
-        self.http = HttpServer(make_app(self.services), sockets, threads=http.threads, tls=tls,
-                               engine=http.engine)
+        if http.engine == "loop":
+            from appliance.web.loop_server import LoopServer
+            self.http = LoopServer(make_app(self.services), sockets, tls=tls)
+        else:
+            self.http = HttpServer(make_app(self.services), sockets, threads=http.threads,
+                                   tls=tls, engine=http.engine)
         self.http.start()
         log.info("daemon: HTTP API on %s port %s", http.host, ", ".join(map(str, self.http.ports)))
 
@@ -231,7 +235,7 @@ class Daemon:
     def supervise(self) -> None:
         """The main thread's loop: watchdog only while every worker is alive, STATUS lines."""
         self._notify.notify("READY=1")
-        last_stats = 0.0
+        last_stats, last_accepted = 0.0, 0
         while not self._stop.wait(2.0):
             healthy = self.healthy()
             if healthy:
@@ -239,7 +243,9 @@ class Daemon:
             self._notify.notify(f"STATUS={self.status_line()}")
             if time.monotonic() - last_stats >= STATS_SECONDS:
                 last_stats = time.monotonic()
-                log.info("daemon: %s%s", self.status_line(), "" if healthy else " (UNHEALTHY)")
+                accepted, last_accepted = self.journal.accepted - last_accepted, self.journal.accepted
+                log.info("daemon: %s, %d accepted since the last line%s", self.status_line(),
+                         accepted, "" if healthy else " (UNHEALTHY)")
         self._notify.notify("STOPPING=1")
 
     def healthy(self) -> bool:
@@ -313,6 +319,8 @@ def _is_modem(daemon: Daemon, name: str) -> bool:
 
 def run(config: Config, *, admin_password: str = "", pin_factory=None, on_started=None) -> int:
     """Run until SIGTERM/SIGINT. `on_started(daemon)` prints the demo banner and the like."""
+    from appliance.memory import tune_malloc
+    tune_malloc()                        # before the first thread: see memory.py
     daemon = Daemon(config, admin_password=admin_password, pin_factory=pin_factory)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)

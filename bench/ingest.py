@@ -6,7 +6,7 @@ which is exactly the accept path), then for each concurrency sends single-messag
 keep-alive connections for a fixed time and prints accepted messages/s, p50/p99 latency and the
 daemon's peak RSS. `--engine` compares HTTP servers; `--batch N` measures messagecount batches.
 
-    .venv/bin/python bench/ingest.py                       # waitress, 1/8/32 clients
+    .venv/bin/python bench/ingest.py                       # the loop front, 1/8/32 clients
     .venv/bin/python bench/ingest.py --engine wsgiref
     .venv/bin/python bench/ingest.py --batch 1000
 """
@@ -108,7 +108,7 @@ def batch_query(n: int) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", default="waitress", choices=["waitress", "wsgiref"])
+    parser.add_argument("--engine", default="loop", choices=["loop", "waitress", "wsgiref"])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--batch", type=int, default=0, help="messagecount per request")

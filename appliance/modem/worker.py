@@ -381,7 +381,7 @@ class ModemWorker:
     def _part_submitted(self, part: OutPart, reference: int | str) -> None:
         self.counters["sent"] += 1
         self._send_failures = 0
-        log.info("%s: part %s to %s submitted, reference %s", self.slot, part.id,
+        log.debug("%s: part %s to %s submitted, reference %s", self.slot, part.id,
                  _masked(part.recipient), reference)
         self.sink.part_submitted(part.id, self.name, reference=str(reference))
 
@@ -515,7 +515,7 @@ class ModemWorker:
             if not self.config.receive:
                 raise RuntimeError("receiving is off for this modem; left on the SIM")
             self.counters["received"] += 1
-            log.info("%s: SMS from %s received", self.slot, _masked(pdu.number))
+            log.debug("%s: SMS from %s received", self.slot, _masked(pdu.number))
             self.sink.inbound(to_fragment(pdu, self.name, self.config.phonenumber, now))
 
     def _read_all_stored(self) -> None:

@@ -9,10 +9,10 @@ nothing.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import asdict
 
 from appliance import gsm
+from appliance.ids import new_message_id
 from appliance.model import FOLDER_STATES, InboundFragment
 from appliance.store import message_state
 
@@ -115,7 +115,7 @@ def _owner(msg: InboundFragment, owner_of) -> str:
 
 
 def _store_inbound(conn, msg: InboundFragment, now: float, owner_of=None) -> str:
-    message_id = str(uuid.uuid4())
+    message_id = new_message_id()
     messagetype, body = inbound_type_and_body(msg)
     extra = json.dumps({"udh": msg.udh.hex().upper()}) if msg.udh else None
     conn.execute(

@@ -13,9 +13,9 @@ import logging
 import queue
 import sqlite3
 import threading
-from concurrent.futures import Future
 from typing import Callable
 
+from appliance import suspend
 from appliance.errors import StoreError
 
 log = logging.getLogger("appliance.store")
@@ -36,6 +36,68 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
+class Pending:
+    """The outcome of one write, settled by the writer thread after its commit.
+
+    A Future without concurrent.futures' Condition per object: the loop HTTP front only
+    registers a callback, so an Event is made only when a thread blocks on it.
+    """
+
+    __slots__ = ("_done", "_value", "_error", "_callbacks", "_event", "_lock")
+
+    def __init__(self):
+        self._done = False
+        self._value = self._error = None
+        self._callbacks: list | None = None
+        self._event: threading.Event | None = None
+        self._lock = threading.Lock()
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self, timeout: float | None = None):
+        if not self._done:
+            with self._lock:
+                if not self._done and self._event is None:
+                    self._event = threading.Event()
+            if not self._done and not self._event.wait(timeout):
+                raise TimeoutError("the store did not answer in time")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def exception(self):
+        return self._error
+
+    def add_done_callback(self, fn) -> None:
+        with self._lock:
+            if not self._done:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def set_result(self, value) -> None:
+        self._settle(value, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._settle(None, error)
+
+    def _settle(self, value, error) -> None:
+        with self._lock:
+            self._value, self._error = value, error
+            self._done = True
+            event, callbacks = self._event, self._callbacks
+        if event is not None:
+            event.set()
+        for fn in callbacks or ():
+            try:
+                fn(self)
+            except Exception:   # a waiter's bug must not stop the writer thread
+                log.exception("store: a commit callback failed")
+
+
 class GroupWriter:
     """A thread that applies write functions in batches, one commit per batch."""
 
@@ -53,8 +115,8 @@ class GroupWriter:
         init(self._conn)
         self._thread.start()
 
-    def submit(self, fn: Callable[[sqlite3.Connection], object]) -> Future:
-        future: Future = Future()
+    def submit(self, fn: Callable[[sqlite3.Connection], object]) -> Pending:
+        future = Pending()
         if not self._thread.is_alive():
             future.set_exception(StoreError("the store is closed"))
             return future
@@ -62,8 +124,9 @@ class GroupWriter:
         return future
 
     def call(self, fn: Callable[[sqlite3.Connection], object], timeout: float = 60.0):
-        """Run `fn` in the writer and wait until it is durably committed."""
-        return self.submit(fn).result(timeout)
+        """Run `fn` in the writer and wait until it is durably committed. Inside a request
+        of the loop HTTP front the wait yields the loop instead of blocking it."""
+        return suspend.wait(self.submit(fn), timeout)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -138,7 +201,7 @@ class GroupWriter:
             pass
 
     @staticmethod
-    def _settle(future: Future, value, error) -> None:
+    def _settle(future: Pending, value, error) -> None:
         if error is not None:
             future.set_exception(error)
         else:

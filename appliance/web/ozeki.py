@@ -331,7 +331,7 @@ def _settle(outcome: Outcome, result) -> None:
         _refuse(outcome, result)
     else:
         outcome.message_id = result
-        log.info("api: accepted %s for %s", result, masked(outcome.recipient))
+        log.debug("api: accepted %s for %s", result, masked(outcome.recipient))   # per message: DEBUG
 
 
 def _refuse(outcome: Outcome, exc: ValidationError) -> None:

@@ -121,7 +121,7 @@ def _send_sms(services, params: dict, request) -> str:
     result = gate.accept(services, [message])[0]
     if isinstance(result, ValidationError):
         raise _refusal(result)
-    log.info("phonesystem: %s accepted %s for %s", user.name, result, masked(sub.recipient))
+    log.debug("phonesystem: %s accepted %s for %s", user.name, result, masked(sub.recipient))
     return response_xml(200, MESSAGES[200], result)
 
 

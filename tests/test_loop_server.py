@@ -1,0 +1,264 @@
+"""The event-loop HTTP front (web/loop_server.py) over real sockets on port 0, in front of a
+real daemon's bottle app and SQLite journal: keep-alive and pipelining, limits, slow and idle
+clients (FakeClock), answers only after their commit, store failures in the dialect's format,
+and the SIGTERM drain."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import threading
+import urllib.parse
+
+import pytest
+
+from appliance.clock import FakeClock
+from appliance.web.app import make_app
+from appliance.web.loop_server import Limits, LoopServer
+from appliance.web.server import listen_socket
+from conftest import ADMIN_PASSWORD
+
+
+def send_query(recipient: str = "+36201234567", text: str = "hello", **extra) -> str:
+    return "/api?" + urllib.parse.urlencode({
+        "action": "sendmessage", "username": "admin", "password": ADMIN_PASSWORD,
+        "recipient": recipient, "messagetype": "SMS:TEXT", "messagedata": text, **extra})
+
+
+@pytest.fixture
+def front(appliance):
+    """A second loop server on the daemon's app, with small limits and a FakeClock."""
+    daemon, _ = appliance
+    clock = FakeClock()
+    limits = Limits(max_body=4096, max_header_bytes=2048, max_headers=20, idle_timeout=30,
+                    request_timeout=10, drain_timeout=5)
+    server = LoopServer(make_app(daemon.services), [listen_socket("127.0.0.1", 0)],
+                        limits=limits, clock=clock)
+    server.start()
+    yield daemon, server, clock
+    server.stop()
+
+
+def raw(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def message_ids(body: str) -> list[str]:
+    return re.findall(r"<messageid>([^<]+)</messageid>", body)
+
+
+def test_keep_alive_connection_serves_many_requests_each_durable(front):
+    daemon, server, _ = front
+    conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
+    ids = []
+    for i in range(3):
+        conn.request("GET", send_query(text=f"keep-alive {i}"))
+        answer = conn.getresponse()
+        assert answer.status == 200 and answer.getheader("Connection") is None
+        ids += message_ids(answer.read().decode())
+    conn.close()
+    assert len(set(ids)) == 3
+    assert all(daemon.journal.get_message(i)["state"] == "queued" for i in ids)
+
+
+def test_pipelined_requests_are_answered_in_order(front):
+    _, server, _ = front
+    sock = raw(server.ports[0])
+    requests = b"".join(f"GET {send_query(text=f'pipe {i}', recipient=f'+3620123456{i}')}"
+                        f" HTTP/1.1\r\nHost: x\r\n{'Connection: close' if i == 2 else 'X: y'}"
+                        f"\r\n\r\n".encode() for i in range(3))
+    sock.sendall(requests)
+    answers = read_all(sock).decode()
+    sock.close()
+    assert answers.count("HTTP/1.1 200 OK") == 3
+    assert re.findall(r"<recipient>([^<]+)</recipient>", answers) == [
+        "+36201234560", "+36201234561", "+36201234562"]
+
+
+def test_concurrent_clients_share_commits_and_never_get_each_others_answer(front):
+    """Handlers suspended on the same group commit keep their own bottle request."""
+    daemon, server, _ = front
+    errors, before = [], daemon.journal.commits
+    barrier = threading.Barrier(16)
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=30)
+        barrier.wait()
+        for i in range(5):
+            recipient = f"+3630{n:03d}{i:04d}"
+            conn.request("GET", send_query(recipient=recipient, text=f"c{n} m{i}"))
+            body = conn.getresponse().read().decode()
+            if f"<recipient>{recipient}</recipient>" not in body or not message_ids(body):
+                errors.append(body)
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert errors == []
+    assert daemon.journal.accepted >= 80
+    assert daemon.journal.commits - before < 80          # the loop batches commits
+
+
+def test_oversized_body_headers_and_url_are_refused_and_closed(front):
+    _, server, _ = front
+    cases = [
+        (b"POST /api HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n", b" 413 "),
+        (b"GET /api HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 3000 + b"\r\n\r\n", b" 431 "),
+        (b"GET /api?" + b"a" * 3000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b" 414 "),
+        (b"GET /api HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(30)) + b"\r\n",
+         b" 431 "),
+        (b"NOT HTTP AT ALL\r\n\r\n", b" 400 "),
+    ]
+    for request, status in cases:
+        sock = raw(server.ports[0])
+        sock.sendall(request)
+        answer = read_all(sock)           # the server closes: read_all returns
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1" + status), answer[:80]
+        assert b"Connection: close" in answer
+
+
+def test_chunked_post_body_reaches_the_handler(front):
+    daemon, server, _ = front
+    body = urllib.parse.urlencode({"action": "sendmessage", "username": "admin",
+                                   "password": ADMIN_PASSWORD, "recipient": "+36201234567",
+                                   "messagedata": "chunked"}).encode()
+    sock = raw(server.ports[0])
+    sock.sendall(b"POST /api HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 b"Content-Type: application/x-www-form-urlencoded\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n"
+                 + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+    answer = read_all(sock).decode()
+    sock.close()
+    [mid] = message_ids(answer)
+    assert daemon.journal.get_message(mid)["body"] == "chunked"
+
+
+def test_a_slow_client_gets_408_and_an_idle_one_is_closed(front):
+    _, server, clock = front
+    slow = raw(server.ports[0])
+    slow.sendall(b"GET /api?action=sendmessage HTTP/1.1\r\nHost: x\r\n")    # never finishes
+    idle = raw(server.ports[0])
+    idle.sendall(f"GET {send_query()} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert b"200 OK" in idle.recv(65536)
+    server.check_timeouts()
+    clock.advance(11)
+    server.check_timeouts()
+    assert read_all(slow).startswith(b"HTTP/1.1 408 ")
+    clock.advance(20)                   # 31 s since the idle one's answer
+    server.check_timeouts()
+    assert read_all(idle) == b""        # closed without a word
+    slow.close()
+    idle.close()
+
+
+def test_a_store_failure_is_answered_in_the_dialects_own_format(front):
+    daemon, server, _ = front
+    daemon.journal._writer.stop()          # the store is gone: commits cannot happen
+    conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
+    conn.request("GET", send_query())
+    answer = conn.getresponse()
+    body = answer.read().decode()
+    assert answer.status == 200 and "<errorcode>" in body
+    assert "not available" in body and not message_ids(body)
+    conn.request("GET", send_query(responseformat="urlencoded"))
+    body = conn.getresponse().read().decode()
+    assert body.startswith("errorcode=") and "not+available" in body
+    conn.close()
+
+
+def test_sigterm_drain_answers_in_flight_requests_after_their_commit(front):
+    daemon, server, _ = front
+    hold, holding = threading.Event(), threading.Event()
+
+    def stall(conn):                       # keeps the writer busy: the next commit waits
+        holding.set()
+        hold.wait(10)
+    stalled = daemon.journal._writer.submit(stall)
+    holding.wait(10)
+    answers: list[bytes] = []
+    sock = raw(server.ports[0])
+    sock.sendall(f"GET {send_query(text='in flight')} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    reader = threading.Thread(target=lambda: answers.append(read_all(sock)))
+    reader.start()
+    while server.in_flight == 0:           # the handler is suspended on its commit
+        threading.Event().wait(0.01)
+    stopper = threading.Thread(target=server.stop)
+    stopper.start()
+    while not server.draining:
+        threading.Event().wait(0.01)
+    with pytest.raises(OSError):           # no new connections while draining
+        socket.create_connection(("127.0.0.1", server.ports[0]), timeout=2).close()
+    assert answers == []                   # nothing acknowledged before the commit
+    hold.set()
+    stalled.result(10)
+    stopper.join(20)
+    reader.join(10)
+    sock.close()
+    [answer] = answers
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in answer
+    [mid] = message_ids(answer.decode())
+    assert daemon.journal.get_message(mid)["body"] == "in flight"
+    assert not server.alive()
+
+
+def test_scrypt_runs_off_the_loop_once_for_a_burst_of_fresh_connections(front, monkeypatch):
+    """A cache miss is verified on the offload thread, one at a time; the burst's other
+    requests with the same credentials find the cache filled."""
+    from appliance import auth
+    daemon, server, _ = front
+    daemon.accounts._cache = auth.CredentialCache()          # as after a restart
+    calls, real = [], auth.verify_password
+    monkeypatch.setattr(auth, "verify_password", lambda password, stored: (
+        calls.append(threading.current_thread().name), real(password, stored))[1])
+    barrier = threading.Barrier(8)
+    bodies = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=30)
+        barrier.wait()
+        conn.request("GET", send_query())
+        bodies.append(conn.getresponse().read().decode())
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(bodies) == 8 and all(message_ids(b) for b in bodies)
+    assert calls and all(name.startswith("http-offload") for name in calls)
+    assert len(calls) == 1
+
+
+def test_expect_100_continue_is_granted_only_to_a_body_that_fits(front):
+    daemon, server, _ = front
+    big = raw(server.ports[0])
+    big.sendall(b"POST /api HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                b"Content-Length: 9999\r\n\r\n")
+    answer = read_all(big)
+    big.close()
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in answer
+    body = urllib.parse.urlencode({"action": "sendmessage", "username": "admin",
+                                   "password": ADMIN_PASSWORD, "recipient": "+36201234567",
+                                   "messagedata": "after continue"}).encode()
+    small = raw(server.ports[0])
+    small.sendall(b"POST /api HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+                  b"Content-Type: application/x-www-form-urlencoded\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+    assert small.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+    small.sendall(body)
+    answer = read_all(small).decode()
+    small.close()
+    [mid] = message_ids(answer)
+    assert daemon.journal.get_message(mid)["body"] == "after continue"
