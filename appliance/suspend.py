@@ -41,3 +41,20 @@ def offload(fn, *args):
     if task is None:
         return fn(*args)
     return wait(task.executor.submit(fn, *args))
+
+
+_waiting_pool = None
+
+
+def blocking(fn, *args):
+    """Run a call that waits on another thread for long (a USSD answer from a modem worker)
+    off the loop when in a request greenlet, in a small pool of its own, so neither the
+    other connections nor the scrypt offload wait behind it; plain call elsewhere."""
+    task = current_suspendable()
+    if task is None:
+        return fn(*args)
+    global _waiting_pool
+    if _waiting_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _waiting_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="http-wait")
+    return wait(_waiting_pool.submit(fn, *args))

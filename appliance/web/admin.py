@@ -6,6 +6,8 @@ import json
 
 import bottle
 
+from appliance import suspend
+
 from appliance.accounts import AuthError
 from appliance.web.app import ROUTE_HOOKS
 from appliance.web.params import client_address, read_params
@@ -41,7 +43,7 @@ def register(app: bottle.Bottle, services) -> None:
         if worker is None or not hasattr(worker, "run_ussd"):
             return _json(404, error="no running modem with that slot or name")
         try:
-            text = worker.run_ussd(params.get("code", ""), timeout=60)
+            text = suspend.blocking(worker.run_ussd, params.get("code", ""), 60)
         except Exception as exc:  # a modem answer we did not expect: report, don't crash
             return _json(502, error=str(exc)[:300])
         return _json(200, slot=params.get("slot"), reply=text)
