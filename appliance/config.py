@@ -44,6 +44,8 @@ class StoreConfig:
     dedupe_window_seconds: int = 0
     group_commit_max: int = 512
     keep_days: int = 30
+    reroute_after_seconds: float = 300.0           # a channel stalled mid-message: resend whole
+    inbound_partial_after_seconds: float = 3600.0  # a long inbound SMS still incomplete: show it
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from appliance.compose import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import inbox, message_state
+from appliance.store import inbox, message_routes, message_state
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
 
@@ -176,7 +176,14 @@ class Journal:
         now = self.clock.now()
         rows = self.query(
             "SELECT p.*, m.recipient, m.originator, m.msg_class, m.want_report, m.user,"
-            " m.messagetype, m.extra, m.serviceprovider FROM parts p"
+            " m.messagetype, m.extra, m.serviceprovider,"
+            # whole-message routing: the channel the message is pinned to, and the first part
+            # of it not yet handed over (parts leave in order)
+            " coalesce((SELECT r.connection FROM message_routes r WHERE"
+            "  r.message_id=p.message_id AND r.ended IS NULL), '') AS pinned_to,"
+            " CASE WHEN p.total>1 THEN (SELECT min(q.seq) FROM parts q WHERE"
+            "  q.message_id=p.message_id AND q.state IN ('queued','scheduled'))"
+            "  ELSE p.seq END AS next_seq FROM parts p"
             " JOIN messages m ON m.id = p.message_id"
             " WHERE p.state='queued' AND p.next_attempt<=? ORDER BY p.priority, p.id LIMIT ?",
             (now, limit))
@@ -184,19 +191,39 @@ class Journal:
 
     def claim(self, assignments: list[tuple[int, str]]) -> list[int]:
         """Mark parts as sending on their connection; returns the ids actually claimed."""
+        return list(self.claim_whole(assignments))
+
+    def claim_whole(self, assignments: list[tuple[int, str]]) -> dict[int, int]:
+        """Claim parts as `claim` does, pinning each message to its connection for all its
+        parts (store/message_routes.py). Returns {part id: concatenation reference} for the
+        parts claimed; a part whose message is pinned elsewhere, or for which no reference is
+        free, stays queued."""
         now = self.clock.now()
 
         def fn(conn):
-            claimed = []
+            claimed = {}
             for part_id, connection in assignments:
+                message_id = _message_of(conn, part_id)
+                ref = message_routes.open_round(conn, message_id, connection, now)
+                if ref is None:
+                    continue
                 cur = conn.execute("UPDATE parts SET state='sending', connection=?,"
                                    " attempts=attempts+1 WHERE id=? AND state='queued'",
                                    (connection, part_id))
                 if cur.rowcount:
-                    claimed.append(part_id)
-                    message_state.refresh(conn, _message_of(conn, part_id), now, connection)
+                    claimed[part_id] = ref
+                    message_state.refresh(conn, message_id, now, connection)
             return claimed
         return self._write(fn)
+
+    def settle_stalled(self, grace: float) -> list[dict]:
+        """Release or resend whole the messages whose channel made no progress for `grace`
+        seconds (the failover policy in store/message_routes.py)."""
+        now = self.clock.now()
+        if not self.query("SELECT 1 FROM message_routes WHERE ended IS NULL AND progress_at<?"
+                          " LIMIT 1", (now - grace,)):
+            return []
+        return self._write(lambda conn: message_routes.settle_stalled(conn, now, grace))
 
     def housekeeping(self) -> dict:
         """Promote scheduled parts that are due and expire those past their validity."""
@@ -236,7 +263,9 @@ class Journal:
                          f" submitted_at=?, reason='' WHERE {where}"
                          " AND state IN ('sending','queued')",
                          (connection, reference, now, part_id))
-            message_state.refresh(conn, _message_of(conn, part_id), now, connection)
+            message_id = _message_of(conn, part_id)
+            message_state.refresh(conn, message_id, now, connection)
+            message_routes.part_submitted(conn, message_id, now)
             for report in _take_orphans(conn, connection, reference):
                 self._apply_report(conn, report, now)
         self._write(fn)
@@ -259,7 +288,9 @@ class Journal:
             else:
                 conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE id=?",
                              (now, f"{code}: {reason}", part_id))
-            message_state.refresh(conn, _message_of(conn, part_id), now, connection)
+            message_id = _message_of(conn, part_id)
+            message_state.refresh(conn, message_id, now, connection)
+            message_routes.part_failed(conn, message_id, connection, retryable, now)
         self._write(fn)
 
     def report(self, report: Report) -> None:
@@ -268,6 +299,8 @@ class Journal:
 
     def _apply_report(self, conn, report: Report, now: float) -> None:
         part = _part_by_reference(conn, report)
+        if part is None and message_routes.is_retired(conn, report.connection, report.reference):
+            return      # for a part of a message since resent whole: it settles nothing
         if part is None:
             conn.execute("INSERT INTO orphan_reports VALUES (?,?,?,?)",
                          (report.connection, report.reference, _json(_report_dict(report)), now))
@@ -291,6 +324,19 @@ class Journal:
         """Deliver long inbound messages whose missing parts never came, marked as such."""
         now = self.clock.now()
         return self._write(lambda conn: inbox.expire(conn, now, self.fragment_timeout))
+
+    def route_history(self, message_id: str) -> list[dict]:
+        """The message's rounds: which channel, which reference, how each ended."""
+        return message_routes.history(self._read(), message_id)
+
+    def channels_used(self, message_ids: list[str]) -> dict[str, list[str]]:
+        return message_routes.channels_used(self._read(), list(message_ids))
+
+    def duplicate_parts(self, message_id: str) -> int:
+        return message_routes.duplicates(self._read(), message_id)
+
+    def routes_summary(self) -> dict:
+        return message_routes.summary(self._read())
 
     def sent_count_since(self, connection: str, since: float) -> int:
         row = self.query("SELECT count(*) AS n FROM parts WHERE connection=? AND submitted_at>=?",
@@ -425,6 +471,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     if version > SCHEMA_VERSION:
         raise StoreError(f"journal schema {version} is newer than this software ({SCHEMA_VERSION})")
     conn.executescript(DDL)
+    conn.executescript(message_routes.DDL)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     os.chmod(conn.execute("PRAGMA database_list").fetchone()[2], 0o640)
 
@@ -498,7 +545,8 @@ def _out_part(row: sqlite3.Row) -> OutPart:
         valid_until=row["valid_until"], priority=row["priority"], attempts=row["attempts"],
         user=row["user"], messagetype=row["messagetype"], smpp_params=extra,
         serviceprovider=row["serviceprovider"],
-        tried=tuple(n for n in row["tried"].split(",") if n))
+        tried=tuple(n for n in row["tried"].split(",") if n),
+        pinned_to=row["pinned_to"], next_seq=row["next_seq"])
 
 
 __all__ = ["Journal", "FINAL_STATES", "retry_delay"]
