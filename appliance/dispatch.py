@@ -86,13 +86,26 @@ class Dispatcher:
         if not chosen:
             return 0
         claimed = self.journal.claim_whole([(p.id, name) for p, name in chosen])
+        batches: dict[str, list] = {}
         for part, name in chosen:
             if part.id in claimed:
                 if claimed[part.id] != part.concat_ref:
                     part = replace(part, concat_ref=claimed[part.id])
-                self.channels[name].submit(part)
+                batches.setdefault(name, []).append(part)
+        for name, parts in batches.items():
+            self._hand_over(self.channels[name], parts)
         self.dispatched += len(claimed)
         return len(claimed)
+
+    @staticmethod
+    def _hand_over(channel, parts: list) -> None:
+        """In order; a channel that takes batches gets one call (one wake-up of its thread)."""
+        submit_batch = getattr(channel, "submit_batch", None)
+        if submit_batch is not None:
+            submit_batch(parts)
+        else:
+            for part in parts:
+                channel.submit(part)
 
     def _assign(self, parts, free: dict[str, int]) -> list:
         """(part, connection) pairs: whole messages through one channel, parts in order."""

@@ -29,6 +29,9 @@ log = logging.getLogger("appliance.store")
 
 DB_NAME = "journal.sqlite3"
 RETRY_BACKOFF = (5, 15, 30, 60, 120, 300, 600)   # seconds after the n-th transient failure
+# The channel, not the part, failed: the part may leave again at once (through another
+# channel, or this one when it is back), without the retry delay.
+RETRY_AT_ONCE = frozenset({"link_down", "not_bound"})
 
 _REPORT_STATE = {
     ReportStatus.DELIVERED: State.DELIVERED,
@@ -89,7 +92,48 @@ class Journal:
         return conn
 
     def _write(self, fn, timeout: float = 60.0):
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:           # inside write_many: collected, run in one commit
+            batch.append(fn)
+            return None
         return self._writer.call(fn, timeout)
+
+    def write_many(self, calls: list) -> list[Exception | None]:
+        """Run sink calls (`part_submitted`, `part_failed`, `report`, `inbound`: methods that
+        write and return nothing) in one writer call: one transaction, one fsync, no thread
+        per call. Each runs in its own savepoint, so one refused update undoes only itself.
+        Returns, per call, None or the exception it raised; durable when it returns."""
+        fns: list = []
+        errors: list[Exception | None] = []
+        for call in calls:
+            self._local.batch = []
+            try:
+                call()
+                fns.append(self._local.batch)
+                errors.append(None)
+            except Exception as exc:
+                fns.append([])
+                errors.append(exc)
+            finally:
+                self._local.batch = None
+
+        def fn(conn):
+            results = []
+            for writes in fns:
+                try:
+                    conn.execute("SAVEPOINT one")
+                    for write in writes:
+                        write(conn)
+                    conn.execute("RELEASE one")
+                    results.append(None)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO one")
+                    conn.execute("RELEASE one")
+                    results.append(exc)
+            return results
+        for i, error in enumerate(self._writer.call(fn, 60.0)):
+            errors[i] = errors[i] or error
+        return errors
 
     def query(self, sql: str, params=()) -> list[sqlite3.Row]:
         return self._read().execute(sql, params).fetchall()
@@ -281,10 +325,10 @@ class Journal:
                 return
             if retryable:
                 tried = _add_tried(row["tried"], connection)
+                delay = 0.0 if code in RETRY_AT_ONCE else retry_delay(row["attempts"])
                 conn.execute("UPDATE parts SET state='queued', next_attempt=?, reason=?,"
                              " tried=? WHERE id=? AND state='sending'",
-                             (now + retry_delay(row["attempts"]), f"{code}: {reason}", tried,
-                              part_id))
+                             (now + delay, f"{code}: {reason}", tried, part_id))
             else:
                 conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE id=?",
                              (now, f"{code}: {reason}", part_id))
