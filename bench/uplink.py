@@ -3,13 +3,25 @@
 The SMSC is smpp34's SMPP server on 127.0.0.1 (the test SMSC, without its fault proxy); the
 channel is the real SmppChannel with a sink that only counts. Needs the `test` extra.
 Run: python bench/uplink.py [count]   (prints one line per window; nothing is asserted)
+
+End to end: python bench/uplink.py --e2e [seconds] [clients] [window]
+The daemon runs as a process (`python -m appliance run`) with one SMPP connection to the
+same SMSC; `clients` keep-alive HTTP clients send `sendmessage` for `seconds`; printed:
+accepted messages, submit_sm/s at the SMSC during the load and to the last one, messages
+lost, and the daemon's CPU per message.
 """
 
 from __future__ import annotations
 
+import http.client
+import os
+import re
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +71,95 @@ def run(smsc: Smsc, window: int, count: int) -> float:
     return count / elapsed
 
 
+# --- end to end ---------------------------------------------------------------------------
+
+PASSWORD = "bench-secret-1"
+
+
+def start_daemon(state: Path, smsc_port: int, window: int) -> tuple[subprocess.Popen, int]:
+    config = state / "config.toml"
+    config.write_text(
+        '[http]\nhost = "127.0.0.1"\nport = 0\n'
+        '[connections.SMPP0]\ntype = "SMPP"\nhost = "127.0.0.1"\n'
+        f'port = {smsc_port}\nusername = "bench"\npassword = "bench"\n'
+        f'windowsize = {window}\ndeliveryreport = false\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--config", str(config),
+         "--state-dir", str(state / "state"), "--admin-password", PASSWORD],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    for line in proc.stdout:
+        match = re.search(r"is running: http://127\.0\.0\.1:(\d+)/status", line)
+        if match:
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc, int(match.group(1))
+    raise RuntimeError("the daemon did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, seconds: float, clients: int) -> int:
+    accepted = [0] * clients
+    deadline = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        n = 0
+        while time.monotonic() < deadline:
+            query = urllib.parse.urlencode({
+                "action": "sendmessage", "username": "admin", "password": PASSWORD,
+                "recipient": f"+3620{index:02d}{n:05d}", "messagedata": f"e2e {index} {n}"})
+            conn.request("GET", f"/api?{query}")
+            body = conn.getresponse().read()
+            if b"<statuscode>0</statuscode>" in body:
+                accepted[index] += 1
+            n += 1
+        conn.close()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return sum(accepted)
+
+
+def end_to_end(seconds: float, clients: int, window: int) -> None:
+    smsc = Smsc().start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, port = start_daemon(Path(tmp), smsc.smsc_port, window)
+            try:
+                while not smsc.binds:
+                    time.sleep(0.05)
+                cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+                accepted = load(port, seconds, clients)
+                during = len(smsc.received)
+                load_time = time.monotonic() - t0
+                deadline = time.monotonic() + 120
+                while len(smsc.received) < accepted and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                total_time = time.monotonic() - t0
+                cpu = cpu_seconds(proc.pid) - cpu0
+                got = len(smsc.received)
+                distinct = len({r.short_message for r in list(smsc.received)})
+                print(f"e2e window {window}, {clients} clients, {seconds:g}s: {accepted} accepted;"
+                      f" {during / load_time:.0f} submit_sm/s during the load,"
+                      f" {got / total_time:.0f} to the last one ({total_time:.1f}s);"
+                      f" lost {max(0, accepted - distinct)}, sent twice {got - distinct};"
+                      f" daemon CPU {cpu / max(1, got) * 1e6:.0f} µs/message")
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    finally:
+        smsc.stop()
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--e2e":
+        args = [float(a) for a in sys.argv[2:]]
+        seconds, clients, window = (args + [10, 8, 10][len(args):])[:3]
+        end_to_end(seconds, int(clients), int(window))
+        return
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     smsc = Smsc().start()
     try:

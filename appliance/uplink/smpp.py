@@ -19,8 +19,11 @@ wait in the channel for part 1's answer and share its fate. Part 1's success is 
 `whole_message=True`: the journal gives every part of the message part 1's reference in one
 transaction, so one receipt settles them all, also after a restart.
 
-Sink calls of one read batch run concurrently, so the store's group commit takes them in one
-fsync; deliver_sm_resp is sent only after the receipt or message is durable.
+The sink calls of one read batch go to the journal together (`write_many`: one transaction,
+one fsync, on this thread); a sink without `write_many` gets them from a small thread pool
+so its own group commit can join them. deliver_sm_resp is sent only after the receipt or
+message is durable. Parts given back by a dropped link are due again at once (the journal
+skips its retry delay for `link_down`).
 """
 
 from __future__ import annotations
