@@ -209,12 +209,29 @@ def test_a_part_in_flight_holds_the_resend_until_the_channel_answers(journal, cl
 def test_a_message_pinned_to_a_channel_that_took_nothing_is_released(journal, clock):
     dispatcher, channels = rig(journal, clock, names=("M0", "M1"))
     channels["M1"].up = False
-    message_id = accept(journal, "short")
+    message_id = accept(journal)
     dispatcher.step()
     journal.requeue_inflight()                                 # a restart while it was sending
     channels["M0"].pending.clear()
     channels["M0"].up, channels["M1"].up = False, True
+    dispatcher.step()
+    assert channels["M1"].handed == []                 # pinned: M0 may come back in time
     clock.advance(GRACE + 1)
     pump(dispatcher, journal, channels)
-    assert [p.message_id for p in channels["M1"].handed] == [message_id]
+    assert [p.seq for p in channels["M1"].handed] == [1, 2, 3, 4]
     assert journal.duplicate_parts(message_id) == 0
+    assert "took no part" in journal.route_history(message_id)[0]["outcome"]
+
+
+def test_a_single_sms_needs_no_pin_and_fails_over_per_part(journal, clock):
+    dispatcher, channels = rig(journal, clock, names=("M0", "M1"))
+    message_id = accept(journal, "short")
+    dispatcher.step()
+    first = next(c for c in channels.values() if c.handed)
+    other = next(c for c in channels.values() if c is not first)
+    part = first.pending.pop()
+    journal.part_failed(part.id, first.name, "CMS 500", "modem fault", retryable=True)
+    clock.advance(30)
+    pump(dispatcher, journal, channels)
+    assert [p.message_id for p in other.handed] == [message_id]
+    assert journal.route_history(message_id) == []

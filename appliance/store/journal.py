@@ -223,8 +223,9 @@ class Journal:
             " m.messagetype, m.extra, m.serviceprovider,"
             # whole-message routing: the channel the message is pinned to, and the first part
             # of it not yet handed over (parts leave in order)
-            " coalesce((SELECT r.connection FROM message_routes r WHERE"
-            "  r.message_id=p.message_id AND r.ended IS NULL), '') AS pinned_to,"
+            " CASE WHEN p.total>1 THEN coalesce((SELECT r.connection FROM message_routes r"
+            "  WHERE r.message_id=p.message_id AND r.ended IS NULL), '') ELSE '' END"
+            "  AS pinned_to,"
             " CASE WHEN p.total>1 THEN (SELECT min(q.seq) FROM parts q WHERE"
             "  q.message_id=p.message_id AND q.state IN ('queued','scheduled'))"
             "  ELSE p.seq END AS next_seq FROM parts p"
@@ -247,8 +248,9 @@ class Journal:
         def fn(conn):
             claimed = {}
             for part_id, connection in assignments:
-                message_id = _message_of(conn, part_id)
-                ref = message_routes.open_round(conn, message_id, connection, now)
+                message_id, total = _message_and_total(conn, part_id)
+                ref = message_routes.open_round(conn, message_id, connection, now) \
+                    if total > 1 else 0
                 if ref is None:
                     continue
                 cur = conn.execute("UPDATE parts SET state='sending', connection=?,"
@@ -264,7 +266,7 @@ class Journal:
         """Release or resend whole the messages whose channel made no progress for `grace`
         seconds (the failover policy in store/message_routes.py)."""
         now = self.clock.now()
-        if not self.query("SELECT 1 FROM message_routes WHERE ended IS NULL AND progress_at<?"
+        if not self.query("SELECT 1 FROM message_routes WHERE ended IS NULL AND started<?"
                           " LIMIT 1", (now - grace,)):
             return []
         return self._write(lambda conn: message_routes.settle_stalled(conn, now, grace))
@@ -307,9 +309,9 @@ class Journal:
                          f" submitted_at=?, reason='' WHERE {where}"
                          " AND state IN ('sending','queued')",
                          (connection, reference, now, part_id))
-            message_id = _message_of(conn, part_id)
+            message_id, total = _message_and_total(conn, part_id)
             message_state.refresh(conn, message_id, now, connection)
-            message_routes.part_submitted(conn, message_id, now)
+            message_routes.part_submitted(conn, message_id, total, now)
             for report in _take_orphans(conn, connection, reference):
                 self._apply_report(conn, report, now)
         self._write(fn)
@@ -332,9 +334,9 @@ class Journal:
             else:
                 conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE id=?",
                              (now, f"{code}: {reason}", part_id))
-            message_id = _message_of(conn, part_id)
+            message_id, total = _message_and_total(conn, part_id)
             message_state.refresh(conn, message_id, now, connection)
-            message_routes.part_failed(conn, message_id, connection, retryable, now)
+            message_routes.part_failed(conn, message_id, connection, retryable, total, now)
         self._write(fn)
 
     def report(self, report: Report) -> None:
@@ -537,6 +539,11 @@ def _concat_ref(message_id: str) -> int:
 
 def _message_of(conn, part_id: int) -> str:
     return conn.execute("SELECT message_id FROM parts WHERE id=?", (part_id,)).fetchone()[0]
+
+
+def _message_and_total(conn, part_id: int) -> tuple[str, int]:
+    row = conn.execute("SELECT message_id, total FROM parts WHERE id=?", (part_id,)).fetchone()
+    return row[0], row[1]
 
 
 def _add_tried(tried: str, connection: str) -> str:

@@ -2,10 +2,14 @@
 
 A phone joins the parts of a long SMS by originator and concatenation reference, so every
 part of a message must leave through the same channel under the same reference. When the
-dispatcher claims the first part of a message it opens a *round*: a row of `message_routes`
-that pins the message to that connection with a concatenation reference unique per
-(connection, recipient) among the messages still in flight. Every later part waits for that
-connection.
+dispatcher claims the first part of a long message it opens a *round*: a row of
+`message_routes` that pins the message to that connection with a concatenation reference
+unique per (connection, recipient) among the messages still in flight. Every later part
+waits for that connection. A single SMS needs no pin (its one part is the whole message);
+it keeps the per-part failover of `routing.py` and costs no extra write.
+
+Cost: one row written when the round opens and once when it ends; progress is read from
+the parts' `submitted_at`, so a part's submit writes nothing here.
 
 Failover (docs/architecture.md, "Whole messages"):
 
@@ -32,6 +36,8 @@ log = logging.getLogger("appliance.store")
 REFS_8BIT = 256
 RETIRED_KEEP_SECONDS = 7 * 24 * 3600
 _UNSENT = "('queued','scheduled','sending')"
+_LEFT = "('submitted','delivered','undelivered')"     # the part reached the network
+_STARTED = "('sending','submitted','delivered','undelivered')"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS message_routes (
@@ -42,13 +48,12 @@ CREATE TABLE IF NOT EXISTS message_routes (
     recipient     TEXT NOT NULL,
     concat_ref    INTEGER NOT NULL,
     started       REAL NOT NULL,
-    progress_at   REAL NOT NULL,               -- start, then each part submitted
-    parts_sent    INTEGER NOT NULL DEFAULT 0,
+    parts_sent    INTEGER NOT NULL DEFAULT 0,  -- set when the round ends
     ended         REAL,                        -- NULL while the round is in flight
     outcome       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS message_routes_message ON message_routes(message_id, round);
-CREATE INDEX IF NOT EXISTS message_routes_open ON message_routes(progress_at)
+CREATE INDEX IF NOT EXISTS message_routes_open ON message_routes(started)
     WHERE ended IS NULL;
 CREATE INDEX IF NOT EXISTS message_routes_refs ON message_routes(connection, recipient)
     WHERE ended IS NULL;
@@ -85,16 +90,17 @@ def open_round(conn, message_id: str, connection: str, now: float) -> int | None
         return row["concat_ref"] if row["connection"] == connection else None
     msg = conn.execute("SELECT recipient, parts_total FROM messages WHERE id=?",
                        (message_id,)).fetchone()
-    ref = 0 if msg["parts_total"] <= 1 else _allocate_ref(conn, connection, msg["recipient"])
+    if msg["parts_total"] <= 1:
+        return 0
+    ref = _allocate_ref(conn, connection, msg["recipient"])
     if ref is None:
         return None
     last = conn.execute("SELECT coalesce(max(round), 0) FROM message_routes WHERE message_id=?",
                         (message_id,)).fetchone()[0]
     conn.execute("INSERT INTO message_routes(message_id, round, connection, recipient,"
-                 " concat_ref, started, progress_at) VALUES (?,?,?,?,?,?,?)",
-                 (message_id, last + 1, connection, msg["recipient"], ref, now, now))
-    if msg["parts_total"] > 1:
-        conn.execute("UPDATE parts SET concat_ref=? WHERE message_id=?", (ref, message_id))
+                 " concat_ref, started) VALUES (?,?,?,?,?,?)",
+                 (message_id, last + 1, connection, msg["recipient"], ref, now))
+    conn.execute("UPDATE parts SET concat_ref=? WHERE message_id=?", (ref, message_id))
     return ref
 
 
@@ -121,31 +127,27 @@ def _allocate_ref(conn, connection: str, recipient: str) -> int | None:
 # --- outcomes of parts -----------------------------------------------------------------------
 
 
-def part_submitted(conn, message_id: str, now: float) -> None:
-    """Progress: the round's clock restarts; a round with nothing left to send ends."""
-    conn.execute("UPDATE message_routes SET progress_at=?, parts_sent=(SELECT count(*) FROM"
-                 " parts WHERE message_id=? AND state IN ('submitted','delivered','undelivered'))"
-                 " WHERE message_id=? AND ended IS NULL", (now, message_id, message_id))
-    close_if_done(conn, message_id, now)
+def part_submitted(conn, message_id: str, total: int, now: float) -> None:
+    """A round with nothing left to send ends (its reference is free again)."""
+    if total > 1:
+        close_if_done(conn, message_id, now)
 
 
-def part_failed(conn, message_id: str, connection: str, retryable: bool, now: float) -> None:
+def part_failed(conn, message_id: str, connection: str, retryable: bool, total: int,
+                now: float) -> None:
     """A transient failure before anything of the round left frees the message at once."""
-    if retryable and not _round_started_sending(conn, message_id):
+    if total <= 1:
+        return
+    if retryable and not _started_sending(conn, message_id):
         _end_round(conn, message_id, now, f"{connection} failed before any part left")
     else:
         close_if_done(conn, message_id, now)
 
 
-def _round_started_sending(conn, message_id: str) -> bool:
+def _started_sending(conn, message_id: str) -> bool:
     """True when a part of the open round left or is being handed to the channel."""
-    row = conn.execute("SELECT parts_sent FROM message_routes WHERE message_id=? AND"
-                       " ended IS NULL", (message_id,)).fetchone()
-    if row is None:
-        return False
-    sending = conn.execute("SELECT 1 FROM parts WHERE message_id=? AND state='sending' LIMIT 1",
-                           (message_id,)).fetchone()
-    return row["parts_sent"] > 0 or sending is not None
+    return conn.execute(f"SELECT 1 FROM parts WHERE message_id=? AND state IN {_STARTED}"
+                        " LIMIT 1", (message_id,)).fetchone() is not None
 
 
 def close_if_done(conn, message_id: str, now: float) -> None:
@@ -156,16 +158,21 @@ def close_if_done(conn, message_id: str, now: float) -> None:
 
 
 def _end_round(conn, message_id: str, now: float, outcome: str) -> None:
-    conn.execute("UPDATE message_routes SET ended=?, outcome=? WHERE message_id=? AND"
-                 " ended IS NULL", (now, outcome, message_id))
+    conn.execute("UPDATE message_routes SET ended=?, outcome=?, parts_sent=(SELECT count(*)"
+                 f" FROM parts WHERE message_id=? AND state IN {_LEFT}) WHERE message_id=?"
+                 " AND ended IS NULL", (now, outcome, message_id, message_id))
 
 
 # --- stalled rounds ------------------------------------------------------------------------------
 
 
 def stalled_rounds(conn, now: float, grace: float) -> list:
-    return conn.execute("SELECT * FROM message_routes WHERE ended IS NULL AND progress_at<?",
-                        (now - grace,)).fetchall()
+    """Open rounds older than `grace` whose last part left more than `grace` ago (or none)."""
+    return conn.execute(
+        "SELECT r.*, (SELECT count(*) FROM parts p WHERE p.message_id=r.message_id AND"
+        f" p.state IN {_LEFT}) AS sent FROM message_routes r WHERE r.ended IS NULL AND"
+        " r.started<? AND coalesce((SELECT max(submitted_at) FROM parts p WHERE"
+        " p.message_id=r.message_id), 0)<?", (now - grace, now - grace)).fetchall()
 
 
 def settle_stalled(conn, now: float, grace: float) -> list[dict]:
@@ -176,7 +183,7 @@ def settle_stalled(conn, now: float, grace: float) -> list[dict]:
         action = _settle(conn, route, now)
         if action:
             done.append({"message_id": route["message_id"], "connection": route["connection"],
-                         "action": action, "duplicates": route["parts_sent"]})
+                         "action": action, "duplicates": route["sent"]})
     return done
 
 
@@ -189,7 +196,7 @@ def _settle(conn, route, now: float) -> str:
         return ""
     if "sending" in states:       # the channel still owes an answer; it comes or times out
         return ""
-    if route["parts_sent"] == 0:
+    if route["sent"] == 0:
         _end_round(conn, message_id, now, f"{route['connection']} took no part for a while")
         _requeue_whole(conn, message_id, route["connection"], now)
         return "released"
@@ -201,7 +208,7 @@ def _abandon(conn, route, now: float) -> None:
     message_id, connection = route["message_id"], route["connection"]
     total = conn.execute("SELECT count(*) FROM parts WHERE message_id=?",
                          (message_id,)).fetchone()[0]
-    _end_round(conn, message_id, now, f"{connection} stalled after {route['parts_sent']} of"
+    _end_round(conn, message_id, now, f"{connection} stalled after {route['sent']} of"
                f" {total} parts; resent whole through another channel")
     conn.execute("DELETE FROM retired_refs WHERE at<?", (now - RETIRED_KEEP_SECONDS,))
     conn.execute("INSERT INTO retired_refs SELECT connection, reference, message_id, ? FROM parts"
