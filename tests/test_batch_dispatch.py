@@ -9,6 +9,7 @@ import pytest
 from appliance.clock import FakeClock
 from appliance.compose import Submission, prepare
 from appliance.dispatch import Dispatcher
+from appliance.model import Report, ReportStatus
 from appliance.routing import Router
 from appliance.store.journal import Journal
 from fakes.smsc import Smsc
@@ -103,3 +104,29 @@ def test_smpp_results_go_to_the_journal_without_a_thread_pool(
                timeout=60, what="all submitted")
     assert channel._pool is None          # results were written on the uplink's own thread
     assert len(smsc.proxy.wire) == 300
+
+
+def test_results_queued_without_waiting_are_seen_by_a_later_receipt(journal):
+    accept(journal, 1)
+    [part] = claim_all(journal)
+    assert journal.write_many([lambda: journal.part_submitted(part.id, "S0", "R1")],
+                              wait=False) is None
+    journal.report(Report("S0", "R1", ReportStatus.DELIVERED))     # queued after: sees it
+    assert journal.stats()["parts_by_state"] == {"delivered": 1}
+    assert journal.query("SELECT count(*) AS n FROM orphan_reports")[0]["n"] == 0
+
+
+def test_the_uplink_holds_a_window_in_flight_and_as_many_again_ready(
+        smsc, make_config, run_daemon):
+    smsc.hold_after = 0                           # the SMSC answers nothing for now
+    daemon = run_daemon(make_config(connections=(uplink(smsc, windowsize=10),)))
+    channel = daemon.channels.running["SMPP0"]
+    wait_until(lambda: channel.state == "bound", what="bound")
+    daemon.journal.accept([prepare(Submission(user="admin", recipient=f"+3620{i:07d}",
+                                              text=f"m{i}")) for i in range(50)])
+    wait_until(lambda: channel.status()["window"]["in_use"] == 10
+               and channel.status()["queued"] == 10, what="window full, next ten waiting")
+    assert daemon.journal.stats()["parts_by_state"] == {"sending": 20, "queued": 30}
+    smsc.release_held()
+    wait_until(lambda: daemon.journal.stats()["parts_by_state"].get("submitted") == 50,
+               timeout=60, what="all submitted")

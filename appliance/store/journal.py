@@ -98,11 +98,15 @@ class Journal:
             return None
         return self._writer.call(fn, timeout)
 
-    def write_many(self, calls: list) -> list[Exception | None]:
+    def write_many(self, calls: list, *, wait: bool = True) -> list[Exception | None] | None:
         """Run sink calls (`part_submitted`, `part_failed`, `report`, `inbound`: methods that
         write and return nothing) in one writer call: one transaction, one fsync, no thread
         per call. Each runs in its own savepoint, so one refused update undoes only itself.
-        Returns, per call, None or the exception it raised; durable when it returns."""
+        Returns, per call, None or the exception it raised; durable when it returns.
+
+        `wait=False` queues the writes and returns None at once (errors are logged): for
+        results nobody answers for (submit_sm_resp), so the caller's thread goes on sending.
+        The writer keeps order, so a later call (a receipt) sees these writes."""
         fns: list = []
         errors: list[Exception | None] = []
         for call in calls:
@@ -131,6 +135,12 @@ class Journal:
                     conn.execute("RELEASE one")
                     results.append(exc)
             return results
+        if not wait:
+            self._writer.submit(fn).add_done_callback(_log_refused)
+            for error in errors:
+                if error is not None:
+                    log.error("store: an update was refused: %s", error)
+            return None
         for i, error in enumerate(self._writer.call(fn, 60.0)):
             errors[i] = errors[i] or error
         return errors
@@ -539,6 +549,17 @@ def _concat_ref(message_id: str) -> int:
 
 def _message_of(conn, part_id: int) -> str:
     return conn.execute("SELECT message_id FROM parts WHERE id=?", (part_id,)).fetchone()[0]
+
+
+def _log_refused(future) -> None:
+    try:
+        results = future.result()
+    except Exception as exc:
+        log.error("store: %s", exc)
+        return
+    for error in results or ():
+        if error is not None:
+            log.error("store: an update was refused: %s", error)
 
 
 def _message_and_total(conn, part_id: int) -> tuple[str, int]:

@@ -19,8 +19,10 @@ wait in the channel for part 1's answer and share its fate. Part 1's success is 
 `whole_message=True`: the journal gives every part of the message part 1's reference in one
 transaction, so one receipt settles them all, also after a restart.
 
-The sink calls of one read batch go to the journal together (`write_many`: one transaction,
-one fsync, on this thread); a sink without `write_many` gets them from a small thread pool
+`free_slots` offers twice the window: the window in flight plus as many parts waiting here,
+so each submit_sm_resp is followed by the next submit_sm at once. The sink calls of one read
+batch go to the journal together (`write_many`: one transaction, one fsync, on this thread;
+not awaited when they are only submit results); a sink without `write_many` gets them from a small thread pool
 so its own group commit can join them. deliver_sm_resp is sent only after the receipt or
 message is durable. Parts given back by a dropped link are due again at once (the journal
 skips its retry delay for `link_down`).
@@ -129,7 +131,13 @@ class SmppChannel:
         # A throttle pause is not a dead link: parts keep coming here and wait for the
         # pause, so they do not fail over (failover is for unbound links).
         waiting = len(self._inbox) + len(self._throttled)
-        return max(0, self.conn.windowsize - len(self._window) - waiting)
+        return max(0, self.capacity - len(self._window) - waiting)
+
+    @property
+    def capacity(self) -> int:
+        """The window plus as many parts again waiting here, so the window refills from
+        memory as each submit_sm_resp comes, not after a round trip through the store."""
+        return self.conn.windowsize * 2
 
     def submit(self, part: OutPart) -> None:
         self._inbox.append(part)
@@ -507,7 +515,15 @@ class SmppChannel:
 
     def _apply_batch(self, write_many, effects: list) -> None:
         """The journal's path: every result of a read batch in one transaction and one
-        fsync, on this thread (no hand-off per result)."""
+        fsync, on this thread (no hand-off per result). Without a reply to send (only
+        submit_sm_resp results) the thread does not wait for the commit: it goes on filling
+        the window (a crash before that commit sends those parts again at restart)."""
+        if all(reply is None for _, reply in effects):
+            try:
+                write_many([fn for fn, _ in effects], wait=False)
+            except Exception as exc:
+                log.error("%s: the store refused %d updates: %s", self.name, len(effects), exc)
+            return
         try:
             errors = write_many([fn for fn, _ in effects])
         except Exception as exc:          # the store is down: the SMSC sends them again
