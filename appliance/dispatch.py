@@ -81,7 +81,7 @@ class Dispatcher:
         capacity = sum(free.values())
         if capacity == 0:
             return 0
-        parts = self.journal.due_parts(limit=max(50, capacity * 4))
+        parts = self.journal.due_parts(limit=max(50, capacity * 2))
         chosen = self._assign(parts, free)
         if not chosen:
             return 0

@@ -9,6 +9,10 @@ The daemon runs as a process (`python -m appliance run`) with one SMPP connectio
 same SMSC; `clients` keep-alive HTTP clients send `sendmessage` for `seconds`; printed:
 accepted messages, submit_sm/s at the SMSC during the load and to the last one, messages
 lost, and the daemon's CPU per message.
+
+Backlog: python bench/uplink.py --backlog [messages] [window]
+The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
+link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message.
 """
 
 from __future__ import annotations
@@ -82,7 +86,8 @@ def start_daemon(state: Path, smsc_port: int, window: int) -> tuple[subprocess.P
         '[http]\nhost = "127.0.0.1"\nport = 0\n'
         '[connections.SMPP0]\ntype = "SMPP"\nhost = "127.0.0.1"\n'
         f'port = {smsc_port}\nusername = "bench"\npassword = "bench"\n'
-        f'windowsize = {window}\ndeliveryreport = false\n')
+        f'windowsize = {window}\ndeliveryreport = false\n'
+        'reconnectdelay = 0.1\nreconnectmaxdelay = 0.2\n')
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance", "run", "--config", str(config),
          "--state-dir", str(state / "state"), "--admin-password", PASSWORD],
@@ -154,7 +159,56 @@ def end_to_end(seconds: float, clients: int, window: int) -> None:
         smsc.stop()
 
 
+def send_batches(port: int, count: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    accepted = 0
+    for start in range(0, count, 1000):
+        n = min(1000, count - start)
+        fields = {"action": "sendmessage", "username": "admin", "password": PASSWORD,
+                  "messagecount": n, "messagetype": "SMS:TEXT"}
+        for i in range(n):
+            fields[f"recipient{i}"] = f"+3620{(start + i) % 10_000_000:07d}"
+            fields[f"messagedata{i}"] = f"backlog {start + i}"
+        conn.request("POST", "/api", urllib.parse.urlencode(fields),
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+        body = conn.getresponse().read().decode()
+        accepted += len(re.findall(r"<statuscode\d*>0</statuscode\d*>", body))
+    conn.close()
+    return accepted
+
+
+def backlog(count: int, window: int) -> None:
+    smsc = Smsc().start()
+    smsc.proxy.down = True
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, port = start_daemon(Path(tmp), smsc.port, window)
+            try:
+                accepted = send_batches(port, count)
+                cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+                smsc.proxy.down = False
+                deadline = time.monotonic() + 600
+                while len(smsc.received) < accepted and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
+                got = len({r.short_message for r in list(smsc.received)})
+                print(f"backlog window {window}: {accepted} queued while down, drained at"
+                      f" {got / elapsed:.0f} submit_sm/s ({elapsed:.1f}s); lost"
+                      f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
+                      " µs/message")
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    finally:
+        smsc.stop()
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--backlog":
+        args = [int(a) for a in sys.argv[2:]]
+        count, window = (args + [20_000, 10][len(args):])[:2]
+        backlog(count, window)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--e2e":
         args = [float(a) for a in sys.argv[2:]]
         seconds, clients, window = (args + [10, 8, 10][len(args):])[:3]

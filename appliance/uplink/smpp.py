@@ -19,8 +19,8 @@ wait in the channel for part 1's answer and share its fate. Part 1's success is 
 `whole_message=True`: the journal gives every part of the message part 1's reference in one
 transaction, so one receipt settles them all, also after a restart.
 
-`free_slots` offers twice the window: the window in flight plus as many parts waiting here,
-so each submit_sm_resp is followed by the next submit_sm at once. The sink calls of one read
+`free_slots` offers the window plus `max(window, READY_PARTS)` parts waiting here, so each
+submit_sm_resp is followed by the next submit_sm at once. The sink calls of one read
 batch go to the journal together (`write_many`: one transaction, one fsync, on this thread;
 not awaited when they are only submit results); a sink without `write_many` gets them from a small thread pool
 so its own group commit can join them. deliver_sm_resp is sent only after the receipt or
@@ -60,6 +60,7 @@ ESME_RINVCMDID = 0x03
 SLOWING = {ESME_RTHROTTLED: "throttled", ESME_RMSGQFUL: "queue_full"}
 TRANSIENT = {ESME_RSYSERR, ESME_RMSGQFUL, 0x45, ESME_RTHROTTLED, 0x64, 0xFF}
 READ_BATCH = 256
+READY_PARTS = 100           # parts waiting here beyond the window (at least one window)
 MAX_THROTTLED = 5
 PAYLOAD_MEMORY = 1000       # message ids sent whole, remembered for late parts 2..n
 TICK = 0.5
@@ -135,9 +136,9 @@ class SmppChannel:
 
     @property
     def capacity(self) -> int:
-        """The window plus as many parts again waiting here, so the window refills from
-        memory as each submit_sm_resp comes, not after a round trip through the store."""
-        return self.conn.windowsize * 2
+        """The window plus parts waiting here, so the window refills from memory as each
+        submit_sm_resp comes, not after a round trip through the store."""
+        return self.conn.windowsize + max(self.conn.windowsize, READY_PARTS)
 
     def submit(self, part: OutPart) -> None:
         self._inbox.append(part)
