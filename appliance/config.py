@@ -47,6 +47,11 @@ class StoreConfig:
     reroute_after_seconds: float = 300.0           # a channel stalled mid-message: resend whole
     inbound_partial_after_seconds: float = 3600.0  # a long inbound SMS still incomplete: show it
 
+    def __post_init__(self):
+        for key in ("reroute_after_seconds", "inbound_partial_after_seconds"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"store.{key}: must be more than 0 seconds")
+
 
 @dataclass(frozen=True)
 class AdminConfig:

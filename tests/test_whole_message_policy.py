@@ -235,3 +235,14 @@ def test_a_single_sms_needs_no_pin_and_fails_over_per_part(journal, clock):
     pump(dispatcher, journal, channels)
     assert [p.message_id for p in other.handed] == [message_id]
     assert journal.route_history(message_id) == []
+
+
+@pytest.mark.parametrize("key", ["reroute_after_seconds", "inbound_partial_after_seconds"])
+def test_the_grace_periods_must_be_positive(tmp_path, key):
+    from appliance.config import ConfigError, load
+    path = tmp_path / "config.toml"
+    path.write_text(f"[store]\n{key} = 0\n")
+    with pytest.raises(ConfigError, match=f"store.{key}: must be more than 0"):
+        load(path)
+    path.write_text(f"[store]\n{key} = 30\n")
+    assert getattr(load(path).store, key) == 30.0
