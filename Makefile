@@ -27,6 +27,9 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/modems.py
 	$(PY) bench/uplink.py
+	$(PY) bench/uplink.py --e2e
+	$(PY) bench/uplink.py --backlog
+	$(PY) bench/dispatch.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
