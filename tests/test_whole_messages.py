@@ -126,7 +126,7 @@ def test_concat_references_are_unique_per_channel_and_recipient_in_flight(demo_a
 def test_a_modem_hanging_after_part_2_of_4_leads_to_a_whole_resend(demo_appliance):
     daemon, api, network = demo_appliance(
         4, routes=(cfg.RouteConfig(connections=("GSMModem0", "GSMModem1"), mode="failover"),),
-        store_changes={"reroute_after_seconds": 2.0, "inbound_partial_after_seconds": 3.0},
+        store_changes={"reroute_after_seconds": 5.0, "inbound_partial_after_seconds": 3.0},
         modem_changes={"submittimeout": 3.0})
     network.modem("slot1").hang_after_submits(2)
     text = UCS2_TEXT
