@@ -10,14 +10,17 @@ same SMSC; `clients` keep-alive HTTP clients send `sendmessage` for `seconds`; p
 accepted messages, submit_sm/s at the SMSC during the load and to the last one, messages
 lost, and the daemon's CPU per message.
 
-Backlog: python bench/uplink.py --backlog [messages] [window]
+Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1]
 The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
-link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message.
+link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message; with
+receipts, the SMSC answers each submit_sm with a deliver_sm receipt and the time until every
+message is `delivered` in the journal (from /status) is printed too.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import subprocess
@@ -80,13 +83,15 @@ def run(smsc: Smsc, window: int, count: int) -> float:
 PASSWORD = "bench-secret-1"
 
 
-def start_daemon(state: Path, smsc_port: int, window: int) -> tuple[subprocess.Popen, int]:
+def start_daemon(state: Path, smsc_port: int, window: int,
+                 receipts: bool = False) -> tuple[subprocess.Popen, int]:
     config = state / "config.toml"
     config.write_text(
         '[http]\nhost = "127.0.0.1"\nport = 0\n'
         '[connections.SMPP0]\ntype = "SMPP"\nhost = "127.0.0.1"\n'
         f'port = {smsc_port}\nusername = "bench"\npassword = "bench"\n'
-        f'windowsize = {window}\ndeliveryreport = false\n'
+        f'windowsize = {window}\ndeliveryreport = {"true" if receipts else "false"}\n'
+        'messageidbase = "hex-decimal"\n'      # the test SMSC's receipts write ids in decimal
         'reconnectdelay = 0.1\nreconnectmaxdelay = 0.2\n')
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance", "run", "--config", str(config),
@@ -177,12 +182,20 @@ def send_batches(port: int, count: int) -> int:
     return accepted
 
 
-def backlog(count: int, window: int) -> None:
-    smsc = Smsc().start()
+def delivered(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/status")
+    status = json.loads(conn.getresponse().read())
+    conn.close()
+    return status["queue"].get("delivered", 0)
+
+
+def backlog(count: int, window: int, receipts: bool) -> None:
+    smsc = Smsc(receipts=receipts).start()
     smsc.proxy.down = True
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            proc, port = start_daemon(Path(tmp), smsc.port, window)
+            proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)
             try:
                 accepted = send_batches(port, count)
                 cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
@@ -196,6 +209,13 @@ def backlog(count: int, window: int) -> None:
                       f" {got / elapsed:.0f} submit_sm/s ({elapsed:.1f}s); lost"
                       f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
                       " µs/message")
+                if receipts:
+                    while delivered(port) < accepted and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    elapsed = time.monotonic() - t0
+                    print(f"  receipts: {delivered(port)} of {accepted} delivered"
+                          f" {elapsed:.1f}s after the link came back"
+                          f" ({delivered(port) / elapsed:.0f}/s end to end)")
             finally:
                 proc.terminate()
                 proc.wait(30)
@@ -206,8 +226,8 @@ def backlog(count: int, window: int) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--backlog":
         args = [int(a) for a in sys.argv[2:]]
-        count, window = (args + [20_000, 10][len(args):])[:2]
-        backlog(count, window)
+        count, window, receipts = (args + [20_000, 10, 0][len(args):])[:3]
+        backlog(count, window, bool(receipts))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--e2e":
         args = [float(a) for a in sys.argv[2:]]
