@@ -28,6 +28,9 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/modems.py
 	$(PY) bench/uplink.py
+	$(PY) bench/uplink.py --e2e
+	$(PY) bench/uplink.py --backlog
+	$(PY) bench/dispatch.py
 
 # bench/vs_kannel.py runs Kannel (bearerbox, smsbox, fakesmsc) and wrk beside the appliance.
 bench-deps:

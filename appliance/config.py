@@ -50,6 +50,13 @@ class StoreConfig:
     dedupe_window_seconds: int = 0
     group_commit_max: int = 512
     keep_days: int = 30
+    reroute_after_seconds: float = 300.0           # a channel stalled mid-message: resend whole
+    inbound_partial_after_seconds: float = 3600.0  # a long inbound SMS still incomplete: show it
+
+    def __post_init__(self):
+        for key in ("reroute_after_seconds", "inbound_partial_after_seconds"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"store.{key}: must be more than 0 seconds")
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,8 @@ class Daemon:
         self._notify = notifier or sdnotify.SystemdNotifier()
         self.journal = Journal.open(config.state_dir, clock=clock,
                                     max_batch=config.store.group_commit_max,
-                                    dedupe_window=config.store.dedupe_window_seconds)
+                                    dedupe_window=config.store.dedupe_window_seconds,
+                                    fragment_timeout=config.store.inbound_partial_after_seconds)
         self.documents = Documents(config.state_dir)
         self.accounts = Accounts(self.documents, self.journal,
                                  failures_per_minute=config.http.login_failures_per_minute)
@@ -129,7 +130,8 @@ class Daemon:
                                       if getattr(c, "operator", "")})
         self.routes_owner = "file"       # or "api": see routing.effective_routes
         self.journal.inbound_owner = InboundOwners(self.accounts, self.router)
-        self.dispatcher = Dispatcher(self.journal, {}, self.router, clock=clock)
+        self.dispatcher = Dispatcher(self.journal, {}, self.router, clock=clock,
+                                     reroute_after=config.store.reroute_after_seconds)
         self.channels = Channels(self)
         self.notifier = Notifier(self.journal, self.accounts, clock=clock)
         self.services = Services(config=config, journal=self.journal, accounts=self.accounts,
@@ -286,6 +288,7 @@ class Daemon:
             "stopped_connections": sorted(set(self.channels.configs) - set(channels)),
             "demo": self.config.demo.enabled,
             "integrations": self._integrations_status(),
+            "whole_messages": self.journal.routes_summary(),
         }
 
     def _integrations_status(self) -> dict:

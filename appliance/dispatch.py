@@ -1,14 +1,21 @@
 """The loop that moves due parts from the journal to channels.
 
 It owns no I/O resource: it asks each channel how many parts it takes now, asks the router
-where each due part may go, claims the chosen parts in one write and hands them over.
+where each due message may go, claims the chosen parts in one write and hands them over.
 Parts with no free route stay queued; they leave in order when a route comes back.
+
+A message is routed as a whole: the router picks a channel for its first part, and every
+later part waits for that channel and leaves after the parts before it (a phone joins parts
+by originator and reference). When that channel makes no progress for `reroute_after`
+seconds the journal releases the message or resends it whole (store/message_routes.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+
+from dataclasses import replace
 
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.routing import Router
@@ -17,16 +24,18 @@ log = logging.getLogger("appliance.dispatch")
 
 HOUSEKEEPING_SECONDS = 1.0
 FRAGMENT_SWEEP_SECONDS = 60.0
+REROUTE_AFTER_SECONDS = 300.0
 
 
 class Dispatcher:
     def __init__(self, journal, channels: dict, router: Router, *, clock: Clock = SYSTEM_CLOCK,
-                 idle_seconds: float = 0.5):
+                 idle_seconds: float = 0.5, reroute_after: float = REROUTE_AFTER_SECONDS):
         self.journal = journal
         self.channels = channels        # name -> Channel; replaced whole on reconfiguration
         self.router = router
         self.clock = clock
         self.idle_seconds = idle_seconds
+        self.reroute_after = reroute_after
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -72,25 +81,57 @@ class Dispatcher:
         capacity = sum(free.values())
         if capacity == 0:
             return 0
-        parts = self.journal.due_parts(limit=max(50, capacity * 4))
+        parts = self.journal.due_parts(limit=max(50, capacity * 2))
         chosen = self._assign(parts, free)
         if not chosen:
             return 0
-        claimed = set(self.journal.claim([(p.id, name) for p, name in chosen]))
+        claimed = self.journal.claim_whole([(p.id, name) for p, name in chosen])
+        batches: dict[str, list] = {}
         for part, name in chosen:
             if part.id in claimed:
-                self.channels[name].submit(part)
+                if claimed[part.id] != part.concat_ref:
+                    part = replace(part, concat_ref=claimed[part.id])
+                batches.setdefault(name, []).append(part)
+        for name, parts in batches.items():
+            self._hand_over(self.channels[name], parts)
         self.dispatched += len(claimed)
         return len(claimed)
 
+    @staticmethod
+    def _hand_over(channel, parts: list) -> None:
+        """In order; a channel that takes batches gets one call (one wake-up of its thread)."""
+        submit_batch = getattr(channel, "submit_batch", None)
+        if submit_batch is not None:
+            submit_batch(parts)
+        else:
+            for part in parts:
+                channel.submit(part)
+
     def _assign(self, parts, free: dict[str, int]) -> list:
+        """(part, connection) pairs: whole messages through one channel, parts in order."""
         chosen = []
+        taken: dict[str, tuple[str, int]] = {}   # message id -> (connection, last seq chosen)
         for part in parts:
-            name = self.router.pick(part, free)
-            if name is not None and name in self.channels:
+            name = self._channel_for(part, taken, free)
+            if name is not None:
                 free[name] -= 1
+                taken[part.message_id] = (name, part.seq)
                 chosen.append((part, name))
         return chosen
+
+    def _channel_for(self, part, taken: dict, free: dict[str, int]) -> str | None:
+        if part.message_id in taken:
+            name, last_seq = taken[part.message_id]
+            in_order = part.seq == last_seq + 1
+        else:
+            name, in_order = part.pinned_to, part.seq == part.next_seq
+            if not in_order:
+                return None       # an earlier part waits (backoff): this one follows it
+            if not name:
+                name = self.router.pick(part, free)
+        if not in_order or name is None or name not in self.channels:
+            return None
+        return name if free.get(name, 0) > 0 else None
 
     def _housekeeping(self) -> None:
         now = self.clock.monotonic()
@@ -100,6 +141,23 @@ class Dispatcher:
             if result["expired"]:
                 log.info("dispatch: %d messages expired before a route was available",
                          result["expired"])
-        if now - self._last_fragment_sweep >= FRAGMENT_SWEEP_SECONDS:
+            self._settle_stalled()
+        if now - self._last_fragment_sweep >= self._fragment_sweep_seconds():
             self._last_fragment_sweep = now
             self.journal.expire_fragments()
+
+    def _fragment_sweep_seconds(self) -> float:
+        # often enough that a partial inbound message shows soon after its configured time
+        timeout = getattr(self.journal, "fragment_timeout", FRAGMENT_SWEEP_SECONDS * 4)
+        return min(FRAGMENT_SWEEP_SECONDS, max(HOUSEKEEPING_SECONDS, timeout / 4))
+
+    def _settle_stalled(self) -> None:
+        for item in self.journal.settle_stalled(self.reroute_after):
+            if item["action"] == "resent":
+                log.warning("dispatch: message %s stalled on %s after %d parts left; resending"
+                            " it whole through another channel", item["message_id"],
+                            item["connection"], item["duplicates"])
+            else:
+                log.info("dispatch: message %s released from %s, which took none of its"
+                         " parts for %gs", item["message_id"], item["connection"],
+                         self.reroute_after)

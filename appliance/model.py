@@ -103,6 +103,8 @@ class OutPart:
     smpp_params: dict = field(default_factory=dict)  # Ozeki dynamic SMPP overrides
     serviceprovider: str = ""       # a connection the user asked for (route override)
     tried: tuple[str, ...] = ()     # connections that failed this part transiently
+    pinned_to: str = ""             # the connection carrying the whole message (dispatcher)
+    next_seq: int = 1               # the message's first part not yet handed over
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,32 @@
 The SMSC is smpp34's SMPP server on 127.0.0.1 (the test SMSC, without its fault proxy); the
 channel is the real SmppChannel with a sink that only counts. Needs the `test` extra.
 Run: python bench/uplink.py [count]   (prints one line per window; nothing is asserted)
+
+End to end: python bench/uplink.py --e2e [seconds] [clients] [window]
+The daemon runs as a process (`python -m appliance run`) with one SMPP connection to the
+same SMSC; `clients` keep-alive HTTP clients send `sendmessage` for `seconds`; printed:
+accepted messages, submit_sm/s at the SMSC during the load and to the last one, messages
+lost, and the daemon's CPU per message.
+
+Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1]
+The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
+link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message; with
+receipts, the SMSC answers each submit_sm with a deliver_sm receipt and the time until every
+message is `delivered` in the journal (from /status) is printed too.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import re
+import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +78,162 @@ def run(smsc: Smsc, window: int, count: int) -> float:
     return count / elapsed
 
 
+# --- end to end ---------------------------------------------------------------------------
+
+PASSWORD = "bench-secret-1"
+
+
+def start_daemon(state: Path, smsc_port: int, window: int,
+                 receipts: bool = False) -> tuple[subprocess.Popen, int]:
+    config = state / "config.toml"
+    config.write_text(
+        '[http]\nhost = "127.0.0.1"\nport = 0\n'
+        '[connections.SMPP0]\ntype = "SMPP"\nhost = "127.0.0.1"\n'
+        f'port = {smsc_port}\nusername = "bench"\npassword = "bench"\n'
+        f'windowsize = {window}\ndeliveryreport = {"true" if receipts else "false"}\n'
+        'messageidbase = "hex-decimal"\n'      # the test SMSC's receipts write ids in decimal
+        'reconnectdelay = 0.1\nreconnectmaxdelay = 0.2\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance", "run", "--config", str(config),
+         "--state-dir", str(state / "state"), "--admin-password", PASSWORD],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    for line in proc.stdout:
+        match = re.search(r"is running: http://127\.0\.0\.1:(\d+)/status", line)
+        if match:
+            threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+            return proc, int(match.group(1))
+    raise RuntimeError("the daemon did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(port: int, seconds: float, clients: int) -> int:
+    accepted = [0] * clients
+    deadline = time.monotonic() + seconds
+
+    def client(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        n = 0
+        while time.monotonic() < deadline:
+            query = urllib.parse.urlencode({
+                "action": "sendmessage", "username": "admin", "password": PASSWORD,
+                "recipient": f"+3620{index:02d}{n:05d}", "messagedata": f"e2e {index} {n}"})
+            conn.request("GET", f"/api?{query}")
+            body = conn.getresponse().read()
+            if b"<statuscode>0</statuscode>" in body:
+                accepted[index] += 1
+            n += 1
+        conn.close()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    return sum(accepted)
+
+
+def end_to_end(seconds: float, clients: int, window: int) -> None:
+    smsc = Smsc().start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, port = start_daemon(Path(tmp), smsc.smsc_port, window)
+            try:
+                while not smsc.binds:
+                    time.sleep(0.05)
+                cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+                accepted = load(port, seconds, clients)
+                during = len(smsc.received)
+                load_time = time.monotonic() - t0
+                deadline = time.monotonic() + 120
+                while len(smsc.received) < accepted and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                total_time = time.monotonic() - t0
+                cpu = cpu_seconds(proc.pid) - cpu0
+                got = len(smsc.received)
+                distinct = len({r.short_message for r in list(smsc.received)})
+                print(f"e2e window {window}, {clients} clients, {seconds:g}s: {accepted} accepted;"
+                      f" {during / load_time:.0f} submit_sm/s during the load,"
+                      f" {got / total_time:.0f} to the last one ({total_time:.1f}s);"
+                      f" lost {max(0, accepted - distinct)}, sent twice {got - distinct};"
+                      f" daemon CPU {cpu / max(1, got) * 1e6:.0f} µs/message")
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    finally:
+        smsc.stop()
+
+
+def send_batches(port: int, count: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    accepted = 0
+    for start in range(0, count, 1000):
+        n = min(1000, count - start)
+        fields = {"action": "sendmessage", "username": "admin", "password": PASSWORD,
+                  "messagecount": n, "messagetype": "SMS:TEXT"}
+        for i in range(n):
+            fields[f"recipient{i}"] = f"+3620{(start + i) % 10_000_000:07d}"
+            fields[f"messagedata{i}"] = f"backlog {start + i}"
+        conn.request("POST", "/api", urllib.parse.urlencode(fields),
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+        body = conn.getresponse().read().decode()
+        accepted += len(re.findall(r"<statuscode\d*>0</statuscode\d*>", body))
+    conn.close()
+    return accepted
+
+
+def delivered(port: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/status")
+    status = json.loads(conn.getresponse().read())
+    conn.close()
+    return status["queue"].get("delivered", 0)
+
+
+def backlog(count: int, window: int, receipts: bool) -> None:
+    smsc = Smsc(receipts=receipts).start()
+    smsc.proxy.down = True
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)
+            try:
+                accepted = send_batches(port, count)
+                cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+                smsc.proxy.down = False
+                deadline = time.monotonic() + 600
+                while len(smsc.received) < accepted and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
+                got = len({r.short_message for r in list(smsc.received)})
+                print(f"backlog window {window}: {accepted} queued while down, drained at"
+                      f" {got / elapsed:.0f} submit_sm/s ({elapsed:.1f}s); lost"
+                      f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
+                      " µs/message")
+                if receipts:
+                    while delivered(port) < accepted and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    elapsed = time.monotonic() - t0
+                    print(f"  receipts: {delivered(port)} of {accepted} delivered"
+                          f" {elapsed:.1f}s after the link came back"
+                          f" ({delivered(port) / elapsed:.0f}/s end to end)")
+            finally:
+                proc.terminate()
+                proc.wait(30)
+    finally:
+        smsc.stop()
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--backlog":
+        args = [int(a) for a in sys.argv[2:]]
+        count, window, receipts = (args + [20_000, 10, 0][len(args):])[:3]
+        backlog(count, window, bool(receipts))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--e2e":
+        args = [float(a) for a in sys.argv[2:]]
+        seconds, clients, window = (args + [10, 8, 10][len(args):])[:3]
+        end_to_end(seconds, int(clients), int(window))
+        return
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     smsc = Smsc().start()
     try:

@@ -14,6 +14,8 @@ def test_sends_one_sms_and_matches_its_status_report(rig, network):
     wait_until(lambda: sink.submitted, what="part_submitted")
     part_id, connection, reference = sink.submitted[0]
     assert (part_id, connection) == (7, worker.name)
+    # the simulated network records the submit on its own timer, racing the modem's +CMGS
+    wait_until(lambda: network.submits, what="the network's record of the submit")
     assert network.submits[0]["text"] == "Hello world"
     report = wait_until(lambda: sink.reports and sink.reports[0], what="report")
     assert report.reference == reference

@@ -40,5 +40,9 @@ def test_a_throttled_part_stays_on_its_preferred_uplink(smscs, make_config, run_
     assert elapsed < 4.0                           # the channel's pause, not RETRY_BACKOFF
     assert all(daemon.journal.get_parts(m)[0]["connection"] == "SMPP0" for m in ids)
     assert other.proxy.wire == []
-    assert daemon.channels.running["SMPP0"].status()["counts"]["throttled"] >= 1
-    assert sorted(p.short_message for p in preferred.proxy.wire[-3:]) == [b"m0", b"m1", b"m2"]
+    throttled = daemon.channels.running["SMPP0"].status()["counts"]["throttled"]
+    assert throttled == 2
+    # the SMSC (smpp34) handles pipelined PDUs concurrently, so which two it refused is not
+    # fixed: each message crossed the wire, the refused ones once more, nothing else
+    wire = [p.short_message for p in preferred.proxy.wire]
+    assert sorted(set(wire)) == [b"m0", b"m1", b"m2"] and len(wire) == 3 + throttled

@@ -54,6 +54,7 @@ class SimModem:
         self.commands: list[str] = []          # every command line received (tests read it)
         self.command_log: list[tuple[float, str]] = []   # (time.monotonic(), line), for bench
         self.faults: set[str] = set()
+        self._hang_after: int | None = None    # submits still answered before a hang
         self._power = _PowerWatch(power_pin, power_active_high, pin_factory)
         self._posted: deque = deque()
         self._output: list[tuple[float, bytes]] = []
@@ -73,6 +74,11 @@ class SimModem:
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULTS)}")
         self.post(lambda: self._apply_fault(kind))
+
+    def hang_after_submits(self, count: int) -> None:
+        """Answer `count` more AT+CMGS, then hang on the next one (a modem dying
+        mid-message: the part in progress gets no answer, as in field-notes §2)."""
+        self.post(lambda: setattr(self, "_hang_after", count))
 
     def deliver_inbound(self, sender: str, text: str) -> None:
         """An SMS from outside the simulated network; long texts arrive in several parts."""
@@ -491,6 +497,12 @@ class SimModem:
             submit, valid_length = None, False
         if submit is None or submit.type != "submit" or not valid_length:
             return self._cms(304)
+        if self._hang_after is not None:
+            if self._hang_after == 0:
+                self._hang_after = None
+                log.info("sim %s: hanging in the middle of a submit", self.slot)
+                return self.faults.add("hang")
+            self._hang_after -= 1
         if "cms500" in self.faults:
             return self._cms(500)
         if self._now() < self._ready_at:

@@ -11,12 +11,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+import logging
+
 from appliance import gsm
 from appliance.ids import new_message_id
+from appliance.logmask import masked
+from appliance.gsm.reassembly import join
 from appliance.model import FOLDER_STATES, InboundFragment
 from appliance.store import message_state
 
 INBOUND_USER = "admin"
+
+log = logging.getLogger("appliance.store")
 
 
 class SqliteFragments:
@@ -99,10 +105,27 @@ def _seen_before(conn, fragment: InboundFragment, now: float) -> bool:
 
 
 def expire(conn, now: float, timeout: float, owner_of=None) -> int:
-    joined = _reassembler(conn, timeout).expire(now)
-    for message in joined:
-        _store_inbound(conn, message, now, owner_of)
-    return len(joined)
+    """Long messages still incomplete `timeout` seconds after their first part go to the
+    inbox as they are: a marker where parts are missing, `code` 'partial' and the missing
+    part numbers in `reason` (shown by getmessagebyid and the JSON API)."""
+    store = SqliteFragments(conn)
+    count = 0
+    for key in store.keys_older_than(now - timeout):
+        parts = store.pop(key)
+        if not parts:
+            continue
+        total = key[2]
+        message_id = _store_inbound(conn, join(parts, total), now, owner_of)
+        missing = [str(seq) for seq in range(1, total + 1) if seq not in parts]
+        conn.execute("UPDATE messages SET code='partial', reason=? WHERE id=?",
+                     (f"partial: part {', '.join(missing)} of {total} never arrived",
+                      message_id))
+        log.warning("inbox: partial message %s from %s on %s: part %s of %d never arrived",
+                    message_id, masked(key[0]), parts[min(parts)].connection,
+                    ", ".join(missing), total)
+        count += 1
+    return count
+
 
 
 def _reassembler(conn, timeout: float):

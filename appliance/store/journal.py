@@ -21,7 +21,7 @@ from appliance.compose import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import counters, inbox, message_state
+from appliance.store import counters, inbox, message_routes, message_state
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
 from appliance.store import receipt_match
@@ -30,6 +30,9 @@ log = logging.getLogger("appliance.store")
 
 DB_NAME = "journal.sqlite3"
 RETRY_BACKOFF = (5, 15, 30, 60, 120, 300, 600)   # seconds after the n-th transient failure
+# The channel, not the part, failed: the part may leave again at once (through another
+# channel, or this one when it is back), without the retry delay.
+RETRY_AT_ONCE = frozenset({"link_down", "not_bound"})
 
 _REPORT_STATE = {
     ReportStatus.DELIVERED: State.DELIVERED,
@@ -92,7 +95,58 @@ class Journal:
         return conn
 
     def _write(self, fn, timeout: float = 60.0):
+        batch = getattr(self._local, "batch", None)
+        if batch is not None:           # inside write_many: collected, run in one commit
+            batch.append(fn)
+            return None
         return self._writer.call(fn, timeout)
+
+    def write_many(self, calls: list, *, wait: bool = True) -> list[Exception | None] | None:
+        """Run sink calls (`part_submitted`, `part_failed`, `report`, `inbound`: methods that
+        write and return nothing) in one writer call: one transaction, one fsync, no thread
+        per call. Each runs in its own savepoint, so one refused update undoes only itself.
+        Returns, per call, None or the exception it raised; durable when it returns.
+
+        `wait=False` queues the writes and returns None at once (errors are logged): for
+        results nobody answers for (submit_sm_resp), so the caller's thread goes on sending.
+        The writer keeps order, so a later call (a receipt) sees these writes."""
+        fns: list = []
+        errors: list[Exception | None] = []
+        for call in calls:
+            self._local.batch = []
+            try:
+                call()
+                fns.append(self._local.batch)
+                errors.append(None)
+            except Exception as exc:
+                fns.append([])
+                errors.append(exc)
+            finally:
+                self._local.batch = None
+
+        def fn(conn):
+            results = []
+            for writes in fns:
+                try:
+                    conn.execute("SAVEPOINT one")
+                    for write in writes:
+                        write(conn)
+                    conn.execute("RELEASE one")
+                    results.append(None)
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO one")
+                    conn.execute("RELEASE one")
+                    results.append(exc)
+            return results
+        if not wait:
+            self._writer.submit(fn).add_done_callback(_log_refused)
+            for error in errors:
+                if error is not None:
+                    log.error("store: an update was refused: %s", error)
+            return None
+        for i, error in enumerate(self._writer.call(fn, 60.0)):
+            errors[i] = errors[i] or error
+        return errors
 
     def query(self, sql: str, params=()) -> list[sqlite3.Row]:
         return self._read().execute(sql, params).fetchall()
@@ -189,7 +243,15 @@ class Journal:
         now = self.clock.now()
         rows = self.query(
             "SELECT p.*, m.recipient, m.originator, m.msg_class, m.want_report, m.user,"
-            " m.messagetype, m.extra, m.serviceprovider FROM parts p"
+            " m.messagetype, m.extra, m.serviceprovider,"
+            # whole-message routing: the channel the message is pinned to, and the first part
+            # of it not yet handed over (parts leave in order)
+            " CASE WHEN p.total>1 THEN coalesce((SELECT r.connection FROM message_routes r"
+            "  WHERE r.message_id=p.message_id AND r.ended IS NULL), '') ELSE '' END"
+            "  AS pinned_to,"
+            " CASE WHEN p.total>1 THEN (SELECT min(q.seq) FROM parts q WHERE"
+            "  q.message_id=p.message_id AND q.state IN ('queued','scheduled'))"
+            "  ELSE p.seq END AS next_seq FROM parts p"
             " JOIN messages m ON m.id = p.message_id"
             " WHERE p.state='queued' AND p.next_attempt<=? ORDER BY p.priority, p.id LIMIT ?",
             (now, limit))
@@ -197,19 +259,40 @@ class Journal:
 
     def claim(self, assignments: list[tuple[int, str]]) -> list[int]:
         """Mark parts as sending on their connection; returns the ids actually claimed."""
+        return list(self.claim_whole(assignments))
+
+    def claim_whole(self, assignments: list[tuple[int, str]]) -> dict[int, int]:
+        """Claim parts as `claim` does, pinning each message to its connection for all its
+        parts (store/message_routes.py). Returns {part id: concatenation reference} for the
+        parts claimed; a part whose message is pinned elsewhere, or for which no reference is
+        free, stays queued."""
         now = self.clock.now()
 
         def fn(conn):
-            claimed = []
+            claimed = {}
             for part_id, connection in assignments:
+                message_id, total = _message_and_total(conn, part_id)
+                ref = message_routes.open_round(conn, message_id, connection, now) \
+                    if total > 1 else 0
+                if ref is None:
+                    continue
                 cur = conn.execute("UPDATE parts SET state='sending', connection=?,"
                                    " attempts=attempts+1 WHERE id=? AND state='queued'",
                                    (connection, part_id))
                 if cur.rowcount:
-                    claimed.append(part_id)
-                    message_state.refresh(conn, _message_of(conn, part_id), now, connection)
+                    claimed[part_id] = ref
+                    message_state.refresh(conn, message_id, now, connection)
             return claimed
         return self._write(fn)
+
+    def settle_stalled(self, grace: float) -> list[dict]:
+        """Release or resend whole the messages whose channel made no progress for `grace`
+        seconds (the failover policy in store/message_routes.py)."""
+        now = self.clock.now()
+        if not self.query("SELECT 1 FROM message_routes WHERE ended IS NULL AND started<?"
+                          " LIMIT 1", (now - grace,)):
+            return []
+        return self._write(lambda conn: message_routes.settle_stalled(conn, now, grace))
 
     def housekeeping(self) -> dict:
         """Promote scheduled parts that are due and expire those past their validity."""
@@ -256,6 +339,8 @@ class Journal:
                          " AND state IN ('sending','queued')",
                          (connection, reference, now, part_id))
             message_state.refresh(conn, message_id, now, connection)
+            _, total = _message_and_total(conn, part_id)
+            message_routes.part_submitted(conn, message_id, total, now)
             for report in _take_orphans(conn, connection, reference):
                 self._apply_report(conn, report, now)
         self._write(fn)
@@ -293,15 +378,17 @@ class Journal:
                              (now, f"{code}: {reason}", part_id))
             elif retryable:
                 tried = _add_tried(row["tried"], connection)
+                delay = 0.0 if code in RETRY_AT_ONCE else retry_delay(row["attempts"])
                 conn.execute("UPDATE parts SET state='queued', next_attempt=?, reason=?,"
                              " tried=? WHERE id=? AND state='sending'",
-                             (now + retry_delay(row["attempts"]), f"{code}: {reason}", tried,
-                              part_id))
+                             (now + delay, f"{code}: {reason}", tried, part_id))
             else:
                 conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE id=?",
                              (now, f"{code}: {reason}", part_id))
-            if not (retryable and message_state.cancel_if_deleted(conn, row["message_id"], now)):
-                message_state.refresh(conn, row["message_id"], now, connection)
+            message_id, total = _message_and_total(conn, part_id)
+            if not (retryable and message_state.cancel_if_deleted(conn, message_id, now)):
+                message_state.refresh(conn, message_id, now, connection)
+            message_routes.part_failed(conn, message_id, connection, retryable, total, now)
         self._write(fn)
 
     def report(self, report: Report) -> None:
@@ -314,6 +401,8 @@ class Journal:
             log.info("store: %s: report for reference %s of a purged message dropped",
                      report.connection, report.reference)
             return
+        if part is None and message_routes.is_retired(conn, report.connection, report.reference):
+            return      # for a part of a message since resent whole: it settles nothing
         if part is None:
             conn.execute("INSERT INTO orphan_reports VALUES (?,?,?,?)",
                          (report.connection, report.reference, _json(_report_dict(report)), now))
@@ -353,6 +442,19 @@ class Journal:
             log.exception("store: cannot tell whose SMS from %s is; filed under %s",
                           fragment.connection, inbox.INBOUND_USER)
             return inbox.INBOUND_USER
+
+    def route_history(self, message_id: str) -> list[dict]:
+        """The message's rounds: which channel, which reference, how each ended."""
+        return message_routes.history(self._read(), message_id)
+
+    def channels_used(self, message_ids: list[str]) -> dict[str, list[str]]:
+        return message_routes.channels_used(self._read(), list(message_ids))
+
+    def duplicate_parts(self, message_id: str) -> int:
+        return message_routes.duplicates(self._read(), message_id)
+
+    def routes_summary(self) -> dict:
+        return message_routes.summary(self._read())
 
     def sent_count_since(self, connection: str, since: float) -> int:
         row = self.query("SELECT count(*) AS n FROM parts WHERE connection=? AND submitted_at>=?",
@@ -515,6 +617,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         _migrate_unlimited_balances(conn)
     receipt_match.migrate(conn)
     counters.install(conn)
+    conn.executescript(message_routes.DDL)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     os.chmod(conn.execute("PRAGMA database_list").fetchone()[2], 0o640)
 
@@ -583,6 +686,22 @@ def _log_vanished(connection: str, part_id: int, what: str) -> None:
              connection, part_id, what)
 
 
+def _log_refused(future) -> None:
+    try:
+        results = future.result()
+    except Exception as exc:
+        log.error("store: %s", exc)
+        return
+    for error in results or ():
+        if error is not None:
+            log.error("store: an update was refused: %s", error)
+
+
+def _message_and_total(conn, part_id: int) -> tuple[str, int]:
+    row = conn.execute("SELECT message_id, total FROM parts WHERE id=?", (part_id,)).fetchone()
+    return row[0], row[1]
+
+
 def _add_tried(tried: str, connection: str) -> str:
     names = [n for n in tried.split(",") if n]
     if connection not in names:
@@ -624,7 +743,8 @@ def _out_part(row: sqlite3.Row) -> OutPart:
         valid_until=row["valid_until"], priority=row["priority"], attempts=row["attempts"],
         user=row["user"], messagetype=row["messagetype"], smpp_params=extra,
         serviceprovider=row["serviceprovider"],
-        tried=tuple(n for n in row["tried"].split(",") if n))
+        tried=tuple(n for n in row["tried"].split(",") if n),
+        pinned_to=row["pinned_to"], next_seq=row["next_seq"])
 
 
 __all__ = ["Journal", "FINAL_STATES", "retry_delay"]

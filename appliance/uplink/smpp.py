@@ -22,8 +22,13 @@ wait in the channel for part 1's answer and share its fate. Part 1's success is 
 `whole_message=True`: the journal gives every part of the message part 1's reference in one
 transaction, so one receipt settles them all, also after a restart.
 
-Sink calls of one read batch run concurrently, so the store's group commit takes them in one
-fsync; deliver_sm_resp is sent only after the receipt or message is durable.
+`free_slots` offers the window plus `max(window, READY_PARTS)` parts waiting here, so each
+submit_sm_resp is followed by the next submit_sm at once. The sink calls of one read
+batch go to the journal together (`write_many`: one transaction, one fsync, on this thread;
+not awaited when they are only submit results); a sink without `write_many` gets them from a small thread pool
+so its own group commit can join them. deliver_sm_resp is sent only after the receipt or
+message is durable. Parts given back by a dropped link are due again at once (the journal
+skips its retry delay for `link_down`).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ ESME_RINVCMDID = 0x03
 SLOWING = {ESME_RTHROTTLED: "throttled", ESME_RMSGQFUL: "queue_full"}
 TRANSIENT = {ESME_RSYSERR, ESME_RMSGQFUL, 0x45, ESME_RTHROTTLED, 0x64, 0xFF}
 READ_BATCH = 256
+READY_PARTS = 100           # parts waiting here beyond the window (at least one window)
 MAX_THROTTLED = 5
 PAYLOAD_MEMORY = 1000       # message ids sent whole, remembered for late parts 2..n
 TICK = 0.5
@@ -108,7 +114,7 @@ class SmppChannel:
         self._wake_dispatcher = lambda: None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix=f"{self.name}-sink")
+        self._pool: ThreadPoolExecutor | None = None   # only for sinks without write_many
 
     # --- the Channel interface (any thread) ---
 
@@ -123,7 +129,8 @@ class SmppChannel:
         self._poke()
         if self._thread:
             self._thread.join(timeout)
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._wake_r.close()
         self._wake_w.close()
 
@@ -137,10 +144,21 @@ class SmppChannel:
         # A throttle pause is not a dead link: parts keep coming here and wait for the
         # pause, so they do not fail over (failover is for unbound links).
         waiting = len(self._inbox) + len(self._throttled)
-        return max(0, self.conn.windowsize - len(self._window) - waiting)
+        return max(0, self.capacity - len(self._window) - waiting)
+
+    @property
+    def capacity(self) -> int:
+        """The window plus parts waiting here, so the window refills from memory as each
+        submit_sm_resp comes, not after a round trip through the store."""
+        return self.conn.windowsize + max(self.conn.windowsize, READY_PARTS)
 
     def submit(self, part: OutPart) -> None:
         self._inbox.append(part)
+        self._poke()
+
+    def submit_batch(self, parts: list[OutPart]) -> None:
+        """Many parts, in order, with one wake-up of the worker."""
+        self._inbox.extend(parts)
         self._poke()
 
     def alive(self) -> bool:
@@ -550,9 +568,12 @@ class SmppChannel:
         effects.append((lambda: self.sink.inbound(fragment), reply))
 
     def _apply(self, effects: list) -> None:
-        """Run the sink calls (concurrently: one group commit), then send the replies."""
+        """Run the sink calls (in one commit), then send the replies."""
         if not effects:
             return
+        write_many = getattr(self.sink, "write_many", None)
+        if write_many is not None:
+            return self._apply_batch(write_many, effects)
         failed = set()
 
         def run(item):
@@ -566,7 +587,37 @@ class SmppChannel:
         if len(effects) == 1:
             run(effects[0])
         else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=16,
+                                                thread_name_prefix=f"{self.name}-sink")
             list(self._pool.map(run, effects))
+        self._send_replies(effects, failed)
+
+    def _apply_batch(self, write_many, effects: list) -> None:
+        """The journal's path: every result of a read batch in one transaction and one
+        fsync, on this thread (no hand-off per result). Without a reply to send (only
+        submit_sm_resp results) the thread does not wait for the commit: it goes on filling
+        the window (a crash before that commit sends those parts again at restart)."""
+        if all(reply is None for _, reply in effects):
+            try:
+                write_many([fn for fn, _ in effects], wait=False)
+            except Exception as exc:
+                log.error("%s: the store refused %d updates: %s", self.name, len(effects), exc)
+            return
+        try:
+            errors = write_many([fn for fn, _ in effects])
+        except Exception as exc:          # the store is down: the SMSC sends them again
+            log.error("%s: the store refused %d updates: %s", self.name, len(effects), exc)
+            errors = [exc] * len(effects)
+        failed = set()
+        for (_, reply), error in zip(effects, errors):
+            if error is not None:
+                log.error("%s: the store refused an update: %s", self.name, error)
+                if reply is not None:
+                    failed.add(id(reply))
+        self._send_replies(effects, failed)
+
+    def _send_replies(self, effects: list, failed: set) -> None:
         sent = set()
         for _, reply in effects:
             if reply is not None and id(reply) not in sent:

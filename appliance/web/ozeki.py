@@ -456,6 +456,16 @@ def visible_message(ctx: Ctx, message_id: str) -> dict:
     return message
 
 
+def _operatornames(ctx: Ctx, m: dict) -> str:
+    """Every connection that carried the message, in order (a message resent whole after
+    its first channel stalled names both)."""
+    names = [] if m["direction"] == "in" else \
+        ctx.services.journal.channels_used([m["id"]]).get(m["id"], [])
+    if not names:
+        names = [m["connection"]]
+    return "".join(X.element("operatorname", name) for name in names)
+
+
 @action("getmessagebyid")
 def getmessagebyid(ctx: Ctx) -> str:
     message_id = ctx.params.get("msgid", "").strip() or ctx.require("messageid")
@@ -472,7 +482,7 @@ def getmessagebyid(ctx: Ctx) -> str:
         X.element("callbackid", m["client_ref"]),
         X.element("state", OZEKI_STATE[State(state.lower())] if state != "DELETED" else 15),
         X.element("statusmessage", m["reason"] or m["state"]),
-        f"<operatornames>{X.element('operatorname', m['connection'])}</operatornames>",
+        f"<operatornames>{_operatornames(ctx, m)}</operatornames>",
         f"<routes>{X.element('route', 'default')}</routes>",
         X.element("messagetype", m["messagetype"]), X.element("messagedata", m["body"]),
     ])

@@ -200,7 +200,9 @@ def _echo(raw) -> dict:
     return echo
 
 
-def _message_json(m: dict) -> dict:
+def _message_json(m: dict, connections: list[str] | None = None) -> dict:
+    """`connections` (an addition): every channel that carried the message, in order;
+    `partial` (an addition): an inbound long message whose missing parts never came."""
     inbound = m["direction"] == "in"
     return {
         "message_id": m["id"], "from_connection": m["connection"] if inbound else "",
@@ -212,6 +214,8 @@ def _message_json(m: dict) -> dict:
         "delivery_report_requested": bool(m["want_report"]),
         "view_report_requested": False, "tags": [], "is_read": bool(m["is_read"]),
         "state": m["state"],
+        "connections": connections or ([m["connection"]] if m["connection"] else []),
+        "partial": m["code"] == "partial",
     }
 
 
@@ -231,8 +235,10 @@ def receivemsg(services, user, request, response, params) -> str:
         raise JsonError(400, "INVALID_REQUEST", "limit must be a number 1..10000")
     limit = int(raw) if raw else DEFAULT_LIMIT
     messages = services.journal.folder(user.name, folder, limit)
+    used = services.journal.channels_used([m["id"] for m in messages
+                                           if m["direction"] == "out"])
     data = {"folder": folder, "limit": str(limit),
-            "data": [_message_json(m) for m in messages]}
+            "data": [_message_json(m, used.get(m["id"])) for m in messages]}
     return answer(response, 200, "SUCCESS", "", data)
 
 

@@ -1,0 +1,93 @@
+"""Dispatcher cost: parts moved per second and CPU per part, journal on a real SQLite file.
+
+The channel takes every part at once and answers `submitted` on its own thread (like an
+SMPP window that never fills), so the figure is the cost of the queue itself: due_parts,
+routing, claim (with the whole-message round) and the submit record.
+Run: python bench/dispatch.py [messages]   (prints one line per message shape; nothing is
+asserted)
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+from appliance.compose import Submission, prepare  # noqa: E402
+from appliance.dispatch import Dispatcher  # noqa: E402
+from appliance.routing import Router  # noqa: E402
+from appliance.store.journal import Journal  # noqa: E402
+
+
+class InstantChannel:
+    def __init__(self, name: str, journal, window: int = 50):
+        self.name = name
+        self.journal = journal
+        self.window = window
+        self.inflight = 0
+        self.lock = threading.Lock()
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.wake = None
+
+    def free_slots(self) -> int:
+        return self.window - self.inflight
+
+    def submit(self, part) -> None:
+        with self.lock:
+            self.inflight += 1
+        self.queue.put(part)
+
+    def _run(self) -> None:
+        while True:
+            part = self.queue.get()
+            if part is None:
+                return
+            self.journal.part_submitted(part.id, self.name, str(part.id))
+            with self.lock:
+                self.inflight -= 1
+            if self.wake:
+                self.wake()
+
+
+def run(messages: int, text: str, channels: int = 2) -> tuple[float, float, int]:
+    with tempfile.TemporaryDirectory() as state:
+        journal = Journal.open(state)
+        subs = [prepare(Submission(user="admin", recipient=f"+3620{i % 50:07d}", text=text))
+                for i in range(messages)]
+        for start in range(0, len(subs), 500):
+            journal.accept(subs[start:start + 500])
+        parts = sum(len(s.parts) for s in subs)
+        chans = {f"C{i}": InstantChannel(f"C{i}", journal) for i in range(channels)}
+        dispatcher = Dispatcher(journal, chans, Router((), list(chans)), idle_seconds=0.01)
+        for channel in chans.values():
+            channel.wake = dispatcher.wake
+        wall, cpu = time.monotonic(), time.process_time()
+        dispatcher.start()
+        while journal.stats()["parts_by_state"].get("submitted", 0) < parts:
+            time.sleep(0.05)
+        wall, cpu = time.monotonic() - wall, time.process_time() - cpu
+        dispatcher.stop()
+        for channel in chans.values():
+            channel.queue.put(None)
+        journal.close()
+        return wall, cpu, parts
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    for label, text in (("1-part", "hello " * 10), ("4-part", "x" * 600)):
+        wall, cpu, parts = run(count, text)
+        print(f"{label}: {parts} parts in {wall:.2f}s = {parts / wall:.0f} parts/s,"
+              f" CPU {cpu / parts * 1e6:.0f} µs/part")
+
+
+if __name__ == "__main__":
+    main()
