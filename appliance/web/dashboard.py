@@ -219,7 +219,7 @@ class Dashboard:
         return bottle.redirect("/ui/admin?flash=" + quote_plus(message[:300]))
 
     def static(self, name: str):
-        return bottle.static_file(name, root=str(STATIC), mimetype="auto")
+        return bottle.static_file(name, root=str(STATIC))
 
 
 def register(app: bottle.Bottle, services) -> None:
