@@ -158,6 +158,14 @@ def test_metrics_basic_auth_and_allow_list(make_config, run_daemon):
     assert value(scrape(api, {"Authorization": f"Basic {good}"}), "sms_up") == 1
     assert api.get("/health")[0] == 200           # health stays open
 
+    for _ in range(20):                     # guessing meets the login throttle
+        api.get("/metrics")
+        try:
+            scrape(api, {"Authorization": f"Basic {bad}"})
+        except urllib.error.HTTPError as exc:
+            last = exc.code
+    assert last == 429
+
     fenced = dataclasses.replace(make_config(), metrics=cfg.MetricsConfig(allow=("10.9.0.0/24",)),
                                  store=cfg.StoreConfig(state_dir=secured.store.state_dir + "2"))
     api = Api(run_daemon(fenced).port)

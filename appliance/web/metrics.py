@@ -268,8 +268,9 @@ def _histogram(name: str, text: str, labels: list[str], histograms: dict):
 # --- access -------------------------------------------------------------------------------
 
 
-def metrics_denied(config, request) -> tuple[int, str] | None:
-    """(status, text) when the scrape is refused, else None."""
+def metrics_denied(config, request, throttle) -> tuple[int, str] | None:
+    """(status, text) when the scrape is refused, else None. Wrong credentials count
+    against the same per-address login throttle as the APIs."""
     settings = config.metrics
     address = client_address(request)
     if settings.allow and not _in_any(address, tuple(settings.allow)):
@@ -277,7 +278,12 @@ def metrics_denied(config, request) -> tuple[int, str] | None:
     if not settings.username:
         return None
     auth_pair = request.auth
-    if not auth_pair or auth_pair[0] != settings.username or not _password_ok(settings, auth_pair[1]):
+    if not auth_pair:
+        return 401, "metrics credential required"
+    if throttle.blocked(address):
+        return 429, "too many failed logins; try later"
+    if auth_pair[0] != settings.username or not _password_ok(settings, auth_pair[1]):
+        throttle.failed(address)
         return 401, "metrics credential required"
     return None
 
@@ -303,7 +309,7 @@ def register(app: bottle.Bottle, services) -> None:
 
     @app.route("/metrics", method="GET")
     def metrics():
-        denied = metrics_denied(services.config, bottle.request)
+        denied = metrics_denied(services.config, bottle.request, services.accounts.throttle)
         if denied:
             status, text = denied
             log.warning("metrics: refused %s: %s", client_address(bottle.request), text)
