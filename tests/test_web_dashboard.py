@@ -204,3 +204,37 @@ def test_inbox_shows_a_long_inbound_message_once_reassembled(with_modems):
     body = browser.open("/ui/inbox")[1]
     assert body.count('<article class="sms') == 1
     assert text.strip() in body and "+36301112222" in body
+
+
+def test_pages_read_by_index_not_by_scanning_the_journal(appliance):
+    """The overview refreshes every few seconds: its reads, the lists and a message's
+    timeline must not scan or sort the whole journal."""
+    import sqlite3
+    daemon, api = appliance
+    ids = [api.send("+36201234567", f"m{i}") for i in range(5)]
+    browser = Browser(daemon.port)
+    browser.login()
+    journal = daemon.journal
+    seen: list[tuple[str, tuple]] = []
+    original = journal.query
+
+    def recording(sql, params=()):
+        seen.append((sql, tuple(params)))
+        return original(sql, params)
+
+    journal.query = recording
+    try:
+        for path in ("/", "/ui/messages", "/ui/inbox", f"/ui/messages/{ids[0]}",
+                     "/ui/messages?state=queued"):
+            assert browser.open(path)[0] == 200
+    finally:
+        journal.query = original
+    conn = sqlite3.connect(journal.path)
+    for sql, params in seen:
+        plan = " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        # sorting what an index search found (one message's parts) is fine; sorting a scan is not
+        assert "TEMP B-TREE" not in plan or "SCAN" not in plan, (sql, plan)
+        for table in ("parts", "messages", "events"):
+            assert f"SCAN {table}" not in plan or f"SCAN {table} USING INDEX" in plan \
+                or f"SCAN {table} USING COVERING INDEX" in plan, (sql, plan)
+    conn.close()

@@ -52,6 +52,13 @@ CREATE TRIGGER IF NOT EXISTS counter_events_del AFTER DELETE ON events BEGIN
 END;
 """
 
+# Indexes for the dashboard's reads: newest-first lists walk messages by creation time, and a
+# message's timeline finds its callback events (events_message covers pending ones only).
+INDEXES = """
+CREATE INDEX IF NOT EXISTS messages_created ON messages(created);
+CREATE INDEX IF NOT EXISTS events_by_message ON events(message_id, id);
+"""
+
 _BACKFILL = (
     "INSERT INTO counter_parts SELECT state, count(*) FROM parts GROUP BY state",
     "INSERT INTO counter_accepted SELECT direction, dialect, user, count(*) FROM messages"
@@ -65,6 +72,7 @@ def install(conn: sqlite3.Connection) -> bool:
 
     Runs inside the writer's transaction, so no write can slip between backfill and trigger.
     """
+    _executescript_in_txn(conn, INDEXES)
     exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='trigger'"
                           " AND name='counter_parts_ins'").fetchone()
     if exists:

@@ -116,7 +116,7 @@ class Dashboard:
     def overview(self):
         session = self.require()
         daemon = self.daemon
-        status = daemon.status() if daemon else {}
+        status = data.channels_view(daemon)
         checks = health.run_checks(daemon) if daemon else []
         by_state = counters.parts_by_state(self.services.journal)
         return self.page("overview.tpl", session, title="Overview", status=status,
@@ -140,14 +140,15 @@ class Dashboard:
         if message is None or (not session.admin and message["user"] != session.user):
             bottle.response.status = 404
             return self.page("denied.tpl", session, title="No such message")
+        steps = data.timeline(self.services.journal, message)
+        settled = message["state"] in data.FINAL and not any(
+            s["what"].startswith("callback") and "pending" in s["detail"] for s in steps)
         return self.page("message.tpl", session, title="Message", message=message,
-                         timeline=data.timeline(self.services.journal, message))
+                         timeline=steps, live=not settled)
 
     def inbox(self):
         session = self.require()
-        rows = self.services.journal.folder(None if session.admin else session.user, "inbox",
-                                            limit=200)
-        rows.reverse()                  # newest first
+        rows = data.inbox(self.services.journal, None if session.admin else session.user)
         return self.page("inbox.tpl", session, title="Inbox", rows=rows)
 
     def send_form(self):

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from appliance.config import GSMModemConfig
+from appliance.model import State
 from appliance.store import counters
 
 log = logging.getLogger("appliance.web")
 
 SEARCH_LIMIT = 200
-STATES = ("queued", "scheduled", "sending", "submitted", "delivered", "undelivered", "failed",
-          "expired", "cancelled")
+STATES = tuple(s.value for s in State)
+FINAL = tuple(s.value for s in State if s.final)
 BIN_SECONDS, BINS = 300, 12          # throughput: 5-minute bins over the last hour
 
 
@@ -104,6 +105,17 @@ def search(journal, q: MessageQuery, user: str | None) -> list[dict]:
     return [dict(r) for r in rows]
 
 
+def inbox(journal, user: str | None, limit: int = SEARCH_LIMIT) -> list[dict]:
+    """Newest inbound messages first (long ones are stored once, already joined)."""
+    where, params = ["direction='in'", "deleted=0"], []
+    if user is not None:
+        where.append("user=?")
+        params.append(user)
+    return [dict(r) for r in journal.query(
+        "SELECT id, originator, recipient, body, created, connection, is_read FROM messages"
+        f" WHERE {' AND '.join(where)} ORDER BY created DESC LIMIT ?", (*params, limit))]
+
+
 def timeline(journal, message: dict) -> list[dict]:
     """Accepted, each part's attempts/submission/report, each callback attempt."""
     steps = [{"at": message["created"], "what": "accepted",
@@ -135,6 +147,19 @@ def timeline(journal, message: dict) -> list[dict]:
         steps.append({"at": event["at"], "what": f"callback for {event['kind']}",
                       "detail": detail})
     return steps          # causal order: a report's own clock may read before our acceptance
+
+
+def channels_view(daemon) -> dict:
+    """Modems, other connections and stopped ones, as /status lists them, without /status's
+    queue statistics (the overview reads those from the counters)."""
+    if daemon is None:
+        return {"modems": [], "uplinks": [], "stopped_connections": []}
+    running, configs = daemon.channels.running, daemon.channels.configs
+    modems = [c.status() for n, c in running.items() if isinstance(configs.get(n), GSMModemConfig)]
+    others = [c.status() for n, c in running.items()
+              if not isinstance(configs.get(n), GSMModemConfig)]
+    return {"modems": modems, "uplinks": others,
+            "stopped_connections": sorted(set(configs) - set(running))}
 
 
 def oldest_age(services) -> float | None:

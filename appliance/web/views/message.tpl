@@ -1,6 +1,6 @@
 % rebase('layout.tpl', title=title, session=session, flash=flash)
 % from appliance.web.dashboard_data import when
-<section class="card" id="live" data-refresh="2">
+<section class="card" id="live"{{!' data-refresh="2"' if live else ''}}>
 <h1>Message <small>{{message['id']}}</small></h1>
 <dl class="wide">
   <dt>State</dt><dd><span class="badge state-{{message['state']}}" id="message-state">{{message['state']}}</span>

@@ -16,7 +16,7 @@
 % if query.error:
 <p class="error">{{query.error}}</p>
 % end
-<div class="scroll" id="live" data-refresh="5">
+<div class="scroll" id="live"{{!' data-refresh="5"' if not query.text else ''}}>
 <table id="messages">
 <tr><th>Accepted (UTC)</th><th>To</th><th>User</th><th>State</th><th>Parts</th><th>Text</th></tr>
 % for m in rows:
