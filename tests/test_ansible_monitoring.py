@@ -76,11 +76,13 @@ def with_traffic(make_config, run_daemon):
     from appliance import config as cfg
     from appliance import demo
     from conftest import Api
+    from demo_support import wait_registered
     config, network, pin_factory = demo.start(dataclasses.replace(
         make_config(), demo=cfg.DemoConfig(enabled=True, modems=1, send_seconds=0.1,
                                            report_seconds=0.1)))
     daemon = run_daemon(config, pin_factory=pin_factory)
     assert daemon.wait_ready(60)
+    wait_registered(daemon)
     api = Api(daemon.port)
     api.wait_state(api.send("+36201234567", "traffic"), 10)
     yield api

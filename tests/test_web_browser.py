@@ -17,6 +17,7 @@ import pytest
 from appliance import config as cfg
 from appliance import demo
 from conftest import ADMIN_PASSWORD
+from demo_support import wait_registered
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -36,6 +37,7 @@ def demo_daemon(make_config, run_daemon):
     daemon = run_daemon(config, pin_factory=pin_factory)
     daemon.services.extras["sim"] = network
     assert daemon.wait_ready(60)
+    wait_registered(daemon)
     yield daemon
     network.close()
 

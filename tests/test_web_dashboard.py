@@ -17,6 +17,7 @@ import pytest
 from appliance import config as cfg
 from appliance import demo
 from conftest import ADMIN_PASSWORD, Api, xml_values
+from demo_support import wait_registered
 
 
 class Browser:
@@ -158,6 +159,7 @@ def with_modems(make_config, run_daemon):
     daemon = run_daemon(config, pin_factory=pin_factory)
     daemon.services.extras["sim"] = network
     assert daemon.wait_ready(60)
+    wait_registered(daemon)
     yield daemon
     network.close()
 

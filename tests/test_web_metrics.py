@@ -18,6 +18,7 @@ from appliance.clock import FakeClock
 from appliance.store import counters
 from appliance.store.journal import Journal
 from conftest import ADMIN_PASSWORD, Api
+from demo_support import wait_registered
 
 
 def scrape(api: Api, headers=None) -> dict:
@@ -56,6 +57,7 @@ def with_modems(make_config, run_daemon):
     daemon = run_daemon(config, pin_factory=pin_factory)
     daemon.services.extras["sim"] = network
     assert daemon.wait_ready(60)
+    wait_registered(daemon)
     yield daemon, Api(daemon.port), network
     network.close()
 
@@ -113,7 +115,7 @@ def test_health_is_200_when_all_pass_and_names_every_component(with_modems):
     daemon, api, network = with_modems
     status, body = health(api)
     assert status == 200, body
-    assert body["status"] == "pass"
+    assert body["status"] == "pass", body
     names = {c["component"] for c in body["checks"]}
     assert names == {"process", "store", "modem:slot1", "modem:slot2", "callbacks", "queue"}
     assert all(c["reason"] for c in body["checks"])
