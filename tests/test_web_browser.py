@@ -116,6 +116,7 @@ def test_log_in_send_watch_delivery_and_a_fault(demo_daemon, browser, tmp_path):
     browser.save_screenshot(str(shots / "2-delivered.png"))
 
     browser.find_element(By.LINK_TEXT, "Admin").click()
+    browser.save_screenshot(str(shots / "3-admin.png"))
     form = browser.find_element(By.ID, "fault-form")
     Select(form.find_element(By.NAME, "slot")).select_by_value("slot1")
     Select(form.find_element(By.NAME, "fault")).select_by_value("unplug")
@@ -126,12 +127,12 @@ def test_log_in_send_watch_delivery_and_a_fault(demo_daemon, browser, tmp_path):
     _wait(browser, lambda d: _text_of("#modem-slot1 .badge")(d) not in ("", "ready"))
     assert _text_of("#modem-slot2 .badge")(browser) == "ready"
     _wait(browser, lambda d: "modem:slot1" in _text_of("#alerts")(d))
-    browser.save_screenshot(str(shots / "3-fault.png"))
+    browser.save_screenshot(str(shots / "4-fault.png"))
 
     browser.set_window_size(390, 844)          # a phone
     browser.get(base + "/")
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 390, "the overview must not scroll sideways on a phone"
-    browser.save_screenshot(str(shots / "4-phone.png"))
+    browser.save_screenshot(str(shots / "5-phone.png"))
     assert sorted(p.name for p in shots.iterdir()) == [
-        "1-overview.png", "2-delivered.png", "3-fault.png", "4-phone.png"]
+        "1-overview.png", "2-delivered.png", "3-admin.png", "4-fault.png", "5-phone.png"]

@@ -126,6 +126,8 @@ def test_a_user_sees_only_their_messages_and_no_admin_page(appliance):
     assert admin_id not in browser.open("/ui/messages")[1]
     assert browser.open(f"/ui/messages/{admin_id}")[0] == 404
     assert "Admin" not in browser.open("/")[1].split("<main>")[0]
+    api.action("stopuser", name="alice")          # stopped through the Ozeki API
+    assert browser.open("/")[0] == 303            # the dashboard session ends with it
 
 
 def test_admin_sets_credits_and_disables_a_user_who_is_then_logged_out(appliance):

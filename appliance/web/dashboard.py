@@ -47,7 +47,18 @@ class Dashboard:
     # --- session plumbing ---
 
     def session(self):
-        return self.sessions.get(bottle.request.get_cookie(COOKIE) or "")
+        """The caller's session, while its user still exists and is enabled (a user stopped
+        or deleted through any API loses the dashboard at the next page)."""
+        token = bottle.request.get_cookie(COOKIE) or ""
+        session = self.sessions.get(token)
+        if session is None:
+            return None
+        user = self.services.accounts.get(session.user)
+        if user is None or not user.enabled:
+            self.sessions.drop(token)
+            return None
+        session.admin = user.admin
+        return session
 
     def require(self, admin: bool = False):
         session = self.session()
