@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/modems.py
 	$(PY) bench/uplink.py
+	$(PY) bench/metrics.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

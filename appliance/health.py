@@ -112,7 +112,7 @@ def _uplink_check(label: str, status: dict) -> Check:
     if state in ("bound", "ready", "connected"):
         return Check(label, PASS, state)
     error = status.get("last_error") or ""
-    if state in ("connecting", "binding"):
+    if state in ("connecting", "binding", "backoff"):     # on its way back (alerts use `for:`)
         return Check(label, WARN, f"{state}: {error}".rstrip(": "))
     return Check(label, FAIL, f"{state or 'down'}: {error}".rstrip(": "))
 
