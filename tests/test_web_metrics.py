@@ -267,3 +267,32 @@ def test_a_scrape_reads_no_table_scan_of_the_queue(appliance):
     created = counters.oldest_waiting_created(journal)
     first = journal.query("SELECT min(created) AS t FROM messages WHERE direction='out'")[0]["t"]
     assert created == first
+
+
+# --- an SMPP uplink against smpp34's server -----------------------------------------------
+
+
+def test_uplink_metrics_and_health_follow_the_link(make_config, run_daemon):
+    from fakes.smsc import Smsc
+    from test_smpp import wait_until
+    smsc = Smsc(receipts=True).start()
+    try:
+        uplink = cfg.connection_from_table("SMPP0", {
+            "type": "SMPP", "host": "127.0.0.1", "port": str(smsc.port), "username": "esme",
+            "password": "secret", "reconnectdelay": "0.05"})
+        daemon = run_daemon(make_config(connections=(uplink,)))
+        api = Api(daemon.port)
+        wait_until(lambda: daemon.channels.running["SMPP0"].status()["state"] == "bound")
+        api.wait_state(api.send("+36201234567", "through the uplink"), 10)
+        samples = scrape(api)
+        assert value(samples, "sms_uplink_up", name="SMPP0") == 1
+        assert value(samples, "sms_uplink_state", name="SMPP0", state="bound") == 1
+        assert value(samples, "sms_uplink_events_total", name="SMPP0", event="submitted") == 1
+        assert value(samples, "sms_uplink_events_total", name="SMPP0", event="receipts") == 1
+        assert value(samples, "sms_uplink_window_in_use", name="SMPP0") == 0
+        assert check(health(api)[1], "uplink:SMPP0")["status"] == "pass"
+    finally:
+        smsc.stop()
+    wait_until(lambda: daemon.channels.running["SMPP0"].status()["state"] != "bound")
+    assert check(health(api)[1], "uplink:SMPP0")["status"] in ("warn", "fail")
+    assert value(scrape(api), "sms_uplink_up", name="SMPP0") == 0
