@@ -66,13 +66,13 @@ def _wait(driver, condition, timeout: float = 60.0):
 
 
 def _text_of(css: str):
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
 
     def read(driver):
-        try:   # the live refresh swaps the block: an element can go stale between reads
+        try:   # the live refresh swaps the block, a page may still be loading
             return driver.find_element(By.CSS_SELECTOR, css).text
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             return ""
     return read
 
@@ -89,43 +89,46 @@ def test_log_in_send_watch_delivery_and_a_fault(demo_daemon, browser, tmp_path):
     browser.find_element(By.NAME, "username").send_keys("admin")
     browser.find_element(By.NAME, "password").send_keys("wrong password")
     browser.find_element(By.ID, "login-button").click()
-    assert "Wrong user or password" in browser.find_element(By.ID, "login-error").text
+    _wait(browser, lambda d: "Wrong user or password" in _text_of("#login-error")(d))
     browser.find_element(By.NAME, "username").send_keys("admin")
     browser.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
     browser.find_element(By.ID, "login-button").click()
+    _wait(browser, lambda d: "ready" in _text_of("#modem-slot2 .badge")(d))
     browser.save_screenshot(str(shots / "1-overview.png"))
 
     header = "return getComputedStyle(document.querySelector('header')).backgroundColor"
     assert browser.execute_script(header) == "rgb(29, 53, 87)", "the stylesheet did not apply"
-    modems = browser.find_elements(By.CSS_SELECTOR, "article.modem")
-    assert [m.get_attribute("id") for m in modems] == ["modem-slot1", "modem-slot2"]
-    assert all("ready" in m.find_element(By.CSS_SELECTOR, ".badge").text for m in modems)
+    ids = "return [...document.querySelectorAll('article.modem')].map(e => e.id)"
+    assert browser.execute_script(ids) == ["modem-slot1", "modem-slot2"]
+    _wait(browser, lambda d: _text_of("#modem-slot1 .badge")(d) == "ready")
 
     browser.find_element(By.LINK_TEXT, "Send").click()
+    _wait(browser, lambda d: _text_of("#send-form")(d) != "")
     browser.find_element(By.NAME, "recipient").send_keys("+36201234567")
     browser.find_element(By.NAME, "text").send_keys("Hello from the dashboard")
     assert "1 part(s)" in browser.find_element(By.ID, "count").text    # the page's own JS
     browser.find_element(By.ID, "send-button").click()
-    assert "/ui/messages/" in browser.current_url
+    _wait(browser, lambda d: "/ui/messages/" in d.current_url)
     message_id = browser.current_url.split("/ui/messages/")[1].split("?")[0]
     # No reload from here: the page's live refresh must bring the new state in.
     _wait(browser, lambda d: _text_of("#message-state")(d) == "delivered")
     assert demo_daemon.journal.get_message(message_id)["state"] == "delivered"
-    timeline = browser.find_element(By.ID, "timeline").text
+    timeline = _text_of("#timeline")(browser)
     assert "accepted" in timeline and "submitted" in timeline and "delivered" in timeline
     browser.save_screenshot(str(shots / "2-delivered.png"))
 
     browser.find_element(By.LINK_TEXT, "Admin").click()
+    _wait(browser, lambda d: _text_of("#fault-form")(d) != "")
     browser.save_screenshot(str(shots / "3-admin.png"))
     form = browser.find_element(By.ID, "fault-form")
     Select(form.find_element(By.NAME, "slot")).select_by_value("slot1")
     Select(form.find_element(By.NAME, "fault")).select_by_value("unplug")
     browser.find_element(By.ID, "fault-button").click()
-    assert "unplug injected on slot1" in browser.find_element(By.ID, "flash").text
+    _wait(browser, lambda d: "unplug injected on slot1" in _text_of("#flash")(d))
 
     browser.find_element(By.LINK_TEXT, "Overview").click()
     _wait(browser, lambda d: _text_of("#modem-slot1 .badge")(d) not in ("", "ready"))
-    assert _text_of("#modem-slot2 .badge")(browser) == "ready"
+    _wait(browser, lambda d: _text_of("#modem-slot2 .badge")(d) == "ready")
     _wait(browser, lambda d: "modem:slot1" in _text_of("#alerts")(d))
     browser.save_screenshot(str(shots / "4-fault.png"))
 

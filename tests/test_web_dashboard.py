@@ -29,16 +29,20 @@ class Browser:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar),
                                                   _NoRedirect())
 
-    def open(self, path: str, data: dict | None = None) -> tuple[int, str, dict]:
+    def open(self, path: str, data: dict | None = None) -> tuple[int, str, object]:
         body = urllib.parse.urlencode(data).encode() if data is not None else None
         try:
             with self.opener.open(self.base + path, data=body, timeout=30) as answer:
-                return answer.status, answer.read().decode(), dict(answer.headers)
+                return answer.status, answer.read().decode(), answer.headers
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode("utf-8", "replace"), dict(exc.headers)
+            return exc.code, exc.read().decode("utf-8", "replace"), exc.headers
 
     def login(self, user: str = "admin", password: str = ADMIN_PASSWORD) -> int:
-        return self.open("/login", {"username": user, "password": password})[0]
+        return self.open("/login", self.login_form(user, password))[0]
+
+    def login_form(self, user: str, password: str) -> dict:
+        token = re.search(r'name="login_token" value="([^"]+)"', self.open("/login")[1]).group(1)
+        return {"username": user, "password": password, "login_token": token}
 
     def csrf(self, path: str = "/ui/send") -> str:
         return re.search(r'name="csrf" value="([^"]+)"', self.open(path)[1]).group(1)
@@ -64,10 +68,11 @@ def test_root_is_the_dashboard_only_without_a_query(appliance):
 def test_login_sets_an_httponly_strict_cookie_and_logout_ends_the_session(appliance):
     daemon, _ = appliance
     browser = Browser(daemon.port)
-    status, body, headers = browser.open("/login", {"username": "admin",
-                                                    "password": ADMIN_PASSWORD})
+    status, body, _ = browser.open("/login", {"username": "admin", "password": ADMIN_PASSWORD})
+    assert status == 403 and "expired" in body       # no login token: login CSRF refused
+    status, body, headers = browser.open("/login", browser.login_form("admin", ADMIN_PASSWORD))
     assert status == 303
-    cookie = headers["Set-Cookie"]
+    cookie = next(c for c in headers.get_all("Set-Cookie") if c.startswith("sms_session="))
     assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
     status, body, _ = browser.open("/")
     assert status == 200 and "Overview" in body and "Queue" in body
@@ -83,9 +88,9 @@ def test_wrong_password_is_refused_and_the_throttle_applies(make_config, run_dae
     daemon = run_daemon(config)
     browser = Browser(daemon.port)
     for _ in range(3):
-        status, body, _ = browser.open("/login", {"username": "admin", "password": "nope"})
+        status, body, _ = browser.open("/login", browser.login_form("admin", "nope"))
         assert status == 401 and "Wrong user or password" in body
-    status, body, _ = browser.open("/login", {"username": "admin", "password": ADMIN_PASSWORD})
+    status, body, _ = browser.open("/login", browser.login_form("admin", ADMIN_PASSWORD))
     assert status == 429 and "Too many failed logins" in body
 
 

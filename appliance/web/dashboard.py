@@ -11,7 +11,9 @@ any POST) is the Ozeki Phone System API, exactly as before.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 from pathlib import Path
 from urllib.parse import quote_plus
 
@@ -32,6 +34,7 @@ log = logging.getLogger("appliance.web")
 VIEWS = str(Path(__file__).with_name("views"))
 STATIC = Path(__file__).with_name("static")
 MAX_RECIPIENTS = 50
+LOGIN_COOKIE = "sms_login"
 
 
 def render(name: str, **values) -> str:
@@ -92,13 +95,23 @@ class Dashboard:
 
     # --- login ---
 
-    def login_form(self):
-        if self.session():
+    def login_form(self, error: str = ""):
+        if self.session() and not error:
             return bottle.redirect("/")
-        return self.page("login.tpl", None, title="Log in", error="")
+        # Login CSRF: a pre-session token in a cookie and in the form (double submit), so
+        # another site cannot log a browser in under its own account.
+        token = secrets.token_urlsafe(24)
+        bottle.response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict",
+                                   path="/login", secure=bottle.request.urlparts.scheme == "https")
+        return self.page("login.tpl", None, title="Log in", error=error, login_token=token)
 
     def login(self):
         forms = bottle.request.forms
+        expected = bottle.request.get_cookie(LOGIN_COOKIE) or ""
+        given = forms.getunicode("login_token") or ""
+        if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+            bottle.response.status = 403
+            return self.login_form("The login form expired; please try again.")
         name, password = forms.getunicode("username") or "", forms.getunicode("password") or ""
         address = client_address(bottle.request)
         try:
@@ -107,7 +120,8 @@ class Dashboard:
             error = {"throttled": "Too many failed logins from this address; wait a minute.",
                      "disabled": "This user is disabled."}.get(exc.kind, "Wrong user or password.")
             bottle.response.status = 429 if exc.kind == "throttled" else 401
-            return self.page("login.tpl", None, title="Log in", error=error)
+            return self.login_form(error)
+        bottle.response.delete_cookie(LOGIN_COOKIE, path="/login")
         token = self.sessions.create(user.name, user.admin)
         secure = bottle.request.urlparts.scheme == "https"
         bottle.response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",

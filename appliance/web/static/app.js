@@ -14,9 +14,10 @@
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
           if (fresh) { live.innerHTML = fresh.innerHTML; }
           document.body.classList.remove("stale");
+          return !fresh || fresh.dataset.refresh;   // a settled page stops refreshing
         })
-        .catch(function () { document.body.classList.add("stale"); })
-        .then(function () { setTimeout(tick, seconds * 1000); });
+        .catch(function () { document.body.classList.add("stale"); return true; })
+        .then(function (again) { if (again) { setTimeout(tick, seconds * 1000); } });
     }, seconds * 1000);
   }
   function counter(area) {

@@ -5,6 +5,7 @@
 <p class="error" id="login-error">{{error}}</p>
 % end
 <form method="post" action="/login">
+  <input type="hidden" name="login_token" value="{{login_token}}">
   <label>User <input name="username" autocomplete="username" required autofocus></label>
   <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
   <button type="submit" id="login-button">Log in</button>
