@@ -291,8 +291,10 @@ def test_uplink_metrics_and_health_follow_the_link(make_config, run_daemon):
         assert value(samples, "sms_uplink_events_total", name="SMPP0", event="receipts") == 1
         assert value(samples, "sms_uplink_window_in_use", name="SMPP0") == 0
         assert check(health(api)[1], "uplink:SMPP0")["status"] == "pass"
+        smsc.proxy.down = True          # the link drops and reconnects are refused
+        smsc.proxy.cut()
+        wait_until(lambda: daemon.channels.running["SMPP0"].status()["state"] != "bound")
+        assert check(health(api)[1], "uplink:SMPP0")["status"] in ("warn", "fail")
+        assert value(scrape(api), "sms_uplink_up", name="SMPP0") == 0
     finally:
         smsc.stop()
-    wait_until(lambda: daemon.channels.running["SMPP0"].status()["state"] != "bound")
-    assert check(health(api)[1], "uplink:SMPP0")["status"] in ("warn", "fail")
-    assert value(scrape(api), "sms_uplink_up", name="SMPP0") == 0
