@@ -16,7 +16,7 @@ import pytest
 
 from appliance import config as cfg
 from appliance import demo
-from conftest import ADMIN_PASSWORD, Api, xml_values
+from conftest import ADMIN_PASSWORD, xml_values
 from demo_support import wait_registered
 
 
