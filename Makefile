@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow bench bench-deps bench-kannel clean test-deps-sim
+.PHONY: run test test-slow bench bench-deps bench-kannel clean test-deps-sim test-deps-browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,22 @@ run: $(STAMP)
 	$(VENV)/bin/sms-appliance run --demo
 
 # test-deps-image (image/image.mk) apt-installs the few tools the image tests call, if missing;
-# test-deps-sim the Debian AT client (gammu) the simulator tests drive.
-test: $(STAMP) test-deps-image test-deps-sim
+# test-deps-sim the Debian AT client (gammu) the simulator tests drive; test-deps-browser
+# Debian's chromium and chromedriver for the dashboard's browser test.
+test: $(STAMP) test-deps-image test-deps-sim test-deps-browser
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# The dashboard's browser test drives Debian's chromium through Debian's chromedriver
+# (nothing is downloaded from elsewhere); installed only when missing (root, apt).
+test-deps-browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing: chromium chromium-driver"; \
+	  for i in 1 2 3; do \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 \
+	      install -y -q --no-install-recommends chromium chromium-driver >/dev/null && break; \
+	    echo "apt-get failed (attempt $$i), retrying" >&2; sleep $$((i * 10)); \
+	  done; \
+	fi
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
@@ -31,6 +44,8 @@ bench: $(STAMP)
 	$(PY) bench/uplink.py --e2e
 	$(PY) bench/uplink.py --backlog
 	$(PY) bench/dispatch.py
+
+	$(PY) bench/metrics.py
 
 # bench/vs_kannel.py runs Kannel (bearerbox, smsbox, fakesmsc) and wrk beside the appliance.
 bench-deps:

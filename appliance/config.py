@@ -44,6 +44,15 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """/metrics: open on the LAN by default; a credential of its own and an allow list."""
+    username: str = ""
+    password: str = ""
+    password_hash: str = ""              # `sms-appliance` hash format, instead of password
+    allow: tuple[str, ...] = ()          # CIDRs or addresses; empty = anyone who reaches the port
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     state_dir: str = str(DEFAULT_STATE_DIR)
     default_validity_hours: float = 72.0
@@ -224,6 +233,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     phonesystem: PhoneSystemConfig = field(default_factory=PhoneSystemConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     connections: tuple[ConnectionConfig, ...] = ()
     users: tuple[UserConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
@@ -426,7 +436,8 @@ def _routes(items) -> tuple[RouteConfig, ...]:
 
 
 _SECTIONS = {"http": HttpConfig, "store": StoreConfig, "admin": AdminConfig, "demo": DemoConfig,
-             "phonesystem": PhoneSystemConfig}
+             "phonesystem": PhoneSystemConfig,
+             "metrics": MetricsConfig}
 
 
 def from_dict(data: dict, source: str = "") -> Config:

@@ -68,6 +68,8 @@ def check_dialect(route: str, query: dict, status: int, body: str) -> None:
     lowered = {str(k).strip().lower(): v for k, v in query.items()}
     action = str(lowered.get("action", "")).strip().lower()
     command = str(lowered.get("command", "")).strip()
+    if route == "/" and status == 303 and not query:   # a bare GET / is the web dashboard
+        return
     if route.startswith("/bulksms"):
         assert re.fullmatch(r"\d+\|[^\n|]*\|[^\n|]*(\n\d+\|[^\n|]*\|[^\n|]*)*", body), body
     elif route == "/api" and action in ("sendmsg", "receivemsg", "markmsg", "deletemsg"):

@@ -184,6 +184,15 @@ class ModemWorker:
             raise UssdError(request.error)
         return request.text
 
+    def request_reset(self, reason: str) -> bool:
+        """An operator asks for a reset: the worker thread runs the recovery ladder from its
+        first step (it owns the port). False when the modem is not ready (already recovering,
+        held or failed: the ladder is running or waiting anyway)."""
+        if self.state != READY:
+            return False
+        self._requests.put(("reset", reason))
+        return True
+
     # -- the thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -316,6 +325,8 @@ class ModemWorker:
                 with self._pending_lock:
                     self._pending -= 1
                 self._notify_free()
+        elif kind == "reset":
+            self._begin_recovery(item)
         else:
             self._answer_ussd(item)
 

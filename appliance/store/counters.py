@@ -1,4 +1,5 @@
-"""Counters kept by the journal itself, so `/status` costs the same at 1M queued as empty.
+"""Counters kept by the journal itself, so `/status`, `/metrics`, `/health` and the dashboard
+cost the same at 1M queued as empty.
 
 SQLite triggers keep one row per (table, state): every write path, present or future (accept,
 claim, reports, purge, cancel), keeps them right without remembering to. They cost one
@@ -37,19 +38,39 @@ END;
 
 COUNTED = ("parts", "events")
 
+# Messages accepted by direction, dialect and user (for /metrics), and the dashboard's
+# indexes: newest-first lists walk messages by creation time, a timeline finds its events.
+EXTRA_DDL = """
+CREATE TABLE IF NOT EXISTS counter_accepted (
+    direction TEXT NOT NULL, dialect TEXT NOT NULL, user TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (direction, dialect, user)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS counter_accepted_ins AFTER INSERT ON messages BEGIN
+    INSERT INTO counter_accepted VALUES (new.direction, new.dialect, new.user, 1)
+        ON CONFLICT(direction, dialect, user) DO UPDATE SET n = n + 1;
+END;
+CREATE INDEX IF NOT EXISTS messages_created ON messages(created);
+CREATE INDEX IF NOT EXISTS events_by_message ON events(message_id, id);
+"""
+
 
 def install(conn: sqlite3.Connection) -> None:
     """Idempotent: creates the table and triggers; a journal written before them is counted
     once here (the only full scan, at the first start after the upgrade)."""
     fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name='state_counts'").fetchone() is None
+    fresh_accepted = conn.execute("SELECT 1 FROM sqlite_master"
+                                  " WHERE name='counter_accepted'").fetchone() is None
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for statement in _statements(DDL + "".join(_TRIGGERS.format(t=t) for t in COUNTED)):
+        script = DDL + "".join(_TRIGGERS.format(t=t) for t in COUNTED) + EXTRA_DDL
+        for statement in _statements(script):
             conn.execute(statement)
         if fresh:
             for table in COUNTED:
                 conn.execute(f"INSERT INTO state_counts(tbl, state, n) SELECT '{table}', state,"
                              f" count(*) FROM {table} GROUP BY state")
+        if fresh_accepted:
+            conn.execute("INSERT INTO counter_accepted SELECT direction, dialect, user, count(*)"
+                         " FROM messages GROUP BY direction, dialect, user")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -90,3 +111,29 @@ def oldest_waiting_created(conn: sqlite3.Connection) -> float | None:
     row = conn.execute("SELECT min(m.created) FROM parts p JOIN messages m ON m.id=p.message_id"
                        f" WHERE p.id IN ({','.join('?' * len(ids))})", ids).fetchone()
     return row[0]
+
+
+# --- the same figures for readers that hold the Journal (metrics, health, dashboard) ---------
+
+
+def ensure(journal) -> None:
+    """Installed by the journal's migration; kept so callers need not know that."""
+
+
+def parts_by_state(journal) -> dict[str, int]:
+    return {r["state"]: r["n"] for r in journal.query(
+        "SELECT state, n FROM state_counts WHERE tbl='parts' AND n<>0")}
+
+
+def events_by_state(journal) -> dict[str, int]:
+    return {r["state"]: r["n"] for r in journal.query(
+        "SELECT state, n FROM state_counts WHERE tbl='events' AND n<>0")}
+
+
+def accepted(journal) -> list[tuple[str, str, str, int]]:
+    return [(r["direction"], r["dialect"], r["user"], r["n"])
+            for r in journal.query("SELECT direction, dialect, user, n FROM counter_accepted")]
+
+
+def oldest_waiting(journal) -> float | None:
+    return oldest_waiting_created(journal._read())

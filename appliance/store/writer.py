@@ -13,10 +13,13 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
+from concurrent.futures import Future
 from typing import Callable
 
 from appliance import suspend
 from appliance.errors import StoreError
+from appliance.histogram import BATCH_BUCKETS, SECONDS_BUCKETS, Histogram
 
 log = logging.getLogger("appliance.store")
 
@@ -109,6 +112,8 @@ class GroupWriter:
         self._conn: sqlite3.Connection | None = None
         self.commits = 0
         self.writes = 0
+        self.batch_sizes = Histogram(BATCH_BUCKETS)          # read by /metrics
+        self.commit_seconds = Histogram(SECONDS_BUCKETS)     # COMMIT = the fsync on WAL
 
     def start(self, init: Callable[[sqlite3.Connection], None]) -> None:
         self._conn = connect(self._path)
@@ -170,7 +175,10 @@ class GroupWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
             results = [self._run_one(conn, fn) for fn, _ in batch]
+            started = time.perf_counter()
             conn.execute("COMMIT")
+            self.commit_seconds.observe(time.perf_counter() - started)
+            self.batch_sizes.observe(len(batch))
         except sqlite3.Error as exc:
             log.error("store: commit of %d writes failed: %s", len(batch), exc)
             self._rollback(conn)

@@ -40,6 +40,9 @@ def make_app(services: Services) -> bottle.Bottle:
         register(app, services)
     bulksms.register(app, services)
     phonesystem.register(app, services)
+    from appliance.web import dashboard, metrics
+    metrics.register(app, services)        # /metrics, /health, HTTP latency by dialect
+    dashboard.register(app, services)      # `/` without a query string, /login, /ui/...
     from appliance.integrations import hooks
     hooks.register(app, services)
     app.install(_log_once)
