@@ -23,9 +23,22 @@ tar -C "$REPO" --exclude=.git --exclude=.venv --exclude=image/out -cf - . | tar 
 "${pip[@]}" download --quiet --no-deps --only-binary=:all: --dest "$OUT" \
 	--platform manylinux_2_34_aarch64 --platform manylinux_2_17_aarch64 \
 	--python-version 3.11 --implementation cp --abi cp311 'lgpio>=0.2'
+# Compiled dependencies (greenlet, httptools) were built for this machine: fetch the board's
+# arm64 wheels of the same versions instead (CPython 3.11, Debian bookworm's).
 for whl in "$OUT"/*.whl; do
 	case $whl in
-	*-none-any.whl | *lgpio-*aarch64.whl) ;;
+	*-none-any.whl | *aarch64.whl) continue ;;
+	esac
+	base=$(basename "$whl")
+	rm -f "$whl"
+	"${pip[@]}" download --quiet --no-deps --only-binary=:all: --dest "$OUT" \
+		--platform manylinux_2_34_aarch64 --platform manylinux_2_17_aarch64 \
+		--platform manylinux_2_28_aarch64 --platform manylinux2014_aarch64 --python-version 3.11 --implementation cp --abi cp311 \
+		"$(echo "$base" | cut -d- -f1)==$(echo "$base" | cut -d- -f2)"
+done
+for whl in "$OUT"/*.whl; do
+	case $whl in
+	*-none-any.whl | *aarch64.whl) ;;
 	*) echo "build-wheelhouse: $whl is not pure Python; it would not install on arm64" >&2; exit 1 ;;
 	esac
 done
