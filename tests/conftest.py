@@ -12,7 +12,9 @@ import urllib.request
 import pytest
 
 from appliance import config as cfg
+from appliance.clock import FakeClock
 from appliance.daemon import Daemon
+from appliance.store.journal import Journal
 
 ADMIN_PASSWORD = "admin-secret-1"
 
@@ -74,6 +76,20 @@ class Api:
 
 def xml_values(body: str, tag: str) -> list[str]:
     return re.findall(rf"<{tag}>([^<]*)</{tag}>", body)
+
+
+@pytest.fixture
+def clock():
+    """Time that moves only when a test says so."""
+    return FakeClock()
+
+
+@pytest.fixture
+def journal(tmp_path, clock):
+    """A real journal file in the test's temp dir, on the fake clock."""
+    j = Journal.open(tmp_path, clock=clock)
+    yield j
+    j.close()
 
 
 @pytest.fixture

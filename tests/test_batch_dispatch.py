@@ -6,27 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.clock import FakeClock
 from appliance.compose import Submission, prepare
 from appliance.dispatch import Dispatcher
 from appliance.model import Report, ReportStatus
 from appliance.routing import Router
-from appliance.store.journal import Journal
 from fakes.smsc import Smsc
 from test_forward import uplink
 from test_smpp import wait_until
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def journal(tmp_path, clock):
-    j = Journal.open(tmp_path, clock=clock)
-    yield j
-    j.close()
 
 
 def accept(journal, count: int, text: str = "hello") -> list[str]:

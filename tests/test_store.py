@@ -2,25 +2,12 @@
 
 import threading
 
-import pytest
 
 from appliance.clock import FakeClock
 from appliance.compose import Submission, prepare
 from appliance.errors import ValidationError
 from appliance.model import InboundFragment, Report, ReportStatus, State
 from appliance.store.journal import Journal
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def journal(tmp_path, clock):
-    j = Journal.open(tmp_path, clock=clock)
-    yield j
-    j.close()
 
 
 def new(text="Hello", recipient="+36201234567", **kw):

@@ -3,24 +3,11 @@ exactly what a full COUNT(*) says, through every write path, and survive an upgr
 
 import sqlite3
 
-import pytest
 
 from appliance.clock import FakeClock
 from appliance.compose import Submission, prepare
 from appliance.model import Report, ReportStatus
 from appliance.store.journal import DB_NAME, Journal
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def journal(tmp_path, clock):
-    j = Journal.open(tmp_path, clock=clock)
-    yield j
-    j.close()
 
 
 def new(text="Hello", recipient="+36201234567", **kw):

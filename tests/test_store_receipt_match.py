@@ -5,24 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
 
 from appliance.clock import FakeClock
 from appliance.model import Report, ReportStatus
 from appliance.store.journal import Journal
 from test_store import new, state
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def journal(tmp_path, clock):
-    j = Journal.open(tmp_path, clock=clock)
-    yield j
-    j.close()
 
 
 def sent_on(journal, connection: str, reference: str, text: str = "hello") -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.clock import FakeClock
 from appliance.compose import Submission, prepare
 from appliance.dispatch import Dispatcher
 from appliance.model import Report, ReportStatus
@@ -37,18 +36,6 @@ class RecordingChannel:
     def submit(self, part) -> None:
         self.handed.append(part)
         self.pending.append(part)
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
-@pytest.fixture
-def journal(tmp_path, clock):
-    j = Journal.open(tmp_path, clock=clock)
-    yield j
-    j.close()
 
 
 def rig(journal, clock, names=("M0", "M1"), slots=1):
