@@ -74,6 +74,7 @@ class GSMModemConfig:
     limittompm: int = 20
     submittimeout: float = 60.0
     deliveryreport: bool = True
+    report_timeout_hours: float = 48.0  # a part without a report ends 'expired' after this
     smsservicecenteraddress: str = ""
     keepaliveperiod: float = 10.0
     send: bool = True
@@ -125,6 +126,7 @@ class SMPPConfig:
     usesar: bool = False
     usetlvmessagepayload: bool = False
     deliveryreport: bool = True
+    report_timeout_hours: float = 48.0  # a part without a report ends 'expired' after this
     autoconnect: bool = True
     limittompm: int = 0
     submittimeout: float = 30.0
@@ -333,7 +335,16 @@ def _users(table: dict) -> tuple[UserConfig, ...]:
     for name, body in table.items():
         _check_name(name, f"users.{name}")
         users.append(build(UserConfig, body, f"users.{name}", name=name))
+        _check_user_urls(users[-1], f"users.{name}")
     return tuple(users)
+
+
+def _check_user_urls(user: UserConfig, path: str) -> None:
+    from appliance.callback_url import callback_url_problem
+    for key in ("reporturl", "inbound_url"):
+        value = getattr(user, key)
+        if value and callback_url_problem(value):
+            raise ConfigError(f"{path}.{key}: {callback_url_problem(value)}")
 
 
 def _routes(items) -> tuple[RouteConfig, ...]:

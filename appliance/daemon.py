@@ -232,10 +232,13 @@ class Daemon:
     def status(self) -> dict:
         stats = self.journal.stats()
         channels = self.channels.running
+        callbacks = self.notifier.status()
         return {
             "version": __version__,
             "uptime": round(self.clock.monotonic() - self.started, 1),
-            "healthy": self.healthy(),
+            # stuck or given-up callbacks make the appliance unhealthy, not the watchdog fail
+            "healthy": self.healthy() and callbacks["ok"],
+            "callbacks": callbacks,
             "queue": stats["parts_by_state"],
             "waiting": stats["waiting"],
             "scheduled": stats["scheduled"],

@@ -21,7 +21,7 @@ from appliance.compose import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import inbox, message_state
+from appliance.store import events, inbox, message_state
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
 
@@ -392,15 +392,12 @@ class Journal:
 
     # --- events for the notifier -------------------------------------------------------
 
-    def due_events(self, limit: int = 50) -> list[dict]:
+    def due_events(self, limit: int = 50, skip_destinations=()) -> list[dict]:
+        """Due events, earliest per message; each carries the values of its own moment."""
         now = self.clock.now()
-        return [dict(r) for r in self.query(
-            "SELECT e.id AS event_id, e.kind, e.at, e.attempts, m.* FROM events e"
-            " JOIN messages m ON m.id=e.message_id WHERE e.state='pending' AND e.next_attempt<=?"
-            # in order per message: an event waits while an earlier one is still pending
-            " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.message_id=e.message_id"
-            " AND p.state='pending' AND p.id<e.id)"
-            " ORDER BY e.next_attempt, e.id LIMIT ?", (now, limit))]
+        skip = list(skip_destinations)
+        return [events.apply_snapshot(dict(r)) for r in self.query(
+            events.due_sql(len(skip)), (now, *skip, limit))]
 
     def event_done(self, event_id: int) -> None:
         self._write(lambda conn: conn.execute("UPDATE events SET state='done' WHERE id=?",
@@ -409,9 +406,18 @@ class Journal:
     def event_retry(self, event_id: int, error: str, delay: float, give_up: bool) -> None:
         now = self.clock.now()
         self._write(lambda conn: conn.execute(
-            "UPDATE events SET attempts=attempts+1, last_error=?, next_attempt=?, state=?"
-            " WHERE id=?", (error[:300], now + delay, "dead" if give_up else "pending",
-                            event_id)))
+            "UPDATE events SET attempts=attempts+1, last_error=?, next_attempt=?, state=?,"
+            " given_up_at=? WHERE id=?", (error[:300], now + delay,
+                                          "dead" if give_up else "pending",
+                                          now if give_up else None, event_id)))
+
+    def give_up_events(self, max_age: float) -> int:
+        """Events still pending after `max_age` seconds are given up (marked dead)."""
+        now = self.clock.now()
+        return self._write(lambda conn: events.give_up_older_than(conn, now - max_age, now))
+
+    def event_health(self) -> dict:
+        return events.health(self._read(), self.clock.now())
 
     def pending_events(self) -> int:
         return self.query("SELECT count(*) AS n FROM events WHERE state='pending'")[0]["n"]
@@ -425,6 +431,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     if version > SCHEMA_VERSION:
         raise StoreError(f"journal schema {version} is newer than this software ({SCHEMA_VERSION})")
     conn.executescript(DDL)
+    events.migrate(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     os.chmod(conn.execute("PRAGMA database_list").fetchone()[2], 0o640)
 

@@ -11,6 +11,7 @@ import logging
 import bottle
 
 from appliance.accounts import AuthError
+from appliance.callback_url import check_callback_url
 from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
 from appliance.web import gate
@@ -104,6 +105,11 @@ def _send_sms(services, params: dict, request) -> str:
         if not params.get(name, "").strip():
             raise PbxError(302, name.capitalize(), COMMAND)
     url = params.get("deliveryreporturl", "").strip()
+    if url:
+        try:
+            url = check_callback_url(url, "DeliveryReportURL")
+        except ValidationError:
+            raise PbxError(302, "DeliveryReportURL", COMMAND) from None
     callback = {"kind": "phonesystem_dlr", "url": url, "extension": extension} if url else None
     sub = Submission(user=user.name, recipient=params["recipient"], text=params["message"],
                      originator=params.get("sender", "").strip() or user.originator,
