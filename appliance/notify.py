@@ -204,6 +204,11 @@ class Notifier:
     def alive(self) -> bool:
         return bool(self._thread and self._thread.is_alive())
 
+    def idle(self) -> bool:
+        """No destination worker is running (tests and shutdown use it)."""
+        with self._lock:
+            return not self._busy
+
     def _run(self) -> None:
         while not self._stop.is_set():
             self.heartbeat = self.clock.monotonic()

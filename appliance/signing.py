@@ -32,11 +32,12 @@ def sign_headers(secret: str, timestamp: float, method: str, url: str, body: byt
 def verify(secret: str, headers, method: str, url: str, body: bytes, now: float,
            max_skew: float = 300) -> bool:
     """What a receiver does (used by the tests; the docs show the same in a few lines)."""
+    headers = {str(k).lower(): v for k, v in dict(headers).items()}   # names are case-blind
     try:
-        stamp = int(headers[TIMESTAMP_HEADER])
+        stamp = int(headers[TIMESTAMP_HEADER.lower()])
     except (KeyError, TypeError, ValueError):
         return False
     if abs(now - stamp) > max_skew:
         return False
     expected = signature(secret, stamp, method, url, body)
-    return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, ""))
+    return hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER.lower(), ""))
