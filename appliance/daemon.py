@@ -26,6 +26,7 @@ from appliance.dispatch import Dispatcher
 from appliance.notify import Notifier
 from appliance.routing import Router
 from appliance.store.documents import Documents
+from appliance.store import report_timeout
 from appliance.store.journal import Journal
 from appliance.web.app import make_app
 from appliance.web.server import HttpServer, listen_socket
@@ -115,6 +116,7 @@ class Daemon:
         self.journal = Journal.open(config.state_dir, clock=clock,
                                     max_batch=config.store.group_commit_max,
                                     dedupe_window=config.store.dedupe_window_seconds)
+        self.journal.report_timeouts = report_timeout.timeouts_from_config(config.connections)
         self.documents = Documents(config.state_dir)
         self.accounts = Accounts(self.documents, self.journal,
                                  failures_per_minute=config.http.login_failures_per_minute)

@@ -100,6 +100,9 @@ class Dispatcher:
             if result["expired"]:
                 log.info("dispatch: %d messages expired before a route was available",
                          result["expired"])
+            if result.get("unreported"):
+                log.warning("dispatch: %d messages got no delivery report in time; expired",
+                            result["unreported"])
         if now - self._last_fragment_sweep >= FRAGMENT_SWEEP_SECONDS:
             self._last_fragment_sweep = now
             self.journal.expire_fragments()

@@ -21,7 +21,7 @@ from appliance.compose import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import events, inbox, message_state
+from appliance.store import events, inbox, message_state, report_timeout
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
 
@@ -51,6 +51,9 @@ class Journal:
         self.dedupe_window = dedupe_window
         self.fragment_timeout = fragment_timeout
         self._writer = GroupWriter(str(self.path), max_batch=max_batch)
+        # connection -> seconds a submitted part waits for its report (report_timeout.py)
+        self.report_timeouts: dict[str, float | None] = {}
+        self.default_report_timeout = report_timeout.DEFAULT_HOURS * 3600
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -201,11 +204,16 @@ class Journal:
     def housekeeping(self) -> dict:
         """Promote scheduled parts that are due and expire those past their validity."""
         now = self.clock.now()
-        if not self._housekeeping_due(now):
-            return {"promoted": 0, "expired": 0}
+        unreported = report_timeout.any_due(self._read(), now, self.report_timeouts,
+                                            self.default_report_timeout)
+        if not unreported and not self._housekeeping_due(now):
+            return {"promoted": 0, "expired": 0, "unreported": 0}
+        timeouts, default = dict(self.report_timeouts), self.default_report_timeout
         return self._write(lambda conn: {
             "promoted": message_state.promote_scheduled(conn, now),
             "expired": message_state.expire_overdue(conn, now),
+            "unreported": report_timeout.expire_unreported(conn, now, timeouts, default)
+            if unreported else 0,
         })
 
     def _housekeeping_due(self, now: float) -> bool:
@@ -432,6 +440,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         raise StoreError(f"journal schema {version} is newer than this software ({SCHEMA_VERSION})")
     conn.executescript(DDL)
     events.migrate(conn)
+    report_timeout.migrate(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     os.chmod(conn.execute("PRAGMA database_list").fetchone()[2], 0o640)
 
