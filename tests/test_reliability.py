@@ -253,3 +253,94 @@ def journal_rows_file(path: Path, sql: str) -> int:
         return conn.execute(sql).fetchone()[0]
     finally:
         conn.close()
+
+
+class SmallDisk:
+    """A small filesystem for the state: a real tmpfs when this process may mount (root),
+    else the shim's injected ENOSPC (writes that would grow a file fail) while a flag exists."""
+
+    def __init__(self, tmp_path: Path, size_kib: int):
+        self.path = (tmp_path / "small-disk").resolve()
+        self.path.mkdir()
+        self.flag = tmp_path / "disk-full.flag"
+        self.size_kib = size_kib
+        self.env: dict = {}
+        self.kind = "tmpfs"
+        if os.environ.get("RELIABILITY_DISK") == "shim" or subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(self.path)],
+                capture_output=True).returncode != 0:
+            self.kind = "shim ENOSPC"
+            self.env = {"LD_PRELOAD": str(build_shim(tmp_path)),
+                        "POWERCUT_WATCH": str(self.path),
+                        "POWERCUT_SHADOW": str((tmp_path / "unused-shadow").resolve()),
+                        "POWERCUT_FULL": str(self.flag)}
+            (tmp_path / "unused-shadow").mkdir()
+
+    def fill(self) -> None:
+        """tmpfs: the size limit does it as the journal grows; shim: from now on."""
+        if self.kind != "tmpfs":
+            self.flag.write_text("full")
+
+    def free(self) -> None:
+        if self.kind == "tmpfs":
+            subprocess.run(["mount", "-o", "remount,size=256m", str(self.path)], check=True)
+        else:
+            self.flag.unlink()
+
+    def close(self) -> None:
+        if self.kind == "tmpfs":
+            subprocess.run(["umount", "-l", str(self.path)], check=False)
+
+
+def test_full_disk_refuses_with_the_dialects_error_and_recovers(tmp_path):
+    disk = SmallDisk(tmp_path, size_kib=1536)
+    port = free_port()
+    daemon = DaemonProcess(write_config(tmp_path / "config.toml", disk.path, port),
+                           tmp_path / "daemon.log", env=disk.env)
+    clients = None
+    try:
+        daemon.start()
+        assert wait_answering(port), (tmp_path / "daemon.log").read_text()[-2000:]
+        assert send_one(port, "before the disk filled")[0] == "ok"
+        disk.fill()
+        clients = Clients(port, 4, prefix="full").start()
+        deadline = time.monotonic() + 120
+        while len(clients.tally.errors) < 50 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        full_errors = list(clients.tally.errors)
+        accepted_while_full = len(clients.tally.accepted)
+        assert daemon.alive(), (tmp_path / "daemon.log").read_text()[-3000:]
+        assert len(full_errors) >= 50, "the disk never filled"
+        disk.free()
+        recovered_at = time.monotonic()
+        before = len(clients.tally.successes)
+        while len(clients.tally.successes) < before + 50 and time.monotonic() < deadline + 60:
+            time.sleep(0.05)
+        recovery = time.monotonic() - recovered_at
+        tally = clients.stop()
+        clients = None
+        assert daemon.stop() == 0
+        stored = dict(journal_rows(disk.path, "SELECT id, body FROM messages"))
+        lost = [t for t, mid in tally.accepted.items() if stored.get(mid) != t]
+        kinds = sorted({_error_kind(e) for e in full_errors})
+        _figures("full disk", filesystem=disk.kind, accepted=len(tally.accepted),
+                 accepted_while_filling=accepted_while_full, refused=len(full_errors),
+                 refusal_kinds=kinds, lost=len(lost),
+                 recovery_s=f"{recovery:.2f}", integrity=integrity(disk.path))
+        assert len(tally.successes) >= before + 50             # accepting again
+        assert lost == [] and integrity(disk.path) == "ok"
+        assert all(k.startswith("ozeki errorcode") for k in kinds), full_errors[:3]
+    finally:
+        if clients:
+            clients.stop()
+        daemon.kill9()
+        disk.close()
+
+
+def _error_kind(answer: str) -> str:
+    import re
+    code = re.search(r"<errorcode>(\d+)</errorcode>", answer)
+    message = re.search(r"<errormessage>([^<]*)</errormessage>", answer)
+    if code:
+        return f"ozeki errorcode {code.group(1)}: {message.group(1) if message else ''}"[:80]
+    return answer[:80]
