@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from fakes.smsc import Smsc
+from test_modem_kit import mock_factory  # noqa: F401  (fixture)
 from reliability.kit import (Clients, DaemonProcess, build_shim, copy_state, free_port,
                              integrity, journal_rows, robust_smsc, send_one, wait_answering,
                              write_config)
@@ -34,6 +35,7 @@ KILLS = int(os.environ.get("RELIABILITY_KILLS", "8"))
 CUTS = int(os.environ.get("RELIABILITY_CUTS", "4"))
 CLIENTS = int(os.environ.get("RELIABILITY_CLIENTS", "6"))
 SEED = int(os.environ.get("RELIABILITY_SEED", "17"))
+SOAK_SEED = int(os.environ.get("RELIABILITY_SOAK_SEED", str(SEED)))
 ACTIVE = ("scheduled", "queued", "sending")
 
 
@@ -344,3 +346,152 @@ def _error_kind(answer: str) -> str:
     if code:
         return f"ozeki errorcode {code.group(1)}: {message.group(1) if message else ''}"[:80]
     return answer[:80]
+
+
+SOAK_SECONDS = float(os.environ.get("RELIABILITY_SOAK_SECONDS", "150"))
+SIM_FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "simbusy")
+FINAL = ("delivered", "undelivered", "expired", "failed")
+
+
+def test_soak_with_modem_faults_and_smpp_drops(tmp_path, mock_factory):
+    """Two simulated modems with every simulator fault at random, an SMPP uplink whose link
+    is cut or refused at random, steady load; the report timeout is short so that a report
+    lost in a fault settles too. Every message must end delivered or in notsent with a reason."""
+    import dataclasses
+
+    from appliance.compose import Submission, prepare
+    from appliance.config import SMPPConfig
+    from appliance.dispatch import Dispatcher
+    from appliance.modem.power import PowerControl
+    from appliance.modem.worker import ModemWorker
+    from appliance.routing import Router
+    from appliance.sim.network import SimNetwork
+    from appliance.store.journal import Journal
+    from appliance.uplink.smpp import SmppChannel
+    from reliability.kit import rss_kib
+    from test_modem_kit import FAST, modem_config, wait_until
+
+    rng = random.Random(SOAK_SEED + 2)
+    journal = Journal.open(tmp_path / "state")
+    journal.report_timeouts = {"GSMModem0": 30, "GSMModem1": 30, "SMPP0": 30}
+    network = SimNetwork(send_seconds=0.2, report_seconds=0.5)
+    timings = dataclasses.replace(FAST, cfun=2.0, reopen=5.0, registration=5.0,
+                                  failed_retry=10.0, sweep=20.0)
+    smsc = robust_smsc(receipts=True)
+    channels, sims = {}, []
+    for index, pin in enumerate((17, 27)):
+        sim = network.add_modem(f"slot{index + 1}", f"+3620{index + 1:07d}", power_pin=pin,
+                                pin_factory=mock_factory)
+        config = modem_config(sim, f"GSMModem{index}", power_pin=pin, keepaliveperiod=1.0,
+                              deregistered_timeout=3.0, max_failures=2, boot_seconds=0.5)
+        channels[config.name] = ModemWorker(
+            config, journal, power=PowerControl.from_config(config, pin_factory=mock_factory),
+            timings=timings, on_alert=lambda slot, text: None)
+        sim.slow_seconds = 0.3
+        sims.append(sim)
+    channels["SMPP0"] = SmppChannel(SMPPConfig(name="SMPP0", host="127.0.0.1", port=smsc.port,
+                                               username="soak", password="soak",
+                                               reconnectdelay=0.5, reconnectmaxdelay=4.0,
+                                               # how the test SMSC writes ids ("auto" cannot
+                                               # tell hex 00000100 from decimal)
+                                               messageidbase="hex-decimal"),
+                                    journal)
+    dispatcher = Dispatcher(journal, channels, Router((), list(channels)), idle_seconds=0.05)
+    for channel in channels.values():
+        channel.set_wake(dispatcher.wake)
+        channel.start()
+    dispatcher.start()
+    accepted, inbound_sent, faults, cuts = [], 0, 0, 0
+    rss = []
+    try:
+        started = time.monotonic()
+        next_fault, next_cut = started + 3, started + 5
+        clear_at: dict[int, float] = {}
+        while time.monotonic() - started < SOAK_SECONDS:
+            accepted += _accept_one(journal, rng)
+            now = time.monotonic()
+            if rng.random() < 0.05:
+                rng.choice(sims).deliver_inbound("+36705550000", f"inbound {inbound_sent}")
+                inbound_sent += 1
+            if now >= next_fault:
+                victim = rng.randrange(len(sims))
+                sims[victim].inject_fault(rng.choice(SIM_FAULTS))
+                faults += 1
+                clear_at[victim] = now + rng.uniform(2, 8)
+                next_fault = now + rng.uniform(3, 8)
+            for victim, when in list(clear_at.items()):
+                if now >= when and "hang" not in sims[victim].faults:
+                    sims[victim].inject_fault("none")
+                    del clear_at[victim]
+            if now >= next_cut:
+                smsc.proxy.down = rng.random() < 0.3       # sometimes refused for a while
+                smsc.proxy.cut()
+                cuts += 1
+                next_cut = now + rng.uniform(4, 10)
+            elif smsc.proxy.down and now >= next_cut - 2:
+                smsc.proxy.down = False
+            if not rss and now - started > SOAK_SECONDS * 0.2:
+                rss.append((now, rss_kib()))               # after warm-up
+            time.sleep(0.1)
+        rss.append((time.monotonic(), rss_kib()))
+        smsc.proxy.down = False
+        for sim in sims:
+            sim.inject_fault("none")
+
+        def settled():
+            states = [journal.get_message(mid)["state"] for mid in accepted]
+            return all(state in FINAL for state in states) and \
+                len(journal.folder(None, "inbox", limit=100_000)) >= inbound_sent
+        lost = [mid for mid in accepted if journal.get_message(mid) is None]
+        assert lost == []
+        try:
+            wait_until(settled, timeout=180, interval=1.0, what="every message final")
+        except AssertionError:
+            left = [(journal.get_message(m)["state"], journal.get_message(m)["connection"],
+                     [p["state"] for p in journal.get_parts(m)]) for m in accepted
+                    if journal.get_message(m)["state"] not in FINAL]
+            inbox = [m["messagedata"] if "messagedata" in m else m.get("body")
+                     for m in journal.folder(None, "inbox", limit=100_000)]
+            raise AssertionError(f"not settled: {len(left)} left, e.g. {left[:5]};"
+                                 f" inbox {len(inbox)} of {inbound_sent}: {sorted(inbox)};"
+                                 f" SIM memories {[dict(s.memory) for s in sims]};"
+                                 f" faults {[s.faults for s in sims]}") from None
+        summary: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        for mid in accepted:
+            message = journal.get_message(mid)
+            summary[message["state"]] = summary.get(message["state"], 0) + 1
+            if message["state"] != "delivered":
+                key = f'{message["connection"]}: {(message["reason"] or "(none)")[:60]}'
+                reasons[key] = reasons.get(key, 0) + 1
+        without_reason = [mid for mid in accepted
+                          if journal.get_message(mid)["state"] != "delivered"
+                          and not journal.get_message(mid)["reason"]]
+        (t0, r0), (t1, r1) = rss[0], rss[-1]
+        counts = _smsc_counts(smsc)
+        _figures("soak", seconds=SOAK_SECONDS, accepted=len(accepted), lost=len(lost),
+                 states=summary, inbound=inbound_sent, modem_faults=faults, smpp_drops=cuts,
+                 smsc_duplicates=sum(n - 1 for n in counts.values() if n > 1),
+                 top_reasons=sorted(reasons.items(), key=lambda kv: -kv[1])[:4],
+                 rss_kib=f"{r0} -> {r1}",
+                 rss_growth_per_hour_kib=round((r1 - r0) / max(t1 - t0, 1) * 3600))
+        assert without_reason == []
+        assert len(journal.folder(None, "inbox", limit=100_000)) == inbound_sent
+        assert summary.get("delivered", 0) > len(accepted) // 2
+    finally:
+        dispatcher.stop(5)
+        for channel in channels.values():
+            channel.stop(5)
+        network.close()
+        smsc.stop()
+        journal.close()
+
+
+def _accept_one(journal, rng) -> list[str]:
+    from appliance.compose import Submission, prepare
+    text = f"soak {rng.random():.12f} " * rng.choice((1, 1, 1, 12))     # some 2-part messages
+    valid = time.time() + rng.choice((600, 600, 600, 15))     # some expire during outages
+    message = prepare(Submission(user="admin", recipient=rng.choice(
+        ("+36701234567", "+36209876543")), text=text, valid_until=valid))
+    result = journal.accept([message])[0]
+    return [result] if isinstance(result, str) else []

@@ -13,7 +13,7 @@ from __future__ import annotations
 from appliance.store import message_state
 
 DEFAULT_HOURS = 48.0
-REASON = "no delivery report within {hours:g} h (report timeout)"
+REASON = "no delivery report within {} (report timeout)"
 
 
 def migrate(conn) -> None:
@@ -57,5 +57,11 @@ def _expire(conn, now: float, seconds: float, where: str, params: tuple) -> set[
     if ids:
         conn.execute("UPDATE parts SET state='expired', done_at=?, reason=?"
                      " WHERE id IN (SELECT id" + selection + ")",
-                     (now, REASON.format(hours=seconds / 3600), *args))
+                     (now, REASON.format(_duration(seconds)), *args))
     return ids
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
