@@ -14,6 +14,7 @@ Each test prints its figures. Real processes, a real SQLite file, the smpp34 SMS
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -411,7 +412,10 @@ def test_soak_with_modem_faults_and_smpp_drops(tmp_path, mock_factory):
             accepted += _accept_one(journal, rng)
             now = time.monotonic()
             if rng.random() < 0.05:
-                rng.choice(sims).deliver_inbound("+36705550000", f"inbound {inbound_sent}")
+                target = rng.choice(sims)
+                target.deliver_inbound("+36705550000", f"inbound {inbound_sent}")
+                logging.getLogger("reliability").info("inbound %d to %s", inbound_sent,
+                                                      target.slot)
                 inbound_sent += 1
             if now >= next_fault:
                 victim = rng.randrange(len(sims))
