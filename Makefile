@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-slow bench bench-deps bench-kannel clean test-deps-sim test-deps-browser
+.PHONY: run test test-slow test-reliability test-deps-reliability bench bench-deps bench-kannel clean test-deps-sim test-deps-browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,15 @@ test-deps-browser:
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
+
+# kill -9, power loss, soak and full disk (tests/test_reliability.py), each printing figures;
+# about 6 minutes on 2 cores. The power-cut shim is built with cc; the full-disk test mounts a
+# small tmpfs when it runs as root, else it injects ENOSPC through the shim.
+test-reliability: $(STAMP) test-deps-reliability
+	$(PY) -m pytest -q -p no:cacheprovider -s -m reliability tests/test_reliability.py
+
+test-deps-reliability:
+	@command -v cc >/dev/null 2>&1 || apt-get -o DPkg::Lock::Timeout=900 install -y gcc libc6-dev
 
 bench: $(STAMP)
 	$(PY) bench/codec.py

@@ -106,6 +106,7 @@ class GSMModemConfig:
     limittompm: int = 20
     submittimeout: float = 60.0
     deliveryreport: bool = True
+    report_timeout_hours: float = 48.0  # a part without a report ends 'expired' after this
     smsservicecenteraddress: str = ""
     keepaliveperiod: float = 10.0
     send: bool = True
@@ -421,8 +422,17 @@ def _users(table: dict) -> tuple[UserConfig, ...]:
         user = build(UserConfig, body, f"users.{name}", name=name)
         if not -2**31 <= user.credits <= 2**31 - 1:      # seed 003: an "int value"
             raise ConfigError(f"users.{name}.credits: must be between {-2**31} and {2**31 - 1}")
+        _check_user_urls(user, f"users.{name}")
         users.append(user)
     return tuple(users)
+
+
+def _check_user_urls(user: UserConfig, path: str) -> None:
+    from appliance.callback_url import callback_url_problem
+    for key in ("reporturl", "inbound_url"):
+        value = getattr(user, key)
+        if value and callback_url_problem(value):
+            raise ConfigError(f"{path}.{key}: {callback_url_problem(value)}")
 
 
 def _routes(items) -> tuple[RouteConfig, ...]:

@@ -27,6 +27,7 @@ from appliance.inbound_owner import InboundOwners
 from appliance.notify import Notifier
 from appliance.routing import Router
 from appliance.store.documents import Documents
+from appliance.store import report_timeout
 from appliance.store.journal import Journal
 from appliance.web.app import make_app
 from appliance.web.server import HttpServer, listen_socket
@@ -121,6 +122,7 @@ class Daemon:
                                     max_batch=config.store.group_commit_max,
                                     dedupe_window=config.store.dedupe_window_seconds,
                                     fragment_timeout=config.store.inbound_partial_after_seconds)
+        self.journal.report_timeouts = report_timeout.timeouts_from_config(config.connections)
         self.documents = Documents(config.state_dir)
         self.accounts = Accounts(self.documents, self.journal,
                                  failures_per_minute=config.http.login_failures_per_minute)
@@ -273,11 +275,15 @@ class Daemon:
         stats = self.journal.stats()
         channels = self.channels.running
         failing = self.failing_connections()
+        callbacks = self.notifier.status()
         return {
             "version": __version__,
             "uptime": round(self.clock.monotonic() - self.started, 1),
-            "healthy": self.healthy() and not failing,
+            # failing uplinks and stuck or given-up callbacks make the appliance unhealthy,
+            # without failing the watchdog (a restart cures neither)
+            "healthy": self.healthy() and not failing and callbacks["ok"],
             "failing_connections": failing,
+            "callbacks": callbacks,
             "queue": stats["parts_by_state"],
             "waiting": stats["waiting"],
             "scheduled": stats["scheduled"],

@@ -141,6 +141,9 @@ class Dispatcher:
             if result["expired"]:
                 log.info("dispatch: %d messages expired before a route was available",
                          result["expired"])
+            if result.get("unreported"):
+                log.warning("dispatch: %d messages got no delivery report in time; expired",
+                            result["unreported"])
             self._settle_stalled()
         if now - self._last_fragment_sweep >= self._fragment_sweep_seconds():
             self._last_fragment_sweep = now

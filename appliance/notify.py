@@ -8,6 +8,7 @@ retried with backoff across restarts, in order per message, for up to `GIVE_UP_S
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 import urllib.error
@@ -16,11 +17,13 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Callable
 
+from appliance.callback_url import destination_of
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.compose import Submission, prepare
 from appliance.errors import ValidationError
 from appliance.logmask import masked
 from appliance.model import Priority
+from appliance.signing import sign_headers
 from appliance.timefmt import ozeki_time
 
 log = logging.getLogger("appliance.notify")
@@ -28,6 +31,17 @@ log = logging.getLogger("appliance.notify")
 BACKOFF = (10, 30, 60, 120, 300, 600, 900)
 GIVE_UP_SECONDS = 3 * 24 * 3600
 TIMEOUT_SECONDS = 10
+MAX_WORKERS = 8          # destinations served at once; one thread each, only while busy
+SWEEP_SECONDS = 60
+
+
+@dataclass
+class Destination:
+    """Backoff state of an endpoint that failed (in memory: events keep their own retry)."""
+
+    failures: int = 0
+    last_error: str = ""
+    until: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -146,15 +160,33 @@ def _inbound_call(event: dict, accounts) -> Call | None:
 
 
 class Notifier:
+    """Delivers events, isolated per destination (scheme://host:port).
+
+    The loop fetches due events, leaving out destinations that are busy or backing off, and
+    hands each destination's events to a worker thread of its own (at most `max_workers`
+    at once), which sends them in order and stops at the first failure: that destination
+    then waits `BACKOFF[n]` while every other one keeps flowing. Events still pending after
+    `give_up_seconds` are given up (state dead), counted in /status.
+    """
+
     def __init__(self, journal, accounts=None, *, clock: Clock = SYSTEM_CLOCK,
-                 idle_seconds: float = 1.0, opener=None):
+                 idle_seconds: float = 1.0, opener=None, max_workers: int = MAX_WORKERS,
+                 give_up_seconds: float = GIVE_UP_SECONDS, timeout: float = TIMEOUT_SECONDS):
         self.journal = journal
         self.accounts = accounts
         self.clock = clock
         self.idle_seconds = idle_seconds
+        self.max_workers = max_workers
+        self.give_up_seconds = give_up_seconds
+        self.timeout = timeout
         self._open = opener or urllib.request.urlopen
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._busy: dict[str, threading.Thread] = {}      # destination -> its worker
+        self._failing: dict[str, Destination] = {}        # destination -> backoff state
+        self._last_sweep = 0.0
         self.heartbeat = clock.monotonic()
         self.delivered = 0
 
@@ -164,47 +196,136 @@ class Notifier:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread:
-            self._thread.join(TIMEOUT_SECONDS + 2)
+            self._thread.join(self.timeout + 2)
+        for worker in list(self._busy.values()):
+            worker.join(self.timeout + 2)
 
     def alive(self) -> bool:
         return bool(self._thread and self._thread.is_alive())
+
+    def idle(self) -> bool:
+        """No destination worker is running (tests and shutdown use it)."""
+        with self._lock:
+            return not self._busy
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.heartbeat = self.clock.monotonic()
             try:
-                done = self.step()
+                started = self.step()
             except Exception:
                 log.exception("notify: step failed; retrying")
-                done = 0
-            if not done:
-                self._stop.wait(self.idle_seconds)
+                started = 0
+            if not started:
+                self._wake.wait(self.idle_seconds)
+                self._wake.clear()
 
     def step(self) -> int:
-        events = self.journal.due_events(limit=50)
+        """One pass: give up old events, then start a worker per free destination.
+        Returns how many events were handed out or settled."""
+        self._sweep()
+        skip = self._unavailable()
+        if len(self._busy) >= self.max_workers:
+            return 0
+        events = self.journal.due_events(limit=100, skip_destinations=skip)
+        batches: dict[str, list] = {}
+        handled = 0
         for event in events:
-            if self._stop.is_set():
+            call = self._render(event)
+            if call is None:
+                self.journal.event_done(event["event_id"])
+                handled += 1
+                continue
+            destination = destination_of(call.url)
+            if destination not in skip:
+                batches.setdefault(destination, []).append((event, call))
+        for destination, batch in batches.items():
+            if not self._start_worker(destination, batch):
                 break
-            self._deliver(event)
-        return len(events)
+            handled += len(batch)
+        return handled
 
-    def _deliver(self, event: dict) -> None:
-        call = self._render(event)
-        if call is None:
-            self.journal.event_done(event["event_id"])
-            return
-        error = self._send(call)
+    def status(self) -> dict:
+        """Counts from the journal, and the destinations that are failing now."""
+        health = self.journal.event_health()
+        now = self.clock.monotonic()
+        with self._lock:
+            failing = [{"destination": name, "failures": d.failures, "last_error": d.last_error,
+                        "retry_in": max(0, round(d.until - now))}
+                       for name, d in sorted(self._failing.items())]
+        health["failing_destinations"] = failing
+        health["ok"] = not (health["stuck"] or health["given_up_24h"])
+        return health
+
+    # --- per destination ---
+
+    def _unavailable(self) -> list[str]:
+        now = self.clock.monotonic()
+        with self._lock:
+            backing_off = [n for n, d in self._failing.items() if d.until > now]
+            return sorted(set(self._busy) | set(backing_off))
+
+    def _start_worker(self, destination: str, batch: list) -> bool:
+        with self._lock:
+            if len(self._busy) >= self.max_workers:
+                return False
+            worker = threading.Thread(target=self._deliver_batch, args=(destination, batch),
+                                      name=f"notify-{destination}"[:40], daemon=True)
+            self._busy[destination] = worker
+        worker.start()
+        return True
+
+    def _deliver_batch(self, destination: str, batch: list) -> None:
+        try:
+            for event, call in batch:
+                if self._stop.is_set() or not self._deliver(destination, event, call):
+                    break
+        except Exception:
+            log.exception("notify: worker for %s failed", destination)
+        finally:
+            with self._lock:
+                self._busy.pop(destination, None)
+            self._wake.set()
+
+    def _deliver(self, destination: str, event: dict, call: Call) -> bool:
+        """Send one event; True when it is settled and the next one may go."""
+        error = self._send(self._signed(call, event))
         if error is None:
             self.delivered += 1
             self.journal.event_done(event["event_id"])
-            return
-        age = self.clock.now() - event["at"]
-        give_up = age > GIVE_UP_SECONDS
-        delay = BACKOFF[min(event["attempts"], len(BACKOFF) - 1)]
-        log.warning("notify: %s for %s failed (%s); %s", event["kind"], event["id"], error,
-                    "giving up" if give_up else f"retry in {delay}s")
+            with self._lock:
+                if self._failing.pop(destination, None):
+                    log.info("notify: %s answers again", destination)
+            return True
+        delay = self._destination_failed(destination, error)
+        give_up = self.clock.now() - event["at"] > self.give_up_seconds
+        log.warning("notify: %s for %s to %s failed (%s); %s", event["kind"], event["id"],
+                    destination, error, "giving up" if give_up else f"retry in {delay}s")
         self.journal.event_retry(event["event_id"], error, delay, give_up)
+        return False
+
+    def _destination_failed(self, destination: str, error: str) -> float:
+        with self._lock:
+            state = self._failing.setdefault(destination, Destination())
+            state.failures += 1
+            state.last_error = error
+            delay = BACKOFF[min(state.failures - 1, len(BACKOFF) - 1)]
+            state.until = self.clock.monotonic() + delay
+        return delay
+
+    def _sweep(self) -> None:
+        now = self.clock.monotonic()
+        if now - self._last_sweep < SWEEP_SECONDS:
+            return
+        self._last_sweep = now
+        given_up = self.journal.give_up_events(self.give_up_seconds)
+        if given_up:
+            log.warning("notify: gave up %d callback events older than %.0f h", given_up,
+                        self.give_up_seconds / 3600)
+
+    # --- one request ---
 
     def _render(self, event: dict) -> Call | None:
         if event["kind"] == "inbound":
@@ -214,16 +335,25 @@ class Notifier:
         fn = RENDERERS.get(callback.get("kind")) if callback else None
         return fn(event, callback, self.accounts) if fn else None
 
+    def _signed(self, call: Call, event: dict) -> Call:
+        user = self.accounts.get(event.get("user", "")) if self.accounts else None
+        secret = (user.settings or {}).get("callback_secret", "") if user else ""
+        if not secret:
+            return call
+        headers = sign_headers(secret, self.clock.now(), call.method, call.url, call.body)
+        return Call(call.url, call.method, call.body, {**call.headers, **headers})
+
     def _send(self, call: Call) -> str | None:
-        request = urllib.request.Request(call.url, data=call.body, method=call.method,
-                                         headers={"User-Agent": "sms-appliance", **call.headers})
         try:
-            with self._open(request, timeout=TIMEOUT_SECONDS) as answer:
+            request = urllib.request.Request(call.url, data=call.body, method=call.method,
+                                             headers={"User-Agent": "sms-appliance",
+                                                      **call.headers})
+            with self._open(request, timeout=self.timeout) as answer:
                 status = answer.status
         except urllib.error.HTTPError as exc:
             return f"HTTP {exc.code}"
-        except (OSError, ValueError) as exc:
-            return str(exc)[:200]
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            return f"{type(exc).__name__}: {exc}"[:200]
         return None if 200 <= status < 300 else f"HTTP {status}"
 
     # --- alerts to the administrator ---

@@ -6,7 +6,8 @@ Runs early on every boot (sms-appliance-firstboot.service, before the daemon and
 * If `sms-appliance.toml` is on the boot partition, apply it: `hostname`, `[wifi]` and
   `[ssh]` configure the board; every other section (`[admin]`, `[demo]`,
   `[connections.*]`, `[users.*]`, `[http]`, `[store]`, `[[routes]]`) becomes
-  /etc/sms-appliance/config.toml (mode 0640, root:sms-appliance). The file is then
+  /etc/sms-appliance/config.toml (mode 0640, root:sms-appliance), login passwords
+  ([admin] and [users.*]) hashed with the appliance's scrypt format. The file is then
   overwritten and removed from the FAT partition; a note without secrets is left instead.
 * Else, if the board has no config yet, write one with a random admin password and show
   the password on the console and in the journal, once.
@@ -20,6 +21,8 @@ then nothing is started, only files are written.
 from __future__ import annotations
 
 import argparse
+import base64
+import copy
 import datetime
 import hashlib
 import json
@@ -253,6 +256,31 @@ def set_ssh(board: Board, keys: list[str]) -> str:
 # --- the daemon's config ----------------------------------------------------------------
 
 
+# The appliance's password format (appliance/auth.py), rebuilt here with the standard library
+# because first boot runs before and without the venv. tests/test_firstboot.py checks that the
+# appliance verifies what this writes.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
+                            p=SCRYPT_P, dklen=32)
+    return "$".join(["scrypt", str(SCRYPT_N), str(SCRYPT_R), str(SCRYPT_P),
+                     base64.b64encode(salt).decode(), base64.b64encode(digest).decode()])
+
+
+def hash_login_passwords(config: dict) -> dict:
+    """`password` of [admin] and of each [users.*] becomes `password_hash`: /etc keeps no
+    login password in clear. (SMPP and SIM secrets stay: the daemon must send them.)"""
+    tables = [config.get("admin")] + list((config.get("users") or {}).values())
+    for table in tables:
+        if isinstance(table, dict) and isinstance(table.get("password"), str) \
+                and table["password"]:
+            table["password_hash"] = hash_password(table.pop("password"))
+    return config
+
+
 def random_password() -> str:
     return secrets.token_urlsafe(12)
 
@@ -301,7 +329,8 @@ def check_config(board: Board, text: str) -> None:
 
 def default_config(board: Board) -> None:
     password = random_password()
-    write_config(board, {"admin": {"password": password}}, "defaults (no sms-appliance.toml)")
+    write_config(board, {"admin": {"password_hash": hash_password(password)}},
+                 "defaults (no sms-appliance.toml)")
     announce_password(password)
 
 
@@ -326,6 +355,7 @@ def provision(board: Board, boot_dir: Path) -> list[str]:
         else:
             new_password = admin["password"] = random_password()
     config = {"admin": admin, **{k: v for k, v in config.items() if k != "admin"}}
+    config = hash_login_passwords(copy.deepcopy(config))
 
     # Validate everything before changing anything.
     hostname = check_hostname(data["hostname"]) if "hostname" in data else None

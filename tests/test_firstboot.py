@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -93,7 +94,13 @@ def test_full_file_is_applied_and_removed_from_the_fat(tree: Path):
         assert (st.st_uid, st.st_gid) == (0, 4242)  # group from the tree's /etc/group
     data = tomllib.loads(cfg.read_text())
     assert set(data) == {"admin", "demo", "connections", "users", "routes"}  # no board keys
-    assert data["admin"] == {"password": "s3cret-admin", "phone": "+36201234567"}
+    assert set(data["admin"]) == {"password_hash", "phone"}
+    assert "s3cret-admin" not in cfg.read_text() and "shop-secret" not in cfg.read_text()
+    from appliance.auth import verify_password
+
+    assert verify_password("s3cret-admin", data["admin"]["password_hash"])
+    assert verify_password("shop-secret", data["users"]["shop"]["password_hash"])
+    assert data["connections"]["uplink"]["password"] == "smpp-secret"   # the SMSC needs it
     assert data["connections"]["slot1"]["power_pin"] == 26
     assert data["routes"] == [{"connections": ["slot1", "uplink"], "prefix": "+36"}]
 
@@ -147,10 +154,14 @@ def test_without_ssh_keys_ssh_stays_off(tree: Path):
 
 def test_no_file_makes_a_random_password_shown_once(tree: Path, capsys):
     assert run(tree) == 0
-    password = tomllib.loads(config(tree).read_text())["admin"]["password"]
-    assert len(password) >= 16
     out = capsys.readouterr().out
-    assert password in out  # console and journal (the unit sends stdout to both)
+    password = re.search(r"write it down\): (\S+)", out).group(1)   # console and journal
+    assert len(password) >= 16
+    stored = tomllib.loads(config(tree).read_text())["admin"]
+    assert set(stored) == {"password_hash"} and password not in config(tree).read_text()
+    from appliance.auth import verify_password
+
+    assert verify_password(password, stored["password_hash"])
 
     before = config(tree).read_bytes()
     assert run(tree) == 0  # later boots: nothing to do, password not shown again
@@ -169,13 +180,13 @@ def test_random_passwords_differ_between_boards(tmp_path: Path, tree: Path):
 
 def test_file_without_admin_password_keeps_the_existing_one(tree: Path, capsys):
     run(tree)
-    old = tomllib.loads(config(tree).read_text())["admin"]["password"]
+    old = tomllib.loads(config(tree).read_text())["admin"]["password_hash"]
     capsys.readouterr()
     (boot(tree) / "sms-appliance.toml").write_text('[demo]\nenabled = true\nmodems = 1\n')
     assert run(tree) == 0
     data = tomllib.loads(config(tree).read_text())
-    assert data["admin"]["password"] == old and data["demo"]["modems"] == 1
-    assert old not in capsys.readouterr().out
+    assert data["admin"]["password_hash"] == old and data["demo"]["modems"] == 1
+    assert "write it down" not in capsys.readouterr().out
 
 
 def test_password_hash_is_passed_through(tree: Path):
@@ -203,7 +214,7 @@ def test_bad_file_changes_nothing_and_says_why(tree: Path, text: str, complaint:
     assert not (tree / "etc" / "hostname").exists()
     assert not (tree / "etc" / "wpa_supplicant").exists()
     # The board still comes up reachable: a random password, no default one.
-    assert tomllib.loads(config(tree).read_text())["admin"]["password"]
+    assert tomllib.loads(config(tree).read_text())["admin"]["password_hash"]
 
 
 def test_fixed_file_clears_the_error_note(tree: Path):
@@ -220,7 +231,7 @@ def test_shipped_example_is_valid_and_applies(tree: Path):
     assert run(tree) == 0
     from appliance import config as appliance_config
 
-    assert appliance_config.load(config(tree)).admin.password  # random one was made
+    assert appliance_config.load(config(tree)).admin.password_hash  # random one was made
 
 
 @pytest.mark.parametrize(
@@ -240,3 +251,16 @@ def test_toml_writer_round_trips_numbers_booleans_and_table_arrays():
         "routes": [{"connections": ["a"], "prefix": "+1"}, {"connections": ["b"], "mode": "balance"}],
     }
     assert tomllib.loads(firstboot.dump_toml(data)) == data
+
+
+def test_a_clear_admin_password_from_an_older_image_is_hashed_on_the_next_provisioning(tree: Path):
+    target = config(tree)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text('[admin]\npassword = "old-clear-pw"\n')
+    (boot(tree) / "sms-appliance.toml").write_text('[demo]\nenabled = true\n')
+    assert run(tree) == 0
+    text = config(tree).read_text()
+    from appliance.auth import verify_password
+
+    assert "old-clear-pw" not in text
+    assert verify_password("old-clear-pw", tomllib.loads(text)["admin"]["password_hash"])

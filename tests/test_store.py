@@ -180,6 +180,16 @@ def test_state_aggregation_of_parts():
     assert aggregate(["failed", "expired"]) == State.FAILED
 
 
+def test_two_different_sms_in_the_same_second_are_both_kept(journal):
+    """SCTS has one-second resolution: found by the reliability soak, where the second of two
+    SMS from one sender within a second vanished as a 'duplicate'."""
+    for text in ("first", "second", "second"):
+        journal.inbound(InboundFragment(connection="M0", sender="+3620111",
+                                        recipient="+3620222", encoding="gsm7", text=text,
+                                        sent_at=1_700_000_000.0))
+    assert sorted(m["body"] for m in journal.folder("admin", "inbox")) == ["first", "second"]
+
+
 def test_an_sms_read_twice_is_kept_once(journal, clock):
     # a crash between our commit and AT+CMGD, or an SMSC redelivery: same sender, SCTS, part
     def fragment(text, seq=None):

@@ -9,6 +9,7 @@ nothing.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import asdict
 
 import logging
@@ -98,10 +99,18 @@ def _seen_before(conn, fragment: InboundFragment, now: float) -> bool:
     if fragment.sent_at is None:        # SMPP deliver_sm carries no SCTS: nothing to match
         return False
     ref, total, seq, _ = fragment.concat or (0, 1, 1, 8)
-    key = (fragment.connection, fragment.sender, fragment.sent_at, ref, total, seq)
+    # SCTS has one-second resolution: two different SMS from one sender in the same second
+    # are told apart by their content (a digest folded into the ref column, above 2**32).
+    key = (fragment.connection, fragment.sender, fragment.sent_at,
+           ref * 2 ** 32 + _content_digest(fragment), total, seq)
     conn.execute("DELETE FROM inbound_seen WHERE at<?", (now - SEEN_KEEP_SECONDS,))
     cur = conn.execute("INSERT OR IGNORE INTO inbound_seen VALUES (?,?,?,?,?,?,?)", key + (now,))
     return cur.rowcount == 0
+
+
+def _content_digest(fragment: InboundFragment) -> int:
+    content = fragment.text.encode("utf-8") if fragment.text is not None else fragment.data
+    return zlib.crc32(content or b"")
 
 
 def expire(conn, now: float, timeout: float, owner_of=None) -> int:

@@ -21,7 +21,7 @@ from appliance.compose import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import counters, inbox, message_routes, message_state
+from appliance.store import counters, events, inbox, message_routes, message_state, report_timeout
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
 from appliance.store import receipt_match
@@ -55,6 +55,9 @@ class Journal:
         self.dedupe_window = dedupe_window
         self.fragment_timeout = fragment_timeout
         self._writer = GroupWriter(str(self.path), max_batch=max_batch)
+        # connection -> seconds a submitted part waits for its report (report_timeout.py)
+        self.report_timeouts: dict[str, float | None] = {}
+        self.default_report_timeout = report_timeout.DEFAULT_HOURS * 3600
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -297,11 +300,16 @@ class Journal:
     def housekeeping(self) -> dict:
         """Promote scheduled parts that are due and expire those past their validity."""
         now = self.clock.now()
-        if not self._housekeeping_due(now):
-            return {"promoted": 0, "expired": 0}
+        unreported = report_timeout.any_due(self._read(), now, self.report_timeouts,
+                                            self.default_report_timeout)
+        if not unreported and not self._housekeeping_due(now):
+            return {"promoted": 0, "expired": 0, "unreported": 0}
+        timeouts, default = dict(self.report_timeouts), self.default_report_timeout
         return self._write(lambda conn: {
             "promoted": message_state.promote_scheduled(conn, now),
             "expired": message_state.expire_overdue(conn, now),
+            "unreported": report_timeout.expire_unreported(conn, now, timeouts, default)
+            if unreported else 0,
         })
 
     def _housekeeping_due(self, now: float) -> bool:
@@ -579,15 +587,12 @@ class Journal:
 
     # --- events for the notifier -------------------------------------------------------
 
-    def due_events(self, limit: int = 50) -> list[dict]:
+    def due_events(self, limit: int = 50, skip_destinations=()) -> list[dict]:
+        """Due events, earliest per message; each carries the values of its own moment."""
         now = self.clock.now()
-        return [dict(r) for r in self.query(
-            "SELECT e.id AS event_id, e.kind, e.at, e.attempts, m.* FROM events e"
-            " JOIN messages m ON m.id=e.message_id WHERE e.state='pending' AND e.next_attempt<=?"
-            # in order per message: an event waits while an earlier one is still pending
-            " AND NOT EXISTS (SELECT 1 FROM events p WHERE p.message_id=e.message_id"
-            " AND p.state='pending' AND p.id<e.id)"
-            " ORDER BY e.next_attempt, e.id LIMIT ?", (now, limit))]
+        skip = list(skip_destinations)
+        return [events.apply_snapshot(dict(r)) for r in self.query(
+            events.due_sql(len(skip)), (now, *skip, limit))]
 
     def event_done(self, event_id: int) -> None:
         self._write(lambda conn: conn.execute("UPDATE events SET state='done' WHERE id=?",
@@ -596,9 +601,18 @@ class Journal:
     def event_retry(self, event_id: int, error: str, delay: float, give_up: bool) -> None:
         now = self.clock.now()
         self._write(lambda conn: conn.execute(
-            "UPDATE events SET attempts=attempts+1, last_error=?, next_attempt=?, state=?"
-            " WHERE id=?", (error[:300], now + delay, "dead" if give_up else "pending",
-                            event_id)))
+            "UPDATE events SET attempts=attempts+1, last_error=?, next_attempt=?, state=?,"
+            " given_up_at=? WHERE id=?", (error[:300], now + delay,
+                                          "dead" if give_up else "pending",
+                                          now if give_up else None, event_id)))
+
+    def give_up_events(self, max_age: float) -> int:
+        """Events still pending after `max_age` seconds are given up (marked dead)."""
+        now = self.clock.now()
+        return self._write(lambda conn: events.give_up_older_than(conn, now - max_age, now))
+
+    def event_health(self) -> dict:
+        return events.health(self._read(), self.clock.now())
 
     def pending_events(self) -> int:
         return counters.counts(self._read(), "events").get("pending", 0)
@@ -618,6 +632,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     receipt_match.migrate(conn)
     counters.install(conn)
     conn.executescript(message_routes.DDL)
+    events.migrate(conn)
+    report_timeout.migrate(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     os.chmod(conn.execute("PRAGMA database_list").fetchone()[2], 0o640)
 

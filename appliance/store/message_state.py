@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from appliance.model import State
+from appliance.store import events
 
 _FAILURE_ORDER = (State.FAILED, State.UNDELIVERED, State.EXPIRED)
 
@@ -53,8 +54,7 @@ def refresh(conn, message_id: str, now: float, connection: str = "") -> None:
         (new.value, now, reason, connection, connection, new.value, now, int(ended), now,
          message_id))
     if row["callback"] and new != State.DELETED:     # the client deleted it: nothing to tell
-        conn.execute("INSERT INTO events(message_id, kind, at, next_attempt) VALUES (?,?,?,?)",
-                     (message_id, new.value, now, now))
+        events.record(conn, message_id, new.value, now, row["callback"])
 
 
 def _first_reason(conn, message_id: str) -> str:

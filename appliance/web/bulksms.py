@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 import bottle
 
 from appliance.accounts import AuthError
+from appliance.callback_url import callback_url_problem
 from appliance.compose import Submission, wap_si_document
 from appliance.errors import StoreError, ValidationError
 from appliance import priority
@@ -107,6 +108,8 @@ def _submit(services, params: dict, request, schedule_path: bool) -> str:
         raise Refused(BAD_DESTINATION)
     callback = {"kind": "bulksms_dlr", "url": user.reporturl} \
         if dlr == "1" and user.reporturl else None
+    if callback and callback_url_problem(user.reporturl):
+        raise Refused(INVALID_URL)      # the user's stored report URL cannot be called
     window = _dedupe_window(user)
     try:
         level = priority.of(user, params.get("priority"))

@@ -18,6 +18,7 @@ import bottle
 from appliance import priority
 from appliance.logmask import masked
 from appliance.accounts import AuthError, User
+from appliance.callback_url import check_callback_url
 from appliance.compose import NewMessage, Submission, prepare
 from appliance.errors import StoreError, ValidationError
 from appliance.model import OZEKI_STATE, Priority, State
@@ -276,6 +277,10 @@ def request_options(ctx: Ctx) -> Options:
     options.smpp_params = smpp or None
     url = ctx.get("reporturl").strip() or ctx.user.reporturl
     if url:
+        try:
+            url = check_callback_url(url, "reporturl")
+        except ValidationError as exc:
+            raise ApiError(X.E_INVALID_PARAMETER, exc.text) from None
         options.callback = {"kind": "ozeki_reporturl", "url": url}
     return options
 

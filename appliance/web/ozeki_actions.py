@@ -15,6 +15,7 @@ import threading
 
 from appliance import auth, routing
 from appliance.accounts import ADMIN, User
+from appliance.callback_url import callback_url_problem
 from appliance.config import ConfigError
 from appliance.store.journal import CREDIT_MAX, CREDIT_MIN
 from appliance.web import gate
@@ -257,6 +258,10 @@ def _user_changes(ctx: Ctx) -> tuple[dict, str]:
             changes[_LIST_KEYS[key]] = [v.strip() for v in value.split(",") if v.strip()][:100]
         elif key in _TEXT_KEYS:
             changes[_TEXT_KEYS[key]] = value.strip()[:1000]
+            if _TEXT_KEYS[key] in ("reporturl", "inbound_url") and value.strip() \
+                    and callback_url_problem(value.strip()):
+                raise ApiError(X.E_INVALID_PARAMETER,
+                               f"{key} {callback_url_problem(value.strip())}")
         elif key in _SETTING_KEYS:
             settings[_SETTING_KEYS[key]] = value.strip()[:100]
         elif key in ("credits", "unlimited"):

@@ -14,6 +14,7 @@ import bottle
 from appliance import priority
 from appliance.logmask import masked
 from appliance.accounts import AuthError, User
+from appliance.callback_url import check_callback_url
 from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
 from appliance.web import gate
@@ -105,6 +106,11 @@ def _send_sms(services, params: dict, request) -> str:
         if not params.get(name, "").strip():
             raise PbxError(302, name.capitalize(), COMMAND)
     url = params.get("deliveryreporturl", "").strip()
+    if url:
+        try:
+            url = check_callback_url(url, "DeliveryReportURL")
+        except ValidationError:
+            raise PbxError(302, "DeliveryReportURL", COMMAND) from None
     callback = {"kind": "phonesystem_dlr", "url": url, "extension": extension} if url else None
     try:
         level = priority.of(user, params.get("priority"))

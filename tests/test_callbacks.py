@@ -1,0 +1,253 @@
+"""Callbacks as a delivery protocol (issue 17) and values snapshotted at their event (issue 13):
+a real journal file, real HTTP endpoints on 127.0.0.1, a FakeClock for backoff and give-up."""
+
+import socket
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from appliance import signing
+from appliance.accounts import Accounts
+from appliance.clock import FakeClock
+from appliance.compose import Submission, prepare
+from appliance.model import Report, ReportStatus
+from appliance.notify import BACKOFF, Notifier
+from appliance.store.documents import Documents
+from appliance.store.journal import Journal
+
+
+class Endpoint:
+    """A LAN web server answering `status`; records method, path, headers and body."""
+
+    def __init__(self, status: int = 200):
+        self.status = status
+        calls = self.calls = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                calls.append((self.command, self.path, dict(self.headers),
+                              self.rfile.read(length)))
+                self.send_response(endpoint.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_POST = _record
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class BlackHole:
+    """Accepts connections and never answers until released."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted = threading.Event()
+        self.release = threading.Event()
+        self.conns = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            self.accepted.set()
+
+    def close(self):
+        self.release.set()
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    clock = FakeClock()
+    journal = Journal.open(tmp_path / "state", clock=clock)
+    accounts = Accounts(Documents(tmp_path / "state"), journal)
+    notifier = Notifier(journal, accounts, clock=clock, timeout=30)
+    yield clock, journal, notifier
+    notifier.stop()
+    journal.close()
+
+
+def send(journal, url: str, kind: str = "ozeki_reporturl", user: str = "admin") -> str:
+    message = prepare(Submission(user=user, recipient="+36201234567", text="hi",
+                                 callback={"kind": kind, "url": url}))
+    [message_id] = journal.accept([message])
+    return message_id
+
+
+def submit_and_report(journal, message_id: str, status: ReportStatus, ref: str,
+                      detail: str = "") -> None:
+    part_id = journal.query("SELECT id FROM parts WHERE message_id=?", (message_id,))[0]["id"]
+    assert journal.claim([(part_id, "GSMModem0")]) == [part_id]
+    journal.part_submitted(part_id, "GSMModem0", ref)
+    journal.report(Report(connection="GSMModem0", reference=ref, status=status, detail=detail))
+
+
+def drain(notifier, rounds: int = 50) -> None:
+    """Run the notifier loop by hand until nothing is due and no worker runs."""
+    for _ in range(rounds):
+        started = notifier.step()
+        assert wait_for(notifier.idle)
+        if not started:
+            return
+
+
+def template(base: str, path: str) -> str:
+    return f"{base}/{path}?id=$messageid&st=$status&sm=$statusmessage"
+
+
+def test_a_black_holed_endpoint_delays_only_its_own_events(rig):
+    clock, journal, notifier = rig
+    hole, good = BlackHole(), Endpoint()
+    try:
+        stuck = send(journal, template(hole.url, "hole"))
+        flowing = send(journal, template(good.url, "good"))
+        submit_and_report(journal, stuck, ReportStatus.DELIVERED, "1")
+        submit_and_report(journal, flowing, ReportStatus.DELIVERED, "2")
+        notifier.start()
+        assert hole.accepted.wait(20)          # the hole's worker is now blocked on it
+        assert wait_for(lambda: len(good.calls) == 2)
+        paths = [urllib.parse.parse_qs(urllib.parse.urlsplit(c[1]).query)["st"][0]
+                 for c in good.calls]
+        assert paths == ["deliveredtonetwork", "deliveredtohandset"]     # in order
+        assert not notifier.idle()             # the hole's event is still in flight
+    finally:
+        hole.close()                           # the worker gets EOF and ends
+        notifier.stop()
+        good.close()
+
+
+def test_a_failing_endpoint_backs_off_and_is_given_up_while_others_flow(rig):
+    clock, journal, notifier = rig
+    bad, good = Endpoint(status=500), Endpoint()
+    try:
+        first = send(journal, template(bad.url, "bad"))
+        second = send(journal, template(bad.url, "bad"))
+        submit_and_report(journal, first, ReportStatus.DELIVERED, "1")
+        submit_and_report(journal, second, ReportStatus.DELIVERED, "2")
+        drain(notifier)
+        assert len(bad.calls) == 1             # backing off: the second event waits
+        fine = send(journal, template(good.url, "good"))
+        submit_and_report(journal, fine, ReportStatus.DELIVERED, "3")
+        drain(notifier)
+        assert len(good.calls) == 2 and len(bad.calls) == 1
+        status = notifier.status()
+        assert status["failing_destinations"][0]["destination"] == bad.url.lower()
+        assert status["failing_destinations"][0]["last_error"] == "HTTP 500"
+
+        clock.advance(BACKOFF[0] + 1)
+        drain(notifier)
+        assert len(bad.calls) == 2             # one probe after the backoff, then waits again
+        clock.advance(700)
+        drain(notifier)
+        assert notifier.status()["stuck"] >= 1 and not notifier.status()["ok"]
+
+        clock.advance(notifier.give_up_seconds)
+        notifier._last_sweep = -1e9            # the sweep runs once a minute
+        drain(notifier)
+        status = notifier.status()
+        assert status["pending"] == 0 and status["given_up_24h"] == 4 and not status["ok"]
+        assert journal.query("SELECT count(*) AS n FROM events WHERE state='dead'"
+                             " AND message_id IN (?,?)", (first, second))[0]["n"] == 4
+    finally:
+        bad.close()
+        good.close()
+
+
+def test_each_callback_carries_the_values_of_its_own_event(rig):
+    """A quick receipt: both events are due when the notifier runs; the network-ack one must
+    not carry the final status message (issue 13 item 3)."""
+    clock, journal, notifier = rig
+    good = Endpoint()
+    try:
+        message_id = send(journal, template(good.url, "r"))
+        submit_and_report(journal, message_id, ReportStatus.FAILED, "9", detail="UNDELIV err:000")
+        drain(notifier)
+        queries = [urllib.parse.parse_qs(urllib.parse.urlsplit(c[1]).query) for c in good.calls]
+        assert [q["st"][0] for q in queries] == ["deliveredtonetwork", "deliveryfailed"]
+        assert queries[0]["sm"] == ["submitted"]
+        assert queries[1]["sm"] == ["UNDELIV err:000"]
+    finally:
+        good.close()
+
+
+def test_old_events_without_a_snapshot_still_render(rig):
+    clock, journal, notifier = rig
+    good = Endpoint()
+    try:
+        message_id = send(journal, template(good.url, "r"))
+        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "4")
+        journal._write(lambda conn: conn.execute("UPDATE events SET snap_reason=NULL"))
+        drain(notifier)
+        assert len(good.calls) == 2
+    finally:
+        good.close()
+
+
+def test_signed_callbacks_verify_with_the_users_secret(rig):
+    clock, journal, notifier = rig
+    notifier.accounts.create("shop", "shop-pass-1", settings={"callback_secret": "s3cret"})
+    good = Endpoint()
+    try:
+        get_id = send(journal, template(good.url, "r"), user="shop")
+        post_id = send(journal, good.url + "/dlr", kind="phonesystem_dlr", user="shop")
+        submit_and_report(journal, get_id, ReportStatus.DELIVERED, "1")
+        submit_and_report(journal, post_id, ReportStatus.DELIVERED, "2")
+        drain(notifier)
+        assert len(good.calls) == 3
+        for method, path, headers, body in good.calls:
+            assert signing.verify("s3cret", headers, method, good.url + path, body, clock.now())
+            assert not signing.verify("other", headers, method, good.url + path, body,
+                                      clock.now())
+        method, path, headers, body = good.calls[-1]
+        assert method == "POST" and body
+        assert not signing.verify("s3cret", headers, method, good.url + path, body + b"x",
+                                  clock.now())
+        assert not signing.verify("s3cret", headers, method, good.url + path, body,
+                                  clock.now() + 3600)          # a replay an hour later
+    finally:
+        good.close()
+
+
+def test_unsigned_without_a_secret(rig):
+    clock, journal, notifier = rig
+    good = Endpoint()
+    try:
+        message_id = send(journal, template(good.url, "r"))
+        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "1")
+        drain(notifier)
+        assert good.calls and all(signing.SIGNATURE_HEADER.lower() not in {k.lower() for k in c[2]}
+                                   for c in good.calls)
+    finally:
+        good.close()
