@@ -57,7 +57,7 @@ def test_user_reporturl_is_checked_when_set_and_when_used(appliance):
     status, body = api.get("/bulksms/bulksms", username="shop", password="shop-pass-1",
                            type="0", dlr="1", destination="+36201234567", source="ACME",
                            message="Hello")
-    assert body.strip() == "1702"
+    assert body.strip() == "1702|+36201234567|"     # code|destination|id for every code
     assert _accepted(daemon) == 0
 
 
