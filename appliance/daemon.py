@@ -162,8 +162,8 @@ class Daemon:
             except Exception:
                 log.exception("daemon: API-created connection %s could not start", conn.name)
         self._apply_stored_routes()
+        self._start_mail()       # before HTTP answers: /status counts its threads as workers
         self._start_http()
-        self._start_mail()
 
     def connection_names(self) -> set[str]:
         """Every connection a route may name: running, stopped, or API-created."""
