@@ -37,9 +37,9 @@ class User:
 
     def address_allowed(self, address: str) -> tuple[bool, str]:
         """(allowed, reason): reason is 'deny' or 'allow' (bulksms codes 16 and 18)."""
-        if self.ip_deny and _in_any(address, self.ip_deny):
+        if self.ip_deny and in_networks(address, self.ip_deny):
             return False, "deny"
-        if self.ip_allow and not _in_any(address, self.ip_allow):
+        if self.ip_allow and not in_networks(address, self.ip_allow):
             return False, "allow"
         return True, ""
 
@@ -50,7 +50,9 @@ class AuthError(Exception):
         self.kind = kind   # "bad" | "throttled" | "disabled"
 
 
-def _in_any(address: str, networks: tuple[str, ...]) -> bool:
+def in_networks(address: str, networks) -> bool:
+    """Is `address` in any of `networks` (addresses or CIDR ranges; a bad entry matches
+    nothing)? The one allow/deny check of every API, hook, mail and metrics list."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

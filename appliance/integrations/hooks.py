@@ -17,9 +17,10 @@ from collections import OrderedDict, deque
 
 import bottle
 
-from appliance.accounts import AuthError
+from appliance.accounts import AuthError, in_networks
 from appliance.errors import StoreError
 from appliance.integrations import intake, payloads, settings, template
+from appliance.logmask import masked
 from appliance.web.params import client_address
 
 log = logging.getLogger("appliance.integrations")
@@ -145,7 +146,7 @@ def _receive(services, gate: Gate, kind: str, name: str) -> dict:
     log.info("hook %s: %s from %s: %d SMS accepted, %d refused", hook.name,
              context.get("status", "notification"), user, len(outcome.ids), len(outcome.refused))
     if not outcome.ids and outcome.refused:
-        raise Refusal(422, "; ".join(f"{intake.mask(n)}: {r}" for n, r in outcome.refused))
+        raise Refusal(422, "; ".join(f"{masked(n)}: {r}" for n, r in outcome.refused))
     return {"status": "accepted", "messages": len(outcome.ids), "ids": outcome.ids,
             "refused": [{"recipient": n, "reason": r} for n, r in outcome.refused]}
 
@@ -161,7 +162,7 @@ def _hook(services, kind: str, name: str) -> settings.HookConfig:
 
 def _authenticate(services, hook: settings.HookConfig, request) -> str:
     address = client_address(request)
-    if hook.ip_allow and not intake.in_networks(address, hook.ip_allow):
+    if hook.ip_allow and not in_networks(address, hook.ip_allow):
         log.warning("hook %s: refused client %s (not in ip_allow)", hook.name, address)
         raise Refusal(403, "this address may not use the hook")
     token = request.query.get("token", "")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from appliance.compose import Submission, normalize_recipient
 from appliance.errors import ValidationError
+from appliance.logmask import masked
 from appliance.model import Priority
 from appliance.web import gate
 
@@ -97,19 +98,5 @@ def submit(services, *, user: str, recipients: list[str], text: str, priority: s
         else:
             ids.append(result)
     for number, reason in refused:
-        log.warning("%s: %s refused for %s: %s", dialect, user, mask(number), reason)
+        log.warning("%s: %s refused for %s: %s", dialect, user, masked(number), reason)
     return Outcome(ids, refused)
-
-
-def in_networks(address: str, networks) -> bool:
-    import ipaddress
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
-
-
-def mask(number: str) -> str:
-    """As the modem layer masks numbers in its log lines."""
-    return number if len(number) < 7 else f"{number[:4]}…{number[-3:]}"

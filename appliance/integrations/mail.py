@@ -18,7 +18,7 @@ import socket
 import ssl
 import threading
 
-from appliance.accounts import AuthError
+from appliance.accounts import AuthError, in_networks
 from appliance.compose import normalize_recipient
 from appliance.errors import StoreError, ValidationError
 from appliance.integrations import intake, mailtext
@@ -116,7 +116,7 @@ class MailToSms:
         if any(fnmatch.fnmatchcase(sender, pattern.lower())
                for pattern in self.config.allow_senders):
             return self.config.user
-        if self.config.allow_ips and intake.in_networks(_peer(session), self.config.allow_ips):
+        if self.config.allow_ips and in_networks(_peer(session), self.config.allow_ips):
             return self.config.user
         return None
 

@@ -24,6 +24,7 @@ from email.message import EmailMessage
 
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.errors import StoreError
+from appliance.logmask import masked
 from appliance.integrations import intake, template
 from appliance.integrations.settings import Integrations, RuleConfig
 
@@ -117,7 +118,7 @@ class RuleRunner:
             if not self._matches(index, rule, sms, text, first):
                 continue
             self.matches[index] += 1
-            log.info("rules: SMS %s from %s matched %s", sms["id"], intake.mask(sms["originator"]),
+            log.info("rules: SMS %s from %s matched %s", sms["id"], masked(sms["originator"]),
                      rule.name or f"rule {index + 1}")
             self._act(rule, context)
             if rule.last:
@@ -137,7 +138,7 @@ class RuleRunner:
         else:
             dnd.remove(sender)
             self.counters["start"] += 1
-        log.info("rules: %s sent %s: %s the do-not-disturb list", intake.mask(sender), first,
+        log.info("rules: %s sent %s: %s the do-not-disturb list", masked(sender), first,
                  "added to" if stop else "removed from")
         if inbound.confirm and start:       # after STOP nothing may be sent to them
             self._sms([sender], "You will receive messages again. Send STOP to opt out.")

@@ -14,7 +14,6 @@ import queue
 import sqlite3
 import threading
 import time
-from concurrent.futures import Future
 from typing import Callable
 
 from appliance import suspend

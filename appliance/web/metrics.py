@@ -18,7 +18,7 @@ import time
 import bottle
 
 from appliance import __version__, auth, health
-from appliance.accounts import _in_any
+from appliance.accounts import in_networks
 from appliance.config import GSMModemConfig
 from appliance.histogram import SECONDS_BUCKETS, Histogram
 from appliance.store import counters
@@ -273,7 +273,7 @@ def metrics_denied(config, request, throttle) -> tuple[int, str] | None:
     against the same per-address login throttle as the APIs."""
     settings = config.metrics
     address = client_address(request)
-    if settings.allow and not _in_any(address, tuple(settings.allow)):
+    if settings.allow and not in_networks(address, settings.allow):
         return 403, "address not allowed to read /metrics"
     if not settings.username:
         return None

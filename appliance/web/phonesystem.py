@@ -13,7 +13,7 @@ import bottle
 
 from appliance import priority
 from appliance.logmask import masked
-from appliance.accounts import AuthError, User
+from appliance.accounts import AuthError, in_networks
 from appliance.callback_url import check_callback_url
 from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
@@ -148,7 +148,7 @@ def _without_credentials(services, request):
     address = client_address(request)
     if setting.auth_required:
         raise PbxError(304)
-    if not _in_networks(address, setting.allow):
+    if not in_networks(address, setting.allow):
         log.warning("phonesystem: request without credentials from %s refused (not in "
                     "[phonesystem] allow)", address)
         raise PbxError(307)
@@ -158,11 +158,6 @@ def _without_credentials(services, request):
                   setting.user)
         raise PbxError(306)
     return user
-
-
-def _in_networks(address: str, networks) -> bool:
-    return bool(networks) and User(name="", ip_allow=tuple(networks)).address_allowed(
-        address)[0]
 
 
 def _login(services, params: dict, request):
