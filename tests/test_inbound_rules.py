@@ -4,13 +4,9 @@ START maintain the do-not-disturb list; a webhook that is down is retried later.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -20,67 +16,11 @@ from appliance.clock import FakeClock
 from appliance.errors import ConfigError, ValidationError
 from appliance.integrations import settings
 from appliance.web.gate import dnd_list
+from fakes.lan import Endpoint
+from fakes.providers import SmtpSink
 
 SENDER = "+36209999999"
 COLLEAGUE = "+36207777777"
-
-
-class SmtpSink:
-    """A local mail server (aiosmtpd) that keeps what it is given."""
-
-    def __init__(self):
-        from aiosmtpd.smtp import SMTP
-        self.messages: list[bytes] = []
-        sink = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):
-                sink.messages.append(envelope.content)
-                return "250 OK"
-
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(8)
-        self.port = self._sock.getsockname()[1]
-        self._loop = asyncio.new_event_loop()
-        self._server = self._loop.run_until_complete(self._loop.create_server(
-            lambda: SMTP(Handler(), loop=self._loop), sock=self._sock))
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-
-    def close(self):
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._server.close()
-
-
-class Webhook:
-    """A local HTTP endpoint; `failing` answers 500 until cleared."""
-
-    def __init__(self):
-        self.posts: list[dict] = []
-        self.failing = False
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                status = 500 if hook.failing else 200
-                if not hook.failing:
-                    hook.posts.append(json.loads(body))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/sms"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def wait_for(predicate, what: str, timeout: float = 30.0):
@@ -95,10 +35,15 @@ def wait_for(predicate, what: str, timeout: float = 30.0):
 
 @pytest.fixture
 def sinks():
-    mail, hook = SmtpSink(), Webhook()
+    mail, hook = SmtpSink().start(), Endpoint()
     yield mail, hook
-    mail.close()
+    mail.stop()
     hook.close()
+
+
+def posted(hook: Endpoint) -> list[dict]:
+    """The JSON bodies the rules posted to the webhook, in order."""
+    return [json.loads(body) for _, _, _, body in hook.calls]
 
 
 @pytest.fixture
@@ -130,23 +75,24 @@ def test_matching_sms_is_forwarded_by_mail_webhook_and_sms_and_answered(demo_dae
     daemon, modem = demo_daemon({
         "relay": {"host": "127.0.0.1", "port": mail.port, "mail_from": "sms@appliance.lan"},
         "rules": [{"name": "acks", "keyword": "ack", "forward_email": ["ops@lan"],
-                   "forward_url": hook.url, "forward_to": [COLLEAGUE],
+                   "forward_url": hook.url + "/sms", "forward_to": [COLLEAGUE],
                    "autoreply": "Thanks, {{keyword}} noted"},
                   {"name": "never", "sender": "+44*", "forward_to": [COLLEAGUE]}]})
     modem.deliver_inbound(SENDER, "ACK disk alert on nas1")
-    wait_for(lambda: mail.messages, "the forwarded mail")
-    assert b"ACK disk alert on nas1" in mail.messages[0]
-    assert b"Subject: SMS from +36209999999" in mail.messages[0]
-    wait_for(lambda: hook.posts, "the webhook call")
-    assert hook.posts[0]["text"] == "ACK disk alert on nas1"
-    assert hook.posts[0]["sender"] == SENDER and hook.posts[0]["event"] == "inbound_sms"
+    wait_for(lambda: mail.mails, "the forwarded mail")
+    _, to, forwarded = mail.mails[0]
+    assert to == ["ops@lan"] and "ACK disk alert on nas1" in forwarded.get_content()
+    assert forwarded["Subject"] == "SMS from +36209999999"
+    wait_for(lambda: posted(hook), "the webhook call")
+    assert posted(hook)[0]["text"] == "ACK disk alert on nas1"
+    assert posted(hook)[0]["sender"] == SENDER and posted(hook)[0]["event"] == "inbound_sms"
     wait_for(lambda: len(outbox(daemon)) == 2, "forward and autoreply SMS")
     assert outbox(daemon) == [(COLLEAGUE, f"SMS from {SENDER}: ACK disk alert on nas1"),
                               (SENDER, "Thanks, ACK noted")]
     status = daemon.status()["integrations"]["inbound"]
     assert [r["matches"] for r in status["rules"]] == [1, 0]
     modem.deliver_inbound(SENDER, "ack again")               # no second autoreply so soon
-    wait_for(lambda: len(mail.messages) == 2, "the second mail")
+    wait_for(lambda: len(mail.mails) == 2, "the second mail")
     wait_for(lambda: len(outbox(daemon)) == 3, "the second forward")
     assert [r for r, _ in outbox(daemon)].count(SENDER) == 1
 
@@ -165,37 +111,39 @@ def test_stop_and_start_maintain_the_do_not_disturb_list(demo_daemon):
 
 def test_a_webhook_that_is_down_is_retried(demo_daemon, sinks):
     _, hook = sinks
-    hook.failing = True
-    daemon, modem = demo_daemon({"rules": [{"regex": "(?i)fire", "forward_url": hook.url}]})
+    hook.status = 500                                         # the webhook is down
+    daemon, modem = demo_daemon({"rules": [{"regex": "(?i)fire", "forward_url": hook.url + "/sms"}]})
     clock = daemon.rules.clock = FakeClock()                  # the runner's retry time only
     modem.deliver_inbound(SENDER, "Fire alarm in room 2")
     wait_for(lambda: daemon.rules.status()["retrying"] == 1, "a queued retry")
-    hook.failing = False
+    refused = len(hook.calls)                                 # the attempt answered 500
+    hook.status = 200
     clock.advance(31)
-    wait_for(lambda: hook.posts, "the retried webhook call")
-    assert hook.posts[0]["text"] == "Fire alarm in room 2"
+    wait_for(lambda: len(hook.calls) > refused, "the retried webhook call")
+    assert posted(hook)[refused]["text"] == "Fire alarm in room 2"
+    wait_for(lambda: daemon.rules.status()["retrying"] == 0, "the retry settled")
 
 
 def test_a_restart_neither_repeats_nor_skips(make_config, run_daemon, sinks):
     _, hook = sinks
     base = make_config(demo=cfg.DemoConfig(enabled=True, modems=1, send_seconds=0.05,
                                            report_seconds=0.05),
-                       integrations=settings.parse({"rules": [{"forward_url": hook.url}]}))
+                       integrations=settings.parse({"rules": [{"forward_url": hook.url + "/sms"}]}))
     config, network, pins = demo.start(base)
     try:
         daemon = run_daemon(config, pin_factory=pins)
         modem = network.modem("slot1")
         wait_for(lambda: daemon.channels.running["GSMModem0"].free_slots(), "modem ready")
         modem.deliver_inbound(SENDER, "first")
-        wait_for(lambda: len(hook.posts) == 1, "first forward")
+        wait_for(lambda: len(posted(hook)) == 1, "first forward")
         daemon.stop()
         modem.deliver_inbound(SENDER, "while stopped")       # waits on the SIM / network
         daemon = run_daemon(dataclasses.replace(config), pin_factory=pins)
-        wait_for(lambda: len(hook.posts) == 2, "the SMS that came in while stopped")
+        wait_for(lambda: len(posted(hook)) == 2, "the SMS that came in while stopped")
         modem.deliver_inbound(SENDER, "after")
-        wait_for(lambda: len(hook.posts) == 3, "the next one")
+        wait_for(lambda: len(posted(hook)) == 3, "the next one")
         time.sleep(1.5)                                       # a repeat would show up here
-        assert [p["text"] for p in hook.posts] == ["first", "while stopped", "after"]
+        assert [p["text"] for p in posted(hook)] == ["first", "while stopped", "after"]
     finally:
         network.close()
 
