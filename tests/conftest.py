@@ -93,6 +93,37 @@ def journal(tmp_path, clock):
 
 
 @pytest.fixture
+def raw():
+    """A raw-socket SMSC on smpplib's PDU classes (fakes/raw_smsc.py): nacks, refusals."""
+    from fakes.raw_smsc import RawSmsc
+    server = RawSmsc().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def raw_channel(raw):
+    """make(channel_options, **SMPPConfig keys) -> (an SmppChannel bound to `raw`, its sink)."""
+    from appliance.config import SMPPConfig
+    from appliance.uplink.smpp import SmppChannel
+    from test_smpp import RecordingSink, wait_until
+    started = []
+
+    def make(channel_options=None, **kw):
+        sink = RecordingSink()
+        conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=raw.port, username="esme",
+                          password="secret", reconnectdelay=0.05, reconnectmaxdelay=0.2, **kw)
+        channel = SmppChannel(conn, sink, **(channel_options or {}))
+        channel.start()
+        started.append(channel)
+        wait_until(lambda: channel.state == "bound", what="bind")
+        return channel, sink
+    yield make
+    for channel in started:
+        channel.stop()
+
+
+@pytest.fixture
 def make_config(tmp_path):
     def make(**changes) -> cfg.Config:
         base = cfg.Config(http=cfg.HttpConfig(host="127.0.0.1", port=0, threads=8),

@@ -10,12 +10,9 @@ from pathlib import Path
 import pytest
 
 from appliance.clock import FakeClock
-from appliance.config import SMPPConfig
-from appliance.uplink.smpp import SmppChannel
-from conftest import Api, xml_values
-from fakes.raw_smsc import RawSmsc
+from conftest import xml_values
 from test_api_drivers import error_code, idle_channels  # noqa: F401 - fixture
-from test_smpp import RecordingSink, part, wait_until
+from test_smpp import part, wait_until
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_ba62e230856e7920.txt"
 
@@ -101,28 +98,10 @@ def test_seed_spellings_and_protocol_names(appliance, idle_channels):
 
 
 @pytest.fixture
-def raw():
-    server = RawSmsc().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def bind(raw):
-    started = []
-
+def bind(raw_channel):
     def make(clock=None, **kw):
-        sink = RecordingSink()
-        conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=raw.port, username="esme",
-                          password="secret", reconnectdelay=0.05, reconnectmaxdelay=0.2, **kw)
-        channel = SmppChannel(conn, sink, **({"clock": clock} if clock else {}))
-        channel.start()
-        started.append(channel)
-        wait_until(lambda: channel.state == "bound", what="bind")
-        return channel, sink
-    yield make
-    for channel in started:
-        channel.stop()
+        return raw_channel({"clock": clock} if clock else None, **kw)
+    return make
 
 
 def test_bind_ton_npi_and_address_range(raw, bind):

@@ -7,27 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.clock import FakeClock
 from appliance.config import SMPPConfig
 from appliance.uplink.backoff import Backoff
 from appliance.uplink.smpp import SmppChannel
-from fakes.raw_smsc import RawSmsc
 from test_smpp import RecordingSink, part, wait_until
 
 ESME_RINVPASWD = 0x0E
 REFUSALS = [ESME_RINVPASWD, "unbind", "close", "unbind_instead"]
-
-
-@pytest.fixture
-def raw():
-    server = RawSmsc().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture

@@ -7,37 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.config import SMPPConfig
-from appliance.uplink.smpp import ESME_RTHROTTLED, SmppChannel
-from fakes.raw_smsc import RawSmsc
-from test_smpp import RecordingSink, part, wait_until
+from appliance.uplink.smpp import ESME_RTHROTTLED
+from test_smpp import part, wait_until
 
 ESME_RINVCMDLEN = 0x02
 
 
 @pytest.fixture
-def raw():
-    server = RawSmsc().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def channel_for(raw):
-    started = []
-
-    def make(**kw):
-        sink = RecordingSink()
-        conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=raw.port, username="esme",
-                          password="secret", reconnectdelay=0.05, reconnectmaxdelay=0.2, **kw)
-        channel = SmppChannel(conn, sink, throttle_pause=0.2)
-        channel.start()
-        started.append(channel)
-        wait_until(lambda: channel.state == "bound", what="bind")
-        return channel, sink
-    yield make
-    for channel in started:
-        channel.stop()
+def channel_for(raw_channel):
+    return lambda **kw: raw_channel({"throttle_pause": 0.2}, **kw)
 
 
 def test_a_generic_nack_returns_the_part_as_retryable_and_keeps_the_link(raw, channel_for):
