@@ -2,10 +2,8 @@
 `expired` with a reason after its connection's `report_timeout_hours`, and its callback
 fires; Ozeki's getmessagebyid and the bulksms report show it. Time is a FakeClock."""
 
-import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,6 +12,7 @@ from appliance.clock import FakeClock
 from appliance.compose import Submission, prepare
 from appliance.store import report_timeout
 from appliance.store.journal import Journal
+from test_api_dialects import receiver  # noqa: F401 - fixture
 from conftest import Api, xml_values
 
 HOUR = 3600
@@ -76,65 +75,36 @@ def test_timeouts_come_from_the_connection_config():
                                                           "S1": 48 * HOUR}
 
 
-class Receiver:
-    def __init__(self):
-        calls = self.calls = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                calls.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def wait(self, count: int, timeout: float = 20.0) -> list:
-        deadline = time.monotonic() + timeout
-        while len(self.calls) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.calls
-
-
-def test_ozeki_and_bulksms_show_the_timeout_and_callbacks_fire(make_config, run_daemon):
+def test_ozeki_and_bulksms_show_the_timeout_and_callbacks_fire(make_config, run_daemon, receiver):
     clock = FakeClock(start=time.time())
     daemon = run_daemon(make_config(), clock=clock)
     api = Api(daemon.port)
-    receiver = Receiver()
-    try:
-        ozeki_id = api.send("+36201234567", "x",
-                            reporturl=receiver.url + "/o?st=$status&sm=$statusmessage")
-        api.action("createuser", name="bulk", userpassword="bulk-pass-1",
-                   reporturl=receiver.url + "/b")
-        status, body = api.get("/bulksms/bulksms", username="bulk", password="bulk-pass-1",
-                               type="0", dlr="1", destination="+36201234568", source="ACME",
-                               message="Hello")
-        bulk_id = body.split("|")[2]
-        for message_id in (ozeki_id, bulk_id):
-            part = daemon.journal.query("SELECT id FROM parts WHERE message_id=?",
-                                        (message_id,))[0]["id"]
-            daemon.journal.claim([(part, "SMPP0")])
-            daemon.journal.part_submitted(part, "SMPP0", "r" + message_id[:5])
-        assert api.state(ozeki_id) == 13
-        clock.advance(48 * HOUR + 1)
-        assert daemon.journal.housekeeping()["unreported"] == 2
+    ozeki_id = api.send("+36201234567", "x",
+                        reporturl=receiver.url + "/o?st=$status&sm=$statusmessage")
+    api.action("createuser", name="bulk", userpassword="bulk-pass-1",
+               reporturl=receiver.url + "/b")
+    status, body = api.get("/bulksms/bulksms", username="bulk", password="bulk-pass-1",
+                           type="0", dlr="1", destination="+36201234568", source="ACME",
+                           message="Hello")
+    bulk_id = body.split("|")[2]
+    for message_id in (ozeki_id, bulk_id):
+        part = daemon.journal.query("SELECT id FROM parts WHERE message_id=?",
+                                    (message_id,))[0]["id"]
+        daemon.journal.claim([(part, "SMPP0")])
+        daemon.journal.part_submitted(part, "SMPP0", "r" + message_id[:5])
+    assert api.state(ozeki_id) == 13
+    clock.advance(48 * HOUR + 1)
+    assert daemon.journal.housekeeping()["unreported"] == 2
 
-        assert api.state(ozeki_id) == 14
-        body = api.action("getmessagebyid", msgID=ozeki_id)
-        assert "no delivery report within 48 h" in body
-        calls = receiver.wait(3)
-        ozeki = [urllib.parse.parse_qs(urllib.parse.urlsplit(c).query) for c in calls
-                 if c.startswith("/o")]
-        assert [q["st"][0] for q in ozeki] == ["deliveredtonetwork", "deliveryfailed"]
-        assert "report timeout" in ozeki[1]["sm"][0]
-        bulk = [urllib.parse.parse_qs(urllib.parse.urlsplit(c).query) for c in calls
-                if c.startswith("/b")]
-        assert bulk[0]["status"] == ["EXPIRED"] and "report timeout" in bulk[0]["reason"][0]
-        assert xml_values(api.action("getmessagebyid", msgID=bulk_id), "state") == ["14"]
-    finally:
-        receiver.server.shutdown()
+    assert api.state(ozeki_id) == 14
+    body = api.action("getmessagebyid", msgID=ozeki_id)
+    assert "no delivery report within 48 h" in body
+    calls = [path for _, path, _ in receiver.wait(3)]
+    ozeki = [urllib.parse.parse_qs(urllib.parse.urlsplit(c).query) for c in calls
+             if c.startswith("/o")]
+    assert [q["st"][0] for q in ozeki] == ["deliveredtonetwork", "deliveryfailed"]
+    assert "report timeout" in ozeki[1]["sm"][0]
+    bulk = [urllib.parse.parse_qs(urllib.parse.urlsplit(c).query) for c in calls
+            if c.startswith("/b")]
+    assert bulk[0]["status"] == ["EXPIRED"] and "report timeout" in bulk[0]["reason"][0]
+    assert xml_values(api.action("getmessagebyid", msgID=bulk_id), "state") == ["14"]
