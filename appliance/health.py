@@ -117,14 +117,20 @@ def _uplink_check(label: str, status: dict) -> Check:
     return Check(label, FAIL, f"{state or 'down'}: {error}".rstrip(": "))
 
 
+def _graded_by_threshold(component: str, amount: float, warn_at: float, fail_at: float,
+                         text: str) -> Check:
+    """FAIL from `fail_at` up, WARN from `warn_at` up, PASS below."""
+    if amount >= fail_at:
+        return Check(component, FAIL, text)
+    if amount >= warn_at:
+        return Check(component, WARN, text)
+    return Check(component, PASS, text)
+
+
 def callbacks_check(daemon) -> Check:
     pending = counters.events_by_state(daemon.journal).get("pending", 0)
-    text = f"{pending} callbacks waiting"
-    if pending >= CALLBACKS_FAIL:
-        return Check("callbacks", FAIL, text)
-    if pending >= CALLBACKS_WARN:
-        return Check("callbacks", WARN, text)
-    return Check("callbacks", PASS, text)
+    return _graded_by_threshold("callbacks", pending, CALLBACKS_WARN, CALLBACKS_FAIL,
+                                f"{pending} callbacks waiting")
 
 
 def queue_age_check(daemon) -> Check:
@@ -132,9 +138,5 @@ def queue_age_check(daemon) -> Check:
     if created is None:
         return Check("queue", PASS, "nothing waiting")
     age = max(0.0, daemon.clock.now() - created)
-    text = f"oldest waiting message accepted {age:.0f}s ago"
-    if age >= QUEUE_AGE_FAIL:
-        return Check("queue", FAIL, text)
-    if age >= QUEUE_AGE_WARN:
-        return Check("queue", WARN, text)
-    return Check("queue", PASS, text)
+    return _graded_by_threshold("queue", age, QUEUE_AGE_WARN, QUEUE_AGE_FAIL,
+                                f"oldest waiting message accepted {age:.0f}s ago")

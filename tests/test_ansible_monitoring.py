@@ -71,22 +71,12 @@ def test_rules_and_dashboard_use_only_exported_metrics(with_traffic):
 
 @pytest.fixture
 def with_traffic(make_config, run_daemon):
-    import dataclasses
-
-    from appliance import config as cfg
-    from appliance import demo
     from conftest import Api
-    from demo_support import wait_registered
-    config, network, pin_factory = demo.start(dataclasses.replace(
-        make_config(), demo=cfg.DemoConfig(enabled=True, modems=1, send_seconds=0.1,
-                                           report_seconds=0.1)))
-    daemon = run_daemon(config, pin_factory=pin_factory)
-    assert daemon.wait_ready(60)
-    wait_registered(daemon)
-    api = Api(daemon.port)
-    api.wait_state(api.send("+36201234567", "traffic"), 10)
-    yield api
-    network.close()
+    from web_kit import demo_daemon_on_simulated_modems
+    with demo_daemon_on_simulated_modems(make_config, run_daemon, modems=1) as (daemon, _network):
+        api = Api(daemon.port)
+        api.wait_state(api.send("+36201234567", "traffic"), 10)
+        yield api
 
 
 @needs_ansible

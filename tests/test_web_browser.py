@@ -8,16 +8,13 @@ modem's state change on the overview. Screenshots go to the test's tmp dir.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 
 import pytest
 
-from appliance import config as cfg
-from appliance import demo
 from conftest import ADMIN_PASSWORD
-from demo_support import wait_registered
+from web_kit import demo_daemon_on_simulated_modems
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -31,15 +28,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture
 def demo_daemon(make_config, run_daemon):
-    config, network, pin_factory = demo.start(dataclasses.replace(
-        make_config(), demo=cfg.DemoConfig(enabled=True, modems=2, send_seconds=0.3,
-                                           report_seconds=0.3)))
-    daemon = run_daemon(config, pin_factory=pin_factory)
-    daemon.services.extras["sim"] = network
-    assert daemon.wait_ready(60)
-    wait_registered(daemon)
-    yield daemon
-    network.close()
+    with demo_daemon_on_simulated_modems(make_config, run_daemon,
+                                         step_seconds=0.3) as (daemon, _network):
+        yield daemon
 
 
 @pytest.fixture

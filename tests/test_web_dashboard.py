@@ -4,7 +4,6 @@ same pages in a real Chromium.)"""
 
 from __future__ import annotations
 
-import dataclasses
 import http.cookiejar
 import re
 import time
@@ -15,9 +14,8 @@ import urllib.request
 import pytest
 
 from appliance import config as cfg
-from appliance import demo
 from conftest import ADMIN_PASSWORD, xml_values
-from demo_support import wait_registered
+from web_kit import demo_daemon_on_simulated_modems, query_plan, recorded_journal_queries
 
 
 class Browser:
@@ -160,15 +158,8 @@ def test_admin_sets_credits_and_disables_a_user_who_is_then_logged_out(appliance
 
 @pytest.fixture
 def with_modems(make_config, run_daemon):
-    config, network, pin_factory = demo.start(dataclasses.replace(
-        make_config(), demo=cfg.DemoConfig(enabled=True, modems=2, send_seconds=0.1,
-                                           report_seconds=0.1)))
-    daemon = run_daemon(config, pin_factory=pin_factory)
-    daemon.services.extras["sim"] = network
-    assert daemon.wait_ready(60)
-    wait_registered(daemon)
-    yield daemon
-    network.close()
+    with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, _network):
+        yield daemon
 
 
 def _wait(predicate, timeout: float = 60.0):
@@ -224,23 +215,13 @@ def test_pages_read_by_index_not_by_scanning_the_journal(appliance):
     browser = Browser(daemon.port)
     browser.login()
     journal = daemon.journal
-    seen: list[tuple[str, tuple]] = []
-    original = journal.query
-
-    def recording(sql, params=()):
-        seen.append((sql, tuple(params)))
-        return original(sql, params)
-
-    journal.query = recording
-    try:
+    with recorded_journal_queries(journal) as seen:
         for path in ("/", "/ui/messages", "/ui/inbox", f"/ui/messages/{ids[0]}",
                      "/ui/messages?state=queued"):
             assert browser.open(path)[0] == 200
-    finally:
-        journal.query = original
     conn = sqlite3.connect(journal.path)
     for sql, params in seen:
-        plan = " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        plan = query_plan(conn, sql, params)
         # sorting what an index search found (one message's parts) is fine; sorting a scan is not
         assert "TEMP B-TREE" not in plan or "SCAN" not in plan, (sql, plan)
         for table in ("parts", "messages", "events"):

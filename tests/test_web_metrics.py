@@ -13,12 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from appliance import config as cfg
-from appliance import demo
 from appliance.clock import FakeClock
 from appliance.store import counters
 from appliance.store.journal import Journal
 from conftest import ADMIN_PASSWORD, Api
-from demo_support import wait_registered
+from web_kit import demo_daemon_on_simulated_modems, query_plan, recorded_journal_queries
 
 
 def scrape(api: Api, headers=None) -> dict:
@@ -51,15 +50,8 @@ def check(body: dict, component: str) -> dict:
 
 @pytest.fixture
 def with_modems(make_config, run_daemon):
-    config, network, pin_factory = demo.start(dataclasses.replace(
-        make_config(), demo=cfg.DemoConfig(enabled=True, modems=2, send_seconds=0.1,
-                                           report_seconds=0.1)))
-    daemon = run_daemon(config, pin_factory=pin_factory)
-    daemon.services.extras["sim"] = network
-    assert daemon.wait_ready(60)
-    wait_registered(daemon)
-    yield daemon, Api(daemon.port), network
-    network.close()
+    with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, network):
+        yield daemon, Api(daemon.port), network
 
 
 def test_metrics_count_accepted_messages_parts_and_requests_by_dialect(appliance):
@@ -244,25 +236,15 @@ def test_a_scrape_reads_no_table_scan_of_the_queue(appliance):
     for i in range(20):
         api.send("+36201234567", f"queued {i}", priority=("alert", "normal", "bulk")[i % 3] if i % 2 else "")
     journal = daemon.journal
-    seen: list[tuple[str, tuple]] = []
-    original = journal.query
-
-    def recording(sql, params=()):
-        seen.append((sql, tuple(params)))
-        return original(sql, params)
-
-    journal.query = recording
-    try:
+    with recorded_journal_queries(journal) as seen:
         from appliance import health
         from appliance.web.metrics import ApplianceCollector
         list(ApplianceCollector(daemon, {}).collect())
         health.run_checks(daemon)
-    finally:
-        journal.query = original
     assert seen
     conn = sqlite3.connect(journal.path)
     for sql, params in seen:
-        plan = " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+        plan = query_plan(conn, sql, params)
         for table in ("parts", "messages", "events"):
             assert f"SCAN {table}" not in plan.replace("SCAN counter_", ""), (sql, plan)
     conn.close()
