@@ -16,6 +16,10 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from socketserver import ThreadingMixIn
 
+import pytest
+
+from conftest import Api
+
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
@@ -171,3 +175,12 @@ class SmtpSink(_BoundServer):
         self.server = Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
         self.server.server_bind()
         self.port = self.server.server_address[1]
+
+
+@pytest.fixture
+def start(make_config, run_daemon):
+    """`start(*connections)` runs the daemon with these connections: (daemon, Api)."""
+    def run(*connections):
+        daemon = run_daemon(make_config(connections=tuple(connections)))
+        return daemon, Api(daemon.port)
+    return run
