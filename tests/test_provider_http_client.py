@@ -9,8 +9,7 @@ import urllib.parse
 import pytest
 
 from appliance.provider.settings import HTTPClientConfig
-from conftest import Api
-from fakes.providers import WebProvider, wait_for
+from fakes.providers import WebProvider, start, wait_for  # noqa: F401 (start: a fixture)
 
 DELIVERED, FAILED, SUBMITTED, QUEUED = 10, 11, 13, 0
 
@@ -27,14 +26,6 @@ def client_config(provider_url: str, **keys) -> HTTPClientConfig:
                          "&msg=$messagedata&id=$messageid",
             "limittompm": 0, "reconnectdelay": 0.05, "windowsize": 4}
     return HTTPClientConfig(name="Web0", **{**base, **keys})
-
-
-@pytest.fixture
-def start(make_config, run_daemon):
-    def run(*connections):
-        daemon = run_daemon(make_config(connections=tuple(connections)))
-        return daemon, Api(daemon.port)
-    return run
 
 
 def test_sent_through_the_url_template_then_delivered_by_the_providers_callback(start,

@@ -9,8 +9,7 @@ import pytest
 
 from appliance.config import ConfigError, from_dict
 from appliance.provider.settings import SMTPConfig
-from conftest import Api
-from fakes.providers import SmtpSink, wait_for
+from fakes.providers import SmtpSink, start, wait_for  # noqa: F401 (start: a fixture)
 
 FAILED, SUBMITTED, QUEUED = 11, 13, 0
 
@@ -27,14 +26,6 @@ def smtp_config(port: int, **keys) -> SMTPConfig:
             "mailto": "$recipientdigits@sms.example", "limittompm": 0,
             "reconnectdelay": 0.05}
     return SMTPConfig(name="Mail0", **{**base, **keys})
-
-
-@pytest.fixture
-def start(make_config, run_daemon):
-    def run(*connections):
-        daemon = run_daemon(make_config(connections=tuple(connections)))
-        return daemon, Api(daemon.port)
-    return run
 
 
 def test_each_sms_leaves_as_an_email_built_from_the_templates(start, sink):

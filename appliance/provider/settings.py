@@ -77,13 +77,11 @@ class HTTPClientConfig:
         _check_choice(path, "requestmethod", self.requestmethod, ("get", "post"))
         _check_choice(path, "httpauthorizationmethod", self.httpauthorizationmethod,
                       ("", "none", "basic", "digest"))
-        _check_choice(path, "submittimeoutaction", self.submittimeoutaction,
-                      ("submitfailed", "resend", "submitsuccess"))
+        _check_submittimeoutaction(path, self.submittimeoutaction)
         for key in ("respsuccess", "respfailed"):
             _check_regex(path, key, getattr(self, key))
         _check_positive(path, "submittimeout", self.submittimeout)
-        if not 1 <= self.windowsize <= 1000:
-            raise ConfigError(f"{path}.windowsize: expected 1..1000")
+        _check_windowsize(path, self.windowsize)
         if self.usecert and not self.certfile:
             raise ConfigError(f"{path}.certfile: required when usecert is on")
 
@@ -165,15 +163,13 @@ class SMTPConfig:
             raise ConfigError(f"{path}.smtpserver: required for an SMTP connection")
         _check_choice(path, "smtpssl", self.smtpssl, ("off", "on", "starttls", "true", "false",
                                                       "yes", "no", "1", "0", "ssl", "tls"))
-        _check_choice(path, "submittimeoutaction", self.submittimeoutaction,
-                      ("submitfailed", "resend", "submitsuccess"))
+        _check_submittimeoutaction(path, self.submittimeoutaction)
         _check_positive(path, "submittimeout", self.submittimeout)
         if self.smtpauth and not self.usernamesmtp:
             raise ConfigError(f"{path}.usernamesmtp: required when smtpauth is on")
         if "@" not in self.mailto or "@" not in self.mailfrom:
             raise ConfigError(f"{path}.mailto/mailfrom: must be e-mail addresses (templates)")
-        if not 1 <= self.windowsize <= 1000:
-            raise ConfigError(f"{path}.windowsize: expected 1..1000")
+        _check_windowsize(path, self.windowsize)
         for key in ("charactersetbody", "charactersetsubject"):
             _check_charset(path, key, getattr(self, key))
 
@@ -232,6 +228,15 @@ def _check_regex(path: str, key: str, pattern: str) -> None:
         re.compile(pattern)
     except re.error as exc:
         raise ConfigError(f"{path}.{key}: not a valid regular expression: {exc}") from None
+
+
+def _check_submittimeoutaction(path: str, value: str) -> None:
+    _check_choice(path, "submittimeoutaction", value, ("submitfailed", "resend", "submitsuccess"))
+
+
+def _check_windowsize(path: str, value: int) -> None:
+    if not 1 <= value <= 1000:
+        raise ConfigError(f"{path}.windowsize: expected 1..1000")
 
 
 def _check_positive(path: str, key: str, value: float) -> None:

@@ -16,6 +16,10 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from socketserver import ThreadingMixIn
 
+import pytest
+
+from conftest import Api
+
 
 def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
@@ -32,7 +36,29 @@ class _ThreadingHTTP(ThreadingMixIn, HTTPServer):
     allow_reuse_address = True
 
 
-class WebProvider:
+class _BoundServer:
+    """Start, listen and stop for a fake whose `server` is bound but not yet listening."""
+
+    server: socketserver.BaseServer
+    _thread: threading.Thread | None = None
+
+    def start(self, listen: bool = True):
+        if listen:
+            self.listen()
+        return self
+
+    def listen(self) -> None:
+        self.server.server_activate()
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread:
+            self.server.shutdown()
+        self.server.server_close()
+
+
+class WebProvider(_BoundServer):
     """Answers each request with `answer(request) -> (status, body[, headers])`; keeps every
     request as a dict: method, path, query (dict), body (dict for forms), headers, version.
     A request through it as a proxy has the absolute URL in `target`."""
@@ -78,25 +104,9 @@ class WebProvider:
         self.server.server_bind()
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = None
-
-    def start(self, listen: bool = True) -> "WebProvider":
-        if listen:
-            self.listen()
-        return self
-
-    def listen(self) -> None:
-        self.server.server_activate()
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread:
-            self.server.shutdown()
-        self.server.server_close()
 
 
-class SmtpSink:
+class SmtpSink(_BoundServer):
     """A small SMTP server: EHLO, AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT. Keeps each
     mail as an `email.message.EmailMessage` with its envelope; `refuse` maps a recipient
     address to the (code, text) answered to its RCPT."""
@@ -165,19 +175,12 @@ class SmtpSink:
         self.server = Server(("127.0.0.1", 0), Handler, bind_and_activate=False)
         self.server.server_bind()
         self.port = self.server.server_address[1]
-        self._thread = None
 
-    def start(self, listen: bool = True) -> "SmtpSink":
-        if listen:
-            self.listen()
-        return self
 
-    def listen(self) -> None:
-        self.server.server_activate()
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread:
-            self.server.shutdown()
-        self.server.server_close()
+@pytest.fixture
+def start(make_config, run_daemon):
+    """`start(*connections)` runs the daemon with these connections: (daemon, Api)."""
+    def run(*connections):
+        daemon = run_daemon(make_config(connections=tuple(connections)))
+        return daemon, Api(daemon.port)
+    return run
