@@ -1,0 +1,40 @@
+"""/health grades the queue's age and the callback backlog by their thresholds, over a real
+HTTP socket (503 once a check fails) and at the exact edges."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from appliance import health
+from appliance.clock import FakeClock
+from conftest import Api
+
+
+def test_an_old_queue_fails_health_with_503(make_config, run_daemon):
+    clock = FakeClock(start=time.time())
+    daemon = run_daemon(make_config(), clock=clock)       # no connections: messages wait
+    api = Api(daemon.port)
+    status, body = api.get("/health")
+    assert status == 200 and _check(body, "queue")["status"] == "pass"
+    api.send("+36201234567", "waits for a way out")
+    clock.advance(health.QUEUE_AGE_FAIL + 60)
+    status, body = api.get("/health")
+    assert status == 503
+    assert _check(body, "queue")["status"] == "fail"
+    assert json.loads(body)["status"] == "fail"
+
+
+@pytest.mark.parametrize("amount, expected", [
+    (health.CALLBACKS_WARN - 1, "pass"), (health.CALLBACKS_WARN, "warn"),
+    (health.CALLBACKS_FAIL - 1, "warn"), (health.CALLBACKS_FAIL, "fail")])
+def test_threshold_edges(amount, expected):
+    check = health._graded_by_threshold("callbacks", amount, health.CALLBACKS_WARN,
+                                        health.CALLBACKS_FAIL, "")
+    assert check.status == expected
+
+
+def _check(body: str, component: str) -> dict:
+    return next(c for c in json.loads(body)["checks"] if c["component"] == component)
