@@ -1,15 +1,14 @@
-"""The single gate between every API dialect and the store.
+"""From a neutral `Submission` to the parts the store keeps and the channels send.
 
-A dialect parses its request into a neutral `Submission`; `prepare` validates it and splits it
-into the parts the store keeps and the channels send. No dialect has its own path: the
-Ozeki, Ozeki 10 JSON, Phone System and bulksms adapters all call `prepare` then `store.accept`.
+Numbers, sender, message type and the split into SMS, nothing else: the appliance's policy
+(do-not-disturb, default validity, UTF-8) and the way into the store are `intake.py`, the one
+path every sender takes. The types live in `model.py`, so the store does not import this.
 """
 
 from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass, field
 
 from appliance import gsm
 from appliance.gsm import segment as gsm_segment
@@ -17,7 +16,7 @@ from appliance.gsm import udh as gsm_udh
 from appliance.gsm import wap as gsm_wap
 from appliance.errors import ValidationError
 from appliance.ids import new_message_id
-from appliance.model import Priority
+from appliance.model import NewMessage, PartSpec, Submission  # noqa: F401  (re-exported)
 
 MAX_PARTS = 20
 MAX_RECIPIENT_DIGITS = 20
@@ -27,51 +26,6 @@ NUMERIC_SENDER_MAX = 20
 _NUMBER_NOISE = re.compile(r"[\s\-().]")
 _NUMBER = re.compile(r"\+?[0-9]{2,20}")
 _ALNUM_SENDER = re.compile(r"[A-Za-z0-9 .\-_&!?]{1,11}")
-
-
-@dataclass
-class Submission:
-    """What any dialect asks for, in the appliance's own words."""
-
-    user: str
-    recipient: str
-    text: str
-    messagetype: str = "SMS:TEXT"
-    originator: str = ""
-    send_at: float | None = None
-    valid_until: float | None = None
-    want_report: bool = True
-    priority: int = Priority.NORMAL
-    serviceprovider: str = ""
-    dialect: str = "ozeki"
-    callback: dict | None = None      # how to tell the client about state changes
-    smpp_params: dict = field(default_factory=dict)
-    client_ref: str = ""              # the client's own id, echoed back where a dialect has one
-    message_id: str = ""              # a client-chosen id (Ozeki 10 JSON) or a new GUID
-    dedupe_window: float | None = None  # seconds; None = the journal's configured window
-
-
-@dataclass(frozen=True)
-class PartSpec:
-    seq: int
-    total: int
-    encoding: str
-    text: str | None = None
-    data: bytes = b""
-    udh: bytes = b""
-    pid: int = 0
-    dcs: int | None = None
-
-
-@dataclass(frozen=True)
-class NewMessage:
-    """A validated submission with its parts, ready for `Journal.accept`."""
-
-    id: str
-    submission: Submission
-    parts: tuple[PartSpec, ...]
-    msg_class: int | None
-    encoding: str
 
 
 # --- numbers ---------------------------------------------------------------------------
@@ -240,12 +194,24 @@ def _builder_for(messagetype: str):
     return PAYLOAD_BUILDERS.get(upper, _text_parts)
 
 
-def prepare(sub: Submission) -> NewMessage:
-    """Validate a submission and split it into parts. Raises ValidationError."""
-    sub.recipient = normalize_recipient(sub.recipient)
-    sub.originator = check_originator(sub.originator)
-    sub.messagetype = (sub.messagetype or "SMS:TEXT").strip()
-    parts, msg_class, encoding = _builder_for(sub.messagetype)(sub)
-    message_id = sub.message_id or new_message_id()
-    return NewMessage(id=message_id, submission=sub, parts=parts, msg_class=msg_class,
-                      encoding=encoding)
+def _copy(sub: Submission, **changes) -> Submission:
+    """`dataclasses.replace` without its per-call field walk and frozen `__init__` (this
+    runs once per accepted message); the fields are plain values, none derived."""
+    copy = object.__new__(Submission)
+    copy.__dict__.update(sub.__dict__, **changes)
+    return copy
+
+
+def prepare(sub: Submission, **policy) -> NewMessage:
+    """Validate a submission and split it into parts. Raises ValidationError.
+
+    `sub` is not changed: the message carries a copy with the canonical recipient, sender
+    and type, and the `policy` values `intake.prepare` decided (the effective validity).
+    Only `intake.prepare` adds the appliance's policy; tests and benches that fill a store
+    directly call this."""
+    effective = _copy(sub, recipient=normalize_recipient(sub.recipient),
+                      originator=check_originator(sub.originator),
+                      messagetype=(sub.messagetype or "SMS:TEXT").strip(), **policy)
+    parts, msg_class, encoding = _builder_for(effective.messagetype)(effective)
+    return NewMessage(id=sub.message_id or new_message_id(), submission=effective,
+                      parts=parts, msg_class=msg_class, encoding=encoding)

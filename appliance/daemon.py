@@ -267,6 +267,10 @@ class Daemon:
     def alert(self, slot: str, text: str) -> None:
         """A modem failed for good or its balance is low: tell the administrator."""
         log.warning("alert: %s: %s", slot, text)
+        if self.config.admin.phone:
+            from appliance import intake
+            intake.alert_sms(self.services, self.config.admin.phone,
+                             f"sms-appliance {slot}: {text}")
         self.notifier.admin_alert(self.config.admin, slot, text)
 
     # --- status ---

@@ -60,6 +60,55 @@ class Priority(int, Enum):
     BULK = 9
 
 
+@dataclass(frozen=True)
+class Submission:
+    """What any sender asks for, in the appliance's own words. Never changed after it is
+    built: `intake.prepare` answers with a new, effective copy inside a `NewMessage`."""
+
+    user: str
+    recipient: str
+    text: str
+    messagetype: str = "SMS:TEXT"
+    originator: str = ""
+    send_at: float | None = None
+    valid_until: float | None = None
+    want_report: bool = True
+    priority: int = Priority.NORMAL
+    serviceprovider: str = ""
+    dialect: str = "ozeki"
+    callback: dict | None = None      # how to tell the client about state changes
+    smpp_params: dict = field(default_factory=dict)
+    client_ref: str = ""              # the client's own id, echoed back where a dialect has one
+    message_id: str = ""              # a client-chosen id (Ozeki 10 JSON) or a new GUID
+    dedupe_window: float | None = None  # seconds; None = the journal's configured window
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """One segment of a message as `compose` split it, before the journal numbers it."""
+
+    seq: int
+    total: int
+    encoding: str
+    text: str | None = None
+    data: bytes = b""
+    udh: bytes = b""
+    pid: int = 0
+    dcs: int | None = None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A validated submission with its parts, ready for `Journal.accept`. `submission` holds
+    the effective values (normalised numbers, the validity that applies)."""
+
+    id: str
+    submission: Submission
+    parts: tuple[PartSpec, ...]
+    msg_class: int | None
+    encoding: str
+
+
 class ReportStatus(str, Enum):
     """A delivery report's meaning, independent of where it came from (TP-ST, SMPP stat)."""
 

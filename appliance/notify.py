@@ -19,10 +19,6 @@ from typing import Callable
 
 from appliance.callback_url import destination_of
 from appliance.clock import SYSTEM_CLOCK, Clock
-from appliance.compose import Submission, prepare
-from appliance.errors import ValidationError
-from appliance.logmask import masked
-from appliance.model import Priority
 from appliance.signing import sign_headers
 from appliance.timefmt import ozeki_time
 
@@ -359,20 +355,9 @@ class Notifier:
     # --- alerts to the administrator ---
 
     def admin_alert(self, admin, slot: str, text: str) -> None:
-        """An SMS to the admin's phone (alerts leave before bulk) and/or a POST to alert_url."""
-        if admin.phone:
-            self._alert_sms(admin.phone, f"sms-appliance {slot}: {text}")
+        """A POST to the admin's alert_url (the alert SMS goes through `intake.alert_sms`)."""
         if admin.alert_url:
             body = urllib.parse.urlencode({"slot": slot, "alert": text}).encode()
             threading.Thread(target=self._send, daemon=True, args=(Call(
                 admin.alert_url, "POST", body,
                 {"Content-Type": "application/x-www-form-urlencoded"}),)).start()
-
-    def _alert_sms(self, phone: str, text: str) -> None:
-        try:
-            message = prepare(Submission(user="admin", recipient=phone, text=text[:300],
-                                         priority=Priority.ALERT, dialect="alert"))
-        except ValidationError as exc:
-            log.error("notify: cannot send alert SMS to %s: %s", masked(phone), exc)
-            return
-        self.journal.accept([message])

@@ -6,10 +6,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from appliance.compose import Submission, normalize_recipient
+from appliance.compose import normalize_recipient
 from appliance.errors import ValidationError
+from appliance.intake import submit_batch
 from appliance.logmask import masked
-from appliance.model import Priority
+from appliance.model import Priority, Submission
 from appliance.web import gate
 
 log = logging.getLogger("appliance.integrations")
@@ -82,21 +83,15 @@ def submit(services, *, user: str, recipients: list[str], text: str, priority: s
            dialect: str) -> Outcome:
     """One durable commit for every recipient; StoreError propagates (the caller answers
     "try again": 503 to a webhook, 451 to a mail client)."""
-    ready, refused = [], []
-    for number in recipients:
-        sub = Submission(user=user, recipient=number, text=text, messagetype="SMS:TEXT",
-                         priority=PRIORITY.get(priority.lower(), Priority.NORMAL),
-                         dialect=dialect)
-        try:
-            ready.append(gate.prepare(services, sub))
-        except ValidationError as exc:
-            refused.append((number, exc.text))
-    ids = []
-    for message, result in zip(ready, gate.accept(services, ready)):
+    level = PRIORITY.get(priority.lower(), Priority.NORMAL)
+    submissions = [Submission(user=user, recipient=number, text=text, messagetype="SMS:TEXT",
+                              priority=level, dialect=dialect) for number in recipients]
+    ids, refused = [], []
+    for number, result in zip(recipients, submit_batch(services, submissions)):
         if isinstance(result, ValidationError):
-            refused.append((message.submission.recipient, result.text))
+            refused.append((number, result.text))
         else:
-            ids.append(result)
+            ids.append(result.id)
     for number, reason in refused:
         log.warning("%s: %s refused for %s: %s", dialect, user, masked(number), reason)
     return Outcome(ids, refused)

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from appliance.clock import SYSTEM_CLOCK, Clock
-from appliance.compose import NewMessage
+from appliance.model import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)

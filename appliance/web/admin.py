@@ -8,22 +8,40 @@ import bottle
 
 from appliance import suspend
 
-from appliance.accounts import AuthError
+from appliance.web import login
 from appliance.web.app import ROUTE_HOOKS
-from appliance.web.params import client_address, read_params
+from appliance.web.params import read_params
 
 FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "simbusy", "none")
 
 
+class Denied(Exception):
+    """An admin endpoint refused the caller: 403 with this text."""
+
+
+def _denied(text: str):
+    return lambda: Denied(text)
+
+
+# HTTP Basic or username/password parameters; administrators only. The user's address lists
+# apply here as on every API (they used not to on these two endpoints).
+LOGIN = login.Dialect("admin", admin_only=True, refusals={
+    login.BAD: _denied("authentication failed"),
+    login.THROTTLED: _denied("authentication failed"),
+    login.DISABLED: _denied("authentication failed"),
+    login.DENIED: _denied("access from this address is not allowed"),
+    login.NOT_ALLOWED: _denied("access from this address is not allowed"),
+    login.NOT_ADMIN: _denied("admin only"),
+})
+
+
 def _admin(services, params) -> str | None:
-    """None when the caller is an admin, else the error text (basic auth or parameters)."""
-    auth = bottle.request.auth
-    name, password = auth if auth else (params.get("username", ""), params.get("password", ""))
+    """None when the caller is an admin, else the error text."""
     try:
-        user = services.accounts.authenticate(name, password, client_address(bottle.request))
-    except AuthError:
-        return "authentication failed"
-    return None if user.admin else "admin only"
+        login.login(services, bottle.request, params, LOGIN)
+    except Denied as exc:
+        return str(exc)
+    return None
 
 
 def _json(status: int, **body) -> str:

@@ -13,13 +13,14 @@ from datetime import datetime, timedelta, timezone
 
 import bottle
 
-from appliance.accounts import AuthError
 from appliance.callback_url import callback_url_problem
-from appliance.compose import Submission, wap_si_document
+from appliance.compose import wap_si_document
 from appliance.errors import StoreError, ValidationError
 from appliance import priority
-from appliance.web import gate
-from appliance.web.params import ParamError, client_address, read_params
+from appliance.intake import submit_batch
+from appliance.model import Submission
+from appliance.web import login
+from appliance.web.params import ParamError, read_params
 
 log = logging.getLogger("appliance.web")
 
@@ -89,7 +90,7 @@ def _submit(services, params: dict, request, schedule_path: bool) -> str:
         required += ["date", "time"]
     if any(not params.get(name, "").strip() for name in required):
         raise Refused(INVALID_URL)
-    user = _login(services, params, request)
+    user = login.login(services, request, params, LOGIN)
     messagetype = TYPES.get(params["type"].strip())
     if messagetype is None:
         raise Refused(BAD_TYPE)
@@ -115,25 +116,20 @@ def _submit(services, params: dict, request, schedule_path: bool) -> str:
         level = priority.of(user, params.get("priority"))
     except ValidationError:
         raise Refused(INVALID_URL) from None
-    lines: list[list] = []
-    ready = []
-    for destination in destinations:
-        line = [SUCCESS, destination, ""]
-        sub = Submission(user=user.name, recipient=destination, text=text,
-                         messagetype=messagetype, originator=source, send_at=send_at,
-                         want_report=dlr == "1", priority=level, dialect="bulksms",
-                         callback=callback, dedupe_window=window)
-        try:
-            ready.append((line, gate.prepare(services, sub)))
-        except ValidationError as exc:
-            line[0] = _REFUSALS.get(exc.code, INTERNAL)
-        lines.append(line)
-    for (line, _), result in zip(ready, gate.accept(services, [m for _, m in ready])):
-        if isinstance(result, ValidationError):
-            line[0] = _REFUSALS.get(result.code, INTERNAL)
-        else:
-            line[2] = result
-    return "\n".join(f"{code}|{_clean(dest)}|{mid}" for code, dest, mid in lines)
+    submissions = [Submission(user=user.name, recipient=destination, text=text,
+                              messagetype=messagetype, originator=source, send_at=send_at,
+                              want_report=dlr == "1", priority=level, dialect="bulksms",
+                              callback=callback, dedupe_window=window)
+                   for destination in destinations]
+    results = submit_batch(services, submissions)
+    return "\n".join(_line(destination, result)
+                     for destination, result in zip(destinations, results))
+
+
+def _line(destination: str, result) -> str:
+    if isinstance(result, ValidationError):
+        return f"{_REFUSALS.get(result.code, INTERNAL)}|{_clean(destination)}|"
+    return f"{SUCCESS}|{_clean(destination)}|{result.id}"
 
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
@@ -168,17 +164,14 @@ def _dedupe_window(user) -> float | None:
         return None
 
 
-def _login(services, params: dict, request):
-    address = client_address(request)
-    try:
-        user = services.accounts.authenticate(params["username"], params["password"], address)
-    except AuthError as exc:
-        raise Refused(USER_VALIDATION if exc.kind in ("throttled", "disabled") else BAD_LOGIN) \
-            from None
-    allowed, reason = user.address_allowed(address)
-    if not allowed:
-        raise Refused(IP_BLACKLISTED if reason == "deny" else IP_NOT_WHITELISTED)
-    return user
+# The username/password parameters only (seed 004); `_submit` has checked they are there.
+LOGIN = login.Dialect("bulksms", basic_auth=False, refusals={
+    login.BAD: lambda: Refused(BAD_LOGIN),
+    login.THROTTLED: lambda: Refused(USER_VALIDATION),
+    login.DISABLED: lambda: Refused(USER_VALIDATION),
+    login.DENIED: lambda: Refused(IP_BLACKLISTED),
+    login.NOT_ALLOWED: lambda: Refused(IP_NOT_WHITELISTED),
+})
 
 
 def _source(source: str, user) -> str:

@@ -19,13 +19,13 @@ from urllib.parse import quote_plus
 
 import bottle
 
-from appliance import health
+from appliance import health, intake
 from appliance.accounts import AuthError
 from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
 from appliance.store import counters
 from appliance.web import dashboard_data as data
-from appliance.web import gate, phonesystem
+from appliance.web import phonesystem
 from appliance.web.params import client_address
 from appliance.web.sessions import COOKIE, SessionStore
 
@@ -199,25 +199,20 @@ class Dashboard:
             return {"errors": [f"at most {MAX_RECIPIENTS} recipients per form"]}
         user = self.services.accounts.get(session.user)
         originator = values["sender"] or (user.originator if user else "")
-        prepared, errors = [], []
-        for recipient in recipients:
-            sub = Submission(user=session.user, recipient=recipient, text=values["text"],
-                             originator=originator, dialect="web")
-            try:
-                prepared.append((recipient, gate.prepare(self.services, sub)))
-            except ValidationError as exc:
-                errors.append(f"{data.mask_number(recipient)}: {exc.text}")
+        submissions = [Submission(user=session.user, recipient=recipient, text=values["text"],
+                                  originator=originator, dialect="web")
+                       for recipient in recipients]
         try:
-            results = gate.accept(self.services, [m for _, m in prepared])
+            results = intake.submit_batch(self.services, submissions)
         except (StoreError, TimeoutError) as exc:
             log.error("dashboard: %s: store error on send: %s", session.user, exc)
-            return {"errors": errors + ["the store is not available; nothing was accepted"]}
-        ids = []
-        for (recipient, _), outcome in zip(prepared, results):
+            return {"errors": ["the store is not available; nothing was accepted"]}
+        ids, errors = [], []
+        for recipient, outcome in zip(recipients, results):
             if isinstance(outcome, ValidationError):
                 errors.append(f"{data.mask_number(recipient)}: {outcome.text}")
             else:
-                ids.append(outcome)
+                ids.append(outcome.id)
         if ids:
             log.info("dashboard: %s accepted %d message(s) from the send form", session.user,
                      len(ids))

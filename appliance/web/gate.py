@@ -1,15 +1,13 @@
-"""The one way from any dialect into the store: compose.prepare, the appliance-wide policy
-(do-not-disturb list, default validity), then a single `Journal.accept` per request.
+"""The do-not-disturb list and the address book's table name, shared by the dialects.
 
-Every dialect (Ozeki, Ozeki 10 JSON, Phone System, bulksms) calls `prepare` for each
-recipient and `accept` once with all the messages of the request.
+The way into the store is `appliance/intake.py` (`prepare`, `submit_batch`), which consults
+this list for every recipient.
 """
 
 from __future__ import annotations
 
 import threading
 
-from appliance.compose import NewMessage, Submission, prepare as compose_prepare
 from appliance.errors import ValidationError
 
 DND_TABLE = "dnd"
@@ -74,46 +72,3 @@ def dnd_list(services) -> DndList:
         dnd = DndList(getattr(daemon, "documents", None))
         services.extras["dnd"] = dnd
     return dnd
-
-
-def prepare(services, sub: Submission) -> NewMessage:
-    """Validate one recipient's submission. Raises ValidationError."""
-    _check_unicode(sub.text)
-    message = compose_prepare(sub)
-    dnd_list(services).check(sub.recipient)
-    if sub.valid_until is None:
-        hours = services.config.store.default_validity_hours
-        if hours and hours > 0:
-            start = max(sub.send_at or 0.0, services.clock.now())
-            sub.valid_until = start + hours * 3600.0
-    if sub.valid_until is not None and sub.valid_until <= services.clock.now():
-        # the same rule in every dialect: a message that may not leave any more is refused
-        raise ValidationError("bad_validity", "the validity period is already over", "vp")
-    if sub.valid_until is not None and sub.send_at is not None and sub.valid_until <= sub.send_at:
-        raise ValidationError("bad_validity", "the validity period ends before the send time",
-                              "vp")
-    return message
-
-
-def _check_unicode(text) -> None:
-    """Bytes that were not UTF-8 (kept as lone surrogates by web.params) or a lone surrogate
-    from a JSON escape: refused, never sent as U+FFFD."""
-    if not isinstance(text, str):
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = text[exc.start]
-        detail = f"byte 0x{ord(bad) - 0xDC00:02X}" if 0xDC80 <= ord(bad) <= 0xDCFF else \
-            f"lone surrogate U+{ord(bad):04X}"
-        raise ValidationError("bad_text", f"the message text is not valid UTF-8 ({detail} at "
-                              f"character {exc.start})", "messagedata") from None
-
-
-def accept(services, messages: list[NewMessage]) -> list:
-    """One durable commit for the whole request; one result (id or ValidationError) each."""
-    if not messages:
-        return []
-    results = services.journal.accept(messages)
-    services.wake()
-    return results

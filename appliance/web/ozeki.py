@@ -17,13 +17,14 @@ import bottle
 
 from appliance import priority
 from appliance.logmask import masked
-from appliance.accounts import AuthError, User
+from appliance.accounts import User
 from appliance.callback_url import check_callback_url
-from appliance.compose import NewMessage, Submission, prepare
+from appliance.intake import submit_batch
+from appliance.model import Submission
 from appliance.errors import StoreError, ValidationError
 from appliance.model import OZEKI_STATE, Priority, State
 from appliance.notify import fill_template
-from appliance.web import gate
+from appliance.web import login
 from appliance.web import ozeki_xml as X
 from appliance.web.params import ParamError, peek_params, client_address, read_params
 from appliance.web.services import Services
@@ -152,24 +153,22 @@ def _context(services: Services, params: dict, request, response) -> Ctx:
         raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: action")
     if name not in ACTIONS:
         raise ApiError(X.E_UNKNOWN_ACTION, f"Unknown action: {name[:40]}")
-    address = client_address(request)
-    user = _login(services, params.get("username", ""), params.get("password", ""), address)
-    return Ctx(services, params, user, address, request, response)
+    user = login.login(services, request, params, LOGIN)
+    return Ctx(services, params, user, client_address(request), request, response)
 
 
-def _login(services: Services, username: str, password: str, address: str) -> User:
-    try:
-        user = services.accounts.authenticate(username, password, address)
-    except AuthError as exc:
-        if exc.kind == "throttled":
-            raise ApiError(X.E_THROTTLED, "Too many failed logins; try again later") from None
-        if exc.kind == "disabled":
-            raise ApiError(X.E_USER_DISABLED, "User is stopped") from None
-        raise ApiError(X.E_AUTH_FAILED, "Invalid username or password") from None
-    allowed, _ = user.address_allowed(address)
-    if not allowed:
-        raise ApiError(X.E_FORBIDDEN_ADDRESS, "Access from this address is not allowed")
-    return user
+def _forbidden_address() -> ApiError:
+    return ApiError(X.E_FORBIDDEN_ADDRESS, "Access from this address is not allowed")
+
+
+# Credentials are the username/password parameters only (no HTTP Basic), as in Ozeki NG.
+LOGIN = login.Dialect("ozeki", basic_auth=False, refusals={
+    login.BAD: lambda: ApiError(X.E_AUTH_FAILED, "Invalid username or password"),
+    login.THROTTLED: lambda: ApiError(X.E_THROTTLED, "Too many failed logins; try again later"),
+    login.DISABLED: lambda: ApiError(X.E_USER_DISABLED, "User is stopped"),
+    login.DENIED: _forbidden_address,
+    login.NOT_ALLOWED: _forbidden_address,
+})
 
 
 def _run(ctx: Ctx) -> str:
@@ -288,34 +287,29 @@ def request_options(ctx: Ctx) -> Options:
 def submit_all(ctx: Ctx, requests: list[dict], options: Options | None = None) -> list[Outcome]:
     """Validate every recipient of every request, then accept them all in one commit."""
     options = options or Options()
-    outcomes: list[Outcome] = []
-    ready: list[tuple[Outcome, NewMessage]] = []
-    for fields in requests:
-        for outcome, message in _prepare_request(ctx, fields, options):
-            outcomes.append(outcome)
-            if message is not None:
-                ready.append((outcome, message))
-    results = gate.accept(ctx.services, [m for _, m in ready])
-    for (outcome, _), result in zip(ready, results):
+    outcomes = [outcome for fields in requests for outcome in _outcomes(ctx, fields)]
+    submissions = [_submission_or_error(ctx, o, options) for o in outcomes]
+    for outcome, result in zip(outcomes, submit_batch(ctx.services, submissions)):
         _settle(outcome, result)
     return outcomes
 
 
-def _prepare_request(ctx: Ctx, fields: dict, options: Options):
+def _outcomes(ctx: Ctx, fields: dict):
     recipients = [r.strip() for r in fields.get("recipient", "").split(",") if r.strip()]
     if not recipients:
         recipients = [""]
     for recipient in recipients:
-        outcome = Outcome(recipient=recipient, index=fields.get("index"),
-                          originator=fields.get("originator") or ctx.user.originator,
-                          messagetype=fields.get("messagetype") or "SMS:TEXT",
-                          messagedata=fields.get("messagedata", ""))
-        try:
-            message = gate.prepare(ctx.services, build_submission(ctx, outcome, options))
-        except ValidationError as exc:
-            _refuse(outcome, exc)
-            message = None
-        yield outcome, message
+        yield Outcome(recipient=recipient, index=fields.get("index"),
+                      originator=fields.get("originator") or ctx.user.originator,
+                      messagetype=fields.get("messagetype") or "SMS:TEXT",
+                      messagedata=fields.get("messagedata", ""))
+
+
+def _submission_or_error(ctx: Ctx, outcome: Outcome, options: Options):
+    try:
+        return build_submission(ctx, outcome, options)
+    except ValidationError as exc:
+        return exc
 
 
 def build_submission(ctx: Ctx, outcome: Outcome, options: Options | None = None) -> Submission:
@@ -335,8 +329,8 @@ def _settle(outcome: Outcome, result) -> None:
     if isinstance(result, ValidationError):
         _refuse(outcome, result)
     else:
-        outcome.message_id = result
-        log.debug("api: accepted %s for %s", result, masked(outcome.recipient))   # per message: DEBUG
+        outcome.message_id = result.id
+        log.debug("api: accepted %s for %s", result.id, masked(outcome.recipient))   # per message: DEBUG
 
 
 def _refuse(outcome: Outcome, exc: ValidationError) -> None:

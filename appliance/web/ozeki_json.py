@@ -15,12 +15,12 @@ from datetime import datetime
 
 import bottle
 
-from appliance.accounts import AuthError
-from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
 from appliance import priority
-from appliance.web import gate
-from appliance.web.params import ParamError, client_address, read_params
+from appliance.intake import submit_batch
+from appliance.model import Submission
+from appliance.web import login
+from appliance.web.params import ParamError, read_params
 
 log = logging.getLogger("appliance.web")
 
@@ -50,7 +50,7 @@ def handle(services, request, response) -> str:
     try:
         params = read_params(request)
         name = params.get("action", "").strip().lower()
-        user = _login(services, request, params)
+        user = login.login(services, request, params, LOGIN)
         return ACTIONS[name](services, user, request, response, params)
     except JsonError as exc:
         return answer(response, exc.status, exc.code, exc.message)
@@ -63,23 +63,19 @@ def handle(services, request, response) -> str:
         return answer(response, 500, "INTERNAL_ERROR", "the message store is not available")
 
 
-def _login(services, request, params):
-    auth = request.auth
-    name, password = auth if auth else (params.get("username", ""), params.get("password", ""))
-    address = client_address(request)
-    try:
-        user = services.accounts.authenticate(name or "", password or "", address)
-    except AuthError as exc:
-        if exc.kind == "throttled":
-            raise JsonError(429, "TOO_MANY_REQUESTS", "too many failed logins; try later") \
-                from None
-        if exc.kind == "disabled":
-            raise JsonError(403, "FORBIDDEN", "user is stopped") from None
-        raise JsonError(401, "INVALID_CREDENTIALS", "invalid username or password") from None
-    allowed, _ = user.address_allowed(address)
-    if not allowed:
-        raise JsonError(403, "FORBIDDEN", "access from this address is not allowed")
-    return user
+def _forbidden_address() -> JsonError:
+    return JsonError(403, "FORBIDDEN", "access from this address is not allowed")
+
+
+# HTTP Basic authentication, or username/password parameters.
+LOGIN = login.Dialect("ozeki_json", refusals={
+    login.BAD: lambda: JsonError(401, "INVALID_CREDENTIALS", "invalid username or password"),
+    login.THROTTLED: lambda: JsonError(429, "TOO_MANY_REQUESTS",
+                                       "too many failed logins; try later"),
+    login.DISABLED: lambda: JsonError(403, "FORBIDDEN", "user is stopped"),
+    login.DENIED: _forbidden_address,
+    login.NOT_ALLOWED: _forbidden_address,
+})
 
 
 def _body(request) -> dict:
@@ -151,6 +147,13 @@ def _submission(services, user, message) -> Submission:
         message_id=message_id, client_ref=json.dumps(tags)[:1000] if tags else "")
 
 
+def _submission_or_error(services, user, message):
+    try:
+        return _submission(services, user, message)
+    except ValidationError as exc:
+        return exc
+
+
 def sendmsg(services, user, request, response, params) -> str:
     body = _body(request)
     messages = body.get("messages")
@@ -158,21 +161,14 @@ def sendmsg(services, user, request, response, params) -> str:
         raise JsonError(400, "INVALID_REQUEST", "the body needs a non-empty \"messages\" list")
     if len(messages) > MAX_MESSAGES:
         raise JsonError(400, "INVALID_REQUEST", f"at most {MAX_MESSAGES} messages per request")
-    echoes, ready = [], []
-    for raw in messages:
-        echo = _echo(raw)
-        try:
-            ready.append((echo, gate.prepare(services, _submission(services, user, raw))))
-            echo["status"] = "SUCCESS"
-        except ValidationError as exc:
-            echo["status"] = exc.text
-        echoes.append(echo)
-    results = gate.accept(services, [m for _, m in ready])
-    for (echo, message), result in zip(ready, results):
-        if isinstance(result, ValidationError):
-            echo["status"] = result.text
+    echoes = [_echo(raw) for raw in messages]
+    submissions = [_submission_or_error(services, user, raw) for raw in messages]
+    for echo, message in zip(echoes, submit_batch(services, submissions)):
+        if isinstance(message, ValidationError):
+            echo["status"] = message.text
         else:
-            echo["message_id"] = result
+            echo["status"] = "SUCCESS"
+            echo["message_id"] = message.id
             echo["to_address"] = message.submission.recipient
             echo["create_date"] = fmt_time(services.clock.now())
             echo["valid_until"] = fmt_time(message.submission.valid_until)

@@ -13,11 +13,12 @@ import bottle
 
 from appliance import priority
 from appliance.logmask import masked
-from appliance.accounts import AuthError, in_networks
+from appliance.accounts import in_networks
 from appliance.callback_url import check_callback_url
-from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
-from appliance.web import gate
+from appliance.intake import submit_batch
+from appliance.model import Submission
+from appliance.web import login
 from appliance.web.params import ParamError, client_address, read_params
 from appliance.web.ozeki_xml import escape
 
@@ -100,7 +101,7 @@ def _send_sms(services, params: dict, request) -> str:
         raise PbxError(302, "command", "")
     if command.lower() != COMMAND.lower():
         raise PbxError(301, command[:60])
-    user = _login(services, params, request)
+    user = login.login(services, request, params, LOGIN)
     extension = _extension(services, params)
     for name in ("recipient", "message"):
         if not params.get(name, "").strip():
@@ -120,15 +121,11 @@ def _send_sms(services, params: dict, request) -> str:
                      originator=params.get("sender", "").strip() or user.originator,
                      priority=level, dialect="phonesystem", callback=callback,
                      client_ref=extension)
-    try:
-        message = gate.prepare(services, sub)
-    except ValidationError as exc:
-        raise _refusal(exc) from None
-    result = gate.accept(services, [message])[0]
+    (result,) = submit_batch(services, [sub])
     if isinstance(result, ValidationError):
         raise _refusal(result)
-    log.debug("phonesystem: %s accepted %s for %s", user.name, result, masked(sub.recipient))
-    return response_xml(200, MESSAGES[200], result)
+    log.debug("phonesystem: %s accepted %s for %s", user.name, result.id, masked(sub.recipient))
+    return response_xml(200, MESSAGES[200], result.id)
 
 
 def _extension(services, params: dict) -> str:
@@ -160,23 +157,14 @@ def _without_credentials(services, request):
     return user
 
 
-def _login(services, params: dict, request):
-    auth = request.auth
-    name, password = auth if auth else (params.get("username", ""), params.get("password", ""))
-    if not name:
-        return _without_credentials(services, request)
-    address = client_address(request)
-    try:
-        user = services.accounts.authenticate(name, password, address)
-    except AuthError as exc:
-        if exc.kind == "disabled":
-            raise PbxError(306) from None
-        if exc.kind == "throttled":
-            raise PbxError(307, detail="too many failed logins; try later") from None
-        raise PbxError(305) from None
-    if not user.address_allowed(address)[0]:
-        raise PbxError(307)
-    return user
+# Username/Password parameters or HTTP Basic; none at all: `_without_credentials`.
+LOGIN = login.Dialect("phonesystem", without_credentials=_without_credentials, refusals={
+    login.BAD: lambda: PbxError(305),
+    login.THROTTLED: lambda: PbxError(307, detail="too many failed logins; try later"),
+    login.DISABLED: lambda: PbxError(306),
+    login.DENIED: lambda: PbxError(307),
+    login.NOT_ALLOWED: lambda: PbxError(307),
+})
 
 
 def register(app: bottle.Bottle, services) -> None:
