@@ -1,0 +1,123 @@
+"""The one intake (appliance/intake.py): a submission is never changed, one batch keeps its
+order, and the appliance's own alert SMS take the same path (default validity, dispatcher
+wake), past the do-not-disturb list on purpose. A real daemon (not started) on a real
+SQLite file and a fake clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from appliance import config as cfg
+from appliance import intake
+from appliance.clock import FakeClock
+from appliance.daemon import Daemon
+from appliance.errors import ValidationError
+from appliance.integrations import intake as integrations
+from appliance.model import Priority, Submission
+from appliance.web.gate import dnd_list
+from conftest import ADMIN_PASSWORD
+
+HOUR = 3600.0
+ADMIN_PHONE = "+36301112233"
+
+
+@pytest.fixture
+def daemon(make_config):
+    config = make_config(admin=cfg.AdminConfig(phone=ADMIN_PHONE))
+    config = dataclasses.replace(config, store=dataclasses.replace(
+        config.store, default_validity_hours=2.0))
+    d = Daemon(config, clock=FakeClock(), admin_password=ADMIN_PASSWORD)
+    yield d
+    d.journal.close()
+
+
+def test_prepare_answers_a_new_effective_submission_and_leaves_the_callers_alone(daemon):
+    now = daemon.clock.now()
+    sub = Submission(user="admin", recipient="+36 (20) 123-4567", text="hello",
+                     originator=" 12345 ", messagetype=" SMS:TEXT ")
+    before = dataclasses.asdict(sub)
+    message = intake.prepare(daemon.services, sub)
+    assert dataclasses.asdict(sub) == before              # the caller's value is untouched
+    effective = message.submission
+    assert effective is not sub
+    assert (effective.recipient, effective.originator, effective.messagetype) == \
+        ("+36201234567", "12345", "SMS:TEXT")
+    assert effective.valid_until == now + 2 * HOUR        # [store] default_validity_hours
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sub.recipient = "+36209999999"                    # nothing downstream can change it
+
+
+def test_default_validity_counts_from_the_send_time_and_an_own_validity_wins(daemon):
+    now = daemon.clock.now()
+    later = intake.prepare(daemon.services, Submission(user="admin", recipient="+36201234567",
+                                                       text="x", send_at=now + 10 * HOUR))
+    assert later.submission.valid_until == now + 12 * HOUR
+    own = intake.prepare(daemon.services, Submission(user="admin", recipient="+36201234567",
+                                                     text="x", valid_until=now + 60))
+    assert own.submission.valid_until == now + 60
+    with pytest.raises(ValidationError) as refused:
+        intake.prepare(daemon.services, Submission(user="admin", recipient="+36201234567",
+                                                   text="x", valid_until=now - 1))
+    assert refused.value.code == "bad_validity"
+
+
+def test_submit_batch_answers_in_order_and_stores_only_the_good_ones(daemon):
+    dnd_list(daemon.services).add("+36207777777")
+    built_wrong = ValidationError("bad_parameter", "the dialect could not build this", "x")
+    items = [Submission(user="admin", recipient="+36201111111", text="one", message_id="m-1"),
+             built_wrong,
+             Submission(user="admin", recipient="not a number", text="two"),
+             Submission(user="admin", recipient="+36207777777", text="dnd"),
+             Submission(user="admin", recipient="+36202222222", text="again", message_id="m-1"),
+             Submission(user="admin", recipient="+36203333333", text="three")]
+    results = intake.submit_batch(daemon.services, items)
+    assert results[0].id == "m-1"
+    assert results[1] is built_wrong
+    assert [r.code for r in results[2:5]] == ["bad_recipient", "dnd_explicit", "duplicate_id"]
+    assert results[5].submission.recipient == "+36203333333"
+    stored = daemon.journal.get_message(results[5].id)
+    assert stored["recipient"] == "+36203333333" and stored["body"] == "three"
+    assert daemon.journal.get_message("m-1")["body"] == "one"
+
+
+def test_an_alert_sms_gets_the_default_validity_the_alert_priority_and_wakes_the_dispatcher(
+        daemon):
+    daemon.dispatcher._wake.clear()          # the dispatcher thread is not running: nobody else
+    daemon.alert("GSMModem1", "SIM card removed")
+    (message,) = daemon.journal.folder("admin", "outbox", 10)
+    assert message["recipient"] == ADMIN_PHONE
+    assert message["body"] == "sms-appliance GSMModem1: SIM card removed"
+    assert message["valid_until"] == daemon.clock.now() + 2 * HOUR
+    assert message["priority"] == Priority.ALERT
+    assert daemon.dispatcher._wake.is_set()
+
+
+def test_an_alert_reaches_the_on_call_phone_on_the_dnd_list_other_senders_do_not(daemon, caplog):
+    dnd_list(daemon.services).add(ADMIN_PHONE)
+    with caplog.at_level(logging.WARNING, logger="appliance.intake"):
+        daemon.alert("GSMModem0", "balance low")
+    assert [m["recipient"] for m in daemon.journal.folder("admin", "outbox", 10)] == [ADMIN_PHONE]
+    assert any("do-not-disturb" in r.getMessage() and ADMIN_PHONE not in r.getMessage()
+               for r in caplog.records)                   # said, and the number masked
+    outcome = integrations.submit(daemon.services, user="admin", recipients=[ADMIN_PHONE],
+                                  text="from a webhook", priority="normal", dialect="webhook")
+    assert outcome.ids == [] and outcome.refused[0][0] == ADMIN_PHONE
+
+
+def test_a_refused_alert_sms_is_logged_and_raises_nothing(daemon, caplog):
+    with caplog.at_level(logging.ERROR, logger="appliance.intake"):
+        assert intake.alert_sms(daemon.services, "not a phone", "x") is None
+    assert any("cannot send alert SMS" in r.getMessage() for r in caplog.records)
+
+
+def test_the_store_does_not_import_compose():
+    code = ("import sys, appliance.store.journal, appliance.store.writer; "
+            "print('appliance.compose' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"
