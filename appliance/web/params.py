@@ -13,7 +13,7 @@ import bottle
 
 ALIASES = {"recepient": "recipient"}
 # Message texts keep bytes that are not valid UTF-8 as lone surrogates (surrogateescape), so
-# gate.prepare refuses them with each dialect's invalid-message code instead of sending
+# intake.prepare refuses them with each dialect's invalid-message code instead of sending
 # U+FFFD; every other parameter is decoded with U+FFFD for such bytes.
 TEXT_PARAMS = frozenset({"messagedata", "message", "text"})
 MAX_PARAM_BYTES = 64 * 1024
