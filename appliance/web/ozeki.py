@@ -20,9 +20,8 @@ from appliance.logmask import masked
 from appliance.accounts import User
 from appliance.callback_url import check_callback_url
 from appliance.intake import submit_batch
-from appliance.model import Submission
 from appliance.errors import StoreError, ValidationError
-from appliance.model import OZEKI_STATE, Priority, State
+from appliance.model import OZEKI_STATE, Priority, State, Submission
 from appliance.notify import fill_template
 from appliance.web import login
 from appliance.web import ozeki_xml as X
