@@ -66,7 +66,7 @@ def test_default_validity_counts_from_the_send_time_and_an_own_validity_wins(dae
     assert refused.value.code == "bad_validity"
 
 
-def test_submit_batch_answers_in_order_and_stores_only_the_good_ones(daemon):
+def test_submit_batch_answers_in_order_and_stores_only_the_good_ones_in_one_commit(daemon):
     dnd_list(daemon.services).add("+36207777777")
     built_wrong = ValidationError("bad_parameter", "the dialect could not build this", "x")
     items = [Submission(user="admin", recipient="+36201111111", text="one", message_id="m-1"),
@@ -75,7 +75,9 @@ def test_submit_batch_answers_in_order_and_stores_only_the_good_ones(daemon):
              Submission(user="admin", recipient="+36207777777", text="dnd"),
              Submission(user="admin", recipient="+36202222222", text="again", message_id="m-1"),
              Submission(user="admin", recipient="+36203333333", text="three")]
+    commits = daemon.journal.commits
     results = intake.submit_batch(daemon.services, items)
+    assert daemon.journal.commits == commits + 1          # one durable commit for the batch
     assert results[0].id == "m-1"
     assert results[1] is built_wrong
     assert [r.code for r in results[2:5]] == ["bad_recipient", "dnd_explicit", "duplicate_id"]
