@@ -123,3 +123,17 @@ def test_the_store_does_not_import_compose():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_no_sender_but_intake_reaches_compose_prepare_or_journal_accept():
+    """The one path: a new sender that skips the policy (DND, validity, wake) fails here."""
+    import pathlib
+    import re
+    import appliance
+    root = pathlib.Path(appliance.__file__).parent
+    bypass = re.compile(r"compose\.prepare\(|from appliance\.compose import [^\n]*\bprepare\b|"
+                        r"journal\.accept\(")
+    offenders = [str(path.relative_to(root)) for path in root.rglob("*.py")
+                 if path.name != "intake.py" or path.parent != root
+                 if bypass.search(path.read_text(encoding="utf-8"))]
+    assert offenders == []
