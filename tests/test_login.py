@@ -155,3 +155,12 @@ def test_phonesystem_without_credentials_still_runs_as_its_configured_user(make_
                                                            allow=["127.0.0.1"]))
     daemon = run_daemon(config)
     assert _phonesystem(Api(daemon.port), None, None) == "200"
+
+
+def test_an_address_refusal_is_logged_once_with_the_user_and_the_list(make_config, run_daemon,
+                                                                        caplog):
+    _, api = _start(make_config, run_daemon)
+    with caplog.at_level("WARNING", logger="appliance.web"):
+        assert _bulksms(api, "denied", PASSWORD) == "16"
+    lines = [r.getMessage() for r in caplog.records if "refused from" in r.getMessage()]
+    assert lines == ["bulksms: user 'denied' refused from 127.0.0.1 (its deny list)"]

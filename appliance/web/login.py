@@ -10,11 +10,14 @@ does not stall the other requests.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
 from appliance.accounts import AuthError, User
 from appliance.web.params import client_address
+
+log = logging.getLogger("appliance.web")
 
 # Refusal kinds, the keys of every dialect's table.
 BAD = "bad"                    # unknown user or wrong password (also: no user name given)
@@ -56,9 +59,13 @@ def login(services, request, params: Mapping[str, str], dialect: Dialect) -> Use
     try:
         user = services.accounts.authenticate(name, password, address)
     except AuthError as exc:
+        if exc.kind == DISABLED:      # accounts logs wrong passwords; throttled ones stay quiet
+            log.warning("%s: stopped user %r refused from %s", dialect.name, name[:32], address)
         raise dialect.refusals[exc.kind]() from None
     allowed, reason = user.address_allowed(address)
     if not allowed:
+        log.warning("%s: user %r refused from %s (its %s list)", dialect.name, user.name,
+                    address, reason)
         raise dialect.refusals[reason]()
     if dialect.admin_only and not user.admin:
         raise dialect.refusals[NOT_ADMIN]()
