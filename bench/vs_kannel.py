@@ -257,9 +257,10 @@ text = "ok"
 class Appliance(Side):
     """The daemon in its own process, no modems: every accepted message waits in the journal."""
 
-    def __init__(self, tmp: Path, name: str, *, modems: str = ""):
+    def __init__(self, tmp: Path, name: str, *, modems: str = "", src: str = ""):
         self.state = tmp / name
         self.state.mkdir(exist_ok=True)
+        self.src = src          # another checkout's source (--baseline), else this one
         self.port = free_port()
         self.modems = modems
         self.proc: subprocess.Popen | None = None
@@ -274,10 +275,11 @@ class Appliance(Side):
         launch = ["-m", "appliance"] if not NO_UVLOOP else [
             "-c", "import sys; sys.modules['uvloop'] = None; from appliance.cli import main;"
                   " sys.argv[0] = 'sms-appliance'; sys.exit(main())"]
+        env = dict(os.environ, PYTHONPATH=self.src) if self.src else None
         self.proc = subprocess.Popen(
             [sys.executable, *launch, "run", "--config", str(config),
              "--admin-password", PASSWORD], stdout=subprocess.DEVNULL,
-            stderr=open(self.state / "daemon.log", "a"))
+            stderr=open(self.state / "daemon.log", "a"), env=env, cwd=self.src or None)
         return wait_port(self.port, self.proc)
 
     def pids(self) -> list[int]:
@@ -371,6 +373,11 @@ def main() -> int:
     parser.add_argument("--skip-kannel", action="store_true")
     parser.add_argument("--skip-extras", action="store_true",
                         help="only the single-message levels")
+    parser.add_argument("--baseline", default="",
+                        help="a directory holding an older `appliance/` package: its single-"
+                             "message levels run first, alternating with this one's")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --baseline: old/new alternations")
     parser.add_argument("--no-uvloop", action="store_true",
                         help="run the appliance on the stdlib asyncio loop (to compare)")
     args = parser.parse_args()
@@ -390,6 +397,11 @@ def main() -> int:
         kannel = {}
         if not args.skip_kannel:
             kannel = run_levels(Kannel(tmp), "kannel", levels, args.seconds, tmp)
+        for i in range(args.rounds if args.baseline else 0):
+            run_levels(Appliance(tmp, f"base{i}", src=args.baseline), "baseline", levels,
+                       args.seconds, tmp)
+            if i < args.rounds - 1:
+                run_levels(Appliance(tmp, f"new{i}"), "appliance", levels, args.seconds, tmp)
         ours = run_levels(Appliance(tmp, "empty"), "appliance", levels, args.seconds, tmp,
                           extras=not args.skip_extras)
         print()
