@@ -155,3 +155,9 @@ def test_documents_see_another_process_change_after_the_recheck_and_their_own_at
     assert ours.get("users", "alice")["password_hash"] == "two"
     ours.update("users", "alice", {"password_hash": "three"})
     assert ours.get("users", "alice")["password_hash"] == "three"
+
+
+def test_reader_connections_keep_a_small_page_cache(journal):
+    reader = journal._read()
+    assert reader.execute("PRAGMA cache_size").fetchone()[0] == -writer.READER_CACHE_KIB
+    assert journal._writer._conn.execute("PRAGMA cache_size").fetchone()[0] == -2000

@@ -34,6 +34,10 @@ PAGE_SIZE = 1024
 # below does the work in a quiet moment on its own connection.
 BACKSTOP_CHECKPOINT_PAGES = 20000
 WAL_SIZE_LIMIT = 4 * 1024 * 1024     # after a checkpoint the WAL file is cut back to this
+# Every reading thread (HTTP loop, dispatcher, modem workers, notifier) has its own
+# connection, each with its own page cache (SQLite's default: 2 MiB). The OS caches the
+# file anyway; a small cache per reader keeps RSS flat with a million messages queued.
+READER_CACHE_KIB = 512
 
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
@@ -48,6 +52,7 @@ def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     if readonly:
         conn.execute("PRAGMA query_only=ON")
+        conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
     return conn
 
 
@@ -297,6 +302,7 @@ class Checkpointer:
         """One PASSIVE checkpoint: (busy, frames in the WAL, frames copied), or None."""
         if self._conn is None:
             self._conn = connect(self._path)
+            self._conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
         commits = self._writer.commits
         try:
             row = tuple(self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
