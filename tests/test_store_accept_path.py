@@ -161,3 +161,16 @@ def test_reader_connections_keep_a_small_page_cache(journal):
     reader = journal._read()
     assert reader.execute("PRAGMA cache_size").fetchone()[0] == -writer.READER_CACHE_KIB
     assert journal._writer._conn.execute("PRAGMA cache_size").fetchone()[0] == -2000
+
+
+def test_a_store_error_after_the_message_row_undoes_the_whole_call(journal):
+    """Only the message row's own conflict is a refusal (duplicate_id); a failure writing
+    its parts is the store's, and leaves neither a message without parts nor a debit."""
+    journal.set_balance("bob", 5)
+    journal._write(lambda conn: conn.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON parts WHEN NEW.text = 'boom'"
+        " BEGIN SELECT RAISE(ABORT, 'parts refused'); END"))
+    with pytest.raises(sqlite3.IntegrityError):
+        journal.accept([new("fine"), new("boom")])
+    assert stored_ids(journal) == set() and journal.balance("bob") == 5
+    assert ledger(journal, "bob") == []

@@ -188,11 +188,13 @@ class Journal:
         try:
             self._check_duplicate(conn, msg, now)
             credit.check(user, cost)
-            self._insert_message(conn, msg, now)
+            state, due = self._insert_message(conn, msg, now)
         except ValidationError as exc:
             return exc
         except sqlite3.IntegrityError:   # the message row is the first write: nothing to undo
             return ValidationError("duplicate_id", f"message id {msg.id} already exists", "id")
+        # Past this point a failure is the store's: the writer's savepoint undoes the call.
+        self._insert_parts(conn, msg, state, due)
         credit.debit(user, cost, msg.id)
         return msg.id
 
@@ -210,7 +212,8 @@ class Journal:
             raise ValidationError("duplicate", "the same message was sent to this recipient "
                                   "moments ago", "messagedata")
 
-    def _insert_message(self, conn, msg: NewMessage, now: float) -> None:
+    def _insert_message(self, conn, msg: NewMessage, now: float) -> tuple[State, float]:
+        """The message row; returns the state and due time its parts get."""
         sub = msg.submission
         scheduled = sub.send_at is not None and sub.send_at > now
         state = State.SCHEDULED if scheduled else State.QUEUED
@@ -224,6 +227,11 @@ class Journal:
              msg.encoding, msg.msg_class, state.value, len(msg.parts), int(sub.priority), now,
              sub.send_at, sub.valid_until, now, int(sub.want_report), sub.serviceprovider,
              sub.dialect, sub.client_ref, _json(sub.callback), _json(sub.smpp_params or None)))
+        return state, due
+
+    @staticmethod
+    def _insert_parts(conn, msg: NewMessage, state: State, due: float) -> None:
+        sub = msg.submission
         ref = _concat_ref(msg.id)
         rows = [(msg.id, p.seq, p.total, ref, p.encoding, p.text, p.data, p.udh, p.pid, p.dcs,
                  state.value, int(sub.priority), due, sub.valid_until) for p in msg.parts]
