@@ -288,7 +288,8 @@ class Checkpointer:
             self._thread.join(30)
 
     def committed(self) -> None:
-        """From the writer thread, after each commit: cheap (no lock, no syscall)."""
+        """From the writer thread, after each commit. Wakes the thread only to start its
+        idle timer (the first commit since a checkpoint) or when a checkpoint is due."""
         self._last_commit = time.monotonic()
         pending = self._writer.commits - self._done_at
         if pending == 1 or pending >= self._every:     # start the idle timer, or act now
