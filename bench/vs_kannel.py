@@ -257,9 +257,16 @@ text = "ok"
 class Appliance(Side):
     """The daemon in its own process, no modems: every accepted message waits in the journal."""
 
-    def __init__(self, tmp: Path, name: str, *, modems: str = ""):
+    def __init__(self, tmp: Path, name: str, *, modems: str = "", src: str = "",
+                 page_size: int = 0):
         self.state = tmp / name
         self.state.mkdir(exist_ok=True)
+        if page_size:         # an empty journal file with this page size, opened as it is
+            db = sqlite3.connect(self.state / "journal.sqlite3")
+            db.execute(f"PRAGMA page_size={page_size}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.close()
+        self.src = src          # another checkout's source (--baseline), else this one
         self.port = free_port()
         self.modems = modems
         self.proc: subprocess.Popen | None = None
@@ -274,10 +281,11 @@ class Appliance(Side):
         launch = ["-m", "appliance"] if not NO_UVLOOP else [
             "-c", "import sys; sys.modules['uvloop'] = None; from appliance.cli import main;"
                   " sys.argv[0] = 'sms-appliance'; sys.exit(main())"]
+        env = dict(os.environ, PYTHONPATH=self.src) if self.src else None
         self.proc = subprocess.Popen(
             [sys.executable, *launch, "run", "--config", str(config),
              "--admin-password", PASSWORD], stdout=subprocess.DEVNULL,
-            stderr=open(self.state / "daemon.log", "a"))
+            stderr=open(self.state / "daemon.log", "a"), env=env, cwd=self.src or None)
         return wait_port(self.port, self.proc)
 
     def pids(self) -> list[int]:
@@ -371,6 +379,14 @@ def main() -> int:
     parser.add_argument("--skip-kannel", action="store_true")
     parser.add_argument("--skip-extras", action="store_true",
                         help="only the single-message levels")
+    parser.add_argument("--baseline", default="",
+                        help="a directory holding an older `appliance/` package: its single-"
+                             "message levels run first, alternating with this one's")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --baseline: old/new alternations")
+    parser.add_argument("--page-sizes", default="",
+                        help="e.g. 1024,2048,4096: the single-message levels once per journal"
+                             " page size first (bytes written and CPU per message)")
     parser.add_argument("--no-uvloop", action="store_true",
                         help="run the appliance on the stdlib asyncio loop (to compare)")
     args = parser.parse_args()
@@ -390,6 +406,14 @@ def main() -> int:
         kannel = {}
         if not args.skip_kannel:
             kannel = run_levels(Kannel(tmp), "kannel", levels, args.seconds, tmp)
+        for i, size in enumerate(int(p) for p in args.page_sizes.split(",") if p):
+            run_levels(Appliance(tmp, f"page{i}", page_size=size), f"page {size}", levels,
+                       args.seconds, tmp)
+        for i in range(args.rounds if args.baseline else 0):
+            run_levels(Appliance(tmp, f"base{i}", src=args.baseline), "baseline", levels,
+                       args.seconds, tmp)
+            if i < args.rounds - 1:
+                run_levels(Appliance(tmp, f"new{i}"), "appliance", levels, args.seconds, tmp)
         ours = run_levels(Appliance(tmp, "empty"), "appliance", levels, args.seconds, tmp,
                           extras=not args.skip_extras)
         print()

@@ -21,3 +21,9 @@ def test_messages_accepted_in_the_same_second_get_different_concat_references():
     refs = {_concat_ref(prepare(Submission(user="admin", recipient="+36201234567",
                                            text="x" * 300)).id) for _ in range(200)}
     assert len(refs) > 50 and all(1 <= r <= 255 for r in refs)
+
+
+def test_ids_are_spelled_exactly_as_the_uuid_module_spells_them():
+    for _ in range(500):
+        text = new_message_id()
+        assert str(uuid.UUID(text)) == text and len(text) == 36

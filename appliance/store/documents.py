@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from tinydb import Query, TinyDB
@@ -59,9 +60,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _signature(path: Path) -> tuple | None:
+def _signature(path: str | Path) -> tuple | None:
     try:
-        st = path.stat()
+        st = os.stat(path)
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -72,10 +73,13 @@ class Documents:
 
     Another process may change the file too (`sms-appliance passwd` next to the running
     daemon): writers take an flock on `documents.lock`, and readers drop their cache when
-    the file's inode, mtime or size changed (one stat per read, no re-parse).
+    the file's inode, mtime or size changed. The file is looked at most once per `recheck`
+    seconds (not per login: at thousands of requests a second the stat was a tenth of the
+    request's cost), so another process's change is seen within that time; this process's
+    own changes drop the cache at once.
     """
 
-    def __init__(self, state_dir: str | Path):
+    def __init__(self, state_dir: str | Path, *, recheck: float = 0.05):
         Path(state_dir).mkdir(parents=True, exist_ok=True)
         self._path = Path(state_dir) / DOCS_NAME
         self._lock_path = Path(state_dir) / LOCK_NAME
@@ -83,11 +87,18 @@ class Documents:
         self._lock = threading.RLock()
         # Read on every API request (login); dropped when the file changes under us.
         self._cache: dict[tuple[str, str], dict] = {}
-        self._seen = _signature(self._path)
+        self._path_name = str(self._path)
+        self._seen = _signature(self._path_name)
+        self._recheck = recheck
+        self._checked_at = time.monotonic()
 
     def _fresh(self) -> None:
         """Forget cached documents if someone else rewrote the file (call under _lock)."""
-        now = _signature(self._path)
+        moment = time.monotonic()
+        if moment - self._checked_at < self._recheck:
+            return
+        self._checked_at = moment
+        now = _signature(self._path_name)
         if now != self._seen:
             self._cache.clear()
             self._seen = now

@@ -163,7 +163,7 @@ class Journal:
         Returns only after the commit, so an id returned here survives a power cut.
         """
         now = self.clock.now()
-        results = self._write(lambda conn: [self._accept_one(conn, m, now) for m in messages])
+        results = self._write(lambda conn: self._accept_all(conn, messages, now))
         with self._readers_lock:
             self._accepted += sum(isinstance(r, str) for r in results)
         return results
@@ -173,22 +173,30 @@ class Journal:
         """Messages accepted since this journal was opened (per-message lines are DEBUG)."""
         return self._accepted
 
-    def _accept_one(self, conn, msg: NewMessage, now: float):
+    def _accept_all(self, conn, messages: list[NewMessage], now: float) -> list:
+        """One writer call, one savepoint (the writer's): each message is checked before it
+        writes anything, so a refused message (duplicate, no credit) undoes nothing and
+        refuses only itself. Balances are read once per user and debited once per user at
+        the end of the call; the ledger keeps one row per message."""
+        credit = _Credit(conn)
+        results = [self._accept_one(conn, m, now, credit) for m in messages]
+        credit.write(now)
+        return results
+
+    def _accept_one(self, conn, msg: NewMessage, now: float, credit: "_Credit"):
+        user, cost = msg.submission.user, len(msg.parts)
         try:
-            conn.execute("SAVEPOINT msg")
             self._check_duplicate(conn, msg, now)
-            self._debit(conn, msg.submission.user, len(msg.parts), msg.id, now)
-            self._insert_message(conn, msg, now)
-            conn.execute("RELEASE msg")
-            return msg.id
+            credit.check(user, cost)
+            state, due = self._insert_message(conn, msg, now)
         except ValidationError as exc:
-            conn.execute("ROLLBACK TO msg")
-            conn.execute("RELEASE msg")
             return exc
-        except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK TO msg")
-            conn.execute("RELEASE msg")
+        except sqlite3.IntegrityError:   # the message row is the first write: nothing to undo
             return ValidationError("duplicate_id", f"message id {msg.id} already exists", "id")
+        # Past this point a failure is the store's: the writer's savepoint undoes the call.
+        self._insert_parts(conn, msg, state, due)
+        credit.debit(user, cost, msg.id)
+        return msg.id
 
     def _check_duplicate(self, conn, msg: NewMessage, now: float) -> None:
         sub = msg.submission
@@ -204,20 +212,8 @@ class Journal:
             raise ValidationError("duplicate", "the same message was sent to this recipient "
                                   "moments ago", "messagedata")
 
-    def _debit(self, conn, user: str, cost: int, message_id: str, now: float) -> None:
-        row = conn.execute("SELECT balance FROM balances WHERE user=?", (user,)).fetchone()
-        if row is None or _unlimited(conn, user):
-            return      # no credit account (internal senders) or unlimited by the setting
-        balance = row["balance"]
-        # Seed 003: "less than or equal to zero, the user cannot send SMS messages".
-        if balance <= 0 or balance < cost:
-            raise ValidationError("no_credit", f"insufficient credit: {balance} left, "
-                                  f"{cost} needed", "credits")
-        conn.execute("UPDATE balances SET balance=balance-? WHERE user=?", (cost, user))
-        conn.execute("INSERT INTO ledger(user, delta, reason, message_id, at) VALUES (?,?,?,?,?)",
-                     (user, -cost, "send", message_id, now))
-
-    def _insert_message(self, conn, msg: NewMessage, now: float) -> None:
+    def _insert_message(self, conn, msg: NewMessage, now: float) -> tuple[State, float]:
+        """The message row; returns the state and due time its parts get."""
         sub = msg.submission
         scheduled = sub.send_at is not None and sub.send_at > now
         state = State.SCHEDULED if scheduled else State.QUEUED
@@ -231,13 +227,18 @@ class Journal:
              msg.encoding, msg.msg_class, state.value, len(msg.parts), int(sub.priority), now,
              sub.send_at, sub.valid_until, now, int(sub.want_report), sub.serviceprovider,
              sub.dialect, sub.client_ref, _json(sub.callback), _json(sub.smpp_params or None)))
+        return state, due
+
+    @staticmethod
+    def _insert_parts(conn, msg: NewMessage, state: State, due: float) -> None:
+        sub = msg.submission
         ref = _concat_ref(msg.id)
-        conn.executemany(
-            "INSERT INTO parts(message_id, seq, total, concat_ref, encoding, text, data, udh,"
-            " pid, dcs, state, priority, next_attempt, valid_until)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            [(msg.id, p.seq, p.total, ref, p.encoding, p.text, p.data, p.udh, p.pid, p.dcs,
-              state.value, int(sub.priority), due, sub.valid_until) for p in msg.parts])
+        rows = [(msg.id, p.seq, p.total, ref, p.encoding, p.text, p.data, p.udh, p.pid, p.dcs,
+                 state.value, int(sub.priority), due, sub.valid_until) for p in msg.parts]
+        if len(rows) == 1:      # the common case: one statement, no executemany iterator
+            conn.execute(_INSERT_PART, rows[0])
+        else:
+            conn.executemany(_INSERT_PART, rows)
 
     # --- the dispatcher's side ---------------------------------------------------------
 
@@ -646,8 +647,62 @@ def _check_credit_range(balance: int) -> None:
         raise ValueError(f"a balance must be between {CREDIT_MIN} and {CREDIT_MAX}")
 
 
-def _unlimited(conn, user: str) -> bool:
-    return conn.execute("SELECT 1 FROM unlimited_users WHERE user=?", (user,)).fetchone() is not None
+_INSERT_PART = ("INSERT INTO parts(message_id, seq, total, concat_ref, encoding, text, data, udh,"
+                " pid, dcs, state, priority, next_attempt, valid_until)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
+class _Credit:
+    """The balances one accept call reads and debits, inside the writer's transaction.
+
+    Read once per user (balance and the unlimited setting in one statement); the running
+    balance is kept here so message 3 sees message 2's debit; `write` applies one UPDATE per
+    user and the ledger rows. Only debits of accepted messages are recorded, and all of them
+    in the same savepoint as their messages: an error rolls back both, never one of them."""
+
+    __slots__ = ("_conn", "_accounts", "_ledger")
+
+    def __init__(self, conn):
+        self._conn = conn
+        self._accounts: dict[str, list | None] = {}    # user -> [balance, debited] or None
+        self._ledger: list[tuple] = []
+
+    def _account(self, user: str) -> list | None:
+        if user not in self._accounts:
+            row = self._conn.execute(
+                "SELECT balance, EXISTS(SELECT 1 FROM unlimited_users u WHERE u.user=b.user)"
+                " FROM balances b WHERE b.user=?", (user,)).fetchone()
+            # no credit account (internal senders) or unlimited by the setting: no debit
+            self._accounts[user] = None if row is None or row[1] else [row[0], 0]
+        return self._accounts[user]
+
+    def check(self, user: str, cost: int) -> None:
+        account = self._account(user)
+        if account is None:
+            return
+        balance = account[0]
+        # Seed 003: "less than or equal to zero, the user cannot send SMS messages".
+        if balance <= 0 or balance < cost:
+            raise ValidationError("no_credit", f"insufficient credit: {balance} left, "
+                                  f"{cost} needed", "credits")
+
+    def debit(self, user: str, cost: int, message_id: str) -> None:
+        account = self._accounts.get(user)
+        if account is None:
+            return
+        account[0] -= cost
+        account[1] += cost
+        self._ledger.append((user, -cost, "send", message_id))
+
+    def write(self, now: float) -> None:
+        for user, account in self._accounts.items():
+            if account is not None and account[1]:
+                self._conn.execute("UPDATE balances SET balance=balance-? WHERE user=?",
+                                   (account[1], user))
+        if self._ledger:
+            self._conn.executemany(
+                "INSERT INTO ledger(user, delta, reason, message_id, at) VALUES (?,?,?,?,?)",
+                [entry + (now,) for entry in self._ledger])
 
 
 def _has_table(conn, name: str) -> bool:

@@ -24,17 +24,35 @@ log = logging.getLogger("appliance.store")
 
 _STOP = object()
 
+# A new journal's page size. Every commit writes each page it dirtied whole into the WAL
+# (and a checkpoint writes it once more), and an accepted message dirties about a dozen
+# B-tree pages: smaller pages are fewer bytes per message on the SD card. Measured with
+# bench/vs_kannel.py --page-sizes (docs/architecture.md). Only a new file takes it: a
+# journal made with another size keeps it (WAL mode cannot change it without a VACUUM).
+PAGE_SIZE = 1024
+# The writer's own checkpoint runs inside a commit: only a backstop. The Checkpointer
+# below does the work in a quiet moment on its own connection.
+BACKSTOP_CHECKPOINT_PAGES = 20000
+WAL_SIZE_LIMIT = 4 * 1024 * 1024     # after a checkpoint the WAL file is cut back to this
+# Every reading thread (HTTP loop, dispatcher, modem workers, notifier) has its own
+# connection, each with its own page cache (SQLite's default: 2 MiB). The OS caches the
+# file anyway; a small cache per reader keeps RSS flat with a million messages queued.
+READER_CACHE_KIB = 512
+
 
 def connect(path: str, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection in WAL mode with full durability. Readers never block the writer."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.row_factory = sqlite3.Row
+    if not readonly:
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")    # a no-op unless the file is new
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA foreign_keys=ON")
     if readonly:
         conn.execute("PRAGMA query_only=ON")
+        conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
     return conn
 
 
@@ -103,8 +121,11 @@ class Pending:
 class GroupWriter:
     """A thread that applies write functions in batches, one commit per batch."""
 
-    def __init__(self, path: str, *, max_batch: int = 512):
+    def __init__(self, path: str, *, max_batch: int = 512, checkpoint_idle: float = 0.5,
+                 checkpoint_commits: int = 400):
         self._path = path
+        self.checkpointer = Checkpointer(path, self, idle=checkpoint_idle,
+                                         every=checkpoint_commits)
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -116,8 +137,11 @@ class GroupWriter:
 
     def start(self, init: Callable[[sqlite3.Connection], None]) -> None:
         self._conn = connect(self._path)
+        self._conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
+        self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         init(self._conn)
         self._thread.start()
+        self.checkpointer.start()
 
     def submit(self, fn: Callable[[sqlite3.Connection], object]) -> Pending:
         future = Pending()
@@ -136,6 +160,7 @@ class GroupWriter:
         return self._thread.is_alive()
 
     def stop(self) -> None:
+        self.checkpointer.stop()
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(30)
@@ -173,7 +198,10 @@ class GroupWriter:
         results = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            results = [self._run_one(conn, fn) for fn, _ in batch]
+            if len(batch) == 1:
+                results = [self._run_alone(conn, batch[0][0])]
+            else:
+                results = [self._run_one(conn, fn) for fn, _ in batch]
             started = time.perf_counter()
             conn.execute("COMMIT")
             self.commit_seconds.observe(time.perf_counter() - started)
@@ -187,6 +215,18 @@ class GroupWriter:
         self.writes += len(batch)
         for (_, future), (value, error) in zip(batch, results):
             self._settle(future, value, error)
+        self.checkpointer.committed()
+
+    @staticmethod
+    def _run_alone(conn: sqlite3.Connection, fn) -> tuple[object, BaseException | None]:
+        """The only write of its batch: no savepoint, a failure rolls the transaction back
+        (and opens an empty one, so the COMMIT that follows writes nothing)."""
+        try:
+            return fn(conn), None
+        except Exception as exc:
+            GroupWriter._rollback(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            return None, exc
 
     @staticmethod
     def _run_one(conn: sqlite3.Connection, fn) -> tuple[object, BaseException | None]:
@@ -213,3 +253,83 @@ class GroupWriter:
             future.set_exception(error)
         else:
             future.set_result(value)
+
+
+class Checkpointer:
+    """Copies the WAL back into the journal file in a quiet moment, off the commit path.
+
+    SQLite's own auto-checkpoint runs inside the commit that crosses its threshold, so one
+    request in a thousand waits for it; here a thread with its own connection runs a PASSIVE
+    checkpoint (it never blocks the writer or a reader) once the writer has been idle for
+    `idle` seconds, or after `every` commits under sustained load. Rarer checkpoints also
+    write a page dirtied by many commits (the right edge of an index, a counter row) once.
+    """
+
+    def __init__(self, path: str, writer: GroupWriter, *, idle: float, every: int):
+        self._path = path
+        self._writer = writer
+        self._idle = idle
+        self._every = every
+        self._done_at = 0                 # writer.commits at the last checkpoint
+        self._last_commit = time.monotonic()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
+        self._conn: sqlite3.Connection | None = None
+        self.checkpoints = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+    def committed(self) -> None:
+        """From the writer thread, after each commit. Wakes the thread only to start its
+        idle timer (the first commit since a checkpoint) or when a checkpoint is due."""
+        self._last_commit = time.monotonic()
+        pending = self._writer.commits - self._done_at
+        if pending == 1 or pending >= self._every:     # start the idle timer, or act now
+            self._wake.set()
+
+    def due(self, now: float) -> bool:
+        pending = self._writer.commits - self._done_at
+        return pending >= self._every or (pending > 0 and now - self._last_commit >= self._idle)
+
+    def run_once(self) -> tuple[int, int, int] | None:
+        """One PASSIVE checkpoint: (busy, frames in the WAL, frames copied), or None."""
+        if self._conn is None:
+            self._conn = connect(self._path)
+            self._conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
+        commits = self._writer.commits
+        try:
+            row = tuple(self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+        except sqlite3.Error as exc:
+            log.warning("store: checkpoint failed: %s", exc)
+            return None
+        self._done_at = commits
+        self.checkpoints += 1
+        return row
+
+    def _timeout(self, now: float) -> float | None:
+        """Sleep until the writer may have gone idle; with nothing to copy, until woken."""
+        pending = self._writer.commits - self._done_at
+        if pending == 0:
+            return None
+        if pending >= self._every:
+            return 0.0
+        return max(0.0, self._last_commit + self._idle - now)
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                self._wake.wait(self._timeout(time.monotonic()))
+                self._wake.clear()
+                if not self._stopping and self.due(time.monotonic()):
+                    self.run_once()
+        finally:
+            if self._conn is not None:
+                self._conn.close()

@@ -1,0 +1,41 @@
+"""Memory and collector (issue 14): libraries only some requests need are imported by the
+first of them, not at start; the startup heap is frozen out of the cyclic collector's sight.
+A fresh process runs a daemon on a real socket and reports its sys.modules and gc state."""
+
+import subprocess
+import sys
+
+SCRIPT = """
+import gc, sys, urllib.request
+from appliance import config as cfg
+from appliance.daemon import Daemon
+state = sys.argv[1]
+daemon = Daemon(cfg.Config(http=cfg.HttpConfig(host="127.0.0.1", port=0),
+                           store=cfg.StoreConfig(state_dir=state)), admin_password="pw-123456")
+frozen_before = gc.get_freeze_count()
+daemon.start()
+try:
+    print("frozen", frozen_before == 0, gc.get_freeze_count() > 10000)
+    print("started", "prometheus_client" in sys.modules)
+    reply = urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics", timeout=30)
+    print("scraped", reply.status, "prometheus_client" in sys.modules,
+          b"sms_build_info" in reply.read())
+finally:
+    daemon.stop()
+"""
+
+
+def test_the_metrics_library_is_loaded_by_the_first_scrape_not_at_start(tmp_path):
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "state")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.split("\n")
+    assert "started False" in lines
+    assert "scraped 200 True True" in lines
+
+
+def test_the_startup_heap_is_frozen_once_the_front_listens(tmp_path):
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "state")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "frozen True True" in out.stdout.split("\n")
