@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import bottle
-
 from appliance import priority
 from appliance.logmask import masked
 from appliance.accounts import AuthError, in_networks
@@ -178,8 +176,3 @@ def _login(services, params: dict, request):
         raise PbxError(307)
     return user
 
-
-def register(app: bottle.Bottle, services) -> None:
-    @app.route("/", method=["GET", "POST"])
-    def root():
-        return handle(services, bottle.request, bottle.response)
