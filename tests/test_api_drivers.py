@@ -105,7 +105,7 @@ def test_refusals(appliance, idle_channels):
     assert xml_values(body, "ignoredkey") == ["databits"]
     john = api.action("createuser", name="john", userpassword="john-pass-1")
     assert "john" in john
-    user = Api(int(api.base.rsplit(":", 1)[1]), "john", "john-pass-1")
+    user = api.as_user("john", "john-pass-1")
     for action in ("createdriver", "deletedriver", "startdriver", "stopdriver", "configdriver"):
         assert error_code(user.action(action, name="S1", type="SMPP")) == 5
 

@@ -107,7 +107,7 @@ def test_alertmanager_resolved_and_to_parameter(hooked):
 def test_repeated_notification_is_deduplicated_and_storm_is_rate_limited(hooked):
     daemon, api = hooked(alertmanager={"to": [ONCALL], "dedupe_seconds": 600,
                                        "rate_limit_per_minute": 2})
-    clock = daemon.services.extras["hook_gate"].clock = FakeClock()   # the hooks' time only
+    clock = daemon.control.hook_gate.clock = FakeClock()   # the hooks' time only
     assert post(api, "/hooks/alertmanager", ALERTMANAGER)[1]["status"] == "accepted"
     assert post(api, "/hooks/alertmanager", ALERTMANAGER)[1]["status"] == "duplicate"
     groups = [dict(ALERTMANAGER, groupKey=f"group-{i}") for i in range(5)]
