@@ -11,6 +11,7 @@ import pytest
 
 from appliance import daemon as daemon_module
 from conftest import Api, xml_values
+from wsgi_client import WsgiApi
 
 
 class IdleChannel:
@@ -83,7 +84,7 @@ def test_create_configure_start_stop_delete(appliance, idle_channels):
 def test_driver_changes_survive_a_restart(make_config, run_daemon, idle_channels):
     config = make_config()
     first = run_daemon(config)
-    api = Api(first.port)
+    api = WsgiApi(first.app)
     api.action("createdriver", type="SMPP", name="Up1", host="10.0.0.1", autoconnect="on")
     api.action("configdriver", name="Up1", port="2776")
     first.stop()
@@ -115,7 +116,7 @@ def test_file_connections_take_overrides_but_cannot_be_deleted(make_config, run_
     from appliance.config import SMPPConfig
     config = make_config(connections=(SMPPConfig(name="Aggregator", host="10.0.0.2"),))
     daemon = run_daemon(config)
-    api = Api(daemon.port)
+    api = WsgiApi(daemon.app)
     assert daemon.channels.running["Aggregator"].conn.windowsize == 20         # seed 000 default
     api.action("configdriver", name="Aggregator", windowsize="3")
     assert daemon.channels.running["Aggregator"].conn.windowsize == 3

@@ -14,6 +14,7 @@ import pytest
 
 from appliance.model import InboundFragment
 from conftest import ADMIN_PASSWORD, Api, xml_values
+from wsgi_client import WsgiApi
 
 
 def error_code(body: str) -> int:
@@ -369,12 +370,12 @@ def test_created_user_without_password_cannot_log_in(appliance):
 def test_users_survive_a_restart(make_config, run_daemon):
     config = make_config()
     daemon = run_daemon(config)
-    api = Api(daemon.port)
+    api = WsgiApi(daemon.app)
     make_user(api, allowrouteoverride="on")
     api.action("setcredits", useraccount="john", newbalance="7")
     daemon.stop()
     again = run_daemon(config)
-    john = Api(again.port, "john", "john-pass-1")
+    john = WsgiApi(again.app, "john", "john-pass-1")
     assert xml_values(john.action("getcredits"), "balance") == ["7"]
     assert again.accounts.get("john").allowrouteoverride
 

@@ -15,6 +15,7 @@ from appliance.clock import FakeClock
 from appliance.errors import ConfigError
 from appliance.integrations import settings
 from conftest import ADMIN_PASSWORD, Api
+from wsgi_client import WsgiApi
 
 ONCALL = "+36201234567"
 DB_TEAM = "+36207654321"
@@ -77,7 +78,7 @@ def stored(daemon, message_id: str) -> dict:
 def hooked(make_config, run_daemon):
     def start(**hooks):
         daemon = run_daemon(hook_config(make_config, **hooks))
-        return daemon, Api(daemon.port)
+        return daemon, WsgiApi(daemon.app)
     return start
 
 
