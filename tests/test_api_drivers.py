@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from appliance import daemon as daemon_module
-from conftest import Api, xml_values
+from conftest import xml_values
 from wsgi_client import WsgiApi
 
 
