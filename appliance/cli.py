@@ -154,7 +154,7 @@ def cmd_run(args) -> int:
 
 def _started(daemon, network) -> None:
     if network is not None:
-        daemon.services.extras["sim"] = network
+        daemon.control.sim = network
     host = daemon.config.http.host
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{daemon.port}"
     password = daemon.generated_password

@@ -22,6 +22,7 @@ from appliance import __version__
 from appliance.accounts import Accounts
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.config import Config, ConnectionConfig, GSMModemConfig, SMPPConfig
+from appliance.control import ControlPlane, for_daemon
 from appliance.dispatch import Dispatcher
 from appliance.inbound_owner import InboundOwners
 from appliance.notify import Notifier
@@ -29,6 +30,7 @@ from appliance.routing import Router
 from appliance.store.documents import Documents
 from appliance.store import report_timeout
 from appliance.store.journal import Journal
+from appliance.web import callbacks
 from appliance.web.app import make_app
 from appliance.web.server import HttpServer, listen_socket
 from appliance.web.services import Services
@@ -130,15 +132,17 @@ class Daemon:
         self.router = Router(config.routes, [c.name for c in config.connections],
                              aliases={c.operator: c.name for c in config.connections
                                       if getattr(c, "operator", "")})
-        self.routes_owner = "file"       # or "api": see routing.effective_routes
         self.journal.inbound_owner = InboundOwners(self.accounts, self.router)
         self.dispatcher = Dispatcher(self.journal, {}, self.router, clock=clock,
                                      reroute_after=config.store.reroute_after_seconds)
         self.channels = Channels(self)
-        self.notifier = Notifier(self.journal, self.accounts, clock=clock)
+        self.notifier = Notifier(self.journal, self.accounts, clock=clock,
+                                 render=callbacks.render)     # each dialect's callback shape
+        self.control: ControlPlane = for_daemon(self)    # what the web layer may ask of us
         self.services = Services(config=config, journal=self.journal, accounts=self.accounts,
                                  wake=self.dispatcher.wake, status=self.status, clock=clock,
-                                 extras={"daemon": self})
+                                 control=self.control)
+        self.app = None                  # the bottle app (web/app.py), built at start
         self.http = None                 # web.loop_server.LoopServer or web.server.HttpServer
         self.mail = None                  # integrations.mail.MailListener, with [smtp] listen
         self.rules = None                 # integrations.rules.RuleRunner
@@ -171,24 +175,20 @@ class Daemon:
         return set(self.channels.configs) | {d["name"] for d in self.documents.all(TABLE)}
 
     def _apply_stored_routes(self) -> None:
-        from appliance.routing import effective_routes
-        routes, self.routes_owner = effective_routes(self.config.routes, self.documents,
-                                                     self.connection_names())
-        self.router.set_routes(routes)
-        if self.routes_owner == "api":
-            log.info("daemon: %d routes set through the API are in use", len(routes))
+        self.control.routes.apply_stored()
 
     def _start_http(self) -> None:
         http = self.config.http
         sockets = [listen_socket(http.host, http.port)]
         sockets += [listen_socket(http.host, p) for p in http.extra_ports]
         tls = (http.tls_cert, http.tls_key) if http.tls_cert else None
+        self.app = make_app(self.services, self.control)   # also what in-process tests call
         if http.engine == "loop":
             from appliance.web.loop_server import LoopServer
-            self.http = LoopServer(make_app(self.services), sockets, tls=tls)
+            self.http = LoopServer(self.app, sockets, tls=tls)
         else:
-            self.http = HttpServer(make_app(self.services), sockets, threads=http.threads,
-                                   tls=tls, engine=http.engine)
+            self.http = HttpServer(self.app, sockets, threads=http.threads, tls=tls,
+                                   engine=http.engine)
         self.http.start()
         log.info("daemon: HTTP API on %s port %s", http.host, ", ".join(map(str, self.http.ports)))
 
@@ -302,7 +302,7 @@ class Daemon:
         }
 
     def _integrations_status(self) -> dict:
-        gate = self.services.extras.get("hook_gate")
+        gate = self.control.hook_gate
         result = {"hooks": {"duplicates": dict(gate.duplicates) if gate else {},
                             "rate_limited": dict(gate.suppressed) if gate else {}}}
         if self.mail:

@@ -1,9 +1,10 @@
 """Outbound HTTP callbacks to the LAN with durable retry.
 
 The journal records an event whenever a message with a callback changes state, and for every
-inbound SMS. This thread delivers them: a renderer per callback kind turns an event into an
-HTTP request (dialects register theirs in `RENDERERS`), 2xx means done, anything else is
-retried with backoff across restarts, in order per message, for up to `GIVE_UP_SECONDS`.
+inbound SMS. This thread only delivers them: the renderer it is given (by default
+`web/callbacks.render`, the table of each dialect's renderers) turns an event into an HTTP
+request, 2xx means done, anything else is retried with backoff across restarts, in order per
+message, for up to `GIVE_UP_SECONDS`.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from appliance.callback_url import destination_of
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.signing import sign_headers
-from appliance.timefmt import ozeki_time
+from appliance.web.callback_kit import FORM, Call
 
 log = logging.getLogger("appliance.notify")
 
@@ -40,121 +41,6 @@ class Destination:
     until: float = 0.0
 
 
-@dataclass(frozen=True)
-class Call:
-    url: str
-    method: str = "GET"
-    body: bytes | None = None
-    headers: dict = field(default_factory=dict)
-
-
-# kind -> fn(event: dict, accounts) -> Call | None (None: nothing to send for this event)
-RENDERERS: dict[str, Callable] = {}
-
-
-def renderer(kind: str):
-    def register(fn):
-        RENDERERS[kind] = fn
-        return fn
-    return register
-
-
-# --- Ozeki reporturl (http-api.md §2.6) ------------------------------------------------
-
-_OZEKI_STATUS = {"submitted": "deliveredtonetwork", "delivered": "deliveredtohandset",
-                 "undelivered": "deliveryfailed", "failed": "deliveryfailed",
-                 "expired": "deliveryfailed"}
-
-
-def ozeki_keywords(event: dict) -> dict[str, str]:
-    failed = _OZEKI_STATUS.get(event["kind"]) == "deliveryfailed"
-    return {
-        "messageid": event["id"], "recipient": event["recipient"],
-        "originator": event["originator"], "messagetype": event["messagetype"],
-        "messagedata": event["body"], "status": _OZEKI_STATUS.get(event["kind"], ""),
-        "statuscode": event["code"] or ("1" if failed else "0"),
-        "statusmessage": event["reason"] or event["kind"],
-        "submitdate": ozeki_time(event["created"]),
-        "deliveredtonetworkdate": ozeki_time(event["submitted_at"]),
-        "deliveredtohandsetdate": ozeki_time(event["done_at"]) if event["kind"] == "delivered"
-        else "",
-        "receivedate": ozeki_time(event["created"]),
-    }
-
-
-def fill_template(template: str, values: dict[str, str]) -> str:
-    """Replace `$keyword` tokens, longest first, with URL-encoded values."""
-    for key in sorted(values, key=len, reverse=True):
-        template = template.replace("$" + key, urllib.parse.quote(str(values[key] or ""), safe=""))
-    return template
-
-
-@renderer("ozeki_reporturl")
-def _ozeki_report(event: dict, callback: dict, accounts) -> Call | None:
-    if event["kind"] not in _OZEKI_STATUS:
-        return None
-    return Call(fill_template(callback["url"], ozeki_keywords(event)))
-
-
-_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-_FINAL_KINDS = {"delivered", "undelivered", "expired", "failed"}
-
-
-# --- Ozeki Phone System notifications (http-api.md §13.3; field names are our choice) --------
-
-
-@renderer("phonesystem_dlr")
-def _phonesystem_report(event: dict, callback: dict, accounts) -> Call | None:
-    """SMSDeliveryReport, POSTed to the DeliveryReportURL of SendSms once the outcome is known."""
-    if event["kind"] not in _FINAL_KINDS:
-        return None
-    fields = {"NotificationName": "SMSDeliveryReport", "ApiExtension": callback.get("extension", ""),
-              "SmsId": event["id"], "Sender": event["originator"],
-              "Recipient": event["recipient"], "DeliveryStatus": event["kind"].capitalize(),
-              "DeliveryTime": ozeki_time(event["done_at"] or event["at"]),
-              "Reason": event["reason"] or ""}
-    return Call(callback["url"], "POST", urllib.parse.urlencode(fields).encode(), _FORM)
-
-
-def _phonesystem_incoming(event: dict, url: str) -> Call:
-    fields = {"NotificationName": "IncomingSMS", "SmsId": event["id"],
-              "Sender": event["originator"], "Recipient": event["recipient"],
-              "Message": event["body"], "ReceiveTime": ozeki_time(event["created"]),
-              "Connection": event["connection"]}
-    return Call(url, "POST", urllib.parse.urlencode(fields).encode(), _FORM)
-
-
-# --- bulksms delivery reports (http-api.md §14; format [NF], ours) ---------------------------
-
-_BULKSMS_STAT = {"delivered": "DELIVRD", "undelivered": "UNDELIV", "expired": "EXPIRED",
-                 "failed": "REJECTD"}
-
-
-@renderer("bulksms_dlr")
-def _bulksms_report(event: dict, callback: dict, accounts) -> Call | None:
-    """GET the user's report URL: `$` keywords filled if it has any, else query fields."""
-    stat = _BULKSMS_STAT.get(event["kind"])
-    if stat is None:
-        return None
-    values = {"msgid": event["id"], "destination": event["recipient"],
-              "source": event["originator"], "status": stat,
-              "code": event["code"] or ("0" if stat == "DELIVRD" else "1"),
-              "reason": event["reason"] or "", "donedate": ozeki_time(event["done_at"])}
-    url = callback["url"]
-    if "$" in url:
-        return Call(fill_template(url, values))
-    return Call(url + ("&" if "?" in url else "?") + urllib.parse.urlencode(values))
-
-
-def _inbound_call(event: dict, accounts) -> Call | None:
-    user = accounts.get(event["user"]) if accounts else None
-    if user is None or not user.inbound_url:
-        return None
-    if (user.settings or {}).get("inbound_format", "").lower() == "phonesystem":
-        return _phonesystem_incoming(event, user.inbound_url)
-    return Call(fill_template(user.inbound_url, ozeki_keywords(event)))
-
-
 class Notifier:
     """Delivers events, isolated per destination (scheme://host:port).
 
@@ -167,7 +53,11 @@ class Notifier:
 
     def __init__(self, journal, accounts=None, *, clock: Clock = SYSTEM_CLOCK,
                  idle_seconds: float = 1.0, opener=None, max_workers: int = MAX_WORKERS,
-                 give_up_seconds: float = GIVE_UP_SECONDS, timeout: float = TIMEOUT_SECONDS):
+                 give_up_seconds: float = GIVE_UP_SECONDS, timeout: float = TIMEOUT_SECONDS,
+                 render: Callable[[dict, object], Call | None] | None = None):
+        if render is None:
+            from appliance.web.callbacks import render
+        self._render_event = render          # event, accounts -> Call | None
         self.journal = journal
         self.accounts = accounts
         self.clock = clock
@@ -324,12 +214,7 @@ class Notifier:
     # --- one request ---
 
     def _render(self, event: dict) -> Call | None:
-        if event["kind"] == "inbound":
-            return _inbound_call(event, self.accounts)
-        import json
-        callback = json.loads(event["callback"]) if event.get("callback") else None
-        fn = RENDERERS.get(callback.get("kind")) if callback else None
-        return fn(event, callback, self.accounts) if fn else None
+        return self._render_event(event, self.accounts)
 
     def _signed(self, call: Call, event: dict) -> Call:
         user = self.accounts.get(event.get("user", "")) if self.accounts else None
@@ -358,6 +243,5 @@ class Notifier:
         """A POST to the admin's alert_url (the alert SMS goes through `intake.alert_sms`)."""
         if admin.alert_url:
             body = urllib.parse.urlencode({"slot": slot, "alert": text}).encode()
-            threading.Thread(target=self._send, daemon=True, args=(Call(
-                admin.alert_url, "POST", body,
-                {"Content-Type": "application/x-www-form-urlencoded"}),)).start()
+            threading.Thread(target=self._send, daemon=True,
+                             args=(Call(admin.alert_url, "POST", body, FORM),)).start()

@@ -27,6 +27,10 @@ class Api:
         self.username = username
         self.password = password
 
+    def as_user(self, username: str, password: str) -> "Api":
+        """The same appliance, another caller."""
+        return Api(int(self.base.rsplit(":", 1)[1]), username, password)
+
     def get(self, path: str = "/api", **params) -> tuple[int, str]:
         query = urllib.parse.urlencode(params)
         return self._open(urllib.request.Request(f"{self.base}{path}?{query}"))
@@ -150,6 +154,15 @@ def run_daemon():
 
 @pytest.fixture
 def appliance(make_config, run_daemon):
-    """A daemon with no connections: messages are accepted and wait (store-and-forward)."""
+    """A daemon with no connections: messages are accepted and wait (store-and-forward).
+    Its client calls the daemon's WSGI app in process (tests/wsgi_client.py)."""
+    from wsgi_client import WsgiApi
+    daemon = run_daemon(make_config())
+    return daemon, WsgiApi(daemon.app)
+
+
+@pytest.fixture
+def appliance_socket(make_config, run_daemon):
+    """The same daemon, talked to over a real socket (end-to-end tests)."""
     daemon = run_daemon(make_config())
     return daemon, Api(daemon.port)

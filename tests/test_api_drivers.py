@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from appliance import daemon as daemon_module
-from conftest import Api, xml_values
+from conftest import xml_values
+from wsgi_client import WsgiApi
 
 
 class IdleChannel:
@@ -83,7 +84,7 @@ def test_create_configure_start_stop_delete(appliance, idle_channels):
 def test_driver_changes_survive_a_restart(make_config, run_daemon, idle_channels):
     config = make_config()
     first = run_daemon(config)
-    api = Api(first.port)
+    api = WsgiApi(first.app)
     api.action("createdriver", type="SMPP", name="Up1", host="10.0.0.1", autoconnect="on")
     api.action("configdriver", name="Up1", port="2776")
     first.stop()
@@ -105,7 +106,7 @@ def test_refusals(appliance, idle_channels):
     assert xml_values(body, "ignoredkey") == ["databits"]
     john = api.action("createuser", name="john", userpassword="john-pass-1")
     assert "john" in john
-    user = Api(int(api.base.rsplit(":", 1)[1]), "john", "john-pass-1")
+    user = api.as_user("john", "john-pass-1")
     for action in ("createdriver", "deletedriver", "startdriver", "stopdriver", "configdriver"):
         assert error_code(user.action(action, name="S1", type="SMPP")) == 5
 
@@ -115,7 +116,7 @@ def test_file_connections_take_overrides_but_cannot_be_deleted(make_config, run_
     from appliance.config import SMPPConfig
     config = make_config(connections=(SMPPConfig(name="Aggregator", host="10.0.0.2"),))
     daemon = run_daemon(config)
-    api = Api(daemon.port)
+    api = WsgiApi(daemon.app)
     assert daemon.channels.running["Aggregator"].conn.windowsize == 20         # seed 000 default
     api.action("configdriver", name="Aggregator", windowsize="3")
     assert daemon.channels.running["Aggregator"].conn.windowsize == 3

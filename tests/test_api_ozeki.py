@@ -14,6 +14,7 @@ import pytest
 
 from appliance.model import InboundFragment
 from conftest import ADMIN_PASSWORD, Api, xml_values
+from wsgi_client import WsgiApi
 
 
 def error_code(body: str) -> int:
@@ -24,7 +25,7 @@ def error_code(body: str) -> int:
 def make_user(api: Api, name: str = "john", password: str = "john-pass-1", **keys) -> Api:
     body = api.action("createuser", name=name, userpassword=password, **keys)
     assert "<action>createuser</action>" in body, body
-    return Api(int(api.base.rsplit(":", 1)[1]), name, password)
+    return api.as_user(name, password)
 
 
 # --- sendmessage --------------------------------------------------------------------------
@@ -178,8 +179,8 @@ def test_urlencoded_response(appliance):
     assert single["statusmessage"] == ["Message accepted for delivery"]
 
 
-def test_redirecturl_redirects_with_keywords(appliance):
-    _, api = appliance
+def test_redirecturl_redirects_with_keywords(appliance_socket):
+    _, api = appliance_socket
     query = urllib.parse.urlencode({
         "action": "sendmessage", "username": "admin", "password": ADMIN_PASSWORD,
         "recipient": "+36201234567", "messagedata": "x",
@@ -362,19 +363,19 @@ def test_user_lifecycle(appliance):
 def test_created_user_without_password_cannot_log_in(appliance):
     _, api = appliance
     api.action("createuser", name="nopass")
-    assert error_code(Api(int(api.base.rsplit(":", 1)[1]), "nopass", "").action(
+    assert error_code(api.as_user("nopass", "").action(
         "getcredits")) == 4
 
 
 def test_users_survive_a_restart(make_config, run_daemon):
     config = make_config()
     daemon = run_daemon(config)
-    api = Api(daemon.port)
+    api = WsgiApi(daemon.app)
     make_user(api, allowrouteoverride="on")
     api.action("setcredits", useraccount="john", newbalance="7")
     daemon.stop()
     again = run_daemon(config)
-    john = Api(again.port, "john", "john-pass-1")
+    john = WsgiApi(again.app, "john", "john-pass-1")
     assert xml_values(john.action("getcredits"), "balance") == ["7"]
     assert again.accounts.get("john").allowrouteoverride
 
@@ -384,7 +385,7 @@ def test_users_survive_a_restart(make_config, run_daemon):
 
 def test_failed_logins_are_throttled_per_address(appliance):
     _, api = appliance
-    bad = Api(int(api.base.rsplit(":", 1)[1]), "admin", "wrong")
+    bad = api.as_user("admin", "wrong")
     codes = [error_code(bad.action("getcredits")) for _ in range(12)]
     assert codes[0] == 4 and codes[-1] == 6
     # the right password is refused too while the address is throttled
@@ -393,7 +394,7 @@ def test_failed_logins_are_throttled_per_address(appliance):
 
 def test_password_never_reaches_the_log(appliance, caplog):
     _, api = appliance
-    bad = Api(int(api.base.rsplit(":", 1)[1]), "admin", "Sup3rS3cretGuess")
+    bad = api.as_user("admin", "Sup3rS3cretGuess")
     bad.action("getcredits")
     api.send("+36201234567", "x")
     assert "Sup3rS3cretGuess" not in caplog.text and ADMIN_PASSWORD not in caplog.text
@@ -416,7 +417,7 @@ def test_request_level_errors(appliance):
     assert error_code(api.action("nosuchaction")) == 1
     status, body = api.get("/api", username="admin", password=ADMIN_PASSWORD)
     assert error_code(body) == 2
-    assert error_code(Api(int(api.base.rsplit(":", 1)[1]), "ghost", "x").action(
+    assert error_code(api.as_user("ghost", "x").action(
         "sendmessage")) == 4
     html = api.action("nosuchaction", responseformat="html")
     assert "Error code: 1<br>" in html

@@ -10,6 +10,7 @@ import pytest
 from appliance import config as cfg
 from appliance.daemon import Daemon
 from conftest import ADMIN_PASSWORD, Api, xml_values
+from wsgi_client import WsgiApi
 from fakes.smsc import Smsc
 from test_smpp import wait_until
 
@@ -61,7 +62,7 @@ def sent_to(api: Api, smsc: Smsc, recipient: str) -> None:
 def test_setroutes_applies_at_once_persists_and_yields_to_a_changed_file(start, smscs):
     a, b = smscs
     daemon = start()
-    api = Api(daemon.port)
+    api = WsgiApi(daemon.app)
     assert xml_values(api.action("listroutes"), "owner") == ["file"]
     sent_to(api, a, "+36201111111")                           # the file's rule: SMPP0
 
@@ -74,13 +75,13 @@ def test_setroutes_applies_at_once_persists_and_yields_to_a_changed_file(start, 
 
     start.stop(daemon)                                        # same file: the API table stays
     daemon = start()
-    api = Api(daemon.port)
+    api = WsgiApi(daemon.app)
     assert xml_values(api.action("listroutes"), "owner") == ["api"]
     sent_to(api, b, "+36203333333")
 
     start.stop(daemon)                                        # the file's routes changed
     daemon = start(routes=(cfg.RouteConfig(connections=("SMPP0",), prefix="+3620"),))
-    api = Api(daemon.port)
+    api = WsgiApi(daemon.app)
     body = api.action("listroutes")
     assert xml_values(body, "owner") == ["file"] and xml_values(body, "prefix") == ["+3620"]
     sent_to(api, a, "+36204444444")
@@ -88,7 +89,7 @@ def test_setroutes_applies_at_once_persists_and_yields_to_a_changed_file(start, 
 
 def test_setroutes_is_validated_like_the_config_and_admin_only(start, smscs):
     daemon = start()
-    api = Api(daemon.port)
+    api = WsgiApi(daemon.app)
     body = api.action("setroutes", routecount="1", connections0="SMPP0,NOPE")
     assert xml_values(body, "errorcode") == ["3"]
     assert "no connection named 'NOPE'" in xml_values(body, "errormessage")[0]
@@ -101,7 +102,7 @@ def test_setroutes_is_validated_like_the_config_and_admin_only(start, smscs):
     assert xml_values(api.action("listroutes"), "owner") == ["file"]   # nothing changed
 
     api.action("createuser", name="bob", userpassword="bob-secret-1")
-    bob = Api(daemon.port, "bob", "bob-secret-1")
+    bob = WsgiApi(daemon.app, "bob", "bob-secret-1")
     for name in ("listroutes", "setroutes", "resetroutes"):
         assert xml_values(bob.action(name, routecount="0"), "errorcode") == ["5"]
 
@@ -113,7 +114,7 @@ def test_setroutes_is_validated_like_the_config_and_admin_only(start, smscs):
 
 def test_an_api_driver_operator_alias_reaches_the_router(start, smscs):
     daemon = start()
-    api = Api(daemon.port)
+    api = WsgiApi(daemon.app)
     body = api.action("createdriver", type="SMPP", name="Cheap0", host="127.0.0.1",
                       port=str(smscs[1].port), systemid="cheap", smpppassword="secret",
                       operator="CheapNet", reconnectdelay="0.05")

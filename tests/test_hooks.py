@@ -15,6 +15,7 @@ from appliance.clock import FakeClock
 from appliance.errors import ConfigError
 from appliance.integrations import settings
 from conftest import ADMIN_PASSWORD, Api
+from wsgi_client import WsgiApi
 
 ONCALL = "+36201234567"
 DB_TEAM = "+36207654321"
@@ -77,7 +78,7 @@ def stored(daemon, message_id: str) -> dict:
 def hooked(make_config, run_daemon):
     def start(**hooks):
         daemon = run_daemon(hook_config(make_config, **hooks))
-        return daemon, Api(daemon.port)
+        return daemon, WsgiApi(daemon.app)
     return start
 
 
@@ -107,7 +108,7 @@ def test_alertmanager_resolved_and_to_parameter(hooked):
 def test_repeated_notification_is_deduplicated_and_storm_is_rate_limited(hooked):
     daemon, api = hooked(alertmanager={"to": [ONCALL], "dedupe_seconds": 600,
                                        "rate_limit_per_minute": 2})
-    clock = daemon.services.extras["hook_gate"].clock = FakeClock()   # the hooks' time only
+    clock = daemon.control.hook_gate.clock = FakeClock()   # the hooks' time only
     assert post(api, "/hooks/alertmanager", ALERTMANAGER)[1]["status"] == "accepted"
     assert post(api, "/hooks/alertmanager", ALERTMANAGER)[1]["status"] == "duplicate"
     groups = [dict(ALERTMANAGER, groupKey=f"group-{i}") for i in range(5)]

@@ -50,7 +50,7 @@ def test_unlimited_is_a_setting_shown_as_such(appliance):
     body = api.action("createuser", name="john", userpassword="john-pass-1", credits="0",
                       unlimited="on")
     assert _balance(body) == 0 and xml_values(body, "unlimited") == ["on"]
-    john = Api(int(api.base.rsplit(":", 1)[1]), "john", "john-pass-1")
+    john = api.as_user("john", "john-pass-1")
     assert _sends(john) and _sends(john)
     assert _balance(john.action("getcredits")) == 0        # unlimited sending is not debited
     assert "<unlimited>on</unlimited>" in api.action("listusers")

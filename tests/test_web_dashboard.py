@@ -195,7 +195,7 @@ def test_admin_resets_a_modem_stops_a_connection_and_runs_ussd(with_modems):
 
 def test_inbox_shows_a_long_inbound_message_once_reassembled(with_modems):
     daemon = with_modems
-    network = daemon.services.extras["sim"]
+    network = daemon.control.sim
     text = "A long reply from a customer. " * 12           # three GSM parts
     network.modem("slot1").deliver_inbound("+36301112222", text)
     assert _wait(lambda: daemon.journal.folder(None, "inbox"))

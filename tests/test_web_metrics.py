@@ -54,8 +54,8 @@ def with_modems(make_config, run_daemon):
         yield daemon, Api(daemon.port), network
 
 
-def test_metrics_count_accepted_messages_parts_and_requests_by_dialect(appliance):
-    daemon, api = appliance
+def test_metrics_count_accepted_messages_parts_and_requests_by_dialect(appliance_socket):
+    daemon, api = appliance_socket
     for _ in range(3):
         api.send("+36201234567", "hello")
     status, _ = api.get("/", command="SendSms", Username="admin", Password=ADMIN_PASSWORD,
@@ -192,8 +192,8 @@ def _nonzero(counts: dict) -> dict:
     return {k: v for k, v in counts.items() if v}
 
 
-def test_counters_backfill_existing_rows_then_track_every_change(appliance, tmp_path):
-    daemon, api = appliance
+def test_counters_backfill_existing_rows_then_track_every_change(appliance_socket, tmp_path):
+    daemon, api = appliance_socket
     ids = [api.send(f"+3620123456{i}", "count me") for i in range(6)]
     journal = daemon.journal
     # parts change state through the journal's own paths: claim, submit, fail, report
@@ -229,10 +229,10 @@ def test_counters_backfill_existing_rows_then_track_every_change(appliance, tmp_
         reopened.close()
 
 
-def test_a_scrape_reads_no_table_scan_of_the_queue(appliance):
+def test_a_scrape_reads_no_table_scan_of_the_queue(appliance_socket):
     """Scrape cost is constant in queue depth: every statement a scrape runs is answered from
     the counter tables or by an index seek, never by scanning parts, messages or events."""
-    daemon, api = appliance
+    daemon, api = appliance_socket
     for i in range(20):
         api.send("+36201234567", f"queued {i}", priority=("alert", "normal", "bulk")[i % 3] if i % 2 else "")
     journal = daemon.journal

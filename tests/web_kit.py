@@ -21,7 +21,7 @@ def demo_daemon_on_simulated_modems(make_config, run_daemon, modems: int = 2,
                                            send_seconds=step_seconds,
                                            report_seconds=step_seconds)))
     daemon = run_daemon(config, pin_factory=pin_factory)
-    daemon.services.extras["sim"] = network
+    daemon.control.sim = network
     assert daemon.wait_ready(60)
     wait_registered(daemon)
     try:

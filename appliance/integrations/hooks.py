@@ -91,7 +91,7 @@ class Gate:
 
 def register(app: bottle.Bottle, services) -> None:
     gate = Gate(services.clock)
-    services.extras["hook_gate"] = gate
+    services.control.hook_gate = gate
 
     @app.route("/hooks/alertmanager", method="POST")
     def alertmanager():

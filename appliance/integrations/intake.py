@@ -31,8 +31,7 @@ class Outcome:
 
 
 def documents_of(services):
-    daemon = services.extras.get("daemon")
-    return getattr(daemon, "documents", None)
+    return services.control.documents
 
 
 def resolve(services, entries, user: str) -> list[str]:

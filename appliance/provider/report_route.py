@@ -16,7 +16,6 @@ import bottle
 from appliance.model import Report, ReportStatus
 from appliance.provider.reports import status_of
 from appliance.provider.settings import HTTPClientConfig
-from appliance.web.app import ROUTE_HOOKS
 from appliance.web.params import ParamError, read_params
 
 log = logging.getLogger("appliance.provider")
@@ -32,8 +31,8 @@ def register(app: bottle.Bottle, services) -> None:
 
 
 def take_report(services, name: str, request) -> tuple[int, str]:
-    daemon = services.extras.get("daemon")
-    conn = daemon.channels.configs.get(name) if daemon else None
+    channels = services.control.channels
+    conn = channels.configs.get(name) if channels is not None else None
     if not isinstance(conn, HTTPClientConfig):
         return 404, f"error: no HTTP Client connection named {name[:40]}"
     try:
@@ -54,5 +53,3 @@ def take_report(services, name: str, request) -> tuple[int, str]:
                                    detail=word[:100]))
     return 200, "OK"
 
-
-ROUTE_HOOKS["provider_reports"] = register

@@ -9,7 +9,6 @@ import bottle
 from appliance import suspend
 
 from appliance.web import login
-from appliance.web.app import ROUTE_HOOKS
 from appliance.web.params import read_params
 
 FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "simbusy", "none")
@@ -57,8 +56,8 @@ def register(app: bottle.Bottle, services) -> None:
         denied = _admin(services, params)
         if denied:
             return _json(403, error=denied)
-        worker = services.extras["daemon"].channels.running.get(_slot_name(services, params))
-        if worker is None or not hasattr(worker, "run_ussd"):
+        worker = services.control.ussd_modem(params.get("slot", ""))
+        if worker is None:
             return _json(404, error="no running modem with that slot or name")
         try:
             text = suspend.blocking(worker.run_ussd, params.get("code", ""), 60)
@@ -72,7 +71,7 @@ def register(app: bottle.Bottle, services) -> None:
         denied = _admin(services, params)
         if denied:
             return _json(403, error=denied)
-        network = services.extras.get("sim")
+        network = services.control.sim
         if network is None:
             return _json(404, error="not in demo mode")
         fault = params.get("fault", "")
@@ -83,14 +82,3 @@ def register(app: bottle.Bottle, services) -> None:
             return _json(404, error="no simulated modem with that slot")
         modem.inject_fault(fault)
         return _json(200, modem=params.get("modem"), fault=fault)
-
-
-def _slot_name(services, params) -> str:
-    wanted = params.get("slot", "")
-    for name, conn in services.extras["daemon"].channels.configs.items():
-        if wanted in (name, getattr(conn, "slot", None)):
-            return name
-    return wanted
-
-
-ROUTE_HOOKS["admin"] = register

@@ -1,50 +1,29 @@
-"""The bottle application: routes of every dialect on one port, and error pages that never
-show a traceback."""
+"""The bottle application: routes of every dialect on one port (the table is
+`web/routes.py`), and error pages that never show a traceback."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import bottle
 
-from appliance.web import ozeki
+from appliance.control import ControlPlane
+from appliance.web.routes import ROUTES
 from appliance.web.services import Services
 
 log = logging.getLogger("appliance.web")
 
-# Dialect modules register routes through these hooks (name -> fn(app, services)).
-ROUTE_HOOKS: dict[str, object] = {}
 
-
-def make_app(services: Services) -> bottle.Bottle:
-    from appliance.web import admin  # noqa: F401  (registers its routes)
-    from appliance.web import drivers, ozeki_actions  # noqa: F401  (register their actions)
-    from appliance.web import bulksms, phonesystem
-    from appliance.provider import report_route  # noqa: F401  (provider delivery reports)
-
+def make_app(services: Services, control: ControlPlane | None = None) -> bottle.Bottle:
+    """The WSGI app over `services`; `control` (the daemon's control plane) replaces
+    `services.control` when given, so the daemon hands it over here."""
+    if control is not None:
+        services.control = control
     app = bottle.Bottle(catchall=True, autojson=True)
     app.config["services"] = services
     bottle.BaseRequest.MEMFILE_MAX = 32 * 1024 * 1024   # a 20,000-message batch POST fits
-
-    @app.route("/api", method=["GET", "POST"])
-    def api():
-        return ozeki.handle(services, bottle.request, bottle.response)
-
-    @app.route("/status", method="GET")
-    def status():
-        bottle.response.content_type = "application/json"
-        return json.dumps(services.status(), default=str)
-
-    for register in ROUTE_HOOKS.values():
+    for _name, register in ROUTES:
         register(app, services)
-    bulksms.register(app, services)
-    phonesystem.register(app, services)
-    from appliance.web import dashboard, metrics
-    metrics.register(app, services)        # /metrics, /health, HTTP latency by dialect
-    dashboard.register(app, services)      # `/` without a query string, /login, /ui/...
-    from appliance.integrations import hooks
-    hooks.register(app, services)
     app.install(_log_once)
     _error_pages(app)
     return app

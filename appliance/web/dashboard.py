@@ -44,7 +44,7 @@ def render(name: str, **values) -> str:
 class Dashboard:
     def __init__(self, services):
         self.services = services
-        self.daemon = services.extras.get("daemon")
+        self.daemon = services.control.monitor        # read-only: channels, health
         self.sessions = SessionStore()
 
     # --- session plumbing ---
@@ -244,9 +244,9 @@ class Dashboard:
 
 
 def register(app: bottle.Bottle, services) -> None:
-    """After phonesystem.register: `/` is shared with the Phone System API."""
+    """`/` is shared with the Phone System API: a GET without a query string is the
+    dashboard, anything else goes to phonesystem.handle."""
     ui = Dashboard(services)
-    services.extras["dashboard"] = ui
 
     @app.route("/", method=["GET", "POST"])
     def root():

@@ -204,9 +204,8 @@ def admin_view(services, daemon) -> dict:
 
 
 def _ussd(ui, session, params):
-    from appliance.web.admin import _slot_name
-    worker = ui.daemon.channels.running.get(_slot_name(ui.services, params)) if ui.daemon else None
-    if worker is None or not hasattr(worker, "run_ussd"):
+    worker = ui.services.control.ussd_modem(params.get("slot", ""))
+    if worker is None:
         return "no running modem with that slot", {"error": "no running modem with that slot"}
     code = params.get("code", "")
     if not code or len(code) > 40:
@@ -285,7 +284,7 @@ def _user(ui, session, params):
 
 def _fault(ui, session, params):
     from appliance.web.admin import FAULTS
-    network = ui.services.extras.get("sim")
+    network = ui.services.control.sim
     if network is None:
         return "not in demo mode", None
     fault = params.get("fault", "")

@@ -1,4 +1,5 @@
-"""Ozeki §9 driver actions on the daemon's running connections, persisted in the documents.
+"""Ozeki §9 driver actions on the daemon's running connections (through the control plane,
+`services.control`), persisted in the documents.
 
 A driver is a connection (`config.connection_from_table` vocabulary). Keys arrive under
 their seed 000 names and are mapped by `driver_keys` to connection fields, or kept as ignored
@@ -20,7 +21,7 @@ from appliance.config import (CONNECTION_TYPES, UNSUPPORTED_CONNECTION_TYPES, Co
 from appliance.provider.settings import SEED_IGNORED_KEYS
 from appliance.web import driver_keys
 from appliance.web import ozeki_xml as X
-from appliance.web.ozeki import ApiError, Ctx, action
+from appliance.web.ozeki import ApiError, Ctx
 
 log = logging.getLogger("appliance.web")
 
@@ -76,11 +77,12 @@ def effective_connections(file_connections, documents) -> list[tuple[object, str
 # --- the actions ---------------------------------------------------------------------------
 
 
-def _daemon(ctx: Ctx):
-    daemon = ctx.services.extras.get("daemon")
-    if daemon is None:
+def _control(ctx: Ctx):
+    """The control plane, with the channels and documents drivers need."""
+    control = ctx.services.control
+    if control.channels is None or control.documents is None:
         raise ApiError(X.E_INTERNAL, "driver handling is not available")
-    return daemon
+    return control
 
 
 def _kind(raw: str) -> str:
@@ -142,15 +144,15 @@ def _field_of(kind: str, key: str, fields: set) -> str | None:
     raise ApiError(X.E_INVALID_PARAMETER, f"{key[:40]}: unknown key for a {kind} driver")
 
 
-def _state(daemon, name: str) -> str:
-    if name in daemon.channels.running:
+def _state(control, name: str) -> str:
+    if name in control.channels.running:
         return "running"
-    return "stopped" if name in daemon.channels.configs else "not configured"
+    return "stopped" if name in control.channels.configs else "not configured"
 
 
 def _answer(ctx: Ctx, action_name: str, name: str, *, note: str = "", ignored=()) -> str:
-    daemon = _daemon(ctx)
-    rows = [X.element("name", name), X.element("state", _state(daemon, name))]
+    control = _control(ctx)
+    rows = [X.element("name", name), X.element("state", _state(control, name))]
     if note:
         rows.append(X.element("note", note))
     rows += [X.element("ignoredkey", k) for k in ignored]
@@ -161,37 +163,37 @@ def _apply(ctx: Ctx, name: str, owner: str, table: dict, full: dict,
            ignored: dict | None = None) -> str:
     """Persist `table` (and the ignored keys); run `full` when it is a complete connection.
     Returns a note."""
-    daemon = _daemon(ctx)
+    control = _control(ctx)
     doc = {"name": name, "owner": owner, "table": table,
-           "ignored": {**_stored_ignored(daemon, name), **(ignored or {})}}
+           "ignored": {**_stored_ignored(control, name), **(ignored or {})}}
     try:
         conn = connection_from_table(name, full)
     except ConfigError as exc:
         if owner == "file":
             raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
-        daemon.documents.put(TABLE, doc)
-        daemon.channels.stop(name, forget=True)
+        control.documents.put(TABLE, doc)
+        control.channels.stop(name, forget=True)
         return f"saved, not running until complete: {exc}"
-    daemon.documents.put(TABLE, doc)
+    control.documents.put(TABLE, doc)
     try:
-        daemon.channels.start(conn)    # replaces a running channel of that name
+        control.channels.start(conn)    # replaces a running channel of that name
     except Exception as exc:  # noqa: BLE001 - a driver that cannot start is reported, not fatal
         log.error("drivers: %s could not start: %s", name, exc)
         return f"saved, but the connection could not start: {str(exc)[:200]}"
     return "saved and applied"
 
 
-def _stored_ignored(daemon, name: str) -> dict:
-    doc = daemon.documents.get(TABLE, name)
+def _stored_ignored(control, name: str) -> dict:
+    doc = control.documents.get(TABLE, name)
     return dict(doc.get("ignored", {})) if doc else {}
 
 
 def _existing(ctx: Ctx) -> tuple[str, str, dict, dict]:
     """(name, owner, stored table, full table) of an existing driver."""
-    daemon = _daemon(ctx)
+    control = _control(ctx)
     name = ctx.require("name")
-    doc = daemon.documents.get(TABLE, name)
-    file_conn = next((c for c in daemon.config.connections if c.name == name), None)
+    doc = control.documents.get(TABLE, name)
+    file_conn = next((c for c in ctx.services.config.connections if c.name == name), None)
     if file_conn is not None:
         overrides = dict(doc["table"]) if doc and doc.get("owner") == "file" else {}
         return name, "file", overrides, {**_file_table(file_conn), **overrides}
@@ -200,15 +202,15 @@ def _existing(ctx: Ctx) -> tuple[str, str, dict, dict]:
     return name, "api", dict(doc["table"]), dict(doc["table"])
 
 
-@action("createdriver", admin_only=True)
 def createdriver(ctx: Ctx) -> str:
-    daemon = _daemon(ctx)
+    control = _control(ctx)
     kind = _kind(ctx.require("type"))
     name = ctx.get("name").strip() or ctx.get("operator").strip()
     if not name:
-        taken = set(daemon.channels.configs) | {d["name"] for d in daemon.documents.all(TABLE)}
+        taken = set(control.channels.configs) | {d["name"]
+                                                 for d in control.documents.all(TABLE)}
         name = next(f"{kind}{i}" for i in range(1000) if f"{kind}{i}" not in taken)
-    if daemon.documents.get(TABLE, name) or name in daemon.channels.configs:
+    if control.documents.get(TABLE, name) or name in control.channels.configs:
         raise ApiError(X.E_INVALID_PARAMETER, f"A driver named {name[:40]} already exists")
     keys, ignored = _keys(ctx, kind)
     table = {"type": kind, **keys}          # seed 000: AUTOCONNECT defaults to on
@@ -221,7 +223,6 @@ def createdriver(ctx: Ctx) -> str:
     return _answer(ctx, "createdriver", name, note=note, ignored=ignored)
 
 
-@action("configdriver", admin_only=True)
 def configdriver(ctx: Ctx) -> str:
     name, owner, stored, full = _existing(ctx)
     keys, ignored = _keys(ctx, full["type"])
@@ -235,53 +236,49 @@ def _switch(ctx: Ctx, on: bool, action_name: str) -> str:
     name, owner, stored, full = _existing(ctx)
     value = "on" if on else "off"
     table = {**stored, "autoconnect": value}
-    daemon = _daemon(ctx)
-    if on and name in daemon.channels.running:
+    control = _control(ctx)
+    if on and name in control.channels.running:
         # created with AUTOCONNECT on (the seed default): running already, no second bind
-        daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table,
-                                     "ignored": _stored_ignored(daemon, name)})
+        control.documents.put(TABLE, {"name": name, "owner": owner, "table": table,
+                                     "ignored": _stored_ignored(control, name)})
         return _answer(ctx, action_name, name, note="already running")
     if on:
         note = _apply(ctx, name, owner, table, {**full, "autoconnect": value})
     else:
-        daemon = _daemon(ctx)
-        daemon.documents.put(TABLE, {"name": name, "owner": owner, "table": table,
-                                     "ignored": _stored_ignored(daemon, name)})
-        daemon.channels.stop(name)
+        control = _control(ctx)
+        control.documents.put(TABLE, {"name": name, "owner": owner, "table": table,
+                                     "ignored": _stored_ignored(control, name)})
+        control.channels.stop(name)
         note = "stopped"
     return _answer(ctx, action_name, name, note=note)
 
 
-@action("startdriver", admin_only=True)
 def startdriver(ctx: Ctx) -> str:
     return _switch(ctx, True, "startdriver")
 
 
-@action("stopdriver", admin_only=True)
 def stopdriver(ctx: Ctx) -> str:
     return _switch(ctx, False, "stopdriver")
 
 
-@action("deletedriver", admin_only=True)
 def deletedriver(ctx: Ctx) -> str:
     name, owner, _, _ = _existing(ctx)
     if owner == "file":
         raise ApiError(X.E_UNSUPPORTED, f"{name} is provisioned by the configuration file; "
                        "remove it there (stopdriver stops it)")
-    daemon = _daemon(ctx)
-    daemon.channels.stop(name, forget=True)
-    daemon.documents.remove(TABLE, name)
+    control = _control(ctx)
+    control.channels.stop(name, forget=True)
+    control.documents.remove(TABLE, name)
     return X.envelope("deletedriver", f"<driver>\n{X.element('name', name)}\n"
                       f"{X.element('state', 'deleted')}\n</driver>\n")
 
 
-@action("listdrivers", admin_only=True)
 def listdrivers(ctx: Ctx) -> str:
-    daemon = _daemon(ctx)
-    names = sorted(set(daemon.channels.configs) | {d["name"] for d in
-                                                   daemon.documents.all(TABLE)})
-    rows = "".join(f"<driver>\n{X.element('name', n)}\n{X.element('state', _state(daemon, n))}"
+    control = _control(ctx)
+    names = sorted(set(control.channels.configs) | {d["name"] for d in
+                                                   control.documents.all(TABLE)})
+    rows = "".join(f"<driver>\n{X.element('name', n)}\n{X.element('state', _state(control, n))}"
                    + "".join(f"\n{X.element('ignoredkey', k)}"
-                             for k in sorted(_stored_ignored(daemon, n)))
+                             for k in sorted(_stored_ignored(control, n)))
                    + "\n</driver>\n" for n in names)
     return X.envelope("listdrivers", rows)

@@ -66,9 +66,5 @@ def _digits(number: str) -> str:
 
 
 def dnd_list(services) -> DndList:
-    dnd = services.extras.get("dnd")
-    if dnd is None:
-        daemon = services.extras.get("daemon")
-        dnd = DndList(getattr(daemon, "documents", None))
-        services.extras["dnd"] = dnd
-    return dnd
+    """The appliance's one list, kept by the control plane (control.py)."""
+    return services.control.dnd

@@ -297,8 +297,8 @@ def _password_ok(settings, password: str) -> bool:
 
 
 def register(app: bottle.Bottle, services) -> None:
-    daemon = services.extras.get("daemon")
-    histograms = services.extras.setdefault("http_latency", {})
+    daemon = services.control.monitor
+    histograms = services.control.http_latency
     app.install(latency_plugin(histograms))
     if daemon is None:          # a bare app in a unit test: no daemon, no metrics
         return

@@ -1,7 +1,8 @@
 """The Ozeki NG / Ozeki 10 `action=` HTTP API (http-api.md §1-§10).
 
-`handle` authenticates, picks the action from `ACTIONS` and renders its answer. Actions are
-small functions `fn(ctx) -> str`; other modules register more with `@action(...)`.
+`handle_params` authenticates, picks the action from the table it is given (`web/routes.py`
+`OZEKI_ACTIONS`, the one list of every action) and renders its answer. Actions are small
+functions `fn(ctx) -> str`. `web/routes.py` also decides which dialect answers on /api.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from appliance.callback_url import check_callback_url
 from appliance.intake import submit_batch
 from appliance.errors import StoreError, ValidationError
 from appliance.model import OZEKI_STATE, Priority, State, Submission
-from appliance.notify import fill_template
+from appliance.web.callback_kit import fill_template
 from appliance.web import login
 from appliance.web import ozeki_xml as X
-from appliance.web.params import ParamError, peek_params, client_address, read_params
+from appliance.web.params import ParamError, client_address
 from appliance.web.services import Services
 
 log = logging.getLogger("appliance.web")
@@ -85,45 +86,17 @@ class Action:
     admin_only: bool = False
 
 
-ACTIONS: dict[str, Action] = {}
-
-
-def action(name: str, *, admin_only: bool = False):
-    def register(fn):
-        ACTIONS[name] = Action(fn, admin_only)
-        return fn
-    return register
-
-
-def handle(services: Services, request: bottle.BaseRequest, response: bottle.BaseResponse) -> str:
-    """Entry point for /api: `command=SendSms` goes to the Phone System dialect, the Ozeki 10
-    JSON actions to theirs; everything else is an Ozeki action, and every failure becomes
+def handle_params(services: Services, params: dict, request: bottle.BaseRequest,
+                  response: bottle.BaseResponse, actions: dict[str, Action]) -> str:
+    """An Ozeki `action=` request (web/routes.py picked the dialect); every failure becomes
     the Ozeki error envelope (in the requested responseformat)."""
     response.content_type = "application/xml; charset=utf-8"
-    params: dict[str, str] = {}
-    from appliance.web import ozeki_json
-    peek = peek_params(request)
-    if peek.get("action", "").strip().lower() in ozeki_json.ACTIONS:
-        return ozeki_json.handle(services, request, response)
     try:
-        params = read_params(request)
-        command = params.get("command", "").strip()
-        name = params.get("action", "").strip().lower()
-        if name in ozeki_json.ACTIONS:
-            return ozeki_json.handle(services, request, response)
-        if command and (command.lower() == "sendsms" or not name):
-            from appliance.web import phonesystem
-            return phonesystem.handle_params(services, params, request, response)
-        ctx = _context(services, params, request, response)
-        return _run(ctx)
+        ctx = _context(services, params, request, response, actions)
+        return _run(ctx, actions)
     except ApiError as exc:
         return render_error(params, response, exc.code, exc.message)
     except ParamError as exc:
-        command = peek.get("command", "").strip()
-        if command and (command.lower() == "sendsms" or not peek.get("action", "").strip()):
-            from appliance.web import phonesystem
-            response.content_type = "application/xml; charset=utf-8"
-            return phonesystem.response_xml(300, phonesystem.MESSAGES[300].format(str(exc)[:100]))
         return render_error(params, response, X.E_INVALID_PARAMETER, str(exc))
     except TimeoutError:
         log.error("api: the store did not answer in time")
@@ -146,11 +119,11 @@ def render_error(params: dict, response, code: int, message: str) -> str:
     return X.error(code, message)
 
 
-def _context(services: Services, params: dict, request, response) -> Ctx:
+def _context(services: Services, params: dict, request, response, actions) -> Ctx:
     name = params.get("action", "").strip().lower()
     if not name:
         raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: action")
-    if name not in ACTIONS:
+    if name not in actions:
         raise ApiError(X.E_UNKNOWN_ACTION, f"Unknown action: {name[:40]}")
     user = login.login(services, request, params, LOGIN)
     return Ctx(services, params, user, client_address(request), request, response)
@@ -170,9 +143,9 @@ LOGIN = login.Dialect("ozeki", basic_auth=False, refusals={
 })
 
 
-def _run(ctx: Ctx) -> str:
+def _run(ctx: Ctx, actions: dict[str, Action]) -> str:
     name = ctx.params["action"].strip().lower()
-    act = ACTIONS[name]
+    act = actions[name]
     if act.admin_only and not ctx.user.admin:
         raise ApiError(X.E_ADMIN_ONLY, f"Only an administrator may use {name}")
     return act.fn(ctx)
@@ -195,7 +168,6 @@ class Outcome:
     index: int | None = None
 
 
-@action("sendmessage")
 def sendmessage(ctx: Ctx) -> str:
     options = request_options(ctx)
     requests = _batch(ctx) if ctx.get("messagecount") else [_single_fields(ctx)]
@@ -464,7 +436,6 @@ def _operatornames(ctx: Ctx, m: dict) -> str:
     return "".join(X.element("operatorname", name) for name in names)
 
 
-@action("getmessagebyid")
 def getmessagebyid(ctx: Ctx) -> str:
     message_id = ctx.params.get("msgid", "").strip() or ctx.require("messageid")
     m = visible_message(ctx, message_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 
 from appliance import auth, routing
 from appliance.accounts import ADMIN, User
@@ -20,8 +19,7 @@ from appliance.config import ConfigError
 from appliance.store.journal import CREDIT_MAX, CREDIT_MIN
 from appliance.web import gate
 from appliance.web import ozeki_xml as X
-from appliance.web.ozeki import (ApiError, Ctx, action, folder_of, parse_time,
-                                 visible_message)
+from appliance.web.ozeki import ApiError, Ctx, folder_of, parse_time, visible_message
 
 log = logging.getLogger("appliance.web")
 
@@ -95,7 +93,6 @@ def _bool(name: str, value: str) -> bool:
 # --- receiving and folders --------------------------------------------------------------
 
 
-@action("receivemessage")
 def receivemessage(ctx: Ctx) -> str:
     """Messages of a folder not downloaded before; afterdownload = untouch|mark|delete."""
     folder, limit, user = _folder(ctx), _limit(ctx), _account(ctx)
@@ -114,7 +111,6 @@ def receivemessage(ctx: Ctx) -> str:
     return X.envelope("receivemessage", data, doctype=X.DOCTYPE_RESPONSE)
 
 
-@action("querymessagelist")
 def querymessagelist(ctx: Ctx) -> str:
     folder, limit, user = _folder(ctx), _limit(ctx), _account(ctx)
     messages = ctx.services.journal.folder(user, folder, limit)
@@ -123,7 +119,6 @@ def querymessagelist(ctx: Ctx) -> str:
     return X.envelope("querymessagelist", data, doctype=X.DOCTYPE_RESPONSE)
 
 
-@action("deletemessagelist")
 def deletemessagelist(ctx: Ctx) -> str:
     """Move every message of a folder to `deleted`."""
     folder, user = _folder(ctx), _account(ctx)
@@ -134,7 +129,6 @@ def deletemessagelist(ctx: Ctx) -> str:
                       f"{X.element('count', count)}\n")
 
 
-@action("deletefolderitems")
 def deletefolderitems(ctx: Ctx) -> str:
     """Remove the `deleted` folder's messages for good."""
     folder, user = _folder(ctx), _account(ctx)
@@ -156,12 +150,10 @@ def _by_id(ctx: Ctx, name: str, fn) -> str:
     return X.envelope(name, rows)
 
 
-@action("markmessagebyid")
 def markmessagebyid(ctx: Ctx) -> str:
     return _by_id(ctx, "markmessagebyid", ctx.services.journal.mark_read)
 
 
-@action("deletemessagebyid")
 def deletemessagebyid(ctx: Ctx) -> str:
     return _by_id(ctx, "deletemessagebyid", ctx.services.journal.delete_messages)
 
@@ -182,7 +174,6 @@ def _account_xml(ctx: Ctx, name: str) -> str:
             f"{X.element('balance', ctx.services.journal.balance(name))}\n</account>\n")
 
 
-@action("getcredits")
 def getcredits(ctx: Ctx) -> str:
     name = _account(ctx)
     return X.envelope("getcredits", _account_xml(ctx, name))
@@ -202,7 +193,6 @@ def _int(ctx: Ctx, name: str) -> int | None:
     return value
 
 
-@action("setcredits", admin_only=True)
 def setcredits(ctx: Ctx) -> str:
     name = _account(ctx, admin_default=True)
     balance = _int(ctx, "newbalance")
@@ -211,7 +201,6 @@ def setcredits(ctx: Ctx) -> str:
     return X.envelope("setcredits", _account_xml(ctx, name))
 
 
-@action("addcredits", admin_only=True)
 def addcredits(ctx: Ctx) -> str:
     name = _account(ctx, admin_default=True)
     amount = _int(ctx, "add")
@@ -334,7 +323,6 @@ def _user_answer(ctx: Ctx, name: str, action_name: str) -> str:
     return X.envelope(action_name, _user_xml(ctx, user))
 
 
-@action("createuser", admin_only=True)
 def createuser(ctx: Ctx) -> str:
     name = ctx.require("name")
     if not _NAME.fullmatch(name):
@@ -356,7 +344,6 @@ def createuser(ctx: Ctx) -> str:
     return _user_answer(ctx, name, "createuser")
 
 
-@action("configuser", admin_only=True)
 def configuser(ctx: Ctx) -> str:
     user = _target(ctx)
     changes, password = _user_changes(ctx)
@@ -370,7 +357,6 @@ def configuser(ctx: Ctx) -> str:
     return _user_answer(ctx, user.name, "configuser")
 
 
-@action("deleteuser", admin_only=True)
 def deleteuser(ctx: Ctx) -> str:
     user = _target(ctx)
     if user.name == ADMIN:
@@ -387,12 +373,7 @@ def deleteuser(ctx: Ctx) -> str:
 
 def _drop_contacts(ctx: Ctx, owner: str) -> None:
     """A deleted user's private address book goes with it (shared contacts stay)."""
-    daemon = ctx.services.extras.get("daemon")
-    if daemon is None:
-        return
-    for contact in daemon.documents.all(gate.ADDRESSBOOK_TABLE):
-        if contact.get("user", "") == owner:
-            daemon.documents.remove(gate.ADDRESSBOOK_TABLE, contact["name"])
+    ctx.services.control.addressbook.drop_user(owner)
 
 
 def _set_enabled(ctx: Ctx, enabled: bool, action_name: str) -> str:
@@ -403,17 +384,14 @@ def _set_enabled(ctx: Ctx, enabled: bool, action_name: str) -> str:
     return _user_answer(ctx, user.name, action_name)
 
 
-@action("startuser", admin_only=True)
 def startuser(ctx: Ctx) -> str:
     return _set_enabled(ctx, True, "startuser")
 
 
-@action("stopuser", admin_only=True)
 def stopuser(ctx: Ctx) -> str:
     return _set_enabled(ctx, False, "stopuser")
 
 
-@action("listusers", admin_only=True)
 def listusers(ctx: Ctx) -> str:
     return X.envelope("listusers", "".join(_user_xml(ctx, u)
                                            for u in ctx.services.accounts.all()))
@@ -422,14 +400,19 @@ def listusers(ctx: Ctx) -> str:
 # --- address book (§5) ----------------------------------------------------------------
 
 
+def _addressbook(ctx: Ctx):
+    if ctx.services.control.documents is None:
+        raise ApiError(X.E_INTERNAL, "the address book is not available")
+    return ctx.services.control.addressbook
+
+
 def _csv(value: str) -> str:
     return '"' + value.replace('"', '""') + '"' if value else ""
 
 
-@action("getaddressbook")
 def getaddressbook(ctx: Ctx) -> str:
-    documents = ctx.services.extras["daemon"].documents
-    rows = [d for d in documents.all(gate.ADDRESSBOOK_TABLE)
+    book = _addressbook(ctx)
+    rows = [d for d in book.all()
             if d.get("user", "") in ("", ctx.user.name) or ctx.user.admin]
     rows.sort(key=lambda d: d["name"].lower())
     text = "\n".join(",".join([_csv(d["name"]), _csv(d.get("phone", "")),
@@ -440,7 +423,6 @@ def getaddressbook(ctx: Ctx) -> str:
             "</Response>\n")
 
 
-@action("addcontact")
 def addcontact(ctx: Ctx) -> str:
     from appliance.compose import normalize_recipient
     from appliance.errors import ValidationError
@@ -449,32 +431,30 @@ def addcontact(ctx: Ctx) -> str:
         phone = normalize_recipient(ctx.require("phonenumber"))
     except ValidationError as exc:
         raise ApiError(X.E_INVALID_PARAMETER, exc.text) from None
-    documents = ctx.services.extras["daemon"].documents
-    old = documents.get(gate.ADDRESSBOOK_TABLE, name)
+    book = _addressbook(ctx)
+    old = book.get(name)
     if old and old.get("user", "") != ctx.user.name and not ctx.user.admin:
         raise ApiError(X.E_ADMIN_ONLY, "That contact belongs to another user")
     shared = ctx.user.admin and ctx.get("shared").strip().lower() in _ON
-    documents.put(gate.ADDRESSBOOK_TABLE, {
+    book.put({
         "name": name, "phone": phone, "description": ctx.get("description")[:200],
         "groups": ctx.get("groups")[:200], "user": "" if shared else ctx.user.name})
     return X.envelope("addcontact", f"{X.element('name', name)}\n{X.element('phone', phone)}\n")
 
 
-@action("deletecontact")
 def deletecontact(ctx: Ctx) -> str:
     name = ctx.require("contactname")
-    documents = ctx.services.extras["daemon"].documents
-    old = documents.get(gate.ADDRESSBOOK_TABLE, name)
+    book = _addressbook(ctx)
+    old = book.get(name)
     if old is None or (old.get("user", "") != ctx.user.name and not ctx.user.admin):
         raise ApiError(X.E_NOT_FOUND, f"No contact named {name[:40]}")
-    documents.remove(gate.ADDRESSBOOK_TABLE, name)
+    book.remove(name)
     return X.envelope("deletecontact", f"{X.element('name', name)}\n")
 
 
 # --- reporting (§10) ------------------------------------------------------------------
 
 
-@action("reporting", admin_only=True)
 def reporting(ctx: Ctx) -> str:
     direction = ctx.get("repdirection", "out").strip().lower() or "out"
     if direction not in ("in", "out"):
@@ -508,14 +488,12 @@ def _dnd_entry(ctx: Ctx) -> str:
     return entry
 
 
-@action("adddnd", admin_only=True)
 def adddnd(ctx: Ctx) -> str:
     entry = _dnd_entry(ctx)
     gate.dnd_list(ctx.services).add(entry)
     return X.envelope("adddnd", X.element("number", entry) + "\n")
 
 
-@action("deletednd", admin_only=True)
 def deletednd(ctx: Ctx) -> str:
     entry = _dnd_entry(ctx)
     if not gate.dnd_list(ctx.services).remove(entry):
@@ -523,7 +501,6 @@ def deletednd(ctx: Ctx) -> str:
     return X.envelope("deletednd", X.element("number", entry) + "\n")
 
 
-@action("listdnd", admin_only=True)
 def listdnd(ctx: Ctx) -> str:
     return X.envelope("listdnd", "".join(X.element("number", e) + "\n"
                                          for e in gate.dnd_list(ctx.services).entries()))
@@ -535,19 +512,18 @@ def listdnd(ctx: Ctx) -> str:
 
 MAX_ROUTES = 100
 _ROUTE_KEYS = ("connections", "prefix", "user", "messagetype", "serviceprovider", "mode")
-_routes_lock = threading.Lock()      # persist + apply of one table is not interleaved
 
 
-def _route_daemon(ctx: Ctx):
-    daemon = ctx.services.extras.get("daemon")
-    if daemon is None:
+def _route_control(ctx: Ctx):
+    routes = ctx.services.control.routes
+    if routes is None:
         raise ApiError(X.E_INTERNAL, "route handling is not available")
-    return daemon
+    return routes
 
 
-def _routes_xml(action_name: str, daemon) -> str:
-    rows = [X.element("owner", daemon.routes_owner)]
-    for i, route in enumerate(daemon.router.routes()):
+def _routes_xml(action_name: str, routes) -> str:
+    rows = [X.element("owner", routes.owner)]
+    for i, route in enumerate(routes.routes()):
         fields = [X.element("index", i), X.element("connections", ",".join(route.connections))]
         fields += [X.element(k, getattr(route, k)) for k in _ROUTE_KEYS[1:]]
         rows.append("<route>\n" + "\n".join(fields) + "\n</route>")
@@ -571,36 +547,25 @@ def _route_tables(ctx: Ctx) -> list[dict]:
     return tables
 
 
-@action("listroutes", admin_only=True)
 def listroutes(ctx: Ctx) -> str:
-    return _routes_xml("listroutes", _route_daemon(ctx))
+    return _routes_xml("listroutes", _route_control(ctx))
 
 
-@action("setroutes", admin_only=True)
 def setroutes(ctx: Ctx) -> str:
     """Replace the whole route table; it wins over the file's until the file's routes change."""
-    daemon = _route_daemon(ctx)
+    control = _route_control(ctx)
     try:
-        routes = routing.routes_from_tables(_route_tables(ctx), daemon.connection_names())
+        routes = routing.routes_from_tables(_route_tables(ctx), control.connection_names())
     except ConfigError as exc:
         raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
-    with _routes_lock:
-        routing.save_api_routes(daemon.documents, routes, daemon.config.routes)
-        daemon.router.set_routes(routes)
-        daemon.routes_owner = "api"
-    daemon.dispatcher.wake()
+    control.set(routes)
     routing.log.info("routing: %s set %d routes through the API", ctx.user.name, len(routes))
-    return _routes_xml("setroutes", daemon)
+    return _routes_xml("setroutes", control)
 
 
-@action("resetroutes", admin_only=True)
 def resetroutes(ctx: Ctx) -> str:
     """Drop the API table: the config file's routes apply again."""
-    daemon = _route_daemon(ctx)
-    with _routes_lock:
-        daemon.documents.remove(routing.ROUTES_TABLE, routing.API_ROUTES)
-        daemon.router.set_routes(daemon.config.routes)
-        daemon.routes_owner = "file"
-    daemon.dispatcher.wake()
+    control = _route_control(ctx)
+    control.reset()
     routing.log.info("routing: %s reset the routes to the config file's", ctx.user.name)
-    return _routes_xml("resetroutes", daemon)
+    return _routes_xml("resetroutes", control)

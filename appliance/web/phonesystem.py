@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import bottle
-
 from appliance import priority
 from appliance.logmask import masked
 from appliance.accounts import in_networks
@@ -166,8 +164,3 @@ LOGIN = login.Dialect("phonesystem", without_credentials=_without_credentials, r
     login.NOT_ALLOWED: lambda: PbxError(307),
 })
 
-
-def register(app: bottle.Bottle, services) -> None:
-    @app.route("/", method=["GET", "POST"])
-    def root():
-        return handle(services, bottle.request, bottle.response)

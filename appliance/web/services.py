@@ -7,6 +7,7 @@ from typing import Callable
 
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.config import Config
+from appliance.control import ControlPlane
 
 
 @dataclass
@@ -17,4 +18,4 @@ class Services:
     wake: Callable[[], None] = lambda: None          # dispatcher.wake
     status: Callable[[], dict] = lambda: {}          # daemon-wide /status snapshot
     clock: Clock = SYSTEM_CLOCK
-    extras: dict = field(default_factory=dict)       # demo simulator, driver manager, ...
+    control: ControlPlane = field(default_factory=ControlPlane)   # the daemon's parts (control.py)

@@ -1,0 +1,169 @@
+"""The control plane: everything the web layer may ask of the running daemon, with types.
+
+The daemon builds one `ControlPlane` and hands it to the web layer inside `Services`
+(`services.control`). Handlers start and stop channels, run USSD codes, change the route
+table, the do-not-disturb list and the address book through it, and the dashboard,
+`/metrics` and `/health` read the daemon's state through `monitor`. A bare `Services` (a unit
+test without a daemon) gets an empty plane: every daemon-backed part is None and the
+handlers answer "not available" in their own dialect.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from appliance import routing
+from appliance.config import ConnectionConfig, RouteConfig
+
+log = logging.getLogger("appliance.control")
+
+ADDRESSBOOK_TABLE = "addressbook"
+
+
+class ChannelControl(Protocol):
+    """The running connections (daemon.Channels): what runs, what is configured, and
+    start/stop, which replace a running channel of the same name."""
+
+    configs: dict[str, ConnectionConfig]
+    running: dict[str, object]
+
+    def start(self, conn: ConnectionConfig) -> None: ...
+
+    def stop(self, name: str, forget: bool = False) -> bool: ...
+
+
+class Monitored(Protocol):
+    """What the dashboard, /metrics and /health read (the daemon, read-only)."""
+
+    config: object
+    journal: object
+    channels: ChannelControl
+    clock: object
+    started: float
+
+    def healthy(self) -> bool: ...
+
+
+class RouteControl:
+    """The outbound route table: the config file's, or one set through the API (persisted in
+    the documents, winning over the file's until the file's routes change)."""
+
+    def __init__(self, router, documents, file_routes: tuple[RouteConfig, ...],
+                 connection_names: Callable[[], set[str]], wake: Callable[[], None]):
+        self._router = router
+        self._documents = documents
+        self._file_routes = file_routes
+        self._connection_names = connection_names
+        self._wake = wake
+        self._lock = threading.Lock()        # persist + apply of one table is not interleaved
+        self.owner = "file"                  # or "api": see routing.effective_routes
+
+    def routes(self) -> tuple[RouteConfig, ...]:
+        return self._router.routes()
+
+    def connection_names(self) -> set[str]:
+        return self._connection_names()
+
+    def apply_stored(self) -> None:
+        """At start: the API's table when it was set for the file's current routes."""
+        routes, owner = routing.effective_routes(self._file_routes, self._documents,
+                                                 self._connection_names())
+        with self._lock:
+            self._router.set_routes(routes)
+            self.owner = owner
+        if owner == "api":
+            log.info("daemon: %d routes set through the API are in use", len(routes))
+
+    def set(self, routes: tuple[RouteConfig, ...]) -> None:
+        with self._lock:
+            routing.save_api_routes(self._documents, routes, self._file_routes)
+            self._router.set_routes(routes)
+            self.owner = "api"
+        self._wake()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._documents.remove(routing.ROUTES_TABLE, routing.API_ROUTES)
+            self._router.set_routes(self._file_routes)
+            self.owner = "file"
+        self._wake()
+
+
+class AddressBook:
+    """Contacts (`name`, `phone`, `description`, `groups`, `user`; `user` "" is shared) in the
+    documents store."""
+
+    def __init__(self, documents):
+        self._documents = documents
+
+    def all(self) -> list[dict]:
+        return self._documents.all(ADDRESSBOOK_TABLE) if self._documents is not None else []
+
+    def get(self, name: str) -> dict | None:
+        return self._documents.get(ADDRESSBOOK_TABLE, name) if self._documents is not None \
+            else None
+
+    def put(self, contact: dict) -> None:
+        self._require().put(ADDRESSBOOK_TABLE, contact)
+
+    def remove(self, name: str) -> bool:
+        return self._require().remove(ADDRESSBOOK_TABLE, name)
+
+    def drop_user(self, owner: str) -> int:
+        """A deleted user's private contacts go with it (shared ones stay)."""
+        gone = [c["name"] for c in self.all() if c.get("user", "") == owner]
+        for name in gone:
+            self._documents.remove(ADDRESSBOOK_TABLE, name)
+        return len(gone)
+
+    def _require(self):
+        if self._documents is None:
+            raise LookupError("the address book is not available")
+        return self._documents
+
+
+def _empty_dnd():
+    from appliance.web.gate import DndList       # the policy object lives beside the gate
+    return DndList(None)
+
+
+@dataclass
+class ControlPlane:
+    channels: ChannelControl | None = None   # start/stop connections, what runs
+    routes: RouteControl | None = None       # listroutes / setroutes / resetroutes
+    documents: object | None = None          # store.documents.Documents: drivers' tables
+    monitor: Monitored | None = None         # the daemon, read by dashboard/metrics/health
+    dnd: object = field(default_factory=_empty_dnd)             # web.gate.DndList
+    addressbook: AddressBook = field(default_factory=lambda: AddressBook(None))
+    sim: object | None = None                # demo mode's simulated network (sim.network)
+    hook_gate: object | None = None          # webhooks' dedupe and rate state, for /status
+    http_latency: dict = field(default_factory=dict)   # dialect -> latency histogram
+
+    def modem(self, wanted: str):
+        """The running channel whose name or slot is `wanted`, or None."""
+        if self.channels is None:
+            return None
+        name = wanted
+        for candidate, conn in self.channels.configs.items():
+            if wanted in (candidate, getattr(conn, "slot", None)):
+                name = candidate
+                break
+        return self.channels.running.get(name)
+
+    def ussd_modem(self, wanted: str):
+        """The running modem that can run a USSD code, by name or slot, or None."""
+        worker = self.modem(wanted)
+        return worker if worker is not None and hasattr(worker, "run_ussd") else None
+
+
+def for_daemon(daemon) -> ControlPlane:
+    """The plane over a running daemon's parts (called once, in Daemon.__init__)."""
+    from appliance.web.gate import DndList
+    routes = RouteControl(daemon.router, daemon.documents, daemon.config.routes,
+                          daemon.connection_names, daemon.dispatcher.wake)
+    return ControlPlane(channels=daemon.channels, routes=routes, documents=daemon.documents,
+                        monitor=daemon, dnd=DndList(daemon.documents),
+                        addressbook=AddressBook(daemon.documents))
