@@ -104,7 +104,8 @@ class Journal:
             return None
         return self._writer.call(fn, timeout)
 
-    def write_many(self, calls: list, *, wait: bool = True) -> list[Exception | None] | None:
+    def write_many(self, calls: list, *, wait: bool = True,
+                   then=None) -> list[Exception | None] | None:
         """Run sink calls (`part_submitted`, `part_failed`, `report`, `inbound`: methods that
         write and return nothing) in one writer call: one transaction, one fsync, no thread
         per call. Each runs in its own savepoint, so one refused update undoes only itself.
@@ -112,7 +113,10 @@ class Journal:
 
         `wait=False` queues the writes and returns None at once (errors are logged): for
         results nobody answers for (submit_sm_resp), so the caller's thread goes on sending.
-        The writer keeps order, so a later call (a receipt) sees these writes."""
+        The writer keeps order, so a later call (a receipt) sees these writes.
+        `then(errors)` also returns at once, and is called on the writer thread after the
+        commit (or its failure) with the per-call list: for answers that may only leave
+        once their writes are durable (deliver_sm_resp), without blocking the caller."""
         fns: list = []
         errors: list[Exception | None] = []
         for call in calls:
@@ -141,6 +145,10 @@ class Journal:
                     conn.execute("RELEASE one")
                     results.append(exc)
             return results
+        if then is not None:
+            self._writer.submit(fn).add_done_callback(
+                lambda future: then(_merge_errors(errors, future)))
+            return None
         if not wait:
             self._writer.submit(fn).add_done_callback(_log_refused)
             for error in errors:
@@ -700,6 +708,15 @@ def _log_vanished(connection: str, part_id: int, what: str) -> None:
     # The message was purged while a channel held this part: nothing left to update.
     log.info("store: %s: part %s %s, but its message was purged; result dropped",
              connection, part_id, what)
+
+
+def _merge_errors(errors: list, future) -> list:
+    """Per call: the error raised while collecting its writes, else the one from the commit."""
+    try:
+        results = future.result()
+    except Exception as exc:            # the whole commit failed
+        return [error or exc for error in errors]
+    return [error or result for error, result in zip(errors, results)]
 
 
 def _log_refused(future) -> None:
