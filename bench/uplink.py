@@ -5,7 +5,8 @@ channel is the real SmppChannel with a sink that only counts. Needs the `test` e
 Run: python bench/uplink.py [count]   (prints one line per window; nothing is asserted)
 Each line also gives smpplib alone against the same SMSC (its Client, pipelined up to the
 window: send_message while there is room, read_pdu for each answer; no store, no routing)
-and the ratio; the two alternate, three rounds each, and the best round of each is printed.
+and the ratio, with the client process's CPU per submit_sm; the two alternate, three rounds
+each, and the best round of each is printed. The SMSC runs in a process of its own.
 
 End to end: python bench/uplink.py --e2e [seconds] [clients] [window]
 The daemon runs as a process (`python -m appliance run`) with one SMPP connection to the
@@ -63,7 +64,7 @@ class CountingSink:
         return [None] * len(calls) if wait else None
 
 
-def run(smsc: Smsc, window: int, count: int) -> float:
+def run(smsc, window: int, count: int) -> tuple[float, float]:
     sink = CountingSink()
     sink.target = count
     conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=smsc.smsc_port, username="bench",
@@ -76,7 +77,7 @@ def run(smsc: Smsc, window: int, count: int) -> float:
         time.sleep(0.01)
     parts = [OutPart(id=i, message_id=str(i), recipient="+36201234567", originator="BENCH",
                      text=f"benchmark message {i}") for i in range(count)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     sent = 0
     while not sink.finished.is_set():
         room = channel.free_slots()          # feed it as the dispatcher does: batches, woken
@@ -85,12 +86,39 @@ def run(smsc: Smsc, window: int, count: int) -> float:
             sent += room
         freed.wait(0.05)
         freed.clear()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     channel.stop()
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
-def smpplib_alone(smsc: Smsc, window: int, count: int) -> float:
+class SmscProcess:
+    """The test SMSC in a process of its own, as a real peer is: the client measured does
+    not share its interpreter (and GIL) with the SMSC's Python side."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--smsc-process"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.smsc_port = int(self.proc.stdout.readline())
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+def serve_smsc() -> None:
+    smsc = Smsc().start()
+    smsc.received = _Forget()             # a bench SMSC keeps nothing per message
+    print(smsc.smsc_port, flush=True)
+    sys.stdin.read()                      # until the parent closes the pipe
+    smsc.stop()
+
+
+class _Forget(list):
+    def append(self, item) -> None:
+        pass
+
+
+def smpplib_alone(smsc, window: int, count: int) -> tuple[float, float]:
     """smpplib's own rate: its blocking Client, with up to `window` submit_sm in flight."""
     import smpplib.client
     import smpplib.consts
@@ -98,7 +126,7 @@ def smpplib_alone(smsc: Smsc, window: int, count: int) -> float:
     client = smpplib.client.Client("127.0.0.1", smsc.smsc_port, allow_unknown_opt_params=True)
     client.connect()
     client.bind_transmitter(system_id="bench", password="bench")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     sent = answered = 0
     while answered < count:
         while sent < count and sent - answered < window:
@@ -109,14 +137,14 @@ def smpplib_alone(smsc: Smsc, window: int, count: int) -> float:
             sent += 1
         if client.read_pdu().command == "submit_sm_resp":
             answered += 1
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     try:
         client.unbind()
     except smpplib.exceptions.ConnectionError:      # smpp34 may close before unbind_resp
         pass
     client.state = smpplib.consts.SMPP_CLIENT_STATE_OPEN     # no "bound state" warning
     client.disconnect()
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 # --- end to end ---------------------------------------------------------------------------
@@ -275,8 +303,11 @@ def main() -> None:
         seconds, clients, window = (args + [10, 8, 10][len(args):])[:3]
         end_to_end(seconds, int(clients), int(window))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--smsc-process":
+        serve_smsc()
+        return
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    smsc = Smsc().start()
+    smsc = SmscProcess()
     try:
         for window in (1, 10, 50):
             n = count if window > 1 else count // 5
@@ -284,8 +315,10 @@ def main() -> None:
             for _ in range(3):              # alternate, so a busy moment hits both
                 ours.append(run(smsc, window, n))
                 theirs.append(smpplib_alone(smsc, window, n))
-            print(f"window {window:>3}: {max(ours):8.0f} submit_sm/s;"
-                  f" smpplib alone {max(theirs):8.0f}; ratio {max(ours) / max(theirs):.2f}")
+            (rate, cpu), (ref_rate, ref_cpu) = max(ours), max(theirs)
+            print(f"window {window:>3}: {rate:6.0f} submit_sm/s ({cpu:.0f} µs CPU each);"
+                  f" smpplib alone {ref_rate:6.0f} ({ref_cpu:.0f} µs); ratio"
+                  f" {rate / ref_rate:.2f}")
     finally:
         smsc.stop()
 

@@ -50,7 +50,7 @@ import smpplib.smpp
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.config import SMPPConfig, normalize_connection
 from appliance.model import OutPart, Report
-from appliance.uplink import codec, receipts
+from appliance.uplink import codec, receipts, wire
 from appliance.uplink.backoff import Backoff
 from appliance.uplink.link_health import STABLE_AFTER, LinkHealth
 from appliance.uplink.window import Rate, Throttle, Window
@@ -381,10 +381,14 @@ class SmppChannel:
             whole = self._whole_text(part) if part.seq == 1 else None
             if whole is not None:
                 self._payload_waiting.setdefault(part.message_id, [])
-        pdu = smpplib.smpp.make_pdu("submit_sm", client=self._client,
-                                    **codec.submit_fields(part, self.conn, whole_text=whole))
-        self._window.add(pdu.sequence, part, now)
-        return pdu.generate()
+        fields = codec.submit_fields(part, self.conn, whole_text=whole)
+        sequence = self._client.next_sequence()
+        data = wire.encode_submit_sm(sequence, fields)
+        if data is None:                # a field only smpplib's SubmitSM knows
+            data = smpplib.smpp.make_pdu("submit_sm", client=self._client, sequence=sequence,
+                                         **fields).generate()
+        self._window.add(sequence, part, now)
+        return data
 
     def _payload_mode(self, part: OutPart) -> bool:
         return self.conn.usetlvmessagepayload and part.total > 1
@@ -446,8 +450,14 @@ class SmppChannel:
         for pdu in self._parse_buffer():
             freed |= self._handle(pdu, effects)
         self._apply(effects)
-        if freed:
+        if freed and self._running_low():
             self._wake_dispatcher()
+
+    def _running_low(self) -> bool:
+        """Wake the dispatcher when half the parts kept ready beyond the window are gone,
+        not at every answer: it then moves a batch, and neither thread is woken per PDU."""
+        waiting = len(self._inbox) + len(self._throttled)
+        return waiting <= (self.capacity - self.conn.windowsize) // 2
 
     def _receive(self, sock) -> None:
         try:
@@ -476,6 +486,10 @@ class SmppChannel:
                 break
             raw = bytes(buf[start:start + length])
             start += length
+            pdu = wire.read_submit_resp(raw)        # most of what comes: by hand
+            if pdu is not None:
+                pdus.append(pdu)
+                continue
             try:
                 pdu = smpplib.smpp.parse_pdu(raw, client=self._client,
                                              allow_unknown_opt_params=True)
@@ -613,7 +627,7 @@ class SmppChannel:
 
     def _on_deliver(self, pdu, effects: list) -> None:
         fields = pdu_fields(pdu)
-        reply = self._reply(pdu, "deliver_sm_resp")
+        reply = wire.Reply(pdu.sequence)
         receipted = fields.get("receipted_message_id")
         if receipts.is_receipt(fields["esm_class"]) or receipted:
             receipt = receipts.read_receipt(_text(fields["short_message"]), receipted,
