@@ -81,7 +81,8 @@ class Dispatcher:
         capacity = sum(free.values())
         if capacity == 0:
             return 0
-        parts = self.journal.due_parts(limit=max(50, capacity * 2))
+        # a little more than fits, for parts that must wait (a message's later parts)
+        parts = self.journal.due_parts(limit=capacity + 50)
         chosen = self._assign(parts, free)
         if not chosen:
             return 0

@@ -262,6 +262,7 @@ def delivered(port: int) -> int:
 def backlog(count: int, window: int, receipts: bool) -> None:
     smsc = Smsc(receipts=receipts).start()
     smsc.proxy.down = True
+    smsc.proxy.tap_wire = False
     try:
         with tempfile.TemporaryDirectory() as tmp:
             proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)

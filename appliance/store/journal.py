@@ -344,18 +344,19 @@ class Journal:
                  else "id=?")
 
         def fn(conn):
-            message_id = _message_of(conn, part_id)
-            if message_id is None:
+            row = conn.execute("SELECT message_id, total FROM parts WHERE id=?",
+                               (part_id,)).fetchone()
+            if row is None:
                 _log_vanished(connection, part_id, f"submitted (reference {reference})")
                 conn.execute("INSERT INTO purged_refs VALUES (?,?,?)",
                              (connection, reference, now))
                 return
+            message_id, total = row
             conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
                          f" submitted_at=?, reason='' WHERE {where}"
                          " AND state IN ('sending','queued')",
                          (connection, reference, now, part_id))
             message_state.refresh(conn, message_id, now, connection)
-            _, total = _message_and_total(conn, part_id)
             message_routes.part_submitted(conn, message_id, total, now)
             for report in _take_orphans(conn, connection, reference):
                 self._apply_report(conn, report, now)
@@ -684,11 +685,6 @@ def _concat_ref(message_id: str) -> int:
     except ValueError:          # a client-chosen id (Ozeki 10 JSON) need not be hex
         value = zlib.crc32(message_id.encode("utf-8"))
     return value % 255 + 1
-
-
-def _message_of(conn, part_id: int) -> str | None:
-    row = conn.execute("SELECT message_id FROM parts WHERE id=?", (part_id,)).fetchone()
-    return row[0] if row else None
 
 
 def _purged(conn, report: Report) -> bool:

@@ -252,6 +252,7 @@ class LinkProxy:
         self._lock = threading.Lock()
         self.accepted = 0
         self.wire: list[smpp34.SubmitSm] = []
+        self.tap_wire = True           # a bench turns it off: decoding costs the SMSC's CPU
 
     def start(self) -> "LinkProxy":
         threading.Thread(target=self._accept, name="proxy", daemon=True).start()
@@ -283,7 +284,8 @@ class LinkProxy:
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
                 self._links.append((client, server))
-            for a, b, tap in ((client, server, self._tap()), (server, client, None)):
+            tap = self._tap() if self.tap_wire else None
+            for a, b, tap in ((client, server, tap), (server, client, None)):
                 threading.Thread(target=_pump, args=(a, b, tap), daemon=True).start()
 
     def _tap(self):
