@@ -86,7 +86,8 @@ class Dispatcher:
         chosen = self._assign(parts, free)
         if not chosen:
             return 0
-        claimed = self.journal.claim_whole([(p.id, name) for p, name in chosen])
+        claimed = self.journal.claim_whole([(p.id, name, p.message_id, p.total)
+                                            for p, name in chosen])
         batches: dict[str, list] = {}
         for part, name in chosen:
             if part.id in claimed:

@@ -272,17 +272,18 @@ class Journal:
         """Mark parts as sending on their connection; returns the ids actually claimed."""
         return list(self.claim_whole(assignments))
 
-    def claim_whole(self, assignments: list[tuple[int, str]]) -> dict[int, int]:
+    def claim_whole(self, assignments: list[tuple]) -> dict[int, int]:
         """Claim parts as `claim` does, pinning each message to its connection for all its
         parts (store/message_routes.py). Returns {part id: concatenation reference} for the
         parts claimed; a part whose message is pinned elsewhere, or for which no reference is
-        free, stays queued."""
+        free, stays queued. An assignment is (part id, connection), or (part id, connection,
+        message id, total) from a due part, which saves the writer a lookup per part."""
         now = self.clock.now()
 
         def fn(conn):
             claimed = {}
-            for part_id, connection in assignments:
-                message_id, total = _message_and_total(conn, part_id)
+            for part_id, connection, *known in assignments:
+                message_id, total = known if known else _message_and_total(conn, part_id)
                 ref = message_routes.open_round(conn, message_id, connection, now) \
                     if total > 1 else 0
                 if ref is None:
@@ -292,7 +293,8 @@ class Journal:
                                    (connection, part_id))
                 if cur.rowcount:
                     claimed[part_id] = ref
-                    message_state.refresh(conn, message_id, now, connection)
+                    message_state.refresh(conn, message_id, now, connection,
+                                          states=["sending"] if total == 1 else None)
             return claimed
         return self._write(fn)
 
@@ -352,11 +354,12 @@ class Journal:
                              (connection, reference, now))
                 return
             message_id, total = row
-            conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
-                         f" submitted_at=?, reason='' WHERE {where}"
-                         " AND state IN ('sending','queued')",
-                         (connection, reference, now, part_id))
-            message_state.refresh(conn, message_id, now, connection)
+            cur = conn.execute("UPDATE parts SET state='submitted', connection=?,"
+                               f" reference=?, submitted_at=?, reason='' WHERE {where}"
+                               " AND state IN ('sending','queued')",
+                               (connection, reference, now, part_id))
+            known = ["submitted"] if total == 1 and cur.rowcount == 1 else None
+            message_state.refresh(conn, message_id, now, connection, states=known)
             message_routes.part_submitted(conn, message_id, total, now)
             for report in _take_orphans(conn, connection, reference):
                 self._apply_report(conn, report, now)
