@@ -14,6 +14,9 @@ same SMSC; `clients` keep-alive HTTP clients send `sendmessage` for `seconds`; p
 accepted messages, submit_sm/s at the SMSC during the load and to the last one, messages
 lost, and the daemon's CPU per message.
 
+Receipts: python bench/uplink.py --receipts [count]   (default 10,000: a burst of receipts
+for parts the channel submitted into a real journal; see receipt_burst)
+
 Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1]
 The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
 link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message; with
@@ -293,7 +296,56 @@ def backlog(count: int, window: int, receipts: bool) -> None:
         smsc.stop()
 
 
+def receipt_burst(count: int) -> None:
+    """`count` parts submitted through the channel into a real journal, then the SMSC sends
+    all their receipts at once; printed: receipts settled per second (until the last
+    deliver_sm_resp), the group commits they took, and the CPU per receipt of this process
+    (channel, journal writer and the SMSC's Python side)."""
+    from appliance.compose import Submission, prepare
+    from appliance.store.journal import Journal
+    smsc = Smsc().start()
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal.open(tmp)
+        conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=smsc.smsc_port, username="b",
+                          password="b", windowsize=50, messageidbase="hex-decimal")
+        channel = SmppChannel(conn, journal)
+        channel.start()
+        try:
+            while channel.state != "bound":
+                time.sleep(0.01)
+            for start in range(0, count, 1000):
+                journal.accept([prepare(Submission(user="admin", recipient=f"+3620{i:07d}",
+                                                   text=f"r{i}"))
+                                for i in range(start, min(count, start + 1000))])
+            parts = journal.due_parts(limit=count)
+            journal.claim([(p.id, "SMPP0") for p in parts])
+            for start in range(0, count, 100):
+                while channel.free_slots() < 100:
+                    time.sleep(0.001)
+                channel.submit_batch(parts[start:start + 100])
+            while journal.stats()["parts_by_state"].get("submitted", 0) < count:
+                time.sleep(0.05)
+            answered = []
+            commits, cpu, t0 = journal.commits, time.process_time(), time.monotonic()
+            smsc.receipt_burst(list(smsc.received), lambda record, status: answered.append(1))
+            while len(answered) < count:
+                time.sleep(0.005)
+            elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu
+            delivered = journal.stats()["parts_by_state"].get("delivered", 0)
+            print(f"receipt burst: {count} deliver_sm, all answered in {elapsed:.2f}s"
+                  f" ({count / elapsed:.0f}/s), {journal.commits - commits} commits,"
+                  f" {delivered} parts delivered; CPU {cpu / count * 1e6:.0f} µs/receipt"
+                  " (channel, store and SMSC together)")
+        finally:
+            channel.stop()
+            journal.close()
+            smsc.stop()
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--receipts":
+        receipt_burst(int(sys.argv[2]) if len(sys.argv) > 2 else 10_000)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--backlog":
         args = [int(a) for a in sys.argv[2:]]
         count, window, receipts = (args + [20_000, 10, 0][len(args):])[:3]

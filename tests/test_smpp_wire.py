@@ -81,3 +81,46 @@ def test_other_pdus_are_not_read_as_submit_sm_resp():
 def test_deliver_sm_resp_bytes_are_smpplibs(status):
     assert wire.Reply(77, status).generate() == \
         smpplib_bytes("deliver_sm_resp", 77, status=status)
+
+
+DELIVERS = [
+    dict(short_message=b"id:0000A0 sub:001 dlvrd:001 submit date:2401011200 done date:"
+                       b"2401011201 stat:DELIVRD err:000 text:x", esm_class=4,
+         source_addr="36201234567", destination_addr="ACME"),
+    dict(short_message=b"", esm_class=4, receipted_message_id="a3f", message_state=2,
+         source_addr="1", destination_addr="2", source_addr_ton=1),
+    dict(short_message=b"\x05\x00\x03\x07\x02\x01hello", esm_class=0x40, data_coding=0,
+         source_addr="36701111111", destination_addr="1234", source_addr_ton=1),
+    dict(short_message=b"part", sar_msg_ref_num=300, sar_total_segments=2,
+         sar_segment_seqnum=1, source_addr="3670", destination_addr="1"),
+    dict(short_message=b"", message_payload=b"a long text " * 30, data_coding=8,
+         source_addr="3670", destination_addr="1"),
+]
+
+
+def parsed_by_smpplib(raw: bytes):
+    return smpplib.smpp.parse_pdu(raw, client=Seq(), allow_unknown_opt_params=True)
+
+
+@pytest.mark.parametrize("fields", DELIVERS)
+def test_deliver_sm_reads_as_smpplib_reads_it(fields):
+    from appliance.uplink.smpp import pdu_fields
+    raw = smpplib_bytes("deliver_sm", 99, **fields)
+    ours, theirs = wire.read_deliver_sm(raw), parsed_by_smpplib(raw)
+    assert ours is not None
+    assert (ours.command, ours.sequence, ours.status) == \
+        (theirs.command, theirs.sequence, theirs.status)
+    assert pdu_fields(ours) == pdu_fields(theirs)
+
+
+def test_an_unusual_deliver_sm_is_left_to_smpplib():
+    unknown_tlv = smpplib_bytes("deliver_sm", 5, short_message=b"x", source_addr="1",
+                                destination_addr="2", network_error_code=b"\x03\x00\x01")
+    assert parsed_by_smpplib(unknown_tlv).network_error_code == b"\x03\x00\x01"
+    assert wire.read_deliver_sm(unknown_tlv) is None
+    whole = smpplib_bytes("deliver_sm", 5, short_message=b"hello", source_addr="1",
+                          destination_addr="2")
+    cut = len(whole) - 3                   # short_message runs past the end
+    truncated = cut.to_bytes(4, "big") + whole[4:cut]
+    assert wire.read_deliver_sm(truncated) is None
+    assert wire.read_deliver_sm(smpplib_bytes("enquire_link", 3)) is None

@@ -486,7 +486,7 @@ class SmppChannel:
                 break
             raw = bytes(buf[start:start + length])
             start += length
-            pdu = wire.read_submit_resp(raw)        # most of what comes: by hand
+            pdu = wire.read_submit_resp(raw) or wire.read_deliver_sm(raw)   # by hand
             if pdu is not None:
                 pdus.append(pdu)
                 continue

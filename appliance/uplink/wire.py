@@ -1,5 +1,5 @@
 """The PDUs that go by once per message, packed and read by hand: submit_sm out,
-submit_sm_resp in, deliver_sm_resp out.
+submit_sm_resp and deliver_sm (receipts, MO) in, deliver_sm_resp out.
 
 smpplib builds a PDU object per PDU (a dict of ~50 parameters set one by one, each field
 looked up and packed through several calls): at a few thousand submit_sm a second that is
@@ -92,3 +92,81 @@ class Reply:
 
     def generate(self) -> bytes:
         return HEADER.pack(17, DELIVER_SM_RESP, self.status, self.sequence) + b"\0"
+
+
+DELIVER_SM = 0x00000005
+# deliver_sm's mandatory fields up to short_message: C-string (True) or one octet (False)
+_DELIVER_FIELDS = (("service_type", True), ("source_addr_ton", False),
+                   ("source_addr_npi", False), ("source_addr", True),
+                   ("dest_addr_ton", False), ("dest_addr_npi", False),
+                   ("destination_addr", True), ("esm_class", False), ("protocol_id", False),
+                   ("priority_flag", False), ("schedule_delivery_time", True),
+                   ("validity_period", True), ("registered_delivery", False),
+                   ("replace_if_present_flag", False), ("data_coding", False),
+                   ("sm_default_msg_id", False))
+# the TLVs a receipt or an MO carries: tag -> (name, octets of an integer, 0 = octets,
+# -1 = C-string)
+_DELIVER_TLVS = {0x020C: ("sar_msg_ref_num", 2), 0x020E: ("sar_total_segments", 1),
+                 0x020F: ("sar_segment_seqnum", 1), 0x0424: ("message_payload", 0),
+                 0x0427: ("message_state", 1), 0x001E: ("receipted_message_id", -1)}
+
+
+class Deliver:
+    """A deliver_sm as smpplib's DeliverSM would read it, for the fields the channel uses."""
+
+    command = "deliver_sm"
+
+    def __init__(self, sequence: int, status: int):
+        self.sequence, self.status = sequence, status
+
+
+def read_deliver_sm(raw: bytes) -> Deliver | None:
+    """A whole PDU's bytes; None unless it is a deliver_sm this reader is sure of (anything
+    unusual — a TLV it does not know, a field without its NUL — is left to smpplib)."""
+    _, command_id, status, sequence = HEADER.unpack_from(raw)
+    if command_id != DELIVER_SM:
+        return None
+    pdu = Deliver(sequence, status)
+    pos, end = 16, len(raw)
+    for name, is_text in _DELIVER_FIELDS:
+        if pos >= end:
+            return None
+        if is_text:
+            nul = raw.find(b"\0", pos)
+            if nul < 0:
+                return None
+            setattr(pdu, name, raw[pos:nul])
+            pos = nul + 1
+        else:
+            setattr(pdu, name, raw[pos])
+            pos += 1
+    if pos >= end:
+        return None
+    length = raw[pos]
+    pdu.short_message = raw[pos + 1:pos + 1 + length]
+    pos += 1 + length
+    if pos > end:
+        return None
+    for name, _ in _DELIVER_TLVS.values():
+        setattr(pdu, name, None)
+    while pos < end:
+        if end - pos < 4:
+            return None
+        tag, size = struct.unpack_from(">HH", raw, pos)
+        pos += 4
+        known = _DELIVER_TLVS.get(tag)
+        if known is None or pos + size > end:
+            return None
+        name, kind = known
+        value = raw[pos:pos + size]
+        if kind > 0:
+            if size != kind:
+                return None
+            value = int.from_bytes(value, "big")
+        elif kind < 0:
+            value = value[:-1] if value.endswith(b"\0") else None
+            if value is None:
+                return None
+        setattr(pdu, name, value)
+        pos += size
+    return pdu
