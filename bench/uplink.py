@@ -19,7 +19,8 @@ for parts the channel submitted into a real journal; see receipt_burst)
 
 Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1]
 The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
-link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message; with
+link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message, then
+the channel alone through the same SMSC process and link proxy, and the ratio; with
 receipts, the SMSC answers each submit_sm with a deliver_sm receipt and the time until every
 message is `delivered` in the journal (from /status) is printed too.
 """
@@ -67,11 +68,12 @@ class CountingSink:
         return [None] * len(calls) if wait else None
 
 
-def run(smsc, window: int, count: int) -> tuple[float, float]:
+def run(smsc, window: int, count: int, port: int = 0) -> tuple[float, float]:
     sink = CountingSink()
     sink.target = count
-    conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=smsc.smsc_port, username="bench",
-                      password="bench", windowsize=window, deliveryreport=False)
+    conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=port or smsc.smsc_port,
+                      username="bench", password="bench", windowsize=window,
+                      deliveryreport=False)
     channel = SmppChannel(conn, sink)
     freed = threading.Event()
     channel.set_wake(freed.set)
@@ -96,29 +98,60 @@ def run(smsc, window: int, count: int) -> tuple[float, float]:
 
 class SmscProcess:
     """The test SMSC in a process of its own, as a real peer is: the client measured does
-    not share its interpreter (and GIL) with the SMSC's Python side."""
+    not share its interpreter (and GIL) with the SMSC's Python side. `port` goes through its
+    link proxy (`down()` / `up()`), `smsc_port` straight to it."""
 
-    def __init__(self):
-        self.proc = subprocess.Popen([sys.executable, __file__, "--smsc-process"],
+    def __init__(self, receipts: bool = False):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--smsc-process",
+                                      str(int(receipts))],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.smsc_port = int(self.proc.stdout.readline())
+        self.smsc_port, self.port = map(int, self.proc.stdout.readline().split())
+
+    def _ask(self, command: str) -> str:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def down(self) -> None:
+        self._ask("down")
+
+    def up(self) -> None:
+        self._ask("up")
+
+    def counts(self) -> tuple[int, int]:
+        """(submit_sm received, distinct texts among them)"""
+        received, distinct = self._ask("count").split()
+        return int(received), int(distinct)
 
     def stop(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(30)
 
 
-def serve_smsc() -> None:
-    smsc = Smsc().start()
-    smsc.received = _Forget()             # a bench SMSC keeps nothing per message
-    print(smsc.smsc_port, flush=True)
-    sys.stdin.read()                      # until the parent closes the pipe
+def serve_smsc(receipts: bool) -> None:
+    smsc = Smsc(receipts=receipts).start()
+    smsc.received = _Count()              # a bench SMSC keeps no record per message
+    smsc.proxy.tap_wire = False
+    print(smsc.smsc_port, smsc.port, flush=True)
+    for line in sys.stdin:                # until the parent closes the pipe
+        command = line.strip()
+        if command in ("down", "up"):
+            smsc.proxy.down = command == "down"
+            print("ok", flush=True)
+        elif command == "count":
+            print(smsc.received.count, len(smsc.received.texts), flush=True)
     smsc.stop()
 
 
-class _Forget(list):
-    def append(self, item) -> None:
-        pass
+class _Count(list):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+        self.texts: set[bytes] = set()
+
+    def append(self, record) -> None:
+        self.count += 1
+        self.texts.add(record.short_message)
 
 
 def smpplib_alone(smsc, window: int, count: int) -> tuple[float, float]:
@@ -263,23 +296,25 @@ def delivered(port: int) -> int:
 
 
 def backlog(count: int, window: int, receipts: bool) -> None:
-    smsc = Smsc(receipts=receipts).start()
-    smsc.proxy.down = True
-    smsc.proxy.tap_wire = False
+    """The drain rate, then the channel alone (this process, a counting sink) through the
+    same SMSC process and proxy, so the ratio comes from one run."""
+    smsc = SmscProcess(receipts)
+    smsc.down()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)
             try:
                 accepted = send_batches(port, count)
                 cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-                smsc.proxy.down = False
+                smsc.up()
                 deadline = time.monotonic() + 600
-                while len(smsc.received) < accepted and time.monotonic() < deadline:
+                while smsc.counts()[0] < accepted and time.monotonic() < deadline:
                     time.sleep(0.05)
                 elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
-                got = len({r.short_message for r in list(smsc.received)})
+                got = smsc.counts()[1]
+                drain = got / elapsed
                 print(f"backlog window {window}: {accepted} queued while down, drained at"
-                      f" {got / elapsed:.0f} submit_sm/s ({elapsed:.1f}s); lost"
+                      f" {drain:.0f} submit_sm/s ({elapsed:.1f}s); lost"
                       f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
                       " µs/message")
                 if receipts:
@@ -292,6 +327,9 @@ def backlog(count: int, window: int, receipts: bool) -> None:
             finally:
                 proc.terminate()
                 proc.wait(30)
+        alone = max(run(smsc, window, 20_000, port=smsc.port)[0] for _ in range(2))
+        print(f"  the channel alone through the same SMSC and proxy: {alone:.0f} submit_sm/s;"
+              f" drain/alone {drain / alone:.2f}")
     finally:
         smsc.stop()
 
@@ -357,7 +395,7 @@ def main() -> None:
         end_to_end(seconds, int(clients), int(window))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--smsc-process":
-        serve_smsc()
+        serve_smsc(sys.argv[2:] == ["1"])
         return
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     smsc = SmscProcess()
