@@ -449,6 +449,8 @@ class SmppChannel:
         freed = False
         for pdu in self._parse_buffer():
             freed |= self._handle(pdu, effects)
+        if freed and self._client is not None:
+            self._send_ready()      # refill the window first: the SMSC waits, the store can
         self._apply(effects)
         if freed and self._running_low():
             self._wake_dispatcher()
