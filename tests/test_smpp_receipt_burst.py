@@ -38,10 +38,15 @@ def channel(smsc, journal):
     channel.stop()
 
 
+CALLBACK = {"kind": "ozeki_reporturl", "url": "http://127.0.0.1:1/report"}
+
+
 def send_through(journal, channel, count: int, text: str) -> list:
-    """Accept `count` messages and hand them to the channel as the dispatcher does."""
+    """Accept `count` messages (each with a report callback) and hand them to the channel
+    as the dispatcher does."""
     journal.accept([prepare(Submission(user="admin", recipient=f"+3620{i:07d}",
-                                       text=f"{text} {i}")) for i in range(count)])
+                                       text=f"{text} {i}", callback=CALLBACK))
+                    for i in range(count)])
     parts = journal.due_parts(limit=count)
     journal.claim([(p.id, "SMPP0") for p in parts])
     for start in range(0, len(parts), 100):
@@ -104,6 +109,9 @@ def test_a_burst_of_receipts_is_settled_in_few_commits_and_answered_only_when_du
                what="the later parts recorded")
     assert journal.stats()["parts_by_state"] == {"delivered": BURST, "submitted": 100}
     assert journal.query("SELECT count(*) AS n FROM orphan_reports")[0]["n"] == 0
+    # each receipt's callback is queued in the receipt's own commit, for the notifier
+    assert journal.query("SELECT count(*) AS n FROM events WHERE kind='delivered'"
+                         " AND state='pending'")[0]["n"] == BURST
 
 
 def test_receipts_answered_by_a_worker_that_waits_for_each_commit_are_durable_too(
