@@ -23,12 +23,14 @@ wait in the channel for part 1's answer and share its fate. Part 1's success is 
 transaction, so one receipt settles them all, also after a restart.
 
 `free_slots` offers the window plus `max(window, READY_PARTS)` parts waiting here, so each
-submit_sm_resp is followed by the next submit_sm at once. The sink calls of one read
-batch go to the journal together (`write_many`: one transaction, one fsync, on this thread;
-not awaited when they are only submit results); a sink without `write_many` gets them from a small thread pool
-so its own group commit can join them. deliver_sm_resp is sent only after the receipt or
-message is durable. Parts given back by a dropped link are due again at once (the journal
-skips its retry delay for `link_down`).
+submit_sm_resp is followed by the next submit_sm at once; the dispatcher is woken when half
+of those are gone. The worker drives smpplib's PDU classes from its own socket loop (one
+recv for all that came, one sendall per refill) and packs the per-message PDUs by hand
+(uplink/wire.py). The sink calls of one read go to the journal together (`write_many`: one
+transaction, one fsync) without this thread waiting: a deliver_sm_resp leaves only when the
+writer reports the receipt or message durable (`then=`). A sink without `then` is waited
+for; a sink without `write_many` gets its calls from a small thread pool. Parts given back
+by a dropped link are due again at once (the journal skips its retry delay for `link_down`).
 """
 
 from __future__ import annotations
