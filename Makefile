@@ -65,6 +65,7 @@ bench-deps:
 
 bench-kannel: $(STAMP) bench-deps
 	$(PY) bench/vs_kannel.py
+	$(PY) bench/vs_kannel.py --e2e
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -81,11 +81,13 @@ class Dispatcher:
         capacity = sum(free.values())
         if capacity == 0:
             return 0
-        parts = self.journal.due_parts(limit=max(50, capacity * 2))
+        # a little more than fits, for parts that must wait (a message's later parts)
+        parts = self.journal.due_parts(limit=capacity + 50)
         chosen = self._assign(parts, free)
         if not chosen:
             return 0
-        claimed = self.journal.claim_whole([(p.id, name) for p, name in chosen])
+        claimed = self.journal.claim_whole([(p.id, name, p.message_id, p.total)
+                                            for p, name in chosen])
         batches: dict[str, list] = {}
         for part, name in chosen:
             if part.id in claimed:

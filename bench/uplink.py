@@ -3,6 +3,10 @@
 The SMSC is smpp34's SMPP server on 127.0.0.1 (the test SMSC, without its fault proxy); the
 channel is the real SmppChannel with a sink that only counts. Needs the `test` extra.
 Run: python bench/uplink.py [count]   (prints one line per window; nothing is asserted)
+Each line also gives smpplib alone against the same SMSC (its Client, pipelined up to the
+window: send_message while there is room, read_pdu for each answer; no store, no routing)
+and the ratio, with the client process's CPU per submit_sm; the two alternate, three rounds
+each, and the best round of each is printed. The SMSC runs in a process of its own.
 
 End to end: python bench/uplink.py --e2e [seconds] [clients] [window]
 The daemon runs as a process (`python -m appliance run`) with one SMPP connection to the
@@ -10,9 +14,13 @@ same SMSC; `clients` keep-alive HTTP clients send `sendmessage` for `seconds`; p
 accepted messages, submit_sm/s at the SMSC during the load and to the last one, messages
 lost, and the daemon's CPU per message.
 
+Receipts: python bench/uplink.py --receipts [count]   (default 10,000: a burst of receipts
+for parts the channel submitted into a real journal; see receipt_burst)
+
 Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1]
 The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
-link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message; with
+link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message, then
+the channel alone through the same SMSC process and link proxy, and the ratio; with
 receipts, the SMSC answers each submit_sm with a deliver_sm receipt and the time until every
 message is `delivered` in the journal (from /status) is printed too.
 """
@@ -53,29 +61,126 @@ class CountingSink:
 
     part_failed = report = inbound = lambda self, *a, **k: None
 
+    def write_many(self, calls, *, wait=True):
+        """The journal's batch entry point (the channel's real path), without the store."""
+        for call in calls:
+            call()
+        return [None] * len(calls) if wait else None
 
-def run(smsc: Smsc, window: int, count: int) -> float:
+
+def run(smsc, window: int, count: int, port: int = 0) -> tuple[float, float]:
     sink = CountingSink()
     sink.target = count
-    conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=smsc.smsc_port, username="bench",
-                      password="bench", windowsize=window, deliveryreport=False)
+    conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=port or smsc.smsc_port,
+                      username="bench", password="bench", windowsize=window,
+                      deliveryreport=False)
     channel = SmppChannel(conn, sink)
+    freed = threading.Event()
+    channel.set_wake(freed.set)
     channel.start()
     while channel.state != "bound":
         time.sleep(0.01)
     parts = [OutPart(id=i, message_id=str(i), recipient="+36201234567", originator="BENCH",
                      text=f"benchmark message {i}") for i in range(count)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     sent = 0
     while not sink.finished.is_set():
-        room = channel.free_slots()          # feed it as the dispatcher would
-        for part in parts[sent:sent + room]:
-            channel.submit(part)
-        sent += room
-        sink.finished.wait(0.0005)
-    elapsed = time.perf_counter() - start
+        room = channel.free_slots()          # feed it as the dispatcher does: batches, woken
+        if room and sent < count:
+            channel.submit_batch(parts[sent:sent + room])
+            sent += room
+        freed.wait(0.05)
+        freed.clear()
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     channel.stop()
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
+
+
+class SmscProcess:
+    """The test SMSC in a process of its own, as a real peer is: the client measured does
+    not share its interpreter (and GIL) with the SMSC's Python side. `port` goes through its
+    link proxy (`down()` / `up()`), `smsc_port` straight to it."""
+
+    def __init__(self, receipts: bool = False):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--smsc-process",
+                                      str(int(receipts))],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.smsc_port, self.port = map(int, self.proc.stdout.readline().split())
+
+    def _ask(self, command: str) -> str:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def down(self) -> None:
+        self._ask("down")
+
+    def up(self) -> None:
+        self._ask("up")
+
+    def counts(self) -> tuple[int, int]:
+        """(submit_sm received, distinct texts among them)"""
+        received, distinct = self._ask("count").split()
+        return int(received), int(distinct)
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+def serve_smsc(receipts: bool) -> None:
+    smsc = Smsc(receipts=receipts).start()
+    smsc.received = _Count()              # a bench SMSC keeps no record per message
+    smsc.proxy.tap_wire = False
+    print(smsc.smsc_port, smsc.port, flush=True)
+    for line in sys.stdin:                # until the parent closes the pipe
+        command = line.strip()
+        if command in ("down", "up"):
+            smsc.proxy.down = command == "down"
+            print("ok", flush=True)
+        elif command == "count":
+            print(smsc.received.count, len(smsc.received.texts), flush=True)
+    smsc.stop()
+
+
+class _Count(list):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+        self.texts: set[bytes] = set()
+
+    def append(self, record) -> None:
+        self.count += 1
+        self.texts.add(record.short_message)
+
+
+def smpplib_alone(smsc, window: int, count: int) -> tuple[float, float]:
+    """smpplib's own rate: its blocking Client, with up to `window` submit_sm in flight."""
+    import smpplib.client
+    import smpplib.consts
+    import smpplib.exceptions
+    client = smpplib.client.Client("127.0.0.1", smsc.smsc_port, allow_unknown_opt_params=True)
+    client.connect()
+    client.bind_transmitter(system_id="bench", password="bench")
+    start, cpu = time.perf_counter(), time.process_time()
+    sent = answered = 0
+    while answered < count:
+        while sent < count and sent - answered < window:
+            client.send_message(source_addr_ton=5, source_addr_npi=0, source_addr="BENCH",
+                                dest_addr_ton=1, dest_addr_npi=1,
+                                destination_addr="36201234567",
+                                short_message=f"benchmark message {sent}".encode())
+            sent += 1
+        if client.read_pdu().command == "submit_sm_resp":
+            answered += 1
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    try:
+        client.unbind()
+    except smpplib.exceptions.ConnectionError:      # smpp34 may close before unbind_resp
+        pass
+    client.state = smpplib.consts.SMPP_CLIENT_STATE_OPEN     # no "bound state" warning
+    client.disconnect()
+    return count / elapsed, cpu / count * 1e6
 
 
 # --- end to end ---------------------------------------------------------------------------
@@ -191,22 +296,25 @@ def delivered(port: int) -> int:
 
 
 def backlog(count: int, window: int, receipts: bool) -> None:
-    smsc = Smsc(receipts=receipts).start()
-    smsc.proxy.down = True
+    """The drain rate, then the channel alone (this process, a counting sink) through the
+    same SMSC process and proxy, so the ratio comes from one run."""
+    smsc = SmscProcess(receipts)
+    smsc.down()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)
             try:
                 accepted = send_batches(port, count)
                 cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-                smsc.proxy.down = False
+                smsc.up()
                 deadline = time.monotonic() + 600
-                while len(smsc.received) < accepted and time.monotonic() < deadline:
+                while smsc.counts()[0] < accepted and time.monotonic() < deadline:
                     time.sleep(0.05)
                 elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
-                got = len({r.short_message for r in list(smsc.received)})
+                got = smsc.counts()[1]
+                drain = got / elapsed
                 print(f"backlog window {window}: {accepted} queued while down, drained at"
-                      f" {got / elapsed:.0f} submit_sm/s ({elapsed:.1f}s); lost"
+                      f" {drain:.0f} submit_sm/s ({elapsed:.1f}s); lost"
                       f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
                       " µs/message")
                 if receipts:
@@ -219,11 +327,63 @@ def backlog(count: int, window: int, receipts: bool) -> None:
             finally:
                 proc.terminate()
                 proc.wait(30)
+        alone = max(run(smsc, window, 20_000, port=smsc.port)[0] for _ in range(2))
+        print(f"  the channel alone through the same SMSC and proxy: {alone:.0f} submit_sm/s;"
+              f" drain/alone {drain / alone:.2f}")
     finally:
         smsc.stop()
 
 
+def receipt_burst(count: int) -> None:
+    """`count` parts submitted through the channel into a real journal, then the SMSC sends
+    all their receipts at once; printed: receipts settled per second (until the last
+    deliver_sm_resp), the group commits they took, and the CPU per receipt of this process
+    (channel, journal writer and the SMSC's Python side)."""
+    from appliance.compose import Submission, prepare
+    from appliance.store.journal import Journal
+    smsc = Smsc().start()
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal.open(tmp)
+        conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=smsc.smsc_port, username="b",
+                          password="b", windowsize=50, messageidbase="hex-decimal")
+        channel = SmppChannel(conn, journal)
+        channel.start()
+        try:
+            while channel.state != "bound":
+                time.sleep(0.01)
+            for start in range(0, count, 1000):
+                journal.accept([prepare(Submission(user="admin", recipient=f"+3620{i:07d}",
+                                                   text=f"r{i}"))
+                                for i in range(start, min(count, start + 1000))])
+            parts = journal.due_parts(limit=count)
+            journal.claim([(p.id, "SMPP0") for p in parts])
+            for start in range(0, count, 100):
+                while channel.free_slots() < 100:
+                    time.sleep(0.001)
+                channel.submit_batch(parts[start:start + 100])
+            while journal.stats()["parts_by_state"].get("submitted", 0) < count:
+                time.sleep(0.05)
+            answered = []
+            commits, cpu, t0 = journal.commits, time.process_time(), time.monotonic()
+            smsc.receipt_burst(list(smsc.received), lambda record, status: answered.append(1))
+            while len(answered) < count:
+                time.sleep(0.005)
+            elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu
+            delivered = journal.stats()["parts_by_state"].get("delivered", 0)
+            print(f"receipt burst: {count} deliver_sm, all answered in {elapsed:.2f}s"
+                  f" ({count / elapsed:.0f}/s), {journal.commits - commits} commits,"
+                  f" {delivered} parts delivered; CPU {cpu / count * 1e6:.0f} µs/receipt"
+                  " (channel, store and SMSC together)")
+        finally:
+            channel.stop()
+            journal.close()
+            smsc.stop()
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--receipts":
+        receipt_burst(int(sys.argv[2]) if len(sys.argv) > 2 else 10_000)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "--backlog":
         args = [int(a) for a in sys.argv[2:]]
         count, window, receipts = (args + [20_000, 10, 0][len(args):])[:3]
@@ -234,12 +394,22 @@ def main() -> None:
         seconds, clients, window = (args + [10, 8, 10][len(args):])[:3]
         end_to_end(seconds, int(clients), int(window))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--smsc-process":
+        serve_smsc(sys.argv[2:] == ["1"])
+        return
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    smsc = Smsc().start()
+    smsc = SmscProcess()
     try:
         for window in (1, 10, 50):
-            rate = run(smsc, window, count if window > 1 else count // 5)
-            print(f"window {window:>3}: {rate:8.0f} submit_sm/s")
+            n = count if window > 1 else count // 5
+            ours, theirs = [], []
+            for _ in range(3):              # alternate, so a busy moment hits both
+                ours.append(run(smsc, window, n))
+                theirs.append(smpplib_alone(smsc, window, n))
+            (rate, cpu), (ref_rate, ref_cpu) = max(ours), max(theirs)
+            print(f"window {window:>3}: {rate:6.0f} submit_sm/s ({cpu:.0f} µs CPU each);"
+                  f" smpplib alone {ref_rate:6.0f} ({ref_cpu:.0f} µs); ratio"
+                  f" {rate / ref_rate:.2f}")
     finally:
         smsc.stop()
 

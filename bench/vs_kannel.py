@@ -13,6 +13,9 @@ the ingest rate, /status time, start-to-READY and RSS with a million messages qu
 
     make bench-deps                     # apt: kannel kannel-extras wrk
     .venv/bin/python bench/vs_kannel.py [--seconds 10] [--clients 1,8,32] [--queued 1000000]
+    .venv/bin/python bench/vs_kannel.py --e2e [--seconds 10] [--e2e-clients 8] [--window 10]
+        (SMPP end to end: Kannel `smsc = smpp` and the appliance against one smpp34 SMSC;
+        see bench/smpp_e2e.py)
 
 Nothing here asserts: it prints figures (docs/architecture.md quotes a run).
 """
@@ -389,7 +392,13 @@ def main() -> int:
                              " page size first (bytes written and CPU per message)")
     parser.add_argument("--no-uvloop", action="store_true",
                         help="run the appliance on the stdlib asyncio loop (to compare)")
+    parser.add_argument("--e2e", action="store_true",
+                        help="only the SMPP end-to-end section (bench/smpp_e2e.py)")
+    parser.add_argument("--window", type=int, default=10, help="--e2e: SMPP window")
+    parser.add_argument("--e2e-clients", type=int, default=8, help="--e2e: wrk clients")
     args = parser.parse_args()
+    if args.e2e:
+        return smpp_e2e(args)
     global NO_UVLOOP
     NO_UVLOOP = args.no_uvloop
     levels = [int(c) for c in args.clients.split(",")]
@@ -426,6 +435,15 @@ def main() -> int:
         if not args.skip_extras:
             extras(args, tmp, ours, kannel, levels)
     return 0
+
+
+def smpp_e2e(args) -> int:
+    """Kannel `smsc = smpp` and the appliance's SMPP uplink, same load, same SMSC."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import smpp_e2e
+    base = Path(os.environ.get("BENCH_DIR", "/var/tmp"))
+    with tempfile.TemporaryDirectory(prefix="bench-smpp-e2e-", dir=base) as tmp_name:
+        return smpp_e2e.main(sys.modules[__name__], args, Path(tmp_name))
 
 
 def run_levels(side, name: str, levels, seconds: float, tmp: Path, extras=False) -> dict:

@@ -104,7 +104,8 @@ class Journal:
             return None
         return self._writer.call(fn, timeout)
 
-    def write_many(self, calls: list, *, wait: bool = True) -> list[Exception | None] | None:
+    def write_many(self, calls: list, *, wait: bool = True,
+                   then=None) -> list[Exception | None] | None:
         """Run sink calls (`part_submitted`, `part_failed`, `report`, `inbound`: methods that
         write and return nothing) in one writer call: one transaction, one fsync, no thread
         per call. Each runs in its own savepoint, so one refused update undoes only itself.
@@ -112,7 +113,10 @@ class Journal:
 
         `wait=False` queues the writes and returns None at once (errors are logged): for
         results nobody answers for (submit_sm_resp), so the caller's thread goes on sending.
-        The writer keeps order, so a later call (a receipt) sees these writes."""
+        The writer keeps order, so a later call (a receipt) sees these writes.
+        `then(errors)` also returns at once, and is called on the writer thread after the
+        commit (or its failure) with the per-call list: for answers that may only leave
+        once their writes are durable (deliver_sm_resp), without blocking the caller."""
         fns: list = []
         errors: list[Exception | None] = []
         for call in calls:
@@ -141,6 +145,10 @@ class Journal:
                     conn.execute("RELEASE one")
                     results.append(exc)
             return results
+        if then is not None:
+            self._writer.submit(fn).add_done_callback(
+                lambda future: then(_merge_errors(errors, future)))
+            return None
         if not wait:
             self._writer.submit(fn).add_done_callback(_log_refused)
             for error in errors:
@@ -265,17 +273,18 @@ class Journal:
         """Mark parts as sending on their connection; returns the ids actually claimed."""
         return list(self.claim_whole(assignments))
 
-    def claim_whole(self, assignments: list[tuple[int, str]]) -> dict[int, int]:
+    def claim_whole(self, assignments: list[tuple]) -> dict[int, int]:
         """Claim parts as `claim` does, pinning each message to its connection for all its
         parts (store/message_routes.py). Returns {part id: concatenation reference} for the
         parts claimed; a part whose message is pinned elsewhere, or for which no reference is
-        free, stays queued."""
+        free, stays queued. An assignment is (part id, connection), or (part id, connection,
+        message id, total) from a due part, which saves the writer a lookup per part."""
         now = self.clock.now()
 
         def fn(conn):
             claimed = {}
-            for part_id, connection in assignments:
-                message_id, total = _message_and_total(conn, part_id)
+            for part_id, connection, *known in assignments:
+                message_id, total = known if known else _message_and_total(conn, part_id)
                 ref = message_routes.open_round(conn, message_id, connection, now) \
                     if total > 1 else 0
                 if ref is None:
@@ -285,7 +294,8 @@ class Journal:
                                    (connection, part_id))
                 if cur.rowcount:
                     claimed[part_id] = ref
-                    message_state.refresh(conn, message_id, now, connection)
+                    message_state.refresh(conn, message_id, now, connection,
+                                          states=["sending"] if total == 1 else None)
             return claimed
         return self._write(fn)
 
@@ -337,18 +347,20 @@ class Journal:
                  else "id=?")
 
         def fn(conn):
-            message_id = _message_of(conn, part_id)
-            if message_id is None:
+            row = conn.execute("SELECT message_id, total FROM parts WHERE id=?",
+                               (part_id,)).fetchone()
+            if row is None:
                 _log_vanished(connection, part_id, f"submitted (reference {reference})")
                 conn.execute("INSERT INTO purged_refs VALUES (?,?,?)",
                              (connection, reference, now))
                 return
-            conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
-                         f" submitted_at=?, reason='' WHERE {where}"
-                         " AND state IN ('sending','queued')",
-                         (connection, reference, now, part_id))
-            message_state.refresh(conn, message_id, now, connection)
-            _, total = _message_and_total(conn, part_id)
+            message_id, total = row
+            cur = conn.execute("UPDATE parts SET state='submitted', connection=?,"
+                               f" reference=?, submitted_at=?, reason='' WHERE {where}"
+                               " AND state IN ('sending','queued')",
+                               (connection, reference, now, part_id))
+            known = ["submitted"] if total == 1 and cur.rowcount == 1 else None
+            message_state.refresh(conn, message_id, now, connection, states=known)
             message_routes.part_submitted(conn, message_id, total, now)
             for report in _take_orphans(conn, connection, reference):
                 self._apply_report(conn, report, now)
@@ -733,11 +745,6 @@ def _concat_ref(message_id: str) -> int:
     return value % 255 + 1
 
 
-def _message_of(conn, part_id: int) -> str | None:
-    row = conn.execute("SELECT message_id FROM parts WHERE id=?", (part_id,)).fetchone()
-    return row[0] if row else None
-
-
 def _purged(conn, report: Report) -> bool:
     """A report for a part purged with its message: forget the reference once it is used."""
     names = receipt_match.peers(conn, report.connection)     # any bind of the SMSC account
@@ -755,6 +762,15 @@ def _log_vanished(connection: str, part_id: int, what: str) -> None:
     # The message was purged while a channel held this part: nothing left to update.
     log.info("store: %s: part %s %s, but its message was purged; result dropped",
              connection, part_id, what)
+
+
+def _merge_errors(errors: list, future) -> list:
+    """Per call: the error raised while collecting its writes, else the one from the commit."""
+    try:
+        results = future.result()
+    except Exception as exc:            # the whole commit failed
+        return [error or exc for error in errors]
+    return [error or result for error, result in zip(errors, results)]
 
 
 def _log_refused(future) -> None:

@@ -78,6 +78,8 @@ def part_by_reference(conn, connection: str, reference: str, recipient: str | No
 def take_orphans(conn, connection: str, reference: str) -> list[str]:
     """Remove and return (as stored JSON) the receipts for `reference` that came, on any
     bind of `connection`'s account, before the reference was recorded."""
+    if conn.execute("SELECT 1 FROM orphan_reports LIMIT 1").fetchone() is None:
+        return []           # the usual case, asked once per submitted part: one probe
     names = peers(conn, connection)
     rows = conn.execute(f"SELECT rowid, report FROM orphan_reports WHERE connection IN"
                         f" ({_marks(names)}) AND reference=?", (*names, reference)).fetchall()

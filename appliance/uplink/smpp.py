@@ -23,16 +23,19 @@ wait in the channel for part 1's answer and share its fate. Part 1's success is 
 transaction, so one receipt settles them all, also after a restart.
 
 `free_slots` offers the window plus `max(window, READY_PARTS)` parts waiting here, so each
-submit_sm_resp is followed by the next submit_sm at once. The sink calls of one read
-batch go to the journal together (`write_many`: one transaction, one fsync, on this thread;
-not awaited when they are only submit results); a sink without `write_many` gets them from a small thread pool
-so its own group commit can join them. deliver_sm_resp is sent only after the receipt or
-message is durable. Parts given back by a dropped link are due again at once (the journal
-skips its retry delay for `link_down`).
+submit_sm_resp is followed by the next submit_sm at once; the dispatcher is woken when half
+of those are gone. The worker drives smpplib's PDU classes from its own socket loop (one
+recv for all that came, one sendall per refill) and packs the per-message PDUs by hand
+(uplink/wire.py). The sink calls of one read go to the journal together (`write_many`: one
+transaction, one fsync) without this thread waiting: a deliver_sm_resp leaves only when the
+writer reports the receipt or message durable (`then=`). A sink without `then` is waited
+for; a sink without `write_many` gets its calls from a small thread pool. Parts given back
+by a dropped link are due again at once (the journal skips its retry delay for `link_down`).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 import select
@@ -49,7 +52,7 @@ import smpplib.smpp
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.config import SMPPConfig, normalize_connection
 from appliance.model import OutPart, Report
-from appliance.uplink import codec, receipts
+from appliance.uplink import codec, receipts, wire
 from appliance.uplink.backoff import Backoff
 from appliance.uplink.link_health import STABLE_AFTER, LinkHealth
 from appliance.uplink.window import Rate, Throttle, Window
@@ -63,7 +66,9 @@ ESME_RTHROTTLED = 0x58
 ESME_RINVCMDID = 0x03
 SLOWING = {ESME_RTHROTTLED: "throttled", ESME_RMSGQFUL: "queue_full"}
 TRANSIENT = {ESME_RSYSERR, ESME_RMSGQFUL, 0x45, ESME_RTHROTTLED, 0x64, 0xFF}
-READ_BATCH = 256
+RECV_BYTES = 256 * 1024     # one recv takes every PDU waiting (a window of answers, receipts)
+MAX_PDU = 1 << 20           # a longer command_length is a garbled stream, not a PDU
+PDU_HEADER = 16
 READY_PARTS = 100           # parts waiting here beyond the window (at least one window)
 MAX_THROTTLED = 5
 PAYLOAD_MEMORY = 1000       # message ids sent whole, remembered for late parts 2..n
@@ -112,6 +117,13 @@ class SmppChannel:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_dispatcher = lambda: None
+        self._rx = bytearray()                    # bytes read and not yet parsed
+        self._session = 0                         # which bind a committed reply belongs to
+        self._committed: deque = deque()          # (session, effects, errors) from the writer
+        self._replies_pending = 0                 # batches whose commit has not come back
+        write_many = getattr(sink, "write_many", None)
+        self._write_later = (write_many is not None
+                             and "then" in inspect.signature(write_many).parameters)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None   # only for sinks without write_many
@@ -279,6 +291,8 @@ class SmppChannel:
 
     def _bound(self, client) -> None:
         self._client = client
+        self._rx.clear()
+        self._session += 1
         self._health.bound(self.clock.monotonic())   # the backoff resets once the bind holds
         self._last_rx = self.clock.monotonic()
         self._enquire_sent = None
@@ -315,6 +329,7 @@ class SmppChannel:
                         dropped, self.conn.report_timeout_hours)
 
     def _cycle(self) -> None:
+        self._send_committed()
         self._send_ready()
         sock = self._client._socket
         readable, _, _ = select.select([sock, self._wake_r], [], [], self._select_timeout())
@@ -345,26 +360,37 @@ class SmppChannel:
             self._return_inbox("receiver", "a receiver bind cannot send")
             return
         now = self.clock.monotonic()
+        out: list[bytes] = []           # the whole window refill leaves in one sendall
         while self._window.room() and not self._throttle.paused(now):
             if self._throttled:
-                self._send_part(self._throttled.pop(0), now)
+                part = self._throttled.pop(0)
             elif self._inbox:
-                self._send_part(self._inbox.popleft(), now)
+                part = self._inbox.popleft()
             else:
-                return
+                break
+            data = self._submit_sm(part, now)
+            if data is not None:
+                out.append(data)
+        if out:
+            self._send_bytes(b"".join(out))
 
-    def _send_part(self, part: OutPart, now: float) -> None:
+    def _submit_sm(self, part: OutPart, now: float) -> bytes | None:
+        """The submit_sm for `part`, put in the window; None when part 1 carries it whole."""
         whole = None
         if self._payload_mode(part):
             if part.seq > 1 and self._covered_by_part_one(part):
-                return
+                return None
             whole = self._whole_text(part) if part.seq == 1 else None
             if whole is not None:
                 self._payload_waiting.setdefault(part.message_id, [])
-        pdu = smpplib.smpp.make_pdu("submit_sm", client=self._client,
-                                    **codec.submit_fields(part, self.conn, whole_text=whole))
-        self._window.add(pdu.sequence, part, now)
-        self._send(pdu)
+        fields = codec.submit_fields(part, self.conn, whole_text=whole)
+        sequence = self._client.next_sequence()
+        data = wire.encode_submit_sm(sequence, fields)
+        if data is None:                # a field only smpplib's SubmitSM knows
+            data = smpplib.smpp.make_pdu("submit_sm", client=self._client, sequence=sequence,
+                                         **fields).generate()
+        self._window.add(sequence, part, now)
+        return data
 
     def _payload_mode(self, part: OutPart) -> bool:
         return self.conn.usetlvmessagepayload and part.total > 1
@@ -396,9 +422,14 @@ class SmppChannel:
         return message["body"] if message and part.encoding in ("gsm7", "ucs2") else None
 
     def _send(self, pdu) -> None:
+        self._send_bytes(pdu.generate())
+
+    def _send_bytes(self, data: bytes) -> None:
+        """Straight to the socket: smpplib's send_pdu would hex-dump every PDU for a debug
+        line nobody logs, and we keep our own idea of the session state."""
         try:
-            self._client.send_pdu(pdu)
-        except (smpplib.exceptions.ConnectionError, OSError) as exc:
+            self._client._socket.sendall(data)
+        except OSError as exc:
             raise LinkDown(f"send failed: {exc}") from None
 
     def _reply(self, pdu, command: str, status: int = ESME_ROK):
@@ -413,29 +444,79 @@ class SmppChannel:
     # --- reading ---
 
     def _read_batch(self, sock) -> None:
+        """Everything the SMSC sent so far, in one recv: its results go to the store
+        together, and the dispatcher is woken once for all the slots they freed."""
+        self._receive(sock)
         effects: list = []          # (fn, reply pdu or None)
         freed = False
-        for _ in range(READ_BATCH):
-            pdu = self._read_pdu()
-            if pdu is not None:
-                freed |= self._handle(pdu, effects)
-            if not select.select([sock], [], [], 0)[0]:
-                break
+        for pdu in self._parse_buffer():
+            freed |= self._handle(pdu, effects)
+        if freed and self._client is not None:
+            self._send_ready()      # refill the window first: the SMSC waits, the store can
         self._apply(effects)
-        if freed:
+        if freed and self._running_low():
             self._wake_dispatcher()
 
-    def _read_pdu(self):
+    def _running_low(self) -> bool:
+        """Wake the dispatcher when half the parts kept ready beyond the window are gone,
+        not at every answer: it then moves a batch, and neither thread is woken per PDU."""
+        waiting = len(self._inbox) + len(self._throttled)
+        return waiting <= (self.capacity - self.conn.windowsize) // 2
+
+    def _receive(self, sock) -> None:
         try:
-            pdu = self._client.read_pdu()
-        except (smpplib.exceptions.ConnectionError, OSError) as exc:
+            data = sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
             raise LinkDown(f"link lost: {exc or 'closed by the SMSC'}") from None
-        except (smpplib.exceptions.UnknownCommandError, smpplib.exceptions.PDUError) as exc:
-            log.warning("%s: unreadable PDU ignored: %s", self.name, exc)
-            return None
+        if not data:
+            raise LinkDown("link lost: closed by the SMSC")
+        self._rx += data
         self._last_rx = self.clock.monotonic()
         self._enquire_sent = None
-        return pdu
+
+    def _parse_buffer(self) -> list:
+        """The whole PDUs in the read buffer, parsed by smpplib's PDU classes; a PDU they
+        cannot read is skipped by its length (the stream stays in step)."""
+        pdus = []
+        buf = self._rx
+        start = 0
+        while len(buf) - start >= 4:
+            length = int.from_bytes(buf[start:start + 4], "big")
+            if not PDU_HEADER <= length <= MAX_PDU:
+                raise LinkDown(f"garbled stream: command_length {length}")
+            if len(buf) - start < length:
+                break
+            raw = bytes(buf[start:start + length])
+            start += length
+            pdu = wire.read_submit_resp(raw) or wire.read_deliver_sm(raw)   # by hand
+            if pdu is not None:
+                pdus.append(pdu)
+                continue
+            try:
+                pdu = smpplib.smpp.parse_pdu(raw, client=self._client,
+                                             allow_unknown_opt_params=True)
+            except (smpplib.exceptions.UnknownCommandError, smpplib.exceptions.PDUError,
+                    ValueError, IndexError, KeyError) as exc:
+                pdu = None
+                log.warning("%s: unreadable PDU ignored: %s", self.name, exc or type(exc))
+            if pdu is None:
+                self._nack_unknown(raw)
+            else:
+                pdus.append(pdu)
+        del buf[:start]
+        return pdus
+
+    def _nack_unknown(self, raw: bytes) -> None:
+        """A request we cannot read gets generic_nack (SMPP 3.4 §3.3); a response nothing."""
+        command_id = int.from_bytes(raw[4:8], "big")
+        if command_id & 0x80000000:
+            return
+        nack = smpplib.smpp.make_pdu("generic_nack", client=self._client,
+                                     status=ESME_RINVCMDID)
+        nack.sequence = int.from_bytes(raw[12:16], "big")
+        self._send(nack)
 
     def _handle(self, pdu, effects: list) -> bool:
         """Dispatch one PDU; True when it freed a window slot."""
@@ -450,7 +531,7 @@ class SmppChannel:
             self._send(self._reply(pdu, "enquire_link_resp"))
         elif command == "unbind":
             self._send(self._reply(pdu, "unbind_resp"))
-            self._apply(effects)
+            self._apply(effects, settle_now=True)
             effects.clear()
             raise LinkDown("the SMSC unbound")
         elif command not in ("enquire_link_resp", "unbind_resp", "alert_notification"):
@@ -550,7 +631,7 @@ class SmppChannel:
 
     def _on_deliver(self, pdu, effects: list) -> None:
         fields = pdu_fields(pdu)
-        reply = self._reply(pdu, "deliver_sm_resp")
+        reply = wire.Reply(pdu.sequence)
         receipted = fields.get("receipted_message_id")
         if receipts.is_receipt(fields["esm_class"]) or receipted:
             receipt = receipts.read_receipt(_text(fields["short_message"]), receipted,
@@ -567,12 +648,16 @@ class SmppChannel:
         fragment = codec.inbound_fragment(self.name, fields, self.clock.now(), self._alphabet)
         effects.append((lambda: self.sink.inbound(fragment), reply))
 
-    def _apply(self, effects: list) -> None:
-        """Run the sink calls (in one commit), then send the replies."""
+    def _apply(self, effects: list, *, settle_now: bool = False) -> None:
+        """Run the sink calls (in one commit), then send the replies. With the journal the
+        replies leave after the commit without this thread waiting for it (`_committed`),
+        unless `settle_now` (the SMSC is unbinding: answer before the link goes)."""
         if not effects:
             return
         write_many = getattr(self.sink, "write_many", None)
         if write_many is not None:
+            if self._write_later and not settle_now and any(r is not None for _, r in effects):
+                return self._apply_later(write_many, effects)
             return self._apply_batch(write_many, effects)
         failed = set()
 
@@ -617,15 +702,49 @@ class SmppChannel:
                     failed.add(id(reply))
         self._send_replies(effects, failed)
 
+    def _apply_later(self, write_many, effects: list) -> None:
+        """Receipts and MO: the writes are queued for the next group commit and this thread
+        goes on sending submit_sm; the writer hands the outcome back (`_on_commit`) and
+        the deliver_sm_resp leave from `_send_committed`, never before the commit."""
+        session = self._session
+        self._replies_pending += 1
+        try:
+            write_many([fn for fn, _ in effects],
+                       then=lambda errors: self._on_commit(session, effects, errors))
+        except Exception as exc:          # the store is down: the SMSC sends them again
+            log.error("%s: the store refused %d updates: %s", self.name, len(effects), exc)
+            self._on_commit(session, effects, [exc] * len(effects))
+
+    def _on_commit(self, session: int, effects: list, errors: list) -> None:
+        """On the writer thread, after the commit: hand the replies to the worker."""
+        self._committed.append((session, effects, errors))
+        self._poke()
+
+    def _send_committed(self) -> None:
+        while self._committed:
+            session, effects, errors = self._committed.popleft()
+            self._replies_pending -= 1
+            if session != self._session or self._client is None:
+                continue        # that bind is gone: the SMSC sends those PDUs again
+            failed = set()
+            for (_, reply), error in zip(effects, errors):
+                if error is not None:
+                    log.error("%s: the store refused an update: %s", self.name, error)
+                    if reply is not None:
+                        failed.add(id(reply))
+            self._send_replies(effects, failed)
+
     def _send_replies(self, effects: list, failed: set) -> None:
         sent = set()
+        out: list[bytes] = []
         for _, reply in effects:
             if reply is not None and id(reply) not in sent:
                 sent.add(id(reply))
                 if id(reply) in failed:
                     reply.status = ESME_RSYSERR   # the SMSC sends it again later
-                if self._client is not None:
-                    self._send(reply)
+                out.append(reply.generate())
+        if out and self._client is not None:
+            self._send_bytes(b"".join(out))
 
     # --- timers ---
 
@@ -694,20 +813,34 @@ class SmppChannel:
         self._apply([(lambda p=p: self.sink.part_failed(p.id, self.name, code, reason, True),
                       None) for p in parts])
 
+    def _settle_replies(self, rounds: int = 20) -> None:
+        """Before unbinding: the answers to receipts whose commit is under way still leave
+        (a short wait; the SMSC sends the rest again on the next bind)."""
+        for _ in range(rounds):
+            self._send_committed()
+            if not self._replies_pending:
+                return
+            select.select([self._wake_r], [], [], 0.1)
+            self._drain_wake()
+
     def _close_politely(self) -> None:
         if self._client is None:
             return
         try:
-            self._client.send_pdu(smpplib.smpp.make_pdu("unbind", client=self._client))
-            self._client._socket.settimeout(1.0)
+            self._settle_replies()
+            self._send(smpplib.smpp.make_pdu("unbind", client=self._client))
+            sock = self._client._socket
+            sock.settimeout(1.0)
             for _ in range(self.conn.windowsize + 1):
-                pdu = self._client.read_pdu()
-                if pdu.command == "unbind_resp":
+                self._receive(sock)
+                pdus = self._parse_buffer()
+                effects: list = []
+                for pdu in pdus:
+                    if pdu.command == "submit_sm_resp":
+                        self._on_submit_resp(pdu, effects)
+                self._apply(effects)
+                if any(pdu.command == "unbind_resp" for pdu in pdus):
                     break
-                if pdu.command == "submit_sm_resp":
-                    effects: list = []
-                    self._on_submit_resp(pdu, effects)
-                    self._apply(effects)
         except Exception:  # the SMSC may close first; what is still in flight goes back
             pass
         _close(self._client)
