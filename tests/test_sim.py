@@ -37,6 +37,7 @@ def test_demo_modems_are_wired_to_their_power_pins(network, mock_factory):
     assert len({c.power_pin for c in configs}) == 2
     sim = network.modem("slot1")
     assert sim.path == configs[0].modemorport and network.modem("slot9") is None
+    assert network.modem("2") is network.modem("slot2") is not None    # as a user types it
     sim.inject_fault("hang")
     port = open_port(sim.path)
     with pytest.raises(Exception):

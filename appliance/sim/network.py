@@ -65,7 +65,9 @@ class SimNetwork:
         return modem
 
     def modem(self, slot: str) -> SimModem | None:
-        """The simulated modem in `slot`, or None."""
+        """The simulated modem in `slot` (`slot2`, or just `2` as a user types it), or None."""
+        if slot.strip().isdigit():
+            slot = f"slot{slot.strip()}"
         for modem in self.modems.values():
             if modem.slot == slot:
                 return modem
