@@ -88,7 +88,10 @@ def test_three_modems_with_random_faults_lose_nothing(tmp_path, mock_factory):
             parts = [p["state"] for mid in accepted for p in journal.get_parts(mid)]
             return all(state in FINAL | {"submitted"} for state in parts) and \
                 len(journal.folder(None, "inbox", limit=10_000)) >= inbound_sent
-        wait_until(settled, timeout=120, interval=0.5, what="every part settled")
+        try:
+            wait_until(settled, timeout=120, interval=0.5, what="every part settled")
+        except AssertionError:
+            raise AssertionError(_unsettled(journal, accepted, inbound_sent)) from None
         time.sleep(3)                           # late reports
         summary = _summary(journal, accepted)
         print(f"\nsoak: {len(accepted)} messages, {inbound_sent} inbound, {summary}, "
@@ -127,3 +130,17 @@ def _summary(journal, accepted) -> dict:
         state = journal.get_message(mid)["state"]
         counts[state] = counts.get(state, 0) + 1
     return counts
+
+
+def _unsettled(journal, accepted, inbound_sent) -> str:
+    """What a timed-out soak still waits for: each unsettled part and the inbox count."""
+    lines = []
+    for mid in accepted:
+        for p in journal.get_parts(mid):
+            if p["state"] not in FINAL | {"submitted"}:
+                lines.append(f"{mid} part {p['seq']}/{p['total']} {p['state']}"
+                             f" on {p['connection']!r} reason {p['reason']!r}"
+                             f" next_attempt {p['next_attempt']}")
+    inbox = len(journal.folder(None, "inbox", limit=10_000))
+    return (f"not settled: {len(lines)} parts, inbox {inbox}/{inbound_sent} at"
+            f" {time.time():.0f}\n" + "\n".join(lines[:30]))
