@@ -9,12 +9,39 @@ size). The last 62 bits are random; journal._concat_ref takes its reference from
 from __future__ import annotations
 
 import os
+import threading
 import time
+
+# Random bits come from os.urandom in blocks: one system call per 400 ids instead of one per
+# id (on the HTTP loop's thread each call also gives up the GIL, and getting it back waits
+# behind the writer thread). Each thread draws from its own block, so no two threads share
+# bytes, and a forked child starts with fresh blocks.
+_ID_RANDOM_BYTES = 10
+_BLOCK_IDS = 400
+_local = threading.local()
+
+
+def _reset_after_fork() -> None:
+    global _local
+    _local = threading.local()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _random_80_bits() -> int:
+    pool = _local
+    offset = getattr(pool, "offset", None)
+    if offset is None or offset >= _ID_RANDOM_BYTES * _BLOCK_IDS:
+        pool.block = os.urandom(_ID_RANDOM_BYTES * _BLOCK_IDS)
+        offset = 0
+    pool.offset = offset + _ID_RANDOM_BYTES
+    return int.from_bytes(pool.block[offset:offset + _ID_RANDOM_BYTES], "big")
 
 
 def new_message_id() -> str:
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = _random_80_bits()
     value = (millis & (2 ** 48 - 1)) << 80
     value |= 0x7 << 76                                    # version 7
     value |= ((rand >> 64) & 0xFFF) << 64                 # 12 random bits

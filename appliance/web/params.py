@@ -23,23 +23,47 @@ class ParamError(ValueError):
     pass
 
 
+# Parsed once per request and kept on the WSGI environ (which lives exactly as long as the
+# request): the /api router peeks at the names, then a dialect reads the values.
+_RAW_KEY = "appliance.params.raw"
+_DECODED_KEY = "appliance.params"
+
+
 def read_params(request: bottle.BaseRequest) -> dict[str, str]:
-    """All query and form parameters, lower-case names, decoded text values."""
-    raw = list(request.query.allitems()) + list(request.forms.allitems())
+    """All query and form parameters, lower-case names, decoded text values. A second call
+    for the same request answers a copy of the first one's result."""
+    environ = request.environ
+    cached = environ.get(_DECODED_KEY)
+    if cached is not None:
+        return dict(cached)
+    raw = _raw_items(request)
     charset = _charset(raw)
     params: dict[str, str] = {}
     for name, value in raw:
         key = name.strip().lower()
         key = ALIASES.get(key, key)
         params[key] = _decode(value, charset, keep_invalid=key in TEXT_PARAMS)
-    return params
+    environ[_DECODED_KEY] = params
+    return dict(params)
 
 
 def peek_params(request: bottle.BaseRequest) -> dict[str, str]:
     """Names and undecoded values of query and form fields, to pick a dialect before the
     values are decoded (a bad `_charset_` must still be answered in the right dialect)."""
-    raw = list(request.query.allitems()) + list(request.forms.allitems())
-    return {name.strip().lower(): value for name, value in raw}
+    return {name.strip().lower(): value for name, value in _raw_items(request)}
+
+
+def _raw_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
+    """Query fields, then form fields (bottle's native strings), parsed once per request.
+    A request without a body has no form fields: bottle's body machinery is skipped."""
+    environ = request.environ
+    raw = environ.get(_RAW_KEY)
+    if raw is None:
+        raw = list(request.query.allitems())
+        if environ.get("CONTENT_LENGTH") != "0":
+            raw += request.forms.allitems()
+        environ[_RAW_KEY] = raw
+    return raw
 
 
 def _charset(raw) -> str:
