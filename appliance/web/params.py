@@ -8,6 +8,7 @@ form fields are merged (POST wins).
 from __future__ import annotations
 
 import codecs
+from urllib.parse import unquote
 
 import bottle
 
@@ -59,11 +60,36 @@ def _raw_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
     environ = request.environ
     raw = environ.get(_RAW_KEY)
     if raw is None:
-        raw = list(request.query.allitems())
+        raw = _query_items(environ.get("QUERY_STRING", ""))
         if environ.get("CONTENT_LENGTH") != "0":
             raw += request.forms.allitems()
         environ[_RAW_KEY] = raw
     return raw
+
+
+def _query_items(query: str) -> list[tuple[str, str]]:
+    """`request.query.allitems()` without building bottle's FormsDict: the same pairs
+    (split, '+' as space, %-decoded to latin-1 native strings, empty pairs skipped), in the
+    same order (grouped by name, names in the order they first appear)."""
+    grouped: dict[str, list[str]] = {}
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        name = _unquote(name)
+        value = _unquote(value)
+        values = grouped.get(name)
+        if values is None:
+            grouped[name] = [value]
+        else:
+            values.append(value)
+    return [(name, value) for name, values in grouped.items() for value in values]
+
+
+def _unquote(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, encoding="latin1") if "%" in text else text
 
 
 def _charset(raw) -> str:
