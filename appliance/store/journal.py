@@ -171,10 +171,7 @@ class Journal:
         Returns only after the commit, so an id returned here survives a power cut.
         """
         now = self.clock.now()
-        if getattr(self._local, "batch", None) is not None:     # inside write_many
-            results = self._write(lambda conn: self._accept_all(conn, messages, now))
-        else:       # accepts queued together share one call in the writer (writer.Merged)
-            results = self._writer.call_merged(self._accept_calls, (messages, now))
+        results = self._write(lambda conn: self._accept_all(conn, messages, now))
         with self._readers_lock:
             self._accepted += sum(isinstance(r, str) for r in results)
         return results
@@ -192,15 +189,6 @@ class Journal:
         credit = _Credit(conn)
         results = [self._accept_one(conn, m, now, credit) for m in messages]
         credit.write(now)
-        return results
-
-    def _accept_calls(self, conn, calls: list[tuple[list[NewMessage], float]]) -> list:
-        """Several `accept` calls queued together, as one writer call: `_accept_all` with
-        one credit read and one balance update per user for all of them."""
-        credit = _Credit(conn)
-        results = [[self._accept_one(conn, m, now, credit) for m in messages]
-                   for messages, now in calls]
-        credit.write(calls[-1][1])
         return results
 
     def _accept_one(self, conn, msg: NewMessage, now: float, credit: "_Credit"):

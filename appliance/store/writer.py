@@ -24,24 +24,6 @@ log = logging.getLogger("appliance.store")
 
 _STOP = object()
 
-
-class Merged:
-    """A write that runs together with its neighbours in the queue: `fn(conn, args_list)`
-    answers one result per entry of `args_list`. The writer hands every queued write of the
-    same `fn` one call, in one savepoint (at c=8 a commit carries several single-message
-    accepts: one credit read, one balance update, one savepoint for all of them instead of
-    one each). Only consecutive writes merge, so the queue's order holds. If that call
-    fails, each write runs alone, so one bad write undoes only itself, as for any other."""
-
-    __slots__ = ("fn", "args")
-
-    def __init__(self, fn: Callable[[sqlite3.Connection, list], list], args):
-        self.fn = fn
-        self.args = args
-
-    def __call__(self, conn: sqlite3.Connection):
-        return self.fn(conn, [self.args])[0]
-
 # A new journal's page size. Every commit writes each page it dirtied whole into the WAL
 # (and a checkpoint writes it once more), and an accepted message dirties about a dozen
 # B-tree pages: smaller pages are fewer bytes per message on the SD card. Measured with
@@ -169,12 +151,6 @@ class GroupWriter:
         self._queue.put((fn, future))
         return future
 
-    def call_merged(self, fn: Callable[[sqlite3.Connection, list], list], args,
-                    timeout: float = 60.0):
-        """`fn(conn, [args])[0]`, durably committed; calls of the same `fn` queued together
-        run as one `fn(conn, [args, ...])` (see `Merged`)."""
-        return suspend.wait(self.submit(Merged(fn, args)), timeout)
-
     def call(self, fn: Callable[[sqlite3.Connection], object], timeout: float = 60.0):
         """Run `fn` in the writer and wait until it is durably committed. Inside a request
         of the loop HTTP front the wait yields the loop instead of blocking it."""
@@ -225,7 +201,7 @@ class GroupWriter:
             if len(batch) == 1:
                 results = [self._run_alone(conn, batch[0][0])]
             else:
-                results = self._run_all(conn, batch)
+                results = [self._run_one(conn, fn) for fn, _ in batch]
             started = time.perf_counter()
             conn.execute("COMMIT")
             self.commit_seconds.observe(time.perf_counter() - started)
@@ -251,41 +227,6 @@ class GroupWriter:
             GroupWriter._rollback(conn)
             conn.execute("BEGIN IMMEDIATE")
             return None, exc
-
-    @classmethod
-    def _run_all(cls, conn: sqlite3.Connection, batch: list) -> list:
-        """Every write of a batch of several, each in its savepoint, in queue order; a run
-        of consecutive `Merged` writes of the same function is one call."""
-        results: list = []
-        start, size = 0, len(batch)
-        while start < size:
-            fn = batch[start][0]
-            end = start + 1
-            if fn.__class__ is Merged:
-                while end < size and batch[end][0].__class__ is Merged \
-                        and batch[end][0].fn == fn.fn:
-                    end += 1
-            if end - start == 1:
-                results.append(cls._run_one(conn, fn))
-            else:
-                results += cls._run_merged(conn, fn.fn, [f for f, _ in batch[start:end]])
-            start = end
-        return results
-
-    @classmethod
-    def _run_merged(cls, conn: sqlite3.Connection, fn, members: list) -> list:
-        conn.execute("SAVEPOINT merged")
-        try:
-            values = fn(conn, [member.args for member in members])
-            if len(values) != len(members):
-                raise RuntimeError(f"{fn.__qualname__} answered {len(values)} results "
-                                   f"for {len(members)} writes")
-        except Exception:       # run them one by one: only the bad one fails
-            conn.execute("ROLLBACK TO merged")
-            conn.execute("RELEASE merged")
-            return [cls._run_one(conn, member) for member in members]
-        conn.execute("RELEASE merged")
-        return [(value, None) for value in values]
 
     @staticmethod
     def _run_one(conn: sqlite3.Connection, fn) -> tuple[object, BaseException | None]:
