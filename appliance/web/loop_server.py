@@ -65,17 +65,20 @@ class _Refuse(Exception):
 
 
 class _Task(greenlet.greenlet, Suspendable):
-    """One request's handler; `executor` serves suspend.offload. `woken` is its Future's
-    done-callback (from the writer thread): a bound method, no closure per request."""
-
-    def woken(self, future) -> None:
-        self.conn.server._wake(self, future)
+    """One request's handler; `executor` serves suspend.offload."""
 
     executor = None
     conn = None
     saved = None          # bottle's thread-local request/response while suspended
     waiting = None        # the Future it waits for
-    deadline = None       # clock.monotonic() after which the wait times out, or None
+    # clock.monotonic() after which the wait times out, or None. The timeout sweep checks
+    # it, so a wait may last up to one sweep period (idle/request timeout / 4) longer.
+    deadline = None
+
+    def woken(self, future) -> None:
+        """The Future's done-callback, from the writer thread (a bound method: no closure
+        per request)."""
+        self.conn.server._wake(self, future)
 
 
 @dataclass
