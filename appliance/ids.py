@@ -15,25 +15,19 @@ import time
 # Random bits come from os.urandom in blocks: one system call per 400 ids instead of one per
 # id (on the HTTP loop's thread each call also gives up the GIL, and getting it back waits
 # behind the writer thread). Each thread draws from its own block, so no two threads share
-# bytes, and a forked child starts with fresh blocks.
+# bytes; a block is tied to the process that drew it, so a forked child draws its own.
 _ID_RANDOM_BYTES = 10
 _BLOCK_IDS = 400
 _local = threading.local()
 
 
-def _reset_after_fork() -> None:
-    global _local
-    _local = threading.local()
-
-
-os.register_at_fork(after_in_child=_reset_after_fork)
-
-
 def _random_80_bits() -> int:
     pool = _local
     offset = getattr(pool, "offset", None)
-    if offset is None or offset >= _ID_RANDOM_BYTES * _BLOCK_IDS:
+    pid = os.getpid()       # a plain system call: it keeps the GIL
+    if offset is None or offset >= _ID_RANDOM_BYTES * _BLOCK_IDS or pool.pid != pid:
         pool.block = os.urandom(_ID_RANDOM_BYTES * _BLOCK_IDS)
+        pool.pid = pid
         offset = 0
     pool.offset = offset + _ID_RANDOM_BYTES
     return int.from_bytes(pool.block[offset:offset + _ID_RANDOM_BYTES], "big")
