@@ -7,6 +7,7 @@ survive restarts untouched. Credits live in the journal's ledger, not here.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, field
@@ -53,6 +54,13 @@ class AuthError(Exception):
 def in_networks(address: str, networks) -> bool:
     """Is `address` in any of `networks` (addresses or CIDR ranges; a bad entry matches
     nothing)? The one allow/deny check of every API, hook, mail and metrics list."""
+    return _in_networks(address, tuple(networks))
+
+
+@functools.lru_cache(maxsize=1024)
+def _in_networks(address: str, networks: tuple) -> bool:
+    """Memoized by the address and the list's contents (an edited list is a new key): a
+    user with an allow list does not parse it again on every request; bounded."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -9,12 +9,33 @@ size). The last 62 bits are random; journal._concat_ref takes its reference from
 from __future__ import annotations
 
 import os
+import threading
 import time
+
+# Random bits come from os.urandom in blocks: one system call per 400 ids instead of one per
+# id (on the HTTP loop's thread each call also gives up the GIL, and getting it back waits
+# behind the writer thread). Each thread draws from its own block, so no two threads share
+# bytes; a block is tied to the process that drew it, so a forked child draws its own.
+_ID_RANDOM_BYTES = 10
+_BLOCK_IDS = 400
+_local = threading.local()
+
+
+def _random_80_bits() -> int:
+    pool = _local
+    offset = getattr(pool, "offset", None)
+    pid = os.getpid()       # a plain system call: it keeps the GIL
+    if offset is None or offset >= _ID_RANDOM_BYTES * _BLOCK_IDS or pool.pid != pid:
+        pool.block = os.urandom(_ID_RANDOM_BYTES * _BLOCK_IDS)
+        pool.pid = pid
+        offset = 0
+    pool.offset = offset + _ID_RANDOM_BYTES
+    return int.from_bytes(pool.block[offset:offset + _ID_RANDOM_BYTES], "big")
 
 
 def new_message_id() -> str:
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = _random_80_bits()
     value = (millis & (2 ** 48 - 1)) << 80
     value |= 0x7 << 76                                    # version 7
     value |= ((rand >> 64) & 0xFFF) << 64                 # 12 random bits

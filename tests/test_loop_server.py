@@ -262,3 +262,33 @@ def test_expect_100_continue_is_granted_only_to_a_body_that_fits(front):
     small.close()
     [mid] = message_ids(answer)
     assert daemon.journal.get_message(mid)["body"] == "after continue"
+
+
+def test_a_request_waiting_too_long_for_its_commit_is_answered_busy_by_the_sweep(front):
+    """No timer per request: the timeout sweep ends a store wait past its deadline (FakeClock),
+    and the answer is the dialect's own error."""
+    daemon, server, clock = front
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold(conn):
+        entered.set()
+        gate.wait(30)
+
+    held = daemon.journal._writer.submit(hold)
+    assert entered.wait(10)
+    try:
+        sock = raw(server.ports[0])
+        sock.sendall(f"GET {send_query(text='stuck')} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        while not server._waiting:                    # the handler is suspended on its commit
+            threading.Event().wait(0.005)
+        server.check_timeouts()                       # not yet due
+        assert server._waiting
+        clock.advance(61)
+        server.check_timeouts()
+        answer = sock.recv(65536).decode()
+        assert answer.startswith("HTTP/1.1 200 ") and "<errorcode>8</errorcode>" in answer
+        assert "busy" in answer and not server._waiting
+        sock.close()
+    finally:
+        gate.set()
+        held.result(30)

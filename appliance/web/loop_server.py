@@ -68,9 +68,17 @@ class _Task(greenlet.greenlet, Suspendable):
     """One request's handler; `executor` serves suspend.offload."""
 
     executor = None
+    conn = None
     saved = None          # bottle's thread-local request/response while suspended
     waiting = None        # the Future it waits for
-    timer = None
+    # clock.monotonic() after which the wait times out, or None. The timeout sweep checks
+    # it, so a wait may last up to one sweep period (idle/request timeout / 4) longer.
+    deadline = None
+
+    def woken(self, future) -> None:
+        """The Future's done-callback, from the writer thread (a bound method: no closure
+        per request)."""
+        self.conn.server._wake(self, future)
 
 
 @dataclass
@@ -147,6 +155,7 @@ class LoopServer:
         self._date = _Date()
         self._executor: ThreadPoolExecutor | None = None
         self._ready: deque = deque()          # (task, future) settled by the writer thread
+        self._waiting: set[_Task] = set()     # suspended with a deadline (swept, no timers)
         self._wake_scheduled = False
         self._idle_event: asyncio.Event | None = None
         self._loop = _new_loop()
@@ -226,6 +235,8 @@ class LoopServer:
         now = self.clock.monotonic()
         for conn in list(self._connections):
             conn.check_timeouts(now)
+        for task in [t for t in self._waiting if t.deadline <= now]:
+            self._resume(task, task.throw, TimeoutError("the store did not answer"))
 
     def check_timeouts(self) -> None:
         """Run the timeout sweep now, from any thread (tests advance a FakeClock first)."""
@@ -252,28 +263,31 @@ class LoopServer:
 
     def run_request(self, conn: "_Connection", environ: dict) -> None:
         task = _Task(_call_app)
-        task.executor = self._offload_pool()
+        task.executor = self._executor or self._offload_pool()
         task.conn = conn
         self.in_flight += 1
         self.requests += 1
         self._idle_event.clear()
-        self._step(task, lambda: task.switch(self.app, environ))
+        self._step(task, task.switch, self.app, environ)
 
-    def _step(self, task: _Task, resume) -> None:
+    def _step(self, task: _Task, resume, *args) -> None:
+        """Run the handler until it answers or suspends; `resume` is the greenlet's switch
+        (or throw) and `args` what it hands the handler (no closure per request)."""
         try:
-            outcome = resume()
+            outcome = resume(*args)
         except BaseException:             # bottle catches handler errors; this is a bug here
             log.exception("web: request handler crashed")
             outcome = _plain_reply(500, "internal error")
-        if isinstance(outcome, _Reply):
+        if outcome.__class__ is _Reply:
             self._finish(task, outcome)
             return
         future, timeout = outcome
         task.saved = _save_locals()
         task.waiting = future
-        if timeout is not None:
-            task.timer = self._loop.call_later(timeout, self._time_out, task, future)
-        future.add_done_callback(lambda f, t=task: self._wake(t, f))
+        if timeout is not None:           # the sweep ends the wait (no timer per request)
+            task.deadline = self.clock.monotonic() + timeout
+            self._waiting.add(task)
+        future.add_done_callback(task.woken)
 
     def _wake(self, task: _Task, future) -> None:
         """From the writer thread: queue the resume; one loop wake-up per group commit.
@@ -292,21 +306,19 @@ class LoopServer:
             if task.waiting is not future:
                 continue               # it timed out already
             error = future.exception()
-            self._resume(task, (lambda t=task, e=error: t.throw(e)) if error is not None
-                         else (lambda t=task, f=future: t.switch(f.result())))
+            if error is not None:
+                self._resume(task, task.throw, error)
+            else:
+                self._resume(task, task.switch, future.result())
 
-    def _time_out(self, task: _Task, future) -> None:
-        if task.waiting is future:
-            self._resume(task, lambda: task.throw(TimeoutError("the store did not answer")))
-
-    def _resume(self, task: _Task, resume) -> None:
+    def _resume(self, task: _Task, resume, value) -> None:
         task.waiting = None
-        if task.timer is not None:
-            task.timer.cancel()
-            task.timer = None
+        if task.deadline is not None:
+            task.deadline = None
+            self._waiting.discard(task)
         _restore_locals(task.saved)
         task.saved = None
-        self._step(task, resume)
+        self._step(task, resume, value)
 
     def _finish(self, task: _Task, reply: _Reply) -> None:
         self.in_flight -= 1
@@ -426,11 +438,16 @@ class _Connection(asyncio.Protocol):
             raise _Refuse(status, message)
 
     def on_headers_complete(self) -> None:
-        headers = {name.lower(): value.strip() for name, value in self.headers}
-        length = headers.get(b"content-length", b"")
+        length = expect = b""
+        for name, value in self.headers:         # the last one of a name counts
+            lname = name.lower()
+            if lname == b"content-length":
+                length = value.strip()
+            elif lname == b"expect":
+                expect = value.strip()
         if length.isdigit() and int(length) > self.limits.max_body:
             raise _Refuse(413, "the request body is too large")      # before any 100 Continue
-        if headers.get(b"expect", b"").lower() == b"100-continue":
+        if expect.lower() == b"100-continue":
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -462,9 +479,9 @@ class _Connection(asyncio.Protocol):
         environ["QUERY_STRING"] = query.decode("latin-1")
         environ["SERVER_PROTOCOL"] = "HTTP/" + self.parser.get_http_version()
         for name, value in self.headers:
-            key = name.decode("latin-1").upper().replace("-", "_")
-            if "_" in name.decode("latin-1"):
+            if b"_" in name:
                 continue                          # Foo_Bar would pose as Foo-Bar (waitress too)
+            key = name.decode("latin-1").upper().replace("-", "_")
             text = value.decode("latin-1").strip()
             if key == "CONTENT_TYPE":
                 environ[key] = text
@@ -473,8 +490,8 @@ class _Connection(asyncio.Protocol):
                 if key in _UNTRUSTED:
                     continue
                 environ[key] = environ[key] + "," + text if key in environ else text
-        body = b"".join(self.body)
-        environ["CONTENT_LENGTH"] = str(len(body))   # chunked bodies arrive de-chunked
+        body = b"".join(self.body) if self.body else b""
+        environ["CONTENT_LENGTH"] = str(len(body)) if body else "0"   # chunked: de-chunked
         environ["wsgi.input"] = io.BytesIO(body)
         return environ
 

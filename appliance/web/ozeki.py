@@ -301,7 +301,8 @@ def _settle(outcome: Outcome, result) -> None:
         _refuse(outcome, result)
     else:
         outcome.message_id = result.id
-        log.debug("api: accepted %s for %s", result.id, masked(outcome.recipient))   # per message: DEBUG
+        if log.isEnabledFor(logging.DEBUG):       # per message: DEBUG, masked only when shown
+            log.debug("api: accepted %s for %s", result.id, masked(outcome.recipient))
 
 
 def _refuse(outcome: Outcome, exc: ValidationError) -> None:

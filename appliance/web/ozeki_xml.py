@@ -16,9 +16,16 @@ def clean(text: str) -> str:
     return _NOT_XML.sub("", text)
 
 
+# Anything escape() would change: a character XML cannot carry, or one of & < >.
+_NEEDS_ESCAPE = re.compile("[&<>]|" + _NOT_XML.pattern)
+
+
 def escape(text: str) -> str:
     """Escape for XML text, dropping characters XML cannot represent."""
-    return _sax_escape(clean(str(text)))
+    text = str(text)
+    if _NEEDS_ESCAPE.search(text) is None:     # the common value: one scan, no copies
+        return text
+    return _sax_escape(clean(text))
 
 
 def quoteattr(text: str) -> str:
@@ -46,7 +53,7 @@ E_UNSUPPORTED = 11
 
 def element(name: str, value=None, **attrs) -> str:
     """`<name attr="..">value</name>`, or `<name />` when value is None or empty."""
-    attr = "".join(f" {k}={quoteattr(str(v))}" for k, v in attrs.items())
+    attr = "".join(f" {k}={quoteattr(str(v))}" for k, v in attrs.items()) if attrs else ""
     if value is None or value == "":
         return f"<{name}{attr} />"
     return f"<{name}{attr}>{escape(str(value))}</{name}>"

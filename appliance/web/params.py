@@ -8,6 +8,7 @@ form fields are merged (POST wins).
 from __future__ import annotations
 
 import codecs
+from urllib.parse import unquote
 
 import bottle
 
@@ -23,23 +24,72 @@ class ParamError(ValueError):
     pass
 
 
+# Parsed once per request and kept on the WSGI environ (which lives exactly as long as the
+# request): the /api router peeks at the names, then a dialect reads the values.
+_RAW_KEY = "appliance.params.raw"
+_DECODED_KEY = "appliance.params"
+
+
 def read_params(request: bottle.BaseRequest) -> dict[str, str]:
-    """All query and form parameters, lower-case names, decoded text values."""
-    raw = list(request.query.allitems()) + list(request.forms.allitems())
+    """All query and form parameters, lower-case names, decoded text values. A second call
+    for the same request answers a copy of the first one's result."""
+    environ = request.environ
+    cached = environ.get(_DECODED_KEY)
+    if cached is not None:
+        return dict(cached)
+    raw = _raw_items(request)
     charset = _charset(raw)
     params: dict[str, str] = {}
     for name, value in raw:
         key = name.strip().lower()
         key = ALIASES.get(key, key)
         params[key] = _decode(value, charset, keep_invalid=key in TEXT_PARAMS)
-    return params
+    environ[_DECODED_KEY] = params
+    return dict(params)
 
 
 def peek_params(request: bottle.BaseRequest) -> dict[str, str]:
     """Names and undecoded values of query and form fields, to pick a dialect before the
     values are decoded (a bad `_charset_` must still be answered in the right dialect)."""
-    raw = list(request.query.allitems()) + list(request.forms.allitems())
-    return {name.strip().lower(): value for name, value in raw}
+    return {name.strip().lower(): value for name, value in _raw_items(request)}
+
+
+def _raw_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
+    """Query fields, then form fields (bottle's native strings), parsed once per request.
+    A request without a body has no form fields: bottle's body machinery is skipped."""
+    environ = request.environ
+    raw = environ.get(_RAW_KEY)
+    if raw is None:
+        raw = _query_items(environ.get("QUERY_STRING", ""))
+        if environ.get("CONTENT_LENGTH") != "0":
+            raw += request.forms.allitems()
+        environ[_RAW_KEY] = raw
+    return raw
+
+
+def _query_items(query: str) -> list[tuple[str, str]]:
+    """`request.query.allitems()` without building bottle's FormsDict: the same pairs
+    (split, '+' as space, %-decoded to latin-1 native strings, empty pairs skipped), in the
+    same order (grouped by name, names in the order they first appear)."""
+    grouped: dict[str, list[str]] = {}
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        name = _unquote(name)
+        value = _unquote(value)
+        values = grouped.get(name)
+        if values is None:
+            grouped[name] = [value]
+        else:
+            values.append(value)
+    return [(name, value) for name, values in grouped.items() for value in values]
+
+
+def _unquote(text: str) -> str:
+    if "+" in text:
+        text = text.replace("+", " ")
+    return unquote(text, encoding="latin1") if "%" in text else text
 
 
 def _charset(raw) -> str:

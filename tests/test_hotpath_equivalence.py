@@ -1,0 +1,79 @@
+"""The hot path's shortcuts answer exactly what the plain code answered: the GSM-7 check and
+septet count as one regex scan, the XML escape's no-change fast path, the memoized
+allow/deny network check, and message ids drawn from pooled random bytes."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from xml.sax.saxutils import escape as sax_escape
+
+import pytest
+
+from appliance import accounts, ids
+from appliance.gsm import alphabet
+from appliance.gsm.errors import EncodingError
+from appliance.web import ozeki_xml as X
+
+SAMPLE = (alphabet.GSM_CHARACTERS + alphabet.EXTENSION_CHARACTERS + "\x1bÀé€ő😀\ud800\x00\x0b"
+          "&<>\"'\t\n\r\ufffe")
+
+
+def _plain_cost(text: str) -> int:
+    return sum(alphabet.CHAR_COST[ch] for ch in text)
+
+
+def test_gsm7_check_and_septet_count_match_the_character_table():
+    rng = random.Random(7)
+    for _ in range(3000):
+        text = "".join(rng.choice(SAMPLE) for _ in range(rng.randint(0, 40)))
+        fits = all(ch in alphabet.CHAR_COST for ch in text)
+        assert alphabet.is_gsm7(text) is fits
+        if fits:
+            assert alphabet.septet_cost(text) == _plain_cost(text)
+        else:
+            with pytest.raises(EncodingError):
+                alphabet.septet_cost(text)
+
+
+def test_xml_escape_fast_path_matches_clean_then_escape():
+    rng = random.Random(11)
+    for _ in range(3000):
+        text = "".join(rng.choice(SAMPLE) for _ in range(rng.randint(0, 30)))
+        assert X.escape(text) == sax_escape(X.clean(text))
+    assert X.element("n", 5) == "<n>5</n>" and X.element("n", "") == "<n />"
+    assert X.element("n", "a&b", kind="x<y") == '<n kind="x&lt;y">a&amp;b</n>'
+
+
+def test_an_edited_allow_list_takes_effect_at_once():
+    allow = ["10.0.0.0/8"]
+    assert accounts.in_networks("10.1.2.3", allow)
+    allow.append("192.168.1.0/24")
+    assert accounts.in_networks("192.168.1.7", allow)
+    allow.remove("10.0.0.0/8")
+    assert not accounts.in_networks("10.1.2.3", allow)
+    assert not accounts.in_networks("not an address", allow)
+    assert not accounts.in_networks("10.1.2.3", ["bad entry"])
+
+
+def test_ids_from_one_random_block_and_the_next_are_all_different_uuid7s():
+    count = ids._BLOCK_IDS * 3 + 5
+    made = [ids.new_message_id() for _ in range(count)]
+    assert len(set(made)) == count
+    assert all(uuid.UUID(m).version == 7 for m in made)
+
+
+def test_a_forked_child_does_not_reuse_its_parents_random_bytes():
+    ids.new_message_id()                       # the parent has a block in use
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                               # the child: its next id, then exit at once
+        os.write(write, ids.new_message_id().encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent_id = ids.new_message_id()
+    assert child_id[-12:] != parent_id[-12:]

@@ -1,0 +1,91 @@
+"""Request parameters are parsed once per request (web/params.py keeps them on the environ),
+with exactly bottle's pairs and order, and a request without a body never reads one; GET and
+POST still give the same answers (in process, against the daemon's WSGI app)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+import urllib.parse
+
+import bottle
+
+from appliance.web import params
+from conftest import ADMIN_PASSWORD
+
+PIECES = ["a", "B", "=", "&", "%", "%2", "%20", "%zz", "+", "%C3%A9", "_charset_", "%ff",
+          "==", "&&", "x=1"]
+
+
+def test_query_pairs_are_bottles_own_pairs_in_bottles_order():
+    for size in (1, 2, 3):
+        for combo in itertools.product(PIECES, repeat=size):
+            query = "".join(combo)
+            expected = list(bottle.BaseRequest({"QUERY_STRING": query}).query.allitems())
+            assert params._query_items(query) == expected, query
+
+
+def _request(query: str, body: bytes = b"", method: str = "GET") -> bottle.BaseRequest:
+    environ = {"REQUEST_METHOD": method, "QUERY_STRING": query,
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+    if body:
+        environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+    return bottle.BaseRequest(environ)
+
+
+def test_peek_then_read_parses_the_query_once_and_answers_copies(monkeypatch):
+    calls = []
+    original = params._query_items
+    monkeypatch.setattr(params, "_query_items", lambda q: calls.append(q) or original(q))
+    request = _request("Action=sendmessage&recepient=%2B3620&MessageData=caf%C3%A9")
+    assert params.peek_params(request)["action"] == "sendmessage"
+    first = params.read_params(request)
+    first["messagedata"] = "changed by a caller"
+    second = params.read_params(request)
+    assert calls == ["Action=sendmessage&recepient=%2B3620&MessageData=caf%C3%A9"]
+    assert second == {"action": "sendmessage", "recipient": "+3620", "messagedata": "café"}
+
+
+class _NoBody(io.BytesIO):
+    def read(self, *args):
+        raise AssertionError("a request without a body had its body read")
+
+
+def test_a_request_without_a_body_never_reads_one_and_post_fields_win():
+    request = _request("text=a&x=1")
+    request.environ["wsgi.input"] = _NoBody()
+    assert params.read_params(request) == {"text": "a", "x": "1"}
+    posted = _request("text=from+query&y=2", b"text=from+body", "POST")
+    assert params.read_params(posted) == {"text": "from body", "y": "2"}
+
+
+def test_a_bad_charset_is_refused_on_every_read():
+    request = _request("_charset_=no-such-codec&text=a")
+    for _ in range(2):
+        try:
+            params.read_params(request)
+        except params.ParamError as exc:
+            assert "no-such-codec" in str(exc)
+        else:
+            raise AssertionError("a bad _charset_ was accepted")
+
+
+def _without_ids(body: str) -> str:
+    return re.sub(r"<messageid>[^<]+</messageid>", "<messageid/>", body)
+
+
+def test_get_and_post_sendmessage_give_the_same_answer(appliance):
+    _, api = appliance
+    fields = {"action": "sendmessage", "username": "admin", "password": ADMIN_PASSWORD,
+              "recipient": "+36201234567,+36207654321", "messagetype": "SMS:TEXT",
+              "messagedata": "Same <answer> & 'quotes' € ü"}
+    query = urllib.parse.urlencode(fields)
+    status_get, _, body_get = api.call("GET", f"http://127.0.0.1/api?{query}")
+    status_post, _, body_post = api.call(
+        "POST", "http://127.0.0.1/api", query.encode(),
+        {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status_get == status_post == 200
+    assert _without_ids(body_get.decode()) == _without_ids(body_post.decode())
+    assert body_get.decode().count("<statuscode>0</statuscode>") == 2
+    assert "Same &lt;answer&gt; &amp; 'quotes' € ü" in body_get.decode()
