@@ -124,6 +124,8 @@ class SmppChannel:
         write_many = getattr(sink, "write_many", None)
         self._write_later = (write_many is not None
                              and "then" in inspect.signature(write_many).parameters)
+        # a sink that records many submit results in one set-based write (the journal)
+        self._record_batches = hasattr(sink, "parts_submitted")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None   # only for sinks without write_many
@@ -559,14 +561,29 @@ class SmppChannel:
         self._throttle_counts.pop(part.id, None)
         self.counts["submitted"] += 1
         self._rate.add(self.clock.monotonic())
-        calls = [self._submitted_call(part, reference)]
         if part.message_id in self._payload_waiting and part.seq == 1:
+            calls = [self._submitted_call(part, reference)]
             calls += [self._submitted_call(p, reference) for p in self._followers(part)]
             self._remember_payload(part.message_id, reference)
+        elif effects is not None and self._record_batches:
+            self._batch_of(effects).results.append((part.id, reference))
+            return
+        else:
+            calls = [self._submitted_call(part, reference)]
         if effects is None:
             self._apply(calls)
         else:
             effects.extend(calls)
+
+    def _batch_of(self, effects: list) -> "_SubmittedBatch":
+        """The batch of submit results at the end of `effects`, or a new one: results that
+        came together are recorded in one set-based write, in their place among the
+        receipts and failures of the same read."""
+        if effects and isinstance(effects[-1][0], _SubmittedBatch):
+            return effects[-1][0]
+        batch = _SubmittedBatch(self.sink, self.name)
+        effects.append((batch, None))
+        return batch
 
     def _submitted_call(self, part: OutPart, reference: str):
         if part.seq == 1 and part.message_id in self._payload_waiting:
@@ -845,6 +862,20 @@ class SmppChannel:
             pass
         _close(self._client)
         self._client = None
+
+
+class _SubmittedBatch:
+    """One sink call for the submit_sm_resp OKs of one read: `parts_submitted`."""
+
+    __slots__ = ("sink", "connection", "results")
+
+    def __init__(self, sink, connection: str):
+        self.sink = sink
+        self.connection = connection
+        self.results: list[tuple[int, str]] = []
+
+    def __call__(self) -> None:
+        self.sink.parts_submitted(self.connection, self.results)
 
 
 def _bind_error(command: str, exc) -> str:
