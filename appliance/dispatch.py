@@ -66,14 +66,21 @@ class Dispatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.heartbeat = self.clock.monotonic()
+            self._wake.clear()          # a wake during the step makes the wait below return
             try:
                 moved = self.step()
             except Exception:  # one bad step must not stop the queue for good
                 log.exception("dispatch: step failed; retrying")
                 moved = 0
-            if not moved:
+            if not moved or not self._unwoken_free():
                 self._wake.wait(self.idle_seconds)
-                self._wake.clear()
+
+    def _unwoken_free(self) -> bool:
+        """A channel with free slots that does not wake the dispatcher when slots free up
+        (a modem): look again at once. Channels that do wake it (SMPP, providers) are left
+        to fill their ready queue, so a backlog moves in batches, not a part per pass."""
+        return any(not hasattr(ch, "set_wake") and ch.free_slots() > 0
+                   for ch in list(self.channels.values()))
 
     def step(self) -> int:
         """One pass: housekeeping when due, then dispatch what fits. Returns parts moved."""

@@ -73,6 +73,9 @@ READY_PARTS = 100           # parts waiting here beyond the window (at least one
 MAX_THROTTLED = 5
 PAYLOAD_MEMORY = 1000       # message ids sent whole, remembered for late parts 2..n
 TICK = 0.5
+# submit_sm_resp OKs are handed to the store together: this many, or after this long
+RESULTS_PER_WRITE = 64
+RESULT_HOLD = 0.005
 ORPHAN_SWEEP = 60.0         # seconds between sweeps of this bind's unmatched receipts
 
 
@@ -126,6 +129,8 @@ class SmppChannel:
                              and "then" in inspect.signature(write_many).parameters)
         # a sink that records many submit results in one set-based write (the journal)
         self._record_batches = hasattr(sink, "parts_submitted")
+        self._held: _SubmittedBatch | None = None     # submit results not yet handed over
+        self._held_since = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None   # only for sinks without write_many
@@ -230,6 +235,7 @@ class SmppChannel:
             except Exception as exc:  # one bad PDU must not end the uplink
                 log.exception("%s: worker step failed", self.name)
                 self._drop(f"internal error: {exc}")
+        self._flush_results()
         self._close_politely()
         self._return_all("stopped", "the uplink was stopped")
         self.state = "stopped"
@@ -333,6 +339,7 @@ class SmppChannel:
     def _cycle(self) -> None:
         self._send_committed()
         self._send_ready()
+        self._flush_results(idle=True)
         sock = self._client._socket
         readable, _, _ = select.select([sock, self._wake_r], [], [], self._select_timeout())
         if self._wake_r in readable:
@@ -346,6 +353,8 @@ class SmppChannel:
         timeout = min(TICK, max(0.0, self._last_rx + self.conn.keepaliveperiod - now))
         if (self._inbox or self._throttled) and self._throttle.paused(now):
             timeout = min(timeout, self._throttle.until - now)
+        if self._held is not None:
+            timeout = min(timeout, self._held_since + RESULT_HOLD - now)
         return max(0.0, timeout)
 
     def _drain_wake(self) -> None:
@@ -455,9 +464,39 @@ class SmppChannel:
             freed |= self._handle(pdu, effects)
         if freed and self._client is not None:
             self._send_ready()      # refill the window first: the SMSC waits, the store can
+        self._hold_results(effects)
         self._apply(effects)
         if freed and self._running_low():
             self._wake_dispatcher()
+
+    def _hold_results(self, effects: list) -> None:
+        """A read that brought only submit_sm_resp OKs: keep its results to record with the
+        next reads' (one writer call per RESULTS_PER_WRITE results or RESULT_HOLD seconds,
+        not per read). Anything else in the read (a receipt, a failure) takes the held
+        results with it, first, so the store sees them in the order they came."""
+        if len(effects) == 1 and isinstance(effects[0][0], _SubmittedBatch):
+            batch = effects.pop()[0]
+            if self._held is None:
+                self._held, self._held_since = batch, self.clock.monotonic()
+            else:
+                self._held.results.extend(batch.results)
+            if len(self._held.results) >= max(RESULTS_PER_WRITE, self.conn.windowsize):
+                effects.append((self._held, None))
+                self._held = None
+        elif effects and self._held is not None:
+            effects.insert(0, (self._held, None))
+            self._held = None
+
+    def _flush_results(self, *, idle: bool = False) -> None:
+        """Record the held results: always, or (`idle`) when they waited RESULT_HOLD or
+        nothing is in flight (no answer is coming to take them along)."""
+        if self._held is None:
+            return
+        if idle and len(self._window) and \
+                self.clock.monotonic() - self._held_since < RESULT_HOLD:
+            return
+        held, self._held = self._held, None
+        self._apply([(held, None)])
 
     def _running_low(self) -> bool:
         """Wake the dispatcher when half the parts kept ready beyond the window are gone,
@@ -795,6 +834,7 @@ class SmppChannel:
     # --- link loss and shutdown ---
 
     def _drop(self, reason: str) -> None:
+        self._flush_results()
         _close(self._client)
         self._client = None
         self.counts["link_drops"] += 1
