@@ -484,7 +484,11 @@ class SmppChannel:
                 effects.append((self._held, None))
                 self._held = None
         elif effects and self._held is not None:
-            effects.insert(0, (self._held, None))
+            if isinstance(effects[0][0], _SubmittedBatch):     # one batch, held ones first
+                self._held.results.extend(effects[0][0].results)
+                effects[0] = (self._held, None)
+            else:
+                effects.insert(0, (self._held, None))
             self._held = None
 
     def _flush_results(self, *, idle: bool = False) -> None:
