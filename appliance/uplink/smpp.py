@@ -576,6 +576,7 @@ class SmppChannel:
             self._send(self._reply(pdu, "enquire_link_resp"))
         elif command == "unbind":
             self._send(self._reply(pdu, "unbind_resp"))
+            self._flush_results()           # before the receipts of this read
             self._apply(effects, settle_now=True)
             effects.clear()
             raise LinkDown("the SMSC unbound")
