@@ -76,9 +76,10 @@ class Dispatcher:
                 self._wake.wait(self.idle_seconds)
 
     def _unwoken_free(self) -> bool:
-        """A channel with free slots that does not wake the dispatcher when slots free up
-        (a modem): look again at once. Channels that do wake it (SMPP, providers) are left
-        to fill their ready queue, so a backlog moves in batches, not a part per pass."""
+        """A channel with free slots that cannot wake the dispatcher when slots free up (no
+        `set_wake`): look again at once. Channels that do wake it (SMPP, providers, modems)
+        are left to work down what they hold, so a backlog moves in batches, not a few
+        parts per pass."""
         return any(not hasattr(ch, "set_wake") and ch.free_slots() > 0
                    for ch in list(self.channels.values()))
 

@@ -195,7 +195,7 @@ def test_a_dispatcher_passes_again_at_once_only_for_channels_that_cannot_wake_it
     dispatcher = Dispatcher(journal, {"S0": woken}, Router((), ["S0"]))
     assert not dispatcher._unwoken_free()         # waits for the channel's wake
     dispatcher.channels = {"S0": woken, "M0": PolledChannel(free=1)}
-    assert dispatcher._unwoken_free()             # the modem has room: look again now
+    assert dispatcher._unwoken_free()             # it has room and never wakes: look now
     dispatcher.channels["M0"].free = 0
     assert not dispatcher._unwoken_free()
 
