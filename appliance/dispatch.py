@@ -25,6 +25,7 @@ log = logging.getLogger("appliance.dispatch")
 HOUSEKEEPING_SECONDS = 1.0
 FRAGMENT_SWEEP_SECONDS = 60.0
 REROUTE_AFTER_SECONDS = 300.0
+LOOK_PAST = 50      # due parts read beyond the free slots when some of them must wait
 
 
 class Dispatcher:
@@ -65,14 +66,22 @@ class Dispatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.heartbeat = self.clock.monotonic()
+            self._wake.clear()          # a wake during the step makes the wait below return
             try:
                 moved = self.step()
             except Exception:  # one bad step must not stop the queue for good
                 log.exception("dispatch: step failed; retrying")
                 moved = 0
-            if not moved:
+            if not moved or not self._unwoken_free():
                 self._wake.wait(self.idle_seconds)
-                self._wake.clear()
+
+    def _unwoken_free(self) -> bool:
+        """A channel with free slots that cannot wake the dispatcher when slots free up (no
+        `set_wake`): look again at once. Channels that do wake it (SMPP, providers, modems)
+        are left to work down what they hold, so a backlog moves in batches, not a few
+        parts per pass."""
+        return any(not hasattr(ch, "set_wake") and ch.free_slots() > 0
+                   for ch in list(self.channels.values()))
 
     def step(self) -> int:
         """One pass: housekeeping when due, then dispatch what fits. Returns parts moved."""
@@ -81,9 +90,7 @@ class Dispatcher:
         capacity = sum(free.values())
         if capacity == 0:
             return 0
-        # a little more than fits, for parts that must wait (a message's later parts)
-        parts = self.journal.due_parts(limit=capacity + 50)
-        chosen = self._assign(parts, free)
+        chosen = self._choose(capacity, free)
         if not chosen:
             return 0
         claimed = self.journal.claim_whole([(p.id, name, p.message_id, p.total)
@@ -91,7 +98,7 @@ class Dispatcher:
         batches: dict[str, list] = {}
         for part, name in chosen:
             if part.id in claimed:
-                if claimed[part.id] != part.concat_ref:
+                if part.total > 1 and claimed[part.id] != part.concat_ref:
                     part = replace(part, concat_ref=claimed[part.id])
                 batches.setdefault(name, []).append(part)
         for name, parts in batches.items():
@@ -109,10 +116,24 @@ class Dispatcher:
             for part in parts:
                 channel.submit(part)
 
-    def _assign(self, parts, free: dict[str, int]) -> list:
+    def _choose(self, capacity: int, free: dict[str, int]) -> list:
+        """(part, connection) pairs for the free slots. The first read is the size of the
+        free slots (a backlog of one-part messages fills them all, nothing read in vain);
+        when some of those parts must wait (a message's later parts, a full route), one more
+        read looks LOOK_PAST parts further."""
+        taken: dict[str, tuple[str, int]] = {}   # message id -> (connection, last seq chosen)
+        parts = self.journal.due_parts(limit=capacity)
+        chosen = self._assign(parts, free, taken)
+        left = capacity - len(chosen)
+        if left > 0 and len(parts) == capacity and any(free.values()):
+            after = (parts[-1].priority, parts[-1].id)
+            more = self.journal.due_parts(limit=left + LOOK_PAST, after=after)
+            chosen += self._assign(more, free, taken)
+        return chosen
+
+    def _assign(self, parts, free: dict[str, int], taken: dict) -> list:
         """(part, connection) pairs: whole messages through one channel, parts in order."""
         chosen = []
-        taken: dict[str, tuple[str, int]] = {}   # message id -> (connection, last seq chosen)
         for part in parts:
             name = self._channel_for(part, taken, free)
             if name is not None:

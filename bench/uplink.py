@@ -215,6 +215,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of `pid` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def load(port: int, seconds: float, clients: int) -> int:
     accepted = [0] * clients
     deadline = time.monotonic() + seconds
@@ -295,6 +302,24 @@ def delivered(port: int) -> int:
     return status["queue"].get("delivered", 0)
 
 
+def start_profiler(pid: int) -> subprocess.Popen | None:
+    """With BENCH_PYSPY=FILE, py-spy samples the daemon during the drain (raw, 250 Hz)
+    into FILE: aggregate it by function to see where the CPU per message goes."""
+    out = os.environ.get("BENCH_PYSPY")
+    if not out:
+        return None
+    return subprocess.Popen(["py-spy", "record", "-p", str(pid), "-r", "250", "-f", "raw",
+                             "-o", out, "--nonblocking"]
+                            + (["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(profiler: subprocess.Popen | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(2)         # SIGINT: py-spy writes its file and exits
+        profiler.wait(30)
+
+
 def backlog(count: int, window: int, receipts: bool) -> None:
     """The drain rate, then the channel alone (this process, a counting sink) through the
     same SMSC process and proxy, so the ratio comes from one run."""
@@ -305,18 +330,23 @@ def backlog(count: int, window: int, receipts: bool) -> None:
             proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)
             try:
                 accepted = send_batches(port, count)
+                profiler = start_profiler(proc.pid)
                 cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+                cpu_split0 = cpu_split(proc.pid)
                 smsc.up()
                 deadline = time.monotonic() + 600
                 while smsc.counts()[0] < accepted and time.monotonic() < deadline:
                     time.sleep(0.05)
                 elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
+                user_sys = [b - a for a, b in zip(cpu_split0, cpu_split(proc.pid))]
+                stop_profiler(profiler)
                 got = smsc.counts()[1]
                 drain = got / elapsed
                 print(f"backlog window {window}: {accepted} queued while down, drained at"
                       f" {drain:.0f} submit_sm/s ({elapsed:.1f}s); lost"
                       f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
-                      " µs/message")
+                      f" µs/message (user {user_sys[0] / max(1, got) * 1e6:.0f},"
+                      f" system {user_sys[1] / max(1, got) * 1e6:.0f})")
                 if receipts:
                     while delivered(port) < accepted and time.monotonic() < deadline:
                         time.sleep(0.1)

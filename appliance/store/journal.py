@@ -21,7 +21,8 @@ from appliance.model import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import counters, events, inbox, message_routes, message_state, report_timeout
+from appliance.store import (counters, dispatch_batch, events, inbox, message_routes,
+                             message_state, report_timeout)
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
 from appliance.store import receipt_match
@@ -250,23 +251,14 @@ class Journal:
 
     # --- the dispatcher's side ---------------------------------------------------------
 
-    def due_parts(self, limit: int = 200) -> list[OutPart]:
-        """Queued parts in send order (priority, then acceptance), due now."""
-        now = self.clock.now()
-        rows = self.query(
-            "SELECT p.*, m.recipient, m.originator, m.msg_class, m.want_report, m.user,"
-            " m.messagetype, m.extra, m.serviceprovider,"
-            # whole-message routing: the channel the message is pinned to, and the first part
-            # of it not yet handed over (parts leave in order)
-            " CASE WHEN p.total>1 THEN coalesce((SELECT r.connection FROM message_routes r"
-            "  WHERE r.message_id=p.message_id AND r.ended IS NULL), '') ELSE '' END"
-            "  AS pinned_to,"
-            " CASE WHEN p.total>1 THEN (SELECT min(q.seq) FROM parts q WHERE"
-            "  q.message_id=p.message_id AND q.state IN ('queued','scheduled'))"
-            "  ELSE p.seq END AS next_seq FROM parts p"
-            " JOIN messages m ON m.id = p.message_id"
-            " WHERE p.state='queued' AND p.next_attempt<=? ORDER BY p.priority, p.id LIMIT ?",
-            (now, limit))
+    def due_parts(self, limit: int = 200, after: tuple[int, int] | None = None) -> list[OutPart]:
+        """Queued parts in send order (priority, then acceptance), due now; `after` a
+        (priority, id) already read: the page after it."""
+        cursor = self._read().cursor()
+        cursor.row_factory = None       # by position: sqlite3.Row looks names up linearly
+        rows = cursor.execute(_DUE_PARTS.format(after=" AND (p.priority, p.id) > (?, ?)"
+                                                if after else ""),
+                              (self.clock.now(), *(after or ()), limit)).fetchall()
         return [_out_part(r) for r in rows]
 
     def claim(self, assignments: list[tuple[int, str]]) -> list[int]:
@@ -280,10 +272,22 @@ class Journal:
         free, stays queued. An assignment is (part id, connection), or (part id, connection,
         message id, total) from a due part, which saves the writer a lookup per part."""
         now = self.clock.now()
+        # One-part messages are claimed set-wise, per connection (store/dispatch_batch.py);
+        # multi-part messages open their round part by part, as before.
+        single: dict[str, list[int]] = {}
+        other = []
+        for assignment in assignments:
+            if len(assignment) == 4 and assignment[3] == 1:
+                single.setdefault(assignment[1], []).append(assignment[0])
+            else:
+                other.append(assignment)
 
         def fn(conn):
             claimed = {}
-            for part_id, connection, *known in assignments:
+            for connection, part_ids in single.items():
+                for part_id in dispatch_batch.claim_one_part(conn, connection, part_ids, now):
+                    claimed[part_id] = 0
+            for part_id, connection, *known in other:
                 message_id, total = known if known else _message_and_total(conn, part_id)
                 ref = message_routes.open_round(conn, message_id, connection, now) \
                     if total > 1 else 0
@@ -343,28 +347,50 @@ class Journal:
         every part of it not yet submitted is submitted with this reference: one receipt
         settles them all, also after a restart."""
         now = self.clock.now()
-        where = ("message_id=(SELECT message_id FROM parts WHERE id=?)" if whole_message
-                 else "id=?")
+        self._write(lambda conn: self._record_submitted(conn, part_id, connection, reference,
+                                                        whole_message, now))
+
+    def parts_submitted(self, connection: str, results: list[tuple[int, str]]) -> None:
+        """Many `part_submitted(part_id, connection, reference)` in one write: one-part
+        parts set-wise (store/dispatch_batch.py), the rest (parts of long messages, a part
+        whose message was purged meanwhile, one no longer in flight) one by one as
+        `part_submitted` records them."""
+        now = self.clock.now()
 
         def fn(conn):
-            row = conn.execute("SELECT message_id, total FROM parts WHERE id=?",
-                               (part_id,)).fetchone()
-            if row is None:
-                _log_vanished(connection, part_id, f"submitted (reference {reference})")
-                conn.execute("INSERT INTO purged_refs VALUES (?,?,?)",
-                             (connection, reference, now))
-                return
-            message_id, total = row
-            cur = conn.execute("UPDATE parts SET state='submitted', connection=?,"
-                               f" reference=?, submitted_at=?, reason='' WHERE {where}"
-                               " AND state IN ('sending','queued')",
-                               (connection, reference, now, part_id))
-            known = ["submitted"] if total == 1 and cur.rowcount == 1 else None
-            message_state.refresh(conn, message_id, now, connection, states=known)
-            message_routes.part_submitted(conn, message_id, total, now)
-            for report in _take_orphans(conn, connection, reference):
-                self._apply_report(conn, report, now)
+            done = dispatch_batch.record_submitted(conn, connection, results, now)
+            if len(done) < len(results):
+                taken = {part_id for part_id, _ in done}
+                for part_id, reference in results:
+                    if part_id not in taken:
+                        self._record_submitted(conn, part_id, connection, reference, False, now)
+            if done and receipt_match.any_orphans(conn):
+                for _, reference in done:
+                    for report in _take_orphans(conn, connection, reference):
+                        self._apply_report(conn, report, now)
         self._write(fn)
+
+    def _record_submitted(self, conn, part_id: int, connection: str, reference: str,
+                          whole_message: bool, now: float) -> None:
+        where = ("message_id=(SELECT message_id FROM parts WHERE id=?)" if whole_message
+                 else "id=?")
+        row = conn.execute("SELECT message_id, total FROM parts WHERE id=?",
+                           (part_id,)).fetchone()
+        if row is None:
+            _log_vanished(connection, part_id, f"submitted (reference {reference})")
+            conn.execute("INSERT INTO purged_refs VALUES (?,?,?)",
+                         (connection, reference, now))
+            return
+        message_id, total = row
+        cur = conn.execute("UPDATE parts SET state='submitted', connection=?,"
+                           f" reference=?, submitted_at=?, reason='' WHERE {where}"
+                           " AND state IN ('sending','queued')",
+                           (connection, reference, now, part_id))
+        known = ["submitted"] if total == 1 and cur.rowcount == 1 else None
+        message_state.refresh(conn, message_id, now, connection, states=known)
+        message_routes.part_submitted(conn, message_id, total, now)
+        for report in _take_orphans(conn, connection, reference):
+            self._apply_report(conn, report, now)
 
     def register_smsc_account(self, connection: str, account: str) -> None:
         """Receipts on any connection of `account` match parts sent by any other of it."""
@@ -819,19 +845,33 @@ def _report_from_dict(data: dict) -> Report:
     return Report(**data)
 
 
-def _out_part(row: sqlite3.Row) -> OutPart:
-    extra = json.loads(row["extra"]) if row["extra"] else {}
+_DUE_PARTS = (
+    "SELECT p.id, p.message_id, m.recipient, m.originator, p.seq, p.total, p.concat_ref,"
+    " p.encoding, p.text, p.data, p.udh, p.pid, p.dcs, m.msg_class, m.want_report,"
+    " p.valid_until, p.priority, p.attempts, m.user, m.messagetype, m.extra,"
+    " m.serviceprovider, p.tried,"
+    # whole-message routing: the channel the message is pinned to, and the first part of it
+    # not yet handed over (parts leave in order); asked only for multi-part messages
+    " CASE WHEN p.total>1 THEN coalesce((SELECT r.connection FROM message_routes r"
+    "  WHERE r.message_id=p.message_id AND r.ended IS NULL), '') ELSE '' END,"
+    " CASE WHEN p.total>1 THEN (SELECT min(q.seq) FROM parts q WHERE"
+    "  q.message_id=p.message_id AND q.state IN ('queued','scheduled'))"
+    "  ELSE p.seq END FROM parts p"
+    " JOIN messages m ON m.id = p.message_id"
+    " WHERE p.state='queued' AND p.next_attempt<=?{after} ORDER BY p.priority, p.id LIMIT ?")
+
+
+def _out_part(row: tuple) -> OutPart:
+    """A row of _DUE_PARTS, by position."""
+    (part_id, message_id, recipient, originator, seq, total, concat_ref, encoding, text, data,
+     udh, pid, dcs, msg_class, want_report, valid_until, priority, attempts, user,
+     messagetype, extra, serviceprovider, tried, pinned_to, next_seq) = row
     return OutPart(
-        id=row["id"], message_id=row["message_id"], recipient=row["recipient"],
-        originator=row["originator"], seq=row["seq"], total=row["total"],
-        concat_ref=row["concat_ref"], encoding=row["encoding"], text=row["text"],
-        data=row["data"] or b"", udh=row["udh"] or b"", pid=row["pid"], dcs=row["dcs"],
-        msg_class=row["msg_class"], want_report=bool(row["want_report"]),
-        valid_until=row["valid_until"], priority=row["priority"], attempts=row["attempts"],
-        user=row["user"], messagetype=row["messagetype"], smpp_params=extra,
-        serviceprovider=row["serviceprovider"],
-        tried=tuple(n for n in row["tried"].split(",") if n),
-        pinned_to=row["pinned_to"], next_seq=row["next_seq"])
+        part_id, message_id, recipient, originator, seq, total, concat_ref, False, encoding,
+        text, data or b"", udh or b"", pid, dcs, msg_class, bool(want_report), valid_until,
+        priority, attempts, user, messagetype, json.loads(extra) if extra else {},
+        serviceprovider, tuple(n for n in tried.split(",") if n) if tried else (),
+        pinned_to, next_seq)
 
 
 __all__ = ["Journal", "FINAL_STATES", "retry_delay"]

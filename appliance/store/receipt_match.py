@@ -75,6 +75,10 @@ def part_by_reference(conn, connection: str, reference: str, recipient: str | No
     return None
 
 
+def any_orphans(conn) -> bool:
+    return conn.execute("SELECT 1 FROM orphan_reports LIMIT 1").fetchone() is not None
+
+
 def take_orphans(conn, connection: str, reference: str) -> list[str]:
     """Remove and return (as stored JSON) the receipts for `reference` that came, on any
     bind of `connection`'s account, before the reference was recorded."""

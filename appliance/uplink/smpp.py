@@ -73,6 +73,9 @@ READY_PARTS = 100           # parts waiting here beyond the window (at least one
 MAX_THROTTLED = 5
 PAYLOAD_MEMORY = 1000       # message ids sent whole, remembered for late parts 2..n
 TICK = 0.5
+# submit_sm_resp OKs are handed to the store together: this many, or after this long
+RESULTS_PER_WRITE = 64
+RESULT_HOLD = 0.005
 ORPHAN_SWEEP = 60.0         # seconds between sweeps of this bind's unmatched receipts
 
 
@@ -124,6 +127,10 @@ class SmppChannel:
         write_many = getattr(sink, "write_many", None)
         self._write_later = (write_many is not None
                              and "then" in inspect.signature(write_many).parameters)
+        # a sink that records many submit results in one set-based write (the journal)
+        self._record_batches = hasattr(sink, "parts_submitted")
+        self._held: _SubmittedBatch | None = None     # submit results not yet handed over
+        self._held_since = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None   # only for sinks without write_many
@@ -228,6 +235,7 @@ class SmppChannel:
             except Exception as exc:  # one bad PDU must not end the uplink
                 log.exception("%s: worker step failed", self.name)
                 self._drop(f"internal error: {exc}")
+        self._flush_results()
         self._close_politely()
         self._return_all("stopped", "the uplink was stopped")
         self.state = "stopped"
@@ -331,6 +339,7 @@ class SmppChannel:
     def _cycle(self) -> None:
         self._send_committed()
         self._send_ready()
+        self._flush_results(idle=True)
         sock = self._client._socket
         readable, _, _ = select.select([sock, self._wake_r], [], [], self._select_timeout())
         if self._wake_r in readable:
@@ -344,6 +353,8 @@ class SmppChannel:
         timeout = min(TICK, max(0.0, self._last_rx + self.conn.keepaliveperiod - now))
         if (self._inbox or self._throttled) and self._throttle.paused(now):
             timeout = min(timeout, self._throttle.until - now)
+        if self._held is not None:
+            timeout = min(timeout, self._held_since + RESULT_HOLD - now)
         return max(0.0, timeout)
 
     def _drain_wake(self) -> None:
@@ -453,9 +464,43 @@ class SmppChannel:
             freed |= self._handle(pdu, effects)
         if freed and self._client is not None:
             self._send_ready()      # refill the window first: the SMSC waits, the store can
+        self._hold_results(effects)
         self._apply(effects)
         if freed and self._running_low():
             self._wake_dispatcher()
+
+    def _hold_results(self, effects: list) -> None:
+        """A read that brought only submit_sm_resp OKs: keep its results to record with the
+        next reads' (one writer call per RESULTS_PER_WRITE results or RESULT_HOLD seconds,
+        not per read). Anything else in the read (a receipt, a failure) takes the held
+        results with it, first, so the store sees them in the order they came."""
+        if len(effects) == 1 and isinstance(effects[0][0], _SubmittedBatch):
+            batch = effects.pop()[0]
+            if self._held is None:
+                self._held, self._held_since = batch, self.clock.monotonic()
+            else:
+                self._held.results.extend(batch.results)
+            if len(self._held.results) >= max(RESULTS_PER_WRITE, self.conn.windowsize):
+                effects.append((self._held, None))
+                self._held = None
+        elif effects and self._held is not None:
+            if isinstance(effects[0][0], _SubmittedBatch):     # one batch, held ones first
+                self._held.results.extend(effects[0][0].results)
+                effects[0] = (self._held, None)
+            else:
+                effects.insert(0, (self._held, None))
+            self._held = None
+
+    def _flush_results(self, *, idle: bool = False) -> None:
+        """Record the held results: always, or (`idle`) when they waited RESULT_HOLD or
+        nothing is in flight (no answer is coming to take them along)."""
+        if self._held is None:
+            return
+        if idle and len(self._window) and \
+                self.clock.monotonic() - self._held_since < RESULT_HOLD:
+            return
+        held, self._held = self._held, None
+        self._apply([(held, None)])
 
     def _running_low(self) -> bool:
         """Wake the dispatcher when half the parts kept ready beyond the window are gone,
@@ -531,6 +576,7 @@ class SmppChannel:
             self._send(self._reply(pdu, "enquire_link_resp"))
         elif command == "unbind":
             self._send(self._reply(pdu, "unbind_resp"))
+            self._flush_results()           # before the receipts of this read
             self._apply(effects, settle_now=True)
             effects.clear()
             raise LinkDown("the SMSC unbound")
@@ -559,14 +605,29 @@ class SmppChannel:
         self._throttle_counts.pop(part.id, None)
         self.counts["submitted"] += 1
         self._rate.add(self.clock.monotonic())
-        calls = [self._submitted_call(part, reference)]
         if part.message_id in self._payload_waiting and part.seq == 1:
+            calls = [self._submitted_call(part, reference)]
             calls += [self._submitted_call(p, reference) for p in self._followers(part)]
             self._remember_payload(part.message_id, reference)
+        elif effects is not None and self._record_batches:
+            self._batch_of(effects).results.append((part.id, reference))
+            return
+        else:
+            calls = [self._submitted_call(part, reference)]
         if effects is None:
             self._apply(calls)
         else:
             effects.extend(calls)
+
+    def _batch_of(self, effects: list) -> "_SubmittedBatch":
+        """The batch of submit results at the end of `effects`, or a new one: results that
+        came together are recorded in one set-based write, in their place among the
+        receipts and failures of the same read."""
+        if effects and isinstance(effects[-1][0], _SubmittedBatch):
+            return effects[-1][0]
+        batch = _SubmittedBatch(self.sink, self.name)
+        effects.append((batch, None))
+        return batch
 
     def _submitted_call(self, part: OutPart, reference: str):
         if part.seq == 1 and part.message_id in self._payload_waiting:
@@ -778,6 +839,7 @@ class SmppChannel:
     # --- link loss and shutdown ---
 
     def _drop(self, reason: str) -> None:
+        self._flush_results()
         _close(self._client)
         self._client = None
         self.counts["link_drops"] += 1
@@ -845,6 +907,20 @@ class SmppChannel:
             pass
         _close(self._client)
         self._client = None
+
+
+class _SubmittedBatch:
+    """One sink call for the submit_sm_resp OKs of one read: `parts_submitted`."""
+
+    __slots__ = ("sink", "connection", "results")
+
+    def __init__(self, sink, connection: str):
+        self.sink = sink
+        self.connection = connection
+        self.results: list[tuple[int, str]] = []
+
+    def __call__(self) -> None:
+        self.sink.parts_submitted(self.connection, self.results)
 
 
 def _bind_error(command: str, exc) -> str:

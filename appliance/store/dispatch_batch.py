@@ -1,0 +1,60 @@
+"""Set-based writes for the dispatch path: one statement per batch, not per part.
+
+A backlog leaves as fast as the writer can claim parts and record their submit_sm_resp;
+per part that was about eight statements (claim, the message's state read and update, the
+submit record, its message again). Here a batch of one-part messages is claimed with one
+UPDATE ... RETURNING, their submit results are recorded with one UPDATE ... FROM, and their
+messages' states follow with one UPDATE each time. A one-part message's state is its part's
+state, so no per-message aggregate is needed. Multi-part messages (whole-message routing,
+store/message_routes.py) and anything unusual (a part gone with its purged message, a part
+no longer `sending`) stay on the per-part path in journal.py, which the caller runs for the
+ids these functions did not take. These functions run inside the writer's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+
+from appliance.store import events
+
+
+def claim_one_part(conn, connection: str, part_ids: list[int], now: float) -> list[int]:
+    """Mark queued one-part parts as sending on `connection`; returns the ids claimed."""
+    rows = conn.execute(
+        "UPDATE parts SET state='sending', connection=?, attempts=attempts+1"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND state='queued' AND total=1"
+        " RETURNING id, message_id", (connection, json.dumps(part_ids))).fetchall()
+    set_message_state(conn, [r[1] for r in rows], "sending", connection, now)
+    return [r[0] for r in rows]
+
+
+def record_submitted(conn, connection: str, results: list[tuple[int, str]],
+                     now: float) -> list[tuple[int, str]]:
+    """submit_sm_resp OK for one-part parts: state, reference and time in one statement.
+    Returns the (part id, reference) pairs recorded; the others are the caller's."""
+    rows = conn.execute(
+        "UPDATE parts SET state='submitted', connection=?, reference=json_extract(j.value, '$[1]'),"
+        " submitted_at=?, reason='' FROM json_each(?) AS j"
+        " WHERE parts.id=json_extract(j.value, '$[0]') AND parts.total=1"
+        " AND parts.state IN ('sending','queued') RETURNING parts.id, parts.message_id,"
+        " parts.reference", (connection, now, json.dumps(results))).fetchall()
+    set_message_state(conn, [r[1] for r in rows], "submitted", connection, now)
+    return [(r[0], r[2]) for r in rows]
+
+
+def set_message_state(conn, message_ids: list[str], state: str, connection: str,
+                      now: float) -> None:
+    """One-part messages whose only part is now in `state` (neither final nor deleted):
+    what message_state.refresh does per message, for the batch; an event for each message
+    that changed state and has a callback."""
+    if not message_ids:
+        return
+    rows = conn.execute(
+        "UPDATE messages SET state=?, updated=?, reason='', connection=?,"
+        " submitted_at=CASE WHEN ?='submitted' AND submitted_at IS NULL THEN ?"
+        "  ELSE submitted_at END"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND state<>? RETURNING id, callback",
+        (state, now, connection, state, now, json.dumps(message_ids), state)).fetchall()
+    for message_id, callback in rows:
+        if callback:
+            events.record(conn, message_id, state, now, callback)
