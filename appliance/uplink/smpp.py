@@ -755,13 +755,7 @@ class SmppChannel:
         except Exception as exc:          # the store is down: the SMSC sends them again
             log.error("%s: the store refused %d updates: %s", self.name, len(effects), exc)
             errors = [exc] * len(effects)
-        failed = set()
-        for (_, reply), error in zip(effects, errors):
-            if error is not None:
-                log.error("%s: the store refused an update: %s", self.name, error)
-                if reply is not None:
-                    failed.add(id(reply))
-        self._send_replies(effects, failed)
+        self._send_replies(effects, self._refused_replies(effects, errors))
 
     def _apply_later(self, write_many, effects: list) -> None:
         """Receipts and MO: the writes are queued for the next group commit and this thread
@@ -787,13 +781,18 @@ class SmppChannel:
             self._replies_pending -= 1
             if session != self._session or self._client is None:
                 continue        # that bind is gone: the SMSC sends those PDUs again
-            failed = set()
-            for (_, reply), error in zip(effects, errors):
-                if error is not None:
-                    log.error("%s: the store refused an update: %s", self.name, error)
-                    if reply is not None:
-                        failed.add(id(reply))
-            self._send_replies(effects, failed)
+            self._send_replies(effects, self._refused_replies(effects, errors))
+
+    def _refused_replies(self, effects: list, errors: list) -> set:
+        """The replies whose write the store refused (logged once each): they get an error
+        status instead of ESME_ROK."""
+        failed = set()
+        for (_, reply), error in zip(effects, errors):
+            if error is not None:
+                log.error("%s: the store refused an update: %s", self.name, error)
+                if reply is not None:
+                    failed.add(id(reply))
+        return failed
 
     def _send_replies(self, effects: list, failed: set) -> None:
         sent = set()
