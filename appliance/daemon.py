@@ -140,7 +140,7 @@ class Daemon:
                                  render=callbacks.render)     # each dialect's callback shape
         self.control: ControlPlane = for_daemon(self)    # what the web layer may ask of us
         self.services = Services(config=config, journal=self.journal, accounts=self.accounts,
-                                 wake=self.dispatcher.wake, status=self.status, clock=clock,
+                                 wake=self.dispatcher.work_arrived, status=self.status, clock=clock,
                                  control=self.control)
         self.app = None                  # the bottle app (web/app.py), built at start
         self.http = None                 # web.loop_server.LoopServer or web.server.HttpServer
