@@ -32,7 +32,7 @@ from appliance.store import report_timeout
 from appliance.store.journal import Journal
 from appliance.web import callbacks
 from appliance.web.app import make_app
-from appliance.web.server import HttpServer, listen_socket
+from appliance.web.listen import listen_socket
 from appliance.web.services import Services
 
 log = logging.getLogger("appliance.daemon")
@@ -187,6 +187,7 @@ class Daemon:
             from appliance.web.loop_server import LoopServer
             self.http = LoopServer(self.app, sockets, tls=tls)
         else:
+            from appliance.web.server import HttpServer     # wsgiref/waitress: only if chosen
             self.http = HttpServer(self.app, sockets, threads=http.threads, tls=tls,
                                    engine=http.engine)
         self.http.start()
