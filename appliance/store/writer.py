@@ -153,8 +153,22 @@ class GroupWriter:
 
     def call(self, fn: Callable[[sqlite3.Connection], object], timeout: float = 60.0):
         """Run `fn` in the writer and wait until it is durably committed. Inside a request
-        of the loop HTTP front the wait yields the loop instead of blocking it."""
-        return suspend.wait(self.submit(fn), timeout)
+        of the loop HTTP front the wait yields the loop instead of blocking it, and the
+        write reaches the writer with the others of the same loop iteration."""
+        gather = getattr(suspend.current_suspendable(), "gather", None)
+        if gather is None:
+            return suspend.wait(self.submit(fn), timeout)
+        future = Pending()
+        gather(self.put_many, (fn, future))
+        return suspend.wait(future, timeout)
+
+    def put_many(self, items: list) -> None:
+        """Queue several (fn, Pending) writes with one wake-up of the writer thread."""
+        if not self._thread.is_alive():
+            for _, future in items:
+                future.set_exception(StoreError("the store is closed"))
+            return
+        self._queue.put(items)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -179,19 +193,23 @@ class GroupWriter:
                 return
 
     def _take_batch(self) -> tuple[list, bool]:
+        """Everything queued now, up to max_batch writes (a `put_many` list is taken whole);
+        blocks only while the queue is empty."""
         item = self._queue.get()
-        if item is _STOP:
-            return [], True
-        batch = [item]
-        while len(batch) < self._max_batch:
+        batch: list = []
+        while True:
+            if item is _STOP:
+                return batch, True
+            if item.__class__ is list:
+                batch += item
+            else:
+                batch.append(item)
+            if len(batch) >= self._max_batch:
+                return batch, False
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)
-        return batch, False
+                return batch, False
 
     def _apply(self, batch: list) -> None:
         conn = self._conn
