@@ -218,6 +218,8 @@ class GroupWriter:
             conn.execute("BEGIN IMMEDIATE")
             if len(batch) == 1:
                 results = [self._run_alone(conn, batch[0][0])]
+            elif all(getattr(fn, "replayable", False) for fn, _ in batch):
+                results = self._run_together(conn, batch)
             else:
                 results = [self._run_one(conn, fn) for fn, _ in batch]
             started = time.perf_counter()
@@ -245,6 +247,20 @@ class GroupWriter:
             GroupWriter._rollback(conn)
             conn.execute("BEGIN IMMEDIATE")
             return None, exc
+
+    @classmethod
+    def _run_together(cls, conn: sqlite3.Connection, batch: list) -> list:
+        """Writes marked `replayable` (they change nothing but the database, like an accept)
+        run without a savepoint each: two statements fewer per write, and as many fewer
+        hand-overs of the GIL to the loop thread. If one of them fails, the transaction is
+        rolled back and the batch runs again with a savepoint per write, so the failure
+        still undoes only its own write."""
+        try:
+            return [(fn(conn), None) for fn, _ in batch]
+        except Exception:
+            cls._rollback(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            return [cls._run_one(conn, fn) for fn, _ in batch]
 
     @staticmethod
     def _run_one(conn: sqlite3.Connection, fn) -> tuple[object, BaseException | None]:
