@@ -32,7 +32,7 @@ from appliance.store import report_timeout
 from appliance.store.journal import Journal
 from appliance.web import callbacks
 from appliance.web.app import make_app
-from appliance.web.server import HttpServer, listen_socket
+from appliance.web.listen import listen_socket
 from appliance.web.services import Services
 
 log = logging.getLogger("appliance.daemon")
@@ -140,7 +140,7 @@ class Daemon:
                                  render=callbacks.render)     # each dialect's callback shape
         self.control: ControlPlane = for_daemon(self)    # what the web layer may ask of us
         self.services = Services(config=config, journal=self.journal, accounts=self.accounts,
-                                 wake=self.dispatcher.wake, status=self.status, clock=clock,
+                                 wake=self.dispatcher.work_arrived, status=self.status, clock=clock,
                                  control=self.control)
         self.app = None                  # the bottle app (web/app.py), built at start
         self.http = None                 # web.loop_server.LoopServer or web.server.HttpServer
@@ -187,6 +187,7 @@ class Daemon:
             from appliance.web.loop_server import LoopServer
             self.http = LoopServer(self.app, sockets, tls=tls)
         else:
+            from appliance.web.server import HttpServer     # wsgiref/waitress: only if chosen
             self.http = HttpServer(self.app, sockets, threads=http.threads, tls=tls,
                                    engine=http.engine)
         self.http.start()

@@ -44,6 +44,7 @@ class Dispatcher:
         self._last_fragment_sweep = 0.0
         self.heartbeat = clock.monotonic()
         self.dispatched = 0
+        self._slots_seen = True         # the last pass found a free slot (or could not know)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
@@ -56,8 +57,16 @@ class Dispatcher:
             self._thread.join(timeout)
 
     def wake(self) -> None:
-        """New work or a freed channel: look now rather than at the next tick."""
+        """A freed slot or new channels: look now rather than at the next tick."""
         self._wake.set()
+
+    def work_arrived(self) -> None:
+        """New messages in the journal: worth a look only when the last pass found a free
+        slot. With every slot taken, or no channel at all, the channel that frees a slot
+        wakes the dispatcher (`set_wake`), so an alert storm into a busy or unconnected box
+        does not wake this thread once per request for nothing."""
+        if self._slots_seen and not self._wake.is_set():
+            self._wake.set()
 
     def alive(self, max_age: float = 30.0) -> bool:
         fresh = self.clock.monotonic() - self.heartbeat < max_age
@@ -75,6 +84,10 @@ class Dispatcher:
             if not moved or not self._unwoken_free():
                 self._wake.wait(self.idle_seconds)
 
+    def _has_unwoken_channel(self) -> bool:
+        """A channel that cannot wake the dispatcher when a slot frees up (no `set_wake`)."""
+        return any(not hasattr(ch, "set_wake") for ch in list(self.channels.values()))
+
     def _unwoken_free(self) -> bool:
         """A channel with free slots that cannot wake the dispatcher when slots free up (no
         `set_wake`): look again at once. Channels that do wake it (SMPP, providers, modems)
@@ -88,6 +101,7 @@ class Dispatcher:
         self._housekeeping()
         free = {name: max(0, ch.free_slots()) for name, ch in list(self.channels.items())}
         capacity = sum(free.values())
+        self._slots_seen = capacity > 0 or self._has_unwoken_channel()
         if capacity == 0:
             return 0
         chosen = self._choose(capacity, free)

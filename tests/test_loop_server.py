@@ -9,6 +9,7 @@ import http.client
 import re
 import socket
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -292,3 +293,39 @@ def test_a_request_waiting_too_long_for_its_commit_is_answered_busy_by_the_sweep
     finally:
         gate.set()
         held.result(30)
+
+
+def test_requests_read_in_one_loop_iteration_share_one_group_commit(front):
+    """Eight requests that are all readable when the loop looks are handled in one iteration:
+    their writes reach the writer in one hand-over (one wake-up of its thread) and are
+    committed by one fsync."""
+    daemon, server, _ = front
+    warm = raw(server.ports[0])          # the password's scrypt check, done once beforehand
+    warm.sendall(f"GET {send_query()} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                 .encode())
+    assert message_ids(read_all(warm).decode())
+    writer = daemon.journal._writer
+    sizes: list[int] = []
+    apply = writer._apply
+    writer._apply = lambda batch: (sizes.append(len(batch)), apply(batch))[1]
+    handed: list[int] = []             # writes per hand-over to the writer's queue
+    submit = writer.submit
+    writer.submit = lambda fn: (handed.append(1), submit(fn))[1]
+    put_many = getattr(writer, "put_many", None)
+    if put_many is not None:
+        writer.put_many = lambda items: (handed.append(len(items)), put_many(items))[1]
+    socks = [raw(server.ports[0]) for _ in range(8)]
+    deadline = time.monotonic() + 10
+    while len(server._connections) < 8 and time.monotonic() < deadline:   # all accepted
+        time.sleep(0.01)
+    held, release = threading.Event(), threading.Event()
+    server._loop.call_soon_threadsafe(lambda: (held.set(), release.wait(10)))
+    assert held.wait(10)               # the loop thread is busy: nothing is read meanwhile
+    for i, sock in enumerate(socks):
+        sock.sendall(f"GET {send_query(text=f'together {i}')} HTTP/1.1\r\n"
+                     "Host: x\r\nConnection: close\r\n\r\n".encode())
+    release.set()
+    bodies = [read_all(sock).decode() for sock in socks]
+    assert all(len(message_ids(body)) == 1 for body in bodies)
+    assert 8 in handed, handed
+    assert 8 in sizes, sizes

@@ -17,6 +17,7 @@ daemon.start()
 try:
     print("frozen", frozen_before == 0, gc.get_freeze_count() > 10000)
     print("started", "prometheus_client" in sys.modules)
+    print("threaded engines", "wsgiref.simple_server" in sys.modules, "socketserver" in sys.modules)
     reply = urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics", timeout=30)
     print("scraped", reply.status, "prometheus_client" in sys.modules,
           b"sms_build_info" in reply.read())
@@ -32,6 +33,13 @@ def test_the_metrics_library_is_loaded_by_the_first_scrape_not_at_start(tmp_path
     lines = out.stdout.split("\n")
     assert "started False" in lines
     assert "scraped 200 True True" in lines
+
+
+def test_the_loop_front_does_not_load_the_threaded_engines(tmp_path):
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "state")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "threaded engines False False" in out.stdout.split("\n")
 
 
 def test_the_startup_heap_is_frozen_once_the_front_listens(tmp_path):

@@ -224,7 +224,10 @@ def test_pages_read_by_index_not_by_scanning_the_journal(appliance):
         plan = query_plan(conn, sql, params)
         # sorting what an index search found (one message's parts) is fine; sorting a scan is not
         assert "TEMP B-TREE" not in plan or "SCAN" not in plan, (sql, plan)
+        # newest first by rowid walks the table from its end and stops at the LIMIT
+        newest_first = "ORDER BY rowid DESC LIMIT" in sql
         for table in ("parts", "messages", "events"):
             assert f"SCAN {table}" not in plan or f"SCAN {table} USING INDEX" in plan \
-                or f"SCAN {table} USING COVERING INDEX" in plan, (sql, plan)
+                or f"SCAN {table} USING COVERING INDEX" in plan \
+                or (newest_first and table == "messages"), (sql, plan)
     conn.close()

@@ -658,6 +658,19 @@ class ModemWorker:
         if self._ladder.works_now():
             log.info("%s: the modem came back without a reset", self.slot)
             self._became_ready()
+        else:
+            self._read_stored_while_held()
+
+    def _read_stored_while_held(self) -> None:
+        """Held, but the modem may still answer (typically: no network): SMS already stored
+        on its SIM are read into the store now, not when the cap lifts up to an hour later.
+        A modem that does not answer is left to the wait."""
+        if self.session is None:
+            return
+        try:
+            self._read_all_stored()
+        except (AtTimeout, PortGone, AtCommandError, OSError) as exc:
+            log.debug("%s: held; stored SMS not readable now: %s", self.slot, exc)
 
     def _wrong_modem(self, reason: str) -> None:
         """Another modem behind our link: send nothing, leave it alone, say so, look again."""

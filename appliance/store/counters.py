@@ -39,7 +39,7 @@ END;
 COUNTED = ("parts", "events")
 
 # Messages accepted by direction, dialect and user (for /metrics), and the dashboard's
-# indexes: newest-first lists walk messages by creation time, a timeline finds its events.
+# index: a timeline finds its events (newest-first lists walk messages by rowid).
 EXTRA_DDL = """
 CREATE TABLE IF NOT EXISTS counter_accepted (
     direction TEXT NOT NULL, dialect TEXT NOT NULL, user TEXT NOT NULL, n INTEGER NOT NULL,
@@ -48,7 +48,6 @@ CREATE TRIGGER IF NOT EXISTS counter_accepted_ins AFTER INSERT ON messages BEGIN
     INSERT INTO counter_accepted VALUES (new.direction, new.dialect, new.user, 1)
         ON CONFLICT(direction, dialect, user) DO UPDATE SET n = n + 1;
 END;
-CREATE INDEX IF NOT EXISTS messages_created ON messages(created);
 CREATE INDEX IF NOT EXISTS events_by_message ON events(message_id, id);
 """
 

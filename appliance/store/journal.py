@@ -21,7 +21,8 @@ from appliance.model import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import (counters, dispatch_batch, events, inbox, message_routes,
+from appliance.store import (counters, dispatch_batch, events, inbox, message_indexes,
+                             message_routes,
                              message_state, report_timeout)
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
@@ -172,7 +173,9 @@ class Journal:
         Returns only after the commit, so an id returned here survives a power cut.
         """
         now = self.clock.now()
-        results = self._write(lambda conn: self._accept_all(conn, messages, now))
+        work = lambda conn: self._accept_all(conn, messages, now)  # noqa: E731
+        work.replayable = True     # it changes only the database: see GroupWriter._apply
+        results = self._write(work)
         with self._readers_lock:
             self._accepted += sum(isinstance(r, str) for r in results)
         return results
@@ -194,10 +197,12 @@ class Journal:
 
     def _accept_one(self, conn, msg: NewMessage, now: float, credit: "_Credit"):
         user, cost = msg.submission.user, len(msg.parts)
+        window = self._dedupe_window(msg.submission)
         try:
-            self._check_duplicate(conn, msg, now)
+            if window > 0:
+                self._check_duplicate(conn, msg, now, window)
             credit.check(user, cost)
-            state, due = self._insert_message(conn, msg, now)
+            state, due = self._insert_message(conn, msg, now, window > 0)
         except ValidationError as exc:
             return exc
         except sqlite3.IntegrityError:   # the message row is the first write: nothing to undo
@@ -207,22 +212,26 @@ class Journal:
         credit.debit(user, cost, msg.id)
         return msg.id
 
-    def _check_duplicate(self, conn, msg: NewMessage, now: float) -> None:
-        sub = msg.submission
+    def _dedupe_window(self, sub) -> float:
         window = getattr(sub, "dedupe_window", None)
-        window = self.dedupe_window if window is None else window
-        if window <= 0:
-            return
+        return self.dedupe_window if window is None else window
+
+    @staticmethod
+    def _check_duplicate(conn, msg: NewMessage, now: float, window: float) -> None:
+        """Among messages accepted under a window (store/message_indexes.py)."""
+        sub = msg.submission
         row = conn.execute(
-            "SELECT 1 FROM messages WHERE direction='out' AND user=? AND recipient=? "
-            "AND created>=? AND body=? LIMIT 1",
+            "SELECT 1 FROM messages WHERE dedupe=1 AND direction='out' AND user=? AND"
+            " recipient=? AND created>=? AND body=? LIMIT 1",
             (sub.user, sub.recipient, now - window, sub.text)).fetchone()
         if row:
             raise ValidationError("duplicate", "the same message was sent to this recipient "
                                   "moments ago", "messagedata")
 
-    def _insert_message(self, conn, msg: NewMessage, now: float) -> tuple[State, float]:
-        """The message row; returns the state and due time its parts get."""
+    def _insert_message(self, conn, msg: NewMessage, now: float,
+                        dedupe: bool) -> tuple[State, float]:
+        """The message row (`dedupe`: accepted under a dedupe window, so later duplicate
+        checks see it); returns the state and due time its parts get."""
         sub = msg.submission
         scheduled = sub.send_at is not None and sub.send_at > now
         state = State.SCHEDULED if scheduled else State.QUEUED
@@ -230,12 +239,13 @@ class Journal:
         conn.execute(
             "INSERT INTO messages(id, direction, user, recipient, originator, messagetype, body,"
             " encoding, msg_class, state, parts_total, priority, created, send_at, valid_until,"
-            " updated, want_report, serviceprovider, dialect, client_ref, callback, extra)"
-            " VALUES (?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " updated, want_report, serviceprovider, dialect, client_ref, callback, extra,"
+            " dedupe) VALUES (?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (msg.id, sub.user, sub.recipient, sub.originator, sub.messagetype, sub.text,
              msg.encoding, msg.msg_class, state.value, len(msg.parts), int(sub.priority), now,
              sub.send_at, sub.valid_until, now, int(sub.want_report), sub.serviceprovider,
-             sub.dialect, sub.client_ref, _json(sub.callback), _json(sub.smpp_params or None)))
+             sub.dialect, sub.client_ref, _json(sub.callback), _json(sub.smpp_params or None),
+             int(dedupe)))
         return state, due
 
     @staticmethod
@@ -670,6 +680,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         _migrate_unlimited_balances(conn)
     receipt_match.migrate(conn)
     counters.install(conn)
+    message_indexes.migrate(conn)
     conn.executescript(message_routes.DDL)
     events.migrate(conn)
     report_timeout.migrate(conn)

@@ -40,8 +40,7 @@ CREATE TABLE IF NOT EXISTS messages (
     deleted       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_box ON messages(user, direction, deleted, state, created);
-CREATE INDEX IF NOT EXISTS messages_dedupe ON messages(user, recipient, created)
-    WHERE direction = 'out';
+-- the duplicate check's index and the `dedupe` column: store/message_indexes.py
 
 CREATE TABLE IF NOT EXISTS parts (
     id            INTEGER PRIMARY KEY,

@@ -153,8 +153,22 @@ class GroupWriter:
 
     def call(self, fn: Callable[[sqlite3.Connection], object], timeout: float = 60.0):
         """Run `fn` in the writer and wait until it is durably committed. Inside a request
-        of the loop HTTP front the wait yields the loop instead of blocking it."""
-        return suspend.wait(self.submit(fn), timeout)
+        of the loop HTTP front the wait yields the loop instead of blocking it, and the
+        write reaches the writer with the others of the same loop iteration."""
+        gather = getattr(suspend.current_suspendable(), "gather", None)
+        if gather is None:
+            return suspend.wait(self.submit(fn), timeout)
+        future = Pending()
+        gather(self.put_many, (fn, future))
+        return suspend.wait(future, timeout)
+
+    def put_many(self, items: list) -> None:
+        """Queue several (fn, Pending) writes with one wake-up of the writer thread."""
+        if not self._thread.is_alive():
+            for _, future in items:
+                future.set_exception(StoreError("the store is closed"))
+            return
+        self._queue.put(items)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
@@ -179,19 +193,23 @@ class GroupWriter:
                 return
 
     def _take_batch(self) -> tuple[list, bool]:
+        """Everything queued now, up to max_batch writes (a `put_many` list is taken whole);
+        blocks only while the queue is empty."""
         item = self._queue.get()
-        if item is _STOP:
-            return [], True
-        batch = [item]
-        while len(batch) < self._max_batch:
+        batch: list = []
+        while True:
+            if item is _STOP:
+                return batch, True
+            if item.__class__ is list:
+                batch += item
+            else:
+                batch.append(item)
+            if len(batch) >= self._max_batch:
+                return batch, False
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)
-        return batch, False
+                return batch, False
 
     def _apply(self, batch: list) -> None:
         conn = self._conn
@@ -200,6 +218,8 @@ class GroupWriter:
             conn.execute("BEGIN IMMEDIATE")
             if len(batch) == 1:
                 results = [self._run_alone(conn, batch[0][0])]
+            elif all(getattr(fn, "replayable", False) for fn, _ in batch):
+                results = self._run_together(conn, batch)
             else:
                 results = [self._run_one(conn, fn) for fn, _ in batch]
             started = time.perf_counter()
@@ -227,6 +247,20 @@ class GroupWriter:
             GroupWriter._rollback(conn)
             conn.execute("BEGIN IMMEDIATE")
             return None, exc
+
+    @classmethod
+    def _run_together(cls, conn: sqlite3.Connection, batch: list) -> list:
+        """Writes marked `replayable` (they change nothing but the database, like an accept)
+        run without a savepoint each: two statements fewer per write, and as many fewer
+        hand-overs of the GIL to the loop thread. If one of them fails, the transaction is
+        rolled back and the batch runs again with a savepoint per write, so the failure
+        still undoes only its own write."""
+        try:
+            return [(fn(conn), None) for fn, _ in batch]
+        except Exception:
+            cls._rollback(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            return [cls._run_one(conn, fn) for fn, _ in batch]
 
     @staticmethod
     def _run_one(conn: sqlite3.Connection, fn) -> tuple[object, BaseException | None]:

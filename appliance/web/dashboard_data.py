@@ -78,7 +78,8 @@ class MessageQuery:
 
 
 def search(journal, q: MessageQuery, user: str | None) -> list[dict]:
-    """Newest first, at most SEARCH_LIMIT rows. An exact id wins over a recipient search."""
+    """Newest first (rowid: the order of acceptance), at most SEARCH_LIMIT rows. An exact id
+    wins over a recipient search."""
     if q.text:
         exact = journal.get_message(q.text)
         if exact and (user is None or exact["user"] == user):
@@ -102,7 +103,7 @@ def search(journal, q: MessageQuery, user: str | None) -> list[dict]:
     rows = journal.query(
         "SELECT id, user, recipient, originator, body, state, parts_total, created, updated,"
         " connection, reason, dialect FROM messages"
-        f" WHERE {' AND '.join(where)} ORDER BY created DESC LIMIT {SEARCH_LIMIT}", params)
+        f" WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT {SEARCH_LIMIT}", params)
     return [dict(r) for r in rows]
 
 
@@ -114,7 +115,7 @@ def inbox(journal, user: str | None, limit: int = SEARCH_LIMIT) -> list[dict]:
         params.append(user)
     return [dict(r) for r in journal.query(
         "SELECT id, originator, recipient, body, created, connection, is_read FROM messages"
-        f" WHERE {' AND '.join(where)} ORDER BY created DESC LIMIT ?", (*params, limit))]
+        f" WHERE {' AND '.join(where)} ORDER BY rowid DESC LIMIT ?", (*params, limit))]
 
 
 def timeline(journal, message: dict) -> list[dict]:

@@ -69,6 +69,7 @@ class _Task(greenlet.greenlet, Suspendable):
 
     executor = None
     conn = None
+    gather = None         # LoopServer.gather: writes held until the end of the iteration
     saved = None          # bottle's thread-local request/response while suspended
     waiting = None        # the Future it waits for
     # clock.monotonic() after which the wait times out, or None. The timeout sweep checks
@@ -157,6 +158,7 @@ class LoopServer:
         self._ready: deque = deque()          # (task, future) settled by the writer thread
         self._waiting: set[_Task] = set()     # suspended with a deadline (swept, no timers)
         self._wake_scheduled = False
+        self._gathered: dict = {}             # put_many -> writes this iteration held
         self._idle_event: asyncio.Event | None = None
         self._loop = _new_loop()
         self._started = threading.Event()
@@ -265,6 +267,7 @@ class LoopServer:
         task = _Task(_call_app)
         task.executor = self._executor or self._offload_pool()
         task.conn = conn
+        task.gather = self.gather
         self.in_flight += 1
         self.requests += 1
         self._idle_event.clear()
@@ -288,6 +291,25 @@ class LoopServer:
             task.deadline = self.clock.monotonic() + timeout
             self._waiting.add(task)
         future.add_done_callback(task.woken)
+
+    def gather(self, put_many, item) -> None:
+        """From a request greenlet: hold a write for the journal's writer until every event
+        of this loop iteration has been handled, then hand them over in one `put_many`.
+        One wake-up of the writer thread per iteration instead of one per request, and the
+        group commit holds every request the iteration read (no timer: the writer still
+        takes whatever has arrived when its previous commit ends)."""
+        held = self._gathered.get(put_many)
+        if held is not None:
+            held.append(item)
+            return
+        if not self._gathered:
+            self._loop.call_soon(self._hand_over_gathered)
+        self._gathered[put_many] = [item]
+
+    def _hand_over_gathered(self) -> None:
+        gathered, self._gathered = self._gathered, {}
+        for put_many, items in gathered.items():
+            put_many(items)
 
     def _wake(self, task: _Task, future) -> None:
         """From the writer thread: queue the resume; one loop wake-up per group commit.

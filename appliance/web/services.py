@@ -15,7 +15,7 @@ class Services:
     config: Config
     journal: object                    # store.journal.Journal
     accounts: object                   # accounts.Accounts
-    wake: Callable[[], None] = lambda: None          # dispatcher.wake
+    wake: Callable[[], None] = lambda: None          # dispatcher.work_arrived
     status: Callable[[], dict] = lambda: {}          # daemon-wide /status snapshot
     clock: Clock = SYSTEM_CLOCK
     control: ControlPlane = field(default_factory=ControlPlane)   # the daemon's parts (control.py)

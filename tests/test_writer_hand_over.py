@@ -1,0 +1,102 @@
+"""The writer takes a hand-over of several writes (GroupWriter.put_many, what the loop front
+sends once per loop iteration) as one group commit, each write in its own savepoint."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.errors import StoreError
+from appliance.store.writer import Pending
+
+
+def write(value):
+    return lambda conn: conn.execute("INSERT INTO ledger(user, delta, reason, at)"
+                                     " VALUES ('w', ?, 'test', 0)", (value,)).lastrowid
+
+
+def test_a_hand_over_is_one_commit_and_a_failing_write_undoes_only_itself(journal):
+    writer = journal._writer
+    before = writer.commits
+    items = [(write(i), Pending()) for i in range(5)]
+    items.insert(2, (lambda conn: conn.execute("INSERT INTO ledger(user) VALUES (NULL)"),
+                     Pending()))
+    writer.put_many(items)
+    results = []
+    for _, future in items:
+        try:
+            results.append(future.result(10))
+        except Exception as exc:
+            results.append(exc)
+    assert writer.commits - before == 1
+    assert [isinstance(r, int) for r in results] == [True, True, False, True, True, True]
+    rows = journal.query("SELECT delta FROM ledger WHERE user='w' ORDER BY id")
+    assert [r[0] for r in rows] == [0, 1, 2, 3, 4]
+
+
+def test_a_hand_over_to_a_stopped_writer_is_refused_not_lost(journal):
+    writer = journal._writer
+    writer.stop()
+    future = Pending()
+    writer.put_many([(write(1), future)])
+    with pytest.raises(StoreError):
+        future.result(1)
+
+
+def replayable(fn):
+    fn.replayable = True
+    return fn
+
+
+def test_replayable_writes_share_the_transaction_and_a_failure_replays_the_rest(journal):
+    """No savepoint per write until one fails; then the batch runs again, each write in its
+    own savepoint: the good ones are committed once each, the bad one gets its error."""
+    writer = journal._writer
+    runs: list[int] = []
+
+    def counted(i):
+        return replayable(lambda conn: (runs.append(i), write(i)(conn))[1])
+
+    bad = replayable(lambda conn: conn.execute("INSERT INTO ledger(user) VALUES (NULL)"))
+    items = [(counted(i), Pending()) for i in range(4)]
+    items.insert(3, (bad, Pending()))
+    before = writer.commits
+    writer.put_many(items)
+    outcomes = []
+    for _, future in items:
+        try:
+            outcomes.append(future.result(10))
+        except Exception as exc:
+            outcomes.append(exc)
+    assert writer.commits - before == 1
+    assert [isinstance(o, Exception) for o in outcomes] == [False, False, False, True, False]
+    assert runs == [0, 1, 2, 0, 1, 2, 3]       # the first pass stopped at the failure
+    rows = journal.query("SELECT delta FROM ledger WHERE user='w' ORDER BY id")
+    assert [r[0] for r in rows] == [0, 1, 2, 3]
+
+
+def test_accepts_in_one_commit_run_without_savepoints(journal):
+    """Journal.accept's write is replayable: a commit of accepts issues no SAVEPOINT."""
+    writer = journal._writer
+    items = [(_accept_write(journal, f"t{i}"), Pending()) for i in range(3)]
+    statements: list[str] = []
+    writer._conn.set_trace_callback(statements.append)
+    try:
+        writer.put_many(items)
+        ids = [future.result(10)[0] for _, future in items]
+    finally:
+        writer._conn.set_trace_callback(None)
+    assert all(isinstance(i, str) for i in ids)
+    assert not [s for s in statements if s.startswith("SAVEPOINT")], statements
+
+
+def _accept_write(journal, text: str):
+    """The writer call Journal.accept builds for one message, taken from it."""
+    from appliance.compose import Submission, prepare
+    msg = prepare(Submission(user="admin", recipient="+36201234567", text=text))
+    captured = []
+    journal._writer.call = lambda fn, timeout=60.0: captured.append(fn) or [msg.id]
+    try:
+        journal.accept([msg])
+    finally:
+        del journal._writer.call
+    return captured[0]
