@@ -222,6 +222,36 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far per thread id of `pid` (/proc/PID/task)."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[task.name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def thread_names(pid: int) -> dict[str, str]:
+    """Thread id -> Python thread name, from `py-spy dump` when py-spy is installed."""
+    try:
+        dump = subprocess.run(["py-spy", "dump", "-p", str(pid)], capture_output=True,
+                              text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return _parse_dump(dump)
+
+
+def _parse_dump(dump: str) -> dict[str, str]:
+    names = {}
+    for m in re.finditer(r'Thread (0x[0-9A-Fa-f]+|\d+) \([^)]*\): "([^"]*)"', dump):
+        ident = m.group(1)
+        names[str(int(ident, 16)) if ident.startswith("0x") else ident] = m.group(2)
+    return names
+
+
 def load(port: int, seconds: float, clients: int) -> int:
     accepted = [0] * clients
     deadline = time.monotonic() + seconds
@@ -302,6 +332,16 @@ def delivered(port: int) -> int:
     return status["queue"].get("delivered", 0)
 
 
+def store_commits(port: int) -> int:
+    """The journal's group commits so far (/metrics `sms_store_commits`)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    match = re.search(r"^sms_store_commits(?:_total)? (\S+)$", text, re.M)
+    return int(float(match.group(1))) if match else -1
+
+
 def start_profiler(pid: int) -> subprocess.Popen | None:
     """With BENCH_PYSPY=FILE, py-spy samples the daemon during the drain (raw, 250 Hz)
     into FILE: aggregate it by function to see where the CPU per message goes."""
@@ -309,7 +349,7 @@ def start_profiler(pid: int) -> subprocess.Popen | None:
     if not out:
         return None
     return subprocess.Popen(["py-spy", "record", "-p", str(pid), "-r", "250", "-f", "raw",
-                             "-o", out, "--nonblocking"]
+                             "-o", out, "--nonblocking", "--threads"]
                             + (["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
@@ -333,12 +373,18 @@ def backlog(count: int, window: int, receipts: bool) -> None:
                 profiler = start_profiler(proc.pid)
                 cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
                 cpu_split0 = cpu_split(proc.pid)
+                threads0 = thread_cpu(proc.pid)
+                commits0 = store_commits(port)
+                smsc_cpu0 = cpu_seconds(smsc.proc.pid)
                 smsc.up()
                 deadline = time.monotonic() + 600
                 while smsc.counts()[0] < accepted and time.monotonic() < deadline:
                     time.sleep(0.05)
                 elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
                 user_sys = [b - a for a, b in zip(cpu_split0, cpu_split(proc.pid))]
+                threads = thread_cpu(proc.pid)
+                commits = store_commits(port) - commits0
+                smsc_cpu = cpu_seconds(smsc.proc.pid) - smsc_cpu0
                 stop_profiler(profiler)
                 got = smsc.counts()[1]
                 drain = got / elapsed
@@ -347,6 +393,15 @@ def backlog(count: int, window: int, receipts: bool) -> None:
                       f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
                       f" µs/message (user {user_sys[0] / max(1, got) * 1e6:.0f},"
                       f" system {user_sys[1] / max(1, got) * 1e6:.0f})")
+                per_thread = sorted(((threads[n] - threads0.get(n, 0.0), n) for n in threads),
+                                    reverse=True)
+                names = thread_names(proc.pid)
+                print(f"  {commits} store commits ({got / max(1, commits):.0f} messages each);"
+                      f" the SMSC process (SMSC and link proxy): {smsc_cpu / max(1, got) * 1e6:.0f}"
+                      " µs CPU/message")
+                print("  per thread, µs/message: " + ", ".join(
+                    f"{names.get(n, n)} {t / max(1, got) * 1e6:.0f}"
+                    for t, n in per_thread if t > 0))
                 if receipts:
                     while delivered(port) < accepted and time.monotonic() < deadline:
                         time.sleep(0.1)
@@ -357,9 +412,9 @@ def backlog(count: int, window: int, receipts: bool) -> None:
             finally:
                 proc.terminate()
                 proc.wait(30)
-        alone = max(run(smsc, window, 20_000, port=smsc.port)[0] for _ in range(2))
-        print(f"  the channel alone through the same SMSC and proxy: {alone:.0f} submit_sm/s;"
-              f" drain/alone {drain / alone:.2f}")
+        alone, alone_cpu = max(run(smsc, window, 20_000, port=smsc.port) for _ in range(2))
+        print(f"  the channel alone through the same SMSC and proxy: {alone:.0f} submit_sm/s"
+              f" ({alone_cpu:.0f} µs CPU each); drain/alone {drain / alone:.2f}")
     finally:
         smsc.stop()
 

@@ -69,13 +69,18 @@ TRANSIENT = {ESME_RSYSERR, ESME_RMSGQFUL, 0x45, ESME_RTHROTTLED, 0x64, 0xFF}
 RECV_BYTES = 256 * 1024     # one recv takes every PDU waiting (a window of answers, receipts)
 MAX_PDU = 1 << 20           # a longer command_length is a garbled stream, not a PDU
 PDU_HEADER = 16
-READY_PARTS = 100           # parts waiting here beyond the window (at least one window)
+# Parts waiting here beyond the window (at least one window). A backlog is claimed in
+# batches of about half of this (one commit each); an alert handed over meanwhile goes
+# before the bulk waiting here (`_reorder`).
+READY_PARTS = 400
 MAX_THROTTLED = 5
 PAYLOAD_MEMORY = 1000       # message ids sent whole, remembered for late parts 2..n
 TICK = 0.5
-# submit_sm_resp OKs are handed to the store together: this many, or after this long
-RESULTS_PER_WRITE = 64
-RESULT_HOLD = 0.005
+# submit_sm_resp OKs are handed to the store together: this many, or after this long.
+# Each hand-over is about one commit (fsync and WAL pages); a kill -9 before it sends these
+# parts again at restart, as it does for the window in flight.
+RESULTS_PER_WRITE = 128
+RESULT_HOLD = 0.02
 ORPHAN_SWEEP = 60.0         # seconds between sweeps of this bind's unmatched receipts
 
 
@@ -108,6 +113,8 @@ class SmppChannel:
         self._rate = Rate()
         self._window = Window(conn.windowsize)
         self._inbox: deque[OutPart] = deque()
+        self._inbox_lock = threading.Lock()   # appends (any thread) vs reordering (worker)
+        self._reorder_inbox = False
         self._throttled: list[OutPart] = []       # kept here, sent first after the pause
         self._throttle_counts: dict[int, int] = {}
         self._client = None
@@ -172,12 +179,20 @@ class SmppChannel:
         return self.conn.windowsize + max(self.conn.windowsize, READY_PARTS)
 
     def submit(self, part: OutPart) -> None:
-        self._inbox.append(part)
-        self._poke()
+        self.submit_batch([part])
 
     def submit_batch(self, parts: list[OutPart]) -> None:
-        """Many parts, in order, with one wake-up of the worker."""
-        self._inbox.extend(parts)
+        """Many parts, in order, with one wake-up of the worker. Parts more urgent than
+        those already waiting here (an alert during a bulk backlog) are put before them by
+        the worker (`_reorder`), in the store's send order: priority, then acceptance."""
+        with self._inbox_lock:
+            try:
+                last = self._inbox[-1].priority   # the worker may take it meanwhile
+            except IndexError:
+                last = None
+            if parts and last is not None and min(p.priority for p in parts) < last:
+                self._reorder_inbox = True
+            self._inbox.extend(parts)
         self._poke()
 
     def alive(self) -> bool:
@@ -370,6 +385,8 @@ class SmppChannel:
         if self.conn.mode == "receiver":
             self._return_inbox("receiver", "a receiver bind cannot send")
             return
+        if self._reorder_inbox:
+            self._reorder()
         now = self.clock.monotonic()
         out: list[bytes] = []           # the whole window refill leaves in one sendall
         while self._window.room() and not self._throttle.paused(now):
@@ -384,6 +401,15 @@ class SmppChannel:
                 out.append(data)
         if out:
             self._send_bytes(b"".join(out))
+
+    def _reorder(self) -> None:
+        """More urgent parts came after those waiting: send order again (worker thread;
+        only it takes parts out, so nothing is taken while the lock is held)."""
+        with self._inbox_lock:
+            self._reorder_inbox = False
+            waiting = sorted(self._inbox, key=_send_order)
+            self._inbox.clear()
+            self._inbox.extend(waiting)
 
     def _submit_sm(self, part: OutPart, now: float) -> bytes | None:
         """The submit_sm for `part`, put in the window; None when part 1 carries it whole."""
@@ -920,6 +946,10 @@ class _SubmittedBatch:
 
     def __call__(self) -> None:
         self.sink.parts_submitted(self.connection, self.results)
+
+
+def _send_order(part: OutPart) -> tuple[int, int]:
+    return part.priority, part.id
 
 
 def _bind_error(command: str, exc) -> str:
