@@ -19,8 +19,11 @@ for parts the channel submitted into a real journal; see receipt_burst)
 
 Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1]
 The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
-link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message, then
-the channel alone through the same SMSC process and link proxy, and the ratio; with
+link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message (also
+per thread, named by `py-spy dump` when py-spy is installed), the journal's commits and the
+SMSC process's CPU, then the channel alone through the same SMSC process and link proxy,
+before and after the drain, and the ratio to their mean; BENCH_PYSPY=FILE profiles the
+drain (py-spy raw, per thread). With
 receipts, the SMSC answers each submit_sm with a deliver_sm receipt and the time until every
 message is `delivered` in the journal (from /status) is printed too.
 """
@@ -361,11 +364,14 @@ def stop_profiler(profiler: subprocess.Popen | None) -> None:
 
 
 def backlog(count: int, window: int, receipts: bool) -> None:
-    """The drain rate, then the channel alone (this process, a counting sink) through the
-    same SMSC process and proxy, so the ratio comes from one run."""
+    """The drain rate, and the channel alone (this process, a counting sink) through the
+    same SMSC process and proxy before and after it, so the ratio comes from one run."""
     smsc = SmscProcess(receipts)
-    smsc.down()
     try:
+        # the channel alone before and after the drain: the machine's load moves, the ratio
+        # is taken against the mean of the two
+        before = run(smsc, window, 20_000, port=smsc.port)
+        smsc.down()
         with tempfile.TemporaryDirectory() as tmp:
             proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)
             try:
@@ -376,9 +382,10 @@ def backlog(count: int, window: int, receipts: bool) -> None:
                 threads0 = thread_cpu(proc.pid)
                 commits0 = store_commits(port)
                 smsc_cpu0 = cpu_seconds(smsc.proc.pid)
+                received0, distinct0 = smsc.counts()     # the channel alone's, before
                 smsc.up()
                 deadline = time.monotonic() + 600
-                while smsc.counts()[0] < accepted and time.monotonic() < deadline:
+                while smsc.counts()[0] - received0 < accepted and time.monotonic() < deadline:
                     time.sleep(0.05)
                 elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
                 user_sys = [b - a for a, b in zip(cpu_split0, cpu_split(proc.pid))]
@@ -386,7 +393,7 @@ def backlog(count: int, window: int, receipts: bool) -> None:
                 commits = store_commits(port) - commits0
                 smsc_cpu = cpu_seconds(smsc.proc.pid) - smsc_cpu0
                 stop_profiler(profiler)
-                got = smsc.counts()[1]
+                got = smsc.counts()[1] - distinct0
                 drain = got / elapsed
                 print(f"backlog window {window}: {accepted} queued while down, drained at"
                       f" {drain:.0f} submit_sm/s ({elapsed:.1f}s); lost"
@@ -412,9 +419,11 @@ def backlog(count: int, window: int, receipts: bool) -> None:
             finally:
                 proc.terminate()
                 proc.wait(30)
-        alone, alone_cpu = max(run(smsc, window, 20_000, port=smsc.port) for _ in range(2))
-        print(f"  the channel alone through the same SMSC and proxy: {alone:.0f} submit_sm/s"
-              f" ({alone_cpu:.0f} µs CPU each); drain/alone {drain / alone:.2f}")
+        after = run(smsc, window, 20_000, port=smsc.port)
+        alone = (before[0] + after[0]) / 2
+        print(f"  the channel alone through the same SMSC and proxy, before/after the drain:"
+              f" {before[0]:.0f}/{after[0]:.0f} submit_sm/s ({before[1]:.0f}/{after[1]:.0f} µs"
+              f" CPU each); drain/alone {drain / alone:.2f}")
     finally:
         smsc.stop()
 
