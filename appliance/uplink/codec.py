@@ -83,11 +83,21 @@ def source_address(originator: str, conn: SMPPConfig) -> tuple[str, int, int]:
     return addr, ton, npi
 
 
+_last_validity: tuple[int, str] = (-1, "")    # a backlog's parts share their second
+
+
 def validity(valid_until: float | None) -> str:
     """SMPP absolute time in UTC (`YYMMDDhhmmss000+`), or '' for the SMSC default."""
+    global _last_validity
     if valid_until is None:
         return ""
-    return time.strftime("%y%m%d%H%M%S", time.gmtime(valid_until)) + "000+"
+    second = int(valid_until)
+    last = _last_validity                 # one tuple, swapped whole: safe across channels
+    if last[0] == second:
+        return last[1]
+    text = time.strftime("%y%m%d%H%M%S", time.gmtime(second)) + "000+"
+    _last_validity = (second, text)
+    return text
 
 
 def submit_fields(part: OutPart, conn: SMPPConfig, *, whole_text: str | None = None) -> dict:
