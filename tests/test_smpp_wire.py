@@ -124,3 +124,13 @@ def test_an_unusual_deliver_sm_is_left_to_smpplib():
     truncated = cut.to_bytes(4, "big") + whole[4:cut]
     assert wire.read_deliver_sm(truncated) is None
     assert wire.read_deliver_sm(smpplib_bytes("enquire_link", 3)) is None
+
+
+def test_validity_period_is_right_for_each_second_also_when_reused():
+    import time as _time
+
+    from appliance.uplink.codec import validity
+    for value in (1700000000.9, 1700000000.1, 1700000001.0, 1700000000.5, 86400.0):
+        expected = _time.strftime("%y%m%d%H%M%S", _time.gmtime(int(value))) + "000+"
+        assert validity(value) == expected
+    assert validity(None) == ""
