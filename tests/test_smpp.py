@@ -321,3 +321,15 @@ def test_an_alert_passes_the_bulk_parts_waiting_in_the_channel(smsc, channel_for
     wait_until(lambda: len(sink.submitted) == 6, what="all submitted")
     assert [r.short_message for r in smsc.received] == [
         b"bulk 1", b"alert", b"bulk 2", b"bulk 3", b"bulk 4", b"bulk 5"]
+
+
+def test_a_started_uplink_shortens_the_interpreters_switch_interval(channel_for):
+    """The worker gets the GIL within 1 ms of an answer, not after the 5 ms default."""
+    import sys
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        channel_for()
+        assert sys.getswitchinterval() <= 0.001
+    finally:
+        sys.setswitchinterval(previous)
