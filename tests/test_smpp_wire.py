@@ -134,3 +134,15 @@ def test_validity_period_is_right_for_each_second_also_when_reused():
         expected = _time.strftime("%y%m%d%H%M%S", _time.gmtime(int(value))) + "000+"
         assert validity(value) == expected
     assert validity(None) == ""
+
+
+def test_default_alphabet_text_is_the_septets_of_the_gsm_table():
+    from appliance.gsm import alphabet
+    from appliance.gsm.errors import EncodingError
+    texts = ["", "benchmark message 1", alphabet.GSM_CHARACTERS, alphabet.EXTENSION_CHARACTERS,
+             "Price: 5€ [sale] {x} ~ | ^ \\ \f", "@£$¥èéùìòÇ\nØø\rÅå", "ÄÖÑÜ§¿äöñüà Δ_ΦΓΛΩΠΨΣΘΞ"]
+    for text in texts:
+        assert codec.encode_default_text(text, "gsm") == bytes(alphabet.to_septets(text))
+    for text in ("emoji 😀", "ESC \x1b", "Ő"):
+        with pytest.raises(EncodingError):
+            codec.encode_default_text(text, "gsm")

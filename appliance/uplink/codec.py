@@ -53,10 +53,19 @@ def encode_body(encoding: str, text: str | None, data: bytes = b"",
     return bytes(data)
 
 
+# character -> its unpacked septet(s) as one latin-1 character each (extension: ESC, code)
+_SEPTETS = {**{ord(ch): chr(code) for code, ch in enumerate(alphabet.DEFAULT_TABLE)
+               if code != alphabet.ESC},
+            **{ord(ch): chr(alphabet.ESC) + chr(code)
+               for code, ch in alphabet.EXTENSION_TABLE.items()}}
+
+
 def encode_default_text(text: str, alpha: str) -> bytes:
     """Text for a default-alphabet data_coding: unpacked septets, or ASCII/Latin-1 octets."""
     if alpha == "gsm":
-        return bytes(alphabet.to_septets(text))
+        if alphabet.is_gsm7(text):      # one C-level pass each, not a Python step per char
+            return text.translate(_SEPTETS).encode("latin-1")
+        return bytes(alphabet.to_septets(text))     # raises, naming the characters
     return text.encode("ascii" if alpha == "ascii" else "latin-1", errors="replace")
 
 
