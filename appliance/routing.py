@@ -65,6 +65,13 @@ class Router:
     def routes(self) -> tuple[RouteConfig, ...]:
         return tuple(r.config for r in self._rules)
 
+    def _only_connection(self, part: OutPart) -> str | None:
+        """The one candidate when no rule, alias or earlier failure can matter: no route
+        rules and a single connection (what `candidates` would return, rotation and all)."""
+        if self._rules or part.serviceprovider or len(self._default.config.connections) != 1:
+            return None
+        return self._default.config.connections[0]
+
     def candidates(self, part: OutPart) -> list[str]:
         """Connections that may carry `part`, best first."""
         if part.serviceprovider:
@@ -78,6 +85,9 @@ class Router:
 
     def pick(self, part: OutPart, free: dict[str, int]) -> str | None:
         """The first candidate with a free slot, or None: the part waits."""
+        only = self._only_connection(part)
+        if only is not None:                 # the common case, without a list per part
+            return only if free.get(only, 0) > 0 else None
         for name in self.candidates(part):
             if free.get(name, 0) > 0:
                 return name

@@ -19,8 +19,11 @@ for parts the channel submitted into a real journal; see receipt_burst)
 
 Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1]
 The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
-link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message, then
-the channel alone through the same SMSC process and link proxy, and the ratio; with
+link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message (also
+per thread, named by `py-spy dump` when py-spy is installed), the journal's commits and the
+SMSC process's CPU, then the channel alone through the same SMSC process and link proxy,
+before and after the drain, and the ratio to their mean; BENCH_PYSPY=FILE profiles the
+drain (py-spy raw, per thread). With
 receipts, the SMSC answers each submit_sm with a deliver_sm receipt and the time until every
 message is `delivered` in the journal (from /status) is printed too.
 """
@@ -222,6 +225,36 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) so far per thread id of `pid` (/proc/PID/task)."""
+    tick, out = os.sysconf("SC_CLK_TCK"), {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[task.name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def thread_names(pid: int) -> dict[str, str]:
+    """Thread id -> Python thread name, from `py-spy dump` when py-spy is installed."""
+    try:
+        dump = subprocess.run(["py-spy", "dump", "-p", str(pid)], capture_output=True,
+                              text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return _parse_dump(dump)
+
+
+def _parse_dump(dump: str) -> dict[str, str]:
+    names = {}
+    for m in re.finditer(r'Thread (0x[0-9A-Fa-f]+|\d+) \([^)]*\): "([^"]*)"', dump):
+        ident = m.group(1)
+        names[str(int(ident, 16)) if ident.startswith("0x") else ident] = m.group(2)
+    return names
+
+
 def load(port: int, seconds: float, clients: int) -> int:
     accepted = [0] * clients
     deadline = time.monotonic() + seconds
@@ -302,6 +335,16 @@ def delivered(port: int) -> int:
     return status["queue"].get("delivered", 0)
 
 
+def store_commits(port: int) -> int:
+    """The journal's group commits so far (/metrics `sms_store_commits`)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    match = re.search(r"^sms_store_commits(?:_total)? (\S+)$", text, re.M)
+    return int(float(match.group(1))) if match else -1
+
+
 def start_profiler(pid: int) -> subprocess.Popen | None:
     """With BENCH_PYSPY=FILE, py-spy samples the daemon during the drain (raw, 250 Hz)
     into FILE: aggregate it by function to see where the CPU per message goes."""
@@ -309,7 +352,7 @@ def start_profiler(pid: int) -> subprocess.Popen | None:
     if not out:
         return None
     return subprocess.Popen(["py-spy", "record", "-p", str(pid), "-r", "250", "-f", "raw",
-                             "-o", out, "--nonblocking"]
+                             "-o", out, "--nonblocking", "--threads"]
                             + (["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
@@ -321,11 +364,16 @@ def stop_profiler(profiler: subprocess.Popen | None) -> None:
 
 
 def backlog(count: int, window: int, receipts: bool) -> None:
-    """The drain rate, then the channel alone (this process, a counting sink) through the
-    same SMSC process and proxy, so the ratio comes from one run."""
+    """The drain rate, and the channel alone (this process, a counting sink) through the
+    same SMSC process and proxy before and after it, so the ratio comes from one run."""
     smsc = SmscProcess(receipts)
-    smsc.down()
     try:
+        # the channel alone before and after the drain: the machine's load moves, the ratio
+        # is taken against the mean of the two
+        smsc_cpu0 = cpu_seconds(smsc.proc.pid)
+        before = run(smsc, window, 20_000, port=smsc.port)
+        alone_smsc = (cpu_seconds(smsc.proc.pid) - smsc_cpu0) / 20_000 * 1e6
+        smsc.down()
         with tempfile.TemporaryDirectory() as tmp:
             proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)
             try:
@@ -333,20 +381,36 @@ def backlog(count: int, window: int, receipts: bool) -> None:
                 profiler = start_profiler(proc.pid)
                 cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
                 cpu_split0 = cpu_split(proc.pid)
+                threads0 = thread_cpu(proc.pid)
+                commits0 = store_commits(port)
+                smsc_cpu0 = cpu_seconds(smsc.proc.pid)
+                received0, distinct0 = smsc.counts()     # the channel alone's, before
                 smsc.up()
                 deadline = time.monotonic() + 600
-                while smsc.counts()[0] < accepted and time.monotonic() < deadline:
+                while smsc.counts()[0] - received0 < accepted and time.monotonic() < deadline:
                     time.sleep(0.05)
                 elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
                 user_sys = [b - a for a, b in zip(cpu_split0, cpu_split(proc.pid))]
+                threads = thread_cpu(proc.pid)
+                commits = store_commits(port) - commits0
+                smsc_cpu = cpu_seconds(smsc.proc.pid) - smsc_cpu0
                 stop_profiler(profiler)
-                got = smsc.counts()[1]
+                got = smsc.counts()[1] - distinct0
                 drain = got / elapsed
                 print(f"backlog window {window}: {accepted} queued while down, drained at"
                       f" {drain:.0f} submit_sm/s ({elapsed:.1f}s); lost"
                       f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
                       f" µs/message (user {user_sys[0] / max(1, got) * 1e6:.0f},"
                       f" system {user_sys[1] / max(1, got) * 1e6:.0f})")
+                per_thread = sorted(((threads[n] - threads0.get(n, 0.0), n) for n in threads),
+                                    reverse=True)
+                names = thread_names(proc.pid)
+                print(f"  {commits} store commits ({got / max(1, commits):.0f} messages each);"
+                      f" the SMSC process (SMSC and link proxy): {smsc_cpu / max(1, got) * 1e6:.0f}"
+                      " µs CPU/message")
+                print("  per thread, µs/message: " + ", ".join(
+                    f"{names.get(n, n)} {t / max(1, got) * 1e6:.0f}"
+                    for t, n in per_thread if t > 0))
                 if receipts:
                     while delivered(port) < accepted and time.monotonic() < deadline:
                         time.sleep(0.1)
@@ -357,9 +421,14 @@ def backlog(count: int, window: int, receipts: bool) -> None:
             finally:
                 proc.terminate()
                 proc.wait(30)
-        alone = max(run(smsc, window, 20_000, port=smsc.port)[0] for _ in range(2))
-        print(f"  the channel alone through the same SMSC and proxy: {alone:.0f} submit_sm/s;"
-              f" drain/alone {drain / alone:.2f}")
+        smsc_cpu0 = cpu_seconds(smsc.proc.pid)
+        after = run(smsc, window, 20_000, port=smsc.port)
+        alone_smsc = (alone_smsc + (cpu_seconds(smsc.proc.pid) - smsc_cpu0) / 20_000 * 1e6) / 2
+        alone = (before[0] + after[0]) / 2
+        print(f"  the channel alone through the same SMSC and proxy, before/after the drain:"
+              f" {before[0]:.0f}/{after[0]:.0f} submit_sm/s ({before[1]:.0f}/{after[1]:.0f} µs"
+              f" CPU each; the SMSC process {alone_smsc:.0f} µs/message); drain/alone"
+              f" {drain / alone:.2f}")
     finally:
         smsc.stop()
 

@@ -112,14 +112,15 @@ def test_the_uplink_holds_a_window_in_flight_and_more_parts_ready(
     daemon = run_daemon(make_config(connections=(uplink(smsc, windowsize=10),)))
     channel = daemon.channels.running["SMPP0"]
     wait_until(lambda: channel.state == "bound", what="bound")
+    total = channel.capacity + 40                 # more than the channel takes at once
     daemon.journal.accept([prepare(Submission(user="admin", recipient=f"+3620{i:07d}",
-                                              text=f"m{i}")) for i in range(150)])
+                                              text=f"m{i}")) for i in range(total)])
     ready = channel.capacity - 10
     assert ready >= 10
     wait_until(lambda: channel.status()["window"]["in_use"] == 10
                and channel.status()["queued"] == ready, what="window full, the next ready")
     assert daemon.journal.stats()["parts_by_state"] == {"sending": 10 + ready,
-                                                        "queued": 140 - ready}
+                                                        "queued": total - 10 - ready}
     smsc.release_held()
-    wait_until(lambda: daemon.journal.stats()["parts_by_state"].get("submitted") == 150,
+    wait_until(lambda: daemon.journal.stats()["parts_by_state"].get("submitted") == total,
                timeout=60, what="all submitted")

@@ -60,3 +60,20 @@ def test_a_transient_failure_sends_the_part_to_the_next_connection():
 
 def test_without_rules_every_connection_is_a_candidate():
     assert sorted(router().candidates(part())) == sorted(NAMES)
+
+
+def test_one_connection_without_rules_picks_as_the_candidates_say():
+    """The single-connection shortcut of `pick` answers what the candidate list would."""
+    r = Router((), ["SMPP0"], aliases={"Vodafone": "GSMModem1"})
+    for p in (part(), part(tried=("SMPP0",)), part(serviceprovider="Vodafone")):
+        for free in ({"SMPP0": 1, "GSMModem1": 1}, {"SMPP0": 0, "GSMModem1": 1}, {}):
+            expected = next((n for n in r.candidates(p) if free.get(n, 0) > 0), None)
+            assert r.pick(p, free) == expected
+    assert r.pick(part(), {"SMPP0": 0}) is None           # no free slot: the part waits
+    # a rule or a second connection: the full candidate list again
+    r.set_routes((RouteConfig(connections=("GSMModem1",), prefix="+36"),))
+    assert r.pick(part(), {"SMPP0": 1, "GSMModem1": 1}) == "GSMModem1"
+    r.set_routes(())
+    r.set_connections(["SMPP0", "GSMModem0"])
+    assert {r.pick(part(), {"SMPP0": 1, "GSMModem0": 1}) for _ in range(2)} == {"SMPP0",
+                                                                              "GSMModem0"}

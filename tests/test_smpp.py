@@ -305,3 +305,31 @@ def test_stop_gives_back_queued_parts(smsc, channel_for):
     channel.stop()
     assert sink.failed == [(1, "stopped", True)] or sink.failed == [(1, "link_down", True)]
     assert channel.state == "stopped" and not channel.alive()
+
+
+def test_an_alert_passes_the_bulk_parts_waiting_in_the_channel(smsc, channel_for):
+    """Parts kept ready beyond the window wait in send order: an alert handed over while
+    bulk parts wait here leaves before them (alerts before bulk), the bulk keeps its order."""
+    from appliance.model import Priority
+    channel, sink = channel_for(windowsize=1, deliveryreport=False)
+    smsc.hold_after = 0                       # the first submit_sm stays in flight
+    channel.submit_batch([part(i, f"bulk {i}", priority=Priority.BULK) for i in range(1, 6)])
+    wait_until(lambda: len(smsc.received) == 1 and channel.status()["queued"] == 4,
+               what="bulk 1 in flight, 2..5 waiting")
+    channel.submit_batch([part(9, "alert", priority=Priority.ALERT)])
+    smsc.release_held()
+    wait_until(lambda: len(sink.submitted) == 6, what="all submitted")
+    assert [r.short_message for r in smsc.received] == [
+        b"bulk 1", b"alert", b"bulk 2", b"bulk 3", b"bulk 4", b"bulk 5"]
+
+
+def test_a_started_uplink_shortens_the_interpreters_switch_interval(channel_for):
+    """The worker gets the GIL within 1 ms of an answer, not after the 5 ms default."""
+    import sys
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        channel_for()
+        assert sys.getswitchinterval() <= 0.001
+    finally:
+        sys.setswitchinterval(previous)

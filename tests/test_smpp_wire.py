@@ -124,3 +124,25 @@ def test_an_unusual_deliver_sm_is_left_to_smpplib():
     truncated = cut.to_bytes(4, "big") + whole[4:cut]
     assert wire.read_deliver_sm(truncated) is None
     assert wire.read_deliver_sm(smpplib_bytes("enquire_link", 3)) is None
+
+
+def test_validity_period_is_right_for_each_second_also_when_reused():
+    import time as _time
+
+    from appliance.uplink.codec import validity
+    for value in (1700000000.9, 1700000000.1, 1700000001.0, 1700000000.5, 86400.0):
+        expected = _time.strftime("%y%m%d%H%M%S", _time.gmtime(int(value))) + "000+"
+        assert validity(value) == expected
+    assert validity(None) == ""
+
+
+def test_default_alphabet_text_is_the_septets_of_the_gsm_table():
+    from appliance.gsm import alphabet
+    from appliance.gsm.errors import EncodingError
+    texts = ["", "benchmark message 1", alphabet.GSM_CHARACTERS, alphabet.EXTENSION_CHARACTERS,
+             "Price: 5€ [sale] {x} ~ | ^ \\ \f", "@£$¥èéùìòÇ\nØø\rÅå", "ÄÖÑÜ§¿äöñüà Δ_ΦΓΛΩΠΨΣΘΞ"]
+    for text in texts:
+        assert codec.encode_default_text(text, "gsm") == bytes(alphabet.to_septets(text))
+    for text in ("emoji 😀", "ESC \x1b", "Ő"):
+        with pytest.raises(EncodingError):
+            codec.encode_default_text(text, "gsm")

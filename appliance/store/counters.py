@@ -29,7 +29,7 @@ CREATE TRIGGER IF NOT EXISTS {t}_count_delete AFTER DELETE ON {t} BEGIN
     UPDATE state_counts SET n = n - 1 WHERE tbl = '{t}' AND state = OLD.state;
 END;
 CREATE TRIGGER IF NOT EXISTS {t}_count_update AFTER UPDATE OF state ON {t}
-    WHEN OLD.state IS NOT NEW.state BEGIN
+    WHEN OLD.state IS NOT NEW.state{apart} BEGIN
     UPDATE state_counts SET n = n - 1 WHERE tbl = '{t}' AND state = OLD.state;
     INSERT INTO state_counts(tbl, state, n) VALUES ('{t}', NEW.state, 1)
         ON CONFLICT(tbl, state) DO UPDATE SET n = n + 1;
@@ -37,6 +37,13 @@ END;
 """
 
 COUNTED = ("parts", "events")
+
+# The dispatch path's set-based writes (store/dispatch_batch.py) move a whole batch of parts
+# from one state to another and count the batch with one `moved()` instead of two counter
+# row updates per part. They mark those updates by bumping `parts.counted_apart`; the parts
+# trigger skips such rows. Every other write leaves the column alone and is counted by the
+# trigger, so a path that forgets about this column is still counted right.
+COUNTED_APART = {"parts": " AND OLD.counted_apart IS NEW.counted_apart"}
 
 # Messages accepted by direction, dialect and user (for /metrics), and the dashboard's
 # index: a timeline finds its events (newest-first lists walk messages by rowid).
@@ -60,7 +67,9 @@ def install(conn: sqlite3.Connection) -> None:
                                   " WHERE name='counter_accepted'").fetchone() is None
     conn.execute("BEGIN IMMEDIATE")
     try:
-        script = DDL + "".join(_TRIGGERS.format(t=t) for t in COUNTED) + EXTRA_DDL
+        _add_counted_apart(conn)
+        script = DDL + "".join(_TRIGGERS.format(t=t, apart=COUNTED_APART.get(t, ""))
+                               for t in COUNTED) + EXTRA_DDL
         for statement in _statements(script):
             conn.execute(statement)
         if fresh:
@@ -74,6 +83,27 @@ def install(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _add_counted_apart(conn: sqlite3.Connection) -> None:
+    """Idempotent: the `parts.counted_apart` column, and the parts update trigger that
+    respects it (a journal from before gets the trigger replaced; its counts stay)."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(parts)")}
+    if "counted_apart" not in columns:
+        conn.execute("ALTER TABLE parts ADD COLUMN counted_apart INTEGER NOT NULL DEFAULT 0")
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type='trigger'"
+                       " AND name='parts_count_update'").fetchone()
+    if row is not None and "counted_apart" not in row[0]:
+        conn.execute("DROP TRIGGER parts_count_update")
+
+
+def moved(conn: sqlite3.Connection, table: str, old: str, new: str, n: int) -> None:
+    """`n` rows of `table` went from state `old` to `new` in a write marked counted apart."""
+    if n <= 0 or old == new:
+        return
+    conn.execute("UPDATE state_counts SET n = n - ? WHERE tbl = ? AND state = ?", (n, table, old))
+    conn.execute("INSERT INTO state_counts(tbl, state, n) VALUES (?, ?, ?)"
+                 " ON CONFLICT(tbl, state) DO UPDATE SET n = n + excluded.n", (table, new, n))
 
 
 def _statements(script: str) -> list[str]:

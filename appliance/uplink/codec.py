@@ -53,10 +53,19 @@ def encode_body(encoding: str, text: str | None, data: bytes = b"",
     return bytes(data)
 
 
+# character -> its unpacked septet(s) as one latin-1 character each (extension: ESC, code)
+_SEPTETS = {**{ord(ch): chr(code) for code, ch in enumerate(alphabet.DEFAULT_TABLE)
+               if code != alphabet.ESC},
+            **{ord(ch): chr(alphabet.ESC) + chr(code)
+               for code, ch in alphabet.EXTENSION_TABLE.items()}}
+
+
 def encode_default_text(text: str, alpha: str) -> bytes:
     """Text for a default-alphabet data_coding: unpacked septets, or ASCII/Latin-1 octets."""
     if alpha == "gsm":
-        return bytes(alphabet.to_septets(text))
+        if alphabet.is_gsm7(text):      # one C-level pass each, not a Python step per char
+            return text.translate(_SEPTETS).encode("latin-1")
+        return bytes(alphabet.to_septets(text))     # raises, naming the characters
     return text.encode("ascii" if alpha == "ascii" else "latin-1", errors="replace")
 
 
@@ -83,11 +92,21 @@ def source_address(originator: str, conn: SMPPConfig) -> tuple[str, int, int]:
     return addr, ton, npi
 
 
+_last_validity: tuple[int, str] = (-1, "")    # a backlog's parts share their second
+
+
 def validity(valid_until: float | None) -> str:
     """SMPP absolute time in UTC (`YYMMDDhhmmss000+`), or '' for the SMSC default."""
+    global _last_validity
     if valid_until is None:
         return ""
-    return time.strftime("%y%m%d%H%M%S", time.gmtime(valid_until)) + "000+"
+    second = int(valid_until)
+    last = _last_validity                 # one tuple, swapped whole: safe across channels
+    if last[0] == second:
+        return last[1]
+    text = time.strftime("%y%m%d%H%M%S", time.gmtime(second)) + "000+"
+    _last_validity = (second, text)
+    return text
 
 
 def submit_fields(part: OutPart, conn: SMPPConfig, *, whole_text: str | None = None) -> dict:

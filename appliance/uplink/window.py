@@ -74,22 +74,35 @@ class Throttle:
 
 
 class Rate:
-    """Successful submits per second over the last `span` seconds."""
+    """Successful submits per second over the last `span` seconds, counted in buckets of
+    BUCKET seconds: memory and work per submit stay the same at any rate (a timestamp per
+    submit was 40,000 floats at 4,000/s)."""
+
+    BUCKET = 0.1
 
     def __init__(self, span: float = 10.0):
         self.span = span
-        self._times: deque[float] = deque()
+        self._buckets: deque[list] = deque()     # [bucket index, first time, last time, count]
 
     def add(self, now: float, count: int = 1) -> None:
-        self._times.extend([now] * count)
+        index = int(now / self.BUCKET)
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == index:
+            last = buckets[-1]
+            last[2] = now
+            last[3] += count
+            return
+        buckets.append([index, now, now, count])
         self._trim(now)
 
     def per_second(self, now: float) -> float:
         self._trim(now)
-        if not self._times:
+        if not self._buckets:
             return 0.0
-        return round(len(self._times) / max(1.0, min(self.span, now - self._times[0] + 1e-9)), 1)
+        total = sum(b[3] for b in self._buckets)
+        first = self._buckets[0][1]
+        return round(total / max(1.0, min(self.span, now - first + 1e-9)), 1)
 
     def _trim(self, now: float) -> None:
-        while self._times and self._times[0] < now - self.span:
-            self._times.popleft()
+        while self._buckets and self._buckets[0][2] < now - self.span:
+            self._buckets.popleft()
