@@ -14,6 +14,17 @@ def write(value):
                                      " VALUES ('w', ?, 'test', 0)", (value,)).lastrowid
 
 
+def outcomes_of(items) -> list:
+    """Each write's result, or the exception it was settled with."""
+    outcomes = []
+    for _, future in items:
+        try:
+            outcomes.append(future.result(10))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
 def test_a_hand_over_is_one_commit_and_a_failing_write_undoes_only_itself(journal):
     writer = journal._writer
     before = writer.commits
@@ -21,12 +32,7 @@ def test_a_hand_over_is_one_commit_and_a_failing_write_undoes_only_itself(journa
     items.insert(2, (lambda conn: conn.execute("INSERT INTO ledger(user) VALUES (NULL)"),
                      Pending()))
     writer.put_many(items)
-    results = []
-    for _, future in items:
-        try:
-            results.append(future.result(10))
-        except Exception as exc:
-            results.append(exc)
+    results = outcomes_of(items)
     assert writer.commits - before == 1
     assert [isinstance(r, int) for r in results] == [True, True, False, True, True, True]
     rows = journal.query("SELECT delta FROM ledger WHERE user='w' ORDER BY id")
@@ -61,12 +67,7 @@ def test_replayable_writes_share_the_transaction_and_a_failure_replays_the_rest(
     items.insert(3, (bad, Pending()))
     before = writer.commits
     writer.put_many(items)
-    outcomes = []
-    for _, future in items:
-        try:
-            outcomes.append(future.result(10))
-        except Exception as exc:
-            outcomes.append(exc)
+    outcomes = outcomes_of(items)
     assert writer.commits - before == 1
     assert [isinstance(o, Exception) for o in outcomes] == [False, False, False, True, False]
     assert runs == [0, 1, 2, 0, 1, 2, 3]       # the first pass stopped at the failure
