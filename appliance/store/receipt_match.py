@@ -14,8 +14,12 @@ then costs one index probe per bind of the account, as before this table existed
 
 from __future__ import annotations
 
+from appliance.uplink.receipts import other_readings
+
 _CACHE_LIMIT = 16     # writer connections remembered (one per open journal; tests open many)
 _peer_cache: dict[int, tuple[object, dict[str, list[str]]]] = {}
+# writer connection -> {connection: (messageidbase setting, learned convention)}
+_base_cache: dict[int, tuple[object, dict[str, tuple[str, str]]]] = {}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS smsc_accounts (
@@ -24,6 +28,12 @@ CREATE TABLE IF NOT EXISTS smsc_accounts (
 );
 CREATE INDEX IF NOT EXISTS smsc_accounts_account ON smsc_accounts(account);
 CREATE INDEX IF NOT EXISTS orphan_age ON orphan_reports(connection, received);
+CREATE TABLE IF NOT EXISTS smsc_id_bases (
+    connection    TEXT PRIMARY KEY,
+    setting       TEXT NOT NULL,               -- messageidbase as configured
+    learned       TEXT NOT NULL DEFAULT '',    -- "auto" only: hex-decimal | decimal-hex
+    learned_at    REAL
+);
 """
 
 
@@ -75,6 +85,64 @@ def part_by_reference(conn, connection: str, reference: str, recipient: str | No
     return None
 
 
+def set_id_base(conn, connection: str, setting: str) -> str:
+    """Record `connection`'s messageidbase; returns the convention learned for it earlier
+    ("" if none, or if the setting is explicit). A changed setting forgets what was learned:
+    the operator changed something about the SMSC."""
+    conn.execute("INSERT INTO smsc_id_bases(connection, setting) VALUES (?,?)"
+                 " ON CONFLICT(connection) DO UPDATE SET setting=excluded.setting,"
+                 " learned=CASE WHEN setting=excluded.setting THEN learned ELSE '' END,"
+                 " learned_at=CASE WHEN setting=excluded.setting THEN learned_at END",
+                 (connection, setting))
+    _base_cache.pop(id(conn), None)
+    return _id_bases(conn).get(connection, ("", ""))[1] if setting == "auto" else ""
+
+
+def guesses(conn, connection: str) -> bool:
+    """Whether receipts on `connection` may be read the other ways (messageidbase "auto",
+    recorded by an SMPP uplink; modems and explicit settings never guess)."""
+    return _id_bases(conn).get(connection, ("", ""))[0] == "auto"
+
+
+def part_by_other_reading(conn, connection: str, reference: str, recipient: str | None):
+    """After `part_by_reference` missed: (part, reference it matched, convention) under one
+    of the mixed conventions, or None. Only for a connection in "auto" mode."""
+    setting, learned = _id_bases(conn).get(connection, ("", ""))
+    if setting != "auto":
+        return None
+    for convention, other in other_readings(reference, learned):
+        row = part_by_reference(conn, connection, other, recipient)
+        if row is not None:
+            return row, other, convention
+    return None
+
+
+def learn(conn, connection: str, convention: str, now: float) -> list[str]:
+    """Every "auto" bind of `connection`'s account now reads ids by `convention`; returns
+    the connections for which that is news (empty when it was known already)."""
+    names = peers(conn, connection)
+    bases = _id_bases(conn)
+    news = [n for n in names if bases.get(n, ("", ""))[0] == "auto"
+            and bases[n][1] != convention]
+    for name in news:
+        conn.execute("UPDATE smsc_id_bases SET learned=?, learned_at=? WHERE connection=?",
+                     (convention, now, name))
+    if news:
+        _base_cache.pop(id(conn), None)
+    return news
+
+
+def _id_bases(conn) -> dict[str, tuple[str, str]]:
+    # one small table (a row per SMPP connection), read once per writer connection
+    cached = _base_cache.get(id(conn))
+    if cached is None or cached[0] is not conn:
+        if len(_base_cache) >= _CACHE_LIMIT:
+            _base_cache.clear()
+        rows = conn.execute("SELECT connection, setting, learned FROM smsc_id_bases")
+        cached = _base_cache[id(conn)] = (conn, {r[0]: (r[1], r[2]) for r in rows})
+    return cached[1]
+
+
 def any_orphans(conn) -> bool:
     return conn.execute("SELECT 1 FROM orphan_reports LIMIT 1").fetchone() is not None
 
@@ -85,8 +153,15 @@ def take_orphans(conn, connection: str, reference: str) -> list[str]:
     if conn.execute("SELECT 1 FROM orphan_reports LIMIT 1").fetchone() is None:
         return []           # the usual case, asked once per submitted part: one probe
     names = peers(conn, connection)
-    rows = conn.execute(f"SELECT rowid, report FROM orphan_reports WHERE connection IN"
-                        f" ({_marks(names)}) AND reference=?", (*names, reference)).fetchall()
+    # an "auto" bind's receipt may wait under another reading of the same id (the two
+    # readings are each other's inverse: receipts.other_readings)
+    refs = [reference]
+    if any(guesses(conn, name) for name in names):
+        refs += [other for _, other in other_readings(reference)]
+    rows = conn.execute(f"SELECT rowid, report, connection, reference FROM orphan_reports"
+                        f" WHERE connection IN ({_marks(names)}) AND reference IN"
+                        f" ({_marks(refs)})", (*names, *refs)).fetchall()
+    rows = [row for row in rows if row[3] == reference or guesses(conn, row[2])]
     for row in rows:
         conn.execute("DELETE FROM orphan_reports WHERE rowid=?", (row[0],))
     return [row[1] for row in rows]
