@@ -13,7 +13,7 @@ from appliance.compose import Submission, prepare
 from appliance.config import SMPPConfig
 from appliance.model import Report, ReportStatus
 from appliance.store.journal import Journal
-from appliance.uplink.receipts import other_readings
+from appliance.store.receipt_match import other_readings
 from appliance.uplink.smpp import SmppChannel
 from fakes.smsc import Smsc
 from test_smpp import wait_until

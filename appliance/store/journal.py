@@ -407,7 +407,7 @@ class Journal:
     def register_id_base(self, connection: str, setting: str, on_learned=None) -> str:
         """Record an SMPP connection's `messageidbase`; returns the convention learned for
         it before (durable, "" if none). `on_learned(convention)` is called (on the writer
-        thread) when its receipts turn out to use another one (receipts.other_readings)."""
+        thread) when its receipts turn out to use another one (receipt_match.other_readings)."""
         if on_learned is not None:
             self._id_base_listeners[connection] = on_learned
         return self._write(lambda conn: receipt_match.set_id_base(conn, connection, setting))

@@ -14,8 +14,6 @@ then costs one index probe per bind of the account, as before this table existed
 
 from __future__ import annotations
 
-from appliance.uplink.receipts import other_readings
-
 _CACHE_LIMIT = 16     # writer connections remembered (one per open journal; tests open many)
 _peer_cache: dict[int, tuple[object, dict[str, list[str]]]] = {}
 # writer connection -> {connection: (messageidbase setting, learned convention)}
@@ -143,6 +141,28 @@ def _id_bases(conn) -> dict[str, tuple[str, str]]:
     return cached[1]
 
 
+def other_readings(reference: str, learned: str = "") -> list[tuple[str, str]]:
+    """For `auto` mode, when a receipt's (normalised) id matched no part: the references it
+    has under the two mixed conventions, as (convention, reference), `learned` first.
+
+    Under "auto" a digits-only id is read as decimal, so the same number can be stored two
+    ways. "hex-decimal" (submit_sm_resp in hex, receipt in decimal): a resp like `00000100`
+    was stored as "100" while the receipt says 256, so 256 written in hex and read as
+    decimal. "decimal-hex": the receipt `100` means hex, 256. The two readings are each
+    other's inverse, so the same list also finds the receipts waiting (orphans) for a
+    newly recorded reference."""
+    if not reference.isdigit() or len(reference) > 32:
+        return []           # not a number (UUIDs): nothing else to read
+    found = []
+    hex_digits = format(int(reference), "x")
+    if hex_digits.isdigit():
+        found.append(("hex-decimal", str(int(hex_digits, 10))))
+    found.append(("decimal-hex", str(int(reference, 16))))
+    found = [(convention, ref) for convention, ref in found if ref != reference]
+    found.sort(key=lambda item: item[0] != learned)     # the learned one first (stable)
+    return found
+
+
 def any_orphans(conn) -> bool:
     return conn.execute("SELECT 1 FROM orphan_reports LIMIT 1").fetchone() is not None
 
@@ -154,7 +174,7 @@ def take_orphans(conn, connection: str, reference: str) -> list[str]:
         return []           # the usual case, asked once per submitted part: one probe
     names = peers(conn, connection)
     # an "auto" bind's receipt may wait under another reading of the same id (the two
-    # readings are each other's inverse: receipts.other_readings)
+    # readings are each other's inverse: other_readings)
     refs = [reference]
     if any(guesses(conn, name) for name in names):
         refs += [other for _, other in other_readings(reference)]

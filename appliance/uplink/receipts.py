@@ -57,7 +57,8 @@ def normalise_id(raw, base: str = "auto") -> str:
     decimal, so `0A3`, `0a3`, `000a3` and `163` are all `163`. Ids that are not numbers
     (UUIDs) are only lower-cased. An SMSC that answers `00000100` (hex) and reports `256`
     (decimal) is "hex-decimal" (`id_bases`); in "auto" the journal tries `other_readings`
-    when a receipt matches nothing, and the connection learns the convention.
+    when a receipt matches nothing (store/receipt_match.py), and the connection learns the
+    convention.
     """
     if isinstance(raw, bytes):
         raw = raw.decode("latin-1")
@@ -74,28 +75,6 @@ def normalise_id(raw, base: str = "auto") -> str:
 # What a learned convention is called, for the log line (uplink/smpp.py).
 CONVENTION_WORDS = {"hex-decimal": "decimal ids for hex submit ids",
                     "decimal-hex": "hex ids for decimal submit ids"}
-
-
-def other_readings(reference: str, learned: str = "") -> list[tuple[str, str]]:
-    """For `auto` mode, when a receipt's (normalised) id matched no part: the references it
-    has under the two mixed conventions, as (convention, reference), `learned` first.
-
-    Under "auto" a digits-only id is read as decimal, so the same number can be stored two
-    ways. "hex-decimal" (submit_sm_resp in hex, receipt in decimal): a resp like `00000100`
-    was stored as "100" while the receipt says 256, so 256 written in hex and read as
-    decimal. "decimal-hex": the receipt `100` means hex, 256. The two readings are each
-    other's inverse, so the same list also finds the receipts waiting (orphans) for a
-    newly recorded reference."""
-    if not reference.isdigit() or len(reference) > 32:
-        return []           # not a number (UUIDs): nothing else to read
-    found = []
-    hex_digits = format(int(reference), "x")
-    if hex_digits.isdigit():
-        found.append(("hex-decimal", str(int(hex_digits, 10))))
-    found.append(("decimal-hex", str(int(reference, 16))))
-    found = [(convention, ref) for convention, ref in found if ref != reference]
-    found.sort(key=lambda item: item[0] != learned)     # the learned one first (stable)
-    return found
 
 
 def id_bases(setting: str) -> tuple[str, str]:
