@@ -133,6 +133,7 @@ def test_an_early_receipt_waits_and_is_matched_by_the_other_reading(journal):
     later resp finds it under the other reading, and the connection learns."""
     learned = []
     assert journal.register_id_base("SMPP0", "auto", learned.append) == ""
+    journal.id_letters_seen("SMPP0", "resp")        # e.g. 000000FC: resp ids are hex
     journal.accept([prepare(Submission(user="admin", recipient="+36201234567", text="x",
                                        callback=CALLBACK))])
     part = journal.due_parts(limit=1)[0]
@@ -146,6 +147,23 @@ def test_an_early_receipt_waits_and_is_matched_by_the_other_reading(journal):
     assert journal.register_id_base("SMPP0", "auto") == "hex-decimal"      # durable
     assert journal.register_id_base("SMPP0", "hex") == ""       # explicit: no guessing
     assert journal.register_id_base("SMPP0", "auto") == ""      # a new setting forgets
+
+
+@pytest.mark.parametrize("letters", [(), ("resp", "receipt")])
+def test_an_smsc_with_one_base_throughout_is_never_guessed_about(journal, letters):
+    """Hex letters on neither side (all decimal) or on both (all hex): an early receipt
+    for 256 must not settle the part in flight with reference 100 (256 in hex digits)."""
+    journal.register_id_base("SMPP0", "auto")
+    for side in letters:
+        journal.id_letters_seen("SMPP0", side)
+    journal.accept([prepare(Submission(user="admin", recipient="+36201234567", text="x",
+                                       callback=CALLBACK))])
+    part = journal.due_parts(limit=1)[0]
+    journal.claim([(part.id, "SMPP0")])
+    journal.part_submitted(part.id, "SMPP0", "100")
+    journal.report(Report("SMPP0", "256", ReportStatus.DELIVERED))
+    assert states(journal) == {"submitted": 1} and orphans(journal) == 1
+    assert journal.register_id_base("SMPP0", "auto") == ""
 
 
 def test_a_modem_or_unregistered_connection_never_guesses(journal):

@@ -412,6 +412,11 @@ class Journal:
             self._id_base_listeners[connection] = on_learned
         return self._write(lambda conn: receipt_match.set_id_base(conn, connection, setting))
 
+    def id_letters_seen(self, connection: str, side: str) -> None:
+        """An SMPP connection's `side` ("resp" or "receipt") showed a hex letter in an id:
+        what tells a mixed-base SMSC from one that uses one base (receipt_match.plausible)."""
+        self._write(lambda conn: receipt_match.set_letters(conn, connection, side))
+
     def _part_by_other_reading(self, conn, report: Report, now: float):
         found = receipt_match.part_by_other_reading(conn, report.connection, report.reference,
                                                     report.recipient)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 _CACHE_LIMIT = 16     # writer connections remembered (one per open journal; tests open many)
 _peer_cache: dict[int, tuple[object, dict[str, list[str]]]] = {}
-# writer connection -> {connection: (messageidbase setting, learned convention)}
-_base_cache: dict[int, tuple[object, dict[str, tuple[str, str]]]] = {}
+# writer connection -> {connection: (setting, learned, resp_letters, receipt_letters)}
+_base_cache: dict[int, tuple[object, dict[str, tuple]]] = {}
+_NONE = ("", "", 0, 0)
+_INVERSE = {"hex-decimal": "decimal-hex", "decimal-hex": "hex-decimal"}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS smsc_accounts (
@@ -30,7 +32,9 @@ CREATE TABLE IF NOT EXISTS smsc_id_bases (
     connection    TEXT PRIMARY KEY,
     setting       TEXT NOT NULL,               -- messageidbase as configured
     learned       TEXT NOT NULL DEFAULT '',    -- "auto" only: hex-decimal | decimal-hex
-    learned_at    REAL
+    learned_at    REAL,
+    resp_letters    INTEGER NOT NULL DEFAULT 0,  -- a submit_sm_resp id had a hex letter
+    receipt_letters INTEGER NOT NULL DEFAULT 0   -- a receipt id had a hex letter
 );
 """
 
@@ -93,22 +97,48 @@ def set_id_base(conn, connection: str, setting: str) -> str:
                  " learned_at=CASE WHEN setting=excluded.setting THEN learned_at END",
                  (connection, setting))
     _base_cache.pop(id(conn), None)
-    return _id_bases(conn).get(connection, ("", ""))[1] if setting == "auto" else ""
+    return _id_bases(conn).get(connection, _NONE)[1] if setting == "auto" else ""
+
+
+def set_letters(conn, connection: str, side: str) -> None:
+    """`side` ("resp" or "receipt") of `connection` showed an id with a hex letter."""
+    column = "resp_letters" if side == "resp" else "receipt_letters"
+    conn.execute(f"UPDATE smsc_id_bases SET {column}=1 WHERE connection=?", (connection,))
+    _base_cache.pop(id(conn), None)
+
+
+def plausible(conn, connection: str) -> set[str]:
+    """The mixed conventions the account's ids allow: hex letters seen in resp ids and never
+    in receipt ids for "hex-decimal", the reverse for "decimal-hex". An SMSC that writes one
+    base throughout (letters on both sides, or on neither) is never guessed about, so an
+    early receipt cannot settle another part whose reference is its other reading."""
+    bases = _id_bases(conn)
+    rows = [bases.get(name, _NONE) for name in peers(conn, connection)]
+    resp = any(row[2] for row in rows)
+    receipt = any(row[3] for row in rows)
+    if resp and not receipt:
+        return {"hex-decimal"}
+    if receipt and not resp:
+        return {"decimal-hex"}
+    return set()
 
 
 def guesses(conn, connection: str) -> bool:
     """Whether receipts on `connection` may be read the other ways (messageidbase "auto",
     recorded by an SMPP uplink; modems and explicit settings never guess)."""
-    return _id_bases(conn).get(connection, ("", ""))[0] == "auto"
+    return _id_bases(conn).get(connection, _NONE)[0] == "auto"
 
 
 def part_by_other_reading(conn, connection: str, reference: str, recipient: str | None):
     """After `part_by_reference` missed: (part, reference it matched, convention) under one
     of the mixed conventions, or None. Only for a connection in "auto" mode."""
-    setting, learned = _id_bases(conn).get(connection, ("", ""))
+    setting, learned = _id_bases(conn).get(connection, _NONE)[:2]
     if setting != "auto":
         return None
+    allowed = plausible(conn, connection)
     for convention, other in other_readings(reference, learned):
+        if convention not in allowed:
+            continue
         row = part_by_reference(conn, connection, other, recipient)
         if row is not None:
             return row, other, convention
@@ -120,7 +150,7 @@ def learn(conn, connection: str, convention: str, now: float) -> list[str]:
     the connections for which that is news (empty when it was known already)."""
     names = peers(conn, connection)
     bases = _id_bases(conn)
-    news = [n for n in names if bases.get(n, ("", ""))[0] == "auto"
+    news = [n for n in names if bases.get(n, _NONE)[0] == "auto"
             and bases[n][1] != convention]
     for name in news:
         conn.execute("UPDATE smsc_id_bases SET learned=?, learned_at=? WHERE connection=?",
@@ -136,8 +166,9 @@ def _id_bases(conn) -> dict[str, tuple[str, str]]:
     if cached is None or cached[0] is not conn:
         if len(_base_cache) >= _CACHE_LIMIT:
             _base_cache.clear()
-        rows = conn.execute("SELECT connection, setting, learned FROM smsc_id_bases")
-        cached = _base_cache[id(conn)] = (conn, {r[0]: (r[1], r[2]) for r in rows})
+        rows = conn.execute("SELECT connection, setting, learned, resp_letters,"
+                            " receipt_letters FROM smsc_id_bases")
+        cached = _base_cache[id(conn)] = (conn, {r[0]: tuple(r[1:]) for r in rows})
     return cached[1]
 
 
@@ -177,7 +208,10 @@ def take_orphans(conn, connection: str, reference: str) -> list[str]:
     # readings are each other's inverse: other_readings)
     refs = [reference]
     if any(guesses(conn, name) for name in names):
-        refs += [other for _, other in other_readings(reference)]
+        # an orphan X found as (c, X) here is read as `reference` under the inverse of c
+        allowed = plausible(conn, connection)
+        refs += [other for convention, other in other_readings(reference)
+                 if _INVERSE[convention] in allowed]
     rows = conn.execute(f"SELECT rowid, report, connection, reference FROM orphan_reports"
                         f" WHERE connection IN ({_marks(names)}) AND reference IN"
                         f" ({_marks(refs)})", (*names, *refs)).fetchall()

@@ -77,6 +77,14 @@ CONVENTION_WORDS = {"hex-decimal": "decimal ids for hex submit ids",
                     "decimal-hex": "hex ids for decimal submit ids"}
 
 
+def has_hex_letter(raw) -> bool:
+    """An id of hex digits with a letter in it: evidence the SMSC writes that side in hex."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("latin-1")
+    text = (raw or "").strip().strip("\x00").strip().lower()
+    return bool(_HEX.fullmatch(text) and _HEX_LETTER.search(text))
+
+
 def id_bases(setting: str) -> tuple[str, str]:
     """(base of submit_sm_resp ids, base of receipt ids) for a `messageidbase` setting."""
     if setting == "hex-decimal":
@@ -117,6 +125,7 @@ class Receipt:
     status: ReportStatus
     code: int = 0
     detail: str = ""
+    raw_id: str = ""           # as the SMSC wrote it (for has_hex_letter)
 
 
 def read_receipt(text: str, receipted_id=None, message_state: int | None = None,
@@ -131,7 +140,8 @@ def read_receipt(text: str, receipted_id=None, message_state: int | None = None,
     status = status or _STAT.get(stat) or ReportStatus.FAILED
     code = _int(fields.get("err", "0"))
     detail = "" if status == ReportStatus.DELIVERED else f"{stat or 'state'} err:{fields.get('err', '')}"
-    return Receipt(normalise_id(raw_id, base), status, code, detail.strip())
+    return Receipt(normalise_id(raw_id, base), status, code, detail.strip(),
+                   raw_id if isinstance(raw_id, str) else raw_id.decode("latin-1"))
 
 
 def _int(text: str) -> int:

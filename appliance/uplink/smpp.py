@@ -141,6 +141,8 @@ class SmppChannel:
         self._payload_sent: OrderedDict[str, str] = OrderedDict()  # message id -> reference
         self._resp_base, self._receipt_base = receipts.id_bases(conn.messageidbase)
         self._id_base_learned = ""      # "auto": the convention the receipts showed (journal)
+        # "auto": which side has yet to show an id with a hex letter (then told to the journal)
+        self._letters_unseen = {"resp", "receipt"} if conn.messageidbase == "auto" else set()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_dispatcher = lambda: None
@@ -262,6 +264,20 @@ class SmppChannel:
             return
         if learned:
             self._learn_id_base(learned)
+
+    def _note_letters(self, side: str, raw_id) -> None:
+        """The first id with a hex letter on `side` goes to the journal (once per side and
+        run): which mixed convention may be guessed (store/receipt_match.py `plausible`)."""
+        if side not in self._letters_unseen or not receipts.has_hex_letter(raw_id):
+            return
+        self._letters_unseen.discard(side)
+        note = getattr(self.sink, "id_letters_seen", None)
+        if note is None:
+            return
+        try:
+            note(self.name, side)
+        except Exception:
+            log.exception("%s: could not record the id base evidence", self.name)
 
     def _learn_id_base(self, convention: str) -> None:
         """Read ids by `convention` from now on (called on the journal's writer thread;
@@ -664,8 +680,10 @@ class SmppChannel:
             return False
         status = int(pdu.status or 0)
         if status == ESME_ROK:
-            reference = receipts.normalise_id(getattr(pdu, "message_id", b"") or b"",
-                                              self._resp_base)
+            raw_id = getattr(pdu, "message_id", b"") or b""
+            reference = receipts.normalise_id(raw_id, self._resp_base)
+            if self._letters_unseen:
+                self._note_letters("resp", raw_id)
             self._submitted(flight.part, reference, effects)
         else:
             self._refused(flight.part, status, effects)
@@ -772,6 +790,8 @@ class SmppChannel:
                 effects.append((lambda: None, reply))
                 return
             self.counts["receipts"] += 1
+            if self._letters_unseen:
+                self._note_letters("receipt", receipt.raw_id)
             report = Report(self.name, receipt.message_id, receipt.status, receipt.code,
                             receipt.detail)
             effects.append((lambda: self.sink.report(report), reply))
