@@ -7,6 +7,10 @@ for parts sent before a restart still find them), and a receipt arriving on any 
 matched against the parts of every bind of that account. Connections that never recorded an
 account (modems) are an account of their own.
 
+An SMPP connection with `messageidbase = "auto"` also records itself in `smsc_id_bases`:
+a receipt id that matches nothing is then read in the mixed base its SMSC's ids allow
+(`other_readings`, `plausible`), and the convention that matched is kept (docs/smpp.md).
+
 These functions run inside the journal writer's transaction. The account table changes only
 when a connection starts, so each writer connection keeps the peers it looked up (a receipt
 then costs one index probe per bind of the account, as before this table existed).
@@ -160,7 +164,7 @@ def learn(conn, connection: str, convention: str, now: float) -> list[str]:
     return news
 
 
-def _id_bases(conn) -> dict[str, tuple[str, str]]:
+def _id_bases(conn) -> dict[str, tuple]:
     # one small table (a row per SMPP connection), read once per writer connection
     cached = _base_cache.get(id(conn))
     if cached is None or cached[0] is not conn:
