@@ -7,6 +7,7 @@ to it directly, and it answers the questions of the dispatcher and the HTTP APIs
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -59,6 +60,7 @@ class Journal:
         self._writer = GroupWriter(str(self.path), max_batch=max_batch)
         # connection -> seconds a submitted part waits for its report (report_timeout.py)
         self.report_timeouts: dict[str, float | None] = {}
+        self._id_base_listeners: dict = {}     # connection -> on_learned (register_id_base)
         self.default_report_timeout = report_timeout.DEFAULT_HOURS * 3600
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -402,6 +404,35 @@ class Journal:
         for report in _take_orphans(conn, connection, reference):
             self._apply_report(conn, report, now)
 
+    def register_id_base(self, connection: str, setting: str, on_learned=None) -> str:
+        """Record an SMPP connection's `messageidbase`; returns the convention learned for
+        it before (durable, "" if none). `on_learned(convention)` is called (on the writer
+        thread) when its receipts turn out to use another one (receipt_match.other_readings)."""
+        if on_learned is not None:
+            self._id_base_listeners[connection] = on_learned
+        return self._write(lambda conn: receipt_match.set_id_base(conn, connection, setting))
+
+    def id_letters_seen(self, connection: str, side: str) -> None:
+        """An SMPP connection's `side` ("resp" or "receipt") showed a hex letter in an id:
+        what tells a mixed-base SMSC from one that uses one base (receipt_match.plausible)."""
+        self._write(lambda conn: receipt_match.set_letters(conn, connection, side))
+
+    def _part_by_other_reading(self, conn, report: Report, now: float):
+        found = receipt_match.part_by_other_reading(conn, report.connection, report.reference,
+                                                    report.recipient)
+        if found is None:
+            return None, report
+        part, reference, convention = found
+        for name in receipt_match.learn(conn, report.connection, convention, now):
+            listener = self._id_base_listeners.get(name)
+            if listener is not None:
+                try:
+                    listener(convention)
+                except Exception:       # a channel's trouble must not undo the receipt
+                    log.exception("store: %s: could not pass on the learned id base", name)
+        # siblings sent whole share the reference the part was recorded with
+        return part, dataclasses.replace(report, reference=reference)
+
     def register_smsc_account(self, connection: str, account: str) -> None:
         """Receipts on any connection of `account` match parts sent by any other of it."""
         self._write(lambda conn: receipt_match.set_account(conn, connection, account))
@@ -454,6 +485,8 @@ class Journal:
 
     def _apply_report(self, conn, report: Report, now: float) -> None:
         part = _part_by_reference(conn, report)
+        if part is None:        # only on a miss: an "auto" SMSC id read the other ways
+            part, report = self._part_by_other_reading(conn, report, now)
         if part is None and _purged(conn, report):
             log.info("store: %s: report for reference %s of a purged message dropped",
                      report.connection, report.reference)

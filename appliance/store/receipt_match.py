@@ -7,6 +7,10 @@ for parts sent before a restart still find them), and a receipt arriving on any 
 matched against the parts of every bind of that account. Connections that never recorded an
 account (modems) are an account of their own.
 
+An SMPP connection with `messageidbase = "auto"` also records itself in `smsc_id_bases`:
+a receipt id that matches nothing is then read in the mixed base its SMSC's ids allow
+(`other_readings`, `plausible`), and the convention that matched is kept (docs/smpp.md).
+
 These functions run inside the journal writer's transaction. The account table changes only
 when a connection starts, so each writer connection keeps the peers it looked up (a receipt
 then costs one index probe per bind of the account, as before this table existed).
@@ -16,6 +20,10 @@ from __future__ import annotations
 
 _CACHE_LIMIT = 16     # writer connections remembered (one per open journal; tests open many)
 _peer_cache: dict[int, tuple[object, dict[str, list[str]]]] = {}
+# writer connection -> {connection: (setting, learned, resp_letters, receipt_letters)}
+_base_cache: dict[int, tuple[object, dict[str, tuple]]] = {}
+_NONE = ("", "", 0, 0)
+_INVERSE = {"hex-decimal": "decimal-hex", "decimal-hex": "hex-decimal"}
 
 DDL = """
 CREATE TABLE IF NOT EXISTS smsc_accounts (
@@ -24,6 +32,14 @@ CREATE TABLE IF NOT EXISTS smsc_accounts (
 );
 CREATE INDEX IF NOT EXISTS smsc_accounts_account ON smsc_accounts(account);
 CREATE INDEX IF NOT EXISTS orphan_age ON orphan_reports(connection, received);
+CREATE TABLE IF NOT EXISTS smsc_id_bases (
+    connection    TEXT PRIMARY KEY,
+    setting       TEXT NOT NULL,               -- messageidbase as configured
+    learned       TEXT NOT NULL DEFAULT '',    -- "auto" only: hex-decimal | decimal-hex
+    learned_at    REAL,
+    resp_letters    INTEGER NOT NULL DEFAULT 0,  -- a submit_sm_resp id had a hex letter
+    receipt_letters INTEGER NOT NULL DEFAULT 0   -- a receipt id had a hex letter
+);
 """
 
 
@@ -75,6 +91,113 @@ def part_by_reference(conn, connection: str, reference: str, recipient: str | No
     return None
 
 
+def set_id_base(conn, connection: str, setting: str) -> str:
+    """Record `connection`'s messageidbase; returns the convention learned for it earlier
+    ("" if none, or if the setting is explicit). A changed setting forgets what was learned:
+    the operator changed something about the SMSC."""
+    conn.execute("INSERT INTO smsc_id_bases(connection, setting) VALUES (?,?)"
+                 " ON CONFLICT(connection) DO UPDATE SET setting=excluded.setting,"
+                 " learned=CASE WHEN setting=excluded.setting THEN learned ELSE '' END,"
+                 " learned_at=CASE WHEN setting=excluded.setting THEN learned_at END",
+                 (connection, setting))
+    _base_cache.pop(id(conn), None)
+    return _id_bases(conn).get(connection, _NONE)[1] if setting == "auto" else ""
+
+
+def set_letters(conn, connection: str, side: str) -> None:
+    """`side` ("resp" or "receipt") of `connection` showed an id with a hex letter."""
+    column = "resp_letters" if side == "resp" else "receipt_letters"
+    conn.execute(f"UPDATE smsc_id_bases SET {column}=1 WHERE connection=?", (connection,))
+    _base_cache.pop(id(conn), None)
+
+
+def plausible(conn, connection: str) -> set[str]:
+    """The mixed conventions the account's ids allow: hex letters seen in resp ids and never
+    in receipt ids for "hex-decimal", the reverse for "decimal-hex". An SMSC that writes one
+    base throughout (letters on both sides, or on neither) is never guessed about, so an
+    early receipt cannot settle another part whose reference is its other reading."""
+    bases = _id_bases(conn)
+    rows = [bases.get(name, _NONE) for name in peers(conn, connection)]
+    resp = any(row[2] for row in rows)
+    receipt = any(row[3] for row in rows)
+    if resp and not receipt:
+        return {"hex-decimal"}
+    if receipt and not resp:
+        return {"decimal-hex"}
+    return set()
+
+
+def guesses(conn, connection: str) -> bool:
+    """Whether receipts on `connection` may be read the other ways (messageidbase "auto",
+    recorded by an SMPP uplink; modems and explicit settings never guess)."""
+    return _id_bases(conn).get(connection, _NONE)[0] == "auto"
+
+
+def part_by_other_reading(conn, connection: str, reference: str, recipient: str | None):
+    """After `part_by_reference` missed: (part, reference it matched, convention) under one
+    of the mixed conventions, or None. Only for a connection in "auto" mode."""
+    setting, learned = _id_bases(conn).get(connection, _NONE)[:2]
+    if setting != "auto":
+        return None
+    allowed = plausible(conn, connection)
+    for convention, other in other_readings(reference, learned):
+        if convention not in allowed:
+            continue
+        row = part_by_reference(conn, connection, other, recipient)
+        if row is not None:
+            return row, other, convention
+    return None
+
+
+def learn(conn, connection: str, convention: str, now: float) -> list[str]:
+    """Every "auto" bind of `connection`'s account now reads ids by `convention`; returns
+    the connections for which that is news (empty when it was known already)."""
+    names = peers(conn, connection)
+    bases = _id_bases(conn)
+    news = [n for n in names if bases.get(n, _NONE)[0] == "auto"
+            and bases[n][1] != convention]
+    for name in news:
+        conn.execute("UPDATE smsc_id_bases SET learned=?, learned_at=? WHERE connection=?",
+                     (convention, now, name))
+    if news:
+        _base_cache.pop(id(conn), None)
+    return news
+
+
+def _id_bases(conn) -> dict[str, tuple]:
+    # one small table (a row per SMPP connection), read once per writer connection
+    cached = _base_cache.get(id(conn))
+    if cached is None or cached[0] is not conn:
+        if len(_base_cache) >= _CACHE_LIMIT:
+            _base_cache.clear()
+        rows = conn.execute("SELECT connection, setting, learned, resp_letters,"
+                            " receipt_letters FROM smsc_id_bases")
+        cached = _base_cache[id(conn)] = (conn, {r[0]: tuple(r[1:]) for r in rows})
+    return cached[1]
+
+
+def other_readings(reference: str, learned: str = "") -> list[tuple[str, str]]:
+    """For `auto` mode, when a receipt's (normalised) id matched no part: the references it
+    has under the two mixed conventions, as (convention, reference), `learned` first.
+
+    Under "auto" a digits-only id is read as decimal, so the same number can be stored two
+    ways. "hex-decimal" (submit_sm_resp in hex, receipt in decimal): a resp like `00000100`
+    was stored as "100" while the receipt says 256, so 256 written in hex and read as
+    decimal. "decimal-hex": the receipt `100` means hex, 256. The two readings are each
+    other's inverse, so the same list also finds the receipts waiting (orphans) for a
+    newly recorded reference."""
+    if not reference.isdigit() or len(reference) > 32:
+        return []           # not a number (UUIDs): nothing else to read
+    found = []
+    hex_digits = format(int(reference), "x")
+    if hex_digits.isdigit():
+        found.append(("hex-decimal", str(int(hex_digits, 10))))
+    found.append(("decimal-hex", str(int(reference, 16))))
+    found = [(convention, ref) for convention, ref in found if ref != reference]
+    found.sort(key=lambda item: item[0] != learned)     # the learned one first (stable)
+    return found
+
+
 def any_orphans(conn) -> bool:
     return conn.execute("SELECT 1 FROM orphan_reports LIMIT 1").fetchone() is not None
 
@@ -85,8 +208,18 @@ def take_orphans(conn, connection: str, reference: str) -> list[str]:
     if conn.execute("SELECT 1 FROM orphan_reports LIMIT 1").fetchone() is None:
         return []           # the usual case, asked once per submitted part: one probe
     names = peers(conn, connection)
-    rows = conn.execute(f"SELECT rowid, report FROM orphan_reports WHERE connection IN"
-                        f" ({_marks(names)}) AND reference=?", (*names, reference)).fetchall()
+    # an "auto" bind's receipt may wait under another reading of the same id (the two
+    # readings are each other's inverse: other_readings)
+    refs = [reference]
+    if any(guesses(conn, name) for name in names):
+        # an orphan X found as (c, X) here is read as `reference` under the inverse of c
+        allowed = plausible(conn, connection)
+        refs += [other for convention, other in other_readings(reference)
+                 if _INVERSE[convention] in allowed]
+    rows = conn.execute(f"SELECT rowid, report, connection, reference FROM orphan_reports"
+                        f" WHERE connection IN ({_marks(names)}) AND reference IN"
+                        f" ({_marks(refs)})", (*names, *refs)).fetchall()
+    rows = [row for row in rows if row[3] == reference or guesses(conn, row[2])]
     for row in rows:
         conn.execute("DELETE FROM orphan_reports WHERE rowid=?", (row[0],))
     return [row[1] for row in rows]

@@ -56,7 +56,9 @@ def normalise_id(raw, base: str = "auto") -> str:
     reads an id of hex digits with at least one letter as hex and a digits-only id as
     decimal, so `0A3`, `0a3`, `000a3` and `163` are all `163`. Ids that are not numbers
     (UUIDs) are only lower-cased. An SMSC that answers `00000100` (hex) and reports `256`
-    (decimal) needs the connection's `messageidbase = "hex-decimal"`: see `id_bases`.
+    (decimal) is "hex-decimal" (`id_bases`); in "auto" the journal tries `other_readings`
+    when a receipt matches nothing (store/receipt_match.py), and the connection learns the
+    convention.
     """
     if isinstance(raw, bytes):
         raw = raw.decode("latin-1")
@@ -68,6 +70,19 @@ def normalise_id(raw, base: str = "auto") -> str:
     if base == "decimal" and not text.isdigit():
         return text
     return str(int(text, 10))
+
+
+# What a learned convention is called, for the log line (uplink/smpp.py).
+CONVENTION_WORDS = {"hex-decimal": "decimal ids for hex submit ids",
+                    "decimal-hex": "hex ids for decimal submit ids"}
+
+
+def has_hex_letter(raw) -> bool:
+    """An id of hex digits with a letter in it: evidence the SMSC writes that side in hex."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("latin-1")
+    text = (raw or "").strip().strip("\x00").strip().lower()
+    return bool(_HEX.fullmatch(text) and _HEX_LETTER.search(text))
 
 
 def id_bases(setting: str) -> tuple[str, str]:
@@ -110,6 +125,7 @@ class Receipt:
     status: ReportStatus
     code: int = 0
     detail: str = ""
+    raw_id: str = ""           # as the SMSC wrote it (for has_hex_letter)
 
 
 def read_receipt(text: str, receipted_id=None, message_state: int | None = None,
@@ -124,7 +140,8 @@ def read_receipt(text: str, receipted_id=None, message_state: int | None = None,
     status = status or _STAT.get(stat) or ReportStatus.FAILED
     code = _int(fields.get("err", "0"))
     detail = "" if status == ReportStatus.DELIVERED else f"{stat or 'state'} err:{fields.get('err', '')}"
-    return Receipt(normalise_id(raw_id, base), status, code, detail.strip())
+    return Receipt(normalise_id(raw_id, base), status, code, detail.strip(),
+                   raw_id if isinstance(raw_id, str) else raw_id.decode("latin-1"))
 
 
 def _int(text: str) -> int:

@@ -140,6 +140,9 @@ class SmppChannel:
         self._payload_waiting: dict[str, list[OutPart]] = {}   # message id -> parts 2..n
         self._payload_sent: OrderedDict[str, str] = OrderedDict()  # message id -> reference
         self._resp_base, self._receipt_base = receipts.id_bases(conn.messageidbase)
+        self._id_base_learned = ""      # "auto": the convention the receipts showed (journal)
+        # "auto": which side has yet to show an id with a hex letter (then told to the journal)
+        self._letters_unseen = {"resp", "receipt"} if conn.messageidbase == "auto" else set()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_dispatcher = lambda: None
@@ -231,6 +234,8 @@ class SmppChannel:
             else 0.0,
             "smsc_account": receipts.account_key(self.conn),
             "orphan_receipts": self._orphans_waiting,
+            "messageidbase": self.conn.messageidbase,
+            "messageidbase_learned": self._id_base_learned,
             "submits_per_second": self._rate.per_second(now),
             "counts": dict(self.counts),
         }
@@ -244,6 +249,45 @@ class SmppChannel:
             register(self.name, receipts.account_key(self.conn))
         except Exception:  # the store reports its own trouble; the uplink still runs
             log.exception("%s: could not record the SMSC account", self.name)
+        self._register_id_base()
+
+    def _register_id_base(self) -> None:
+        """In "auto" the journal reads an unmatched receipt's id the mixed ways too and
+        tells us which convention matched; a convention learned before a restart is kept."""
+        register = getattr(self.sink, "register_id_base", None)
+        if register is None:
+            return
+        try:
+            learned = register(self.name, self.conn.messageidbase, self._learn_id_base)
+        except Exception:
+            log.exception("%s: could not record the message id base", self.name)
+            return
+        if learned:
+            self._learn_id_base(learned)
+
+    def _note_letters(self, side: str, raw_id) -> None:
+        """The first id with a hex letter on `side` goes to the journal (once per side and
+        run): which mixed convention may be guessed (store/receipt_match.py `plausible`)."""
+        if side not in self._letters_unseen or not receipts.has_hex_letter(raw_id):
+            return
+        self._letters_unseen.discard(side)
+        note = getattr(self.sink, "id_letters_seen", None)
+        if note is None:
+            return
+        try:
+            note(self.name, side)
+        except Exception:
+            log.exception("%s: could not record the id base evidence", self.name)
+
+    def _learn_id_base(self, convention: str) -> None:
+        """Read ids by `convention` from now on (called on the journal's writer thread;
+        the journal still tries the other readings for parts sent before)."""
+        if self.conn.messageidbase != "auto" or convention == self._id_base_learned:
+            return
+        self._id_base_learned = convention
+        self._resp_base, self._receipt_base = receipts.id_bases(convention)
+        log.info("%s: receipts use %s; reading them so", self.name,
+                 receipts.CONVENTION_WORDS.get(convention, convention))
 
     def _poke(self) -> None:
         try:
@@ -636,8 +680,10 @@ class SmppChannel:
             return False
         status = int(pdu.status or 0)
         if status == ESME_ROK:
-            reference = receipts.normalise_id(getattr(pdu, "message_id", b"") or b"",
-                                              self._resp_base)
+            raw_id = getattr(pdu, "message_id", b"") or b""
+            reference = receipts.normalise_id(raw_id, self._resp_base)
+            if self._letters_unseen:
+                self._note_letters("resp", raw_id)
             self._submitted(flight.part, reference, effects)
         else:
             self._refused(flight.part, status, effects)
@@ -744,6 +790,8 @@ class SmppChannel:
                 effects.append((lambda: None, reply))
                 return
             self.counts["receipts"] += 1
+            if self._letters_unseen:
+                self._note_letters("receipt", receipt.raw_id)
             report = Report(self.name, receipt.message_id, receipt.status, receipt.code,
                             receipt.detail)
             effects.append((lambda: self.sink.report(report), reply))

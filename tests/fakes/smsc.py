@@ -42,8 +42,14 @@ def free_port() -> int:
 
 
 class Smsc:
-    def __init__(self, *, receipts: bool = False, receipt_stat: str = "DELIVRD"):
+    def __init__(self, *, receipts: bool = False, receipt_stat: str = "DELIVRD",
+                 id_style: str = "hex-decimal", first_id: int = 0xA0):
+        """`id_style`: how ids are written, as a messageidbase setting would say:
+        "hex-decimal" (submit_sm_resp `000000A0`, receipt `id:160`, the default) or
+        "decimal-hex" (resp `160`, receipt `id:a0`). `first_id`: the first id's value."""
         self.receipts = receipts
+        self.id_style = id_style
+        self.first_id = first_id
         self.receipt_stat = receipt_stat
         self.throttle = 0
         self.hold_after: int | None = None
@@ -134,7 +140,7 @@ class Smsc:
             self.held.append(ev)
             return
         self._counter += 1
-        record.message_id = f"{self._counter + 0x9F:08X}"      # hex, upper case, zeros
+        record.message_id = self._message_id(self._counter)    # hex, upper case, zeros
         ev.accept(message_id=record.message_id)
         if self.receipts and record.registered_delivery:
             await self._receipt(ev.session_id, record)
@@ -142,9 +148,19 @@ class Smsc:
             self.unbind_after = None
             await self.sessions[ev.session_id].unbind()
 
+    def _message_id(self, counter: int) -> str:
+        value = self.first_id + counter - 1
+        return str(value) if self.id_style == "decimal-hex" else f"{value:08X}"
+
+    def receipt_id(self, record: Received) -> str:
+        """The id a receipt for `record` carries: the resp's id in the other base."""
+        if self.id_style == "decimal-hex":
+            return format(int(record.message_id, 10), "x")
+        return str(int(record.message_id, 16))
+
     async def _receipt(self, session: str, record: Received, wait: bool = True) -> None:
-        # the same id as the submit_sm_resp, written the way many SMSCs do: decimal
-        decimal = str(int(record.message_id, 16))
+        # the same id as the submit_sm_resp, written the way many SMSCs do: the other base
+        decimal = self.receipt_id(record)
         text = (f"id:{decimal} sub:001 dlvrd:001 submit date:2401011200 "
                 f"done date:2401011201 stat:{self.receipt_stat} err:000 text:x").encode()
         esme = self._receiving(session)
@@ -182,7 +198,7 @@ class Smsc:
         for ev in held:
             self._counter += 1
             try:
-                self._loop.call_soon_threadsafe(ev.accept, f"{self._counter + 0x9F:08X}")
+                self._loop.call_soon_threadsafe(ev.accept, self._message_id(self._counter))
             except Exception:
                 pass
 
@@ -212,7 +228,7 @@ class Smsc:
         waits for another's deliver_sm_resp, as an SMSC with a window does);
         `on_resp(record, status)` runs on the SMSC's thread as each answer arrives."""
         async def one(record: Received) -> None:
-            decimal = str(int(record.message_id, 16))
+            decimal = self.receipt_id(record)
             text = (f"id:{decimal} sub:001 dlvrd:001 submit date:2401011200 "
                     f"done date:2401011201 stat:{self.receipt_stat} err:000 text:x").encode()
             esme = self._receiving(record.session)
