@@ -213,21 +213,22 @@ class Dispatcher:
 
     def _pinned_down(self) -> dict[str, str]:
         """Connections with messages pinned to them that are known down -> why. A connection
-        missing from `channels` counts once it stayed missing MISSING_SECONDS (an operator
-        stop or removal, not the brief gap of a restart or of start-up)."""
+        missing from `channels` or `stopped` counts once it stayed so MISSING_SECONDS (an
+        operator stop or removal, not the brief gap of a restart or of start-up)."""
         pinned = self.journal.pinned_connections()
         channels, now = self.channels, self.clock.monotonic()
-        self._missing_since = {n: t for n, t in self._missing_since.items()
-                               if n in pinned and n not in channels}
+        self._missing_since = {n: t for n, t in self._missing_since.items() if n in pinned}
         down = {}
         for name in pinned:
             channel = channels.get(name)
-            if channel is None:
+            why = known_down(channel) if channel is not None else "was stopped or removed"
+            if why in ("was stopped or removed", "is stopped"):
+                # a channel is briefly absent or `stopped` while it (re)starts: wait to be sure
                 since = self._missing_since.setdefault(name, now)
-                if now - since >= MISSING_SECONDS:
-                    down[name] = "was stopped or removed"
-                continue
-            why = known_down(channel)
+                if now - since < MISSING_SECONDS:
+                    continue
+            else:
+                self._missing_since.pop(name, None)     # back (or never gone)
             if why:
                 down[name] = why
         return down

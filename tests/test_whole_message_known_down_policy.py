@@ -112,3 +112,18 @@ def test_a_message_none_of_whose_parts_left_is_released_from_a_held_modem(journa
     assert journal.duplicate_parts(message_id) == 0
     history = journal.route_history(message_id)
     assert history[0]["outcome"] == "M0 is held" and history[0]["parts_sent"] == 0
+
+
+def test_a_restart_gap_is_not_removal_once_the_channel_is_back(journal, clock):
+    dispatcher, channels, message_id = part_1_left_on_m0(journal, clock)
+    m0, m1 = channels["M0"], channels["M1"]
+    for _ in range(3):                                          # absent 1 s, back, absent 1 s ...
+        dispatcher.channels = {"M1": m1}
+        passes(dispatcher, clock, 1)
+        dispatcher.channels = {"M0": m0, "M1": m1}
+        m0.state = "stopped"                                    # a worker not yet probing
+        passes(dispatcher, clock, 1)
+        m0.state = "probing"
+        passes(dispatcher, clock, 1)
+    assert m1.handed == []
+    assert journal.route_history(message_id)[0]["ended"] is None
