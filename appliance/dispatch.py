@@ -7,7 +7,9 @@ Parts with no free route stay queued; they leave in order when a route comes bac
 A message is routed as a whole: the router picks a channel for its first part, and every
 later part waits for that channel and leaves after the parts before it (a phone joins parts
 by originator and reference). When that channel makes no progress for `reroute_after`
-seconds the journal releases the message or resends it whole (store/message_routes.py).
+seconds the journal releases the message or resends it whole (store/message_routes.py);
+when that channel is known down (channel_down.py, or removed by the operator) it does so at
+the next housekeeping pass, without waiting.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 
 from dataclasses import replace
 
+from appliance.channel_down import known_down
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.routing import Router
 
@@ -25,6 +28,7 @@ log = logging.getLogger("appliance.dispatch")
 HOUSEKEEPING_SECONDS = 1.0
 FRAGMENT_SWEEP_SECONDS = 60.0
 REROUTE_AFTER_SECONDS = 300.0
+MISSING_SECONDS = 2.0   # a connection absent this long was removed/stopped, not being restarted
 LOOK_PAST = 50      # due parts read beyond the free slots when some of them must wait
 
 
@@ -42,6 +46,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._last_housekeeping = 0.0
         self._last_fragment_sweep = 0.0
+        self._missing_since: dict[str, float] = {}   # pinned connection -> first seen absent
         self.heartbeat = clock.monotonic()
         self.dispatched = 0
         self._slots_seen = True         # the last pass found a free slot (or could not know)
@@ -192,12 +197,38 @@ class Dispatcher:
         return min(FRAGMENT_SWEEP_SECONDS, max(HOUSEKEEPING_SECONDS, timeout / 4))
 
     def _settle_stalled(self) -> None:
-        for item in self.journal.settle_stalled(self.reroute_after):
+        for item in self.journal.settle_stalled(self.reroute_after, self._pinned_down()):
+            why = item.get("why", "")
             if item["action"] == "resent":
-                log.warning("dispatch: message %s stalled on %s after %d parts left; resending"
+                log.warning("dispatch: message %s stalled on %s%s after %d parts left; resending"
                             " it whole through another channel", item["message_id"],
-                            item["connection"], item["duplicates"])
+                            item["connection"], f" ({why})" if why else "", item["duplicates"])
+            elif why:
+                log.info("dispatch: message %s released from %s, which %s", item["message_id"],
+                         item["connection"], why)
             else:
                 log.info("dispatch: message %s released from %s, which took none of its"
                          " parts for %gs", item["message_id"], item["connection"],
                          self.reroute_after)
+
+    def _pinned_down(self) -> dict[str, str]:
+        """Connections with messages pinned to them that are known down -> why. A connection
+        missing from `channels` or `stopped` counts once it stayed so MISSING_SECONDS (an
+        operator stop or removal, not the brief gap of a restart or of start-up)."""
+        pinned = self.journal.pinned_connections()
+        channels, now = self.channels, self.clock.monotonic()
+        self._missing_since = {n: t for n, t in self._missing_since.items() if n in pinned}
+        down = {}
+        for name in pinned:
+            channel = channels.get(name)
+            why = known_down(channel) if channel is not None else "was stopped or removed"
+            if why in ("was stopped or removed", "is stopped"):
+                # a channel is briefly absent or `stopped` while it (re)starts: wait to be sure
+                since = self._missing_since.setdefault(name, now)
+                if now - since < MISSING_SECONDS:
+                    continue
+            else:
+                self._missing_since.pop(name, None)     # back (or never gone)
+            if why:
+                down[name] = why
+        return down

@@ -315,14 +315,20 @@ class Journal:
             return claimed
         return self._write(fn)
 
-    def settle_stalled(self, grace: float) -> list[dict]:
+    def settle_stalled(self, grace: float, down: dict[str, str] | None = None) -> list[dict]:
         """Release or resend whole the messages whose channel made no progress for `grace`
-        seconds (the failover policy in store/message_routes.py)."""
+        seconds, or whose channel is known down (`down`: connection -> why) (the failover
+        policy in store/message_routes.py)."""
         now = self.clock.now()
-        if not self.query("SELECT 1 FROM message_routes WHERE ended IS NULL AND started<?"
-                          " LIMIT 1", (now - grace,)):
+        if not down and not self.query("SELECT 1 FROM message_routes WHERE ended IS NULL AND"
+                                       " started<? LIMIT 1", (now - grace,)):
             return []
-        return self._write(lambda conn: message_routes.settle_stalled(conn, now, grace))
+        return self._write(lambda conn: message_routes.settle_stalled(conn, now, grace, down))
+
+    def pinned_connections(self) -> set[str]:
+        """Connections that long messages in flight are pinned to (cheap: partial index)."""
+        return {r[0] for r in self.query("SELECT DISTINCT connection FROM message_routes"
+                                         " WHERE ended IS NULL")}
 
     def housekeeping(self) -> dict:
         """Promote scheduled parts that are due and expire those past their validity."""

@@ -21,6 +21,9 @@ Failover (docs/architecture.md, "Whole messages"):
   is sent again through another channel under a new reference. The parts that had left are
   counted as duplicates (the recipient may see them as a fragment); their references are
   retired so a late report for them cannot settle another message's part.
+- Both happen at once, without waiting `reroute_after`, when the round's connection is
+  known down (the dispatcher passes `down`: a failed/held/wrong_modem/stopped modem, a
+  failing or stopped uplink, a connection the operator removed; appliance/channel_down.py).
 
 Functions here run inside the writer's transaction, like `message_state`.
 """
@@ -166,28 +169,42 @@ def _end_round(conn, message_id: str, now: float, outcome: str) -> None:
 # --- stalled rounds ------------------------------------------------------------------------------
 
 
-def stalled_rounds(conn, now: float, grace: float) -> list:
-    """Open rounds older than `grace` whose last part left more than `grace` ago (or none)."""
-    return conn.execute(
+def stalled_rounds(conn, now: float, grace: float, down: dict[str, str] | None = None) -> list:
+    """Open rounds older than `grace` whose last part left more than `grace` ago (or none),
+    and every open round pinned to a connection in `down` (known down: no grace)."""
+    rows = conn.execute(
         "SELECT r.*, (SELECT count(*) FROM parts p WHERE p.message_id=r.message_id AND"
         f" p.state IN {_LEFT}) AS sent FROM message_routes r WHERE r.ended IS NULL AND"
         " r.started<? AND coalesce((SELECT max(submitted_at) FROM parts p WHERE"
         " p.message_id=r.message_id), 0)<?", (now - grace, now - grace)).fetchall()
+    if not down:
+        return rows
+    seen = {r["id"] for r in rows}
+    marks = ",".join("?" * len(down))
+    rows += [r for r in conn.execute(
+        "SELECT r.*, (SELECT count(*) FROM parts p WHERE p.message_id=r.message_id AND"
+        f" p.state IN {_LEFT}) AS sent FROM message_routes r WHERE r.ended IS NULL AND"
+        f" r.connection IN ({marks})", tuple(down)).fetchall() if r["id"] not in seen]
+    return rows
 
 
-def settle_stalled(conn, now: float, grace: float) -> list[dict]:
-    """End or abandon every round that made no progress for `grace` seconds; returns what
-    was done to each ({message_id, connection, action, duplicates}) for the log."""
+def settle_stalled(conn, now: float, grace: float, down: dict[str, str] | None = None
+                   ) -> list[dict]:
+    """End or abandon every round that made no progress for `grace` seconds, or whose
+    connection is known down (`down`: connection -> why, e.g. 'is failed'); returns what was
+    done to each ({message_id, connection, action, duplicates, why}) for the log."""
+    down = down or {}
     done = []
-    for route in stalled_rounds(conn, now, grace):
-        action = _settle(conn, route, now)
+    for route in stalled_rounds(conn, now, grace, down):
+        why = down.get(route["connection"], "")
+        action = _settle(conn, route, now, why)
         if action:
             done.append({"message_id": route["message_id"], "connection": route["connection"],
-                         "action": action, "duplicates": route["sent"]})
+                         "action": action, "duplicates": route["sent"], "why": why})
     return done
 
 
-def _settle(conn, route, now: float) -> str:
+def _settle(conn, route, now: float, why: str = "") -> str:
     message_id = route["message_id"]
     states = [r[0] for r in conn.execute("SELECT state FROM parts WHERE message_id=?",
                                          (message_id,))]
@@ -197,18 +214,21 @@ def _settle(conn, route, now: float) -> str:
     if "sending" in states:       # the channel still owes an answer; it comes or times out
         return ""
     if route["sent"] == 0:
-        _end_round(conn, message_id, now, f"{route['connection']} took no part for a while")
+        reason = f"{route['connection']} {why}" if why else \
+            f"{route['connection']} took no part for a while"
+        _end_round(conn, message_id, now, reason)
         _requeue_whole(conn, message_id, route["connection"], now)
         return "released"
-    _abandon(conn, route, now)
+    _abandon(conn, route, now, why)
     return "resent"
 
 
-def _abandon(conn, route, now: float) -> None:
+def _abandon(conn, route, now: float, why: str = "") -> None:
     message_id, connection = route["message_id"], route["connection"]
     total = conn.execute("SELECT count(*) FROM parts WHERE message_id=?",
                          (message_id,)).fetchone()[0]
-    _end_round(conn, message_id, now, f"{connection} stalled after {route['sent']} of"
+    stalled = f"stalled ({why})" if why else "stalled"
+    _end_round(conn, message_id, now, f"{connection} {stalled} after {route['sent']} of"
                f" {total} parts; resent whole through another channel")
     conn.execute("DELETE FROM retired_refs WHERE at<?", (now - RETIRED_KEEP_SECONDS,))
     conn.execute("INSERT INTO retired_refs SELECT connection, reference, message_id, ? FROM parts"
