@@ -156,24 +156,24 @@ def test_an_smsc_with_one_base_throughout_is_never_guessed_about(journal, letter
     journal.register_id_base("SMPP0", "auto")
     for side in letters:
         journal.id_letters_seen("SMPP0", side)
-    journal.accept([prepare(Submission(user="admin", recipient="+36201234567", text="x",
-                                       callback=CALLBACK))])
-    part = journal.due_parts(limit=1)[0]
-    journal.claim([(part.id, "SMPP0")])
-    journal.part_submitted(part.id, "SMPP0", "100")
-    journal.report(Report("SMPP0", "256", ReportStatus.DELIVERED))
+    submitted_100_then_receipt_256(journal, "SMPP0")
     assert states(journal) == {"submitted": 1} and orphans(journal) == 1
     assert journal.register_id_base("SMPP0", "auto") == ""
 
 
 def test_a_modem_or_unregistered_connection_never_guesses(journal):
+    submitted_100_then_receipt_256(journal, "GSM1")
+    assert states(journal) == {"submitted": 1} and orphans(journal) == 1
+
+
+def submitted_100_then_receipt_256(journal, connection: str) -> None:
+    """One part submitted on `connection` with reference 100, then a receipt for 256."""
     journal.accept([prepare(Submission(user="admin", recipient="+36201234567", text="x",
                                        callback=CALLBACK))])
     part = journal.due_parts(limit=1)[0]
-    journal.claim([(part.id, "GSM1")])
-    journal.part_submitted(part.id, "GSM1", "100")
-    journal.report(Report("GSM1", "256", ReportStatus.DELIVERED))
-    assert states(journal) == {"submitted": 1} and orphans(journal) == 1
+    journal.claim([(part.id, connection)])
+    journal.part_submitted(part.id, connection, "100")
+    journal.report(Report(connection, "256", ReportStatus.DELIVERED))
 
 
 def test_other_readings():

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from test_whole_message_policy import GRACE, RecordingChannel, accept, rig, settle
+from test_whole_message_policy import (GRACE, RecordingChannel, accept,
+                                       pinned_to_m0_that_took_nothing, rig, settle)
 
 
 class StatefulChannel(RecordingChannel):
@@ -98,12 +99,7 @@ def test_a_removed_connection_counts_only_after_it_stayed_missing(journal, clock
 
 def test_a_message_none_of_whose_parts_left_is_released_from_a_held_modem(journal, clock):
     dispatcher, channels = stateful_rig(journal, clock)
-    channels["M1"].up = False
-    message_id = accept(journal)
-    dispatcher.step()
-    journal.requeue_inflight()                                 # a restart while it was sending
-    channels["M0"].pending.clear()
-    channels["M0"].up, channels["M1"].up = False, True
+    message_id = pinned_to_m0_that_took_nothing(journal, dispatcher, channels)
     channels["M0"].state = "held"
     for _ in range(6):
         passes(dispatcher, clock, 1)

@@ -45,6 +45,18 @@ def rig(journal, clock, names=("M0", "M1"), slots=1):
     return dispatcher, channels
 
 
+def pinned_to_m0_that_took_nothing(journal, dispatcher, channels) -> str:
+    """A long message pinned to M0 (M1 down), none of its parts taken: a restart requeued
+    them; then M0 goes down and M1 comes up. Returns the message id."""
+    channels["M1"].up = False
+    message_id = accept(journal)
+    dispatcher.step()
+    journal.requeue_inflight()                                 # a restart while it was sending
+    channels["M0"].pending.clear()
+    channels["M0"].up, channels["M1"].up = False, True
+    return message_id
+
+
 def accept(journal, text=LONG, recipient="+36201234567") -> str:
     [message_id] = journal.accept([prepare(Submission(user="admin", recipient=recipient,
                                                       text=text))])
@@ -195,12 +207,7 @@ def test_a_part_in_flight_holds_the_resend_until_the_channel_answers(journal, cl
 
 def test_a_message_pinned_to_a_channel_that_took_nothing_is_released(journal, clock):
     dispatcher, channels = rig(journal, clock, names=("M0", "M1"))
-    channels["M1"].up = False
-    message_id = accept(journal)
-    dispatcher.step()
-    journal.requeue_inflight()                                 # a restart while it was sending
-    channels["M0"].pending.clear()
-    channels["M0"].up, channels["M1"].up = False, True
+    message_id = pinned_to_m0_that_took_nothing(journal, dispatcher, channels)
     dispatcher.step()
     assert channels["M1"].handed == []                 # pinned: M0 may come back in time
     clock.advance(GRACE + 1)
