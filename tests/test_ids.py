@@ -5,7 +5,7 @@ import uuid
 
 from appliance.compose import Submission, prepare
 from appliance.ids import new_message_id
-from appliance.store.journal import _concat_ref
+from appliance.store.accepting import concat_ref as _concat_ref
 
 
 def test_ids_are_version_7_uuids_ordered_by_their_millisecond():

@@ -13,7 +13,6 @@ import logging
 import os
 import sqlite3
 import threading
-import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from appliance.model import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import (counters, dispatch_batch, events, inbox, message_indexes,
+from appliance.store import (accepting, counters, dispatch_batch, events, inbox, message_indexes,
                              message_routes,
                              message_state, report_timeout)
 from appliance.store.schema import DDL, SCHEMA_VERSION
@@ -172,12 +171,10 @@ class Journal:
         """Store messages durably, debit credits per part; one result per message.
 
         Returns the message id, or the ValidationError (no credit, duplicate) that refused it.
-        Returns only after the commit, so an id returned here survives a power cut.
+        Returns only after the commit, so an id returned here survives a power cut. The
+        rows are written by `accepting.Accept` (with the other accepts of the same commit).
         """
-        now = self.clock.now()
-        work = lambda conn: self._accept_all(conn, messages, now)  # noqa: E731
-        work.replayable = True     # it changes only the database: see GroupWriter._apply
-        results = self._write(work)
+        results = self._write(accepting.Accept(messages, self.clock.now(), self.dedupe_window))
         with self._readers_lock:
             self._accepted += sum(isinstance(r, str) for r in results)
         return results
@@ -186,80 +183,6 @@ class Journal:
     def accepted(self) -> int:
         """Messages accepted since this journal was opened (per-message lines are DEBUG)."""
         return self._accepted
-
-    def _accept_all(self, conn, messages: list[NewMessage], now: float) -> list:
-        """One writer call, one savepoint (the writer's): each message is checked before it
-        writes anything, so a refused message (duplicate, no credit) undoes nothing and
-        refuses only itself. Balances are read once per user and debited once per user at
-        the end of the call; the ledger keeps one row per message."""
-        credit = _Credit(conn)
-        results = [self._accept_one(conn, m, now, credit) for m in messages]
-        credit.write(now)
-        return results
-
-    def _accept_one(self, conn, msg: NewMessage, now: float, credit: "_Credit"):
-        user, cost = msg.submission.user, len(msg.parts)
-        window = self._dedupe_window(msg.submission)
-        try:
-            if window > 0:
-                self._check_duplicate(conn, msg, now, window)
-            credit.check(user, cost)
-            state, due = self._insert_message(conn, msg, now, window > 0)
-        except ValidationError as exc:
-            return exc
-        except sqlite3.IntegrityError:   # the message row is the first write: nothing to undo
-            return ValidationError("duplicate_id", f"message id {msg.id} already exists", "id")
-        # Past this point a failure is the store's: the writer's savepoint undoes the call.
-        self._insert_parts(conn, msg, state, due)
-        credit.debit(user, cost, msg.id)
-        return msg.id
-
-    def _dedupe_window(self, sub) -> float:
-        window = getattr(sub, "dedupe_window", None)
-        return self.dedupe_window if window is None else window
-
-    @staticmethod
-    def _check_duplicate(conn, msg: NewMessage, now: float, window: float) -> None:
-        """Among messages accepted under a window (store/message_indexes.py)."""
-        sub = msg.submission
-        row = conn.execute(
-            "SELECT 1 FROM messages WHERE dedupe=1 AND direction='out' AND user=? AND"
-            " recipient=? AND created>=? AND body=? LIMIT 1",
-            (sub.user, sub.recipient, now - window, sub.text)).fetchone()
-        if row:
-            raise ValidationError("duplicate", "the same message was sent to this recipient "
-                                  "moments ago", "messagedata")
-
-    def _insert_message(self, conn, msg: NewMessage, now: float,
-                        dedupe: bool) -> tuple[State, float]:
-        """The message row (`dedupe`: accepted under a dedupe window, so later duplicate
-        checks see it); returns the state and due time its parts get."""
-        sub = msg.submission
-        scheduled = sub.send_at is not None and sub.send_at > now
-        state = State.SCHEDULED if scheduled else State.QUEUED
-        due = sub.send_at if scheduled else now
-        conn.execute(
-            "INSERT INTO messages(id, direction, user, recipient, originator, messagetype, body,"
-            " encoding, msg_class, state, parts_total, priority, created, send_at, valid_until,"
-            " updated, want_report, serviceprovider, dialect, client_ref, callback, extra,"
-            " dedupe) VALUES (?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (msg.id, sub.user, sub.recipient, sub.originator, sub.messagetype, sub.text,
-             msg.encoding, msg.msg_class, state.value, len(msg.parts), int(sub.priority), now,
-             sub.send_at, sub.valid_until, now, int(sub.want_report), sub.serviceprovider,
-             sub.dialect, sub.client_ref, _json(sub.callback), _json(sub.smpp_params or None),
-             int(dedupe)))
-        return state, due
-
-    @staticmethod
-    def _insert_parts(conn, msg: NewMessage, state: State, due: float) -> None:
-        sub = msg.submission
-        ref = _concat_ref(msg.id)
-        rows = [(msg.id, p.seq, p.total, ref, p.encoding, p.text, p.data, p.udh, p.pid, p.dcs,
-                 state.value, int(sub.priority), due, sub.valid_until) for p in msg.parts]
-        if len(rows) == 1:      # the common case: one statement, no executemany iterator
-            conn.execute(_INSERT_PART, rows[0])
-        else:
-            conn.executemany(_INSERT_PART, rows)
 
     # --- the dispatcher's side ---------------------------------------------------------
 
@@ -501,7 +424,8 @@ class Journal:
             return      # for a part of a message since resent whole: it settles nothing
         if part is None:
             conn.execute("INSERT INTO orphan_reports VALUES (?,?,?,?)",
-                         (report.connection, report.reference, _json(_report_dict(report)), now))
+                         (report.connection, report.reference,
+                          accepting.json_text(_report_dict(report)), now))
             return
         new_state = _REPORT_STATE.get(report.status)
         if new_state is None:          # pending: the SMSC keeps trying; nothing final yet
@@ -735,64 +659,6 @@ def _check_credit_range(balance: int) -> None:
         raise ValueError(f"a balance must be between {CREDIT_MIN} and {CREDIT_MAX}")
 
 
-_INSERT_PART = ("INSERT INTO parts(message_id, seq, total, concat_ref, encoding, text, data, udh,"
-                " pid, dcs, state, priority, next_attempt, valid_until)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-
-
-class _Credit:
-    """The balances one accept call reads and debits, inside the writer's transaction.
-
-    Read once per user (balance and the unlimited setting in one statement); the running
-    balance is kept here so message 3 sees message 2's debit; `write` applies one UPDATE per
-    user and the ledger rows. Only debits of accepted messages are recorded, and all of them
-    in the same savepoint as their messages: an error rolls back both, never one of them."""
-
-    __slots__ = ("_conn", "_accounts", "_ledger")
-
-    def __init__(self, conn):
-        self._conn = conn
-        self._accounts: dict[str, list | None] = {}    # user -> [balance, debited] or None
-        self._ledger: list[tuple] = []
-
-    def _account(self, user: str) -> list | None:
-        if user not in self._accounts:
-            row = self._conn.execute(
-                "SELECT balance, EXISTS(SELECT 1 FROM unlimited_users u WHERE u.user=b.user)"
-                " FROM balances b WHERE b.user=?", (user,)).fetchone()
-            # no credit account (internal senders) or unlimited by the setting: no debit
-            self._accounts[user] = None if row is None or row[1] else [row[0], 0]
-        return self._accounts[user]
-
-    def check(self, user: str, cost: int) -> None:
-        account = self._account(user)
-        if account is None:
-            return
-        balance = account[0]
-        # Seed 003: "less than or equal to zero, the user cannot send SMS messages".
-        if balance <= 0 or balance < cost:
-            raise ValidationError("no_credit", f"insufficient credit: {balance} left, "
-                                  f"{cost} needed", "credits")
-
-    def debit(self, user: str, cost: int, message_id: str) -> None:
-        account = self._accounts.get(user)
-        if account is None:
-            return
-        account[0] -= cost
-        account[1] += cost
-        self._ledger.append((user, -cost, "send", message_id))
-
-    def write(self, now: float) -> None:
-        for user, account in self._accounts.items():
-            if account is not None and account[1]:
-                self._conn.execute("UPDATE balances SET balance=balance-? WHERE user=?",
-                                   (account[1], user))
-        if self._ledger:
-            self._conn.executemany(
-                "INSERT INTO ledger(user, delta, reason, message_id, at) VALUES (?,?,?,?,?)",
-                [entry + (now,) for entry in self._ledger])
-
-
 def _has_table(conn, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?",
                         (name,)).fetchone() is not None
@@ -806,19 +672,6 @@ def _migrate_unlimited_balances(conn) -> None:
     conn.execute("UPDATE balances SET balance=0 WHERE balance=-1")
 
 
-def _json(value) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"))
-
-
-def _concat_ref(message_id: str) -> int:
-    # Stable per message, so a retried part carries the same reference as its siblings.
-    if not message_id:
-        return 1
-    try:
-        value = int(message_id.replace("-", "")[-8:], 16)   # the random end of ids.py's UUIDs
-    except ValueError:          # a client-chosen id (Ozeki 10 JSON) need not be hex
-        value = zlib.crc32(message_id.encode("utf-8"))
-    return value % 255 + 1
 
 
 def _purged(conn, report: Report) -> bool:

@@ -256,11 +256,30 @@ class GroupWriter:
         rolled back and the batch runs again with a savepoint per write, so the failure
         still undoes only its own write."""
         try:
-            return [(fn(conn), None) for fn, _ in batch]
+            return cls._run_merged(conn, [fn for fn, _ in batch])
         except Exception:
             cls._rollback(conn)
             conn.execute("BEGIN IMMEDIATE")
             return [cls._run_one(conn, fn) for fn, _ in batch]
+
+    @staticmethod
+    def _run_merged(conn: sqlite3.Connection, fns: list) -> list:
+        """Consecutive writes with the same `together(conn, fns) -> values` run as one call
+        of it (accepts: one multi-row INSERT per table for all of them, store/accepting.py)."""
+        results: list = []
+        at = 0
+        while at < len(fns):
+            together = getattr(fns[at], "together", None)
+            end = at + 1
+            while together is not None and end < len(fns) \
+                    and getattr(fns[end], "together", None) is together:
+                end += 1
+            if end - at > 1:
+                results += [(value, None) for value in together(conn, fns[at:end])]
+            else:
+                results.append((fns[at](conn), None))
+            at = end
+        return results
 
     @staticmethod
     def _run_one(conn: sqlite3.Connection, fn) -> tuple[object, BaseException | None]:
