@@ -41,7 +41,6 @@ PASSWORD = "bench-password-1"
 KANNEL_BIN = Path("/usr/sbin")
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-NO_UVLOOP = False          # --no-uvloop: the stdlib asyncio loop, to compare
 
 WRK_UNIQUE = """
 local n = 0
@@ -281,9 +280,7 @@ class Appliance(Side):
         config = self.state / "config.toml"
         config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {self.port}\n'
                           f'[store]\nstate_dir = "{self.state}"\n' + self.modems)
-        launch = ["-m", "appliance"] if not NO_UVLOOP else [
-            "-c", "import sys; sys.modules['uvloop'] = None; from appliance.cli import main;"
-                  " sys.argv[0] = 'sms-appliance'; sys.exit(main())"]
+        launch = ["-m", "appliance"]
         env = dict(os.environ, PYTHONPATH=self.src) if self.src else None
         self.proc = subprocess.Popen(
             [sys.executable, *launch, "run", "--config", str(config),
@@ -390,8 +387,6 @@ def main() -> int:
     parser.add_argument("--page-sizes", default="",
                         help="e.g. 1024,2048,4096: the single-message levels once per journal"
                              " page size first (bytes written and CPU per message)")
-    parser.add_argument("--no-uvloop", action="store_true",
-                        help="run the appliance on the stdlib asyncio loop (to compare)")
     parser.add_argument("--e2e", action="store_true",
                         help="only the SMPP end-to-end section (bench/smpp_e2e.py)")
     parser.add_argument("--window", type=int, default=10, help="--e2e: SMPP window")
@@ -399,8 +394,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.e2e:
         return smpp_e2e(args)
-    global NO_UVLOOP
-    NO_UVLOOP = args.no_uvloop
     levels = [int(c) for c in args.clients.split(",")]
     for tool in ("wrk",) + (() if args.skip_kannel else ("bearerbox",)):
         if not shutil.which(tool) and not (KANNEL_BIN / tool).exists():
