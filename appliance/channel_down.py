@@ -5,11 +5,13 @@ Decided from the channel's own state only. States that mean "will not send soon"
 - a modem worker `failed` (gave up), `held` (hourly reset cap reached: it waits up to an
   hour), `wrong_modem` (the port answers with another modem; it never sends until fixed),
   `stopped` (stopped by the operator or the appliance);
-- an SMPP/HTTP connection `stopped`, or one whose status says `failing` (SMPP: repeated bind
-  failures, marked by the uplink itself).
-Busy, `probing`, `recovering`, SMPP `backoff`/`connecting` before it is marked failing, and an
-HTTP provider's `down` (one failed request, retried after a short backoff) keep the grace
-period: they are expected to send again soon, and resending whole would duplicate parts.
+- an SMPP/HTTP/SMTP connection `stopped`, or one whose status says `failing` (SMPP: a bind
+  refused or not kept, marked by the uplink itself; an HTTP Client or SMTP provider: down,
+  and the probe after the failure failed too).
+Busy, `probing`, `recovering`, SMPP `backoff`/`connecting` before it is marked failing, and a
+provider's first `down` (one failed request, probed again after a short backoff) keep the
+grace period: they are expected to send again soon, and resending whole would duplicate
+parts.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from appliance.channel_down import known_down
 from appliance.model import OutPart
 from appliance.provider.http_client import HttpClientChannel
 from appliance.provider.settings import HTTPClientConfig
@@ -42,10 +43,10 @@ def part(n: int) -> OutPart:
 def channel_for():
     made = []
 
-    def make(url: str) -> tuple[HttpClientChannel, RecordingSink]:
+    def make(url: str, delay: float = 0.05) -> tuple[HttpClientChannel, RecordingSink]:
         sink = RecordingSink()
         conn = HTTPClientConfig(name="Web0", targeturl=f"{url}/s?to=$recipient&m=$messagedata",
-                                limittompm=0, reconnectdelay=0.05, keepaliveperiod=0.2,
+                                limittompm=0, reconnectdelay=delay, keepaliveperiod=4 * delay,
                                 windowsize=2)
         channel = HttpClientChannel(conn, sink)
         channel.start()
@@ -100,3 +101,32 @@ def test_stop_gives_back_what_is_still_queued(channel_for):
     finally:
         gate.set()
         web.stop()
+
+
+def test_a_provider_whose_probe_fails_too_is_failing_until_it_answers(channel_for):
+    """One failed request is a hiccup (the grace period holds); the probe after it failing
+    too makes the connection `failing`, which channel_down counts as known down."""
+    first = WebProvider().start()
+    channel, sink = channel_for(first.url, delay=1.5)
+    wait_for(lambda: channel.state == "ready", what="ready")
+    assert not channel.status()["failing"] and known_down(channel) == ""
+
+    first.stop()
+    channel.submit(part(1))
+    wait_for(lambda: ("failed", 1, "provider_down", True) in sink.calls, what="part 1 back")
+    status = channel.status()       # the next probe is 1.5 s away
+    assert (status["state"], status["failures_in_a_row"], status["failing"]) == ("down", 1, False)
+    assert known_down(channel) == ""
+
+    wait_for(lambda: channel.status()["failing"], what="the probe failed too")
+    assert channel.status()["failures_in_a_row"] >= 2
+    assert known_down(channel) == "is failing"
+
+    again = WebProvider(port=first.port).start()
+    try:
+        wait_for(lambda: channel.state == "ready", what="up again")
+        status = channel.status()
+        assert (status["failing"], status["failures_in_a_row"]) == (False, 0)
+        assert known_down(channel) == ""
+    finally:
+        again.stop()

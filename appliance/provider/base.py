@@ -75,6 +75,7 @@ class QueuedChannel:
         self.last_error = ""
         self.heartbeat = clock.monotonic()
         self.counts = dict.fromkeys(("submitted", "failed", "retried", "down"), 0)
+        self.failures_in_a_row = 0     # failed requests and probes since it was last reachable
         self._workers_wanted = max(1, workers)
         self._queue: queue.Queue[OutPart | None] = queue.Queue()
         self._busy = 0
@@ -132,9 +133,15 @@ class QueuedChannel:
         with self._lock:
             busy = self._busy
         return {"name": self.name, "type": self.conn.type, "state": self.state,
+                "failing": self.failing(), "failures_in_a_row": self.failures_in_a_row,
                 "queued": self._queue.qsize(), "in_flight": busy,
                 "window": {"size": self.conn.windowsize, "in_use": busy},
                 "last_error": self.last_error, "counts": dict(self.counts), **self.describe()}
+
+    def failing(self) -> bool:
+        """Down, and the probe after the failure failed too: not a passing hiccup, so a
+        long message pinned here is sent whole elsewhere at once (channel_down.py)."""
+        return self.state == "down" and self.failures_in_a_row >= 2
 
     # --- for subclasses ---
 
@@ -171,6 +178,7 @@ class QueuedChannel:
                 self._went_down(problem, probing=True)
                 return
             self._backoff.reset()
+            self.failures_in_a_row = 0
             self.state = "ready"
         log.info("%s: %s reachable", self.name, self.describe_target())
         self._wake_dispatcher()
@@ -182,6 +190,7 @@ class QueuedChannel:
         """Called with `_state_lock` held. Workers that fail together count once."""
         if self.state == "down" and not probing:
             return
+        self.failures_in_a_row += 1
         delay = self._backoff.next_delay()
         self._retry_at = self.clock.monotonic() + delay
         if reason != self.last_error or self.state != "down":
