@@ -261,8 +261,8 @@ class Daemon:
 
     def failing_connections(self) -> list[str]:
         """Connections that say they are failing (an SMSC refusing the bind, a provider down
-        whose probe failed too). The process is
-        fine, so the watchdog goes on (a restart would not help), but /status is not healthy."""
+        whose probe failed too). The process is fine, so the watchdog goes on (a restart
+        would not help), but /status is not healthy."""
         return sorted(name for name, channel in self.channels.running.items()
                       if channel.status().get("failing"))
 
