@@ -57,9 +57,14 @@ def test_a_message_waits_while_the_provider_is_down_and_leaves_when_it_returns(s
     assert api.state(message_id) == QUEUED
     assert daemon.journal.get_parts(message_id)[0]["attempts"] == 0
     assert "unreachable" in channel.status()["last_error"]
+    # probed again and still unreachable: failing, so /status is not healthy and names it
+    wait_for(lambda: daemon.status()["failing_connections"] == ["Web0"], what="failing")
+    assert daemon.status()["healthy"] is False
 
     provider.listen()
     api.wait_state(message_id, SUBMITTED)
+    status = daemon.status()
+    assert status["failing_connections"] == [] and status["healthy"] is True
     assert provider.requests[0]["query"]["msg"] == "waiting"
     assert daemon.journal.get_parts(message_id)[0]["reference"] == message_id
 
