@@ -3,7 +3,7 @@
 Still opaque UUID strings to every client, but consecutive ids sort together, so the
 journal's primary-key and message-id indexes grow at their right edge: a group commit
 dirties a few index pages instead of one random page per message (SD card wear, fsync
-size). The last 62 bits are random; journal._concat_ref takes its reference from them.
+size). The last 62 bits are random; accepting.concat_ref takes its reference from them.
 """
 
 from __future__ import annotations
