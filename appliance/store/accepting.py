@@ -30,8 +30,10 @@ _MESSAGE_VALUES = "(?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _PART_COLUMNS = ("message_id, seq, total, concat_ref, encoding, text, data, udh, pid, dcs,"
                  " state, priority, next_attempt, valid_until")
 _PART_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_INSERT_MESSAGE = f"INSERT INTO messages({_MESSAGE_COLUMNS}) VALUES {_MESSAGE_VALUES}"
-_INSERT_PART = f"INSERT INTO parts({_PART_COLUMNS}) VALUES {_PART_VALUES}"
+_MESSAGES_INTO = f"INSERT INTO messages({_MESSAGE_COLUMNS}) VALUES "
+_PARTS_INTO = f"INSERT INTO parts({_PART_COLUMNS}) VALUES "
+_INSERT_MESSAGE = _MESSAGES_INTO + _MESSAGE_VALUES
+_INSERT_PART = _PARTS_INTO + _PART_VALUES
 # Rows per statement: 32 messages are 704 bound values, well under SQLite's limit; chunks are
 # powers of two, so a handful of statement texts stay in the connection's statement cache.
 _CHUNK = 32
@@ -84,34 +86,20 @@ def accept_together(conn, calls: list[Accept]) -> list[list]:
             part_rows += _part_rows(msg, state, due)
             answers.append(msg.id)
         results.append(answers)
-    _insert_many(conn, _INSERT_MESSAGE, _MESSAGE_VALUES, message_rows)
-    _insert_many(conn, _INSERT_PART, _PART_VALUES, part_rows)
+    _insert_many(conn, _MESSAGES_INTO, _MESSAGE_VALUES, message_rows)
+    _insert_many(conn, _PARTS_INTO, _PART_VALUES, part_rows)
     credit.write()
     return results
 
 
-def _insert_many(conn, single: str, values: str, rows: list[tuple]) -> None:
+def _insert_many(conn, into: str, values: str, rows: list[tuple]) -> None:
+    """`rows` in statements of up to _CHUNK rows each (`into` + `values` repeated)."""
     at = 0
     while at < len(rows):
         size = min(_CHUNK, 1 << ((len(rows) - at).bit_length() - 1))   # a power of two
-        if size == 1:
-            conn.execute(single, rows[at])
-        else:
-            conn.execute(_statement(single, values, size),
-                         [v for row in rows[at:at + size] for v in row])
+        statement = into + ",".join([values] * size)
+        conn.execute(statement, [v for row in rows[at:at + size] for v in row])
         at += size
-
-
-_STATEMENTS: dict[tuple[str, int], str] = {}
-
-
-def _statement(single: str, values: str, size: int) -> str:
-    key = (single, size)
-    text = _STATEMENTS.get(key)
-    if text is None:
-        text = _STATEMENTS[key] = (single.rpartition(" VALUES ")[0] + " VALUES "
-                                   + ",".join([values] * size))
-    return text
 
 
 # --- message by message: client-chosen ids, duplicate windows -------------------------------
@@ -183,8 +171,8 @@ def _message_row(msg: NewMessage, now: float, state: str, dedupe: bool) -> tuple
     return (msg.id, sub.user, sub.recipient, sub.originator, sub.messagetype, sub.text,
             msg.encoding, msg.msg_class, state, len(msg.parts), int(sub.priority), now,
             sub.send_at, sub.valid_until, now, int(sub.want_report), sub.serviceprovider,
-            sub.dialect, sub.client_ref, json_text(sub.callback),
-            json_text(sub.smpp_params or None), int(dedupe))
+            sub.dialect, sub.client_ref, _json(sub.callback),
+            _json(sub.smpp_params or None), int(dedupe))
 
 
 def _part_rows(msg: NewMessage, state: str, due: float) -> list[tuple]:
@@ -195,7 +183,7 @@ def _part_rows(msg: NewMessage, state: str, due: float) -> list[tuple]:
              state, priority, due, sub.valid_until) for p in msg.parts]
 
 
-def json_text(value) -> str | None:
+def _json(value) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"))
 
 

@@ -425,7 +425,7 @@ class Journal:
         if part is None:
             conn.execute("INSERT INTO orphan_reports VALUES (?,?,?,?)",
                          (report.connection, report.reference,
-                          accepting.json_text(_report_dict(report)), now))
+                          json.dumps(_report_dict(report), separators=(",", ":")), now))
             return
         new_state = _REPORT_STATE.get(report.status)
         if new_state is None:          # pending: the SMSC keeps trying; nothing final yet
@@ -670,8 +670,6 @@ def _migrate_unlimited_balances(conn) -> None:
     conn.execute("INSERT OR IGNORE INTO unlimited_users(user) SELECT user FROM balances"
                  " WHERE balance=-1")
     conn.execute("UPDATE balances SET balance=0 WHERE balance=-1")
-
-
 
 
 def _purged(conn, report: Report) -> bool:
