@@ -97,3 +97,21 @@ def test_the_rows_are_those_of_a_message_accepted_alone(journal, tmp_path):
         finally:
             conn.close()
     assert rows(alone) == rows([r[0] for r in together])
+
+
+def test_the_calls_of_one_commit_are_one_insert_per_table(journal):
+    """What SQLite itself was asked to run (its trace of the writer's connection): eight
+    requests of one commit, 40 messages, are one INSERT into messages per chunk (32 + 8
+    rows), not a statement per message, and the same for their parts."""
+    statements: list[str] = []
+    journal._writer.call(lambda conn: conn.set_trace_callback(statements.append))
+    try:
+        hand_over(journal, *[[message(f"r{r} m{i}") for i in range(5)] for r in range(8)])
+    finally:
+        journal._writer.call(lambda conn: conn.set_trace_callback(None))
+    # SQLite reports a statement again at each trigger it runs (the counters): once each
+    runs = [s for i, s in enumerate(statements) if i == 0 or statements[i - 1] != s]
+    inserts = [s for s in runs if s.startswith("INSERT INTO messages")]
+    assert [s.count("'out'") for s in inserts] == [32, 8]
+    assert len([s for s in runs if s.startswith("INSERT INTO parts")]) == 2
+    assert journal.query("SELECT count(*) FROM messages")[0][0] == 40
