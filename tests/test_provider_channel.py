@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from appliance.channel_down import known_down
+from appliance.clock import Clock
 from appliance.model import OutPart
 from appliance.provider.http_client import HttpClientChannel
 from appliance.provider.settings import HTTPClientConfig
@@ -43,10 +44,10 @@ def part(n: int) -> OutPart:
 def channel_for():
     made = []
 
-    def make(url: str, delay: float = 0.05) -> tuple[HttpClientChannel, RecordingSink]:
+    def make(url: str) -> tuple[HttpClientChannel, RecordingSink]:
         sink = RecordingSink()
         conn = HTTPClientConfig(name="Web0", targeturl=f"{url}/s?to=$recipient&m=$messagedata",
-                                limittompm=0, reconnectdelay=delay, keepaliveperiod=4 * delay,
+                                limittompm=0, reconnectdelay=0.05, keepaliveperiod=0.2,
                                 windowsize=2)
         channel = HttpClientChannel(conn, sink)
         channel.start()
@@ -103,30 +104,54 @@ def test_stop_gives_back_what_is_still_queued(channel_for):
         web.stop()
 
 
-def test_a_provider_whose_probe_fails_too_is_failing_until_it_answers(channel_for):
+class SteppedClock(Clock):
+    """Monotonic time moves only when the test says so; waits still block (briefly), so the
+    channel's threads run as they do, but no probe is due before the test moves the clock."""
+
+    def __init__(self):
+        self.at = 1000.0
+
+    def monotonic(self) -> float:
+        return self.at
+
+    def wait(self, event, seconds: float) -> bool:
+        return event.wait(min(max(0.0, seconds), 0.02))
+
+
+def test_a_provider_whose_probe_fails_too_is_failing_until_it_answers():
     """One failed request is a hiccup (the grace period holds); the probe after it failing
     too makes the connection `failing`, which channel_down counts as known down."""
     first = WebProvider().start()
-    channel, sink = channel_for(first.url, delay=1.5)
-    wait_for(lambda: channel.state == "ready", what="ready")
-    assert not channel.status()["failing"] and known_down(channel) == ""
-
-    first.stop()
-    channel.submit(part(1))
-    wait_for(lambda: ("failed", 1, "provider_down", True) in sink.calls, what="part 1 back")
-    status = channel.status()       # the next probe is 1.5 s away
-    assert (status["state"], status["failures_in_a_row"], status["failing"]) == ("down", 1, False)
-    assert known_down(channel) == ""
-
-    wait_for(lambda: channel.status()["failing"], what="the probe failed too")
-    assert channel.status()["failures_in_a_row"] >= 2
-    assert known_down(channel) == "is failing"
-
-    again = WebProvider(port=first.port).start()
+    clock, sink = SteppedClock(), RecordingSink()
+    conn = HTTPClientConfig(name="Web0", targeturl=f"{first.url}/s?to=$recipient&m=$messagedata",
+                            limittompm=0, reconnectdelay=1.0, keepaliveperiod=4.0, windowsize=2)
+    channel = HttpClientChannel(conn, sink, clock=clock)
+    channel.start()
+    again = None
     try:
+        wait_for(lambda: channel.state == "ready", what="ready")
+        assert not channel.status()["failing"] and known_down(channel) == ""
+
+        first.stop()
+        channel.submit(part(1))
+        wait_for(lambda: ("failed", 1, "provider_down", True) in sink.calls, what="part 1 back")
+        status = channel.status()       # the clock stands still: no probe yet
+        assert (status["state"], status["failures_in_a_row"], status["failing"]) == \
+            ("down", 1, False)
+        assert known_down(channel) == ""
+
+        clock.at += 5.0                 # the probe is due, and fails too
+        wait_for(lambda: channel.status()["failing"], what="the probe failed too")
+        assert channel.status()["failures_in_a_row"] == 2
+        assert known_down(channel) == "is failing"
+
+        again = WebProvider(port=first.port).start()
+        clock.at += 10.0
         wait_for(lambda: channel.state == "ready", what="up again")
         status = channel.status()
         assert (status["failing"], status["failures_in_a_row"]) == (False, 0)
         assert known_down(channel) == ""
     finally:
-        again.stop()
+        channel.stop()
+        if again is not None:
+            again.stop()
