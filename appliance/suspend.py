@@ -9,7 +9,10 @@ So every dialect's handler stays plain synchronous code and never blocks the loo
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
+
+_settling = threading.local()
 
 
 class Suspendable:
@@ -58,3 +61,33 @@ def blocking(fn, *args):
         from concurrent.futures import ThreadPoolExecutor
         _waiting_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="http-wait")
     return wait(_waiting_pool.submit(fn, *args))
+
+
+class settling:
+    """Around the writer's settling of one commit's Futures: a wake-up asked for inside
+    (`after_settling`) runs once, at the end. Without it the loop thread woke at the first
+    settled Future, took the GIL while the writer was still settling the others, and the
+    two threads handed the GIL back and forth once per request (several wake-ups per
+    commit); now the loop resumes every handler of the commit in one pass."""
+
+    def __enter__(self):
+        self._outer = getattr(_settling, "pending", None) is not None
+        if not self._outer:
+            _settling.pending = []
+        return self
+
+    def __exit__(self, *exc_info):
+        if not self._outer:             # an inner block leaves the wake-ups to the outer
+            pending, _settling.pending = _settling.pending, None
+            for fn in pending:
+                fn()
+        return False
+
+
+def after_settling(fn) -> None:
+    """`fn()` now, or at the end of the `settling` block this thread is in."""
+    pending = getattr(_settling, "pending", None)
+    if pending is None:
+        fn()
+    else:
+        pending.append(fn)

@@ -3,8 +3,11 @@ sends once per loop iteration) as one group commit, each write in its own savepo
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from appliance import suspend
 from appliance.errors import StoreError
 from appliance.store.writer import Pending
 
@@ -37,6 +40,25 @@ def test_a_hand_over_is_one_commit_and_a_failing_write_undoes_only_itself(journa
     assert [isinstance(r, int) for r in results] == [True, True, False, True, True, True]
     rows = journal.query("SELECT delta FROM ledger WHERE user='w' ORDER BY id")
     assert [r[0] for r in rows] == [0, 1, 2, 3, 4]
+
+
+def test_a_wake_up_asked_for_while_a_commit_is_settled_runs_after_all_of_it(journal):
+    """The loop front asks for its wake-up from a Future's done-callback
+    (`suspend.after_settling`). It must run only once every Future of the commit is
+    settled, or the loop thread wakes for the first request and takes the GIL from the
+    writer once per request of the commit."""
+    items = [(write(i), Pending()) for i in range(5)]
+    seen: list[list[bool]] = []
+    settled = threading.Event()
+
+    def woken(_future):
+        suspend.after_settling(lambda: (seen.append([f.done() for _, f in items]),
+                                        len(seen) == len(items) and settled.set()))
+    for _, future in items:
+        future.add_done_callback(woken)
+    journal._writer.put_many(items)
+    assert settled.wait(10)
+    assert seen == [[True] * 5] * 5
 
 
 def test_a_hand_over_to_a_stopped_writer_is_refused_not_lost(journal):

@@ -233,8 +233,9 @@ class GroupWriter:
             results = [(None, error)] * len(batch)
         self.commits += 1
         self.writes += len(batch)
-        for (_, future), (value, error) in zip(batch, results):
-            self._settle(future, value, error)
+        with suspend.settling():        # the loop front is woken once, after all of them
+            for (_, future), (value, error) in zip(batch, results):
+                self._settle(future, value, error)
         self.checkpointer.committed()
 
     @staticmethod

@@ -34,7 +34,7 @@ import greenlet
 import httptools
 
 from appliance.clock import SYSTEM_CLOCK, Clock
-from appliance.suspend import Suspendable
+from appliance.suspend import Suspendable, after_settling
 
 log = logging.getLogger("appliance.web")
 
@@ -318,7 +318,10 @@ class LoopServer:
         self._ready.append((task, future))
         if not self._wake_scheduled:
             self._wake_scheduled = True
-            self._loop.call_soon_threadsafe(self._resume_ready)
+            after_settling(self._schedule_resume)
+
+    def _schedule_resume(self) -> None:
+        self._loop.call_soon_threadsafe(self._resume_ready)
 
     def _resume_ready(self) -> None:
         self._wake_scheduled = False
