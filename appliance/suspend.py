@@ -9,8 +9,11 @@ So every dialect's handler stays plain synchronous code and never blocks the loo
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future
+
+log = logging.getLogger("appliance.store")
 
 _settling = threading.local()
 
@@ -80,7 +83,10 @@ class settling:
         if not self._outer:             # an inner block leaves the wake-ups to the outer
             pending, _settling.pending = _settling.pending, None
             for fn in pending:
-                fn()
+                try:
+                    fn()
+                except Exception:   # a waiter's bug (a loop closed meanwhile) must not stop
+                    log.exception("store: a wake-up after a commit failed")   # the writer
         return False
 
 

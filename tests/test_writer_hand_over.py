@@ -61,6 +61,22 @@ def test_a_wake_up_asked_for_while_a_commit_is_settled_runs_after_all_of_it(jour
     assert seen == [[True] * 5] * 5
 
 
+def test_a_wake_up_that_fails_does_not_stop_the_writer(journal):
+    """A loop front stopped meanwhile (its loop closed) fails the wake-up it asked for:
+    logged, and the next writes are committed as before."""
+    first = Pending()
+
+    def broken(_future):
+        suspend.after_settling(lambda: 1 / 0)
+    first.add_done_callback(broken)
+    journal._writer.put_many([(write(1), first)])
+    assert isinstance(first.result(10), int)
+    later = Pending()
+    journal._writer.put_many([(write(2), later)])
+    assert isinstance(later.result(10), int)
+    assert journal._writer._thread.is_alive()
+
+
 def test_a_hand_over_to_a_stopped_writer_is_refused_not_lost(journal):
     writer = journal._writer
     writer.stop()
