@@ -10,7 +10,6 @@ import os
 import sys
 import tempfile
 import urllib.parse
-import urllib.request
 
 from appliance import __version__
 from appliance import config as cfg
@@ -228,6 +227,7 @@ def cmd_passwd(args) -> int:
 
 
 def _get(url: str, timeout: float = 30) -> tuple[int, str]:
+    import urllib.request
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
             return answer.status, answer.read().decode("utf-8", "replace")

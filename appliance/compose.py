@@ -8,7 +8,6 @@ path every sender takes. The types live in `model.py`, so the store does not imp
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ElementTree
 
 from appliance import gsm
 from appliance.gsm import segment as gsm_segment
@@ -117,6 +116,7 @@ def _xml_root(text: str, what: str):
     if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
         raise ValidationError("bad_binary", "DTDs are not accepted in message documents",
                               "messagedata")
+    from xml.etree import ElementTree      # only XML message types need it (RSS)
     try:
         return ElementTree.fromstring(text.strip())
     except ElementTree.ParseError as exc:
@@ -182,6 +182,7 @@ PAYLOAD_BUILDERS.update({
 
 def wap_si_document(url: str, text: str, action: str = "signal-medium") -> str:
     """The SMS:WAPPUSH document for a link and its display text (bulksms type 4)."""
+    from xml.etree import ElementTree
     element = ElementTree.Element("indication", href=url, action=action)
     element.text = text
     root = ElementTree.Element("si")

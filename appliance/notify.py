@@ -9,12 +9,9 @@ message, for up to `GIVE_UP_SECONDS`.
 
 from __future__ import annotations
 
-import http.client
 import logging
 import threading
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
@@ -65,7 +62,7 @@ class Notifier:
         self.max_workers = max_workers
         self.give_up_seconds = give_up_seconds
         self.timeout = timeout
-        self._open = opener or urllib.request.urlopen
+        self._open = opener               # None: urllib's, imported by the first callback
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -225,11 +222,15 @@ class Notifier:
         return Call(call.url, call.method, call.body, {**call.headers, **headers})
 
     def _send(self, call: Call) -> str | None:
+        import http.client
+        import urllib.error
+        import urllib.request
+        opener = self._open or urllib.request.urlopen
         try:
             request = urllib.request.Request(call.url, data=call.body, method=call.method,
                                              headers={"User-Agent": "sms-appliance",
                                                       **call.headers})
-            with self._open(request, timeout=self.timeout) as answer:
+            with opener(request, timeout=self.timeout) as answer:
                 status = answer.status
         except urllib.error.HTTPError as exc:
             return f"HTTP {exc.code}"

@@ -5,8 +5,6 @@ by WDP over SMS with 16-bit application ports 2948 (push) <- 9200 (WAP connectio
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ElementTree
-
 from .errors import EncodingError
 from .submit import encode_submit_binary
 from .udh import port_ie
@@ -81,6 +79,7 @@ def service_loading(url: str, *, action: str = "execute-low", transaction_id: in
 
 def from_ozeki_xml(document: str) -> bytes:
     """The push payload for Ozeki's SMS:WAPPUSH message text: an <si> or an <sl>."""
+    from xml.etree import ElementTree      # imported by the first WAP push, not at start
     try:
         root = ElementTree.fromstring(document)
     except ElementTree.ParseError as exc:

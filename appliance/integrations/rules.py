@@ -15,12 +15,8 @@ import fnmatch
 import json
 import logging
 import re
-import smtplib
-import ssl
 import threading
-import urllib.request
 from collections import OrderedDict, deque
-from email.message import EmailMessage
 
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.errors import StoreError
@@ -203,7 +199,7 @@ class RuleRunner:
             else:
                 post_json(target, context)
             self.counters["forwarded"] += 1
-        except (OSError, smtplib.SMTPException, ValueError) as exc:
+        except (OSError, ValueError) as exc:    # smtplib.SMTPException is an OSError
             if tries >= len(RETRY_DELAYS) or len(self._retries) >= MAX_RETRIES_KEPT:
                 self.counters["failed"] += 1
                 log.error("rules: forwarding SMS %s by %s failed for good: %s",
@@ -246,6 +242,10 @@ class RuleRunner:
 
 
 def send_mail(relay, recipients, context: dict) -> None:
+    # the mail and HTTP clients are imported by the first forward, not by every daemon
+    import smtplib
+    import ssl
+    from email.message import EmailMessage
     if not relay.host:
         raise ValueError("no [relay] host configured")
     message = EmailMessage()
@@ -265,6 +265,7 @@ def send_mail(relay, recipients, context: dict) -> None:
 
 
 def post_json(url: str, context: dict) -> None:
+    import urllib.request
     body = json.dumps({"event": "inbound_sms", **context}).encode()
     request = urllib.request.Request(url, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
