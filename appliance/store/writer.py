@@ -189,6 +189,8 @@ class GroupWriter:
             batch, stop = self._take_batch()
             if batch:
                 self._apply(batch)
+            # not kept while waiting for the next one (a 20,000-message request's messages)
+            batch = None
             if stop:
                 return
 

@@ -121,6 +121,13 @@ def _restore_locals(saved: tuple) -> None:
         setattr(_RESPONSE, name, value)
 
 
+def _forget_locals() -> None:
+    """A finished request's environ (with its parsed parameters: a 20,000-message batch is
+    tens of MiB) and its answer are not kept until the next request binds its own."""
+    _REQUEST.environ = {}
+    _RESPONSE.body = ""
+
+
 class _Date:
     """The Date header, formatted once a second."""
 
@@ -346,6 +353,7 @@ class LoopServer:
         self._step(task, resume, value)
 
     def _finish(self, task: _Task, reply: _Reply) -> None:
+        _forget_locals()
         self.in_flight -= 1
         if self.in_flight == 0:
             self._idle_event.set()
