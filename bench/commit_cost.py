@@ -1,0 +1,76 @@
+"""What one group commit costs the writer thread, alone (no HTTP, no other thread).
+
+    python bench/commit_cost.py [--messages 4000] [--sizes 1,8,32]
+
+Accepts `--messages` one-part messages into a fresh journal in commits of each size and
+prints, per size: the writer thread's CPU per message and per commit (user and system, from
+/proc), the wall time per commit, and the bytes written to storage per message
+(/proc/self/io: WAL, checkpoints). The writer's cost is mostly per commit (BEGIN, COMMIT,
+two write calls per dirtied WAL page, fdatasync), so it falls with the batch size; under
+HTTP load the same commits cost more, because the GIL passes between the loop thread and
+the writer at every SQLite call. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from appliance.compose import prepare  # noqa: E402
+from appliance.model import Submission  # noqa: E402
+from appliance.store.journal import Journal  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(native_id: int) -> tuple[float, float]:
+    """(user, system) seconds of one thread of this process."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def written_bytes() -> int:
+    text = Path("/proc/self/io").read_text()
+    return int(text.split("write_bytes:")[1].split()[0])
+
+
+def measure(size: int, count: int) -> str:
+    with tempfile.TemporaryDirectory() as state:
+        journal = Journal.open(state)
+        messages = [prepare(Submission(user="admin", recipient="+36201234567",
+                                       text=f"Bench message {i}")) for i in range(count + 8)]
+        journal.accept(messages[:8])            # the schema and the first pages exist
+        writer = journal._writer._thread.native_id
+        user0, sys0 = thread_cpu(writer)
+        bytes0, started = written_bytes(), time.perf_counter()
+        for at in range(8, count + 8, size):
+            journal.accept(messages[at:at + size])
+        elapsed = time.perf_counter() - started
+        user1, sys1 = thread_cpu(writer)
+        written = written_bytes() - bytes0
+        journal.close()
+    commits = -(-count // size)
+    cpu = (user1 - user0) + (sys1 - sys0)
+    return (f"{size:>3} per commit: writer {cpu / count * 1e6:6.0f} µs CPU/message,"
+            f" {cpu / commits * 1e6:5.0f} µs/commit (user {(user1 - user0) / commits * 1e6:.0f},"
+            f" system {(sys1 - sys0) / commits * 1e6:.0f}); wall {elapsed / commits * 1e6:5.0f}"
+            f" µs/commit; {written / count:7,.0f} bytes written/message")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=4000)
+    parser.add_argument("--sizes", default="1,8,32")
+    args = parser.parse_args()
+    for size in (int(s) for s in args.sizes.split(",")):
+        print(measure(size, args.messages), flush=True)
+
+
+if __name__ == "__main__":
+    main()
