@@ -15,29 +15,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# uplink puts the project and its tests on sys.path; /proc/TID/stat is a thread's own
+from uplink import cpu_split  # noqa: E402
+from vs_kannel import write_bytes  # noqa: E402
 
 from appliance.compose import prepare  # noqa: E402
 from appliance.model import Submission  # noqa: E402
 from appliance.store.journal import Journal  # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu(native_id: int) -> tuple[float, float]:
-    """(user, system) seconds of one thread of this process."""
-    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
 
 def written_bytes() -> int:
-    text = Path("/proc/self/io").read_text()
-    return int(text.split("write_bytes:")[1].split()[0])
+    return write_bytes([os.getpid()])
 
 
 def measure(size: int, count: int) -> str:
@@ -47,12 +38,12 @@ def measure(size: int, count: int) -> str:
                                        text=f"Bench message {i}")) for i in range(count + 8)]
         journal.accept(messages[:8])            # the schema and the first pages exist
         writer = journal._writer._thread.native_id
-        user0, sys0 = thread_cpu(writer)
+        user0, sys0 = cpu_split(writer)
         bytes0, started = written_bytes(), time.perf_counter()
         for at in range(8, count + 8, size):
             journal.accept(messages[at:at + size])
         elapsed = time.perf_counter() - started
-        user1, sys1 = thread_cpu(writer)
+        user1, sys1 = cpu_split(writer)
         written = written_bytes() - bytes0
         journal.close()
     commits = -(-count // size)
