@@ -23,13 +23,13 @@ def escape(text: str) -> str:
     text = str(text)
     if _NEEDS_ESCAPE.search(text) is None:     # the common value: one scan, no copies
         return text
-    return _escape_markup(clean(text))
+    return escape_markup(clean(text))
 
 
 def quoteattr(text: str) -> str:
     """A quoted attribute value, as xml.sax.saxutils.quoteattr writes it (that module would
     pull in urllib.request and half a MiB of RSS for two replace chains)."""
-    value = _escape_markup(clean(str(text)))
+    value = escape_markup(clean(str(text)))
     value = value.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
     if '"' not in value:
         return f'"{value}"'
@@ -38,7 +38,7 @@ def quoteattr(text: str) -> str:
     return '"' + value.replace('"', "&quot;") + '"'
 
 
-def _escape_markup(text: str) -> str:
+def escape_markup(text: str) -> str:
     """& < > as entities (xml.sax.saxutils.escape)."""
     return text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
 
