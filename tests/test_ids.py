@@ -1,8 +1,11 @@
 """Message ids sort by time (index locality in the journal) yet stay UUIDs, and long
 messages accepted together still get different concatenation references."""
 
+import ast
+import os
 import uuid
 
+from appliance import ids
 from appliance.compose import Submission, prepare
 from appliance.ids import new_message_id
 from appliance.store.accepting import concat_ref as _concat_ref
@@ -27,3 +30,20 @@ def test_ids_are_spelled_exactly_as_the_uuid_module_spells_them():
     for _ in range(500):
         text = new_message_id()
         assert str(uuid.UUID(text)) == text and len(text) == 36
+
+
+def test_a_forked_child_draws_random_bits_of_its_own():
+    ids._random_80_bits()                 # this thread now holds a block
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:                          # the child: its next draws, then out
+        try:
+            os.write(write, repr([ids._random_80_bits() for _ in range(5)]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    parent = [ids._random_80_bits() for _ in range(5)]
+    with os.fdopen(read) as pipe:
+        child = ast.literal_eval(pipe.read())
+    os.waitpid(pid, 0)
+    assert len(child) == 5 and not set(child) & set(parent)

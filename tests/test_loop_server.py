@@ -329,3 +329,46 @@ def test_requests_read_in_one_loop_iteration_share_one_group_commit(front):
     assert all(len(message_ids(body)) == 1 for body in bodies)
     assert 8 in handed, handed
     assert 8 in sizes, sizes
+
+
+def test_request_greenlets_are_reused_and_outlive_a_crash_past_bottle():
+    """One greenlet serves a keep-alive client's requests one after another, across a
+    suspension on a Future and a handler error bottle lets through (answered 500 by the
+    loop server, the greenlet kept)."""
+    from concurrent.futures import Future
+
+    import bottle
+    import greenlet
+
+    from appliance import suspend
+
+    seen = []
+    app = bottle.Bottle()
+    app.config["catchall"] = False            # /boom's error leaves bottle
+
+    @app.get("/<name>")
+    def answer(name):
+        seen.append(greenlet.getcurrent())
+        if name == "boom":
+            raise RuntimeError("a bug past bottle")
+        if name == "wait":
+            future = Future()
+            threading.Timer(0.05, future.set_result, ("later",)).start()
+            return suspend.wait(future)
+        return "now"
+
+    server = LoopServer(app, [listen_socket("127.0.0.1", 0)])
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
+        answers = []
+        for path in ("/a", "/wait", "/boom", "/b", "/wait"):
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            answers.append((answer.status, answer.read()))
+        conn.close()
+    finally:
+        server.stop()
+    assert answers == [(200, b"now"), (200, b"later"), (500, b"500 internal error\n"),
+                       (200, b"now"), (200, b"later")]
+    assert all(g is seen[0] for g in seen), "a new greenlet per request"

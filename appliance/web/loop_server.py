@@ -58,6 +58,11 @@ class Limits:
     drain_timeout: float = 10.0            # SIGTERM: in-flight requests get this long
 
 
+# Request greenlets kept between requests: one per request in flight is reused; more than
+# this many idle ones (after a burst on many connections) are let go.
+MAX_IDLE_TASKS = 64
+
+
 class _Refuse(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -65,12 +70,17 @@ class _Refuse(Exception):
 
 
 class _Task(greenlet.greenlet, Suspendable):
-    """One request's handler; `executor` serves suspend.offload."""
+    """Runs request handlers one after another; `executor` serves suspend.offload.
+
+    Reused from request to request (`LoopServer._idle`): a new greenlet per request cost an
+    mmap and an munmap of its frame stack (16 KiB, CPython's per-greenlet data stack) and
+    their page faults, every request, on the loop's thread."""
 
     executor = None
     conn = None
     gather = None         # LoopServer.gather: writes held until the end of the iteration
     saved = None          # bottle's thread-local request/response while suspended
+    reply = None          # the answer, from _serve to the loop
     waiting = None        # the Future it waits for
     # clock.monotonic() after which the wait times out, or None. The timeout sweep checks
     # it, so a wait may last up to one sweep period (idle/request timeout / 4) longer.
@@ -87,6 +97,27 @@ class _Reply:
     status: str
     headers: list
     body: bytes
+
+
+_ANSWERED = object()     # what a _Task hands the loop when its reply is in `task.reply`
+
+
+def _serve(app, environ) -> None:
+    """A _Task's body: answer a request, hand the reply to the loop, wait for the next one.
+    The reply goes through `task.reply`, and nothing of the request stays bound while the
+    greenlet waits (a 20,000-message batch's environ is tens of MiB). A crash past bottle
+    (which answers a handler's exception itself) is answered here, so the greenlet stays
+    usable; GreenletExit (the server closing) ends it."""
+    task = greenlet.getcurrent()
+    parent = task.parent
+    while True:
+        try:
+            task.reply = _call_app(app, environ)
+        except Exception:
+            log.exception("web: request handler crashed")
+            task.reply = _plain_reply(500, "internal error")
+        app = environ = None
+        app, environ = parent.switch(_ANSWERED)
 
 
 def _call_app(app, environ) -> _Reply:
@@ -164,6 +195,7 @@ class LoopServer:
         self._executor: ThreadPoolExecutor | None = None
         self._ready: deque = deque()          # (task, future) settled by the writer thread
         self._waiting: set[_Task] = set()     # suspended with a deadline (swept, no timers)
+        self._idle: list[_Task] = []          # request greenlets between two requests
         self._wake_scheduled = False
         self._gathered: dict = {}             # put_many -> writes this iteration held
         self._idle_event: asyncio.Event | None = None
@@ -223,6 +255,7 @@ class LoopServer:
             sweep.cancel()
             loop.run_until_complete(asyncio.sleep(0))
             loop.close()
+            self._idle.clear()            # ended by GreenletExit here, on their own thread
 
     async def _listen(self) -> None:
         self._idle_event = asyncio.Event()
@@ -271,7 +304,7 @@ class LoopServer:
     # --- running handlers ---
 
     def run_request(self, conn: "_Connection", environ: dict) -> None:
-        task = _Task(_call_app)
+        task = self._idle.pop() if self._idle else _Task(_serve)
         task.executor = self._executor or self._offload_pool()
         task.conn = conn
         task.gather = self.gather
@@ -285,11 +318,13 @@ class LoopServer:
         (or throw) and `args` what it hands the handler (no closure per request)."""
         try:
             outcome = resume(*args)
-        except BaseException:             # bottle catches handler errors; this is a bug here
-            log.exception("web: request handler crashed")
-            outcome = _plain_reply(500, "internal error")
-        if outcome.__class__ is _Reply:
-            self._finish(task, outcome)
+        except BaseException:             # _serve answers handler errors; this is a bug here
+            log.exception("web: request greenlet died")
+            self._finish(task, _plain_reply(500, "internal error"))
+            return
+        if outcome is _ANSWERED:
+            reply, task.reply = task.reply, None
+            self._finish(task, reply)
             return
         future, timeout = outcome
         task.saved = _save_locals()
@@ -357,7 +392,10 @@ class LoopServer:
         self.in_flight -= 1
         if self.in_flight == 0:
             self._idle_event.set()
-        task.conn.reply(reply)
+        conn, task.conn = task.conn, None
+        if not task.dead and len(self._idle) < MAX_IDLE_TASKS:
+            self._idle.append(task)
+        conn.reply(reply)
 
     def _offload_pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
