@@ -444,6 +444,7 @@ class _Connection(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("", 0)
         local = transport.get_extra_info("sockname") or ("", 0)
         self.peer, self.local = (str(peer[0]), peer[1]), (str(local[0]), local[1])
+        self.base_environ = self.server.base_environ(self)    # copied for each request
         if self.server.draining or len(self.server._connections) >= self.limits.max_connections:
             transport.abort()
             return
@@ -539,7 +540,7 @@ class _Connection(asyncio.Protocol):
     # --- requests ---
 
     def _environ(self) -> dict:
-        environ = self.server.base_environ(self)
+        environ = self.base_environ.copy()
         url = self.url
         if not url.startswith(b"/"):              # absolute-form (a proxy-style request)
             parsed = httptools.parse_url(url)
