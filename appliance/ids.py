@@ -20,20 +20,26 @@ import time
 _ID_RANDOM_BYTES = 10
 _BLOCK_IDS = 400
 _local = threading.local()
+_fork_hook = False          # installed with the first block, not at import
 
 
 def _forget_block() -> None:
     _local.__dict__.clear()
 
 
-os.register_at_fork(after_in_child=_forget_block)
+def _new_block(pool) -> None:
+    global _fork_hook
+    if not _fork_hook:
+        _fork_hook = True
+        os.register_at_fork(after_in_child=_forget_block)
+    pool.block = os.urandom(_ID_RANDOM_BYTES * _BLOCK_IDS)
 
 
 def _random_80_bits() -> int:
     pool = _local
     offset = getattr(pool, "offset", None)
     if offset is None or offset >= _ID_RANDOM_BYTES * _BLOCK_IDS:
-        pool.block = os.urandom(_ID_RANDOM_BYTES * _BLOCK_IDS)
+        _new_block(pool)
         offset = 0
     pool.offset = offset + _ID_RANDOM_BYTES
     return int.from_bytes(pool.block[offset:offset + _ID_RANDOM_BYTES], "big")
