@@ -135,7 +135,8 @@ def wrk(url_prefix: str, clients: int, seconds: float, tmp: Path, *, script: str
 
 
 def _percentile(out: str, name: str) -> float:
-    match = re.search(rf"{name}\s+(\S+)", out)
+    # the distribution's own line: "90.50%" in the thread stats above it also ends in "50%"
+    match = re.search(rf"^\s*{name}\s+(\S+)", out, re.M)
     return _ms(match.group(1)) if match else float("nan")
 
 
