@@ -372,3 +372,38 @@ def test_request_greenlets_are_reused_and_outlive_a_crash_past_bottle():
     assert answers == [(200, b"now"), (200, b"later"), (500, b"500 internal error\n"),
                        (200, b"now"), (200, b"later")]
     assert all(g is seen[0] for g in seen), "a new greenlet per request"
+
+
+def test_a_commit_that_lands_after_its_request_timed_out_is_dropped_quietly(front, caplog):
+    """The request was answered busy and its greenlet went back to the pool; when the held
+    commit lands later, its wake-up finds nothing to resume and logs no error, and the
+    greenlet serves the next request."""
+    daemon, server, clock = front
+    gate, entered = threading.Event(), threading.Event()
+
+    def hold(conn):
+        entered.set()
+        gate.wait(30)
+
+    held = daemon.journal._writer.submit(hold)
+    assert entered.wait(10)
+    conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
+    try:
+        conn.request("GET", send_query(text="late commit"))
+        while not server._waiting:                    # the handler is suspended on its commit
+            threading.Event().wait(0.005)
+        clock.advance(61)
+        server.check_timeouts()
+        answer = conn.getresponse().read().decode()
+        assert "<errorcode>8</errorcode>" in answer
+    finally:
+        gate.set()
+        held.result(30)
+    # a write queued after the late one: once it is settled, so is the late commit
+    daemon.journal._writer.submit(lambda conn: None).result(30)
+    conn.request("GET", send_query(text="after the late commit"))
+    answer = conn.getresponse()
+    assert answer.status == 200 and len(message_ids(answer.read().decode())) == 1
+    conn.close()
+    failed = [r for r in caplog.records if r.levelname == "ERROR" and "callback" in r.getMessage()]
+    assert failed == []

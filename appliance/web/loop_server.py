@@ -76,8 +76,9 @@ class _Task(greenlet.greenlet, Suspendable):
     mmap and an munmap of its frame stack (16 KiB, CPython's per-greenlet data stack) and
     their page faults, every request, on the loop's thread."""
 
+    server = None         # the LoopServer it serves (set once, when made)
     executor = None
-    conn = None
+    conn = None           # the connection of the request it serves, None while idle
     gather = None         # LoopServer.gather: writes held until the end of the iteration
     saved = None          # bottle's thread-local request/response while suspended
     reply = None          # the answer, from _serve to the loop
@@ -88,8 +89,10 @@ class _Task(greenlet.greenlet, Suspendable):
 
     def woken(self, future) -> None:
         """The Future's done-callback, from the writer thread (a bound method: no closure
-        per request)."""
-        self.conn.server._wake(self, future)
+        per request). Through `server`, not `conn`: a commit that lands after its request
+        timed out finds the greenlet idle (no connection) or serving another request, and
+        `_resume_ready` drops it."""
+        self.server._wake(self, future)
 
 
 @dataclass
@@ -304,14 +307,19 @@ class LoopServer:
     # --- running handlers ---
 
     def run_request(self, conn: "_Connection", environ: dict) -> None:
-        task = self._idle.pop() if self._idle else _Task(_serve)
-        task.executor = self._executor or self._offload_pool()
+        task = self._idle.pop() if self._idle else self._new_task()
         task.conn = conn
-        task.gather = self.gather
         self.in_flight += 1
         self.requests += 1
         self._idle_event.clear()
         self._step(task, task.switch, self.app, environ)
+
+    def _new_task(self) -> _Task:
+        task = _Task(_serve)
+        task.server = self
+        task.executor = self._executor or self._offload_pool()
+        task.gather = self.gather
+        return task
 
     def _step(self, task: _Task, resume, *args) -> None:
         """Run the handler until it answers or suspends; `resume` is the greenlet's switch
