@@ -407,3 +407,34 @@ def test_a_commit_that_lands_after_its_request_timed_out_is_dropped_quietly(fron
     conn.close()
     failed = [r for r in caplog.records if r.levelname == "ERROR" and "callback" in r.getMessage()]
     assert failed == []
+
+
+def test_a_wait_that_ends_after_shutdown_logs_no_error(caplog):
+    """SIGTERM's drain gave up on a request still waiting (nothing was acknowledged); when
+    its Future settles after the loop closed, there is nothing to resume and nothing to
+    report as an error."""
+    from concurrent.futures import Future
+
+    import bottle
+
+    from appliance import suspend
+
+    future, entered = Future(), threading.Event()
+    app = bottle.Bottle()
+
+    @app.get("/wait")
+    def wait():
+        entered.set()
+        return suspend.wait(future)
+
+    server = LoopServer(app, [listen_socket("127.0.0.1", 0)], limits=Limits(drain_timeout=0.1))
+    server.start()
+    sock = raw(server.ports[0])
+    sock.sendall(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert entered.wait(10)
+    server.stop()
+    future.set_result("too late")
+    assert read_all(sock) == b""                      # never acknowledged
+    sock.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= 40]
+    assert errors == []

@@ -371,7 +371,12 @@ class LoopServer:
             after_settling(self._schedule_resume)
 
     def _schedule_resume(self) -> None:
-        self._loop.call_soon_threadsafe(self._resume_ready)
+        try:
+            self._loop.call_soon_threadsafe(self._resume_ready)
+        except RuntimeError:
+            if not self._loop.is_closed():
+                raise
+            # Shut down: the drain gave up on this request unanswered, nothing to resume.
 
     def _resume_ready(self) -> None:
         self._wake_scheduled = False
