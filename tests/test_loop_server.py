@@ -5,6 +5,7 @@ and the SIGTERM drain."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import socket
@@ -265,10 +266,10 @@ def test_expect_100_continue_is_granted_only_to_a_body_that_fits(front):
     assert daemon.journal.get_message(mid)["body"] == "after continue"
 
 
-def test_a_request_waiting_too_long_for_its_commit_is_answered_busy_by_the_sweep(front):
-    """No timer per request: the timeout sweep ends a store wait past its deadline (FakeClock),
-    and the answer is the dialect's own error."""
-    daemon, server, clock = front
+@contextlib.contextmanager
+def writer_held(daemon):
+    """The journal's writer thread is busy inside a write until the block ends; whatever
+    is submitted meanwhile waits for its commit."""
     gate, entered = threading.Event(), threading.Event()
 
     def hold(conn):
@@ -278,6 +279,17 @@ def test_a_request_waiting_too_long_for_its_commit_is_answered_busy_by_the_sweep
     held = daemon.journal._writer.submit(hold)
     assert entered.wait(10)
     try:
+        yield
+    finally:
+        gate.set()
+        held.result(30)
+
+
+def test_a_request_waiting_too_long_for_its_commit_is_answered_busy_by_the_sweep(front):
+    """No timer per request: the timeout sweep ends a store wait past its deadline (FakeClock),
+    and the answer is the dialect's own error."""
+    daemon, server, clock = front
+    with writer_held(daemon):
         sock = raw(server.ports[0])
         sock.sendall(f"GET {send_query(text='stuck')} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         while not server._waiting:                    # the handler is suspended on its commit
@@ -290,9 +302,6 @@ def test_a_request_waiting_too_long_for_its_commit_is_answered_busy_by_the_sweep
         assert answer.startswith("HTTP/1.1 200 ") and "<errorcode>8</errorcode>" in answer
         assert "busy" in answer and not server._waiting
         sock.close()
-    finally:
-        gate.set()
-        held.result(30)
 
 
 def test_requests_read_in_one_loop_iteration_share_one_group_commit(front):
@@ -379,16 +388,8 @@ def test_a_commit_that_lands_after_its_request_timed_out_is_dropped_quietly(fron
     commit lands later, its wake-up finds nothing to resume and logs no error, and the
     greenlet serves the next request."""
     daemon, server, clock = front
-    gate, entered = threading.Event(), threading.Event()
-
-    def hold(conn):
-        entered.set()
-        gate.wait(30)
-
-    held = daemon.journal._writer.submit(hold)
-    assert entered.wait(10)
     conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
-    try:
+    with writer_held(daemon):
         conn.request("GET", send_query(text="late commit"))
         while not server._waiting:                    # the handler is suspended on its commit
             threading.Event().wait(0.005)
@@ -396,9 +397,6 @@ def test_a_commit_that_lands_after_its_request_timed_out_is_dropped_quietly(fron
         server.check_timeouts()
         answer = conn.getresponse().read().decode()
         assert "<errorcode>8</errorcode>" in answer
-    finally:
-        gate.set()
-        held.result(30)
     # a write queued after the late one: once it is settled, so is the late commit
     daemon.journal._writer.submit(lambda conn: None).result(30)
     conn.request("GET", send_query(text="after the late commit"))
