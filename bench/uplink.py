@@ -18,12 +18,13 @@ lost, and the daemon's CPU per message.
 Receipts: python bench/uplink.py --receipts [count]   (default 10,000: a burst of receipts
 for parts the channel submitted into a real journal; see receipt_burst)
 
-Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1]
+Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1] [rounds]
 The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
 link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message (also
 per thread, named by `py-spy dump` when py-spy is installed), the journal's commits and the
 SMSC process's CPU, then the channel alone through the same SMSC process and link proxy,
-before and after the drain, and the ratio to their mean; BENCH_PYSPY=FILE profiles the
+before and after the drain, and the ratio to their mean (with rounds > 1: alone, drain,
+alone, ... and the median ratio); BENCH_PYSPY=FILE profiles the
 drain (py-spy raw, per thread). With
 receipts, the SMSC answers each submit_sm with a deliver_sm receipt and the time until every
 message is `delivered` in the journal (from /status) is printed too.
@@ -35,6 +36,7 @@ import http.client
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,11 +243,18 @@ def thread_cpu(pid: int) -> dict[str, float]:
 def thread_names(pid: int) -> dict[str, str]:
     """Thread id -> Python thread name, from `py-spy dump` when py-spy is installed."""
     try:
-        dump = subprocess.run(["py-spy", "dump", "-p", str(pid)], capture_output=True,
+        dump = subprocess.run([py_spy(), "dump", "-p", str(pid)], capture_output=True,
                               text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     return _parse_dump(dump)
+
+
+def py_spy() -> str:
+    """py-spy beside this interpreter (`.venv/bin/pip install py-spy`; .venv/bin is not
+    always on PATH), else whatever PATH has."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else "py-spy"
 
 
 def _parse_dump(dump: str) -> dict[str, str]:
@@ -310,7 +319,9 @@ def end_to_end(seconds: float, clients: int, window: int) -> None:
         smsc.stop()
 
 
-def send_batches(port: int, count: int) -> int:
+def send_batches(port: int, count: int, tag: str = "") -> int:
+    """`count` messages in POSTs of 1000; `tag` keeps each round's texts distinct (the
+    SMSC counts distinct texts to tell lost and doubled messages)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     accepted = 0
     for start in range(0, count, 1000):
@@ -319,7 +330,7 @@ def send_batches(port: int, count: int) -> int:
                   "messagecount": n, "messagetype": "SMS:TEXT"}
         for i in range(n):
             fields[f"recipient{i}"] = f"+3620{(start + i) % 10_000_000:07d}"
-            fields[f"messagedata{i}"] = f"backlog {start + i}"
+            fields[f"messagedata{i}"] = f"backlog {tag}{start + i}"
         conn.request("POST", "/api", urllib.parse.urlencode(fields),
                      {"Content-Type": "application/x-www-form-urlencoded"})
         body = conn.getresponse().read().decode()
@@ -352,7 +363,7 @@ def start_profiler(pid: int) -> subprocess.Popen | None:
     out = os.environ.get("BENCH_PYSPY")
     if not out:
         return None
-    return subprocess.Popen(["py-spy", "record", "-p", str(pid), "-r", "250", "-f", "raw",
+    return subprocess.Popen([py_spy(), "record", "-p", str(pid), "-r", "250", "-f", "raw",
                              "-o", out, "--nonblocking", "--threads"]
                             + (["--gil"] if os.environ.get("BENCH_PYSPY_GIL") else []), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -364,74 +375,92 @@ def stop_profiler(profiler: subprocess.Popen | None) -> None:
         profiler.wait(30)
 
 
-def backlog(count: int, window: int, receipts: bool) -> None:
+def backlog(count: int, window: int, receipts: bool, rounds: int = 1) -> None:
     """The drain rate, and the channel alone (this process, a counting sink) through the
-    same SMSC process and proxy before and after it, so the ratio comes from one run."""
+    same SMSC process and proxy before and after each drain, so each ratio comes from
+    neighbouring runs; with several rounds (alone, drain, alone, drain, ..., alone) the
+    median ratio is printed too: on a shared machine the channel alone moves by a third
+    from one run to the next, so one ratio says little."""
     smsc = SmscProcess(receipts)
     try:
-        # the channel alone before and after the drain: the machine's load moves, the ratio
-        # is taken against the mean of the two
-        smsc_cpu0 = cpu_seconds(smsc.proc.pid)
-        before = run(smsc, window, 20_000, port=smsc.port)
-        alone_smsc = (cpu_seconds(smsc.proc.pid) - smsc_cpu0) / 20_000 * 1e6
-        smsc.down()
-        with tempfile.TemporaryDirectory() as tmp:
-            proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)
-            try:
-                accepted = send_batches(port, count)
-                profiler = start_profiler(proc.pid)
-                cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-                cpu_split0 = cpu_split(proc.pid)
-                threads0 = thread_cpu(proc.pid)
-                commits0 = store_commits(port)
-                smsc_cpu0 = cpu_seconds(smsc.proc.pid)
-                received0, distinct0 = smsc.counts()     # the channel alone's, before
-                smsc.up()
-                deadline = time.monotonic() + 600
-                while smsc.counts()[0] - received0 < accepted and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
-                user_sys = [b - a for a, b in zip(cpu_split0, cpu_split(proc.pid))]
-                threads = thread_cpu(proc.pid)
-                commits = store_commits(port) - commits0
-                smsc_cpu = cpu_seconds(smsc.proc.pid) - smsc_cpu0
-                stop_profiler(profiler)
-                got = smsc.counts()[1] - distinct0
-                drain = got / elapsed
-                print(f"backlog window {window}: {accepted} queued while down, drained at"
-                      f" {drain:.0f} submit_sm/s ({elapsed:.1f}s); lost"
-                      f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
-                      f" µs/message (user {user_sys[0] / max(1, got) * 1e6:.0f},"
-                      f" system {user_sys[1] / max(1, got) * 1e6:.0f})")
-                per_thread = sorted(((threads[n] - threads0.get(n, 0.0), n) for n in threads),
-                                    reverse=True)
-                names = thread_names(proc.pid)
-                print(f"  {commits} store commits ({got / max(1, commits):.0f} messages each);"
-                      f" the SMSC process (SMSC and link proxy): {smsc_cpu / max(1, got) * 1e6:.0f}"
-                      " µs CPU/message")
-                print("  per thread, µs/message: " + ", ".join(
-                    f"{names.get(n, n)} {t / max(1, got) * 1e6:.0f}"
-                    for t, n in per_thread if t > 0))
-                if receipts:
-                    while delivered(port) < accepted and time.monotonic() < deadline:
-                        time.sleep(0.1)
-                    elapsed = time.monotonic() - t0
-                    print(f"  receipts: {delivered(port)} of {accepted} delivered"
-                          f" {elapsed:.1f}s after the link came back"
-                          f" ({delivered(port) / elapsed:.0f}/s end to end)")
-            finally:
-                proc.terminate()
-                proc.wait(30)
-        smsc_cpu0 = cpu_seconds(smsc.proc.pid)
-        after = run(smsc, window, 20_000, port=smsc.port)
-        alone_smsc = (alone_smsc + (cpu_seconds(smsc.proc.pid) - smsc_cpu0) / 20_000 * 1e6) / 2
-        alone = (before[0] + after[0]) / 2
-        print(f"  the channel alone through the same SMSC and proxy, before/after the drain:"
-              f" {before[0]:.0f}/{after[0]:.0f} submit_sm/s ({before[1]:.0f}/{after[1]:.0f} µs"
-              f" CPU each; the SMSC process {alone_smsc:.0f} µs/message); drain/alone"
-              f" {drain / alone:.2f}")
+        alone = [alone_run(smsc, window)]
+        ratios = []
+        for round_no in range(rounds):
+            drain = drain_once(smsc, count, window, receipts, tag=f"r{round_no} ")
+            alone.append(alone_run(smsc, window))
+            (before, before_cpu, before_smsc), (after, after_cpu, after_smsc) = alone[-2:]
+            ratios.append(drain / ((before + after) / 2))
+            print(f"  the channel alone through the same SMSC and proxy, before/after the drain:"
+                  f" {before:.0f}/{after:.0f} submit_sm/s ({before_cpu:.0f}/{after_cpu:.0f} µs"
+                  f" CPU each; the SMSC process {(before_smsc + after_smsc) / 2:.0f}"
+                  f" µs/message); drain/alone {ratios[-1]:.2f}")
+        if rounds > 1:
+            print(f"drain/alone over {rounds} rounds: median {statistics.median(ratios):.2f}"
+                  f" ({', '.join(f'{r:.2f}' for r in ratios)})")
     finally:
         smsc.stop()
+
+
+def alone_run(smsc: "SmscProcess", window: int, count: int = 20_000) -> tuple[float, float, float]:
+    """The channel alone: (submit_sm/s, its CPU µs each, the SMSC process's CPU µs each)."""
+    smsc_cpu0 = cpu_seconds(smsc.proc.pid)
+    rate, cpu = run(smsc, window, count, port=smsc.port)
+    return rate, cpu, (cpu_seconds(smsc.proc.pid) - smsc_cpu0) / count * 1e6
+
+
+def drain_once(smsc: "SmscProcess", count: int, window: int, receipts: bool,
+               tag: str = "") -> float:
+    """A fresh daemon takes `count` messages while the SMSC is unreachable, then the link
+    comes back; prints the drain and returns its rate (submit_sm/s)."""
+    smsc.down()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, port = start_daemon(Path(tmp), smsc.port, window, receipts)
+        try:
+            accepted = send_batches(port, count, tag)
+            profiler = start_profiler(proc.pid)
+            cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            cpu_split0 = cpu_split(proc.pid)
+            threads0 = thread_cpu(proc.pid)
+            commits0 = store_commits(port)
+            smsc_cpu0 = cpu_seconds(smsc.proc.pid)
+            received0, distinct0 = smsc.counts()     # the channel alone's, before
+            smsc.up()
+            deadline = time.monotonic() + 600
+            while smsc.counts()[0] - received0 < accepted and time.monotonic() < deadline:
+                time.sleep(0.05)
+            elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
+            user_sys = [b - a for a, b in zip(cpu_split0, cpu_split(proc.pid))]
+            threads = thread_cpu(proc.pid)
+            commits = store_commits(port) - commits0
+            smsc_cpu = cpu_seconds(smsc.proc.pid) - smsc_cpu0
+            stop_profiler(profiler)
+            got = smsc.counts()[1] - distinct0
+            drain = got / elapsed
+            print(f"backlog window {window}: {accepted} queued while down, drained at"
+                  f" {drain:.0f} submit_sm/s ({elapsed:.1f}s); lost"
+                  f" {max(0, accepted - got)}; daemon CPU {cpu / max(1, got) * 1e6:.0f}"
+                  f" µs/message (user {user_sys[0] / max(1, got) * 1e6:.0f},"
+                  f" system {user_sys[1] / max(1, got) * 1e6:.0f})")
+            per_thread = sorted(((threads[n] - threads0.get(n, 0.0), n) for n in threads),
+                                reverse=True)
+            names = thread_names(proc.pid)
+            print(f"  {commits} store commits ({got / max(1, commits):.0f} messages each);"
+                  f" the SMSC process (SMSC and link proxy): {smsc_cpu / max(1, got) * 1e6:.0f}"
+                  " µs CPU/message")
+            print("  per thread, µs/message: " + ", ".join(
+                f"{names.get(n, n)} {t / max(1, got) * 1e6:.0f}"
+                for t, n in per_thread if t > 0))
+            if receipts:
+                while delivered(port) < accepted and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                elapsed = time.monotonic() - t0
+                print(f"  receipts: {delivered(port)} of {accepted} delivered"
+                      f" {elapsed:.1f}s after the link came back"
+                      f" ({delivered(port) / elapsed:.0f}/s end to end)")
+            return drain
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 def receipt_burst(count: int) -> None:
@@ -486,8 +515,8 @@ def main() -> None:
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--backlog":
         args = [int(a) for a in sys.argv[2:]]
-        count, window, receipts = (args + [20_000, 10, 0][len(args):])[:3]
-        backlog(count, window, bool(receipts))
+        count, window, receipts, rounds = (args + [20_000, 10, 0, 1][len(args):])[:4]
+        backlog(count, window, bool(receipts), rounds)
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--e2e":
         args = [float(a) for a in sys.argv[2:]]
