@@ -20,6 +20,7 @@ from appliance.web.app import make_app
 from appliance.web.loop_server import Limits, LoopServer
 from appliance.web.server import listen_socket
 from conftest import ADMIN_PASSWORD
+from test_modem_kit import wait_until
 
 
 def send_query(recipient: str = "+36201234567", text: str = "hello", **extra) -> str:
@@ -292,8 +293,7 @@ def test_a_request_waiting_too_long_for_its_commit_is_answered_busy_by_the_sweep
     with writer_held(daemon):
         sock = raw(server.ports[0])
         sock.sendall(f"GET {send_query(text='stuck')} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        while not server._waiting:                    # the handler is suspended on its commit
-            threading.Event().wait(0.005)
+        wait_until(lambda: server._waiting, what="the handler suspended on its commit")
         server.check_timeouts()                       # not yet due
         assert server._waiting
         clock.advance(61)
@@ -391,8 +391,7 @@ def test_a_commit_that_lands_after_its_request_timed_out_is_dropped_quietly(fron
     conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
     with writer_held(daemon):
         conn.request("GET", send_query(text="late commit"))
-        while not server._waiting:                    # the handler is suspended on its commit
-            threading.Event().wait(0.005)
+        wait_until(lambda: server._waiting, what="the handler suspended on its commit")
         clock.advance(61)
         server.check_timeouts()
         answer = conn.getresponse().read().decode()
