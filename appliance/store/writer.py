@@ -28,10 +28,11 @@ _STOP = object()
 # (and a checkpoint writes it once more), and an accepted message dirties about a dozen
 # B-tree pages: smaller pages are fewer bytes per message on the SD card. 512 is SQLite's
 # smallest; against 1024 it wrote 0.73-0.76x the bytes per message at c=8 (0.74x with 1M
-# queued) at the same CPU (bench/vs_kannel.py --page-sizes, docs/architecture.md). A long
-# message's row spills into overflow pages, which costs nothing on the accept path. Only a
-# new file takes it: a journal made with another size keeps it (WAL mode cannot change it
-# without a VACUUM).
+# queued) at the same CPU for one-part messages (bench/vs_kannel.py --page-sizes). A long
+# message's rows spill into overflow pages: 3 parts 0.76x the bytes at ~5-10 % more writer
+# CPU, 10 parts 0.89x the bytes at ~40 % more (bench/commit_cost.py --length,
+# docs/architecture.md); alerts are mostly one part. Only a new file takes it: a journal
+# made with another size keeps it (WAL mode cannot change it without a VACUUM).
 PAGE_SIZE = 512
 # The writer's own checkpoint runs inside a commit: only a backstop. The Checkpointer
 # below does the work in a quiet moment on its own connection.
