@@ -58,10 +58,11 @@ bench: $(STAMP)
 
 # bench/vs_kannel.py runs Kannel (bearerbox, smsbox, fakesmsc) and wrk beside the appliance.
 bench-deps:
-	@command -v wrk >/dev/null && command -v bearerbox >/dev/null \
+	@command -v wrk >/dev/null && command -v bearerbox >/dev/null && command -v strace >/dev/null \
+	  && command -v eatmydata >/dev/null \
 	  && test -x /usr/lib/kannel/test/fakesmsc \
-	  || apt-get -o DPkg::Lock::Timeout=900 install -y kannel kannel-extras wrk \
-	  || (apt-get update && apt-get -o DPkg::Lock::Timeout=900 install -y kannel kannel-extras wrk)
+	  || apt-get -o DPkg::Lock::Timeout=900 install -y kannel kannel-extras wrk strace eatmydata \
+	  || (apt-get update && apt-get -o DPkg::Lock::Timeout=900 install -y kannel kannel-extras wrk strace eatmydata)
 
 bench-kannel: $(STAMP) bench-deps
 	$(PY) bench/vs_kannel.py

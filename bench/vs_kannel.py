@@ -11,7 +11,15 @@ appliance's messagecount=1000 batch rate, the loop front alone (a trivial route 
 durable write), idle RSS with four simulated modems on ptys, and
 the ingest rate, /status time, start-to-READY and RSS with a million messages queued.
 
-    make bench-deps                     # apt: kannel kannel-extras wrk
+The two do not promise the same thing. Kannel's file store writes each message and flushes
+stdio, and never calls fsync: what it acknowledged is in the page cache until the kernel's
+write-back (vm.dirty_expire_centisecs), and a power cut loses it. The appliance answers after
+the group commit's fdatasync. So the bench also counts each side's sync calls per accepted
+message (a short separate run under strace, whose rates are not quoted), and, where
+eatmydata is installed, runs the appliance once more with its syncs made no-ops: the same
+code at Kannel's guarantee, to tell what durability costs from what the code costs.
+
+    make bench-deps                     # apt: kannel kannel-extras wrk strace eatmydata
     .venv/bin/python bench/vs_kannel.py [--seconds 10] [--clients 1,8,32] [--queued 1000000]
     .venv/bin/python bench/vs_kannel.py --e2e [--seconds 10] [--e2e-clients 8] [--window 10]
         (SMPP end to end: Kannel `smsc = smpp` and the appliance against one smpp34 SMSC;
@@ -40,6 +48,9 @@ from pathlib import Path
 PASSWORD = "bench-password-1"
 KANNEL_BIN = Path("/usr/sbin")
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
+# eatmydata's library, LD_PRELOADed: sync calls become no-ops (Debian's multiarch directory)
+EATMYDATA = next(iter(sorted(Path("/usr/lib").glob("*/libeatmydata.so"))), Path("/nonexistent"))
+SYNC_CALLS = ("fsync", "fdatasync", "sync_file_range", "msync", "syncfs", "sync")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 WRK_UNIQUE = """
@@ -164,6 +175,40 @@ def measure(side: "Side", clients: int, seconds: float, tmp: Path, **wrk_args) -
     return result
 
 
+def strace_counts(summary: str) -> dict[str, int]:
+    """Calls per system call from `strace -c`'s table (its last column is the name)."""
+    counts = {}
+    for line in summary.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[-1] != "total" and fields[-1].isidentifier() \
+                and fields[3].isdigit():
+            counts[fields[-1]] = int(fields[3])
+    return counts
+
+
+def sync_census(side: "Side", clients: int, seconds: float, tmp: Path) -> dict:
+    """Sync system calls per accepted message, counted by strace on the server processes.
+    ptrace slows them down, so this is a run of its own: only the counts mean anything."""
+    command = ["strace", "-f", "-c", "-e", "trace=" + ",".join(SYNC_CALLS)]
+    for pid in side.pids():
+        command += ["-p", str(pid)]
+    tracer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    time.sleep(0.5)                        # attached to every thread
+    result = measure(side, clients, seconds, tmp)
+    tracer.send_signal(signal.SIGINT)
+    counts = strace_counts(tracer.communicate(timeout=30)[1])
+    syncs = sum(counts.values())
+    return {"accepted": result["accepted"], "syncs": syncs, "counts": counts,
+            "per_1000": 1000 * syncs / max(result["accepted"], 1)}
+
+
+def census_line(name: str, census: dict) -> str:
+    calls = ", ".join(f"{n} {c:,}" for n, c in sorted(census["counts"].items())) or "none"
+    return (f"{name}: {census['per_1000']:.0f} sync calls per 1,000 accepted"
+            f" ({census['accepted']:,} accepted; {calls})")
+
+
 # --- the two sides --------------------------------------------------------------------------
 
 
@@ -261,7 +306,8 @@ class Appliance(Side):
     """The daemon in its own process, no modems: every accepted message waits in the journal."""
 
     def __init__(self, tmp: Path, name: str, *, modems: str = "", src: str = "",
-                 page_size: int = 0):
+                 page_size: int = 0, preload: str = ""):
+        self.preload = preload      # LD_PRELOAD for the daemon (eatmydata: no syncs)
         self.state = tmp / name
         self.state.mkdir(exist_ok=True)
         if page_size:         # an empty journal file with this page size, opened as it is
@@ -282,7 +328,11 @@ class Appliance(Side):
         config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {self.port}\n'
                           f'[store]\nstate_dir = "{self.state}"\n' + self.modems)
         launch = ["-m", "appliance"]
-        env = dict(os.environ, PYTHONPATH=self.src) if self.src else None
+        env = dict(os.environ)
+        if self.src:
+            env["PYTHONPATH"] = self.src
+        if self.preload:
+            env["LD_PRELOAD"] = self.preload
         self.proc = subprocess.Popen(
             [sys.executable, *launch, "run", "--config", str(config),
              "--admin-password", PASSWORD], stdout=subprocess.DEVNULL,
@@ -378,6 +428,8 @@ def main() -> int:
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--queued", type=int, default=1_000_000)
     parser.add_argument("--skip-kannel", action="store_true")
+    parser.add_argument("--skip-nosync", action="store_true",
+                        help="no run of the appliance under eatmydata (syncs off)")
     parser.add_argument("--skip-extras", action="store_true",
                         help="only the single-message levels")
     parser.add_argument("--baseline", default="",
@@ -406,9 +458,11 @@ def main() -> int:
         print("| run | accepted msgs/s | p50 / p99 ms | CPU ms/msg | peak RSS MiB |"
               " bytes written/msg | non-2xx, socket errors |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
+        census = 8 if 8 in levels else levels[-1]
         kannel = {}
         if not args.skip_kannel:
-            kannel = run_levels(Kannel(tmp), "kannel", levels, args.seconds, tmp)
+            kannel = run_levels(Kannel(tmp), "kannel", levels, args.seconds, tmp,
+                                census=census)
         for i, size in enumerate(int(p) for p in args.page_sizes.split(",") if p):
             run_levels(Appliance(tmp, f"page{i}", page_size=size), f"page {size}", levels,
                        args.seconds, tmp)
@@ -418,17 +472,36 @@ def main() -> int:
             if i < args.rounds - 1:
                 run_levels(Appliance(tmp, f"new{i}"), "appliance", levels, args.seconds, tmp)
         ours = run_levels(Appliance(tmp, "empty"), "appliance", levels, args.seconds, tmp,
-                          extras=not args.skip_extras)
+                          extras=not args.skip_extras, census=census)
+        nosync = {}
+        if EATMYDATA.exists() and not args.skip_nosync:
+            nosync = run_levels(Appliance(tmp, "nosync", preload=str(EATMYDATA)),
+                                "appliance, syncs off (eatmydata)", levels, args.seconds, tmp,
+                                census=census)
         print()
         for c in levels:
             if c in kannel:
-                k, a = kannel[c], ours[c]
-                print(f"c={c}: rate ratio {a['rate'] / max(k['rate'], 1):.2f}x, CPU/msg"
-                      f" {a['cpu_ms'] / max(k['cpu_ms'], 1e-9):.2f}x, bytes/msg"
-                      f" {a['bytes_per_msg'] / max(k['bytes_per_msg'], 1):.2f}x")
+                print(f"c={c}: " + ratios(ours[c], kannel[c]))
+                if c in nosync:
+                    print(f"c={c}, both without sync (Kannel's guarantee): "
+                          + ratios(nosync[c], kannel[c]))
+        for name, side in (("Kannel", kannel), ("appliance", ours),
+                           ("appliance under eatmydata", nosync)):
+            if "census" in side:
+                print(census_line(f"{name}, c={census}", side["census"]))
+        if "census" in kannel:
+            expire = Path("/proc/sys/vm/dirty_expire_centisecs").read_text().split()[0]
+            print(f"(a message a side acknowledged without a sync is on disk only after the"
+                  f" kernel's write-back: up to {int(expire) / 100:.0f} s here)")
         if not args.skip_extras:
             extras(args, tmp, ours, kannel, levels)
     return 0
+
+
+def ratios(ours: dict, kannel: dict) -> str:
+    return (f"rate ratio {ours['rate'] / max(kannel['rate'], 1):.2f}x, CPU/msg"
+            f" {ours['cpu_ms'] / max(kannel['cpu_ms'], 1e-9):.2f}x, bytes/msg"
+            f" {ours['bytes_per_msg'] / max(kannel['bytes_per_msg'], 1):.2f}x")
 
 
 def smpp_e2e(args) -> int:
@@ -440,7 +513,9 @@ def smpp_e2e(args) -> int:
         return smpp_e2e.main(sys.modules[__name__], args, Path(tmp_name))
 
 
-def run_levels(side, name: str, levels, seconds: float, tmp: Path, extras=False) -> dict:
+def run_levels(side, name: str, levels, seconds: float, tmp: Path, extras=False,
+               census: int = 0) -> dict:
+    """Each level's figures; then, with `census` (clients), a sync census run of its own."""
     side.start()
     results = {}
     try:
@@ -459,6 +534,8 @@ def run_levels(side, name: str, levels, seconds: float, tmp: Path, extras=False)
                                            script=batch_script(side.port, 1000),
                                            url=side.url_prefix)
                 results["idle_rss_after"] = rss_mib(side.pids())
+        if census and shutil.which("strace"):
+            results["census"] = sync_census(side, census, min(seconds, 3.0), tmp)
     finally:
         side.stop()
     return results
