@@ -165,32 +165,6 @@ def test_the_checkpointer_acts_under_sustained_load_after_enough_commits(tmp_pat
         journal.close()
 
 
-def test_a_checkpoint_leaves_the_wal_file_whole_for_the_next_round_of_commits(tmp_path, clock):
-    """Under sustained load the WAL is checkpointed and restarted from its start: the next
-    round overwrites the file's blocks instead of growing it again (an fdatasync of a file
-    that grew also commits the file system's journal). So the restart does not cut the file
-    back below what a round of commits put in it (the old 4 MiB limit did)."""
-    journal = Journal.open(tmp_path, clock=clock)
-    checkpointer = journal._writer.checkpointer
-    checkpointer.stop()               # driven by hand below
-    wal = tmp_path / "journal.sqlite3-wal"
-    try:
-        batch = 0
-        while wal.stat().st_size < 6 * 2 ** 20:
-            journal.accept([new(f"round one {batch} {i} " + "x" * 120, user="admin")
-                            for i in range(50)])
-            batch += 1
-        size = wal.stat().st_size
-        busy, frames, copied = checkpointer.run_once()
-        assert busy == 0 and copied == frames > 0
-        journal.accept([new("round two", user="admin")])     # the WAL restarts at its start
-        assert wal.stat().st_size == size
-        frames_now = journal.query("PRAGMA wal_checkpoint(PASSIVE)")[0][1]
-        assert 0 < frames_now < 100                             # it did restart
-    finally:
-        journal.close()
-
-
 def test_documents_see_another_process_change_after_the_recheck_and_their_own_at_once(tmp_path):
     ours = Documents(tmp_path, recheck=3600.0)
     ours.put("users", {"name": "alice", "password_hash": "one"})

@@ -37,14 +37,7 @@ PAGE_SIZE = 512
 # The writer's own checkpoint runs inside a commit: only a backstop. The Checkpointer
 # below does the work in a quiet moment on its own connection.
 BACKSTOP_CHECKPOINT_PAGES = 20000
-# After a checkpoint the WAL file is cut back to this. It is above what the writer puts in the
-# WAL between two checkpoints under sustained load (400 commits of ~20-40 KB; the backstop at
-# 20,000 pages is ~10.5 MiB), so the next round overwrites blocks the file already has:
-# fdatasync on a file that grows also commits the file system's journal (its size changed),
-# ~2x the CPU and latency of one that does not (ext4 here: 130 against 70 us CPU, 350 against
-# 160 us). With 4 MiB every round grew the file again: bench/commit_cost.py (8 per commit,
-# 16,000 messages) 85-86 -> 81 us writer CPU per message, 908-962 -> 842-863 us per commit.
-WAL_SIZE_LIMIT = 16 * 1024 * 1024
+WAL_SIZE_LIMIT = 4 * 1024 * 1024     # after a checkpoint the WAL file is cut back to this
 # Every reading thread (HTTP loop, dispatcher, modem workers, notifier) has its own
 # connection, each with its own page cache (SQLite's default: 2 MiB). The OS caches the
 # file anyway; a small cache per reader keeps RSS flat with a million messages queued.
