@@ -186,9 +186,11 @@ def strace_counts(summary: str) -> dict[str, int]:
     return counts
 
 
-def sync_census(side: "Side", clients: int, seconds: float, tmp: Path) -> dict:
+def sync_census(side: "Side", clients: int, seconds: float, tmp: Path) -> dict | None:
     """Sync system calls per accepted message, counted by strace on the server processes.
-    ptrace slows them down, so this is a run of its own: only the counts mean anything."""
+    ptrace slows them down, so this is a run of its own: only the counts mean anything.
+    None if strace could not attach (no table also means no sync call, so that is told
+    apart by strace's "attached" lines)."""
     command = ["strace", "-f", "-c", "-e", "trace=" + ",".join(SYNC_CALLS)]
     for pid in side.pids():
         command += ["-p", str(pid)]
@@ -197,7 +199,11 @@ def sync_census(side: "Side", clients: int, seconds: float, tmp: Path) -> dict:
     time.sleep(0.5)                        # attached to every thread
     result = measure(side, clients, seconds, tmp)
     tracer.send_signal(signal.SIGINT)
-    counts = strace_counts(tracer.communicate(timeout=30)[1])
+    summary = tracer.communicate(timeout=30)[1]
+    if "attached" not in summary:
+        print(f"sync census: strace did not attach: {summary.strip()[:200]}", flush=True)
+        return None
+    counts = strace_counts(summary)
     syncs = sum(counts.values())
     return {"accepted": result["accepted"], "syncs": syncs, "counts": counts,
             "per_1000": 1000 * syncs / max(result["accepted"], 1)}
@@ -487,9 +493,9 @@ def main() -> int:
                           + ratios(nosync[c], kannel[c]))
         for name, side in (("Kannel", kannel), ("appliance", ours),
                            ("appliance under eatmydata", nosync)):
-            if "census" in side:
+            if side.get("census"):
                 print(census_line(f"{name}, c={census}", side["census"]))
-        if "census" in kannel:
+        if kannel.get("census"):
             expire = Path("/proc/sys/vm/dirty_expire_centisecs").read_text().split()[0]
             print(f"(a message a side acknowledged without a sync is on disk only after the"
                   f" kernel's write-back: up to {int(expire) / 100:.0f} s here)")
