@@ -485,23 +485,29 @@ def main() -> int:
                                 "appliance, syncs off (eatmydata)", levels, args.seconds, tmp,
                                 census=census)
         print()
-        for c in levels:
-            if c in kannel:
-                print(f"c={c}: " + ratios(ours[c], kannel[c]))
-                if c in nosync:
-                    print(f"c={c}, both without sync (Kannel's guarantee): "
-                          + ratios(nosync[c], kannel[c]))
-        for name, side in (("Kannel", kannel), ("appliance", ours),
-                           ("appliance under eatmydata", nosync)):
-            if side.get("census"):
-                print(census_line(f"{name}, c={census}", side["census"]))
-        if kannel.get("census"):
-            expire = Path("/proc/sys/vm/dirty_expire_centisecs").read_text().split()[0]
-            print(f"(a message a side acknowledged without a sync is on disk only after the"
-                  f" kernel's write-back: up to {int(expire) / 100:.0f} s here)")
+        summary(levels, kannel, ours, nosync, census)
         if not args.skip_extras:
             extras(args, tmp, ours, kannel, levels)
     return 0
+
+
+def summary(levels, kannel: dict, ours: dict, nosync: dict, census: int) -> None:
+    """The ratios to Kannel per level (as they are, and with both sides' syncs off), then
+    each side's sync census."""
+    for c in levels:
+        if c in kannel:
+            print(f"c={c}: " + ratios(ours[c], kannel[c]))
+            if c in nosync:
+                print(f"c={c}, both without sync (Kannel's guarantee): "
+                      + ratios(nosync[c], kannel[c]))
+    for name, side in (("Kannel", kannel), ("appliance", ours),
+                       ("appliance under eatmydata", nosync)):
+        if side.get("census"):
+            print(census_line(f"{name}, c={census}", side["census"]))
+    if kannel.get("census"):
+        expire = Path("/proc/sys/vm/dirty_expire_centisecs").read_text().split()[0]
+        print(f"(a message a side acknowledged without a sync is on disk only after the"
+              f" kernel's write-back: up to {int(expire) / 100:.0f} s here)")
 
 
 def ratios(ours: dict, kannel: dict) -> str:
