@@ -37,16 +37,18 @@ IMAGE=$1
 T0=$(date +%s)
 DEADLINE=$((T0 + TIMEOUT))
 log() { echo "boot-test: [$(($(date +%s) - T0))s] $*"; }
+# The reason comes last, after the console and the journal, so a log cut to its tail keeps it.
 die() {
-	echo "boot-test: FAILED: $*" >&2
 	if [ -f "${WORK:-}/serial.log" ]; then
 		echo "---- last 60 lines of the serial console ----" >&2
 		tail -n 60 "$WORK/serial.log" >&2
 	fi
 	if [ ${#SSH[@]} -gt 0 ]; then
 		echo "---- journal of the board (last 80 lines) ----" >&2
-		timeout 60 "${SSH[@]}" journalctl -b --no-pager -n 80 >&2 || true
+		timeout 60 "${SSH[@]}" journalctl -b --no-pager -n 80 >&2 ||
+			echo "(no journal: SSH did not answer within 60 s)" >&2
 	fi
+	echo "boot-test: FAILED after $(($(date +%s) - T0))s of ${TIMEOUT}s: $*" >&2
 	exit 1
 }
 left() { echo $((DEADLINE - $(date +%s))); }

@@ -25,13 +25,24 @@ METRICS=$OUT/metrics.txt
 : >"$METRICS"
 T0=$(date +%s)
 step_t=$T0
+STEP=start
 step() {
 	local now
 	now=$(date +%s)
 	echo "test-image: ==== $* ($((now - T0)) s so far)"
 	step_t=$now
+	STEP=$*
 }
+# On failure, the last lines say where it stopped, how long each step took, and why the
+# Ansible half failed (a log cut to its tail keeps them).
+failed() {
+	[ "$1" -ne 0 ] || return 0
+	echo "test-image: FAILED in step '$STEP' after $(($(date +%s) - T0)) s; $(tr '\n' ' ' <"$METRICS")" >&2
+	if [ -s "$OUT/ssh-failure.txt" ]; then cat "$OUT/ssh-failure.txt" >&2; fi
+}
+trap 'failed $?' EXIT
 record() { echo "$1=$2" | tee -a "$METRICS"; }
+rm -f "$OUT/ssh-failure.txt"
 took() { record "$1_seconds" $(($(date +%s) - step_t)); }
 
 step "wheelhouse"
