@@ -38,10 +38,14 @@ HOSTS
 
 # Partitions by label (image/mkimage.sh writes them). The FAT partition carries
 # sms-appliance.toml with secrets until first boot has consumed it: root-only access.
+# Its label appears only once udev has settled, after the first boot has grown the root
+# partition (the kernel re-reads the table); on a slow board that took longer than
+# systemd's default 90 s, the mount gave up and first boot ran without its file. Hence
+# the longer device timeout (and firstboot.py mounts it itself if it is still missing).
 cat >"$ROOT/etc/fstab" <<'FSTAB'
 # <file system>   <mount point>   <type> <options>                                  <dump> <pass>
 LABEL=RASPIROOT   /               ext4   rw,noatime,errors=remount-ro,commit=30     0      1
-LABEL=RASPIFIRM   /boot/firmware  vfat   rw,noatime,fmask=0177,dmask=0077,nofail    0      2
+LABEL=RASPIFIRM   /boot/firmware  vfat   rw,noatime,fmask=0177,dmask=0077,nofail,x-systemd.device-timeout=5min 0 2
 FSTAB
 mkdir -p "$ROOT/boot/firmware"
 

@@ -31,6 +31,7 @@ import re
 import secrets
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -389,6 +390,31 @@ def shred(path: Path) -> None:
     path.unlink()
 
 
+def _mount(boot_dir: Path) -> bool:
+    subprocess.run(["udevadm", "settle", "--timeout=10"], capture_output=True, check=False)
+    return subprocess.run(["mount", str(boot_dir)], capture_output=True, check=False).returncode == 0
+
+
+def wait_for_boot_partition(boot_dir: Path, wait: float = 300.0, *, is_mounted=os.path.ismount,
+                            try_mount=_mount, sleep=time.sleep, clock=time.monotonic) -> bool:
+    """The FAT partition is a `nofail` mount, so systemd starts us even when it gave up on
+    it (its label shows up late on a first boot that grew the root partition). A file on it
+    that is not read leaves the board without the SSH key and password it was given, so
+    mount it here (its fstab line) until it works or `wait` seconds have passed."""
+    if is_mounted(boot_dir):
+        return True
+    log(f"{boot_dir} is not mounted yet: mounting it (waiting up to {wait:.0f} s)")
+    deadline = clock() + wait
+    while True:
+        if try_mount(boot_dir) or is_mounted(boot_dir):
+            log(f"{boot_dir} mounted")
+            return True
+        if clock() >= deadline:
+            log(f"WARNING: {boot_dir} could not be mounted; a {BOOT_FILE} on it is read at the next boot")
+            return False
+        sleep(2.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="/", help="root of the system to provision (default /)")
@@ -398,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     board = Board(root, live=root.resolve() == Path("/"))
     boot_dir = Path(args.boot) if args.boot else board.path("boot/firmware")
     boot_file = boot_dir / BOOT_FILE
+    if board.live and not args.boot:
+        wait_for_boot_partition(boot_dir)
 
     if boot_file.exists():
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -264,3 +264,46 @@ def test_a_clear_admin_password_from_an_older_image_is_hashed_on_the_next_provis
 
     assert "old-clear-pw" not in text
     assert verify_password("old-clear-pw", tomllib.loads(text)["admin"]["password_hash"])
+
+
+class FakeBoard:
+    """The boot partition's mount as first boot sees it: not mounted until the `mount`
+    call number `mounts_at` (0 = never), on a clock that only sleeps move."""
+
+    def __init__(self, mounts_at: int):
+        self.mounts_at, self.calls, self.now, self.mounted = mounts_at, 0, 0.0, False
+
+    def try_mount(self, _path) -> bool:
+        self.calls += 1
+        self.mounted = self.calls == self.mounts_at
+        return self.mounted
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def wait(self, path: Path, wait: float = 300.0) -> bool:
+        return firstboot.wait_for_boot_partition(
+            path, wait, is_mounted=lambda _p: self.mounted, try_mount=self.try_mount,
+            sleep=self.sleep, clock=lambda: self.now)
+
+
+def test_a_boot_partition_systemd_gave_up_on_is_mounted_by_first_boot(tmp_path: Path, capsys):
+    """Its label can show up after systemd's device timeout on a slow first boot; first
+    boot then mounts it itself rather than run without the file (no SSH key, no password)."""
+    fake = FakeBoard(mounts_at=3)
+    assert fake.wait(tmp_path) is True
+    assert fake.calls == 3 and fake.now == 4.0
+    assert "not mounted yet" in capsys.readouterr().out
+
+
+def test_a_boot_partition_that_never_mounts_is_given_up_after_the_wait(tmp_path: Path, capsys):
+    fake = FakeBoard(mounts_at=0)
+    assert fake.wait(tmp_path, wait=30) is False
+    assert fake.now >= 30 and fake.calls == 16  # every 2 s, and once more at the deadline
+    assert "could not be mounted" in capsys.readouterr().out
+
+
+def test_a_mounted_boot_partition_is_left_alone(tmp_path: Path):
+    fake = FakeBoard(mounts_at=0)
+    fake.mounted = True
+    assert fake.wait(tmp_path) is True and fake.calls == 0
