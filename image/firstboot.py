@@ -395,6 +395,16 @@ def _mount(boot_dir: Path) -> bool:
     return subprocess.run(["mount", str(boot_dir)], capture_output=True, check=False).returncode == 0
 
 
+def in_fstab(board: Board, mount_point: str) -> bool:
+    """Whether /etc/fstab mounts something on `mount_point` (else there is nothing to wait for)."""
+    try:
+        lines = board.path("etc/fstab").read_text().splitlines()
+    except OSError:
+        return False
+    return any(len(f) > 1 and f[1] == mount_point
+               for f in (line.split() for line in lines if not line.lstrip().startswith("#")))
+
+
 def wait_for_boot_partition(boot_dir: Path, wait: float = 300.0, *, is_mounted=os.path.ismount,
                             try_mount=_mount, sleep=time.sleep, clock=time.monotonic) -> bool:
     """The FAT partition is a `nofail` mount, so systemd starts us even when it gave up on
@@ -424,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     board = Board(root, live=root.resolve() == Path("/"))
     boot_dir = Path(args.boot) if args.boot else board.path("boot/firmware")
     boot_file = boot_dir / BOOT_FILE
-    if board.live and not args.boot:
+    if board.live and not args.boot and in_fstab(board, "/boot/firmware"):
         wait_for_boot_partition(boot_dir)
 
     if boot_file.exists():

@@ -307,3 +307,14 @@ def test_a_mounted_boot_partition_is_left_alone(tmp_path: Path):
     fake = FakeBoard(mounts_at=0)
     fake.mounted = True
     assert fake.wait(tmp_path) is True and fake.calls == 0
+
+
+def test_only_a_boot_partition_listed_in_fstab_is_waited_for(tree: Path):
+    board = firstboot.Board(tree, live=False)
+    assert not firstboot.in_fstab(board, "/boot/firmware")  # no fstab at all
+    (tree / "etc" / "fstab").write_text(
+        "# LABEL=X /boot/firmware vfat defaults 0 2\nLABEL=RASPIROOT / ext4 rw 0 1\n")
+    assert not firstboot.in_fstab(board, "/boot/firmware")  # only in a comment
+    (tree / "etc" / "fstab").write_text(
+        "LABEL=RASPIROOT / ext4 rw 0 1\nLABEL=RASPIFIRM /boot/firmware vfat rw,nofail 0 2\n")
+    assert firstboot.in_fstab(board, "/boot/firmware")
