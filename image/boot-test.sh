@@ -13,7 +13,8 @@
 #      port forwards (HTTP and SSH on 127.0.0.1; restrict=on, the guest reaches nothing);
 #   4. waits for GET /status, then over SSH for systemd to report the unit active and the
 #      system running, checks first boot's results (file consumed, config 0640
-#      root:sms-appliance, root grown) and the unit's sandbox (a USB "authorized" write
+#      root:sms-appliance, root grown, an unmounted boot partition mounted again by first
+#      boot) and the unit's sandbox (a USB "authorized" write
 #      works through it), and sends one SMS through a simulated modem;
 #   5. runs COMMAND (if given) while the VM is up, with BOOT_TEST_HTTP_PORT,
 #      BOOT_TEST_SSH_PORT, BOOT_TEST_SSH_KEY, BOOT_TEST_ADMIN_PASSWORD exported;
@@ -163,6 +164,14 @@ if [ "$grown" -le $((512 * 1024 * 1024)) ] || ! guest test -e /var/lib/sms-appli
 	die "root partition did not grow"
 fi
 log "first boot ok: file consumed, config 640 root:sms-appliance, root partition $((grown / 1048576)) MiB"
+# When systemd gave up on the boot partition (its label late on a slow first boot), first
+# boot mounts it itself through its fstab line: unmounted, a run must bring it back.
+guest "umount /boot/firmware && /usr/bin/python3 /usr/lib/sms-appliance-image/firstboot.py" \
+	>"$WORK/remount.log" 2>&1 || die "first boot failed on an unmounted boot partition: $(tail -n 3 "$WORK/remount.log")"
+if ! guest mountpoint -q /boot/firmware || ! grep -q '/boot/firmware mounted' "$WORK/remount.log"; then
+	die "first boot did not mount the boot partition itself: $(tail -n 3 "$WORK/remount.log")"
+fi
+log "first boot mounts an unmounted boot partition itself"
 exposure=$(guest systemd-analyze security sms-appliance.service --no-pager | sed -n 's/.*Overall exposure level for sms-appliance.service: \([0-9.]*\).*/\1/p')
 log "systemd-analyze security on the board: $exposure"
 

@@ -49,7 +49,6 @@ fail() {
 	exit 1
 }
 trap 'fail "exit $? at line $LINENO"' ERR
-rm -f "$OUT/ssh-failure.txt"
 play() {
 	local log=$1
 	shift
