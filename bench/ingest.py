@@ -27,6 +27,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from installed import daemon_env
+
 PASSWORD = "bench-password-1"
 
 
@@ -44,7 +46,7 @@ def start_daemon(engine: str, state: Path, demo: bool) -> tuple[subprocess.Popen
                       f'[demo]\nenabled = {"true" if demo else "false"}\n')
     proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(config),
                              "--admin-password", PASSWORD], stdout=subprocess.DEVNULL,
-                            stderr=open(state / "daemon.log", "w"))
+                            stderr=open(state / "daemon.log", "w"), env=daemon_env())
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

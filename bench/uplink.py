@@ -52,6 +52,7 @@ from appliance.config import SMPPConfig  # noqa: E402
 from appliance.model import OutPart  # noqa: E402
 from appliance.uplink.smpp import SmppChannel  # noqa: E402
 from fakes.smsc import Smsc  # noqa: E402
+from installed import daemon_env  # noqa: E402
 
 
 class CountingSink:
@@ -207,7 +208,7 @@ def start_daemon(state: Path, smsc_port: int, window: int,
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance", "run", "--config", str(config),
          "--state-dir", str(state / "state"), "--admin-password", PASSWORD],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=daemon_env())
     for line in proc.stdout:
         match = re.search(r"is running: http://127\.0\.0\.1:(\d+)/status", line)
         if match:

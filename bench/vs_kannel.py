@@ -49,6 +49,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from installed import daemon_env
+
 PASSWORD = "bench-password-1"
 KANNEL_BIN = Path("/usr/sbin")
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
@@ -338,7 +340,7 @@ class Appliance(Side):
         config.write_text(f'[http]\nhost = "127.0.0.1"\nport = {self.port}\n'
                           f'[store]\nstate_dir = "{self.state}"\n' + self.modems)
         launch = ["-m", "appliance"]
-        env = dict(os.environ)
+        env = daemon_env(self.src)
         if self.src:
             env["PYTHONPATH"] = self.src
         if self.preload:
