@@ -7,6 +7,7 @@ import pytest
 
 from appliance.gsm import (EncodingError, PduError, decode, encode_deliver, encode_part,
                            encode_status_report, encode_submit, segments, tpdu_length)
+from appliance.gsm.segment import fit
 
 CET = timezone(timedelta(hours=1))
 
@@ -220,3 +221,41 @@ def test_status_report_with_garbled_optional_tail_still_decodes():
                                   discharge_time=datetime(2024, 1, 1, tzinfo=CET))
     pdu = decode(report + "FFFF")
     assert pdu.status == 0 and pdu.message_reference == 9
+
+
+# --- fit: the text an integration (mail, webhook, rule) stores, within its SMS budget -------
+
+
+def test_a_long_gsm7_text_is_cut_with_three_dots_and_stays_three_gsm7_parts():
+    text = fit("Disk report. " * 300, 459)
+    assert text.endswith("...") and len(text) == 459
+    plan = segments(text)
+    assert (plan.encoding, plan.count) == ("gsm7", 3)   # "…" would make it 7 UCS-2 parts
+
+
+def test_a_text_that_needs_ucs2_gets_the_ucs2_room_of_the_same_parts():
+    source = "Hőmérséklet riasztás a szerverteremben. " * 40
+    text = fit(source, 459)
+    assert text == source[:200].rstrip() + "…"           # 3 x 67 UCS-2 characters
+    assert segments(text).encoding == "ucs2" and segments(text).count == 3
+    assert fit("Hőmérséklet " * 30, 100) == ("Hőmérséklet " * 6)[:69].rstrip() + "…"
+
+
+def test_fit_keeps_gsm7_when_the_ucs2_character_is_in_the_part_cut_off():
+    text = fit("x" * 600 + " ő", 306)
+    assert text == "x" * 303 + "..." and segments(text).encoding == "gsm7"
+
+
+def test_fit_counts_pairs_that_cannot_be_split_across_parts():
+    euros = fit("€" * 229, 459)                     # 458 septets, but a pair never splits
+    assert segments(euros).count == 3 and euros.endswith("...")
+    emoji = fit("😀" * 300, 459)
+    assert segments(emoji).count == 3 and emoji.endswith("…")
+
+
+def test_fit_with_a_suffix_and_a_budget_too_small_for_it():
+    held = " (+3 held back by the rate limit)"
+    assert fit("y" * 500, 306, held) == "y" * 270 + "..." + held
+    assert fit("short alert", 306, held) == "short alert" + held
+    assert fit("z" * 100, 20, held) == "z" * 17 + "..."     # the text comes first
+    assert fit("abcd", 3) == "abc" and fit("", 20) == ""

@@ -9,9 +9,11 @@ from hypothesis import given, settings, strategies as st
 
 from appliance.gsm import (PduError, decode, encode_deliver, encode_submit, segments,
                            tpdu_length)
-from appliance.gsm.alphabet import EXTENSION_CHARACTERS, GSM_CHARACTERS
+from appliance.gsm.alphabet import EXTENSION_CHARACTERS, GSM_CHARACTERS, is_gsm7, septet_cost
 from appliance.gsm.address import read_address
 from appliance.gsm.reader import Reader, octets_from_hex
+from appliance.gsm.segment import fit
+from appliance.gsm.ucs2 import unit_count
 
 _VECTOR_FILE = Path(__file__).resolve().parent / "vectors" / "real-pdus.json"
 VECTORS = json.loads(_VECTOR_FILE.read_text(encoding="utf-8"))["vectors"]
@@ -139,3 +141,24 @@ def test_damaged_real_pdus_raise_only_pdu_error(pdu_hex, data):
         except PduError:
             continue
         assert pdu.text is None or isinstance(pdu.text, str)
+
+
+# --- fit: integration texts cut to a budget of SMS parts ------------------------------------
+
+budgets = st.sampled_from([1, 2, 3, 20, 70, 100, 160, 161, 306, 459, 1530])
+suffixes = st.sampled_from(["", " (+3 held back by the rate limit)"])
+
+
+@FAST
+@given(text=any_text, septets=budgets, suffix=suffixes)
+def test_fit_stays_within_the_characters_and_the_parts_of_its_budget(text, septets, suffix):
+    budget_parts = 1 if septets <= 160 else -(-septets // 153)
+    result = fit(text, septets, suffix)
+    size = septet_cost(result) if is_gsm7(result) else unit_count(result)
+    assert size <= septets and segments(result).count <= budget_parts
+    whole = text + suffix
+    if is_gsm7(whole) and septet_cost(whole) <= septets \
+            and segments(whole).count <= budget_parts:
+        assert result == whole                   # what fits is never touched
+    elif is_gsm7(whole) and septets > 40:        # a cut GSM-7 text stays GSM-7
+        assert is_gsm7(result) and result.endswith("..." + suffix)

@@ -208,3 +208,16 @@ def test_store_that_cannot_accept_answers_503_so_the_sender_retries(hooked, monk
 def test_config_errors_name_the_key(hooks, message):
     with pytest.raises(ConfigError, match=message):
         cfg.from_dict({"hooks": hooks})
+
+
+def test_a_long_alert_is_cut_within_two_gsm7_parts(hooked):
+    """max_chars = 306 is two GSM-7 parts: the cut ends in "..." (an ellipsis character
+    would need UCS-2 and make it five parts)."""
+    daemon, api = hooked(alertmanager={"to": [ONCALL]})
+    long = dict(ALERTMANAGER, groupKey="long", commonAnnotations={
+        "summary": "Replication lag on every database node. " * 20})
+    status, answer = post(api, "/hooks/alertmanager", long)
+    assert status == 200, answer
+    message = stored(daemon, answer["ids"][0])
+    assert message["body"].endswith("...") and 300 <= len(message["body"]) <= 306
+    assert (message["encoding"], message["parts_total"]) == ("gsm7", 2)

@@ -3,6 +3,7 @@ listener on port 0, the SMS checked in the real journal; and the text extraction
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
 import subprocess
@@ -176,3 +177,25 @@ def test_text_extraction(body, expected):
 def test_subject_prefixes_and_duplicates():
     assert mailtext.sms_text(mail(subject="Re: Fwd: Backup failed", body="Backup failed")) == \
         "Backup failed"
+
+
+def test_a_long_mail_is_cut_to_three_gsm7_parts_not_seven_ucs2_ones(mail_daemon):
+    """max_chars = 459 is three GSM-7 parts; the mark of the cut must not need UCS-2."""
+    daemon, _ = mail_daemon(text="body")
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        client.send_message(mail(body="Disk report line. " * 200))
+        client.send_message(mail(body="Hőmérséklet riasztás a szerverteremben. " * 40))
+    gsm, ucs2 = outbox(daemon)
+    assert gsm["body"].endswith("...") and (gsm["encoding"], gsm["parts_total"]) == ("gsm7", 3)
+    assert ucs2["body"].endswith("…") and (ucs2["encoding"], ucs2["parts_total"]) == ("ucs2", 3)
+
+
+def test_one_log_line_per_mail_not_one_per_smtp_command(mail_daemon, caplog):
+    caplog.set_level(logging.INFO)
+    daemon, _ = mail_daemon()
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        client.send_message(mail())
+    daemon.stop()                       # the session's last lines are logged before this
+    assert [r.getMessage() for r in caplog.records if r.name == "mail.log"] == []
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("smtp: mail")]
+    assert lines == ["smtp: mail from alarm@ups.lan (admin) -> 1 SMS accepted, 0 refused"]

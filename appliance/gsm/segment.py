@@ -61,6 +61,69 @@ def segments(text: str, *, encoding: str | None = None, concat_16bit: bool = Fal
     return Segmentation(encoding, parts, len(text), total, per_part - used_in_last)
 
 
+def fit(text: str, septets: int, suffix: str = "") -> str:
+    """`text` + `suffix`, the text cut short when needed, in no more characters than `septets`
+    and in no more SMS parts than `septets` GSM-7 septets take (459: three parts).
+
+    The cut keeps GSM-7 where it can: a text whose kept start is GSM-7 ends in "..." (an
+    ellipsis character is not in GSM 03.38, so "…" would turn three GSM-7 parts into seven
+    UCS-2 ones); a text that needs UCS-2 within the kept start gets the UCS-2 room of those
+    parts (three: 201 characters) and ends in "…". Extension characters count two septets,
+    astral characters (emoji) two UCS-2 units, and neither is split across two parts. A
+    suffix that leaves the text no room is dropped."""
+    whole = text + suffix
+    if is_gsm7(whole) and septet_cost(whole) <= septets:
+        return _within(text, len(text), "", suffix, septets)
+    if is_gsm7(suffix):
+        room = septets - septet_cost("..." + suffix)
+        kept = _fitting(text, room, CHAR_COST.get)
+        if kept < len(text) and text[kept] in CHAR_COST:    # cut by the room, not the alphabet
+            if room > 0:
+                return _within(text, kept, "...", suffix, septets)
+            return fit(text, septets) if suffix else text[:_fitting(text, septets, CHAR_COST.get)]
+    single, per_part = part_limits("ucs2")
+    parts = _parts_for(septets)
+    limit = min(septets, single if parts == 1 else per_part * parts)
+    if unit_count(whole) <= limit:
+        return _within(text, len(text), "", suffix, septets)
+    room = limit - unit_count("\u2026" + suffix)
+    if room <= 0:                      # the suffix alone is too long: the text comes first
+        return fit(text, septets) if suffix else text[:_fitting(text, limit, code_units)]
+    return _within(text, _fitting(text, room, code_units), "\u2026", suffix, septets)
+
+
+def _parts_for(septets: int) -> int:
+    return 1 if septets <= MAX_SEPTETS else -(-septets // part_limits("gsm7")[1])
+
+
+def _fitting(text: str, room: int, cost) -> int:
+    """How many leading characters of `text` fit in `room` units (none when `room` < 0); a
+    character `cost` has no price for (None: not in the alphabet) ends the run."""
+    used = 0
+    for index, ch in enumerate(text):
+        units = cost(ch)
+        if units is None or used + units > room:
+            return index
+        used += units
+    return len(text)
+
+
+def _within(text: str, kept: int, mark: str, suffix: str, septets: int) -> str:
+    """The first `kept` characters + mark + suffix, one character less at a time while the
+    parts' boundaries need a part more (an ESC pair or a surrogate pair is never split)."""
+    parts = _parts_for(septets)
+    while True:
+        candidate = (text[:kept].rstrip() + mark if mark else text[:kept]) + suffix
+        if segments(candidate).count <= parts:
+            return candidate
+        if not mark:                   # whole, yet over the parts: cut like any other
+            mark = "..." if is_gsm7(candidate) else "\u2026"
+        elif kept == 0:                # the suffix alone is too long: the text comes first
+            return fit(text, septets)
+        else:
+            kept -= 1
+
+
 def _split(text: str, limit: int, cost) -> tuple[list[str], int]:
     """Greedy split at character boundaries; returns the parts and units in the last."""
     parts: list[str] = []

@@ -238,6 +238,5 @@ def _plus(entry: str) -> str:
 def _text(hook: settings.HookConfig, context: dict, held: int) -> str:
     text = template.render(hook.template or DEFAULT_TEMPLATES.get(hook.kind, ""), context)
     suffix = f" (+{held} held back by the rate limit)" if held else ""
-    return intake.shorten(text or f"{hook.name} notification",
-                          hook.max_chars - len(suffix)) + suffix
+    return intake.shorten(text or f"{hook.name} notification", hook.max_chars, suffix)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from appliance.compose import normalize_recipient
 from appliance.errors import ValidationError
+from appliance.gsm.segment import fit
 from appliance.intake import submit_batch
 from appliance.logmask import masked
 from appliance.model import Priority, Submission
@@ -17,7 +18,6 @@ log = logging.getLogger("appliance.integrations")
 
 PRIORITY = {"alert": Priority.ALERT, "high": Priority.ALERT, "normal": Priority.NORMAL,
             "low": Priority.BULK, "bulk": Priority.BULK}
-ELLIPSIS = "…"
 
 
 class UnknownRecipient(ValueError):
@@ -74,8 +74,9 @@ def group_members(services, group: str, user: str) -> list[str]:
     return phones
 
 
-def shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + ELLIPSIS
+def shorten(text: str, limit: int, suffix: str = "") -> str:
+    """`text` + `suffix` within `limit` GSM-7 characters' worth of SMS (gsm.segment.fit)."""
+    return fit(text, limit, suffix)
 
 
 def submit(services, *, user: str, recipients: list[str], text: str, priority: str,

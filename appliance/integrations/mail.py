@@ -149,6 +149,7 @@ class MailListener:
         self._ready = threading.Event()
 
     def start(self) -> None:
+        _quiet_protocol_log()
         self._thread.start()
         self._ready.wait(10)
         log.info("smtp: e-mail to SMS on %s port %d for @%s%s", self.config.listen.rpartition(":")[0],
@@ -182,6 +183,15 @@ class MailListener:
                     require_starttls=self.config.require_tls, authenticator=self.handler.authenticate,
                     auth_require_tls=True, auth_exclude_mechanism=["CRAM-MD5"],
                     loop=self._loop)
+
+
+def _quiet_protocol_log() -> None:
+    """aiosmtpd logs every command line of every session at INFO (logger `mail.log`): a
+    dozen lines per mail. The handler's one line per mail says what matters; aiosmtpd's
+    lines stay available with `-v` (DEBUG), or with a level set for `mail.log` on purpose."""
+    protocol = logging.getLogger("mail.log")
+    if protocol.level == logging.NOTSET and not logging.getLogger().isEnabledFor(logging.DEBUG):
+        protocol.setLevel(logging.WARNING)
 
 
 def _tls_context(config: SmtpConfig) -> ssl.SSLContext:

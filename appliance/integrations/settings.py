@@ -35,7 +35,7 @@ class HookConfig:
     to_template: str = ""                # json hooks: recipients from the posted JSON
     rate_limit_per_minute: int = 10      # SMS-producing notifications per minute
     dedupe_seconds: int = 300            # the same group and status again within: dropped
-    max_chars: int = 306                 # two GSM-7 parts; longer texts are cut with "…"
+    max_chars: int = 306                 # two GSM-7 parts; longer texts cut (gsm.segment.fit)
     priority: str = "alert"
     ip_allow: tuple[str, ...] = ()
     receivers: dict = field(default_factory=dict)   # Alertmanager receiver -> recipients
