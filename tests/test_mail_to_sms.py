@@ -199,3 +199,25 @@ def test_one_log_line_per_mail_not_one_per_smtp_command(mail_daemon, caplog):
     assert [r.getMessage() for r in caplog.records if r.name == "mail.log"] == []
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("smtp: mail")]
     assert lines == ["smtp: mail from alarm@ups.lan (admin) -> 1 SMS accepted, 0 refused"]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"Subject: Alarme \xe9t\xe9\r\n\r\nTemp\xe9rature haute \x93salle 2\x94\r\n",
+     "Alarme été: Température haute “salle 2”"),                 # Windows-1252, undeclared
+    ("Subject: Riasztás\r\n\r\nHőmérséklet magas\r\n".encode(),
+     "Riasztás: Hőmérséklet magas"),                            # UTF-8, undeclared
+    (b"Subject: =?utf-8?q?Riaszt=C3=A1s?=\r\nContent-Type: text/plain; charset=iso-8859-2"
+     b"\r\n\r\nH\xf5m\xe9rs\xe9klet\r\n", "Riasztás: Hőmérséklet"),   # declared: as declared
+])
+def test_8bit_text_without_a_charset_is_read_as_the_device_meant_it(raw, expected):
+    assert mailtext.sms_text(mailtext.parse(raw)) == expected
+
+
+def test_undeclared_latin1_mail_through_the_socket(mail_daemon):
+    daemon, _ = mail_daemon()
+    raw = (f"From: plc@ups.lan\r\nTo: {NUMBER}@sms.lan\r\nSubject: Alarme\r\n\r\n"
+           "Temp\xe9rature haute\r\n").encode("latin-1")
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        client.sendmail("plc@ups.lan", [f"{NUMBER}@sms.lan"], raw)
+    [sms] = outbox(daemon)
+    assert sms["body"] == "Alarme: Température haute"

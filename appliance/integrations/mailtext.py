@@ -20,7 +20,7 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def sms_text(message: EmailMessage, mode: str = "subject+body") -> str:
-    subject = _SUBJECT_PREFIX.sub("", _fold(str(message.get("subject", "") or "")))
+    subject = _SUBJECT_PREFIX.sub("", _fold(_subject(message)))
     body = body_text(message) if mode != "subject" else ""
     if mode == "subject":
         return subject
@@ -35,16 +35,39 @@ def body_text(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain", "html"))
     if part is None:
         return ""
-    try:
-        content = part.get_content()
-    except (LookupError, UnicodeDecodeError, AssertionError):
-        payload = part.get_payload(decode=True) or b""
-        content = payload.decode("utf-8", "replace")
+    payload = part.get_payload(decode=True) if part.get_content_charset() is None else None
+    if payload is not None and not payload.isascii():
+        content = _undeclared(payload)
+    else:
+        try:
+            content = part.get_content()
+        except (LookupError, UnicodeDecodeError, AssertionError):
+            payload = part.get_payload(decode=True) or b""
+            content = payload.decode("utf-8", "replace")
     if not isinstance(content, str):
         return ""
     if part.get_content_subtype() == "html":
         content = strip_html(content)
     return _fold(trim(content))
+
+
+def _subject(message: EmailMessage) -> str:
+    """The Subject; raw 8-bit bytes in it (no encoded-word, not UTF-8) read as `_undeclared`."""
+    for name, value in message.raw_items():
+        if name.lower() == "subject":
+            if any("\udc80" <= ch <= "\udcff" for ch in value):
+                return _undeclared(value.encode("ascii", "surrogateescape"))
+            break
+    return str(message.get("subject", "") or "")
+
+
+def _undeclared(data: bytes) -> str:
+    """8-bit text sent without a charset (old UPSes and PLCs do): UTF-8 when it is valid
+    UTF-8, else Windows-1252, what such devices write (Latin-1 plus typographic quotes)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
 
 
 def trim(text: str) -> str:
