@@ -7,6 +7,7 @@ import pytest
 
 from appliance.gsm import (EncodingError, PduError, decode, encode_deliver, encode_part,
                            encode_status_report, encode_submit, segments, tpdu_length)
+from appliance.gsm.alphabet import is_gsm7, plain_punctuation
 from appliance.gsm.segment import fit
 
 CET = timezone(timedelta(hours=1))
@@ -259,3 +260,10 @@ def test_fit_with_a_suffix_and_a_budget_too_small_for_it():
     assert fit("short alert", 306, held) == "short alert" + held
     assert fit("z" * 100, 20, held) == "z" * 17 + "..."     # the text comes first
     assert fit("abcd", 3) == "abc" and fit("", 20) == ""
+
+
+def test_plain_punctuation_makes_typographic_marks_gsm7_and_leaves_letters_alone():
+    typed = "Don\u2019t panic \u2013 UPS \u201con battery\u201d\u2026 \u2022 5\u00a0min\u200b"
+    assert plain_punctuation(typed) == "Don't panic - UPS \"on battery\"... * 5 min"
+    assert is_gsm7(plain_punctuation(typed))
+    assert plain_punctuation("Hőmérséklet: 45 °C, Ünnep") == "Hőmérséklet: 45 °C, Ünnep"

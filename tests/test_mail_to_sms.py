@@ -221,3 +221,12 @@ def test_undeclared_latin1_mail_through_the_socket(mail_daemon):
         client.sendmail("plc@ups.lan", [f"{NUMBER}@sms.lan"], raw)
     [sms] = outbox(daemon)
     assert sms["body"] == "Alarme: Température haute"
+
+
+def test_a_curly_apostrophe_from_a_mail_client_does_not_make_the_sms_ucs2(mail_daemon):
+    daemon, _ = mail_daemon(text="body")
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        client.send_message(mail(body="Don\u2019t unplug \u2013 the UPS is \u201con battery\u201d."))
+    [sms] = outbox(daemon)
+    assert sms["body"] == "Don't unplug - the UPS is \"on battery\"."
+    assert (sms["encoding"], sms["parts_total"]) == ("gsm7", 1)

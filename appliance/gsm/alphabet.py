@@ -45,6 +45,29 @@ _GSM7_TEXT = re.compile("[%s]*" % re.escape(GSM_CHARACTERS + EXTENSION_CHARACTER
 _EXTENSION_CHAR = re.compile("[%s]" % re.escape(EXTENSION_CHARACTERS))
 
 
+# Typographic punctuation that word processors, mail clients and templates put in machine
+# texts, and the GSM 03.38 character that means the same. One of them in an alert would
+# make the whole SMS UCS-2 (70 characters a part instead of 160). Letters are never
+# replaced: `ő` stays `ő` (and UCS-2), only punctuation and invisible spacing change.
+_PLAIN_PUNCTUATION = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u2039": "'", "\u203a": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+    "\u00ab": '"', "\u00bb": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+    "\u2015": "-", "\u2212": "-",
+    "\u2026": "...", "\u2022": "*", "\u00b7": "*",
+    "\u00a0": " ", "\u2002": " ", "\u2003": " ", "\u2009": " ", "\u202f": " ",
+    "\u200b": None, "\u200c": None, "\u200d": None, "\u2060": None, "\ufeff": None,
+})
+
+
+def plain_punctuation(text: str) -> str:
+    """`text` with typographic quotes, dashes, ellipses, bullets and special spaces as their
+    GSM 03.38 equivalents (for texts the appliance composes: mail, webhooks, rules)."""
+    return text.translate(_PLAIN_PUNCTUATION)
+
+
 def is_gsm7(text: str) -> bool:
     """True when every character is in the default or the extension table."""
     return _GSM7_TEXT.fullmatch(text) is not None

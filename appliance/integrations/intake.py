@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from appliance.compose import normalize_recipient
 from appliance.errors import ValidationError
+from appliance.gsm.alphabet import plain_punctuation
 from appliance.gsm.segment import fit
 from appliance.intake import submit_batch
 from appliance.logmask import masked
@@ -75,8 +76,10 @@ def group_members(services, group: str, user: str) -> list[str]:
 
 
 def shorten(text: str, limit: int, suffix: str = "") -> str:
-    """`text` + `suffix` within `limit` GSM-7 characters' worth of SMS (gsm.segment.fit)."""
-    return fit(text, limit, suffix)
+    """`text` + `suffix` within `limit` GSM-7 characters' worth of SMS (gsm.segment.fit),
+    typographic punctuation first made GSM-7 (a curly apostrophe in a mail must not make
+    the whole SMS UCS-2)."""
+    return fit(plain_punctuation(text), limit, suffix)
 
 
 def submit(services, *, user: str, recipients: list[str], text: str, priority: str,
