@@ -71,25 +71,34 @@ def fit(text: str, septets: int, suffix: str = "") -> str:
     parts (three: 201 characters) and ends in "…". Extension characters count two septets,
     astral characters (emoji) two UCS-2 units, and neither is split across two parts. A
     suffix that leaves the text no room is dropped."""
+    fitted = _fit(text, septets, suffix)
+    return fitted if fitted is not None else _fit(text, septets, "")
+
+
+def _fit(text: str, septets: int, suffix: str) -> str | None:
+    """fit(), or None when `suffix` leaves the text no room."""
     whole = text + suffix
     if is_gsm7(whole) and septet_cost(whole) <= septets:
         return _within(text, len(text), "", suffix, septets)
     if is_gsm7(suffix):
-        room = septets - septet_cost("..." + suffix)
-        kept = _fitting(text, room, CHAR_COST.get)
+        kept = _fitting(text, septets - septet_cost("..." + suffix), CHAR_COST.get)
         if kept < len(text) and text[kept] in CHAR_COST:    # cut by the room, not the alphabet
-            if room > 0:
-                return _within(text, kept, "...", suffix, septets)
-            return fit(text, septets) if suffix else text[:_fitting(text, septets, CHAR_COST.get)]
+            return _cut(text, suffix, septets, "...", septets, CHAR_COST.get)
     single, per_part = part_limits("ucs2")
     parts = _parts_for(septets)
     limit = min(septets, single if parts == 1 else per_part * parts)
     if unit_count(whole) <= limit:
         return _within(text, len(text), "", suffix, septets)
-    room = limit - unit_count("\u2026" + suffix)
-    if room <= 0:                      # the suffix alone is too long: the text comes first
-        return fit(text, septets) if suffix else text[:_fitting(text, limit, code_units)]
-    return _within(text, _fitting(text, room, code_units), "\u2026", suffix, septets)
+    return _cut(text, suffix, septets, "\u2026", limit, code_units)
+
+
+def _cut(text: str, suffix: str, septets: int, mark: str, limit: int, cost) -> str | None:
+    """The longest start of `text` + mark + suffix within `limit` units of `cost`; without
+    room for the mark (a budget of a few characters) the text is cut bare."""
+    room = limit - sum(map(cost, mark + suffix))
+    if room <= 0:
+        return None if suffix else text[:_fitting(text, limit, cost)]
+    return _within(text, _fitting(text, room, cost), mark, suffix, septets)
 
 
 def _parts_for(septets: int) -> int:
@@ -108,9 +117,10 @@ def _fitting(text: str, room: int, cost) -> int:
     return len(text)
 
 
-def _within(text: str, kept: int, mark: str, suffix: str, septets: int) -> str:
+def _within(text: str, kept: int, mark: str, suffix: str, septets: int) -> str | None:
     """The first `kept` characters + mark + suffix, one character less at a time while the
-    parts' boundaries need a part more (an ESC pair or a surrogate pair is never split)."""
+    parts' boundaries need a part more (an ESC pair or a surrogate pair is never split);
+    None when only dropping the suffix would do."""
     parts = _parts_for(septets)
     while True:
         candidate = (text[:kept].rstrip() + mark if mark else text[:kept]) + suffix
@@ -118,8 +128,8 @@ def _within(text: str, kept: int, mark: str, suffix: str, septets: int) -> str:
             return candidate
         if not mark:                   # whole, yet over the parts: cut like any other
             mark = "..." if is_gsm7(candidate) else "\u2026"
-        elif kept == 0:                # the suffix alone is too long: the text comes first
-            return fit(text, septets)
+        elif kept == 0:                # the suffix alone is too long
+            return None
         else:
             kept -= 1
 
