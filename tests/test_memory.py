@@ -41,3 +41,20 @@ def test_credential_checks_leave_no_resident_heap_behind():
 def test_without_the_settings_glibc_keeps_it():
     """Shows what the settings fix (and that the measurement above can fail)."""
     assert grown_mib("default") >= 12
+
+
+NO_CHILD = """
+import subprocess
+def refuse(*args, **kwargs):
+    raise RuntimeError(f"tune_malloc started a child process: {args[0]!r}")
+subprocess.Popen = refuse
+from appliance.memory import tune_malloc
+assert tune_malloc()
+print("ok")
+"""
+
+
+def test_the_settings_start_no_child_process():
+    """At every daemon start: no `ldconfig -p` (what ctypes.util.find_library runs)."""
+    out = subprocess.run([sys.executable, "-c", NO_CHILD], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-500:]
