@@ -225,3 +225,29 @@ def test_status_report_from_a_running_demo_daemon(tmp_path: Path):
     table = (report / "fleet-status.txt").read_text().splitlines()
     assert table[0].split()[:4] == ["host", "version", "healthy", "modems"]
     assert table[1].split()[0] == "demo-board" and f"{row['modems_registered']}/{row['modems_total']}" in table[1]
+
+
+def test_the_rollback_check_waits_its_own_time_whatever_the_gate_was_given():
+    """upgrade.yml's rollback check passes its own wait to health.yml; an operator's
+    `-e sms_appliance_health_timeout=45` (to judge a new release quickly) must not cut the
+    previous release's check short. The retries expressions are the role's own, rendered
+    by Jinja2 with the variables Ansible hands each call (an extra var beats play vars, but
+    the private `__sms_appliance_gate_timeout` is set only by the rollback's include)."""
+    import jinja2
+    import yaml
+    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    health = yaml.safe_load((ROLE / "tasks" / "health.yml").read_text())
+    upgrade = yaml.safe_load((ANSIBLE / "playbooks" / "upgrade.yml").read_text())
+    rescue = upgrade[0]["tasks"][-1]["rescue"]
+    [check] = [t for t in rescue if t["name"] == "Check that the previous release is healthy again."]
+    assert check["ansible.builtin.include_role"]["tasks_from"] == "health.yml"
+
+    def retries(task_vars: dict) -> list[int]:
+        env = jinja2.Environment()
+        context = {**defaults, "sms_appliance_health_timeout": 45}      # the operator's -e
+        context.update({k: env.from_string(str(v)).render(context) for k, v in task_vars.items()})
+        return [int(env.from_string(t["retries"]).render(context)) for t in health if "retries" in t]
+
+    assert retries({}) == [9, 9]                                 # the gate: 45 s, as asked
+    assert retries(check.get("vars", {})) == [120, 120]          # the rollback: its own 600 s
+    assert defaults["sms_appliance_rollback_health_timeout"] == 600
