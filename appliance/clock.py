@@ -42,6 +42,11 @@ class FakeClock(Clock):
             self._now += seconds
             self._mono += seconds
 
+    def step(self, seconds: float) -> None:
+        """The wall clock alone jumps (NTP setting it, `date -s`); intervals do not."""
+        with self._lock:
+            self._now += seconds
+
     def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
 

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from appliance.channel_down import known_down
 from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.clock_step import StepWatch
 from appliance.routing import Router
 
 log = logging.getLogger("appliance.dispatch")
@@ -50,6 +51,7 @@ class Dispatcher:
         self.heartbeat = clock.monotonic()
         self.dispatched = 0
         self._slots_seen = True         # the last pass found a free slot (or could not know)
+        self._clock_steps = StepWatch(clock)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
@@ -179,6 +181,7 @@ class Dispatcher:
         now = self.clock.monotonic()
         if now - self._last_housekeeping >= HOUSEKEEPING_SECONDS:
             self._last_housekeeping = now
+            self._follow_clock_step()
             result = self.journal.housekeeping()
             if result["expired"]:
                 log.info("dispatch: %d messages expired before a route was available",
@@ -190,6 +193,18 @@ class Dispatcher:
         if now - self._last_fragment_sweep >= self._fragment_sweep_seconds():
             self._last_fragment_sweep = now
             self.journal.expire_fragments()
+
+    def _follow_clock_step(self) -> None:
+        """Before the expiry check: a forward step must not expire what this run accepted
+        under the old time (clock_step.py)."""
+        step = self._clock_steps.check()
+        if not step:
+            return
+        result = self.journal.clock_stepped(step, self._clock_steps.window)
+        log.warning("dispatch: the system clock stepped %s by %s; %d messages accepted before"
+                    " keep their validity, %d retries and timers brought back to now",
+                    "forward" if step > 0 else "back", _duration(abs(step)), result["moved"],
+                    result["brought_back"])
 
     def _fragment_sweep_seconds(self) -> float:
         # often enough that a partial inbound message shows soon after its configured time
@@ -232,3 +247,11 @@ class Dispatcher:
             if why:
                 down[name] = why
         return down
+
+
+def _duration(seconds: float) -> str:
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"),
+                                                   (seconds, "s")) if n) or "0 s"

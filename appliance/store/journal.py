@@ -21,9 +21,8 @@ from appliance.model import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State)
-from appliance.store import (accepting, counters, dispatch_batch, events, inbox, message_indexes,
-                             message_routes,
-                             message_state, report_timeout)
+from appliance.store import (accepting, clock_step, counters, dispatch_batch, events, inbox,
+                             message_indexes, message_routes, message_state, report_timeout)
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
 from appliance.store import receipt_match
@@ -274,6 +273,20 @@ class Journal:
             "SELECT 1 FROM parts WHERE state='scheduled' AND next_attempt<=? UNION ALL"
             " SELECT 1 FROM parts WHERE state IN ('queued','scheduled') AND valid_until<? LIMIT 1",
             (now, now)))
+
+    def clock_stepped(self, step: float, window: tuple[float, float]) -> dict:
+        """The wall clock stepped by `step` seconds; `window` holds the (old) times this run
+        stamped before it (store/clock_step.py). A forward step moves those times by the
+        step; any step brings back retries and timers it left in the future."""
+        now = self.clock.now()
+        start, end = window
+
+        def fn(conn):
+            moved = 0
+            if step > 0:    # what was stamped up to half the step after the last check
+                moved = clock_step.shift_forward(conn, step, start, end + step / 2)
+            return {"moved": moved, "brought_back": clock_step.bring_back(conn, now)}
+        return self._write(fn)
 
     def requeue_inflight(self) -> int:
         """After a crash, parts left in `sending` go back to the queue (at-least-once)."""

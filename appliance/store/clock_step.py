@@ -1,0 +1,59 @@
+"""What a step of the wall clock changes in the journal (appliance/clock_step.py says when).
+
+Forward (NTP setting a Pi's clock after boot): the messages still under way that this run
+stamped before the step carry the old time. Their acceptance time, validity, submit time
+(the report timeout counts from it), open routing rounds and pending callbacks move by the
+step, so an alert accepted at boot keeps the validity it was given and goes out. Rows of
+earlier runs, and those stamped after the step, keep their times. A client's own send time
+is an absolute time: scheduled messages keep it, and their validity with it.
+
+Either way, nothing the appliance scheduled itself may wait longer than it ever schedules:
+a retry (a queued part's next attempt, a callback's), an open round's start, a submit time
+are brought back to now plus at most LONGEST_RETRY. After a step back they were in the
+future by the size of the step, and the queue would have stood still that long.
+These functions run inside the journal writer's transaction; a step is rare, so they may
+scan the tables once.
+"""
+
+from __future__ import annotations
+
+LONGEST_RETRY = 900.0   # journal.RETRY_BACKOFF and notify.BACKOFF stay within it (a test says so)
+_UNDER_WAY = "('queued','scheduled','sending','submitted')"
+
+
+def shift_forward(conn, step: float, start: float, end: float) -> int:
+    """Move the times this run stamped in [start, end] (the old time) by `step`. Returns
+    how many messages were moved."""
+    window = (start, end)
+    moved = conn.execute(
+        "UPDATE messages SET created=created+:d, updated=updated+:d,"
+        " valid_until=CASE WHEN send_at IS NULL THEN valid_until+:d ELSE valid_until END,"
+        " submitted_at=submitted_at+:d"
+        f" WHERE direction='out' AND created BETWEEN :lo AND :hi AND state IN {_UNDER_WAY}"
+        " RETURNING id", {"d": step, "lo": start, "hi": end}).fetchall()
+    ids = [r[0] for r in moved]
+    conn.executemany(
+        "UPDATE parts SET submitted_at=submitted_at+:d, valid_until=CASE WHEN"
+        " (SELECT send_at FROM messages WHERE id=:m) IS NULL THEN valid_until+:d"
+        f" ELSE valid_until END WHERE message_id=:m AND state IN {_UNDER_WAY}",
+        [{"d": step, "m": i} for i in ids])
+    conn.execute("UPDATE message_routes SET started=started+? WHERE ended IS NULL"
+                 " AND started BETWEEN ? AND ?", (step, *window))
+    conn.execute("UPDATE events SET at=at+?, next_attempt=next_attempt+? WHERE"
+                 " state='pending' AND at BETWEEN ? AND ?", (step, step, *window))
+    return len(ids)
+
+
+def bring_back(conn, now: float) -> int:
+    """Nothing the appliance scheduled waits past now + LONGEST_RETRY; returns the rows
+    brought back."""
+    latest = now + LONGEST_RETRY
+    count = conn.execute("UPDATE parts SET next_attempt=? WHERE state='queued'"
+                         " AND next_attempt>?", (now, latest)).rowcount
+    count += conn.execute("UPDATE parts SET submitted_at=? WHERE state='submitted'"
+                          " AND submitted_at>?", (now, now)).rowcount
+    count += conn.execute("UPDATE events SET next_attempt=? WHERE state='pending'"
+                          " AND next_attempt>?", (now, latest)).rowcount
+    count += conn.execute("UPDATE message_routes SET started=? WHERE ended IS NULL"
+                          " AND started>?", (now, now)).rowcount
+    return count
