@@ -16,6 +16,7 @@ from appliance.clock import FakeClock
 from appliance.clock_step import STEP_SECONDS, StepWatch
 from appliance.compose import Submission, prepare
 from appliance.dispatch import Dispatcher
+from appliance.model import InboundFragment
 from appliance.routing import Router
 from appliance.store import journal as journal_module
 from appliance.store.clock_step import LONGEST_RETRY
@@ -180,3 +181,19 @@ def test_a_submitted_part_keeps_its_report_timeout(journal, clock):
     clock.step(4 * DAY)                  # past the 48 h report timeout in the new time
     d.step()
     assert journal.get_message(sent)["state"] == "submitted"
+
+
+def test_half_a_long_inbound_sms_still_waits_for_its_other_half(journal, clock):
+    d = dispatcher(journal, clock, Channel())
+
+    def half(seq: int, text: str) -> InboundFragment:
+        return InboundFragment(connection="GSMModem0", sender="+36301234567",
+                               recipient="+36201234567", encoding="gsm7", text=text,
+                               concat=(7, 2, seq, 8), sent_at=clock.now())
+    assert journal.inbound(half(1, "Power restored ")) is None
+    clock.advance(1)
+    clock.step(4 * DAY)                  # past the hour a part waits for the rest
+    d.step()
+    assert journal.expire_fragments() == 0
+    message_id = journal.inbound(half(2, "at 04:12"))
+    assert journal.get_message(message_id)["body"] == "Power restored at 04:12"

@@ -3,7 +3,8 @@
 Forward (NTP setting a Pi's clock after boot): the messages still under way that this run
 stamped before the step carry the old time. Their acceptance time, validity, submit time
 (the report timeout counts from it), open routing rounds and pending callbacks move by the
-step, so an alert accepted at boot keeps the validity it was given and goes out. Rows of
+step, so an alert accepted at boot keeps the validity it was given and goes out; so do the
+parts of long inbound SMS waiting for the rest, and the SMS read once (duplicates). Rows of
 earlier runs, and those stamped after the step, keep their times. A client's own send time
 is an absolute time: scheduled messages keep it, and their validity with it.
 
@@ -41,6 +42,11 @@ def shift_forward(conn, step: float, start: float, end: float) -> int:
                  " AND started BETWEEN ? AND ?", (step, *window))
     conn.execute("UPDATE events SET at=at+?, next_attempt=next_attempt+? WHERE"
                  " state='pending' AND at BETWEEN ? AND ?", (step, step, *window))
+    # parts of a long inbound SMS wait for the rest, and SMS read once are remembered, for
+    # their time: a step must not give up on the one or forget the other early
+    conn.execute("UPDATE fragments SET arrived=arrived+? WHERE arrived BETWEEN ? AND ?",
+                 (step, *window))
+    conn.execute("UPDATE inbound_seen SET at=at+? WHERE at BETWEEN ? AND ?", (step, *window))
     return len(ids)
 
 
