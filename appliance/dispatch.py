@@ -250,7 +250,7 @@ class Dispatcher:
 
 
 def _duration(seconds: float) -> str:
-    days, rest = divmod(int(seconds), 86400)
+    days, rest = divmod(round(seconds), 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     return " ".join(f"{n} {unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "min"),
