@@ -16,7 +16,8 @@ run: $(STAMP)
 	$(VENV)/bin/sms-appliance run --demo
 
 # test-deps-image (image/image.mk) apt-installs the few tools the image tests call, if missing;
-# test-deps-sim the Debian AT client (gammu) the simulator tests drive; test-deps-browser
+# test-deps-sim the Debian AT client (gammu) the simulator tests drive and libfaketime (the
+# daemon under a stepped wall clock, tests/test_clock_step_daemon.py); test-deps-browser
 # Debian's chromium and chromedriver for the dashboard's browser test.
 test: $(STAMP) test-deps-image test-deps-sim test-deps-browser
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -76,4 +77,4 @@ clean:
 
 # apt_missing comes from image/image.mk: installs only what is missing, no apt call otherwise.
 test-deps-sim:
-	$(call apt_missing,gammu:gammu)
+	$(call apt_missing,gammu:gammu faketime:faketime)
