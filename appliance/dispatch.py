@@ -200,11 +200,16 @@ class Dispatcher:
         step = self._clock_steps.check()
         if not step:
             return
-        result = self.journal.clock_stepped(step, self._clock_steps.window)
+        result = self.journal.clock_stepped(step, self._clock_steps.window,
+                                            progress=self._beat)
         log.warning("dispatch: the system clock stepped %s by %s; %d messages accepted before"
                     " keep their validity, %d retries and timers brought back to now",
                     "forward" if step > 0 else "back", _duration(abs(step)), result["moved"],
                     result["brought_back"])
+
+    def _beat(self) -> None:
+        """Alive while a long pass makes progress (the watchdog asks `alive`)."""
+        self.heartbeat = self.clock.monotonic()
 
     def _fragment_sweep_seconds(self) -> float:
         # often enough that a partial inbound message shows soon after its configured time

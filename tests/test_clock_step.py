@@ -197,3 +197,17 @@ def test_half_a_long_inbound_sms_still_waits_for_its_other_half(journal, clock):
     assert journal.expire_fragments() == 0
     message_id = journal.inbound(half(2, "at 04:12"))
     assert journal.get_message(message_id)["body"] == "Power restored at 04:12"
+
+
+def test_a_big_queue_moves_in_slices_with_the_dispatcher_alive_between(journal, clock,
+                                                                      monkeypatch):
+    monkeypatch.setattr(journal_module, "STEP_SLICE", 2)
+    d = dispatcher(journal, clock, Channel())
+    ids = [accept(journal, clock) for _ in range(5)]
+    commits, beats = journal.commits, []
+    clock.advance(1)
+    clock.step(4 * DAY)
+    monkeypatch.setattr(d, "_beat", lambda: beats.append(journal.commits))
+    d._housekeeping()
+    assert beats == [commits + 1, commits + 2, commits + 3]     # one commit per slice of 2
+    assert all(journal.get_message(i)["valid_until"] > clock.now() for i in ids)

@@ -30,6 +30,7 @@ from appliance.store import receipt_match
 log = logging.getLogger("appliance.store")
 
 DB_NAME = "journal.sqlite3"
+STEP_SLICE = 20000      # messages per commit when a clock step moves their times
 RETRY_BACKOFF = (5, 15, 30, 60, 120, 300, 600)   # seconds after the n-th transient failure
 # The channel, not the part, failed: the part may leave again at once (through another
 # channel, or this one when it is back), without the retry delay.
@@ -274,19 +275,24 @@ class Journal:
             " SELECT 1 FROM parts WHERE state IN ('queued','scheduled') AND valid_until<? LIMIT 1",
             (now, now)))
 
-    def clock_stepped(self, step: float, window: tuple[float, float]) -> dict:
+    def clock_stepped(self, step: float, window: tuple[float, float],
+                      progress=lambda: None) -> dict:
         """The wall clock stepped by `step` seconds; `window` holds the (old) times this run
         stamped before it (store/clock_step.py). A forward step moves those times by the
-        step; any step brings back retries and timers it left in the future."""
+        step, the messages in slices of STEP_SLICE rowids, one commit each, `progress()`
+        called after each; any step brings back retries and timers it left in the future."""
         now = self.clock.now()
-        start, end = window
-
-        def fn(conn):
-            moved = 0
-            if step > 0:    # what was stamped up to half the step after the last check
-                moved = clock_step.shift_forward(conn, step, start, end + step / 2)
-            return {"moved": moved, "brought_back": clock_step.bring_back(conn, now)}
-        return self._write(fn)
+        moved = 0
+        if step > 0:        # what was stamped up to half the step after the last check
+            start, end = window[0], window[1] + step / 2
+            first, last = self.query("SELECT min(rowid), max(rowid) FROM messages")[0]
+            for low in range(first or 0, (last or -1) + 1, STEP_SLICE):
+                moved += self._write(lambda conn, low=low: clock_step.shift_forward(
+                    conn, step, start, end, (low, low + STEP_SLICE - 1)))
+                progress()
+            self._write(lambda conn: clock_step.shift_timers(conn, step, start, end))
+        return {"moved": moved,
+                "brought_back": self._write(lambda conn: clock_step.bring_back(conn, now))}
 
     def requeue_inflight(self) -> int:
         """After a crash, parts left in `sending` go back to the queue (at-least-once)."""
