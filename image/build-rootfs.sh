@@ -52,7 +52,7 @@ PACKAGES=(
 	# boot: Debian's way of booting a Raspberry Pi (kernel + firmware, no Pi OS archive)
 	linux-image-arm64 raspi-firmware firmware-brcm80211 wireless-regdb zstd
 	# system
-	systemd systemd-sysv systemd-timesyncd systemd-resolved udev dbus kmod
+	systemd systemd-sysv systemd-timesyncd systemd-resolved udev dbus kmod tzdata
 	iproute2 netbase ca-certificates wpasupplicant iw
 	# first boot: grow the root partition, read the FAT partition
 	fdisk e2fsprogs dosfstools

@@ -3,8 +3,8 @@
 
 Runs early on every boot (sms-appliance-firstboot.service, before the daemon and sshd).
 
-* If `sms-appliance.toml` is on the boot partition, apply it: `hostname`, `[wifi]` and
-  `[ssh]` configure the board; every other section (`[admin]`, `[demo]`,
+* If `sms-appliance.toml` is on the boot partition, apply it: `hostname`, `[wifi]`,
+  `[ssh]` and `[time]` (time zone, the LAN's NTP servers) configure the board; every other section (`[admin]`, `[demo]`,
   `[connections.*]`, `[users.*]`, `[http]`, `[store]`, `[[routes]]`) becomes
   /etc/sms-appliance/config.toml (mode 0640, root:sms-appliance), login passwords
   ([admin] and [users.*]) hashed with the appliance's scrypt format. The file is then
@@ -42,9 +42,12 @@ CONFIG = "etc/sms-appliance/config.toml"
 VENV_CLI = "opt/sms-appliance/venv/bin/sms-appliance"
 SERVICE_GROUP = "sms-appliance"
 # Keys of the boot file that configure the board itself; the rest is the daemon's config.
-BOARD_KEYS = ("hostname", "wifi", "ssh")
+BOARD_KEYS = ("hostname", "wifi", "ssh", "time")
 SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-")
 HOSTNAME_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+ZONE_RE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+){0,2}$")     # Europe/Budapest, UTC
+NTP_SERVER_RE = re.compile(r"^[A-Za-z0-9.:_-]{1,253}$")                 # a name, IPv4 or IPv6
+TIMESYNCD_DROPIN = "etc/systemd/timesyncd.conf.d/sms-appliance.conf"
 
 
 class ProvisionError(Exception):
@@ -254,6 +257,49 @@ def set_ssh(board: Board, keys: list[str]) -> str:
     return f"SSH on for root with {len(keys)} key(s)"
 
 
+def time_settings(board: Board, table) -> tuple[str | None, list[str] | None]:
+    """[time]: `zone` (the tz database name the APIs' local times are in; Ozeki's
+    sendondate is server-local) and `ntp` (the LAN's NTP servers, for networks that block
+    the public pool). Either may be left out; an empty `ntp` goes back to Debian's pool."""
+    if not isinstance(table, dict):
+        raise ProvisionError("time: expected a table with zone and ntp")
+    unknown = set(table) - {"zone", "ntp"}
+    if unknown:
+        raise ProvisionError(f"time.{sorted(unknown)[0]}: unknown key")
+    zone = table.get("zone")
+    if zone is not None and not (isinstance(zone, str) and ZONE_RE.match(zone)
+                                 and board.path(f"usr/share/zoneinfo/{zone}").is_file()):
+        raise ProvisionError('time.zone: a zone of the tz database, e.g. "Europe/Budapest"')
+    servers = table.get("ntp")
+    if isinstance(servers, str):
+        servers = [servers]
+    if servers is not None and not (isinstance(servers, list) and all(
+            isinstance(s, str) and NTP_SERVER_RE.match(s) for s in servers)):
+        raise ProvisionError('time.ntp: a list of NTP server names or addresses, e.g. ["10.0.0.1"]')
+    return zone, servers
+
+
+def set_time(board: Board, zone: str | None, servers: list[str] | None) -> list[str]:
+    done = []
+    if zone:
+        link, tmp = board.path("etc/localtime"), board.path("etc/.localtime.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(f"/usr/share/zoneinfo/{zone}")
+        os.replace(tmp, link)
+        board.write("etc/timezone", zone + "\n", 0o644)
+        done.append(f"time zone {zone}")
+    if servers:
+        board.write(TIMESYNCD_DROPIN, "# Written by sms-appliance first boot.\n[Time]\nNTP="
+                    + " ".join(servers) + "\n", 0o644)
+        done.append(f"NTP servers {', '.join(servers)}")
+    elif servers is not None:
+        board.path(TIMESYNCD_DROPIN).unlink(missing_ok=True)
+        done.append("NTP servers: Debian's default pool")
+    if servers is not None:     # before timesyncd on a first boot; a running one starts again
+        board.run(["systemctl", "try-restart", "--no-block", "systemd-timesyncd.service"])
+    return done
+
+
 # --- the daemon's config ----------------------------------------------------------------
 
 
@@ -362,6 +408,7 @@ def provision(board: Board, boot_dir: Path) -> list[str]:
     hostname = check_hostname(data["hostname"]) if "hostname" in data else None
     wifi = wifi_conf(data["wifi"]) if "wifi" in data else None
     keys = ssh_keys(data["ssh"]) if "ssh" in data else None
+    zone, servers = time_settings(board, data["time"]) if "time" in data else (None, None)
     done: list[str] = []
     write_config(board, config, BOOT_FILE)
     done.append(f"config with {len(config.get('connections', {}))} connection(s)"
@@ -376,6 +423,7 @@ def provision(board: Board, boot_dir: Path) -> list[str]:
         done.append(set_ssh(board, keys))
     elif keys is not None:
         done.append("SSH left off (no authorized_keys)")
+    done += set_time(board, zone, servers)
     return done
 
 

@@ -204,6 +204,11 @@ def test_password_hash_is_passed_through(tree: Path):
         ("[wifi]\nssid = \"x\"\npsk = \"long enough\"\ncountry = \"HU\"\nchannel = 6\n", "wifi.channel"),
         ("[ssh]\nauthorized_keys = [\"hello\"]\n", "ssh.authorized_keys[0]"),
         ("[admin\npassword = 1\n", "not valid TOML"),
+        ("[time]\nzone = \"Mars/Olympus_Mons\"\n", "time.zone"),
+        ("[time]\nzone = \"../../etc/passwd\"\n", "time.zone"),
+        ("[time]\nntp = [\"10.0.0.1\\nFallbackNTP=evil\"]\n", "time.ntp"),
+        ("[time]\nntp = [\"10.0.0.1 10.0.0.2\"]\n", "time.ntp"),
+        ("[time]\nserver = \"10.0.0.1\"\n", "time.server"),
     ],
 )
 def test_bad_file_changes_nothing_and_says_why(tree: Path, text: str, complaint: str):
@@ -213,8 +218,32 @@ def test_bad_file_changes_nothing_and_says_why(tree: Path, text: str, complaint:
     assert complaint in (boot(tree) / "sms-appliance-error.txt").read_text()
     assert not (tree / "etc" / "hostname").exists()
     assert not (tree / "etc" / "wpa_supplicant").exists()
+    assert not (tree / "etc" / "localtime").is_symlink()
+    assert not (tree / "etc" / "systemd" / "timesyncd.conf.d").exists()
     # The board still comes up reachable: a random password, no default one.
     assert tomllib.loads(config(tree).read_text())["admin"]["password_hash"]
+
+
+def test_time_zone_and_the_lans_ntp_servers_are_set_for_the_board(tree: Path):
+    zone = tree / "usr" / "share" / "zoneinfo" / "Europe" / "Budapest"
+    zone.parent.mkdir(parents=True)
+    zone.write_bytes(b"TZif2")
+    (boot(tree) / "sms-appliance.toml").write_text(
+        '[time]\nzone = "Europe/Budapest"\nntp = ["10.0.0.1", "ntp.corp.lan", "fd00::1"]\n'
+        '[admin]\npassword = "s3cret-admin"\n')
+    assert run(tree) == 0
+    assert os.readlink(tree / "etc" / "localtime") == "/usr/share/zoneinfo/Europe/Budapest"
+    assert (tree / "etc" / "timezone").read_text() == "Europe/Budapest\n"
+    dropin = tree / "etc" / "systemd" / "timesyncd.conf.d" / "sms-appliance.conf"
+    assert dropin.read_text().splitlines()[1:] == ["[Time]", "NTP=10.0.0.1 ntp.corp.lan fd00::1"]
+    assert "time" not in tomllib.loads(config(tree).read_text())     # the board's, not the daemon's
+    note = (boot(tree) / "sms-appliance-provisioned.txt").read_text()
+    assert "time zone Europe/Budapest" in note and "NTP servers 10.0.0.1" in note
+
+    (boot(tree) / "sms-appliance.toml").write_text("[time]\nntp = []\n")    # back to the pool
+    assert run(tree) == 0
+    assert not dropin.exists()
+    assert os.readlink(tree / "etc" / "localtime") == "/usr/share/zoneinfo/Europe/Budapest"
 
 
 def test_fixed_file_clears_the_error_note(tree: Path):
