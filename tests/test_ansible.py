@@ -251,3 +251,44 @@ def test_the_rollback_check_waits_its_own_time_whatever_the_gate_was_given():
     assert retries({}) == [9, 9]                                 # the gate: 45 s, as asked
     assert retries(check.get("vars", {})) == [120, 120]          # the rollback: its own 600 s
     assert defaults["sms_appliance_rollback_health_timeout"] == 600
+
+
+TIME_PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: sms_appliance
+        tasks_from: time.yml
+"""
+
+
+def run_time_tasks(tmp_path: Path, **extra) -> subprocess.CompletedProcess:
+    """The role's time.yml on this machine in check mode (--check --diff: nothing written)."""
+    import json
+    play = tmp_path / "time.yml"
+    play.write_text(TIME_PLAY)
+    return run([tool("ansible-playbook"), "-i", "localhost,", "--check", "--diff",
+                "-e", f"ansible_python_interpreter={sys.executable}",
+                "-e", json.dumps({"sms_appliance_manage_service": False, **extra}), str(play)])
+
+
+@needs_ansible
+@pytest.mark.skipif(not Path("/usr/share/zoneinfo/Europe/Budapest").is_file(), reason="no tzdata")
+def test_time_zone_and_ntp_servers_for_a_fleet(tmp_path: Path):
+    result = run_time_tasks(tmp_path, sms_appliance_timezone="Europe/Budapest",
+                            sms_appliance_ntp_servers=["10.0.0.1", "ntp.corp.lan"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "+NTP=10.0.0.1 ntp.corp.lan" in result.stdout        # the drop-in it would write
+    zone_task = result.stdout.split("TASK [sms_appliance : Set the time zone.]")[1].split("TASK")[0]
+    assert ('"src": "/usr/share/zoneinfo/Europe/Budapest"' in zone_task
+            or os.path.realpath("/etc/localtime").endswith("Europe/Budapest"))
+
+    for bad in ({"sms_appliance_timezone": "Mars/Olympus_Mons"},
+                {"sms_appliance_timezone": "../../etc/passwd"},
+                {"sms_appliance_ntp_servers": ["10.0.0.1 evil"]},
+                {"sms_appliance_ntp_servers": "10.0.0.1"}):
+        result = run_time_tasks(tmp_path, **bad)
+        assert result.returncode != 0, bad
+        assert "must be a zone of the tz database" in result.stdout, bad
