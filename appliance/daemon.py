@@ -21,6 +21,7 @@ import sdnotify
 from appliance import __version__
 from appliance.accounts import Accounts
 from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.clock_sync import kernel_synchronized
 from appliance.config import Config, ConnectionConfig, GSMModemConfig, SMPPConfig
 from appliance.control import ControlPlane, for_daemon
 from appliance.dispatch import Dispatcher
@@ -113,9 +114,10 @@ class Channels:
 
 class Daemon:
     def __init__(self, config: Config, *, clock: Clock = SYSTEM_CLOCK, admin_password: str = "",
-                 pin_factory=None, notifier=None):
+                 pin_factory=None, notifier=None, clock_synchronized=kernel_synchronized):
         self.config = config
         self.clock = clock
+        self.clock_synchronized = clock_synchronized    # () -> bool | None (clock_sync.py)
         self.pin_factory = pin_factory
         self.started = clock.monotonic()
         self._stop = threading.Event()
@@ -285,6 +287,8 @@ class Daemon:
         return {
             "version": __version__,
             "uptime": round(self.clock.monotonic() - self.started, 1),
+            "clock": {"synchronized": self.clock_synchronized(),
+                      "now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.now()))},
             # failing uplinks and stuck or given-up callbacks make the appliance unhealthy,
             # without failing the watchdog (a restart cures neither)
             "healthy": self.healthy() and not failing and callbacks["ok"],

@@ -28,6 +28,7 @@ QUEUE_AGE_WARN, QUEUE_AGE_FAIL = 600.0, 3600.0          # seconds the oldest wai
 CALLBACKS_WARN, CALLBACKS_FAIL = 100, 1000              # callback events not yet delivered
 MODEM_FAIL_STATES = {"failed", "held", "wrong_modem"}
 MODEM_WARN_STATES = {"probing", "recovering", "stopped"}
+CLOCK_SYNC_GRACE = 600.0    # seconds after start NTP gets for its first synchronization
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Check:
 def run_checks(daemon) -> list[Check]:
     checks = [process_check(daemon), store_check(daemon)]
     checks += channel_checks(daemon)
-    checks += [callbacks_check(daemon), queue_age_check(daemon)]
+    checks += [callbacks_check(daemon), queue_age_check(daemon), clock_check(daemon)]
     return checks
 
 
@@ -140,3 +141,16 @@ def queue_age_check(daemon) -> Check:
     age = max(0.0, daemon.clock.now() - created)
     return _graded_by_threshold("queue", age, QUEUE_AGE_WARN, QUEUE_AGE_FAIL,
                                 f"oldest waiting message accepted {age:.0f}s ago")
+
+
+def clock_check(daemon) -> Check:
+    """WARN, not FAIL: a box on a LAN without NTP still sends; its times are off."""
+    synchronized = daemon.clock_synchronized()
+    if synchronized is None:
+        return Check("clock", PASS, "the kernel does not say whether the clock is synchronized")
+    if synchronized:
+        return Check("clock", PASS, "synchronized (NTP)")
+    if daemon.clock.monotonic() - daemon.started < CLOCK_SYNC_GRACE:
+        return Check("clock", PASS, "waiting for NTP's first synchronization")
+    return Check("clock", WARN, "not synchronized: no NTP server answers (local times, schedules"
+                 " and SMPP validity may be off; set the LAN's NTP servers)")

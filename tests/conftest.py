@@ -141,6 +141,9 @@ def run_daemon():
     started: list[Daemon] = []
 
     def start(config: cfg.Config, **kwargs) -> Daemon:
+        # this machine's kernel may call its clock unsynchronized (a VM): the clock check's
+        # own tests say what they want (test_clock_sync.py)
+        kwargs.setdefault("clock_synchronized", lambda: True)
         daemon = Daemon(config, admin_password=kwargs.pop("admin_password", ADMIN_PASSWORD),
                         **kwargs)
         daemon.start()

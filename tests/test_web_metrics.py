@@ -109,7 +109,8 @@ def test_health_is_200_when_all_pass_and_names_every_component(with_modems):
     assert status == 200, body
     assert body["status"] == "pass", body
     names = {c["component"] for c in body["checks"]}
-    assert names == {"process", "store", "modem:slot1", "modem:slot2", "callbacks", "queue"}
+    assert names == {"process", "store", "modem:slot1", "modem:slot2", "callbacks", "queue",
+                     "clock"}
     assert all(c["reason"] for c in body["checks"])
 
 

@@ -87,6 +87,10 @@ class ApplianceCollector:
         yield info
         yield _gauge("sms_uptime_seconds", "Seconds since the daemon started",
                      round(daemon.clock.monotonic() - daemon.started, 1))
+        synchronized = daemon.clock_synchronized()
+        if synchronized is not None:
+            yield _gauge("sms_clock_synchronized", "1 while NTP keeps the system clock"
+                         " synchronized", int(synchronized))
         yield from self._messages()
         yield from self._channels()
         yield from self._callbacks()
