@@ -3,6 +3,7 @@ the answers checked element by element against the documented shapes."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import urllib.request
@@ -232,3 +233,34 @@ def test_https_when_a_certificate_is_configured(tmp_path, make_config, run_daemo
         assert "<balance>0</balance>" in answer.read().decode()
     with pytest.raises(Exception):
         urllib.request.urlopen(url.replace("https", "http"), timeout=5).read()
+
+
+@pytest.fixture
+def budapest_time(monkeypatch):
+    """The board's zone set to Europe/Budapest (sms_appliance_timezone, [time] zone)."""
+    import time
+    monkeypatch.setenv("TZ", "Europe/Budapest")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/zoneinfo/Europe/Budapest"), reason="no tzdata")
+def test_json_times_with_z_or_an_offset_count_whatever_the_boards_zone(appliance, budapest_time):
+    from datetime import datetime, timezone
+    from test_api_dialects import post_json
+    daemon, api = appliance
+    stamps = {"local": "2099-07-01T18:00:00", "utc": "2099-07-01T18:00:00Z",
+              "offset": "2099-07-01T20:00:00+02:00"}
+    ids = {}
+    for kind, stamp in stamps.items():
+        status, reply = post_json(api, "sendmsg", {"messages": [{
+            "to_address": "+36201111111", "text": kind, "time_to_send": stamp}]})
+        [message] = reply["data"]["messages"]
+        assert message["status"] == "SUCCESS", reply
+        ids[kind] = message["message_id"]
+    send_at = {k: daemon.journal.get_message(i)["send_at"] for k, i in ids.items()}
+    utc_18 = datetime(2099, 7, 1, 18, tzinfo=timezone.utc).timestamp()
+    assert send_at["utc"] == send_at["offset"] == utc_18
+    assert send_at["local"] == utc_18 - 2 * 3600           # 18:00 in Budapest (CEST) is 16:00 UTC

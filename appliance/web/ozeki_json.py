@@ -99,14 +99,20 @@ def fmt_time(epoch: float | None) -> str:
 
 
 def parse_time(value, name: str) -> float | None:
+    """ISO 8601 as Ozeki 10 writes it (`2024-01-31T13:45:00`, server-local time); a `Z` or
+    an offset (`+01:00`) says which time it is, so it counts whatever the board's zone."""
     if value in (None, ""):
         return None
     if not isinstance(value, str):
         raise ValidationError("bad_parameter", f"{name} must be a date string", name)
-    text = value.strip().replace("T", " ").rstrip("Z")
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M"):
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text).timestamp()     # naive: local time
+    except (ValueError, OverflowError, OSError):
+        pass
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M"):
         try:
-            return datetime.strptime(text, fmt).timestamp()
+            return datetime.strptime(text.replace("T", " "), fmt).timestamp()
         except (ValueError, OverflowError, OSError):
             continue
     raise ValidationError("bad_parameter", f"{name} must look like 2024-01-31 13:45:00", name)
