@@ -21,7 +21,7 @@ import sdnotify
 from appliance import __version__
 from appliance.accounts import Accounts
 from appliance.clock import SYSTEM_CLOCK, Clock
-from appliance.clock_sync import kernel_synchronized
+from appliance import clock_sync
 from appliance.config import Config, ConnectionConfig, GSMModemConfig, SMPPConfig
 from appliance.control import ControlPlane, for_daemon
 from appliance.dispatch import Dispatcher
@@ -114,10 +114,11 @@ class Channels:
 
 class Daemon:
     def __init__(self, config: Config, *, clock: Clock = SYSTEM_CLOCK, admin_password: str = "",
-                 pin_factory=None, notifier=None, clock_synchronized=kernel_synchronized):
+                 pin_factory=None, notifier=None, clock_synchronized=None):
         self.config = config
         self.clock = clock
-        self.clock_synchronized = clock_synchronized    # () -> bool | None (clock_sync.py)
+        # () -> bool | None: is NTP keeping the system clock right (clock_sync.py)
+        self.clock_synchronized = clock_synchronized or clock_sync.synchronized
         self.pin_factory = pin_factory
         self.started = clock.monotonic()
         self._stop = threading.Event()

@@ -154,6 +154,18 @@ guest() { timeout "$(left)" "${SSH[@]}" "$@"; }
 state=$(guest systemctl is-system-running --wait) || true
 [ "$state" = running ] || die "system is $state: $(guest systemctl --failed --no-legend)"
 log "unit active, system $state"
+# The clock as the daemon sees it from its sandbox (ProtectClock= refuses adjtimex, so it
+# reads timesyncd's flag) agrees with timedatectl, read before and after (it may sync between).
+ntp_before=$(guest timedatectl show -p NTPSynchronized --value)
+synced=$(curl -fsS --max-time 10 "$URL/status" |
+	python3 -c 'import json,sys; print(json.load(sys.stdin)["clock"]["synchronized"])')
+ntp_after=$(guest timedatectl show -p NTPSynchronized --value)
+case "$synced" in
+True) [ "$ntp_after" = yes ] ;;
+False) [ "$ntp_before" = no ] ;;
+*) false ;;
+esac || die "/status says clock synchronized=$synced, timedatectl NTPSynchronized=$ntp_before/$ntp_after"
+log "clock: /status synchronized=$synced, timedatectl NTPSynchronized=$ntp_after"
 guest test ! -e /boot/firmware/sms-appliance.toml || die "first-boot file still on the FAT"
 guest test -e /boot/firmware/sms-appliance-provisioned.txt || die "no provisioning note"
 [ "$(guest "stat -c '%a %U:%G' /etc/sms-appliance/config.toml")" = "640 root:sms-appliance" ] ||

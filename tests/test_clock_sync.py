@@ -15,7 +15,7 @@ import time
 import pytest
 
 from appliance.clock import FakeClock
-from appliance.clock_sync import kernel_synchronized
+from appliance.clock_sync import kernel_synchronized, synchronized
 from appliance.health import CLOCK_SYNC_GRACE
 from conftest import Api
 from test_web_metrics import check, health, scrape, value
@@ -36,6 +36,19 @@ def status(api: Api) -> dict:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="adjtimex is Linux's")
 def test_the_kernel_says_whether_the_clock_is_synchronized():
     assert kernel_synchronized() in (True, False)
+
+
+def test_in_the_services_sandbox_timesyncds_flag_answers(tmp_path):
+    """ProtectClock=yes refuses adjtimex even for reading (kernel: None)."""
+    flag, state = tmp_path / "run" / "synchronized", tmp_path / "timesync"
+    refused = lambda: None      # noqa: E731
+    assert synchronized(flag=flag, timesyncd_state=state, kernel=refused) is None   # no timesyncd
+    state.mkdir()
+    assert synchronized(flag=flag, timesyncd_state=state, kernel=refused) is False  # not yet
+    flag.parent.mkdir()
+    flag.touch()
+    assert synchronized(flag=flag, timesyncd_state=state, kernel=refused) is True
+    assert synchronized(flag=flag, timesyncd_state=state, kernel=lambda: False) is False
 
 
 def test_an_unsynchronized_clock_warns_after_ntp_had_its_grace(make_config, run_daemon):
