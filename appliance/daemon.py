@@ -42,7 +42,8 @@ READY_WAIT_SECONDS = 60.0
 STATS_SECONDS = 60.0
 
 
-def build_channel(conn: ConnectionConfig, sink, clock: Clock, pin_factory=None, on_alert=None):
+def build_channel(conn: ConnectionConfig, sink, clock: Clock, pin_factory=None, on_alert=None,
+                  clock_synchronized=None):
     """The channel object for one connection; hardware libraries load only when used."""
     if isinstance(conn, GSMModemConfig):
         from appliance.modem.power import PowerControl
@@ -51,7 +52,7 @@ def build_channel(conn: ConnectionConfig, sink, clock: Clock, pin_factory=None, 
         return ModemWorker(conn, sink, clock=clock, power=power, on_alert=on_alert)
     if isinstance(conn, SMPPConfig):
         from appliance.uplink.smpp import SmppChannel
-        return SmppChannel(conn, sink, clock=clock)
+        return SmppChannel(conn, sink, clock=clock, clock_synchronized=clock_synchronized)
     from appliance.provider.channels import build_provider_channel
     channel = build_provider_channel(conn, sink, clock)   # HTTP Client, HTTP Server, SMTP
     if channel is not None:
@@ -73,8 +74,9 @@ class Channels:
             self._stop_locked(conn.name)
             self.configs[conn.name] = conn
             if conn.autoconnect:
-                channel = build_channel(conn, self._daemon.journal, self._daemon.clock,
-                                        self._daemon.pin_factory, self._daemon.alert)
+                daemon = self._daemon
+                channel = build_channel(conn, daemon.journal, daemon.clock, daemon.pin_factory,
+                                        daemon.alert, daemon.clock_synchronized)
                 if hasattr(channel, "set_wake"):     # freed slots wake the dispatcher
                     channel.set_wake(self._daemon.dispatcher.wake)
                 channel.start()

@@ -109,9 +109,23 @@ def validity(valid_until: float | None) -> str:
     return text
 
 
-def submit_fields(part: OutPart, conn: SMPPConfig, *, whole_text: str | None = None) -> dict:
+def relative_validity(seconds: float) -> str:
+    """SMPP relative time (`YYMMDDhhmmss000R`, SMPP 3.4 section 7.1.1.2): the time left, so
+    the SMSC counts it on its own clock. Months of 30 days; at least a minute."""
+    minutes, secs = divmod(max(60, int(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    months, days = divmod(days, 30)
+    years, months = divmod(months, 12)
+    return f"{min(years, 99):02d}{months:02d}{days:02d}{hours:02d}{minutes:02d}{secs:02d}000R"
+
+
+def submit_fields(part: OutPart, conn: SMPPConfig, *, whole_text: str | None = None,
+                  relative_from: float | None = None) -> dict:
     """The submit_sm fields for one part. `whole_text` (message_payload mode) is the
-    message's complete text, sent once instead of this part's segment."""
+    message's complete text, sent once instead of this part's segment. `relative_from`
+    (our wall time, when our clock is not synchronized): the validity goes as the time
+    left, not as an absolute time our clock may have wrong."""
     source, ston, snpi = source_address(part.originator, conn)
     fields = {
         "service_type": "",
@@ -121,7 +135,8 @@ def submit_fields(part: OutPart, conn: SMPPConfig, *, whole_text: str | None = N
         "esm_class": 0,
         "protocol_id": part.pid,
         "registered_delivery": 1 if (part.want_report and conn.deliveryreport) else 0,
-        "validity_period": validity(part.valid_until),
+        "validity_period": validity(part.valid_until) if relative_from is None
+        or part.valid_until is None else relative_validity(part.valid_until - relative_from),
         "data_coding": data_coding(part),
     }
     dynamic = dynamic_params(part.smpp_params)

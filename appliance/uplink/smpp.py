@@ -50,6 +50,7 @@ import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
 
+from appliance import clock_sync
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.config import SMPPConfig, normalize_connection
 from appliance.model import OutPart, Report
@@ -83,6 +84,7 @@ TICK = 0.5
 RESULTS_PER_WRITE = 128
 RESULT_HOLD = 0.02
 ORPHAN_SWEEP = 60.0         # seconds between sweeps of this bind's unmatched receipts
+CLOCK_LOOK = 30.0           # seconds between looks at whether the system clock is synchronized
 
 
 # The interpreter lets a thread that holds the GIL run this long before one waiting for it
@@ -109,7 +111,7 @@ class SmppChannel:
 
     def __init__(self, conn: SMPPConfig, sink, *, clock: Clock = SYSTEM_CLOCK,
                  rng=random.random, throttle_pause: float = 1.0,
-                 stable_after: float = STABLE_AFTER):
+                 stable_after: float = STABLE_AFTER, clock_synchronized=None):
         self.name = conn.name
         self.conn = normalize_connection(conn)     # MODE narrowed by SEND/RECEIVE
         self.sink = sink
@@ -117,6 +119,9 @@ class SmppChannel:
         self.state = "stopped"
         self.last_error = ""
         self.heartbeat = clock.monotonic()
+        self._clock_synchronized = clock_synchronized or clock_sync.synchronized
+        self._clock_checked = None          # monotonic time of the last look
+        self._relative_validity = False     # our clock is not synchronized: count from now
         self.counts = dict.fromkeys(("submitted", "failed", "retried", "throttled", "receipts",
                                      "inbound", "generic_nacks", "binds", "link_drops",
                                      "bind_failures", "orphans_dropped"), 0)
@@ -481,7 +486,8 @@ class SmppChannel:
             whole = self._whole_text(part) if part.seq == 1 else None
             if whole is not None:
                 self._payload_waiting.setdefault(part.message_id, [])
-        fields = codec.submit_fields(part, self.conn, whole_text=whole)
+        fields = codec.submit_fields(part, self.conn, whole_text=whole,
+                                     relative_from=self._validity_base(now))
         sequence = self._client.next_sequence()
         data = wire.encode_submit_sm(sequence, fields)
         if data is None:                # a field only smpplib's SubmitSM knows
@@ -489,6 +495,21 @@ class SmppChannel:
                                          **fields).generate()
         self._window.add(sequence, part, now)
         return data
+
+    def _validity_base(self, now: float) -> float | None:
+        """None while our clock is synchronized (absolute validity, as Kannel sends it);
+        else our wall time, to send the validity as the time left: a board whose NTP server
+        never answered may be days behind, and an absolute validity days in the past is
+        refused or expired at once by the SMSC. Asked every CLOCK_LOOK seconds."""
+        if self._clock_checked is None or now - self._clock_checked >= CLOCK_LOOK:
+            self._clock_checked = now
+            relative = self._clock_synchronized() is False
+            if relative != self._relative_validity:
+                log.warning("%s: the system clock is %s; validity periods go %s", self.name,
+                            "not synchronized" if relative else "synchronized again",
+                            "as the time left (relative)" if relative else "absolute again")
+            self._relative_validity = relative
+        return self.clock.now() if self._relative_validity else None
 
     def _payload_mode(self, part: OutPart) -> bool:
         return self.conn.usetlvmessagepayload and part.total > 1

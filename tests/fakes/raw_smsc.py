@@ -34,6 +34,7 @@ class RawSmsc:
     def __init__(self):
         self.nacks: list[tuple[int, int | None]] = []
         self.submits: list[bytes] = []          # short_message of every submit_sm received
+        self.validity: list[bytes] = []         # validity_period of every submit_sm received
         self.binds = 0
         self.bind_fields: list[dict] = []       # addr_ton, addr_npi, address_range per bind
         self.enquire_links = 0
@@ -127,6 +128,7 @@ class RawSmsc:
     def _on_submit(self, pdu):
         with self._lock:
             self.submits.append(bytes(pdu.short_message or b""))
+            self.validity.append(bytes(pdu.validity_period or b""))
             if self.silent:
                 return None
             nack = self.nacks.pop(0) if self.nacks else None
