@@ -102,12 +102,12 @@ class Channels:
         if channel is None:
             return
         self.running = {k: v for k, v in self.running.items() if k != name}
-        self._daemon.dispatcher.channels = self.running
+        self._daemon.dispatcher.set_channels(self.running)     # before the stop: see there
         channel.stop()
         log.info("channels: %s stopped", name)
 
     def _publish(self) -> None:
-        self._daemon.dispatcher.channels = self.running
+        self._daemon.dispatcher.set_channels(self.running)
         self._daemon.router.set_connections(list(self.configs))
         self._daemon.router.set_aliases({c.operator: c.name for c in self.configs.values()
                                          if getattr(c, "operator", "")})

@@ -38,6 +38,9 @@ class Dispatcher:
                  idle_seconds: float = 0.5, reroute_after: float = REROUTE_AFTER_SECONDS):
         self.journal = journal
         self.channels = channels        # name -> Channel; replaced whole on reconfiguration
+        # held while parts are handed over and while `channels` is swapped (set_channels): a
+        # part claimed for a channel goes to it before its stop, or back to the queue
+        self._handover = threading.Lock()
         self.router = router
         self.clock = clock
         self.idle_seconds = idle_seconds
@@ -62,6 +65,12 @@ class Dispatcher:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout)
+
+    def set_channels(self, channels: dict) -> None:
+        """The running channels, replaced whole. A channel left out is stopped after this
+        returns, so what was handed to it is in its queue and given back by its stop."""
+        with self._handover:
+            self.channels = channels
 
     def wake(self) -> None:
         """A freed slot or new channels: look now rather than at the next tick."""
@@ -122,10 +131,19 @@ class Dispatcher:
                 if part.total > 1 and claimed[part.id] != part.concat_ref:
                     part = replace(part, concat_ref=claimed[part.id])
                 batches.setdefault(name, []).append(part)
-        for name, parts in batches.items():
-            self._hand_over(self.channels[name], parts)
-        self.dispatched += len(claimed)
-        return len(claimed)
+        stopped = {}
+        with self._handover:
+            channels = self.channels        # now, not when the parts were chosen
+            for name, parts in batches.items():
+                if name in channels:
+                    self._hand_over(channels[name], parts)
+                else:
+                    stopped[name] = parts
+        for name, parts in stopped.items():
+            self._give_back(name, parts)
+        moved = len(claimed) - sum(map(len, stopped.values()))
+        self.dispatched += moved
+        return moved
 
     @staticmethod
     def _hand_over(channel, parts: list) -> None:
@@ -136,6 +154,16 @@ class Dispatcher:
         else:
             for part in parts:
                 channel.submit(part)
+
+    def _give_back(self, name: str, parts: list) -> None:
+        """Parts claimed for a channel that was stopped or removed while they were being
+        claimed (an operator's stop, a reconfiguration): back to the queue at once, in one
+        commit; a message pinned to it is then released or resent (_pinned_down)."""
+        log.warning("dispatch: %s was stopped while %d parts were claimed for it; they are"
+                    " queued again", name, len(parts))
+        reason = f"{name} was stopped before the part was handed over"
+        self.journal.write_many([lambda p=p: self.journal.part_failed(
+            p.id, name, "link_down", reason, True) for p in parts])
 
     def _choose(self, capacity: int, free: dict[str, int]) -> list:
         """(part, connection) pairs for the free slots. The first read is the size of the
