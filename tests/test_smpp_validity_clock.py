@@ -8,7 +8,11 @@ from __future__ import annotations
 import logging
 import time
 
+import pytest
+
+from appliance.config import SMPPConfig
 from appliance.uplink.codec import relative_validity
+from conftest import Api
 from test_smpp import part, wait_until
 
 HOURS_72 = 72 * 3600
@@ -39,3 +43,18 @@ def test_a_synchronized_clock_sends_the_absolute_time_as_before(raw, raw_channel
     wait_until(lambda: len(raw.validity) == 2, what="both submit_sm")
     expected = time.strftime("%y%m%d%H%M%S", time.gmtime(int(valid_until))) + "000+"
     assert raw.validity == [expected.encode(), b""]
+
+
+@pytest.mark.parametrize("synchronized, ends", [(False, b"R"), (True, b"+")])
+def test_the_daemon_tells_its_uplinks_what_it_knows_of_the_clock(raw, make_config, run_daemon,
+                                                                synchronized, ends):
+    """Through the daemon: an API message, the daemon's own clock_synchronized, the uplink's
+    submit_sm on a real socket. One of the two cases fails if the daemon does not pass its
+    answer on (the channel would ask this machine's kernel instead)."""
+    uplink = SMPPConfig(name="SMPP0", host="127.0.0.1", port=raw.port, username="esme",
+                        password="secret", reconnectdelay=0.05, reconnectmaxdelay=0.2)
+    daemon = run_daemon(make_config(connections=(uplink,)),
+                        clock_synchronized=lambda: synchronized)
+    Api(daemon.port).send("+36201234567", "UPS on battery")      # valid 72 h by default
+    wait_until(lambda: raw.validity, timeout=20, what="the submit_sm")
+    assert raw.validity[0].endswith(ends) and len(raw.validity[0]) == 16
