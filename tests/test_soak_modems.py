@@ -132,9 +132,11 @@ def _summary(journal, accepted) -> dict:
     return counts
 
 
-def _unsettled(journal, accepted, inbound_sent) -> str:
-    """What a timed-out soak still waits for: each unsettled part and the inbox count."""
-    lines = []
+def _unsettled(journal, accepted, inbound_sent, sims, workers, network) -> str:
+    """What a timed-out soak still waits for: each unsettled part, the inbound SMS missing
+    from the inbox and where they might be (SIM memories, the network's retries, fragments,
+    the workers' states)."""
+    lines = _missing_inbound(journal, inbound_sent, sims, workers, network)
     for mid in accepted:
         for p in journal.get_parts(mid):
             if p["state"] not in FINAL | {"submitted"}:
@@ -144,3 +146,21 @@ def _unsettled(journal, accepted, inbound_sent) -> str:
     inbox = len(journal.folder(None, "inbox", limit=10_000))
     return (f"not settled: {len(lines)} parts, inbox {inbox}/{inbound_sent} at"
             f" {time.time():.0f}\n" + "\n".join(lines[:30]))
+
+
+def _missing_inbound(journal, inbound_sent, sims, workers, network) -> list[str]:
+    bodies = [m["body"] for m in journal.folder(None, "inbox", limit=10_000)]
+    numbers = {int(body.split()[1]) for body in bodies if body.startswith("inbound ")}
+    missing = sorted(set(range(inbound_sent)) - numbers)
+    lines = [f"inbound missing: {missing}"]
+    for sim in sims:
+        stored = {name: sorted(memory) for name, memory in sim.memory.items() if memory}
+        lines.append(f"sim {sim.slot}: reachable {sim.reachable()} faults {sorted(sim.faults)}"
+                     f" cnmi {sim.cnmi} stored {stored}")
+    for name, worker in workers.items():
+        lines.append(f"worker {name}: state {worker.state} last_error {worker.last_error!r}")
+    with network._lock:
+        lines.append(f"network timers pending: {len(network._timers)}")
+    fragments = journal._read().execute("SELECT COUNT(*) FROM fragments").fetchone()[0]
+    lines.append(f"fragments waiting: {fragments}")
+    return lines

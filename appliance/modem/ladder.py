@@ -181,6 +181,7 @@ class Ladder:
         try:
             health = session.health(with_operator=False)
             if self.needs_registration and not health.registered:
+                session.switch_radio_on()   # no network may be our own radio left off
                 return False
             session.initialize()
             return True

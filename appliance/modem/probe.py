@@ -151,6 +151,15 @@ def parse_csms(lines: list[str]) -> int | None:
     return None
 
 
+def parse_cfun(lines: list[str]) -> int | None:
+    """`+CFUN: 1` -> 1 (full functionality); None when the modem did not say."""
+    for line in lines:
+        match = re.match(r"\+CFUN:\s*(\d+)", line)
+        if match:
+            return int(match.group(1))
+    return None
+
+
 def parse_pin_state(lines: list[str]) -> str:
     for line in lines:
         if line.startswith("+CPIN:"):

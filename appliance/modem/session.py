@@ -112,6 +112,7 @@ class ModemSession:
         self.try_at("AT+CMEE=1")
         self._read_identity()
         self._check_imei()          # before the PIN: never spend our PIN on another SIM
+        self.switch_radio_on()      # before the PIN: at CFUN=0 many modules power the SIM off
         self._unlock_sim()
         self._read_iccid()
         self._check_iccid()
@@ -175,6 +176,16 @@ class ModemSession:
         if expected and self.identity.iccid != expected:
             raise WrongModem(f"SIM has ICCID {self.identity.iccid or 'unknown'}, "
                              f"slot is configured for {expected} (SIM or port swapped?)")
+
+    def switch_radio_on(self) -> None:
+        """A radio left off keeps the modem off the network and nothing else in init would
+        notice: our own AT+CFUN=0 whose AT+CFUN=1 never got through (the modem hung between
+        them, and the reset cap then held the ladder), or flight mode left by another program."""
+        level = probe.parse_cfun(self.try_at("AT+CFUN?") or [])
+        if level is None or level == 1:
+            return
+        log.warning("%s: radio was off (+CFUN: %d), switching it on", self.label, level)
+        self.try_at("AT+CFUN=1", self.timings.cfun)
 
     def _unlock_sim(self) -> None:
         """CPIN until READY; enter the PIN once (a wrong PIN retried would lock the SIM)."""
