@@ -13,6 +13,10 @@ problem) for the rung to count as the cure. Each rung is logged with slot, reaso
 Every rung but `reopen` is a reset, and `ResetBudget` caps them per hour (field-notes
 §4.2): a dead SIM or a network outage must not turn into a reset storm. Past the cap the
 worker holds and only checks whether the modem came back by itself.
+
+A rung cut short can leave the radio off (AT+CFUN=0 answered, then the modem hung before
+AT+CFUN=1). Every init, and every check while held for want of a network, switches it back
+on (`Session.switch_radio_on`): otherwise the cap would keep it off by our own hand.
 """
 
 from __future__ import annotations
