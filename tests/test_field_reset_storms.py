@@ -66,3 +66,23 @@ def test_reset_budget_slides_over_one_hour():
     clock.advance(3000)
     assert not budget.exhausted() and budget.recent() == 1
     assert not ResetBudget(clock, 0).exhausted()           # 0: no cap
+
+
+def test_held_modem_that_reenumerates_is_reopened_without_a_reset(rig, network, tmp_path):
+    """Held by the cap, the modem then drops off USB and comes back on a new tty behind the
+    same path (it rebooted by itself, a hub glitch): the worker reopens the path, which is
+    no reset, instead of reading EIO from the dead descriptor until the cap lifts."""
+    sim = network.add_modem("slot1", "+36201111111")
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink, timings=QUICK, sysfs_root=str(tmp_path),
+                                  config=dict(max_resets_per_hour=1, keepaliveperiod=0.3)))
+    sim.inject_fault("hang")
+    wait_until(lambda: worker.state == "held", timeout=10, what="held by the reset cap")
+    old_port = sim._port
+    sim.inject_fault("unplug")                 # back on a new pty after replug_seconds
+    wait_until(lambda: sim._port not in (None, old_port), timeout=10, what="replugged")
+    sim.inject_fault("none")
+    rig.ready(worker, timeout=15)
+    assert _resets(worker) == 1
+    sim.deliver_inbound("+36309998877", "after the replug")
+    wait_until(lambda: sink.fragments, timeout=10, what="an SMS on the reopened port")

@@ -91,7 +91,8 @@ def test_three_modems_with_random_faults_lose_nothing(tmp_path, mock_factory):
         try:
             wait_until(settled, timeout=120, interval=0.5, what="every part settled")
         except AssertionError:
-            raise AssertionError(_unsettled(journal, accepted, inbound_sent)) from None
+            raise AssertionError(_unsettled(journal, accepted, inbound_sent, sims, workers,
+                                            network)) from None
         time.sleep(3)                           # late reports
         summary = _summary(journal, accepted)
         print(f"\nsoak: {len(accepted)} messages, {inbound_sent} inbound, {summary}, "

@@ -189,7 +189,13 @@ class Ladder:
                 return False
             session.initialize()
             return True
-        except (PortGone, AtTimeout, AtCommandError, InitFailed):
+        except (PortGone, OSError):
+            # Re-enumerated (it rebooted by itself, a USB glitch): the path leads to a new
+            # tty. Reopening is no reset; the next check opens it afresh.
+            self.worker._close_session()
+            return False
+        except (AtTimeout, AtCommandError, InitFailed) as exc:
+            log.debug("%s: held; not back: %s", self.worker.slot, exc)
             return False
 
     # -- helpers --------------------------------------------------------------------------------

@@ -208,6 +208,8 @@ class ModemWorker:
                 handlers[self.state]()
             except WrongModem as exc:     # from any (re)open: probe, ladder, held check
                 self._wrong_modem(str(exc))
+            except AtTimeout as exc:      # e.g. hung while reading the SIM on becoming ready
+                self._begin_recovery(f"modem stopped answering ({exc})")
             except Exception as exc:     # one modem's bug must not end its thread
                 if is_port_loss(exc):    # pyserial or the OS, wherever it surfaced
                     self._begin_recovery(f"port gone: {exc}", port_gone=True)
@@ -671,6 +673,8 @@ class ModemWorker:
             self._read_all_stored()
         except (AtTimeout, PortGone, AtCommandError, OSError) as exc:
             log.debug("%s: held; stored SMS not readable now: %s", self.slot, exc)
+            if is_port_loss(exc):
+                self._close_session()       # reopened by the next works_now check
 
     def _wrong_modem(self, reason: str) -> None:
         """Another modem behind our link: send nothing, leave it alone, say so, look again."""
