@@ -3,11 +3,13 @@ noise, timeouts, late answers, a vanished port, and PINs kept out of messages.""
 
 from __future__ import annotations
 
+import termios
+
 import pytest
 import serial
 
 from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortGone, Urc, expected_prefix,
-                                redact)
+                                is_port_loss, redact)
 
 
 class ScriptedLink:
@@ -123,6 +125,18 @@ def test_vanished_port_raises_port_gone():
     link.fail = True
     with pytest.raises(PortGone):
         AtPort(link).command("AT", 0.5)
+
+
+def test_port_gone_while_flushing_a_command_raises_port_gone():
+    """pyserial's flush is tcdrain, whose termios.error is no OSError: a modem dropping off
+    USB as a command is written must read as a lost port, not as an internal error."""
+    class DrainFails(ScriptedLink):
+        def flush(self):
+            raise termios.error(5, "Input/output error")
+
+    with pytest.raises(PortGone):
+        AtPort(DrainFails(lambda data: b"")).command("AT+CFUN=1,1", 0.5)
+    assert is_port_loss(termios.error(5, "Input/output error"))
 
 
 def test_pin_is_redacted_in_errors_and_logs():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import termios
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ def is_port_loss(exc: BaseException) -> bool:
     """A failure of the device itself, however it surfaced: our PortGone, or pyserial's and
     the OS's own errors from a call that escaped the framing (a pty whose other end closed
     reports readiness and returns no data)."""
-    return isinstance(exc, (PortGone, serial.SerialException, OSError))
+    return isinstance(exc, (PortGone, serial.SerialException, OSError, termios.error))
 
 
 def redact(command: str) -> str:
@@ -249,8 +250,8 @@ class AtPort:
     def _write(self, data: bytes) -> None:
         try:
             self.link.write(data)
-            self.link.flush()
-        except (serial.SerialException, OSError) as exc:
+            self.link.flush()           # tcdrain: its termios.error is no OSError
+        except (serial.SerialException, OSError, termios.error) as exc:
             raise PortGone(str(exc)) from exc
 
     # -- URCs -----------------------------------------------------------------

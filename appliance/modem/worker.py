@@ -460,6 +460,9 @@ class ModemWorker:
                 self._handle_urc(urc)
             except (AtTimeout, PortGone):
                 raise
+            except AtCommandError as exc:   # e.g. a late answer's ERROR: read at the next sweep
+                log.warning("%s: %s not read now (%s); left in the modem's memory", self.slot,
+                            urc.line, exc)
             except Exception:
                 log.exception("%s: could not handle %s", self.slot, urc.line)
 
