@@ -139,6 +139,15 @@ def test_port_gone_while_flushing_a_command_raises_port_gone():
     assert is_port_loss(termios.error(5, "Input/output error"))
 
 
+def test_error_results_read_once_in_messages():
+    port = port_with({b"AT+CMGR=0\r": b"\r\nERROR\r\n",
+                      b"AT+X\r": b"\r\nCOMMAND NOT SUPPORT\r\n"})
+    with pytest.raises(AtCommandError, match=r"^AT\+CMGR=0: ERROR$"):
+        port.command("AT+CMGR=0", 0.5)
+    with pytest.raises(AtCommandError, match=r"^AT\+X: ERROR COMMAND NOT SUPPORT$"):
+        port.command("AT+X", 0.5)
+
+
 def test_pin_is_redacted_in_errors_and_logs():
     assert redact('AT+CPIN="1234"') == "AT+CPIN=****"
     port = port_with({b'AT+CPIN="1234"\r': b"\r\n+CME ERROR: 16\r\n"})

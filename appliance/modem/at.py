@@ -61,7 +61,8 @@ class AtCommandError(ApplianceError):
     """A final error result. `kind` is ERROR, CME or CMS; `code` the number when given."""
 
     def __init__(self, command: str, kind: str, code: int | None, text: str = ""):
-        super().__init__(f"{redact(command)}: {kind} {code if code is not None else text}".strip())
+        detail = code if code is not None else ("" if text == kind else text)
+        super().__init__(f"{redact(command)}: {kind} {detail}".strip())
         self.command = command
         self.kind = kind
         self.code = code
