@@ -14,12 +14,18 @@ from test_modem_kit import FAST, Sink, rig, network, wait_until  # noqa: F401
 QUICK = dataclasses.replace(FAST, command=0.4, keepalive=0.2, cfun=0.4)
 
 
-def test_radio_left_off_by_a_cut_short_radio_cycle_comes_back_while_held(rig, network, tmp_path):
+def _capped_modem(rig, network, tmp_path):
+    """A ready modem allowed one reset an hour."""
     sim = network.add_modem("slot1", "+36201111111")
     sink = Sink()
     worker = rig.ready(rig.worker(sim, sink, timings=QUICK, sysfs_root=str(tmp_path),
                                   config=dict(max_resets_per_hour=1, keepaliveperiod=0.3,
                                               deregistered_timeout=1.0)))
+    return sim, sink, worker
+
+
+def test_radio_left_off_by_a_cut_short_radio_cycle_comes_back_while_held(rig, network, tmp_path):
+    sim, sink, worker = _capped_modem(rig, network, tmp_path)
     sim.inject_fault("hang")
     wait_until(lambda: worker.state == "held", timeout=10, what="held by the reset cap")
     sim.post(lambda: setattr(sim, "cfun", 0))  # the CFUN=0 went through before the hang
@@ -42,11 +48,7 @@ def test_modem_found_in_flight_mode_is_switched_on_at_start(rig, network):
 
 
 def test_radio_off_while_held_for_no_network_is_switched_on(rig, network, tmp_path):
-    sim = network.add_modem("slot1", "+36201111111")
-    sink = Sink()
-    worker = rig.ready(rig.worker(sim, sink, timings=QUICK, sysfs_root=str(tmp_path),
-                                  config=dict(max_resets_per_hour=1, keepaliveperiod=0.3,
-                                              deregistered_timeout=1.0)))
+    sim, sink, worker = _capped_modem(rig, network, tmp_path)
     sim.inject_fault("deregister")
     wait_until(lambda: worker.recoveries.get("cfun_radio") == 1 and worker.state == "ready",
                timeout=15, what="the first reset, which the cap allows")
