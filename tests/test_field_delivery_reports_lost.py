@@ -80,7 +80,9 @@ def test_report_kept_in_sr_while_unplugged_is_read_after_the_reopen(rig, network
     assert report.reference == sink.submitted[0][2]
     assert report.status == ReportStatus.DELIVERED
     assert worker.recoveries == {"reopen": 1}
-    assert 'AT+CPMS="SR"' in sim.commands and not sim.memory["SR"]
+    assert 'AT+CPMS="SR"' in sim.commands
+    # the report reaches the store before its AT+CMGD frees the slot: wait for that
+    wait_until(lambda: not sim.memory["SR"], timeout=5, what="SR slot freed")
 
 
 def test_modem_that_kept_no_report_leaves_the_part_submitted(rig, network):
