@@ -4,6 +4,7 @@ noise, timeouts, late answers, a vanished port, and PINs kept out of messages.""
 from __future__ import annotations
 
 import termios
+import time
 
 import pytest
 import serial
@@ -86,6 +87,64 @@ def test_timeout_keeps_partial_answer_and_a_late_ok_does_not_end_the_next_comman
     assert caught.value.lines == ["+CGSN partial"]
     link.rx += b"\r\nOK\r\n"                        # the late final of the timed-out command
     assert port.command("AT+CSQ", 0.5) == ["+CSQ: 5,99"]
+
+
+class SequentialModem:
+    """A modem that answers its commands in order, each `latency[command]` seconds after
+    it got to it (0.01 s unless said): a slow answer delays every answer behind it."""
+
+    def __init__(self, answers: dict, latency: dict):
+        self.answers, self.latency = answers, latency
+        self.rx, self.pending, self.busy_until = bytearray(), [], 0.0
+
+    def _release(self):
+        now = time.monotonic()
+        while self.pending and self.pending[0][0] <= now:
+            self.rx += self.pending.pop(0)[1]
+
+    @property
+    def in_waiting(self):
+        self._release()
+        return len(self.rx)
+
+    def read(self, size):
+        self._release()
+        if not self.rx:
+            time.sleep(0.005)
+        data, self.rx[:] = bytes(self.rx[:size]), self.rx[size:]
+        return data
+
+    def write(self, data):
+        command = data.decode().strip()
+        start = max(time.monotonic(), self.busy_until)
+        self.busy_until = start + self.latency.get(command, 0.01)
+        self.pending.append((self.busy_until, self.answers.get(command, b"") + b"\r\nOK\r\n"))
+
+    def flush(self):
+        pass
+
+
+def test_a_late_answer_is_never_read_as_the_next_commands():
+    """AT+CMGR=3 answers after its timeout. Read as the answer to AT+CMGR=4, the worker
+    would store SMS 3 again and delete slot 4 unread. The next command first resyncs."""
+    modem = SequentialModem({"AT+CMGR=3": b"\r\n+CMGR: 0,,20\r\nPDU-OF-3\r\n",
+                             "AT+CMGR=4": b"\r\n+CMGR: 0,,20\r\nPDU-OF-4\r\n"},
+                            latency={"AT+CMGR=3": 0.4})
+    port = AtPort(modem)
+    with pytest.raises(AtTimeout):
+        port.command("AT+CMGR=3", 0.1)
+    assert port.command("AT+CMGR=4", 1.0) == ["+CMGR: 0,,20", "PDU-OF-4"]
+    assert port.command("AT+CMGR=3", 1.0) == ["+CMGR: 0,,20", "PDU-OF-3"]   # in step
+
+
+def test_a_modem_still_silent_after_a_timeout_times_out_again():
+    modem = SequentialModem({}, latency={"AT+CFUN=0": 60, "AT": 60})
+    port = AtPort(modem)
+    with pytest.raises(AtTimeout):
+        port.command("AT+CFUN=0", 0.1)
+    with pytest.raises(AtTimeout) as caught:
+        port.command("AT+CFUN=1,1", 0.1)
+    assert caught.value.command == "AT+CFUN=1,1"
 
 
 def test_prompt_then_pdu_then_reference():

@@ -38,6 +38,9 @@ _FINAL_OK = {"OK"}
 _FINAL_ERROR = re.compile(r"^(ERROR|\+CME ERROR: ?(.*)|\+CMS ERROR: ?(.*)|COMMAND NOT SUPPORT|TOO MANY PARAMETERS)$")
 _LINE_END = re.compile(rb"[\r\n]")
 _SECRET_COMMANDS = re.compile(r'^(AT\+CPIN=|AT\+CLCK=|AT\+CPWD=)(.*)$', re.IGNORECASE)
+# After a timeout: this long without a byte after a final result means the late answers
+# are all in (a modem answers its commands in order, so they come before our AT's OK).
+RESYNC_QUIET_SECONDS = 0.3
 
 
 class PortGone(ApplianceError):
@@ -114,22 +117,26 @@ class AtPort:
         self._buffer = b""
         self._urcs: deque[Urc] = deque()
         self.noise_lines = 0
+        self._answer_owed = False    # a command timed out: its answer may still come
 
     # -- public ---------------------------------------------------------------
 
     def command(self, command: str, timeout: float = 5.0) -> list[str]:
         """Send one command; return its information lines; raise on an error result."""
+        self._resync_if_owed(command, timeout)
         self.drain()
         self._write(command.encode("ascii") + b"\r")
         return self._collect(command, time.monotonic() + timeout)
 
     def command_with_prompt(self, command: str, payload: str, timeout: float) -> list[str]:
         """AT+CMGS style: send the command, wait for `> `, send payload + Ctrl-Z."""
+        self._resync_if_owed(command, timeout)
         self.drain()
         self._write(command.encode("ascii") + b"\r")
         deadline = time.monotonic() + min(timeout, 10.0)
         if not self._wait_prompt(command, deadline):
             self._write(ESC)   # leave the modem in command mode, not in text entry
+            self._answer_owed = True
             raise AtTimeout(command, [])
         self._write(payload.encode("ascii") + CTRL_Z)
         return self._collect(command, time.monotonic() + timeout)
@@ -150,6 +157,36 @@ class AtPort:
                 self._queue_urc(line, deadline + 1.0)
             elif line:
                 log.debug("stray line %r", line)
+
+    def _resync_if_owed(self, command: str, timeout: float) -> None:
+        """After a timeout the late answer would be read as the next command's: an
+        AT+CMGR answered with the SMS of the index asked before, then AT+CMGD of an index
+        never read, is an SMS lost. So first an AT, read up to its final result and a quiet
+        spell; what came before it belonged to earlier commands (URCs among it are kept)."""
+        if not self._answer_owed:
+            return
+        self._write(b"AT\r")
+        deadline = time.monotonic() + timeout
+        finals, dropped, quiet_until = 0, 0, None
+        while True:
+            line = self._next_line(min(deadline, quiet_until or deadline))
+            if line is None:
+                if finals:
+                    break
+                raise AtTimeout(command, [])     # still silent: the modem may hang
+            if not line or _is_echo(line, "AT"):
+                continue
+            if _is_final(line):
+                finals += 1
+                quiet_until = time.monotonic() + RESYNC_QUIET_SECONDS
+            elif self._is_urc(line, None):
+                self._queue_urc(line, deadline)
+            else:
+                dropped += 1
+        self._answer_owed = False
+        if finals > 1 or dropped:
+            log.info("late answer dropped before %s: %d lines, %d results", redact(command),
+                     dropped, finals - 1)
 
     def drain(self) -> None:
         """Read what is pending so a late answer never ends the next command; URCs among
@@ -178,6 +215,7 @@ class AtPort:
         while True:
             line = self._next_line(deadline)
             if line is None:
+                self._answer_owed = True
                 raise AtTimeout(command, lines)
             if not line or _is_echo(line, command):
                 continue
