@@ -2,7 +2,9 @@
 
 The only module that imports pyserial. One thread (the modem worker) owns an AtPort;
 nothing here starts threads. Lines that arrive while no command waits for them, or that
-carry a URC prefix the running command did not ask for, are queued as `Urc`s.
+carry a URC prefix the running command did not ask for, are queued as `Urc`s. After a
+command timed out, the next one first resyncs (`AT`, then quiet), so a late answer is
+never read as another command's.
 """
 
 from __future__ import annotations
