@@ -32,6 +32,12 @@ def test_registration_forms():
     assert probe.parse_registration(["+CREG: 0,1"], "+CGREG") is None
 
 
+def test_radio_level_and_message_service():
+    assert probe.parse_cfun(["+CFUN: 4"]) == 4 and probe.parse_cfun(["+CFUN: 1"]) == 1
+    assert probe.parse_cfun([]) is None and probe.parse_cfun(["+CSQ: 21,99"]) is None
+    assert probe.parse_csms(["+CSMS: 1,1,1,1"]) == 1 and probe.parse_csms(["+CSMS: (0,1)"]) is None
+
+
 def test_signal_and_identity():
     assert probe.parse_csq(["+CSQ: 21,99"]) == 21
     assert probe.csq_to_dbm(21) == -71 and probe.csq_to_dbm(99) is None and probe.csq_to_dbm(0) == -113

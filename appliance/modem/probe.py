@@ -95,12 +95,17 @@ def parse_registration(lines: list[str], prefix: str) -> int | None:
     return None
 
 
-def parse_csq(lines: list[str]) -> int | None:
+def first_number(lines: list[str], prefix: str) -> int | None:
+    """`+CSQ: 21,99` with prefix `+CSQ` -> 21: the first value of an answer line."""
     for line in lines:
-        match = re.match(r"\+CSQ:\s*(\d+)\s*,", line)
+        match = re.match(re.escape(prefix) + r":\s*(\d+)", line)
         if match:
             return int(match.group(1))
     return None
+
+
+def parse_csq(lines: list[str]) -> int | None:
+    return first_number(lines, "+CSQ")
 
 
 def csq_to_dbm(rssi: int | None) -> int | None:
@@ -144,20 +149,12 @@ def parse_iccid(lines: list[str]) -> str:
 
 def parse_csms(lines: list[str]) -> int | None:
     """`+CSMS: 1,1,1,1` -> 1: message service 1 (phase 2+) wants +CNMA for +CMT/+CDS."""
-    for line in lines:
-        match = re.match(r"\+CSMS:\s*(\d+)\s*,", line)
-        if match:
-            return int(match.group(1))
-    return None
+    return first_number(lines, "+CSMS")
 
 
 def parse_cfun(lines: list[str]) -> int | None:
     """`+CFUN: 1` -> 1 (full functionality); None when the modem did not say."""
-    for line in lines:
-        match = re.match(r"\+CFUN:\s*(\d+)", line)
-        if match:
-            return int(match.group(1))
-    return None
+    return first_number(lines, "+CFUN")
 
 
 def parse_pin_state(lines: list[str]) -> str:
