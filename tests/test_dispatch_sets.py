@@ -111,6 +111,52 @@ def test_a_receipt_that_came_before_its_batch_settles_the_part(journal):
     assert journal.query("SELECT count(*) FROM orphan_reports")[0][0] == 0
 
 
+def test_results_of_long_messages_settle_each_message_once_for_its_parts(journal, clock):
+    """Parts of long messages are recorded first and each message is settled once for all
+    of its parts in the batch (journal._record_submitted_parts); what it ends as is what
+    the part-by-part path left: whole messages `submitted` with their round ended, one cut
+    short still `sending` with its round open, one event per state change."""
+    whole, cut, bulk, other = accept(journal, sub(1, LONG, callback=CALLBACK), sub(2, LONG),
+                                     sub(3, callback=CALLBACK), sub(4, LONG))
+    parts = journal.due_parts(limit=100)
+    journal.claim_whole([(p.id, "S0", p.message_id, p.total) for p in parts])
+    clock.advance(2)
+    # interleaved as answers come back; the second long message's last part is not answered
+    results = [(p.id, f"r{p.id}") for p in sorted(parts, key=lambda p: (p.seq, p.id))
+               if not (p.message_id == cut and p.seq == 3)]
+    journal.parts_submitted("S0", results)
+
+    assert message_row(journal, whole)["state"] == "submitted"
+    assert events_of(journal, whole) == ["sending", "submitted"]
+    assert journal.route_history(whole)[0]["ended"] is not None
+    assert [p["reference"] for p in journal.get_parts(whole)] == \
+        [f"r{p.id}" for p in parts if p.message_id == whole]
+    assert (message_row(journal, other)["state"], journal.route_history(other)[0]["ended"]) \
+        == ("submitted", clock.now())
+    assert message_row(journal, cut)["state"] == "sending"
+    assert [p["state"] for p in journal.get_parts(cut)] == ["submitted", "submitted", "sending"]
+    assert journal.route_history(cut)[0]["ended"] is None
+    assert (message_row(journal, bulk)["state"], events_of(journal, bulk)) == \
+        ("submitted", ["sending", "submitted"])
+    # the last part answered later closes the round and the message
+    last = next(p for p in parts if p.message_id == cut and p.seq == 3)
+    journal.parts_submitted("S0", [(last.id, "r-last")])
+    assert message_row(journal, cut)["state"] == "submitted"
+    assert journal.route_history(cut)[0]["ended"] is not None
+
+
+def test_a_receipt_before_its_long_message_part_is_recorded_applies_to_that_part(journal):
+    [message_id] = accept(journal, sub(1, LONG))
+    parts = journal.due_parts(limit=10)
+    journal.claim_whole([(p.id, "S0", p.message_id, p.total) for p in parts])
+    journal.report(Report("S0", "r-2", ReportStatus.DELIVERED))       # kept as an orphan
+    journal.parts_submitted("S0", [(p.id, f"r-{p.seq}") for p in parts])
+    assert [p["state"] for p in journal.get_parts(message_id)] == \
+        ["submitted", "delivered", "submitted"]
+    assert message_row(journal, message_id)["state"] == "submitted"
+    assert journal.query("SELECT count(*) FROM orphan_reports")[0][0] == 0
+
+
 class WakingChannel:
     """Takes parts up to its ready queue and wakes the dispatcher when asked to, as the SMPP
     channel does; records what it got in each hand-over."""

@@ -321,14 +321,40 @@ class Journal:
             done = dispatch_batch.record_submitted(conn, connection, results, now)
             if len(done) < len(results):
                 taken = {part_id for part_id, _ in done}
-                for part_id, reference in results:
-                    if part_id not in taken:
-                        self._record_submitted(conn, part_id, connection, reference, False, now)
+                self._record_submitted_parts(conn, connection, now, [
+                    (part_id, reference) for part_id, reference in results
+                    if part_id not in taken])
             if done and receipt_match.any_orphans(conn):
                 for _, reference in done:
                     for report in _take_orphans(conn, connection, reference):
                         self._apply_report(conn, report, now)
         self._write(fn)
+
+    def _record_submitted_parts(self, conn, connection: str, now: float,
+                                results: list[tuple[int, str]]) -> None:
+        """The results the set-wise path left: mostly parts of long messages. Each part is
+        recorded, then each message's state and round are settled once for all its parts
+        here, not once per part (a 4-part message read its parts 4 times). With receipts
+        waiting for a reference (orphans), part by part as `_record_submitted` does, so a
+        receipt applies after its own part's record, as before."""
+        if receipt_match.any_orphans(conn):
+            for part_id, reference in results:
+                self._record_submitted(conn, part_id, connection, reference, False, now)
+            return
+        settle: dict[str, int] = {}     # message id -> parts total, in the order first seen
+        for part_id, reference in results:
+            row = conn.execute("SELECT message_id, total FROM parts WHERE id=?",
+                               (part_id,)).fetchone()
+            if row is None or row[1] == 1:     # vanished, or one part not in flight
+                self._record_submitted(conn, part_id, connection, reference, False, now)
+                continue
+            conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
+                         " submitted_at=?, reason='' WHERE id=? AND state IN ('sending','queued')",
+                         (connection, reference, now, part_id))
+            settle.setdefault(row[0], row[1])
+        for message_id, total in settle.items():
+            message_state.refresh(conn, message_id, now, connection)
+            message_routes.part_submitted(conn, message_id, total, now)
 
     def _record_submitted(self, conn, part_id: int, connection: str, reference: str,
                           whole_message: bool, now: float) -> None:
