@@ -222,6 +222,7 @@ class Journal:
             for connection, part_ids in single.items():
                 for part_id in dispatch_batch.claim_one_part(conn, connection, part_ids, now):
                     claimed[part_id] = 0
+            settle: dict[str, str] = {}     # long message -> its connection, settled once
             for part_id, connection, *known in other:
                 message_id, total = known if known else _message_and_total(conn, part_id)
                 ref = message_routes.open_round(conn, message_id, connection, now) \
@@ -233,8 +234,13 @@ class Journal:
                                    (connection, part_id))
                 if cur.rowcount:
                     claimed[part_id] = ref
-                    message_state.refresh(conn, message_id, now, connection,
-                                          states=["sending"] if total == 1 else None)
+                    if total == 1:
+                        message_state.refresh(conn, message_id, now, connection,
+                                              states=["sending"])
+                    else:
+                        settle[message_id] = connection
+            for message_id, connection in settle.items():
+                message_state.refresh(conn, message_id, now, connection)
             return claimed
         return self._write(fn)
 
