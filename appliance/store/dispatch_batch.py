@@ -54,14 +54,16 @@ def set_message_state(conn, message_ids: list[str], state: str, connection: str,
     that changed state and has a callback."""
     if not message_ids:
         return
-    # RETURNING instead of a SELECT before the update: each message is looked up once, and
-    # the few with a callback (a bulk backlog has none) get their event
-    changed = conn.execute(
+    ids = json.dumps(message_ids)
+    # only the few messages with a callback come back to Python (a bulk backlog has none)
+    told = conn.execute(
+        "SELECT id, callback FROM messages WHERE id IN (SELECT value FROM json_each(?))"
+        " AND state<>? AND callback IS NOT NULL AND callback<>''", (ids, state)).fetchall()
+    conn.execute(
         "UPDATE messages SET state=?, updated=?, reason='', connection=?,"
         " submitted_at=CASE WHEN ?='submitted' AND submitted_at IS NULL THEN ?"
         "  ELSE submitted_at END"
-        " WHERE id IN (SELECT value FROM json_each(?)) AND state<>? RETURNING id, callback",
-        (state, now, connection, state, now, json.dumps(message_ids), state)).fetchall()
-    for message_id, callback in changed:
-        if callback:
-            events.record(conn, message_id, state, now, callback)
+        " WHERE id IN (SELECT value FROM json_each(?)) AND state<>?",
+        (state, now, connection, state, now, ids, state))
+    for message_id, callback in told:
+        events.record(conn, message_id, state, now, callback)
