@@ -6,7 +6,7 @@ tell the store what happened through a `ChannelSink`; the store is the only shar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Protocol
 
@@ -154,6 +154,18 @@ class OutPart:
     tried: tuple[str, ...] = ()     # connections that failed this part transiently
     pinned_to: str = ""             # the connection carrying the whole message (dispatcher)
     next_seq: int = 1               # the message's first part not yet handed over
+
+
+_OUT_PART_FIELDS = tuple(f.name for f in fields(OutPart))
+
+
+def out_part_of(*values) -> OutPart:
+    """An OutPart from all its field values in order, without the frozen dataclass's
+    __init__: that sets each of its 26 fields through object.__setattr__ (3.7 µs against
+    1.4 here, per part the dispatcher reads). Same object: equal, `replace` works."""
+    part = object.__new__(OutPart)
+    part.__dict__.update(zip(_OUT_PART_FIELDS, values, strict=True))
+    return part
 
 
 @dataclass(frozen=True)

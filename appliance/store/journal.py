@@ -20,7 +20,7 @@ from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.model import NewMessage
 from appliance.errors import StoreError, ValidationError
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
-                             State)
+                             State, out_part_of)
 from appliance.store import (accepting, clock_step, counters, dispatch_batch, events, inbox,
                              message_indexes, message_routes, message_state, report_timeout)
 from appliance.store.schema import DDL, SCHEMA_VERSION
@@ -818,7 +818,7 @@ def _out_part(row: tuple) -> OutPart:
     (part_id, message_id, recipient, originator, seq, total, concat_ref, encoding, text, data,
      udh, pid, dcs, msg_class, want_report, valid_until, priority, attempts, user,
      messagetype, extra, serviceprovider, tried, pinned_to, next_seq) = row
-    return OutPart(
+    return out_part_of(
         part_id, message_id, recipient, originator, seq, total, concat_ref, False, encoding,
         text, data or b"", udh or b"", pid, dcs, msg_class, bool(want_report), valid_until,
         priority, attempts, user, messagetype, json.loads(extra) if extra else {},
