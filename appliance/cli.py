@@ -227,10 +227,16 @@ def cmd_passwd(args) -> int:
 
 
 def _get(url: str, timeout: float = 30) -> tuple[int, str]:
+    """(HTTP status, body). An error status is the daemon's answer (its body says why: a
+    wrong password, an unknown slot, a bad code), not a daemon out of reach."""
+    import urllib.error
     import urllib.request
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:
             return answer.status, answer.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, exc.read().decode("utf-8", "replace")
     except OSError as exc:
         print(f"cannot reach the daemon at {url.split('?')[0]}: {exc}", file=sys.stderr)
         return 0, ""
@@ -239,6 +245,8 @@ def _get(url: str, timeout: float = 30) -> tuple[int, str]:
 def cmd_status(args) -> int:
     status, body = _get(f"{args.url}/status")
     if status != 200:
+        if status:
+            print(f"the daemon answered {status}: {body.strip()[:300]}", file=sys.stderr)
         return 1
     print(json.dumps(json.loads(body), indent=2))
     return 0
@@ -257,5 +265,9 @@ def cmd_ussd(args) -> int:
     query = urllib.parse.urlencode({"slot": args.slot, "code": args.code,
                                     "username": args.username, "password": args.password})
     status, body = _get(f"{args.url}/admin/ussd?{query}", timeout=90)
-    print(body.strip())
-    return 0 if status == 200 else 1
+    if status == 200:
+        print(body.strip())
+        return 0
+    if status:
+        print(f"USSD {args.code} on {args.slot} failed ({status}): {body.strip()}", file=sys.stderr)
+    return 1

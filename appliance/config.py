@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from appliance.errors import ConfigError
+from appliance.gsm.ussd import ussd_code_problem
 from appliance.provider.settings import (HTTPClientConfig, HTTPServerConfig, SMTPConfig,
                                          without_ignored_keys)
 
@@ -393,6 +394,9 @@ def _check_connection(conn, path: str) -> None:
         raise ConfigError(f"{path}.submittimeoutaction: expected SubmitFailed or SubmitSuccess")
     if isinstance(conn, GSMModemConfig) and conn.ussdmethod not in USSD_METHODS.values():
         raise ConfigError(f"{path}.ussdmethod: expected AT+CUSD or ATD")
+    if isinstance(conn, GSMModemConfig) and conn.ussd_balance:
+        if problem := ussd_code_problem(conn.ussd_balance):
+            raise ConfigError(f"{path}.ussd_balance: {problem}")
     if isinstance(conn, SMPPConfig) and conn.mode == "off":
         raise ConfigError(f"{path}: send and receive are both off for this bind")
     if isinstance(conn, SMPPConfig):

@@ -12,7 +12,7 @@ from .pdu import Pdu, decode, tpdu_length
 from .reassembly import FragmentKey, FragmentStore, MemoryFragmentStore, Reassembler
 from .segment import Segmentation, segments
 from .submit import encode_part, encode_submit, encode_submit_binary
-from .ussd import decode_ussd, encode_ussd
+from .ussd import decode_ussd, encode_ussd, ussd_code_problem
 from .wap import encode_wap_push, from_ozeki_xml, service_indication, service_loading
 
 __all__ = [
@@ -20,5 +20,5 @@ __all__ = [
     "PduError", "Reassembler", "Segmentation", "decode", "decode_ussd", "encode_deliver",
     "encode_part", "encode_status_report", "encode_submit", "encode_submit_binary",
     "encode_ussd", "encode_wap_push", "from_ozeki_xml", "segments", "service_indication",
-    "service_loading", "tpdu_length",
+    "service_loading", "tpdu_length", "ussd_code_problem",
 ]

@@ -9,6 +9,7 @@ encode_ussd("*144#") == "AA188D3602".
 from __future__ import annotations
 
 import binascii
+import re
 import string
 
 from .alphabet import (EXTENSION_CHARACTERS, GSM_CHARACTERS, from_septets, is_gsm7,
@@ -90,6 +91,23 @@ def _unpack_hex(payload: str) -> str:
     if len(octets) % 7 == 0 and text.endswith(("\r", "@")):
         return text[:-1]
     return text
+
+
+# TS 22.030 §6.5: a USSD request is a service code framed by * or # and ended by #, made of
+# digits, *, # and + only (*100#, *101*1#, #123#). Anything else is refused before it reaches
+# the modem: the code goes inside an AT command (`AT+CUSD=1,"<code>"` or `ATD<code>;`), so a
+# quote or a CR would let it run other commands (AT+CFUN=0 turned a radio off in a test),
+# and with the ATD method a bare number would dial a voice call.
+USSD_CODE = re.compile(r"[*#][0-9*#+]{0,38}#")
+
+
+def ussd_code_problem(code: str) -> str:
+    """Why `code` is not a USSD request we send, or "" when it is one."""
+    if USSD_CODE.fullmatch(code or ""):
+        return ""
+    shown = (code or "")[:40].encode("unicode_escape").decode("ascii")
+    return (f"not a USSD code: {shown!r} (expected digits, * and # only, starting with * or #"
+            " and ending with #, at most 40 characters, e.g. *100#)")
 
 
 def encode_ussd(request: str) -> str:

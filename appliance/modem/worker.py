@@ -53,6 +53,10 @@ class UssdError(Exception):
     """The network refused, did not answer, or the modem is not ready."""
 
 
+class UssdCodeError(UssdError):
+    """The code is not a USSD request (gsm.ussd_code_problem): refused before the modem."""
+
+
 @dataclass
 class _UssdRequest:
     code: str
@@ -174,6 +178,9 @@ class ModemWorker:
 
     def run_ussd(self, code: str, timeout: float = 30.0) -> str:
         """Run a USSD code on the worker thread (it owns the port); returns the decoded text."""
+        problem = gsm.ussd_code_problem(code)
+        if problem:
+            raise UssdCodeError(problem)
         if self.state != READY:
             raise UssdError(f"modem {self.slot} is {self.state}")
         request = _UssdRequest(code, timeout)

@@ -6,7 +6,7 @@ import json
 
 import bottle
 
-from appliance import suspend
+from appliance import gsm, suspend
 
 from appliance.web import login
 from appliance.web.params import read_params
@@ -59,6 +59,9 @@ def register(app: bottle.Bottle, services) -> None:
         worker = services.control.ussd_modem(params.get("slot", ""))
         if worker is None:
             return _json(404, error="no running modem with that slot or name")
+        problem = gsm.ussd_code_problem(params.get("code", ""))
+        if problem:
+            return _json(400, error=problem)
         try:
             text = suspend.blocking(worker.run_ussd, params.get("code", ""), 60)
         except Exception as exc:  # a modem answer we did not expect: report, don't crash
