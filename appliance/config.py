@@ -387,6 +387,23 @@ def _smpp_mode(conn) -> str:
     return mode
 
 
+# Values that go inside an AT command are checked here (a quote or a CR in them would end
+# the command and start another; the drivers API sets them too): a SIM PIN is 4-8 digits
+# (TS 22.022 / 27.007 +CPIN), an SMSC address a number.
+_PIN = re.compile(r"[0-9]{4,8}")
+_SMSC_ADDRESS = re.compile(r"\+?[0-9]{3,20}")
+
+
+def _check_modem_values(conn, path: str) -> None:
+    if conn.pincode and not _PIN.fullmatch(conn.pincode):
+        raise ConfigError(f"{path}.pincode: expected 4 to 8 digits")
+    if conn.smsservicecenteraddress and not _SMSC_ADDRESS.fullmatch(conn.smsservicecenteraddress):
+        raise ConfigError(f"{path}.smsservicecenteraddress: expected a number such as"
+                          " +36209300099")
+    if conn.ussd_balance and (problem := ussd_code_problem(conn.ussd_balance)):
+        raise ConfigError(f"{path}.ussd_balance: {problem}")
+
+
 def _check_connection(conn, path: str) -> None:
     if isinstance(conn, GSMModemConfig) and not conn.modemorport:
         raise ConfigError(f"{path}.modemorport: required for a GSMModem connection")
@@ -394,9 +411,8 @@ def _check_connection(conn, path: str) -> None:
         raise ConfigError(f"{path}.submittimeoutaction: expected SubmitFailed or SubmitSuccess")
     if isinstance(conn, GSMModemConfig) and conn.ussdmethod not in USSD_METHODS.values():
         raise ConfigError(f"{path}.ussdmethod: expected AT+CUSD or ATD")
-    if isinstance(conn, GSMModemConfig) and conn.ussd_balance:
-        if problem := ussd_code_problem(conn.ussd_balance):
-            raise ConfigError(f"{path}.ussd_balance: {problem}")
+    if isinstance(conn, GSMModemConfig):
+        _check_modem_values(conn, path)
     if isinstance(conn, SMPPConfig) and conn.mode == "off":
         raise ConfigError(f"{path}: send and receive are both off for this bind")
     if isinstance(conn, SMPPConfig):

@@ -1,11 +1,18 @@
-"""A USSD code is checked before it reaches a modem. It goes inside an AT command
+"""Values that go inside an AT command are checked before they reach a modem.
+
+A USSD code is checked before it reaches a modem. It goes inside an AT command
 (`AT+CUSD=1,"<code>",15` or `ATD<code>;`): before this check a code with a quote and a CR
 ran `AT+CFUN=0` on the modem (radio off), and with the ATD method a bare number would have
 dialled a voice call. The admin API answers 400 with why, the CLI prints the daemon's own
-answer, the config refuses a bad balance code. Modems on the pty simulator; the daemon and
+answer, the config refuses a bad balance code. A SIM PIN (`AT+CPIN="<pin>"`) and an SMSC
+address (`AT+CSCA="<address>"`), which the drivers API sets as well, are checked the same
+way. Modems on the pty simulator; the daemon and
 the CLI over a real socket."""
 
 from __future__ import annotations
+
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -77,3 +84,31 @@ def test_the_api_and_the_cli_say_what_was_wrong(make_config, run_daemon, capsys)
         assert cli.main(base + ["slot1", "*100#"]) == 0
         assert "Balance: 12.50" in capsys.readouterr().out
         assert daemon.channels.running["GSMModem0"].status()["state"] == "ready"
+
+
+@pytest.mark.parametrize("line,key", [
+    ('pincode = "12\\"\\rAT+CFUN=0"', "pincode"), ('pincode = "12"', "pincode"),
+    ('smsservicecenteraddress = "+3620\\r"', "smsservicecenteraddress"),
+    ('smsservicecenteraddress = "smsc.example"', "smsservicecenteraddress")])
+def test_the_config_refuses_a_pin_or_smsc_address_that_is_not_one(tmp_path, line, key):
+    path = tmp_path / "config.toml"
+    path.write_text('[connections.GSM0]\ntype = "GSMModem"\nmodemorport = "/dev/ttyUSB2"\n'
+                    + line + "\n")
+    with pytest.raises(ConfigError, match=rf"GSM0\.{key}: expected"):
+        cfg.load(path)
+
+
+def test_the_drivers_api_refuses_them_in_ozekis_format(make_config, run_daemon):
+    with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, network):
+        sim = network.modem("slot2")
+        sent = len(sim.commands)
+        for key, value in (("PINCODE", '12"\rAT+CFUN=0\r'),
+                           ("SMSSERVICECENTERADDRESS", '+36"\rAT+CFUN=0')):
+            query = urllib.parse.urlencode({"action": "configdriver", "name": "GSMModem1",
+                                            "username": "admin", "password": ADMIN_PASSWORD,
+                                            key: value})
+            url = f"http://127.0.0.1:{daemon.port}/api?{query}"
+            body = urllib.request.urlopen(url, timeout=30).read().decode()
+            assert "<errorcode>3</errorcode>" in body and f"{key.lower()}: expected" in body
+        assert not any("CFUN=0" in c for c in sim.commands[sent:])
+        assert daemon.channels.running["GSMModem1"].status()["state"] == "ready"
