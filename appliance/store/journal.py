@@ -349,36 +349,27 @@ class Journal:
             return
         settle: dict[str, int] = {}     # message id -> parts total, in the order first seen
         for part_id, reference in results:
-            row = conn.execute("SELECT message_id, total FROM parts WHERE id=?",
-                               (part_id,)).fetchone()
-            if row is None or row[1] == 1:     # vanished, or one part not in flight
-                self._record_submitted(conn, part_id, connection, reference, False, now)
+            marked = _mark_submitted(conn, part_id, connection, reference, False, now)
+            if marked is None:
                 continue
-            conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
-                         " submitted_at=?, reason='' WHERE id=? AND state IN ('sending','queued')",
-                         (connection, reference, now, part_id))
-            settle.setdefault(row[0], row[1])
+            if marked[1] == 1:          # a one-part message's part no longer in flight
+                self._settle_submitted(conn, *marked, connection, reference, now)
+            else:
+                settle.setdefault(marked[0], marked[1])
         for message_id, total in settle.items():
             message_state.refresh(conn, message_id, now, connection)
             message_routes.part_submitted(conn, message_id, total, now)
 
     def _record_submitted(self, conn, part_id: int, connection: str, reference: str,
                           whole_message: bool, now: float) -> None:
-        where = ("message_id=(SELECT message_id FROM parts WHERE id=?)" if whole_message
-                 else "id=?")
-        row = conn.execute("SELECT message_id, total FROM parts WHERE id=?",
-                           (part_id,)).fetchone()
-        if row is None:
-            _log_vanished(connection, part_id, f"submitted (reference {reference})")
-            conn.execute("INSERT INTO purged_refs VALUES (?,?,?)",
-                         (connection, reference, now))
-            return
-        message_id, total = row
-        cur = conn.execute("UPDATE parts SET state='submitted', connection=?,"
-                           f" reference=?, submitted_at=?, reason='' WHERE {where}"
-                           " AND state IN ('sending','queued')",
-                           (connection, reference, now, part_id))
-        known = ["submitted"] if total == 1 and cur.rowcount == 1 else None
+        marked = _mark_submitted(conn, part_id, connection, reference, whole_message, now)
+        if marked is not None:
+            self._settle_submitted(conn, *marked, connection, reference, now)
+
+    def _settle_submitted(self, conn, message_id: str, total: int, updated: int,
+                          connection: str, reference: str, now: float) -> None:
+        """A recorded part's message: its state, its round, receipts that came first."""
+        known = ["submitted"] if total == 1 and updated == 1 else None
         message_state.refresh(conn, message_id, now, connection, states=known)
         message_routes.part_submitted(conn, message_id, total, now)
         for report in _take_orphans(conn, connection, reference):
@@ -760,6 +751,25 @@ def _log_refused(future) -> None:
     for error in results or ():
         if error is not None:
             log.error("store: an update was refused: %s", error)
+
+
+def _mark_submitted(conn, part_id: int, connection: str, reference: str, whole_message: bool,
+                    now: float) -> tuple[str, int, int] | None:
+    """Record the part `submitted` under `reference` (with `whole_message`, every part that
+    shares it); (message id, parts total, rows updated), or None for a part gone with its
+    purged message (its reference is kept for a receipt that may still come)."""
+    row = conn.execute("SELECT message_id, total FROM parts WHERE id=?", (part_id,)).fetchone()
+    if row is None:
+        _log_vanished(connection, part_id, f"submitted (reference {reference})")
+        conn.execute("INSERT INTO purged_refs VALUES (?,?,?)", (connection, reference, now))
+        return None
+    where = ("message_id=(SELECT message_id FROM parts WHERE id=?)" if whole_message
+             else "id=?")
+    cur = conn.execute("UPDATE parts SET state='submitted', connection=?, reference=?,"
+                       f" submitted_at=?, reason='' WHERE {where}"
+                       " AND state IN ('sending','queued')",
+                       (connection, reference, now, part_id))
+    return row[0], row[1], cur.rowcount
 
 
 def _message_and_total(conn, part_id: int) -> tuple[str, int]:
