@@ -23,6 +23,7 @@ from appliance.gsm import ussd_code_problem
 from appliance.modem.worker import UssdCodeError
 from conftest import ADMIN_PASSWORD
 from test_modem_kit import rig, network  # noqa: F401 (fixtures)
+from test_web_dashboard import Browser
 from web_kit import demo_daemon_on_simulated_modems
 
 INJECTION = '*100#",15\rAT+CFUN=0\rAT+CUSD=1,"*100#'
@@ -112,3 +113,17 @@ def test_the_drivers_api_refuses_them_in_ozekis_format(make_config, run_daemon):
             assert "<errorcode>3</errorcode>" in body and f"{key.lower()}: expected" in body
         assert not any("CFUN=0" in c for c in sim.commands[sent:])
         assert daemon.channels.running["GSMModem1"].status()["state"] == "ready"
+
+
+def test_the_dashboards_ussd_form_shows_why_and_sends_nothing(make_config, run_daemon):
+    with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, network):
+        admin = Browser(daemon.port)
+        admin.login()
+        token = admin.csrf("/ui/admin")
+        sim = network.modem("slot2")
+        sent = len(sim.commands)
+        status, body, _ = admin.open("/ui/admin/ussd", {"csrf": token, "slot": "slot2",
+                                                        "code": INJECTION})
+        assert status == 200 and 'class="error" id="ussd-reply"' in body
+        assert "not a USSD code" in body
+        assert not [c for c in sim.commands[sent:] if "CUSD" in c or "CFUN=0" in c]

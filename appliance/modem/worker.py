@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from appliance import gsm
 from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.errors import ValidationError
 from appliance.model import OutPart
 from appliance.modem import ladder, probe
 from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortBusy, PortGone, Urc,
@@ -53,8 +54,9 @@ class UssdError(Exception):
     """The network refused, did not answer, or the modem is not ready."""
 
 
-class UssdCodeError(UssdError):
-    """The code is not a USSD request (gsm.ussd_code_problem): refused before the modem."""
+class UssdCodeError(ValidationError, UssdError):
+    """The code is not a USSD request (gsm.ussd_code_problem): refused before the modem. A
+    ValidationError, so the web layer answers it as bad input (400), not as a modem error."""
 
 
 @dataclass
@@ -180,7 +182,7 @@ class ModemWorker:
         """Run a USSD code on the worker thread (it owns the port); returns the decoded text."""
         problem = gsm.ussd_code_problem(code)
         if problem:
-            raise UssdCodeError(problem)
+            raise UssdCodeError("ussd_code", problem, "code")
         if self.state != READY:
             raise UssdError(f"modem {self.slot} is {self.state}")
         request = _UssdRequest(code, timeout)

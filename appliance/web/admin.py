@@ -6,7 +6,8 @@ import json
 
 import bottle
 
-from appliance import gsm, suspend
+from appliance import suspend
+from appliance.errors import ValidationError
 
 from appliance.web import login
 from appliance.web.params import read_params
@@ -59,11 +60,10 @@ def register(app: bottle.Bottle, services) -> None:
         worker = services.control.ussd_modem(params.get("slot", ""))
         if worker is None:
             return _json(404, error="no running modem with that slot or name")
-        problem = gsm.ussd_code_problem(params.get("code", ""))
-        if problem:
-            return _json(400, error=problem)
         try:
             text = suspend.blocking(worker.run_ussd, params.get("code", ""), 60)
+        except ValidationError as exc:      # not a USSD code: refused before the modem
+            return _json(400, error=exc.text)
         except Exception as exc:  # a modem answer we did not expect: report, don't crash
             return _json(502, error=str(exc)[:300])
         return _json(200, slot=params.get("slot"), reply=text)
