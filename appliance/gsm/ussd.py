@@ -105,8 +105,7 @@ def ussd_code_problem(code: str) -> str:
     """Why `code` is not a USSD request we send, or "" when it is one."""
     if USSD_CODE.fullmatch(code or ""):
         return ""
-    shown = (code or "")[:40].encode("unicode_escape").decode("ascii")
-    return (f"not a USSD code: {shown!r} (expected digits, * and # only, starting with * or #"
+    return (f"not a USSD code: {(code or '')[:40]!r} (expected digits, * and # only, starting with * or #"
             " and ending with #, at most 40 characters, e.g. *100#)")
 
 
