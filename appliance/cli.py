@@ -185,6 +185,8 @@ def cmd_check_config(args) -> int:
     users = ", ".join(u.name for u in config.users) or "none"
     print(f"{args.file}: OK\n  connections (from the file): {names}\n  users (from the file): "
           f"{users}\n  routes: {len(config.routes)}\n  demo: {config.demo.enabled}")
+    for warning in config_check.warnings(config, args.file):
+        print(f"warning: {warning.render(args.file)}")
     return 0
 
 

@@ -404,6 +404,18 @@ def _check_modem_values(conn, path: str) -> None:
         raise ConfigError(f"{path}.ussd_balance: {problem}")
 
 
+def _check_bind_text(conn, path: str) -> None:
+    """A bind carries its text fields as single bytes (C-Octet Strings); smpplib sends them
+    as Latin-1, and a character outside it failed every bind with a traceback."""
+    for key in ("username", "password", "systemtype", "addressrange"):
+        try:
+            getattr(conn, key).encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(f"{path}.{key}: a character an SMPP bind cannot carry"
+                              f" (position {exc.start + 1}); only Latin-1 letters,"
+                              " digits and signs") from None
+
+
 def _check_connection(conn, path: str) -> None:
     if isinstance(conn, GSMModemConfig) and not conn.modemorport:
         raise ConfigError(f"{path}.modemorport: required for a GSMModem connection")
@@ -418,6 +430,7 @@ def _check_connection(conn, path: str) -> None:
     if isinstance(conn, SMPPConfig):
         if not conn.host:
             raise ConfigError(f"{path}.host: required for an SMPP connection")
+        _check_bind_text(conn, path)
         if conn.mode not in ("transmitter", "receiver", "transceiver"):
             raise ConfigError(f"{path}.mode: expected transmitter, receiver or transceiver")
         if not 1 <= conn.windowsize <= 1000:

@@ -81,6 +81,24 @@ def check_data(data: dict, text: str = "", source: str = "") -> tuple[cfg.Config
     return config, []
 
 
+def warnings(config: cfg.Config, path: str | Path) -> list[Problem]:
+    """What `run` accepts but an administrator should know: an SMPP bind field longer than
+    the protocol allows (uplink/bind_fields.py; some SMSCs accept it, the rest refuse)."""
+    from appliance.uplink import bind_fields
+
+    try:
+        index = line_index(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        index = {}
+    found = []
+    for conn in config.connections:
+        if isinstance(conn, cfg.SMPPConfig):
+            for key, note in bind_fields.over_limit_by_key(conn):
+                found.append(Problem(index.get(("connections", conn.name, key), 0),
+                                     f"connections.{conn.name}.{key}", note))
+    return found
+
+
 # --- line numbers -------------------------------------------------------------------------
 
 _HEADER = re.compile(r"^\s*\[(\[)?\s*([^\[\]]+?)\s*\]\]?\s*(?:#.*)?$")

@@ -106,7 +106,8 @@ def bind(raw_channel):
 
 def test_bind_ton_npi_and_address_range(raw, bind):
     bind(bindton=1, bindnpi=1, addressrange="^3620", sourceaddrton=5)
-    assert raw.bind_fields[-1] == {"command": "bind_transceiver", "addr_ton": 1, "addr_npi": 1,
+    assert raw.bind_fields[-1] == {"command": "bind_transceiver", "system_id": b"esme",
+                                   "password": b"secret", "addr_ton": 1, "addr_npi": 1,
                                    "address_range": b"^3620"}
 
 

@@ -46,6 +46,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 
 import smpplib.client
+import smpplib.command
 import smpplib.consts
 import smpplib.exceptions
 import smpplib.smpp
@@ -54,7 +55,7 @@ from appliance import clock_sync
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.config import SMPPConfig, normalize_connection
 from appliance.model import OutPart, Report
-from appliance.uplink import codec, receipts, wire
+from appliance.uplink import bind_fields, codec, receipts, wire
 from appliance.uplink.backoff import Backoff
 from appliance.uplink.link_health import STABLE_AFTER, LinkHealth
 from appliance.uplink.window import Rate, Throttle, Window
@@ -171,6 +172,8 @@ class SmppChannel:
     def start(self) -> None:
         _short_gil_turns()
         self._register_account()
+        for note in bind_fields.over_limit(self.conn):
+            log.warning("%s: %s", self.name, note)
         self.state = "connecting"
         self._thread = threading.Thread(target=self._run, name=f"smpp-{self.name}", daemon=True)
         self._thread.start()
@@ -347,17 +350,20 @@ class SmppChannel:
             return f"connect failed: {exc or 'no answer'}"
         command = f"bind_{self.conn.mode}"
         try:
-            resp = getattr(client, command)(**self._bind_args())
+            resp = _send_bind(client, command, self._bind_args())
         except smpplib.exceptions.PDUError as exc:
-            return _bind_error(command, exc)
+            return _with_length_notes(_bind_error(command, exc), self.conn)
         except (smpplib.exceptions.ConnectionError, OSError) as exc:
             return f"{command} failed: {exc or 'the SMSC closed the link before answering'}"
+        except UnicodeEncodeError:      # a value the config did not check (it refuses them)
+            return f"{command} not sent: a field has a character outside Latin-1"
         if resp.command == "unbind":           # some SMSCs answer bad credentials this way
             try:       # smpplib's send_pdu refuses an unbind_resp before a bind: raw bytes
                 client._socket.sendall(self._reply_with(client, resp, "unbind_resp").generate())
             except OSError:
                 pass
-            return f"{command} refused: the SMSC answered with unbind"
+            return _with_length_notes(f"{command} refused: the SMSC answered with unbind",
+                                      self.conn)
         if resp.command != f"{command}_resp":
             return f"{command} refused: the SMSC answered with {resp.command}"
         return ""
@@ -1036,6 +1042,30 @@ class _SubmittedBatch:
 
 def _send_order(part: OutPart) -> tuple[int, int]:
     return part.priority, part.id
+
+
+def _send_bind(client, command: str, args: dict):
+    """smpplib's Client._bind, with each text field sent whole (smpplib would cut one longer
+    than SMPP allows to that length: uplink/bind_fields.py)."""
+    pdu = smpplib.smpp.make_pdu(command, client=client, **args)
+    longer = bind_fields.longer_than_allowed(args)
+    if longer:          # on this PDU only: smpplib's class keeps the protocol's limits
+        pdu.params = {**pdu.params, **{field: smpplib.command.Param(type=str, max=size)
+                                       for field, size in longer.items()}}
+    client.send_pdu(pdu)
+    try:
+        resp = client.read_pdu()
+    except socket.timeout:
+        raise smpplib.exceptions.ConnectionError() from None
+    if resp.is_error():
+        raise smpplib.exceptions.PDUError(f"({resp.status}) {resp.command}", int(resp.status))
+    return resp
+
+
+def _with_length_notes(reason: str, conn) -> str:
+    """A refused bind's reason, and which field is longer than SMPP allows, if one is."""
+    notes = [note.split(";")[0] for note in bind_fields.over_limit(conn)]
+    return f"{reason} ({'; '.join(notes)})" if notes else reason
 
 
 def _bind_error(command: str, exc) -> str:

@@ -8,7 +8,9 @@ submit_sm_resp OK. Binds, enquire_link and unbind are answered.
 Refusing binds, which smpp34's server cannot: `refuse` is None (accept), an SMPP status
 (answer the bind with that error), "unbind" (accept, then unbind at once), "close" (accept,
 then close the socket) or "unbind_instead" (answer the bind with an unbind). `on_bind()` is
-called as each bind arrives (a test reads its fake clock there).
+called as each bind arrives (a test reads its fake clock there). With `password` set, a
+bind carrying another password is refused with 0x0E, however long either is (as the
+aggregators that hand out passwords longer than SMPP's 8 characters do).
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ class RawSmsc:
         self.submits: list[bytes] = []          # short_message of every submit_sm received
         self.validity: list[bytes] = []         # validity_period of every submit_sm received
         self.binds = 0
-        self.bind_fields: list[dict] = []       # addr_ton, addr_npi, address_range per bind
+        self.bind_fields: list[dict] = []       # system_id, password, addr_ton/npi, range per bind
         self.enquire_links = 0
         self.silent = False                     # True: submit_sm get no answer at all
         self.refuse: int | str | None = None
+        self.password: bytes | None = None     # set: a bind with another one is refused (0x0E)
         self.on_bind = lambda: None
         self._counter = 0
         self._seq = _Seq()
@@ -94,6 +97,8 @@ class RawSmsc:
         """Refuse this bind the way `refuse` says; True when the session ends here."""
         self.on_bind()
         refuse = self.refuse
+        if self.password is not None and pdu.password != self.password:
+            refuse = 0x0E                                # ESME_RINVPASWD
         if refuse is None:
             return False
         self.binds += 1
@@ -113,7 +118,8 @@ class RawSmsc:
         command = pdu.command
         if command.startswith("bind_"):
             self.binds += 1
-            self.bind_fields.append({"command": command, "addr_ton": pdu.addr_ton,
+            self.bind_fields.append({"command": command, "system_id": pdu.system_id,
+                                     "password": pdu.password, "addr_ton": pdu.addr_ton,
                                      "addr_npi": pdu.addr_npi,
                                      "address_range": pdu.address_range})
             return self._resp(pdu, f"{command}_resp", system_id="RAWSMSC")
