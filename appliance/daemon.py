@@ -60,6 +60,15 @@ def build_channel(conn: ConnectionConfig, sink, clock: Clock, pin_factory=None, 
     raise ValueError(f"{conn.name}: connections of type {conn.type} cannot send yet")
 
 
+def _stop_channel(name: str, channel) -> None:
+    try:
+        channel.stop()
+    except Exception:       # one channel's trouble must not keep the others running
+        log.exception("channels: %s failed to stop cleanly", name)
+        return
+    log.info("channels: %s stopped", name)
+
+
 class Channels:
     """The running connections by name; replaced atomically when a driver is reconfigured."""
 
@@ -94,8 +103,18 @@ class Channels:
             return known
 
     def stop_all(self) -> None:
-        for name in list(self.running):
-            self.stop(name)
+        """Every channel at once. A hung modem's worker can take its whole stop timeout
+        (10 s); one after another, a few of them outlasted systemd's TimeoutStopSec."""
+        with self._lock:
+            stopping, self.running = self.running, {}
+            self._daemon.dispatcher.set_channels(self.running)  # before the stops: see there
+            threads = [threading.Thread(target=_stop_channel, args=(name, channel),
+                                        name=f"stop-{name}") for name, channel in stopping.items()]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            self._publish()
 
     def _stop_locked(self, name: str) -> None:
         channel = self.running.get(name)
@@ -103,8 +122,7 @@ class Channels:
             return
         self.running = {k: v for k, v in self.running.items() if k != name}
         self._daemon.dispatcher.set_channels(self.running)     # before the stop: see there
-        channel.stop()
-        log.info("channels: %s stopped", name)
+        _stop_channel(name, channel)
 
     def _publish(self) -> None:
         self._daemon.dispatcher.set_channels(self.running)
