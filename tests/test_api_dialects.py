@@ -370,3 +370,47 @@ def test_bulksms_every_code_is_a_destination_line(appliance):
     assert bulk(api, password="wrong", destination="+3620111,+3620222") == \
         "1703|+3620111|\n1703|+3620222|"
     assert bulk(api, destination="") == "1702||"
+
+
+def test_json_every_date_in_a_reply_reads_as_ozekis_clients_read_it(appliance):
+    """ozekilibsrest strptimes create_date, valid_until and time_to_send of every message in
+    a send reply and an inbox with this format: an empty date (no schedule, no validity, an
+    inbound message) or an ISO date echoed from a refused message failed the whole call."""
+    daemon, api = appliance
+
+    def read(message):
+        return {key: datetime.strptime(message[key], "%Y-%m-%d %H:%M:%S")
+                for key in ("create_date", "valid_until", "time_to_send")}
+
+    _, reply = post_json(api, "sendmsg", {"messages": [
+        {"to_address": "+36201234567", "text": "now"},
+        {"to_address": "+36201234567", "text": "later", "time_to_send": "2099-01-02T03:04:05",
+         "valid_until": "2099-01-09T03:04:05"},
+        {"to_address": "not a number", "text": "x", "create_date": "2026-12-03T00:25:30",
+         "valid_until": "2026-12-10T00:25:30", "time_to_send": "2026-12-03T00:25:30"},
+        {"to_address": "+36201234567", "text": "x", "time_to_send": "soon"}]})
+    now, later, refused, garbled = reply["data"]["messages"]
+    assert [m["status"] == "SUCCESS" for m in (now, later, refused, garbled)] == \
+        [True, True, False, False]
+    dates = [read(m) for m in (now, later, refused, garbled)]
+    assert dates[0]["time_to_send"] == dates[0]["create_date"]
+    assert dates[1]["time_to_send"] == datetime(2099, 1, 2, 3, 4, 5)
+    assert dates[1]["valid_until"] == datetime(2099, 1, 9, 3, 4, 5)
+    assert dates[2]["create_date"] == datetime(2026, 12, 3, 0, 25, 30)
+    assert dates[2]["valid_until"] == datetime(2026, 12, 10, 0, 25, 30)
+    assert dates[3]["time_to_send"] == dates[3]["create_date"]
+    _, far = post_json(api, "sendmsg", {"messages": [{
+        "to_address": "+36201234567", "text": "far", "time_to_send": "9999-12-31T23:59:59"}]})
+    assert read(far["data"]["messages"][0])["valid_until"] == datetime(9999, 12, 31, 23, 59, 59)
+
+    daemon.journal.inbound(InboundFragment(connection="GSMModem0", sender="+36301234567",
+                                           recipient="+36209999999", encoding="gsm7",
+                                           text="incoming"))
+    for folder in ("inbox", "outbox"):
+        _, text = api._open(urllib.request.Request(
+            f"{api.base}/api?action=receivemsg&folder={folder}", headers=basic()))
+        messages = json.loads(text)["data"]["data"]
+        assert messages and all(read(m) for m in messages)
+    (inbound,) = json.loads(api._open(urllib.request.Request(
+        f"{api.base}/api?action=receivemsg&folder=inbox", headers=basic()))[1])["data"]["data"]
+    assert read(inbound)["valid_until"] == datetime(9999, 12, 31, 23, 59, 59)

@@ -94,8 +94,35 @@ def _body(request) -> dict:
     return data
 
 
-def fmt_time(epoch: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else ""
+# Every date in a reply is `yyyy-MM-dd HH:mm:ss`: Ozeki's own clients strptime each one
+# they find (ozekilibsrest get_response_send / get_response_receive), so an empty or ISO date
+# made them fail on a whole batch or a whole inbox. A message that never expires says so with
+# the last date the format can hold.
+NO_LIMIT = "9999-12-31 23:59:59"
+_LAST = datetime(9999, 12, 31, 23, 59, 59).timestamp()
+
+
+def fmt_time(epoch: float | None, default: str = "") -> str:
+    if not epoch:
+        return default
+    if epoch >= _LAST:
+        return NO_LIMIT
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def _reply_dates(created: float, send_at: float | None, valid_until: float | None) -> dict:
+    """A message's three dates for a reply: sent when created unless scheduled, valid
+    without limit unless it has one."""
+    create_date = fmt_time(created)
+    return {"create_date": create_date, "valid_until": fmt_time(valid_until, NO_LIMIT),
+            "time_to_send": fmt_time(send_at, create_date)}
+
+
+def _parsed_or_none(value) -> float | None:
+    try:
+        return parse_time(value, "date")
+    except ValidationError:
+        return None
 
 
 def parse_time(value, name: str) -> float | None:
@@ -169,16 +196,21 @@ def sendmsg(services, user, request, response, params) -> str:
         raise JsonError(400, "INVALID_REQUEST", f"at most {MAX_MESSAGES} messages per request")
     echoes = [_echo(raw) for raw in messages]
     submissions = [_submission_or_error(services, user, raw) for raw in messages]
+    now = services.clock.now()
     for echo, message in zip(echoes, submit_batch(services, submissions)):
         if isinstance(message, ValidationError):
             echo["status"] = message.text
+            # the dates as sent, in the reply's format (a date that cannot be read is
+            # likely why it was refused; the status says so)
+            echo.update(_reply_dates(_parsed_or_none(echo["create_date"]) or now,
+                                     _parsed_or_none(echo["time_to_send"]),
+                                     _parsed_or_none(echo["valid_until"])))
         else:
             echo["status"] = "SUCCESS"
             echo["message_id"] = message.id
             echo["to_address"] = message.submission.recipient
-            echo["create_date"] = fmt_time(services.clock.now())
-            echo["valid_until"] = fmt_time(message.submission.valid_until)
-            echo["time_to_send"] = fmt_time(message.submission.send_at)
+            echo.update(_reply_dates(now, message.submission.send_at,
+                                     message.submission.valid_until))
     ok = sum(1 for e in echoes if e["status"] == "SUCCESS")
     data = {"total_count": len(echoes), "success_count": ok, "failed_count": len(echoes) - ok,
             "messages": echoes}
@@ -210,8 +242,8 @@ def _message_json(m: dict, connections: list[str] | None = None) -> dict:
         "message_id": m["id"], "from_connection": m["connection"] if inbound else "",
         "from_address": m["originator"], "from_station": "",
         "to_connection": "" if inbound else m["connection"], "to_address": m["recipient"],
-        "to_station": "", "text": m["body"], "create_date": fmt_time(m["created"]),
-        "valid_until": fmt_time(m["valid_until"]), "time_to_send": fmt_time(m["send_at"]),
+        "to_station": "", "text": m["body"],
+        **_reply_dates(m["created"], m["send_at"], m["valid_until"]),
         "submit_report_requested": bool(m["want_report"]),
         "delivery_report_requested": bool(m["want_report"]),
         "view_report_requested": False, "tags": [], "is_read": bool(m["is_read"]),
