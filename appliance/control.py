@@ -153,6 +153,18 @@ class ControlPlane:
                 break
         return self.channels.running.get(name)
 
+    def knows_serviceprovider(self, name: str) -> bool:
+        """Whether a message may ask for `name` (`serviceprovider`, `to_connection`): a
+        connection the daemon has, running, stopped or API-created, the operator name of
+        one, or the `serviceprovider` of a route rule. Any other name would leave the
+        message queued until its validity ends, so the dialects refuse it. Without a
+        daemon nothing can be checked: any name."""
+        if self.routes is None or self.channels is None:
+            return True
+        return (name in self.routes.connection_names()
+                or any(getattr(c, "operator", "") == name for c in self.channels.configs.values())
+                or any(route.serviceprovider == name for route in self.routes.routes()))
+
     def ussd_modem(self, wanted: str):
         """The running modem that can run a USSD code, by name or slot, or None."""
         worker = self.modem(wanted)

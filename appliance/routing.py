@@ -73,8 +73,10 @@ class Router:
         return self._default.config.connections[0]
 
     def candidates(self, part: OutPart) -> list[str]:
-        """Connections that may carry `part`, best first."""
-        if part.serviceprovider:
+        """Connections that may carry `part`, best first. A `serviceprovider` names one
+        connection (or its operator alias), unless route rules match on it: then the
+        rules choose, as for a message without one."""
+        if part.serviceprovider and not self._routes_on(part.serviceprovider):
             return [self._aliases.get(part.serviceprovider, part.serviceprovider)]
         rule = next((r for r in self._rules if r.matches(part)), self._default)
         names = list(rule.config.connections)
@@ -82,6 +84,9 @@ class Router:
             shift = next(rule.counter) % len(names)
             names = names[shift:] + names[:shift]
         return _tried_last(names, part.tried)
+
+    def _routes_on(self, serviceprovider: str) -> bool:
+        return any(rule.config.serviceprovider == serviceprovider for rule in self._rules)
 
     def pick(self, part: OutPart, free: dict[str, int]) -> str | None:
         """The first candidate with a free slot, or None: the part waits."""

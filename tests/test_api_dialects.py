@@ -414,3 +414,13 @@ def test_json_every_date_in_a_reply_reads_as_ozekis_clients_read_it(appliance):
     (inbound,) = json.loads(api._open(urllib.request.Request(
         f"{api.base}/api?action=receivemsg&folder=inbox", headers=basic()))[1])["data"]["data"]
     assert read(inbound)["valid_until"] == datetime(9999, 12, 31, 23, 59, 59)
+
+
+def test_json_to_connection_must_name_a_connection(appliance):
+    daemon, api = appliance                     # admin may choose; no connection is configured
+    _, reply = post_json(api, "sendmsg", {"messages": [
+        {"to_address": "+36201234567", "text": "x", "to_connection": "GSMModem9"},
+        {"to_address": "+36201234567", "text": "y"}]})
+    typo, plain = reply["data"]["messages"]
+    assert typo["status"] == "to_connection: no connection or route named 'GSMModem9'"
+    assert plain["status"] == "SUCCESS" and reply["data"]["success_count"] == 1

@@ -12,6 +12,7 @@ import urllib.parse
 
 import pytest
 
+from appliance import config as cfg
 from appliance.model import InboundFragment
 from conftest import ADMIN_PASSWORD, Api, xml_values
 from wsgi_client import WsgiApi
@@ -134,14 +135,21 @@ def test_sendondate_schedules_and_vp_sets_validity(appliance):
                                  sendondate="tomorrow")) == 3
 
 
-def test_serviceprovider_only_with_allowrouteoverride(appliance):
-    daemon, api = appliance
+def test_serviceprovider_only_with_allowrouteoverride(make_config, run_daemon):
+    modem = cfg.GSMModemConfig(name="GSMModem1", modemorport="/dev/null", autoconnect=False)
+    daemon = run_daemon(make_config(connections=(modem,)))     # known, not running: waits
+    api = WsgiApi(daemon.app)
     john = make_user(api)
     mary = make_user(api, "mary", "mary-pass-1", allowrouteoverride="on")
     plain = john.send("+36201234567", "x", serviceprovider="GSMModem1")
     routed = mary.send("+36201234567", "x", serviceprovider="GSMModem1")
     assert daemon.journal.get_message(plain)["serviceprovider"] == ""
     assert daemon.journal.get_message(routed)["serviceprovider"] == "GSMModem1"
+    # a name no connection has would wait until its validity ends: refused (a typo)
+    body = mary.action("sendmessage", recipient="+36201234567", messagedata="x",
+                       serviceprovider="GSMModem9")
+    assert error_code(body) == 3 and "no connection or route named 'GSMModem9'" in body
+    assert john.send("+36201234567", "x", serviceprovider="GSMModem9")   # not his to choose
 
 
 def test_smpp_overrides_are_kept(appliance):

@@ -127,3 +127,19 @@ def test_an_api_driver_operator_alias_reaches_the_router(start, smscs):
     assert daemon.journal.get_parts(message_id)[0]["connection"] == "Cheap0"
     assert smscs[1].binds == ["esme", "cheap"]
     assert dataclasses.asdict(daemon.router.routes()[0])["connections"] == ("SMPP0",)
+
+
+def test_a_serviceprovider_that_names_a_route_is_routed_by_it(start, smscs):
+    """A rule's `serviceprovider` key matches the messages that ask for that name: they
+    leave through the rule's connections (they waited for a connection called "bulk"
+    until their validity ended); a name no connection or rule has is refused."""
+    daemon = start(routes=(cfg.RouteConfig(connections=("SMPP1",), serviceprovider="bulk"),
+                           cfg.RouteConfig(connections=("SMPP0",))))
+    api = WsgiApi(daemon.app)
+    before = len(smscs[1].proxy.wire)
+    api.wait_state(api.send("+36207777777", "bulk run", serviceprovider="bulk"), 13,
+                   timeout=10)
+    wait_until(lambda: len(smscs[1].proxy.wire) == before + 1, what="submit_sm at SMPP1")
+    body = api.action("sendmessage", recipient="+36207777777", messagedata="x",
+                      serviceprovider="bluk")
+    assert xml_values(body, "errorcode") == ["3"] and "'bluk'" in body

@@ -27,6 +27,10 @@ def test_rules_match_in_order_by_prefix_user_type_and_serviceprovider():
     assert r.candidates(part(recipient="+447700900000", user="alerts")) == ["SMPP0"]
     assert r.candidates(part(user="alerts")) == ["GSMModem1"]
     assert r.candidates(part(messagetype="SMS:BINARY:XML")) == ["GSMModem0"]
+    # a serviceprovider the rules match on is routed by them (it named no connection, and
+    # the message waited for one called "bulk" until its validity ended)
+    assert sorted(r.candidates(part(serviceprovider="bulk"))) == ["GSMModem0", "SMPP0"]
+    assert r.candidates(part(serviceprovider="SMPP0")) == ["SMPP0"]
 
 
 def test_serviceprovider_override_and_operator_alias():

@@ -242,6 +242,10 @@ def request_options(ctx: Ctx) -> Options:
             raise ApiError(X.E_INVALID_PARAMETER, "vp (validity period) is already over")
     if ctx.user.allowrouteoverride:
         options.serviceprovider = ctx.get("serviceprovider").strip()[:40]
+        if options.serviceprovider and \
+                not ctx.services.control.knows_serviceprovider(options.serviceprovider):
+            raise ApiError(X.E_INVALID_PARAMETER, "serviceprovider: no connection or route named"
+                           f" {options.serviceprovider!r}")
     smpp = {}
     for name in SMPP_PARAMS:
         value = ctx.get(name).strip()

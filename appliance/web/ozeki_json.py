@@ -166,7 +166,10 @@ def _submission(services, user, message) -> Submission:
     if message_id and not _ID.fullmatch(message_id):
         raise ValidationError("bad_parameter", "message_id must be up to 64 letters, digits or "
                               "-_.:{}", "message_id")
-    provider = _str(message, "to_connection") if user.allowrouteoverride else ""
+    provider = _str(message, "to_connection")[:40] if user.allowrouteoverride else ""
+    if provider and not services.control.knows_serviceprovider(provider):
+        raise ValidationError("bad_parameter", f"to_connection: no connection or route named"
+                              f" {provider!r}", "to_connection")
     tags = message.get("tags") or []
     return Submission(
         user=user.name, recipient=_str(message, "to_address"), text=_str(message, "text"),
@@ -175,7 +178,7 @@ def _submission(services, user, message) -> Submission:
         send_at=parse_time(message.get("time_to_send"), "time_to_send"),
         valid_until=parse_time(message.get("valid_until"), "valid_until"),
         want_report=_flag(message, "delivery_report_requested"),
-        priority=priority.of(user, _str(message, "priority")), serviceprovider=provider[:40],
+        priority=priority.of(user, _str(message, "priority")), serviceprovider=provider,
         dialect="ozeki_json",
         message_id=message_id, client_ref=json.dumps(tags)[:1000] if tags else "")
 
