@@ -81,7 +81,7 @@ def test_json_sendmsg_receivemsg_markmsg_deletemsg(appliance):
 
 @pytest.mark.parametrize("body,status", [
     (b"{not json", 400), (b"[]", 400), (json.dumps({"messages": []}), 400),
-    (json.dumps({"messages": "x"}), 400)])
+    (json.dumps({"messages": "x"}), 400), (b"[" * 100_000 + b"]" * 100_000, 400)])
 def test_json_bad_bodies(appliance, body, status):
     _, api = appliance
     got, reply = post_json(api, "sendmsg", body)

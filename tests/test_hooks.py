@@ -183,6 +183,40 @@ def test_bad_bodies_get_a_json_error_and_the_daemon_keeps_serving(hooked, body, 
     assert post(api, "/hooks/alertmanager", ALERTMANAGER)[0] == 200
 
 
+def _alert(labels, **extra) -> dict:
+    return dict({"status": "firing", "alerts": [{"status": "firing", "labels": labels}]}, **extra)
+
+
+@pytest.mark.parametrize("path, body", [
+    ("alertmanager", _alert({"alertname": "X", "instance": ["a", "b"]})),
+    ("alertmanager", _alert({"alertname": {"nested": 1}})),
+    ("alertmanager", _alert({"alertname": "Y"}, commonAnnotations={"summary": [1]})),
+    ("grafana", _alert({"alertname": "S2", "instance": ["a"]})),
+    ("alertmanager", ("[" * 100_000 + "]" * 100_000).encode()),
+])
+def test_payloads_of_the_wrong_shape_are_400_not_a_traceback(hooked, path, body, caplog):
+    daemon, api = hooked(alertmanager={"to": [ONCALL]}, grafana={"to": [ONCALL]})
+    got, answer = post(api, f"/hooks/{path}", body)
+    assert got == 400, answer
+    assert not [r for r in caplog.records if r.exc_info]
+    assert post(api, "/hooks/alertmanager", ALERTMANAGER)[0] == 200
+
+
+def test_scalar_labels_and_a_list_receiver_are_read_as_text(hooked):
+    """Labels are strings in the format; a sender's number or null is taken as its text (or
+    nothing), and a `receiver` that is no name falls back to `to`."""
+    daemon, api = hooked(alertmanager={"to": [ONCALL], "receivers": {"team-db": [DB_TEAM]}},
+                         grafana={"to": [ONCALL]})
+    status, answer = post(api, "/hooks/alertmanager", _alert(
+        {"alertname": 5, "severity": 3, "instance": None}, receiver=["team-db"]))
+    assert status == 200, answer
+    message = stored(daemon, answer["ids"][0])
+    assert message["recipient"] == ONCALL and message["body"] == "[FIRING] 5"
+    legacy = dict(GRAFANA_LEGACY, evalMatches=[{"metric": None}, {"metric": 5}])
+    status, answer = post(api, "/hooks/grafana", legacy)
+    assert status == 200 and "None" not in stored(daemon, answer["ids"][0])["body"]
+
+
 def test_store_that_cannot_accept_answers_503_so_the_sender_retries(hooked, monkeypatch):
     from appliance.errors import StoreError
     daemon, api = hooked(alertmanager={"to": [ONCALL], "dedupe_seconds": 600})

@@ -198,6 +198,8 @@ def _payload(request):
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise Refusal(400, f"the body is not JSON: {exc}") from None
+    except RecursionError:      # [[[[…]]]]: valid JSON nested deeper than the parser goes
+        raise Refusal(400, "the body is nested too deeply") from None
 
 
 def _context(kind: str, payload) -> dict:
@@ -214,7 +216,8 @@ def _context(kind: str, payload) -> dict:
 def _recipients(services, hook, request, context: dict, user: str) -> list[str]:
     if request.query.get("to", "").strip():
         entries = [_plus(e) for e in request.query.get("to").split(",")]
-    elif hook.kind == "alertmanager" and context.get("receiver") in hook.receivers:
+    elif hook.kind == "alertmanager" and isinstance(context.get("receiver"), str) \
+            and context["receiver"] in hook.receivers:
         entries = list(hook.receivers[context["receiver"]])
     elif hook.to_template:
         entries = template.render(hook.to_template, context).split(",")

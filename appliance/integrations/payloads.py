@@ -18,10 +18,10 @@ def alertmanager(payload) -> dict:
     if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
         raise PayloadError("expected an Alertmanager notification with an `alerts` list")
     alerts = [a for a in payload["alerts"] if isinstance(a, dict)]
-    common_labels = _dict(payload.get("commonLabels"))
-    common_annotations = _dict(payload.get("commonAnnotations"))
-    labels = [_dict(a.get("labels")) for a in alerts]
-    annotations = [_dict(a.get("annotations")) for a in alerts]
+    common_labels = _strings(payload.get("commonLabels"), "commonLabels")
+    common_annotations = _strings(payload.get("commonAnnotations"), "commonAnnotations")
+    labels = [_strings(a.get("labels"), "labels") for a in alerts]
+    annotations = [_strings(a.get("annotations"), "annotations") for a in alerts]
     status = str(payload.get("status") or _overall(alerts)).upper()
     context = dict(payload)
     context.update({
@@ -66,9 +66,9 @@ def grafana(payload) -> dict:
         "severity": "",
         "summary": str(payload.get("message") or payload.get("title") or ""),
         "description": "",
-        "instances": _listed(_unique(str(m.get("metric", "")) for m in matches
-                                     if isinstance(m, dict))),
-        "labels": _dict(payload.get("tags")),
+        "instances": _listed(_unique(_text(m.get("metric"), "evalMatches.metric")
+                                     for m in matches if isinstance(m, dict))),
+        "labels": _strings(payload.get("tags"), "tags"),
         "annotations": {},
         "alerts": [],
     })
@@ -89,6 +89,24 @@ def _overall(alerts: list[dict]) -> str:
 
 def _dict(value) -> dict:
     return value if isinstance(value, dict) else {}
+
+
+def _strings(value, where: str) -> dict[str, str]:
+    """Labels and annotations: text by text (the format's maps of strings). A sender that
+    writes a number (`severity: 3`) means its text; null means nothing; a list or an object
+    is not a label (400, not a 500 from deep inside the template)."""
+    return {str(key): text for key, item in _dict(value).items()
+            if (text := _text(item, f"{where}.{key}"))}
+
+
+def _text(value, where: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    raise PayloadError(f"{where[:80]} must be text, not {type(value).__name__}")
 
 
 def _one(key: str, common: dict, each: list[dict]) -> str:

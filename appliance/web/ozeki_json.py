@@ -87,7 +87,7 @@ def _body(request) -> dict:
         return {}
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):    # Recursion: [[[[…]]]]
         raise JsonError(400, "INVALID_REQUEST", "the body is not valid UTF-8 JSON") from None
     if not isinstance(data, dict):
         raise JsonError(400, "INVALID_REQUEST", "the body must be a JSON object")
