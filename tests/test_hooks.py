@@ -123,6 +123,23 @@ def test_repeated_notification_is_deduplicated_and_storm_is_rate_limited(hooked)
     assert post(api, "/hooks/alertmanager", ALERTMANAGER)[1]["status"] == "accepted"
 
 
+def test_a_notification_refused_for_every_recipient_keeps_the_held_back_count(hooked):
+    daemon, api = hooked(alertmanager={"to": [ONCALL], "dedupe_seconds": 600,
+                                       "rate_limit_per_minute": 1})
+    clock = daemon.control.hook_gate.clock = FakeClock()
+    verdicts = [post(api, "/hooks/alertmanager", dict(ALERTMANAGER, groupKey=f"g{i}"))[1]
+                ["status"] for i in range(3)]
+    assert verdicts == ["accepted", "rate_limited", "rate_limited"]
+    clock.advance(61)
+    daemon.control.dnd.add(ONCALL)                      # the on-call phone, for a while
+    refused = dict(ALERTMANAGER, groupKey="refused")
+    assert post(api, "/hooks/alertmanager", refused)[0] == 422
+    daemon.control.dnd.remove(ONCALL)
+    status, answer = post(api, "/hooks/alertmanager", refused)    # sent again: no duplicate
+    assert status == 200, answer
+    assert stored(daemon, answer["ids"][0])["body"].endswith("(+2 held back by the rate limit)")
+
+
 @pytest.mark.parametrize("payload, expected", [
     (GRAFANA_UNIFIED, "[FIRING] DiskFull: Disk / is 97% full on nas on nas"),
     (GRAFANA_LEGACY, "[FIRING] UPS on battery: The UPS switched to battery on ups1"),

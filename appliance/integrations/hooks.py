@@ -146,6 +146,10 @@ def _receive(services, gate: Gate, kind: str, name: str) -> dict:
     log.info("hook %s: %s from %s: %d SMS accepted, %d refused", hook.name,
              context.get("status", "notification"), user, len(outcome.ids), len(outcome.refused))
     if not outcome.ids and outcome.refused:
+        # nothing left: the held-back count waits for the next SMS that does, and the same
+        # notification sent again (credit topped up, number off the DND list) is no duplicate
+        gate.forget(hook, key)
+        gate.restore_suppressed(hook.name, held)
         raise Refusal(422, "; ".join(f"{masked(n)}: {r}" for n, r in outcome.refused))
     return {"status": "accepted", "messages": len(outcome.ids), "ids": outcome.ids,
             "refused": [{"recipient": n, "reason": r} for n, r in outcome.refused]}
