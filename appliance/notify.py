@@ -117,8 +117,8 @@ class Notifier:
         handled = 0
         for event in events:
             call = self._render(event)
-            if call is None:
-                self.journal.event_done(event["event_id"])
+            if call is None:                    # nothing to tell this client
+                self.journal.event_skipped(event["event_id"])
                 handled += 1
                 continue
             destination = destination_of(call.url)

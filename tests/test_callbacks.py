@@ -171,6 +171,24 @@ def test_each_callback_carries_the_values_of_its_own_event(rig):
         good.close()
 
 
+def test_only_callbacks_sent_count_as_delivered(rig):
+    """The `sending` event has nothing for an Ozeki reporturl: it is settled as skipped, not
+    done, so sms_callbacks_delivered_total (events `done`) counts requests the client got.
+    It counted every such event, 49 against 12 real requests in a helper's run."""
+    from appliance.store import counters
+    clock, journal, notifier = rig
+    good = Endpoint()
+    try:
+        message_id = send(journal, template(good.url, "r"))
+        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "7")
+        drain(notifier)
+        states = counters.events_by_state(journal)
+        assert len(good.calls) == states.get("done", 0) == 2
+        assert states.get("skipped", 0) >= 1 and not states.get("pending")
+    finally:
+        good.close()
+
+
 def test_old_events_without_a_snapshot_still_render(rig):
     clock, journal, notifier = rig
     good = Endpoint()

@@ -652,6 +652,13 @@ class Journal:
         self._write(lambda conn: conn.execute("UPDATE events SET state='done' WHERE id=?",
                                               (event_id,)))
 
+    def event_skipped(self, event_id: int) -> None:
+        """An event its client's dialect has nothing to say about (`sending`, an inbound
+        message without an inbound URL): settled without a request, not counted as one
+        delivered (sms_callbacks_delivered_total)."""
+        self._write(lambda conn: conn.execute("UPDATE events SET state='skipped' WHERE id=?",
+                                              (event_id,)))
+
     def event_retry(self, event_id: int, error: str, delay: float, give_up: bool) -> None:
         now = self.clock.now()
         self._write(lambda conn: conn.execute(
