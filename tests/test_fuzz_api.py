@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from appliance import config as cfg
 from appliance import daemon as daemon_module
 from appliance.daemon import Daemon
-from conftest import ADMIN_PASSWORD, Api
+from conftest import ADMIN_PASSWORD, Api, xml_values
 from test_api_drivers import IdleChannel
 
 ROUTES = ["/api", "/", "/bulksms/bulksms", "/bulksms/schedulemsg"]
@@ -158,3 +158,35 @@ def test_a_bad_charset_in_a_posted_phone_system_command_is_answered_in_its_diale
     _, api = served
     status, body = api.post("/api", "command=0&_charset_=0")
     assert status == 200 and ET.fromstring(body.encode()).tag == "Response", body
+
+
+@pytest.mark.parametrize("charset", ["idna", "punycode", "utf-16", "utf-7", "uu_codec", "zlib",
+                                     "unicode_escape"])
+def test_a_charset_no_form_is_sent_in_is_refused_in_each_dialect(served, charset):
+    """Found by a helper: these codecs failed bulksms and SendSms with a 500 (utf-7 after
+    the message was accepted, so the client had no id and sent it again)."""
+    daemon, api = served
+    before = daemon.journal.accepted
+    status, body = api.get("/bulksms/bulksms", username="admin", password=ADMIN_PASSWORD,
+                           type="0", dlr="0", source="Test", message="hi",
+                           destination="36201144003,3620+2D0-", _charset_=charset)
+    assert status == 200 and body.startswith("1702|36201144003|"), body
+    status, body = api.get("/", command="SendSms", ApiExtension="9994", Username="admin",
+                           Password=ADMIN_PASSWORD, Recipient="+36201144002", Message="hi",
+                           _charset_=charset)
+    assert status == 200 and ET.fromstring(body.encode()).tag == "Response", body
+    status, body = api.get("/api", action="sendmessage", username="admin",
+                           password=ADMIN_PASSWORD, recipient="+36201144002",
+                           messagedata="hi", _charset_=charset)
+    assert status == 200 and xml_values(body, "errorcode"), body
+    assert daemon.journal.accepted == before
+
+
+def test_form_charsets_are_still_read(served):
+    daemon, api = served
+    for charset, raw, text in [("windows-1250", "%F5r", "őr"), ("shift_jis", "%82%A0", "あ"),
+                               ("koi8-r", "%C1", "а")]:
+        status, body = api.get("/bulksms/bulksms", username="admin", password=ADMIN_PASSWORD,
+                               type="0", dlr="0", source="Test", destination="36201144004",
+                               message="x", _charset_=charset)
+        assert body.startswith("1701|"), (charset, body)

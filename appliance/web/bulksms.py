@@ -20,7 +20,7 @@ from appliance import priority
 from appliance.intake import submit_batch
 from appliance.model import Submission
 from appliance.web import login
-from appliance.web.params import ParamError, read_params
+from appliance.web.params import ParamError, raw_value, read_params
 
 log = logging.getLogger("appliance.web")
 
@@ -68,8 +68,9 @@ def handle(services, request, response, *, schedule_path: bool) -> str:
         return _text(response, _submit(services, params, request, schedule_path))
     except Refused as exc:
         return _text(response, _request_lines(exc.code, params))
-    except ParamError:
-        return _text(response, _request_lines(INVALID_URL, params))
+    except ParamError:      # the destinations as sent, so each still gets its line
+        return _text(response, _request_lines(
+            INVALID_URL, {"destination": raw_value(request, "destination")}))
     except TimeoutError:
         return _text(response, _request_lines(TIMEOUT, params))
     except StoreError as exc:
@@ -80,7 +81,7 @@ def handle(services, request, response, *, schedule_path: bool) -> str:
 def _request_lines(code: int, params: dict) -> str:
     """A request-level refusal in the per-destination format: `code|destination|`."""
     destinations = [d.strip() for d in str(params.get("destination", "")).split(",")
-                    if d.strip()][:MAX_DESTINATIONS] or [""]
+                    if d.strip()] or [""]
     return "\n".join(f"{code}|{_clean(d)}|" for d in destinations)
 
 

@@ -8,6 +8,7 @@ form fields are merged (POST wins).
 from __future__ import annotations
 
 import codecs
+import functools
 from urllib.parse import unquote
 
 import bottle
@@ -67,6 +68,16 @@ def _raw_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
     return raw
 
 
+def raw_value(request: bottle.BaseRequest, wanted: str) -> str:
+    """A parameter's value without decoding (each byte one character), for an answer that
+    must echo it when the request's parameters cannot be read (a bad `_charset_`)."""
+    try:
+        return next((value for name, value in _raw_items(request)
+                     if name.strip().lower() == wanted), "")
+    except Exception:       # a body bottle cannot parse: nothing to echo
+        return ""
+
+
 def _query_items(query: str) -> list[tuple[str, str]]:
     """`request.query.allitems()` without building bottle's FormsDict: the same pairs
     (split, '+' as space, %-decoded to latin-1 native strings, empty pairs skipped), in the
@@ -92,16 +103,36 @@ def _unquote(text: str) -> str:
     return unquote(text, encoding="latin1") if "%" in text else text
 
 
+# Codecs Python has that no form is sent in: they read ASCII as something else (escapes,
+# host names) or cannot replace what they cannot read.
+_NOT_FORM_CHARSETS = {"idna", "unicode-escape", "raw-unicode-escape"}
+_PRINTABLE_ASCII = bytes(range(32, 127))
+
+
 def _charset(raw) -> str:
     for name, value in raw:
         if name.lower() == "_charset_" and value.strip():
-            try:
-                name = codecs.lookup(value.strip()).name
-                b"".decode(name)        # a text encoding, not a bytes/str transform
-                return name
-            except (LookupError, ValueError):
-                raise ParamError(f"unknown _charset_: {value.strip()[:40]!r}") from None
+            name = _form_charset(value.strip())
+            if name is None:
+                raise ParamError(f"unknown _charset_: {value.strip()[:40]!r}")
+            return name
     return "utf-8"
+
+
+@functools.lru_cache(maxsize=32)
+def _form_charset(value: str) -> str | None:
+    """The codec's name for a charset a form can be sent in: a text encoding that reads
+    ASCII as ASCII (iso-8859-2, windows-1250, shift_jis, ...); None for anything else
+    (utf-16, utf-7, idna, zlib, ...), which failed the request with a 500 before."""
+    try:
+        name = codecs.lookup(value).name
+        if name in _NOT_FORM_CHARSETS:
+            return None
+        if _PRINTABLE_ASCII.decode(name) == _PRINTABLE_ASCII.decode("ascii"):
+            return name
+    except (LookupError, ValueError):       # UnicodeError is a ValueError
+        pass
+    return None
 
 
 def _decode(value: str, charset: str, *, keep_invalid: bool = False) -> str:
@@ -109,7 +140,10 @@ def _decode(value: str, charset: str, *, keep_invalid: bool = False) -> str:
     data = value.encode("latin-1", errors="replace")
     if len(data) > MAX_PARAM_BYTES:
         raise ParamError("a parameter is longer than 64 KiB")
-    return data.decode(charset, errors="surrogateescape" if keep_invalid else "replace")
+    try:
+        return data.decode(charset, errors="surrogateescape" if keep_invalid else "replace")
+    except UnicodeError:        # a stateful codec's sequence it cannot replace its way past
+        raise ParamError(f"a parameter cannot be read as {charset}") from None
 
 
 def client_address(request: bottle.BaseRequest) -> str:
