@@ -416,6 +416,20 @@ def _check_bind_text(conn, path: str) -> None:
                               " digits and signs") from None
 
 
+def _check_smpp_numbers(conn, path: str) -> None:
+    """What check-config's rules say for a file, for a driver set through the API too: a
+    port out of range was saved, shown `running`, and retried with a traceback forever."""
+    if not 1 <= conn.port <= 65535:
+        raise ConfigError(f"{path}.port: must be a TCP port, 1..65535 (got {conn.port})")
+    if conn.protocolversion not in ("3.3", "3.4", "5.0"):
+        raise ConfigError(f"{path}.protocolversion: expected 3.4 (34), 3.3 (33) or 5.0")
+    for key in ("keepaliveperiod", "submittimeout", "reconnectdelay"):
+        if not getattr(conn, key) > 0:
+            raise ConfigError(f"{path}.{key}: must be positive")
+    if conn.reconnectmaxdelay < conn.reconnectdelay:
+        raise ConfigError(f"{path}.reconnectmaxdelay: must not be less than reconnectdelay")
+
+
 def _check_connection(conn, path: str) -> None:
     if isinstance(conn, GSMModemConfig) and not conn.modemorport:
         raise ConfigError(f"{path}.modemorport: required for a GSMModem connection")
@@ -431,6 +445,7 @@ def _check_connection(conn, path: str) -> None:
         if not conn.host:
             raise ConfigError(f"{path}.host: required for an SMPP connection")
         _check_bind_text(conn, path)
+        _check_smpp_numbers(conn, path)
         if conn.mode not in ("transmitter", "receiver", "transceiver"):
             raise ConfigError(f"{path}.mode: expected transmitter, receiver or transceiver")
         if not 1 <= conn.windowsize <= 1000:

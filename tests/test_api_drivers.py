@@ -102,6 +102,13 @@ def test_refusals(appliance, idle_channels):
     assert error_code(api.action("configdriver", name="S1", warpdrive="on")) == 3
     assert error_code(api.action("configdriver", name="S1", windowsize="many")) == 3
     assert error_code(api.action("configdriver", name="ghost", host="x")) == 7
+    # values run cannot use: refused, not saved and shown running (found by a helper)
+    for key, value in (("PORT", "99999"), ("PORT", "-1"), ("PROTOCOLVERSION", "99"),
+                       ("SUBMITTIMEOUT", "0")):
+        body = api.action("configdriver", name="S1", host="127.0.0.1", **{key: value})
+        assert error_code(body) == 3 and key.lower() in body, (key, value, body)
+    body = api.action("configdriver", name="S1", host="127.0.0.1", PROTOCOLVERSION="34")
+    assert "<action>configdriver</action>" in body and "saved and applied" in body, body
     body = api.action("configdriver", name="S1", host="h", databits="8")
     assert xml_values(body, "ignoredkey") == ["databits"]
     john = api.action("createuser", name="john", userpassword="john-pass-1")

@@ -153,8 +153,8 @@ def _wap_push(params: dict) -> str:
 
 
 def _clean(destination: str) -> str:
-    """An echoed destination cannot break the line format."""
-    return re.sub(r"[\r\n|,]", "", destination)[:40]
+    """An echoed destination cannot break the line format, nor the answer's UTF-8."""
+    return re.sub(r"[\r\n|,]", "", destination)[:40].encode("utf-8", "replace").decode()
 
 
 def _dedupe_window(user) -> float | None:

@@ -169,7 +169,7 @@ def _apply(ctx: Ctx, name: str, owner: str, table: dict, full: dict,
     try:
         conn = connection_from_table(name, full)
     except ConfigError as exc:
-        if owner == "file":
+        if owner == "file" or _bad_value(name, full):
             raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
         control.documents.put(TABLE, doc)
         control.channels.stop(name, forget=True)
@@ -181,6 +181,26 @@ def _apply(ctx: Ctx, name: str, owner: str, table: dict, full: dict,
         log.error("drivers: %s could not start: %s", name, exc)
         return f"saved, but the connection could not start: {str(exc)[:200]}"
     return "saved and applied"
+
+
+# What a driver needs before it can run; a table without it is saved as incomplete.
+_REQUIRED_PLACEHOLDERS = {"host": "incomplete.invalid", "modemorport": "/dev/null"}
+
+
+def _bad_value(name: str, full: dict) -> bool:
+    """The table is wrong, not just incomplete: with its required keys filled in, it still
+    fails on one key's value (a port out of range, an unknown protocol version). Such a
+    value is refused, not saved to wait for the rest (a driver switched off whole, send
+    and receive both off, stays a saved table)."""
+    kind = CONNECTION_TYPES.get(full.get("type"))
+    known = {f.name for f in dataclasses.fields(kind)} if kind else set()
+    filled = {**full, **{k: v for k, v in _REQUIRED_PLACEHOLDERS.items()
+                         if k in known and not full.get(k)}}
+    try:
+        connection_from_table(name, filled)
+    except ConfigError as exc:
+        return str(exc).startswith(f"connections.{name}.")
+    return False
 
 
 def _stored_ignored(control, name: str) -> dict:
