@@ -239,6 +239,23 @@ def test_batch_indexed_shape(appliance):
     assert "<serviceprovider0 />" in body
 
 
+def test_a_comma_list_inside_a_batch_gets_a_report_per_number_in_order(appliance):
+    """Two <acceptreport0> (and statuscode0 twice in the urlencoded answer) lost one id for
+    a client that reads the reports by name (found by a helper)."""
+    daemon, api = appliance
+    fields = dict(messagecount="2", recipient0="+36201234567,+36201234568", messagedata0="a",
+                  recipient1="+36201234569", messagedata1="b")
+    body = api.action("sendmessage", **fields)
+    assert xml_values(body, "recipient") == ["+36201234567", "+36201234568", "+36201234569"]
+    ids = [xml_values(body, f"messageid{i}")[0] for i in range(3)]
+    assert [daemon.journal.get_message(i)["body"] for i in ids] == ["a", "a", "b"]
+    answer = urllib.parse.parse_qs(api.action("sendmessage", responseformat="urlencoded",
+                                              **fields))
+    assert [answer[f"recipient{i}"] for i in range(3)] == \
+        [["+36201234567"], ["+36201234568"], ["+36201234569"]]
+    assert all(len(values) == 1 for values in answer.values())
+
+
 # --- receiving, by id, folders --------------------------------------------------------------
 
 

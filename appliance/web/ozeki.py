@@ -344,7 +344,10 @@ def render_send(ctx: Ctx, outcomes: list[Outcome]) -> str:
     if fmt == "urlencoded":
         return _urlencoded_send(outcomes)
     if any(o.index is not None for o in outcomes):
-        return X.envelope("sendmessage", "".join(_indexed_report(o) for o in outcomes))
+        # numbered in order: a comma list in one entry of a batch gets a report per number
+        # (two <acceptreport0> lost one id for any client that reads them by name)
+        return X.envelope("sendmessage", "".join(_indexed_report(o, i)
+                                                 for i, o in enumerate(outcomes)))
     return X.envelope("sendmessage", "".join(_accept_report(o) for o in outcomes))
 
 
@@ -381,7 +384,7 @@ def _urlencoded_send(outcomes: list[Outcome]) -> str:
     several = len(outcomes) != 1 or outcomes[0].index is not None
     pairs = []
     for n, o in enumerate(outcomes):
-        i = (o.index if o.index is not None else n) if several else ""
+        i = n if several else ""
         pairs += [(f"statuscode{i}", o.code), (f"statusmessage{i}", o.text),
                   (f"messageid{i}", o.message_id), (f"recipient{i}", o.recipient)]
     return urllib.parse.urlencode(pairs)
@@ -398,8 +401,7 @@ def _accept_report(o: Outcome) -> str:
             "</acceptreport>\n")
 
 
-def _indexed_report(o: Outcome) -> str:
-    i = o.index
+def _indexed_report(o: Outcome, i: int) -> str:
     # The un-indexed <recipient> inside indexed parents is the seed's own shape (§2.4).
     return (f"<acceptreport{i}>\n"
             f"{X.element(f'statuscode{i}', o.code)}\n"
