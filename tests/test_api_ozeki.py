@@ -265,6 +265,20 @@ def _inbound(daemon, text: str, sender: str = "+36301234567") -> None:
                                            text=text, sent_at=time.time() - 5))
 
 
+def test_receivemessage_answers_in_the_responseformat_asked_for(appliance):
+    daemon, api = appliance
+    _inbound(daemon, "in <1> & more")
+    _inbound(daemon, "in 2", sender="+36301234568")
+    answer = urllib.parse.parse_qs(api.action("receivemessage", responseformat="urlencoded"))
+    assert answer["messagedata0"] == ["in <1> & more"] and answer["messagedata1"] == ["in 2"]
+    assert answer["originator1"] == ["+36301234568"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", answer["receivedtime0"][0])
+    page = api.action("receivemessage", responseformat="html")
+    assert page.startswith("<HTML>") and "messagedata: in &lt;1&gt; &amp; more<br>" in page
+    assert "messagedata" in api.action("receivemessage") and "<message>" in \
+        api.action("receivemessage")                       # XML stays the default
+
+
 def test_receivemessage_limit_and_afterdownload(appliance):
     daemon, api = appliance
     for i in range(3):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.parse
 
 from appliance import auth, routing
 from appliance.accounts import ADMIN, User
@@ -19,7 +20,8 @@ from appliance.config import ConfigError
 from appliance.store.journal import CREDIT_MAX, CREDIT_MIN
 from appliance.web import gate
 from appliance.web import ozeki_xml as X
-from appliance.web.ozeki import ApiError, Ctx, folder_of, parse_time, visible_message
+from appliance.web.ozeki import (H, ApiError, Ctx, folder_of, parse_time, response_format,
+                                 visible_message)
 
 log = logging.getLogger("appliance.web")
 
@@ -62,18 +64,41 @@ def _account(ctx: Ctx, *, admin_default: bool = False) -> str:
     return wanted
 
 
-def _message_xml(m: dict, *, with_state: bool = False) -> str:
+def _message_fields(m: dict) -> list[tuple[str, str]]:
+    """A message as receivemessage gives it: (name, value), in the seed's order."""
     if m["direction"] == "in":
         sent, received = m["sent_time"], m["created"]
     else:
         sent, received = m["submitted_at"] or m["created"], m["done_at"]
-    rows = [X.element("messageid", m["id"]), X.element("originator", m["originator"]),
-            X.element("recipient", m["recipient"]), X.element("messagetype", m["messagetype"]),
-            X.element("messagedata", m["body"]), X.element("senttime", X.ozeki_time(sent)),
-            X.element("receivedtime", X.ozeki_time(received))]
+    return [("messageid", m["id"]), ("originator", m["originator"]),
+            ("recipient", m["recipient"]), ("messagetype", m["messagetype"]),
+            ("messagedata", m["body"]), ("senttime", X.ozeki_time(sent)),
+            ("receivedtime", X.ozeki_time(received))]
+
+
+def _message_xml(m: dict, *, with_state: bool = False) -> str:
+    rows = [X.element(name, value) for name, value in _message_fields(m)]
     if with_state:
         rows += [X.element("folder", folder_of(m)), X.element("state", m["state"])]
     return "<message>\n" + "\n".join(rows) + "\n</message>\n"
+
+
+def _messages_answer(ctx: Ctx, messages: list[dict]) -> str:
+    """receivemessage in the `responseformat` asked for (seed p_7646 lists the parameter):
+    XML, or the send answer's html and urlencoded shapes, numbered from 0."""
+    fmt = response_format(ctx.params)
+    if fmt == "urlencoded":
+        ctx.response.content_type = "application/x-www-form-urlencoded; charset=utf-8"
+        return urllib.parse.urlencode([(f"{name}{i}", value) for i, m in enumerate(messages)
+                                       for name, value in _message_fields(m)])
+    if fmt == "html":
+        ctx.response.content_type = "text/html; charset=utf-8"
+        blocks = ["".join(f"{name}: {H(str(value))}<br>\n"
+                          for name, value in _message_fields(m)) + "<br>\n" for m in messages]
+        return "<HTML><HEAD><TITLE>SMS</TITLE></HEAD><BODY>\n" + "".join(blocks) + \
+            "</BODY></HTML>\n"
+    return X.envelope("receivemessage", "".join(_message_xml(m) for m in messages),
+                      doctype=X.DOCTYPE_RESPONSE)
 
 
 def _ids(ctx: Ctx) -> list[str]:
@@ -107,8 +132,7 @@ def receivemessage(ctx: Ctx) -> str:
     elif ids and after.startswith("delete"):
         journal.mark_read(ids, user)
         journal.delete_messages(ids, user)
-    data = "".join(_message_xml(m) for m in messages)
-    return X.envelope("receivemessage", data, doctype=X.DOCTYPE_RESPONSE)
+    return _messages_answer(ctx, messages)
 
 
 def querymessagelist(ctx: Ctx) -> str:
