@@ -208,6 +208,10 @@ def test_one_log_line_per_mail_not_one_per_smtp_command(mail_daemon, caplog):
      "Riasztás: Hőmérséklet magas"),                            # UTF-8, undeclared
     (b"Subject: =?utf-8?q?Riaszt=C3=A1s?=\r\nContent-Type: text/plain; charset=iso-8859-2"
      b"\r\n\r\nH\xf5m\xe9rs\xe9klet\r\n", "Riasztás: Hőmérséklet"),   # declared: as declared
+    (b"Subject: t\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nTemp\xe9rature haute"
+     b"\r\n", "t: Température haute"),       # us-ascii with 8-bit text: as undeclared
+    (b"Subject: abc\r\nContent-Type: text/plain; charset=x-bogus\r\n\r\nhello \xe9\r\n",
+     "abc: hello é"),                         # a charset Python does not know: likewise
 ])
 def test_8bit_text_without_a_charset_is_read_as_the_device_meant_it(raw, expected):
     assert mailtext.sms_text(mailtext.parse(raw)) == expected

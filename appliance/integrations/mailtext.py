@@ -35,15 +35,17 @@ def body_text(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain", "html"))
     if part is None:
         return ""
-    payload = part.get_payload(decode=True) if part.get_content_charset() is None else None
+    # us-ascii is what MIME means without a charset, and what such devices declare by
+    # default: 8-bit text under it was not written in ASCII either
+    undeclared = part.get_content_charset() in (None, "us-ascii", "ascii")
+    payload = part.get_payload(decode=True) if undeclared else None
     if payload is not None and not payload.isascii():
         content = _undeclared(payload)
     else:
         try:
             content = part.get_content()
-        except (LookupError, UnicodeDecodeError, AssertionError):
-            payload = part.get_payload(decode=True) or b""
-            content = payload.decode("utf-8", "replace")
+        except (LookupError, UnicodeDecodeError, AssertionError):   # a charset Python lacks
+            content = _undeclared(part.get_payload(decode=True) or b"")
     if not isinstance(content, str):
         return ""
     if part.get_content_subtype() == "html":
