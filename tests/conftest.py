@@ -113,14 +113,17 @@ def raw_channel(raw):
     from test_smpp import RecordingSink, wait_until
     started = []
 
-    def make(channel_options=None, **kw):
+    def make(channel_options=None, *, bound=True, **kw):
+        """`bound=False`: do not wait for the bind (one the SMSC refuses)."""
         sink = RecordingSink()
-        conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=raw.port, username="esme",
-                          password="secret", reconnectdelay=0.05, reconnectmaxdelay=0.2, **kw)
+        kw = {"username": "esme", "password": "secret", **kw}
+        conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=raw.port,
+                          reconnectdelay=0.05, reconnectmaxdelay=0.2, **kw)
         channel = SmppChannel(conn, sink, **(channel_options or {}))
         channel.start()
         started.append(channel)
-        wait_until(lambda: channel.state == "bound", what="bind")
+        if bound:
+            wait_until(lambda: channel.state == "bound", what="bind")
         return channel, sink
     yield make
     for channel in started:

@@ -92,6 +92,14 @@ def drain(notifier, rounds: int = 50) -> None:
             return
 
 
+def delivered(journal, notifier, endpoint, ref: str) -> str:
+    """A message with a reporturl at `endpoint`, submitted and delivered, its callbacks sent."""
+    message_id = send(journal, template(endpoint.url, "r"))
+    submit_and_report(journal, message_id, ReportStatus.DELIVERED, ref)
+    drain(notifier)
+    return message_id
+
+
 def template(base: str, path: str) -> str:
     return f"{base}/{path}?id=$messageid&st=$status&sm=$statusmessage"
 
@@ -179,9 +187,7 @@ def test_only_callbacks_sent_count_as_delivered(rig):
     clock, journal, notifier = rig
     good = Endpoint()
     try:
-        message_id = send(journal, template(good.url, "r"))
-        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "7")
-        drain(notifier)
+        delivered(journal, notifier, good, "7")
         states = counters.events_by_state(journal)
         assert len(good.calls) == states.get("done", 0) == 2
         assert states.get("skipped", 0) >= 1 and not states.get("pending")
@@ -231,9 +237,7 @@ def test_unsigned_without_a_secret(rig):
     clock, journal, notifier = rig
     good = Endpoint()
     try:
-        message_id = send(journal, template(good.url, "r"))
-        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "1")
-        drain(notifier)
+        delivered(journal, notifier, good, "1")
         assert good.calls and all(signing.SIGNATURE_HEADER.lower() not in {k.lower() for k in c[2]}
                                    for c in good.calls)
     finally:

@@ -12,28 +12,15 @@ import pytest
 
 from appliance import config_check
 from appliance.cli import main
-from appliance.config import SMPPConfig
-from appliance.uplink.smpp import SmppChannel
-from test_smpp import RecordingSink, wait_until
+from test_smpp import wait_until
 
 LONG_PASSWORD = "Tr0ub4dor&3xyz"          # 14 characters
 LONG_USER = "acme-alerts-gateway-01"      # 22 characters
 
 
 @pytest.fixture
-def channel_to(raw):
-    started = []
-
-    def make(**kw):
-        conn = SMPPConfig(name="SMPP0", host="127.0.0.1", port=raw.port,
-                          reconnectdelay=0.05, reconnectmaxdelay=0.2, **kw)
-        channel = SmppChannel(conn, RecordingSink())
-        channel.start()
-        started.append(channel)
-        return channel
-    yield make
-    for channel in started:
-        channel.stop()
+def channel_to(raw_channel):
+    return lambda **kw: raw_channel(bound=False, **kw)[0]
 
 
 def test_a_long_password_and_user_name_reach_the_smsc_whole_and_bind(raw, channel_to):
