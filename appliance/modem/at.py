@@ -53,6 +53,16 @@ class PortBusy(PortGone):
     """Another process holds the port (ModemManager, a CLI tool, a second daemon)."""
 
 
+class Stopping(BaseException):
+    """The worker was asked to stop while waiting for the modem. A BaseException, like
+    asyncio's CancelledError: the handlers that keep a worker alive through a modem's
+    trouble (`except Exception`) must let it through."""
+
+
+def _never() -> bool:
+    return False
+
+
 class AtTimeout(ApplianceError):
     """No final result in time: the modem may hang. Keeps what it had read."""
 
@@ -116,6 +126,9 @@ class AtPort:
 
     def __init__(self, link):
         self.link = link
+        # () -> bool: stop waiting (Stopping) instead of sitting out an AT+CMGS or a
+        # hung modem's timeout; the worker sets its stop event's is_set
+        self.cancelled = _never
         self._buffer = b""
         self._urcs: deque[Urc] = deque()
         self.noise_lines = 0
@@ -235,6 +248,8 @@ class AtPort:
         while time.monotonic() < deadline:
             if self._take_prompt():
                 return True
+            if self.cancelled():
+                raise Stopping(command)
             line = self._pop_line()
             if line is not None:
                 if _FINAL_ERROR.match(line):
@@ -263,6 +278,8 @@ class AtPort:
                 return line
             if time.monotonic() >= deadline:
                 return None
+            if self.cancelled():
+                raise Stopping()
             self._fill()
 
     def _pop_line(self) -> str | None:

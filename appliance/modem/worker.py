@@ -30,8 +30,8 @@ from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.errors import ValidationError
 from appliance.model import OutPart
 from appliance.modem import ladder, probe
-from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortBusy, PortGone, Urc,
-                                is_port_loss, open_port)
+from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortBusy, PortGone,
+                                Stopping, Urc, is_port_loss, open_port)
 from appliance.modem.errors import InitFailed, SendFailure, WrongModem, classify
 from appliance.modem.pacing import Pacing
 from appliance.modem.power import PowerControl
@@ -215,6 +215,8 @@ class ModemWorker:
                 self._give_back_queued(f"{self.slot} is {self.state}")
             try:
                 handlers[self.state]()
+            except Stopping:
+                break
             except WrongModem as exc:     # from any (re)open: probe, ladder, held check
                 self._wrong_modem(str(exc))
             except AtTimeout as exc:      # e.g. hung while reading the SIM on becoming ready
@@ -269,7 +271,9 @@ class ModemWorker:
         deadline = self.clock.monotonic() + wait
         while True:
             try:
-                return open_port(self.config.modemorport, self.config.baudrate)
+                port = open_port(self.config.modemorport, self.config.baudrate)
+                port.cancelled = self._stop.is_set     # a stop ends any wait on the modem
+                return port
             except PortBusy:
                 raise
             except PortGone:
@@ -362,7 +366,12 @@ class ModemWorker:
             return self._part_failed(part, SendFailure("expired", "validity ended before sending",
                                                        False, False))
         self._wait_for_pacing()
-        reference, failure = self._send_with_retries(part, validity)
+        try:
+            reference, failure = self._send_with_retries(part, validity)
+        except Stopping:        # it may have left: sent again, as after a crash
+            self._part_failed(part, SendFailure("stopped", f"{self.slot} stopped while sending"
+                                                " it", True, False))
+            raise
         self.pacing.record_attempt(counted=reference is not None)
         if reference is None and failure.code == "AT timeout" and \
                 self.config.submittimeoutaction == "SubmitSuccess":
@@ -580,6 +589,9 @@ class ModemWorker:
             request.error = str(exc)
         except (AtCommandError, AtTimeout) as exc:
             request.error = f"USSD {request.code}: {exc}"
+        except Stopping:
+            request.error = f"USSD {request.code}: {self.slot} is stopping"
+            raise
         finally:
             request.done.set()
 
