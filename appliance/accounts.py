@@ -85,15 +85,25 @@ def _to_user(doc: dict) -> User:
     return User(name=doc["name"], **values)
 
 
-def _password_hash_for(user: UserConfig, doc: dict) -> str:
-    """Keep the stored hash while the file's password still matches it (no rehash per start)."""
-    if user.password_hash:
-        return user.password_hash
-    old = doc.get("password_hash", "")
-    if not user.password:
-        return old
-    return old if old and auth.verify_password(user.password, old) else \
-        auth.hash_password(user.password)
+def _from_file(password: str, password_hash: str, doc: dict) -> dict:
+    """The password fields of a user's document after the config file's password is applied.
+    The file's value is applied when it changed since it was last applied (`file_hash` keeps
+    what was); a password set since then with `sms-appliance passwd` or the API stays until
+    the file's changes. The file used to win at every start: a password rotated after a
+    lost SD card came back with the next reboot."""
+    applied, stored = doc.get("file_hash", ""), doc.get("password_hash", "")
+    if password_hash:
+        if password_hash == applied and stored:
+            return {}
+        return {"password_hash": password_hash, "file_hash": password_hash}
+    if password:
+        if applied and stored and auth.verify_password(password, applied):
+            return {}
+        # no rehash per start while the stored hash is the file's password
+        reused = stored if stored and auth.verify_password(password, stored) else \
+            auth.hash_password(password)
+        return {"password_hash": reused, "file_hash": reused}
+    return {}
 
 
 class Accounts:
@@ -114,9 +124,10 @@ class Accounts:
 
     def _provision_user(self, user: UserConfig) -> None:
         doc = self.documents.get(TABLE, user.name) or {}
-        password_hash = _password_hash_for(user, doc)
         self.documents.put(TABLE, {
-            **doc, "name": user.name, "password_hash": password_hash, "admin": user.admin,
+            "password_hash": "", **doc, **_from_file(user.password, user.password_hash, doc),
+            "name": user.name,
+            "admin": user.admin,
             "enabled": doc.get("enabled", True), "allowrouteoverride": user.allowrouteoverride,
             "ip_allow": list(user.ip_allow), "ip_deny": list(user.ip_deny),
             "reporturl": user.reporturl, "inbound_url": user.inbound_url,
@@ -142,19 +153,19 @@ class Accounts:
                 self.journal.ensure_balance(doc["name"], 0)
 
     def _provision_admin(self, config: Config, override: str) -> str | None:
-        existing = self.documents.get(TABLE, ADMIN)
+        """`override` (`--admin-password`, `sms-appliance passwd`) wins; then the file's
+        password when it changed (_from_file); then the stored one; else a new one."""
+        existing = self.documents.get(TABLE, ADMIN) or {}
+        doc = {"name": ADMIN, "owner": "file", "enabled": True, **existing}
         generated = None
-        if override or config.admin.password:
-            password_hash = auth.hash_password(override or config.admin.password)
-        elif config.admin.password_hash:
-            password_hash = config.admin.password_hash
-        elif existing and existing.get("password_hash"):
-            password_hash = existing["password_hash"]
+        if override:
+            doc["password_hash"] = auth.hash_password(override)
         else:
+            doc.update(_from_file(config.admin.password, config.admin.password_hash, existing))
+        if not doc.get("password_hash"):
             generated = auth.new_password()
-            password_hash = auth.hash_password(generated)
-        doc = existing or {"name": ADMIN, "owner": "file", "enabled": True}
-        doc.update(password_hash=password_hash, admin=True, allowrouteoverride=True)
+            doc["password_hash"] = auth.hash_password(generated)
+        doc.update(admin=True, allowrouteoverride=True)
         self.documents.put(TABLE, doc)
         self.journal.ensure_balance(ADMIN, 0)
         self.journal.set_unlimited(ADMIN, True)   # the administrator is never out of credit

@@ -32,6 +32,26 @@ def hash_password(password: str, *, salt: bytes | None = None) -> str:
                      _b64(salt), _b64(digest)])
 
 
+def hash_problem(stored: str) -> str | None:
+    """Why `stored` is no hash `hash_password` makes (a config's `password_hash`), or None.
+    Such a hash never verifies: check-config says so instead of a silent lockout."""
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != PREFIX:
+        return ("expected scrypt$N$r$p$salt$digest, as `sms-appliance passwd --hash-only`"
+                " prints one")
+    prefix, n, r, p, salt, digest = parts
+    if not (n.isdigit() and r.isdigit() and p.isdigit()) or int(n) < 2 \
+            or int(n) & (int(n) - 1) or not int(r) or not int(p):
+        return "N must be a power of two, r and p positive whole numbers"
+    try:
+        if len(base64.b64decode(salt, validate=True)) < 8 or \
+                len(base64.b64decode(digest, validate=True)) < 16:
+            return "the salt or the digest is too short"
+    except ValueError:
+        return "the salt and the digest must be base64"
+    return None
+
+
 def verify_password(password: str, stored: str) -> bool:
     try:
         prefix, n, r, p, salt, digest = stored.split("$")

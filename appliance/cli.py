@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("--password", help="the new password (default: read from stdin)")
     passwd.add_argument("--create", action="store_true",
                         help="create the state directory if it holds no appliance state yet")
+    passwd.add_argument("--hash-only", action="store_true",
+                        help="print the password's hash for a config file's password_hash;"
+                             " change nothing")
     passwd.set_defaults(func=cmd_passwd)
     return p
 
@@ -206,6 +209,8 @@ def cmd_passwd(args) -> int:
     from appliance.store.documents import Documents
     from appliance.store.journal import Journal
     from appliance.state_dir import holds_state
+    if args.hash_only:
+        return _print_hash(args.password or sys.stdin.readline().strip())
     if not args.create and not holds_state(args.state_dir):
         print(f"{args.state_dir} holds no appliance state (a mistyped --state-dir?); "
               "use --create to start a new one", file=sys.stderr)
@@ -214,6 +219,7 @@ def cmd_passwd(args) -> int:
     if len(password) < 8:
         print("the password must have at least 8 characters", file=sys.stderr)
         return 1
+    _become_state_owner(args.state_dir)
     journal = Journal.open(args.state_dir)
     try:
         accounts = Accounts(Documents(args.state_dir), journal)
@@ -226,6 +232,31 @@ def cmd_passwd(args) -> int:
         journal.close()
     print(f"password of {args.user} changed")
     return 0
+
+
+def _print_hash(password: str) -> int:
+    from appliance import auth
+    if len(password) < 8:
+        print("the password must have at least 8 characters", file=sys.stderr)
+        return 1
+    print(auth.hash_password(password))
+    return 0
+
+
+def _become_state_owner(state_dir: str) -> None:
+    """Run as the user who owns the state (the service's), when started as root (`sudo
+    sms-appliance passwd`): files written as root (documents.json, the journal's WAL) locked
+    the daemon out of its own state at the next write or start."""
+    import os
+    try:
+        owner = os.stat(state_dir)
+    except OSError:
+        return                  # --create: a new directory is made by whoever runs this
+    if os.geteuid() != 0 or owner.st_uid == 0:
+        return
+    os.setgid(owner.st_gid)
+    os.setgroups([owner.st_gid])
+    os.setuid(owner.st_uid)
 
 
 def _get(url: str, timeout: float = 30) -> tuple[int, str]:

@@ -493,9 +493,8 @@ def _routes(items) -> tuple[RouteConfig, ...]:
     return routes
 
 
-_SECTIONS = {"http": HttpConfig, "store": StoreConfig, "admin": AdminConfig, "demo": DemoConfig,
-             "phonesystem": PhoneSystemConfig,
-             "metrics": MetricsConfig}
+SECTIONS = {"http": HttpConfig, "store": StoreConfig, "admin": AdminConfig, "demo": DemoConfig,
+            "phonesystem": PhoneSystemConfig, "metrics": MetricsConfig}
 
 
 def from_dict(data: dict, source: str = "") -> Config:
@@ -506,8 +505,8 @@ def from_dict(data: dict, source: str = "") -> Config:
     for key, body in data.items():
         if key in integration_settings.SECTIONS:
             continue
-        if key in _SECTIONS:
-            values[key] = build(_SECTIONS[key], body, key)
+        if key in SECTIONS:
+            values[key] = build(SECTIONS[key], body, key)
         elif key == "connections":
             values[key] = _connections(body)
         elif key == "users":

@@ -190,6 +190,23 @@ def _originator(value) -> str | None:
     return None
 
 
+def _secret(key: str) -> bool:
+    return any(word in key for word in ("password", "secret", "token")) or key == "pincode"
+
+
+def _shown(key: str, raw) -> str:
+    """A refused value as a problem line shows it: a secret by its length only (the line
+    reaches terminals and Ansible's output)."""
+    if _secret(key):
+        return f"{len(str(raw))} characters"
+    return repr(raw)
+
+
+def _password_hash(value) -> str | None:
+    from appliance.auth import hash_problem
+    return hash_problem(value) if value else None
+
+
 def _password(value) -> str | None:
     return None if not value or len(value) >= 8 else "must have at least 8 characters"
 
@@ -238,7 +255,11 @@ RULES: dict[type, dict[str, typing.Callable]] = {
                       _at_least(0), "group_commit_max": _between(1, 100000),
                       "keep_days": _at_least(0),
                       "state_dir": lambda v: None if v.strip() else "must not be empty"},
-    cfg.AdminConfig: {"password": _password, "phone": _number, "alert_url": _url},
+    cfg.AdminConfig: {"password": _password, "password_hash": _password_hash, "phone": _number,
+                      "alert_url": _url},
+    cfg.MetricsConfig: {"password": _password, "password_hash": _password_hash,
+                        "allow": _networks},
+    cfg.PhoneSystemConfig: {"allow": _networks},
     cfg.DemoConfig: {"modems": _between(0, 16), "send_seconds": _at_least(0),
                      "report_seconds": _at_least(0)},
     cfg.GSMModemConfig: {
@@ -258,7 +279,8 @@ RULES: dict[type, dict[str, typing.Callable]] = {
         "destaddrnpi": _between(0, 18), "limittompm": _at_least(0), "submittimeout": _positive,
         "reconnectdelay": _positive, "reconnectmaxdelay": _positive,
         "messageidbase": _one_of("auto", "hex", "decimal", "hex-decimal", "decimal-hex")},
-    cfg.UserConfig: {"password": _password, "credits": _at_least(-1), "ip_allow": _networks,
+    cfg.UserConfig: {"password": _password, "password_hash": _password_hash,
+                     "credits": _at_least(-1), "ip_allow": _networks,
                      "ip_deny": _networks, "reporturl": _url, "inbound_url": _url,
                      "originator": _originator, "priority": _priority},
     cfg.RouteConfig: {"mode": _one_of("failover", "balance")},
@@ -287,8 +309,7 @@ class _Checker:
     # --- walking the document ---
 
     def document(self, data: dict) -> None:
-        sections = {"http": cfg.HttpConfig, "store": cfg.StoreConfig,
-                    "admin": cfg.AdminConfig, "demo": cfg.DemoConfig}
+        sections = cfg.SECTIONS         # the structural parser's own list: one source
         values: dict = {}
         self.integrations(data)
         for key, body in data.items():
@@ -303,8 +324,10 @@ class _Checker:
             elif key == "routes":
                 values[key] = self.routes(body)
             else:
-                self.add(key, "unknown section (expected http, store, admin, demo, "
-                         "connections, users, routes, hooks, smtp, relay, inbound or rules)")
+                known = [*sections, "connections", "users", "routes",
+                         *integration_settings.SECTIONS]
+                self.add(key, f"unknown section (expected {', '.join(known[:-1])} or"
+                         f" {known[-1]})")
         self.across(values)
 
     def integrations(self, data: dict) -> None:
@@ -338,7 +361,7 @@ class _Checker:
             rule = RULES.get(cls, {}).get(name)
             error = rule(values[name]) if rule else None
             if error:
-                self.add(where, f"{error} (got {raw!r})" if "got" not in error else error)
+                self.add(where, error if "got" in error else f"{error} (got {_shown(name, raw)})")
         for name, f in fields.items():
             missing = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if missing and name not in values:

@@ -134,3 +134,43 @@ def test_run_on_a_port_in_use_is_one_error_line_not_a_traceback(tmp_path):
         busy.close()
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "cannot run" in done.stderr
+
+
+def test_metrics_and_phonesystem_sections_pass_and_are_checked(tmp_path, capsys):
+    """Found by a helper: check-config (and so `run`, and the Ansible role's validate)
+    refused both sections, so /metrics could not be locked down as the docs say."""
+    path = tmp_path / "config.toml"
+    path.write_text('[metrics]\nusername = "prom"\npassword = "scrape-pass-1"\n'
+                    'allow = ["10.0.5.20"]\n\n[phonesystem]\nauth_required = false\n'
+                    'allow = ["192.168.10.0/24"]\n')
+    config, problems = config_check.check_file(path)
+    assert problems == [] and config.metrics.allow == ("10.0.5.20",)
+    path.write_text('[metrics]\nallow = ["not-a-net"]\n[bogus]\n')
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "metrics.allow: 'not-a-net' is not an address or network" in err
+    assert "bogus: unknown section (expected http, store, admin, demo, phonesystem, metrics," \
+        in err
+
+
+def test_a_refused_password_is_never_printed(tmp_path, capsys):
+    path = tmp_path / "config.toml"
+    path.write_text('[users.shop]\npassword = "Vault7x"\n\n[admin]\npassword = "short"\n')
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "users.shop.password: must have at least 8 characters (got 7 characters)" in err
+    assert "Vault7x" not in err and "short" not in err
+
+
+def test_a_password_hash_that_can_never_verify_is_a_problem(tmp_path, capsys):
+    """Found by a helper: `password_hash = "garbage"` (or the README's "scrypt$...") passed
+    and locked the administrator out without a word."""
+    path = tmp_path / "config.toml"
+    assert main(["passwd", "--hash-only", "--password", "good-pass-12"]) == 0
+    made = capsys.readouterr().out.strip()
+    path.write_text(f'[admin]\npassword_hash = "{made}"\n')
+    assert config_check.check_file(path)[1] == []
+    for bad in ("garbage", "scrypt$...", "scrypt$16384$8$1$!!$abc"):
+        path.write_text(f'[admin]\npassword_hash = "{bad}"\n')
+        assert main(["check-config", str(path)]) == 1
+        assert "admin.password_hash:" in capsys.readouterr().err
