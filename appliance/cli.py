@@ -157,15 +157,16 @@ def cmd_run(args) -> int:
 def _started(daemon, network) -> None:
     if network is not None:
         daemon.control.sim = network
-    host = daemon.config.http.host
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{daemon.port}"
+    http = daemon.config.http
+    scheme = "https" if http.tls_cert else "http"
+    url = f"{scheme}://{'127.0.0.1' if http.host in ('0.0.0.0', '::') else http.host}:{daemon.port}"
     password = daemon.generated_password
     lines = [f"sms-appliance {__version__} is running: {url}/status"]
     if password:
         lines.append(f"admin password (shown once): {password}")
     shown = password or "PASSWORD"
     lines.append("send a message:")
-    lines.append(f"  curl '{url}/api?action=sendmessage&username=admin&password={shown}"
+    lines.append(f"  curl{' -k' if http.tls_cert else ''} '{url}/api?action=sendmessage&username=admin&password={shown}"
                  "&recipient=%2B36201234567&messagetype=SMS:TEXT&messagedata=Hello+world'")
     lines.append("then follow it with action=getmessagebyid&msgID=<the messageid>")
     print("\n".join(lines), flush=True)

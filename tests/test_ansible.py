@@ -292,3 +292,27 @@ def test_time_zone_and_ntp_servers_for_a_fleet(tmp_path: Path):
         result = run_time_tasks(tmp_path, **bad)
         assert result.returncode != 0, bad
         assert "must be a zone of the tz database" in result.stdout, bad
+
+
+def test_tasks_on_the_board_reach_the_daemon_where_it_listens():
+    """Found by a helper: the health gate, status.yml and rotate-credentials.yml asked
+    http://127.0.0.1 whatever the role configured; with a certificate the gate failed
+    after its wait and upgrade.yml rolled back. One expression, rendered by Jinja2 with
+    the role's variables; the playbooks carry the same one."""
+    import jinja2
+    import yaml
+    template = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["sms_appliance_local_url"]
+    for playbook in ("status.yml", "rotate-credentials.yml"):
+        plays = yaml.safe_load((ANSIBLE / "playbooks" / playbook).read_text())
+        assert plays[0]["vars"]["board_url"] == template, playbook
+    render = jinja2.Environment().from_string(template).render
+    assert render(sms_appliance_tls_cert="", sms_appliance_http_host="0.0.0.0",
+                  sms_appliance_http_port=9501) == "http://127.0.0.1:9501"
+    assert render(sms_appliance_tls_cert="/etc/sms-appliance/tls.crt",
+                  sms_appliance_http_host="0.0.0.0",
+                  sms_appliance_http_port=9443) == "https://127.0.0.1:9443"
+    assert render(sms_appliance_tls_cert="", sms_appliance_http_host="10.0.0.5",
+                  sms_appliance_http_port=9501) == "http://10.0.0.5:9501"
+    assert render() == "http://127.0.0.1:9501"                  # the playbooks' defaults
+    health = (ROLE / "tasks" / "health.yml").read_text()
+    assert "{{ sms_appliance_local_url }}/status" in health and "127.0.0.1" not in health
