@@ -45,6 +45,20 @@ def test_other_accounts_and_unregistered_connections_stay_apart(journal):
     assert journal.query("SELECT count(*) AS n FROM orphan_reports")[0]["n"] == 2
 
 
+def test_after_the_smscs_ids_start_again_a_receipt_settles_the_newest_part(journal):
+    """Two transceiver binds of one account; the SMSC restarted and its ids began again, so
+    an old part on TRX1 still waiting for its receipt shares id 42 with a new part sent on
+    TRX2. The receipt that comes on TRX1 is the new part's: the first bind asked used to
+    win (found by a helper, who saw a receipt settle another connection's old message)."""
+    journal.register_smsc_account("TRX1", "esme@smsc")
+    journal.register_smsc_account("TRX2", "esme@smsc")
+    old = sent_on(journal, "TRX1", "42", "before the SMSC restarted")
+    journal.clock.advance(3600)
+    new_mid = sent_on(journal, "TRX2", "42", "after it")
+    journal.report(delivered("TRX1", "42"))
+    assert (state(journal, new_mid), state(journal, old)) == ("delivered", "submitted")
+
+
 def test_an_orphan_on_the_receiver_is_applied_when_the_transmitter_records_its_part(journal):
     journal.register_smsc_account("TX", "esme@smsc")
     journal.register_smsc_account("RX", "esme@smsc")

@@ -73,9 +73,11 @@ def peers(conn, connection: str) -> list[str]:
 
 
 def part_by_reference(conn, connection: str, reference: str, recipient: str | None):
-    """The part (id, message_id, connection) a receipt on `connection` is for, or None.
-    SMSC ids are unique per account, so the first bind with the reference has it."""
-    sql = ("SELECT p.id, p.message_id, p.connection FROM parts p"
+    """The part (id, message_id, connection) a receipt on `connection` is for, or None:
+    the newest one with the reference on any bind of the account. An SMSC's ids are unique
+    only until its counter starts again (an SMSC restart): then an old part still waiting
+    on one bind shares a newer one's id, and the first bind asked must not win."""
+    sql = ("SELECT p.id, p.message_id, p.connection, p.submitted_at FROM parts p"
            " WHERE p.connection=? AND p.reference=? AND p.state IN ('submitted','sending')")
     extra: list = []
     if recipient:
@@ -84,11 +86,11 @@ def part_by_reference(conn, connection: str, reference: str, recipient: str | No
                 " (m.recipient=? OR ltrim(m.recipient,'+')=ltrim(?,'+')))")
         extra = [recipient, recipient]
     sql += " ORDER BY p.submitted_at DESC LIMIT 1"
-    for name in peers(conn, connection):
-        row = conn.execute(sql, [name, reference, *extra]).fetchone()
-        if row is not None:
-            return row
-    return None
+    found = [row for name in peers(conn, connection)
+             if (row := conn.execute(sql, [name, reference, *extra]).fetchone()) is not None]
+    if not found:
+        return None
+    return max(found, key=lambda row: row[3] or 0.0)
 
 
 def set_id_base(conn, connection: str, setting: str) -> str:
