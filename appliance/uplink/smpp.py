@@ -133,6 +133,9 @@ class SmppChannel:
         self._alphabet = codec.alphabet_of(conn)
         self._throttle = Throttle(throttle_pause)
         self._rate = Rate()
+        # LIMITTOMPM: submit_sm spaced evenly, 60/limit seconds apart (0: no limit)
+        self._spacing = 60.0 / conn.limittompm if conn.limittompm > 0 else 0.0
+        self._next_send_at = 0.0
         self._window = Window(conn.windowsize)
         self._inbox: deque[OutPart] = deque()
         self._inbox_lock = threading.Lock()   # appends (any thread) vs reordering (worker)
@@ -203,7 +206,11 @@ class SmppChannel:
     @property
     def capacity(self) -> int:
         """The window plus parts waiting here, so the window refills from memory as each
-        submit_sm_resp comes, not after a round trip through the store."""
+        submit_sm_resp comes, not after a round trip through the store. Under LIMITTOMPM
+        about ten seconds' worth waits here; the rest stays in the store, where another
+        route can still take it."""
+        if self._spacing:
+            return self.conn.windowsize + max(1, min(READY_PARTS, int(10 / self._spacing)))
         return self.conn.windowsize + max(self.conn.windowsize, READY_PARTS)
 
     def submit(self, part: OutPart) -> None:
@@ -440,6 +447,8 @@ class SmppChannel:
         timeout = min(TICK, max(0.0, self._last_rx + self.conn.keepaliveperiod - now))
         if (self._inbox or self._throttled) and self._throttle.paused(now):
             timeout = min(timeout, self._throttle.until - now)
+        if (self._inbox or self._throttled) and self._spacing and self._window.room():
+            timeout = min(timeout, self._next_send_at - now)
         if self._held is not None:
             timeout = min(timeout, self._held_since + RESULT_HOLD - now)
         return max(0.0, timeout)
@@ -462,6 +471,8 @@ class SmppChannel:
         now = self.clock.monotonic()
         out: list[bytes] = []           # the whole window refill leaves in one sendall
         while self._window.room() and not self._throttle.paused(now):
+            if self._spacing and now < self._next_send_at:
+                break                   # LIMITTOMPM: _select_timeout wakes us for the next
             if self._throttled:
                 part = self._throttled.pop(0)
             elif self._inbox:
@@ -471,6 +482,8 @@ class SmppChannel:
             data = self._submit_sm(part, now)
             if data is not None:
                 out.append(data)
+                if self._spacing:
+                    self._next_send_at = max(self._next_send_at, now) + self._spacing
         if out:
             self._send_bytes(b"".join(out))
 
