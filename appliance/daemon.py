@@ -43,13 +43,19 @@ STATS_SECONDS = 60.0
 
 
 def build_channel(conn: ConnectionConfig, sink, clock: Clock, pin_factory=None, on_alert=None,
-                  clock_synchronized=None):
-    """The channel object for one connection; hardware libraries load only when used."""
+                  clock_synchronized=None, reset_budgets: dict | None = None):
+    """The channel object for one connection; hardware libraries load only when used.
+    `reset_budgets`: a modem's reset count per connection name, kept across restarts of
+    its channel."""
     if isinstance(conn, GSMModemConfig):
+        from appliance.modem.ladder import ResetBudget
         from appliance.modem.power import PowerControl
         from appliance.modem.worker import ModemWorker
         power = PowerControl.from_config(conn, pin_factory=pin_factory, clock=clock)
-        return ModemWorker(conn, sink, clock=clock, power=power, on_alert=on_alert)
+        resets = None if reset_budgets is None else reset_budgets.setdefault(
+            conn.name, ResetBudget(clock, conn.max_resets_per_hour))
+        return ModemWorker(conn, sink, clock=clock, power=power, on_alert=on_alert,
+                           resets=resets)
     if isinstance(conn, SMPPConfig):
         from appliance.uplink.smpp import SmppChannel
         return SmppChannel(conn, sink, clock=clock, clock_synchronized=clock_synchronized)
@@ -77,6 +83,7 @@ class Channels:
         self._lock = threading.Lock()
         self.configs: dict[str, ConnectionConfig] = {}
         self.running: dict[str, object] = {}
+        self._reset_budgets: dict = {}      # modem resets per hour, across channel restarts
 
     def start(self, conn: ConnectionConfig) -> None:
         with self._lock:
@@ -85,7 +92,8 @@ class Channels:
             if conn.autoconnect:
                 daemon = self._daemon
                 channel = build_channel(conn, daemon.journal, daemon.clock, daemon.pin_factory,
-                                        daemon.alert, daemon.clock_synchronized)
+                                        daemon.alert, daemon.clock_synchronized,
+                                        self._reset_budgets)
                 if hasattr(channel, "set_wake"):     # freed slots wake the dispatcher
                     channel.set_wake(self._daemon.dispatcher.wake)
                 channel.start()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
+from test_whole_messages import demo_appliance  # noqa: F401 (fixture)
+
 from appliance.daemon import Channels
 
 
@@ -63,3 +65,19 @@ def test_a_channel_whose_stop_fails_does_not_keep_the_others_running(caplog):
     channels.stop_all()
     assert all(channel.stopped for channel in good) and channels.running == {}
     assert "channels: B failed to stop cleanly" in caplog.text
+
+
+def test_a_modem_restarted_through_the_api_keeps_its_resets_of_the_hour(demo_appliance):
+    """Found by a helper: stopdriver + startdriver made a new worker with an empty reset
+    budget, so a held modem (cap reached) could be reset past max_resets_per_hour."""
+    from wsgi_client import WsgiApi
+    daemon, api, network = demo_appliance(1, modem_changes={"max_resets_per_hour": 4})
+    worker = daemon.channels.running["GSMModem0"]
+    for _ in range(4):
+        worker.resets.record()                      # the hour's resets, used up
+    assert worker.resets.exhausted()
+    admin = WsgiApi(daemon.app)
+    admin.action("stopdriver", name="GSMModem0")
+    admin.action("startdriver", name="GSMModem0")
+    again = daemon.channels.running["GSMModem0"]
+    assert again is not worker and again.resets.recent() == 4 and again.resets.exhausted()

@@ -73,7 +73,8 @@ class ModemWorker:
 
     def __init__(self, config, sink, *, clock: Clock = SYSTEM_CLOCK,
                  power: PowerControl | None = None, sysfs_root: str = "/sys",
-                 on_alert=None, timings: Timings | None = None, pin_factory=None):
+                 on_alert=None, timings: Timings | None = None, pin_factory=None,
+                 resets: ladder.ResetBudget | None = None):
         self.config = config
         self.name = config.name
         self.slot = config.slot or config.name
@@ -86,7 +87,10 @@ class ModemWorker:
         self.on_alert = on_alert
         self.pacing = Pacing(clock, config.limittompm, config.random_delay_seconds,
                              config.daily_limit)
-        self.resets = ladder.ResetBudget(clock, config.max_resets_per_hour)
+        # `resets`: the slot's budget from an earlier worker (a driver stopped and started
+        # again), so a restart through the API does not wipe the hour's count
+        self.resets = resets or ladder.ResetBudget(clock, config.max_resets_per_hour)
+        self.resets.per_hour = config.max_resets_per_hour
         self.state = STOPPED
         self.step = ""
         self.session: ModemSession | None = None
@@ -359,8 +363,9 @@ class ModemWorker:
 
     def _send(self, part: OutPart) -> None:
         if self.state != READY or not self.health.registered:
-            return self._part_failed(part, SendFailure("modem not ready",
-                                                       f"{self.slot} is {self.state}", True, False))
+            why = self.state if self.state != READY else "not registered on the network"
+            return self._part_failed(part, SendFailure("modem not ready", f"{self.slot} is {why}",
+                                                       True, False))
         validity = self._validity(part)
         if validity is not None and validity <= 0:
             return self._part_failed(part, SendFailure("expired", "validity ended before sending",

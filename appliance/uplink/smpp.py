@@ -354,14 +354,14 @@ class SmppChannel:
         try:
             client.connect()
         except (smpplib.exceptions.ConnectionError, OSError) as exc:
-            return f"connect failed: {exc or 'no answer'}"
+            return f"connect failed: {str(exc) or 'no answer'}"
         command = f"bind_{self.conn.mode}"
         try:
             resp = _send_bind(client, command, self._bind_args())
         except smpplib.exceptions.PDUError as exc:
             return _with_length_notes(_bind_error(command, exc), self.conn)
         except (smpplib.exceptions.ConnectionError, OSError) as exc:
-            return f"{command} failed: {exc or 'the SMSC closed the link before answering'}"
+            return f"{command} failed: {str(exc) or 'the SMSC closed the link before answering'}"
         except UnicodeEncodeError:      # a value the config did not check (it refuses them)
             return f"{command} not sent: a field has a character outside Latin-1"
         if resp.command == "unbind":           # some SMSCs answer bad credentials this way
@@ -641,7 +641,7 @@ class SmppChannel:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            raise LinkDown(f"link lost: {exc or 'closed by the SMSC'}") from None
+            raise LinkDown(f"link lost: {str(exc) or 'closed by the SMSC'}") from None
         if not data:
             raise LinkDown("link lost: closed by the SMSC")
         self._rx += data
