@@ -165,6 +165,8 @@ def test_receipts_matching_nothing_are_dropped_after_the_report_timeout(smsc, tm
                      esm_class=0x04, wait=False)           # a receipt for nothing we sent
         orphans = "SELECT count(*) AS n FROM orphan_reports"
         wait_until(lambda: journal.query(orphans)[0]["n"] == 1, what="kept as an orphan")
+        # counted at once, not at the next sweep a minute later (found by a helper)
+        assert channel.status()["orphan_receipts"] == 1
         clock.advance(61)                                  # the next sweep: too young to drop
         wait_until(lambda: channel.status()["orphan_receipts"] == 1, what="counted as waiting")
         clock.advance(3600)

@@ -40,6 +40,12 @@ def test_a_modem_stopped_after_part_1_of_3_is_left_at_once_and_the_message_resen
     assert daemon.journal.duplicate_parts(message_id) == 1
     summary = daemon.status()["whole_messages"]
     assert summary["resent_whole"] == 1
+    # the dashboard's timeline tells the rounds too (it showed GSMModem1's parts only)
+    from appliance.web.dashboard_data import timeline
+    rounds = [s for s in timeline(daemon.journal, daemon.journal.get_message(message_id))
+              if s["what"].startswith("round")]
+    assert [s["what"] for s in rounds] == ["round 1 on GSMModem0", "round 2 on GSMModem1"]
+    assert rounds[0]["detail"].startswith("1 of 3 part(s) sent; GSMModem0 stalled")
     assert summary["recent_resends"][0]["channels"] == ["GSMModem0", "GSMModem1"]
     wait_until(lambda: any(m["text"] == GSM7_TEXT for m in inbox(api)), timeout=30,
                what="the whole message in the inbox")

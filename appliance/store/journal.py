@@ -408,12 +408,16 @@ class Journal:
         """Receipts on any connection of `account` match parts sent by any other of it."""
         self._write(lambda conn: receipt_match.set_account(conn, connection, account))
 
+    def orphans_waiting(self, connection: str) -> int:
+        """Receipts that came on `connection` and wait for their part (/status)."""
+        return self.query("SELECT count(*) AS n FROM orphan_reports WHERE connection=?",
+                          (connection,))[0]["n"]
+
     def drop_orphan_reports(self, connection: str, max_age: float) -> tuple[int, int]:
         """Drop receipts that came on `connection` more than `max_age` seconds ago and never
         found their part; returns (dropped, still waiting). Reads first: no idle fsync."""
         older_than = self.clock.now() - max_age
-        waiting = self.query("SELECT count(*) AS n FROM orphan_reports WHERE connection=?",
-                             (connection,))[0]["n"]
+        waiting = self.orphans_waiting(connection)
         stale = self.query("SELECT 1 FROM orphan_reports WHERE connection=? AND received<?"
                            " LIMIT 1", (connection, older_than))
         if not stale:

@@ -248,7 +248,7 @@ class SmppChannel:
             "retry_in": round(max(0.0, self._retry_at - now), 1) if self.state == "backoff"
             else 0.0,
             "smsc_account": receipts.account_key(self.conn),
-            "orphan_receipts": self._orphans_waiting,
+            "orphan_receipts": self._orphans_now(),
             "messageidbase": self.conn.messageidbase,
             "messageidbase_learned": self._id_base_learned,
             "submits_per_second": self._rate.per_second(now),
@@ -429,6 +429,17 @@ class SmppChannel:
             self.counts["orphans_dropped"] += dropped
             log.warning("%s: %d receipts matched no sent part within %gh; dropped", self.name,
                         dropped, self.conn.report_timeout_hours)
+
+    def _orphans_now(self) -> int:
+        """Receipts on this bind waiting for their part, as the store has them now (the
+        sweep's figure was up to a minute old, in both directions)."""
+        count = getattr(self.sink, "orphans_waiting", None)
+        if count is None:
+            return self._orphans_waiting
+        try:
+            return count(self.name)
+        except Exception:       # a busy or closed store: the sweep's figure
+            return self._orphans_waiting
 
     def _cycle(self) -> None:
         self._send_committed()

@@ -141,6 +141,7 @@ def timeline(journal, message: dict) -> list[dict]:
         elif part["reason"]:
             steps.append({"at": message["updated"], "what": f"{label} {part['state']}",
                           "detail": f"last try: {part['reason']}"})
+    steps += _rounds(journal, message)
     for event in journal.query("SELECT kind, at, state, attempts, last_error FROM events"
                                " WHERE message_id=? ORDER BY id", (message["id"],)):
         detail = f"{event['attempts']} attempt(s), {event['state']}"
@@ -149,6 +150,20 @@ def timeline(journal, message: dict) -> list[dict]:
         steps.append({"at": event["at"], "what": f"callback for {event['kind']}",
                       "detail": detail})
     return steps          # causal order: a report's own clock may read before our acceptance
+
+
+def _rounds(journal, message: dict) -> list[dict]:
+    """A long message's rounds on its channels: the parts' rows keep only their latest
+    attempt, so a message resent whole showed nothing of the first channel or of why."""
+    if message["parts_total"] < 2:
+        return []
+    rounds = journal.route_history(message["id"])
+    if len(rounds) < 2 and not any(r["ended"] and r["outcome"] != "sent" for r in rounds):
+        return []           # one round that went as planned: the parts say it all
+    return [{"at": r["started"], "what": f"round {r['round']} on {r['connection']}",
+             "detail": f"{r['parts_sent']} of {message['parts_total']} part(s) sent"
+                       + (f"; {r['outcome']}" if r["outcome"] else "")}
+            for r in rounds]
 
 
 def channels_view(daemon) -> dict:
