@@ -210,15 +210,16 @@ def cmd_passwd(args) -> int:
     from appliance.store.documents import Documents
     from appliance.store.journal import Journal
     from appliance.state_dir import holds_state
+    password = _new_password(args)
+    if password is None:
+        return 1
     if args.hash_only:
-        return _print_hash(args.password or sys.stdin.readline().strip())
+        from appliance import auth
+        print(auth.hash_password(password))
+        return 0
     if not args.create and not holds_state(args.state_dir):
         print(f"{args.state_dir} holds no appliance state (a mistyped --state-dir?); "
               "use --create to start a new one", file=sys.stderr)
-        return 1
-    password = args.password or sys.stdin.readline().strip()
-    if len(password) < 8:
-        print("the password must have at least 8 characters", file=sys.stderr)
         return 1
     _become_state_owner(args.state_dir)
     journal = Journal.open(args.state_dir)
@@ -235,13 +236,13 @@ def cmd_passwd(args) -> int:
     return 0
 
 
-def _print_hash(password: str) -> int:
-    from appliance import auth
+def _new_password(args) -> str | None:
+    """--password or a line of stdin; None (said why) when it is too short."""
+    password = args.password or sys.stdin.readline().strip()
     if len(password) < 8:
         print("the password must have at least 8 characters", file=sys.stderr)
-        return 1
-    print(auth.hash_password(password))
-    return 0
+        return None
+    return password
 
 
 def _become_state_owner(state_dir: str) -> None:
