@@ -242,6 +242,14 @@ def _networks(values) -> str | None:
     return None
 
 
+def _absolute_path(value: str) -> str | None:
+    # The service's working directory is not the config's: a relative path (or a bare
+    # number such as `5`) would put the journal wherever the daemon happened to start.
+    if not value.strip():
+        return "must not be empty"
+    return None if value.startswith("/") else "must be an absolute path"
+
+
 def _ports(values) -> str | None:
     bad = [v for v in values if not 1 <= v <= 65535]
     return f"{bad[0]} is not a TCP port 1..65535" if bad else None
@@ -249,12 +257,12 @@ def _ports(values) -> str | None:
 
 RULES: dict[type, dict[str, typing.Callable]] = {
     cfg.HttpConfig: {"port": _port, "extra_ports": _ports, "threads": _between(1, 256),
-                     "engine": _one_of("waitress", "wsgiref"),
+                     "engine": _one_of("loop", "waitress", "wsgiref"),
                      "login_failures_per_minute": _at_least(0)},
     cfg.StoreConfig: {"default_validity_hours": _at_least(0), "dedupe_window_seconds":
                       _at_least(0), "group_commit_max": _between(1, 100000),
                       "keep_days": _at_least(0),
-                      "state_dir": lambda v: None if v.strip() else "must not be empty"},
+                      "state_dir": _absolute_path},
     cfg.AdminConfig: {"password": _password, "password_hash": _password_hash, "phone": _number,
                       "alert_url": _url},
     cfg.MetricsConfig: {"password": _password, "password_hash": _password_hash,

@@ -174,3 +174,17 @@ def test_a_password_hash_that_can_never_verify_is_a_problem(tmp_path, capsys):
         path.write_text(f'[admin]\npassword_hash = "{bad}"\n')
         assert main(["check-config", str(path)]) == 1
         assert "admin.password_hash:" in capsys.readouterr().err
+
+
+def test_the_default_engine_may_be_written_and_state_dir_must_be_absolute(tmp_path, capsys):
+    """`engine = "loop"` is the default, yet writing it made check-config (so `run` and
+    bench/ingest.py) refuse the file; `state_dir = 5` was taken as the relative path "5"."""
+    path = tmp_path / "config.toml"
+    path.write_text(f'[http]\nengine = "loop"\n[store]\nstate_dir = "{tmp_path}"\n')
+    config, problems = config_check.check_file(path)
+    assert problems == [] and config.http.engine == "loop"
+    path.write_text('[http]\nengine = "tornado"\n[store]\nstate_dir = 5\n')
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "http.engine: must be one of loop, waitress, wsgiref" in err
+    assert "store.state_dir: must be an absolute path (got 5)" in err
