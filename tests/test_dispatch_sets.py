@@ -145,6 +145,41 @@ def test_results_of_long_messages_settle_each_message_once_for_its_parts(journal
     assert journal.route_history(cut)[0]["ended"] is not None
 
 
+def test_parts_of_long_messages_are_recorded_in_one_statement(journal, clock):
+    """Their submit results are one UPDATE (dispatch_batch.record_submitted_long), the rows
+    carrying the counted-apart mark; a part given back to the queue before its answer came
+    is still recorded part by part, and the counts stay exact."""
+    first, second = accept(journal, sub(1, LONG), sub(2, LONG))
+    parts = journal.due_parts(limit=100)
+    journal.claim_whole([(p.id, "S0", p.message_id, p.total) for p in parts])
+    back = next(p for p in parts if p.message_id == second and p.seq == 2)
+    journal._write(lambda conn: conn.execute("UPDATE parts SET state='queued' WHERE id=?",
+                                             (back.id,)))
+    marks = {r["id"]: r["counted_apart"] for r in journal.query(
+        "SELECT id, counted_apart FROM parts")}
+    statements = []
+    journal._write(lambda conn: conn.set_trace_callback(statements.append))
+    clock.advance(1)
+    journal.parts_submitted("S0", [(p.id, f"r{p.id}") for p in parts])
+    journal._write(lambda conn: conn.set_trace_callback(None))
+
+    # distinct texts: SQLite traces a statement again on each step of its RETURNING rows
+    updates = {s for s in statements if s.startswith("UPDATE parts SET state='submitted'")}
+    assert len(updates) == 3          # the one-part set (none taken), the long set, `back`
+    after = {r["id"]: r["counted_apart"] for r in journal.query(
+        "SELECT id, counted_apart FROM parts")}
+    assert [p.id for p in parts if after[p.id] > marks[p.id]] == \
+        [p.id for p in parts if p.id != back.id]
+    for message_id in (first, second):
+        assert message_row(journal, message_id)["state"] == "submitted"
+        assert [p["reference"] for p in journal.get_parts(message_id)] == \
+            [f"r{p.id}" for p in parts if p.message_id == message_id]
+        assert journal.route_history(message_id)[0]["ended"] == clock.now()
+    counts = {r["state"]: r["n"] for r in journal.query(
+        "SELECT state, count(*) AS n FROM parts GROUP BY state")}
+    assert journal.stats()["parts_by_state"] == counts == {"submitted": 6}
+
+
 def test_a_receipt_before_its_long_message_part_is_recorded_applies_to_that_part(journal):
     [message_id] = accept(journal, sub(1, LONG))
     parts = journal.due_parts(limit=10)

@@ -47,6 +47,22 @@ def record_submitted(conn, connection: str, results: list[tuple[int, str]],
     return [(r[0], r[2]) for r in rows]
 
 
+def record_submitted_long(conn, connection: str, results: list[tuple[int, str]],
+                          now: float) -> dict[int, tuple[str, int]]:
+    """submit_sm_resp OK for parts of long messages in flight, in one statement: the parts
+    only; the caller settles each of their messages once (state, round). Returns part id ->
+    (message id, parts total) for the parts recorded; the others are the caller's, part by
+    part (one given back to the queue meanwhile, one gone with its purged message)."""
+    rows = conn.execute(
+        "UPDATE parts SET state='submitted', connection=?, reference=json_extract(j.value, '$[1]'),"
+        " submitted_at=?, reason='', counted_apart=counted_apart+1 FROM json_each(?) AS j"
+        " WHERE parts.id=json_extract(j.value, '$[0]') AND parts.total>1"
+        " AND parts.state='sending' RETURNING parts.id, parts.message_id, parts.total",
+        (connection, now, json.dumps(results))).fetchall()
+    counters.moved(conn, "parts", "sending", "submitted", len(rows))
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
 def set_message_state(conn, message_ids: list[str], state: str, connection: str,
                       now: float) -> None:
     """One-part messages whose only part is now in `state` (neither final nor deleted):

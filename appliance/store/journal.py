@@ -348,8 +348,11 @@ class Journal:
                 self._record_submitted(conn, part_id, connection, reference, False, now)
             return
         settle: dict[str, int] = {}     # message id -> parts total, in the order first seen
+        recorded = dispatch_batch.record_submitted_long(conn, connection, results, now)
         for part_id, reference in results:
-            marked = _mark_submitted(conn, part_id, connection, reference, False, now)
+            marked = recorded.get(part_id)
+            if marked is None:      # not in flight any more, or gone: as it always was
+                marked = _mark_submitted(conn, part_id, connection, reference, False, now)
             if marked is None:
                 continue
             if marked[1] == 1:          # a one-part message's part no longer in flight
