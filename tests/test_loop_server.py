@@ -302,6 +302,45 @@ def test_a_request_waiting_too_long_for_its_commit_is_answered_busy_by_the_sweep
         assert answer.startswith("HTTP/1.1 200 ") and "<errorcode>8</errorcode>" in answer
         assert "busy" in answer and not server._waiting
         sock.close()
+    # told "busy; retry", the client must not find it sent: the write was withdrawn
+    daemon.journal._write(lambda conn: None)
+    assert daemon.journal.query("SELECT count(*) FROM messages WHERE body='stuck'")[0][0] == 0
+
+
+def test_a_request_whose_commit_is_in_progress_at_its_deadline_gets_the_commit_answer(front):
+    """Found by a helper with fsfreeze: a request past its deadline was answered "busy;
+    retry" while its write was being committed, and the message then left anyway. Now the
+    sweep withdraws only a write the writer has not started; one in progress is waited for
+    and answered as committed."""
+    daemon, server, clock = front
+    writer = daemon.journal._writer
+    gate, inside = threading.Event(), threading.Event()
+    run_alone = writer._run_alone
+
+    def slow(conn, fn):           # the request's own write, taken, held inside its commit
+        inside.set()
+        gate.wait(30)
+        return run_alone(conn, fn)
+    writer._run_alone = slow
+    try:
+        sock = raw(server.ports[0])
+        sock.sendall(f"GET {send_query(text='slow disk')} HTTP/1.1\r\nHost: x\r\n\r\n"
+                     .encode())
+        assert inside.wait(10)
+        clock.advance(61)
+        server.check_timeouts()
+        assert server._waiting                        # still waiting: not answered busy
+        clock.advance(61)
+        server.check_timeouts()
+        assert server._waiting
+    finally:
+        writer._run_alone = run_alone
+        gate.set()
+    answer = sock.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 200 ") and "<statuscode>0</statuscode>" in answer
+    [mid] = message_ids(answer)
+    assert daemon.journal.get_message(mid)["body"] == "slow disk"
+    sock.close()
 
 
 def test_requests_read_in_one_loop_iteration_share_one_group_commit(front):

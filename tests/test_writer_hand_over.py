@@ -139,3 +139,25 @@ def _accept_write(journal, text: str):
     finally:
         del journal._writer.call
     return captured[0]
+
+
+def test_a_write_that_times_out_while_queued_is_never_applied(journal):
+    """A caller told "the store did not answer" (and so "retry") must not find its write
+    done later; a write the writer already started is waited for instead."""
+    writer = journal._writer
+    gate, inside = threading.Event(), threading.Event()
+
+    def hold(conn):
+        inside.set()
+        gate.wait(30)
+        return "held"
+    held = writer.submit(hold)
+    assert inside.wait(10)
+    queued = writer.submit(write(41))
+    with pytest.raises(TimeoutError):
+        queued.result(0.05)
+    # `held` is past its deadline too, but in progress: its waiter gets its outcome
+    threading.Timer(0.2, gate.set).start()
+    assert held.result(0.05) == "held"
+    journal._write(lambda conn: None)
+    assert journal.query("SELECT count(*) FROM ledger WHERE delta=41")[0][0] == 0

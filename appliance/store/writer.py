@@ -72,10 +72,12 @@ class Pending:
     registers a callback, so an Event is made only when a thread blocks on it.
     """
 
-    __slots__ = ("_done", "_value", "_error", "_callbacks", "_event", "_lock")
+    __slots__ = ("_done", "_value", "_error", "_callbacks", "_event", "_lock", "_taken",
+                 "_cancelled")
 
     def __init__(self):
         self._done = False
+        self._taken = self._cancelled = False
         self._value = self._error = None
         self._callbacks: list | None = None
         self._event: threading.Event | None = None
@@ -90,13 +92,33 @@ class Pending:
                 if not self._done and self._event is None:
                     self._event = threading.Event()
             if not self._done and not self._event.wait(timeout):
-                raise TimeoutError("the store did not answer in time")
+                if self.cancel():
+                    raise TimeoutError("the store did not answer in time")
+                self._event.wait()      # the writer is applying it: its outcome is coming
         if self._error is not None:
             raise self._error
         return self._value
 
     def exception(self):
         return self._error
+
+    def cancel(self) -> bool:
+        """Withdraw a write the writer has not started: True if it will never be applied
+        (its waiter may then say "not stored, retry"); False once the writer has it, whose
+        outcome is coming. A caller told "retry" must never find the message sent."""
+        with self._lock:
+            if self._taken or self._done:
+                return False
+            self._cancelled = True
+            return True
+
+    def take(self) -> bool:
+        """The writer's side of `cancel`: False for a withdrawn write, which is skipped."""
+        with self._lock:
+            if self._cancelled:
+                return False
+            self._taken = True
+            return True
 
     def add_done_callback(self, fn) -> None:
         with self._lock:
@@ -224,6 +246,9 @@ class GroupWriter:
                 return batch, False
 
     def _apply(self, batch: list) -> None:
+        batch = [item for item in batch if item[1].take()]     # not those timed out queued
+        if not batch:
+            return
         conn = self._conn
         results = []
         try:

@@ -86,6 +86,8 @@ class _Task(greenlet.greenlet, Suspendable):
     # clock.monotonic() after which the wait times out, or None. The timeout sweep checks
     # it, so a wait may last up to one sweep period (idle/request timeout / 4) longer.
     deadline = None
+    timeout = None        # the wait's own timeout (seconds), to extend a commit in progress
+    overdue = 0           # sweeps that found its commit in progress past the deadline
 
     def woken(self, future) -> None:
         """The Future's done-callback, from the writer thread (a bound method: no closure
@@ -281,7 +283,15 @@ class LoopServer:
         for conn in list(self._connections):
             conn.check_timeouts(now)
         for task in [t for t in self._waiting if t.deadline <= now]:
-            self._resume(task, task.throw, TimeoutError("the store did not answer"))
+            if task.waiting.cancel():       # withdrawn before the writer took it: not stored
+                self._resume(task, task.throw, TimeoutError("the store did not answer"))
+            else:                           # being committed: its real answer is coming
+                if task.overdue == 0:
+                    log.warning("web: a request has waited over %.0f s for a commit in"
+                                " progress (a stalled disk?); it keeps waiting for it",
+                                task.timeout)
+                task.overdue += 1
+                task.deadline = now + task.timeout
 
     def check_timeouts(self) -> None:
         """Run the timeout sweep now, from any thread (tests advance a FakeClock first)."""
@@ -339,6 +349,7 @@ class LoopServer:
         task.waiting = future
         if timeout is not None:           # the sweep ends the wait (no timer per request)
             task.deadline = self.clock.monotonic() + timeout
+            task.timeout, task.overdue = timeout, 0
             self._waiting.add(task)
         future.add_done_callback(task.woken)
 
