@@ -28,6 +28,7 @@ from appliance.dispatch import Dispatcher
 from appliance.inbound_owner import InboundOwners
 from appliance.notify import Notifier
 from appliance.routing import Router
+from appliance.state_dir import DaemonLock
 from appliance.store.documents import Documents
 from appliance.store import report_timeout
 from appliance.store.journal import Journal
@@ -151,15 +152,12 @@ class Daemon:
         self.started = clock.monotonic()
         self._stop = threading.Event()
         self._notify = notifier or sdnotify.SystemdNotifier()
-        self.journal = Journal.open(config.state_dir, clock=clock,
-                                    max_batch=config.store.group_commit_max,
-                                    dedupe_window=config.store.dedupe_window_seconds,
-                                    fragment_timeout=config.store.inbound_partial_after_seconds)
-        self.journal.report_timeouts = report_timeout.timeouts_from_config(config.connections)
-        self.documents = Documents(config.state_dir)
-        self.accounts = Accounts(self.documents, self.journal,
-                                 failures_per_minute=config.http.login_failures_per_minute)
-        self.generated_password = self.accounts.provision(config, admin_password)
+        self._state_lock = DaemonLock(config.state_dir)     # before anything reads the queue
+        try:
+            self._open_state(config, clock, admin_password)
+        except BaseException:
+            self._state_lock.release()
+            raise
         self.router = Router(config.routes, [c.name for c in config.connections],
                              aliases={c.operator: c.name for c in config.connections
                                       if getattr(c, "operator", "")})
@@ -177,6 +175,18 @@ class Daemon:
         self.http = None                 # web.loop_server.LoopServer or web.server.HttpServer
         self.mail = None                  # integrations.mail.MailListener, with [smtp] listen
         self.rules = None                 # integrations.rules.RuleRunner
+
+    def _open_state(self, config: Config, clock: Clock, admin_password: str) -> None:
+        """The journal, the documents and the accounts in them (what may fail to open)."""
+        self.journal = Journal.open(config.state_dir, clock=clock,
+                                    max_batch=config.store.group_commit_max,
+                                    dedupe_window=config.store.dedupe_window_seconds,
+                                    fragment_timeout=config.store.inbound_partial_after_seconds)
+        self.journal.report_timeouts = report_timeout.timeouts_from_config(config.connections)
+        self.documents = Documents(config.state_dir)
+        self.accounts = Accounts(self.documents, self.journal,
+                                 failures_per_minute=config.http.login_failures_per_minute)
+        self.generated_password = self.accounts.provision(config, admin_password)
 
     # --- life cycle ---
 
@@ -254,6 +264,7 @@ class Daemon:
         self.notifier.stop()
         self.journal.close()
         self.documents.close()
+        self._state_lock.release()
         log.info("daemon: stopped")
 
     def request_stop(self, *_args) -> None:
