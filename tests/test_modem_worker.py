@@ -22,3 +22,28 @@ def test_sends_one_sms_and_matches_its_status_report(rig, network):
     assert report.status == ReportStatus.DELIVERED
     assert report.recipient == "+36701234567"
     assert worker.status()["sent"] == 1
+
+
+def test_a_store_that_cannot_take_a_result_is_retried_not_taken_for_a_modem_fault(rig,
+                                                                                   network):
+    """Found by a helper with a full disk: the store's error reset a healthy modem, and the
+    send's record was lost (the part stayed `sending` until a restart sent it again)."""
+    from appliance.errors import StoreError
+    sim = network.add_modem("slot1", "+36201111111")
+
+    class FullDisk(Sink):
+        refusals = 2
+
+        def part_submitted(self, part_id, connection, reference):
+            if self.refusals:
+                self.refusals -= 1
+                raise StoreError("commit failed: database or disk is full")
+            super().part_submitted(part_id, connection, reference)
+    sink = FullDisk()
+    worker = rig.ready(rig.worker(sim, sink))
+    worker.submit(part(7, "+36701234567", "Hello world"))
+    wait_until(lambda: sink.submitted, timeout=20, what="the record, once the store takes it")
+    assert [s[0] for s in sink.submitted] == [7] and sink.failed == []
+    assert len(network.submits) == 1                    # sent once
+    status = worker.status()
+    assert status["state"] == "ready" and status["resets_last_hour"] == 0

@@ -18,6 +18,7 @@ The ladder is in ladder.py; AT conversations in session.py; this file decides wh
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import queue
 import re
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 
 from appliance import gsm
 from appliance.clock import SYSTEM_CLOCK, Clock
-from appliance.errors import ValidationError
+from appliance.errors import StoreError, ValidationError
 from appliance.model import OutPart
 from appliance.modem import ladder, probe
 from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortBusy, PortGone,
@@ -419,15 +420,37 @@ class ModemWorker:
         self._send_failures = 0
         log.debug("%s: part %s to %s submitted, reference %s", self.slot, part.id,
                  _masked(part.recipient), reference)
-        self.sink.part_submitted(part.id, self.name, reference=str(reference))
+        self._keep(f"part {part.id} submitted", self.sink.part_submitted, part.id, self.name,
+                   reference=str(reference))
 
     def _part_failed(self, part: OutPart, failure: SendFailure) -> None:
         self.counters["failed"] += 1
         self.last_error = f"{failure.code}: {failure.reason}"
         log.warning("%s: part %s failed: %s: %s (%s)", self.slot, part.id, failure.code,
                     failure.reason, "will retry" if failure.retryable else "final")
-        self.sink.part_failed(part.id, self.name, failure.code, failure.reason,
-                              failure.retryable)
+        self._keep(f"part {part.id} failed", self.sink.part_failed, part.id, self.name,
+                   failure.code, failure.reason, failure.retryable)
+
+    def _keep(self, what: str, write, *args, **kwargs) -> None:
+        """A result the store must have: written again until it is (a full or failing disk),
+        never taken for a modem fault. A send whose record was lost stayed `sending` until a
+        restart sent it again, and the error reset a healthy modem. On stop the part is left
+        in flight, and the next start sends it again, as after a crash."""
+        delay = 0.5
+        for attempt in itertools.count(1):
+            try:
+                write(*args, **kwargs)
+                if attempt > 1:
+                    log.info("%s: %s recorded after %d attempts", self.slot, what, attempt)
+                return
+            except (StoreError, TimeoutError) as exc:
+                if attempt == 1:
+                    log.error("%s: %s not recorded, the store failed (%s); retrying until"
+                              " it takes it", self.slot, what, exc)
+                if self._stop.is_set():
+                    raise Stopping(f"{self.slot} stopped with {what} not recorded") from None
+                self._sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _after_send_failure(self, failure: SendFailure) -> None:
         if failure.code == "AT timeout":
@@ -549,13 +572,14 @@ class ModemWorker:
         now = self.clock.now()
         if pdu.type == "status_report":
             self.counters["reports"] += 1
-            self.sink.report(to_report(pdu, self.name, now))
+            self._keep("a status report", self.sink.report, to_report(pdu, self.name, now))
         elif pdu.type == "deliver":
             if not self.config.receive:
                 raise RuntimeError("receiving is off for this modem; left on the SIM")
             self.counters["received"] += 1
             log.debug("%s: SMS from %s received", self.slot, _masked(pdu.number))
-            self.sink.inbound(to_fragment(pdu, self.name, self.config.phonenumber, now))
+            self._keep("a received SMS", self.sink.inbound,
+                       to_fragment(pdu, self.name, self.config.phonenumber, now))
 
     def _read_all_stored(self) -> None:
         """Messages and reports that arrived while we were down, or whose URC was lost."""

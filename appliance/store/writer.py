@@ -362,6 +362,8 @@ class Checkpointer:
         self._idle = idle
         self._every = every
         self._done_at = 0                 # writer.commits at the last checkpoint
+        self._failed_until = 0.0          # monotonic: after a failed checkpoint, wait until
+        self._failures = 0
         self._last_commit = time.monotonic()
         self._wake = threading.Event()
         self._stopping = False
@@ -399,8 +401,16 @@ class Checkpointer:
         try:
             row = tuple(self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
         except sqlite3.Error as exc:
-            log.warning("store: checkpoint failed: %s", exc)
+            # a full or failing disk: back off (1 s doubling to a minute), one line a failure
+            # streak, or the thread spun on it (a helper counted 1,383 lines in 28 s)
+            self._failures += 1
+            self._failed_until = time.monotonic() + min(60.0, 2.0 ** (self._failures - 1))
+            if self._failures == 1:
+                log.warning("store: checkpoint failed: %s; retrying with back-off", exc)
             return None
+        if self._failures:
+            log.info("store: checkpoint works again after %d failures", self._failures)
+            self._failures = 0
         self._done_at = commits
         self.checkpoints += 1
         return row
@@ -410,6 +420,8 @@ class Checkpointer:
         pending = self._writer.commits - self._done_at
         if pending == 0:
             return None
+        if now < self._failed_until:
+            return self._failed_until - now
         if pending >= self._every:
             return 0.0
         return max(0.0, self._last_commit + self._idle - now)
@@ -419,7 +431,8 @@ class Checkpointer:
             while not self._stopping:
                 self._wake.wait(self._timeout(time.monotonic()))
                 self._wake.clear()
-                if not self._stopping and self.due(time.monotonic()):
+                now = time.monotonic()
+                if not self._stopping and now >= self._failed_until and self.due(now):
                     self.run_once()
         finally:
             if self._conn is not None:
