@@ -23,6 +23,8 @@ from appliance.errors import ApplianceError
 log = logging.getLogger("appliance.modem")
 
 CTRL_Z = b"\x1a"
+# A healthy modem answers AT+CMGS in 1-5 s (field-notes); within the channel's 10 s stop.
+STOP_GRACE_SECONDS = 5.0
 ESC = b"\x1b"
 
 # URCs whose text continues on the next line (the PDU).
@@ -129,6 +131,11 @@ class AtPort:
         # () -> bool: stop waiting (Stopping) instead of sitting out an AT+CMGS or a
         # hung modem's timeout; the worker sets its stop event's is_set
         self.cancelled = _never
+        # A stop does not cut the wait for an AT+CMGS answer short at once: the SMS may be
+        # leaving, and a part given back unanswered is sent again after the restart (a
+        # duplicate on every `systemctl restart` under load). It waits up to this long more.
+        self._stop_grace = 0.0
+        self._grace_ends: float | None = None
         self._buffer = b""
         self._urcs: deque[Urc] = deque()
         self.noise_lines = 0
@@ -154,7 +161,11 @@ class AtPort:
             self._answer_owed = True
             raise AtTimeout(command, [])
         self._write(payload.encode("ascii") + CTRL_Z)
-        return self._collect(command, time.monotonic() + timeout)
+        self._stop_grace = STOP_GRACE_SECONDS
+        try:
+            return self._collect(command, time.monotonic() + timeout)
+        finally:
+            self._stop_grace, self._grace_ends = 0.0, None
 
     def read_urcs(self, timeout: float = 0.0) -> list[Urc]:
         """URCs already queued plus any arriving within `timeout` seconds."""
@@ -278,9 +289,17 @@ class AtPort:
                 return line
             if time.monotonic() >= deadline:
                 return None
-            if self.cancelled():
+            if self.cancelled() and self._stop_now():
                 raise Stopping()
             self._fill()
+
+    def _stop_now(self) -> bool:
+        """Asked to stop: at once, or after the grace of an AT+CMGS answer (see __init__)."""
+        if not self._stop_grace:
+            return True
+        if self._grace_ends is None:
+            self._grace_ends = time.monotonic() + self._stop_grace
+        return time.monotonic() >= self._grace_ends
 
     def _pop_line(self) -> str | None:
         match = _LINE_END.search(self._buffer)
