@@ -12,6 +12,7 @@ from appliance import suspend
 from appliance.config import GSMModemConfig
 from appliance.model import State
 from appliance.store import counters
+from appliance.timefmt import clamped
 
 log = logging.getLogger("appliance.web")
 
@@ -31,7 +32,7 @@ def mask_number(number: str) -> str:
 def when(epoch: float | None) -> str:
     if not epoch:
         return ""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(clamped(epoch), timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def parse_when(text: str) -> float | None:

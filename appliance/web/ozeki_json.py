@@ -19,6 +19,7 @@ from appliance.errors import StoreError, ValidationError
 from appliance import priority
 from appliance.intake import submit_batch
 from appliance.model import Submission
+from appliance.timefmt import LAST_EPOCH
 from appliance.web import login
 from appliance.web.params import ParamError, read_params
 
@@ -99,13 +100,12 @@ def _body(request) -> dict:
 # made them fail on a whole batch or a whole inbox. A message that never expires says so with
 # the last date the format can hold.
 NO_LIMIT = "9999-12-31 23:59:59"
-_LAST = datetime(9999, 12, 31, 23, 59, 59).timestamp()
 
 
 def fmt_time(epoch: float | None, default: str = "") -> str:
     if not epoch:
         return default
-    if epoch >= _LAST:
+    if epoch >= LAST_EPOCH:
         return NO_LIMIT
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
