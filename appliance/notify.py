@@ -114,6 +114,7 @@ class Notifier:
             return 0
         events = self.journal.due_events(limit=100, skip_destinations=skip)
         batches: dict[str, list] = {}
+        learned: list[tuple[int, str]] = []
         handled = 0
         for event in events:
             call = self._render(event)
@@ -122,8 +123,16 @@ class Notifier:
                 handled += 1
                 continue
             destination = destination_of(call.url)
+            if destination != event["destination"]:
+                learned.append((event["event_id"], destination))
             if destination not in skip:
                 batches.setdefault(destination, []).append((event, call))
+        if learned:
+            # An inbound SMS's URL is its user's (it may change), unknown when the event was
+            # written: recorded now, so the query leaves it out while that endpoint fails.
+            # Without it, 100 inbound events for one dead URL filled every fetch and no other
+            # client was told anything (found by a helper).
+            self.journal.set_event_destinations(learned)
         for destination, batch in batches.items():
             if not self._start_worker(destination, batch):
                 break

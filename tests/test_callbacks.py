@@ -242,3 +242,31 @@ def test_unsigned_without_a_secret(rig):
                                    for c in good.calls)
     finally:
         good.close()
+
+
+def test_a_flood_of_inbound_sms_for_a_failing_url_does_not_hold_back_other_callbacks(rig):
+    """Found by a helper: inbound events were written without a destination, so with over
+    100 of them due for one failing inbound URL every fetch was full of them, and no other
+    client's callback left until a restart. The notifier records where each one goes."""
+    from appliance.model import InboundFragment
+    clock, journal, notifier = rig
+    bad, good = Endpoint(status=500), Endpoint()
+    try:
+        notifier.accounts.create("bob", "bob-pass-123", inbound_url=f"{bad.url}/in")
+        journal.inbound_owner = lambda fragment: "bob"
+        for i in range(130):
+            journal.inbound(InboundFragment(connection="GSMModem1", sender="+36301110000",
+                                            recipient="+36200000002", encoding="gsm7",
+                                            text=f"inbound {i}"))
+        drain(notifier)
+        assert len(bad.calls) == 1                           # failing: backing off
+        alice = send(journal, template(good.url, "good"))
+        submit_and_report(journal, alice, ReportStatus.DELIVERED, "7")
+        drain(notifier)
+        assert len(good.calls) == 2 and len(bad.calls) == 1
+        waiting = journal.query("SELECT count(*) FROM events WHERE kind='inbound'"
+                                " AND state='pending' AND destination=?", (bad.url.lower(),))
+        assert waiting[0][0] == 130                          # kept for when it answers
+    finally:
+        bad.close()
+        good.close()

@@ -659,6 +659,11 @@ class Journal:
         self._write(lambda conn: conn.execute("UPDATE events SET state='done' WHERE id=?",
                                               (event_id,)))
 
+    def set_event_destinations(self, pairs: list[tuple[int, str]]) -> None:
+        """(event id, destination) pairs: where each event's callback goes now."""
+        self._write(lambda conn: conn.executemany(
+            "UPDATE events SET destination=? WHERE id=?", [(d, i) for i, d in pairs]))
+
     def event_skipped(self, event_id: int) -> None:
         """An event its client's dialect has nothing to say about (`sending`, an inbound
         message without an inbound URL): settled without a request, not counted as one
