@@ -117,19 +117,46 @@ def test_decoded_deliver_pdus_reassemble(clock):
     assert results[0] is None and results[1].text == text
 
 
+def test_parts_sent_to_two_of_our_numbers_never_mix(clock):
+    """Found by a helper: one sender wrote to two of the appliance's SIMs with the same
+    8-bit reference; bob's message got a part of alice's, and hers was delivered partial."""
+    reassembler = Reassembler(clock=clock)
+
+    def to(line, seq, text, recipient=""):
+        return replace(fragment(seq, text, total=2), connection=line, recipient=recipient)
+    assert reassembler.add(to("GSMModem0", 1, "ONE-a ")) is None
+    assert reassembler.add(to("GSMModem1", 1, "TWO-a ")) is None
+    assert reassembler.add(to("GSMModem1", 2, "TWO-b")).text == "TWO-a TWO-b"
+    assert reassembler.add(to("GSMModem0", 2, "ONE-b")).text == "ONE-a ONE-b"
+    # the number written to tells them apart too (SMPP binds of one account share it)
+    assert reassembler.add(to("SMPP0", 1, "x-", "+3612")) is None
+    assert reassembler.add(to("SMPP1", 1, "y-", "+3634")) is None
+    assert reassembler.add(to("SMPP1", 2, "x", "+3612")).text == "x-x"
+
+
+def test_parts_kept_under_an_older_key_layout_still_expire_whole(clock):
+    store = MemoryFragmentStore()
+    store.put(("+447700900123", 42, 3, 8), 1, fragment(1, "A"), clock.now())   # 4 fields
+    store.put(("+447700900123", 42, 3, 8), 3, fragment(3, "C"), clock.now())
+    reassembler = Reassembler(store, clock=clock, timeout=60)
+    clock.advance(61)
+    [whole] = reassembler.expire()
+    assert whole.text == "A" + missing_marker(2, 3) + "C"
+
+
 class FragmentStoreContract:
     """What every FragmentStore must do; subclass and override make_store."""
 
     def make_store(self):
         return MemoryFragmentStore()
 
-    KEY = ("+447700900123", 42, 3, 8)
+    KEY = ("+447700900123", "+447700900999", 42, 3, 8)
 
     def test_put_then_get(self):
         store = self.make_store()
         store.put(self.KEY, 2, fragment(2, "b"), 10.0)
         assert store.get(self.KEY) == {2: fragment(2, "b")}
-        assert store.get(("+1", 1, 2, 8)) == {}
+        assert store.get(("+1", "", 1, 2, 8)) == {}
 
     def test_first_put_of_a_seq_wins(self):
         store = self.make_store()

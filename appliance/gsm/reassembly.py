@@ -1,6 +1,9 @@
 """Joining the parts of long inbound messages, whatever order they arrive in.
 
-Parts are grouped by (sender, ref, total, ref_bits) — 8- and 16-bit references never mix.
+Parts are grouped by (sender, line, ref, total, ref_bits): 8- and 16-bit references never
+mix, and neither do two of the appliance's numbers (the line is the number the SMS was sent
+to, or the connection when that is not known): one sender writing to two SIMs with the same
+8-bit reference had one user's part joined into another user's message.
 A message is handed on as soon as every part is there; one that stays incomplete longer
 than `timeout` is handed on by `expire` with a marker where parts are missing, so no text
 is ever silently lost. All state lives in a `FragmentStore`, so a restart (with a durable
@@ -15,7 +18,8 @@ from typing import Protocol
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.model import InboundFragment
 
-FragmentKey = tuple[str, int, int, int]   # (sender, ref, total, ref_bits): JSON-able values
+# (sender, line, ref, total, ref_bits): JSON-able values
+FragmentKey = tuple[str, str, int, int, int]
 
 DEFAULT_TIMEOUT = 3600.0   # an SMSC retrying a lost part rarely takes longer than an hour
 
@@ -88,7 +92,8 @@ class Reassembler:
         ref, total, seq, ref_bits = fragment.concat
         if not 1 <= seq <= total or total == 1:   # TS 23.040: treat as a lone SMS
             return replace(fragment, concat=None)
-        key: FragmentKey = (fragment.sender, ref, total, ref_bits)
+        line = fragment.recipient or fragment.connection
+        key: FragmentKey = (fragment.sender, line, ref, total, ref_bits)
         stored = self.store.get(key)
         if seq in stored:
             return None
@@ -105,8 +110,15 @@ class Reassembler:
         for key in self.store.keys_older_than(now - self.timeout):
             parts = self.store.pop(key)
             if parts:
-                expired.append(join(parts, key[2]))
+                expired.append(join(parts, total_of(parts)))
         return expired
+
+
+def total_of(parts: dict[int, InboundFragment]) -> int:
+    """The parts total of a stored message, from a part (keys an older release stored had
+    another layout)."""
+    concat = next(iter(parts.values())).concat
+    return concat[1] if concat else max(parts)
 
 
 def join(parts: dict[int, InboundFragment], total: int) -> InboundFragment:

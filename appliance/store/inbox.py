@@ -17,7 +17,7 @@ import logging
 from appliance import gsm
 from appliance.ids import new_message_id
 from appliance.logmask import masked
-from appliance.gsm.reassembly import join
+from appliance.gsm.reassembly import join, total_of
 from appliance.model import FOLDER_STATES, InboundFragment
 from appliance.store import message_state
 
@@ -123,7 +123,7 @@ def expire(conn, now: float, timeout: float, owner_of=None) -> int:
         parts = store.pop(key)
         if not parts:
             continue
-        total = key[2]
+        total = total_of(parts)
         message_id = _store_inbound(conn, join(parts, total), now, owner_of)
         missing = [str(seq) for seq in range(1, total + 1) if seq not in parts]
         conn.execute("UPDATE messages SET code='partial', reason=? WHERE id=?",
