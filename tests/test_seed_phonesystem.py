@@ -41,8 +41,9 @@ def test_without_office_user_authentication_the_allow_list_decides(make_config, 
 
 
 def test_without_authentication_other_addresses_are_refused(make_config, run_daemon):
-    _, api = _daemon(make_config, run_daemon, auth_required=False, allow=["10.0.0.0/8"])
+    first, api = _daemon(make_config, run_daemon, auth_required=False, allow=["10.0.0.0/8"])
     assert _code(api) == "307"
+    first.stop()                # one daemon per state directory (state_dir.DaemonLock)
     _, open_api = _daemon(make_config, run_daemon, auth_required=False)    # empty list
     assert _code(open_api) == "307"
 
