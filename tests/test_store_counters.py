@@ -54,6 +54,16 @@ def test_oldest_waiting_age_comes_from_the_oldest_part_of_any_priority(journal, 
     assert journal.stats()["oldest_waiting_age"] == 50
 
 
+def test_a_scheduled_message_waits_from_its_send_time(journal, clock):
+    """Found by a helper: a campaign accepted an hour before its send time showed as an
+    hour late the moment it was due (/health warn, then fail)."""
+    journal.accept([new(send_at=clock.now() + 3600)])
+    clock.advance(3600 + 20)
+    assert journal.housekeeping()["promoted"] == 1
+    assert journal.stats()["waiting"] == 1
+    assert journal.stats()["oldest_waiting_age"] == 20
+
+
 def test_pending_callbacks_are_counted_as_events_change(journal):
     journal.accept([new(callback={"kind": "ozeki_reporturl", "url": "http://127.0.0.1:1/x"})])
     [part] = journal.due_parts()

@@ -124,8 +124,10 @@ def counts(conn: sqlite3.Connection, table: str) -> dict[str, int]:
 
 
 def oldest_waiting_created(conn: sqlite3.Connection) -> float | None:
-    """`created` of the oldest queued or sending part's message. Part ids grow with
-    acceptance, so the smallest id per priority (index seeks) is the oldest."""
+    """Since when the oldest queued or sending part has waited: its message's acceptance,
+    or its send time when it was scheduled (a campaign accepted hours before its send time
+    is not hours late; it tripped /health's warn and fail at once). Part ids grow with
+    acceptance, so the smallest id per priority (index seeks) is the head of the queue."""
     ids = []
     priority = conn.execute("SELECT min(priority) FROM parts WHERE state='queued'").fetchone()[0]
     while priority is not None:
@@ -137,7 +139,8 @@ def oldest_waiting_created(conn: sqlite3.Connection) -> float | None:
     ids = [i for i in ids if i is not None]
     if not ids:
         return None
-    row = conn.execute("SELECT min(m.created) FROM parts p JOIN messages m ON m.id=p.message_id"
+    row = conn.execute("SELECT min(max(m.created, coalesce(m.send_at, m.created)))"
+                       " FROM parts p JOIN messages m ON m.id=p.message_id"
                        f" WHERE p.id IN ({','.join('?' * len(ids))})", ids).fetchone()
     return row[0]
 
