@@ -123,3 +123,22 @@ def test_the_migration_adds_to_an_existing_journal(tmp_path, clock):
         assert again.query("SELECT account FROM smsc_accounts")[0]["account"] == "esme@smsc"
     finally:
         again.close()
+
+
+def test_a_report_naming_the_recipient_in_national_form_settles_its_part(journal, clock):
+    """Found by a helper: a modem report whose recipient was 06201230077 for a message to
+    +36201230077 was never matched (it waited for the 48 h report timeout); the recipient
+    still tells apart two parts that share a wrapped 8-bit reference."""
+    from appliance.compose import Submission, prepare
+
+    def sent(recipient: str) -> str:
+        [mid] = journal.accept([prepare(Submission(user="admin", recipient=recipient,
+                                                   text="hi"))])
+        [part] = journal.due_parts()
+        journal.claim([(part.id, "GSMModem0")])
+        journal.part_submitted(part.id, "GSMModem0", "77")
+        clock.advance(1)
+        return mid
+    ours, other = sent("+36201230077"), sent("+36209999999")      # the same MR, newer
+    journal.report(Report("GSMModem0", "77", ReportStatus.DELIVERED, recipient="06201230077"))
+    assert (state(journal, ours), state(journal, other)) == ("delivered", "submitted")

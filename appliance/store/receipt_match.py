@@ -80,17 +80,28 @@ def part_by_reference(conn, connection: str, reference: str, recipient: str | No
     sql = ("SELECT p.id, p.message_id, p.connection, p.submitted_at FROM parts p"
            " WHERE p.connection=? AND p.reference=? AND p.state IN ('submitted','sending')")
     extra: list = []
-    if recipient:
-        # Modem references wrap at 256: the recipient tells two parts with one MR apart.
+    tail = _number_tail(recipient)
+    if tail:
+        # Modem references wrap at 256: the recipient tells two parts with one MR apart. By
+        # its last digits: an SMSC may write it in national form (06201230077 for
+        # +36201230077), and such a report stayed unmatched until the report timeout.
         sql += (" AND p.message_id IN (SELECT id FROM messages m WHERE m.id=p.message_id AND"
-                " (m.recipient=? OR ltrim(m.recipient,'+')=ltrim(?,'+')))")
-        extra = [recipient, recipient]
+                " substr(m.recipient, -?)=?)")
+        extra = [len(tail), tail]
     sql += " ORDER BY p.submitted_at DESC LIMIT 1"
     found = [row for name in peers(conn, connection)
              if (row := conn.execute(sql, [name, reference, *extra]).fetchone()) is not None]
     if not found:
         return None
     return max(found, key=lambda row: row[3] or 0.0)
+
+
+NUMBER_TAIL_DIGITS = 8       # a subscriber number's end: the same in every number format
+
+
+def _number_tail(recipient: str | None) -> str:
+    digits = "".join(c for c in recipient or "" if c.isdigit())
+    return digits[-NUMBER_TAIL_DIGITS:]
 
 
 def set_id_base(conn, connection: str, setting: str) -> str:
