@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--http-port", type=int)
     run.add_argument("--state-dir")
     run.add_argument("--admin-password", default=os.environ.get("SMS_APPLIANCE_ADMIN_PASSWORD", ""))
-    run.add_argument("--modems", type=int, help="demo: number of simulated modems")
+    run.add_argument("--modems", type=int, choices=range(0, 17), metavar="0..16",
+                     help="demo: number of simulated modems (0: none)")
     run.set_defaults(func=cmd_run)
 
     check = sub.add_parser("check-config", help="validate a config file")
@@ -129,7 +130,7 @@ def run_config(args) -> cfg.Config:
     elif args.demo:
         store = dataclasses.replace(store, state_dir=tempfile.mkdtemp(prefix="sms-appliance-"))
     demo = config.demo
-    if args.modems:
+    if args.modems is not None:       # 0 is a choice: the demo without modems
         demo = dataclasses.replace(demo, modems=args.modems)
     return dataclasses.replace(config, http=http, store=store, demo=demo)
 

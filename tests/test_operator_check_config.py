@@ -188,3 +188,15 @@ def test_the_default_engine_may_be_written_and_state_dir_must_be_absolute(tmp_pa
     err = capsys.readouterr().err
     assert "http.engine: must be one of loop, waitress, wsgiref" in err
     assert "store.state_dir: must be an absolute path (got 5)" in err
+
+
+def test_demo_with_no_modems_is_a_choice(tmp_path, capsys):
+    """Found by a helper: `--modems 0` started two modems (0 was taken as not given)."""
+    import pytest
+    from appliance import cli
+    args = cli._parser().parse_args(["run", "--demo", "--modems", "0", "--state-dir",
+                                     str(tmp_path)])
+    assert cli.run_config(args).demo.modems == 0
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["run", "--demo", "--modems", "-1"])
+    assert "--modems: invalid choice" in capsys.readouterr().err
