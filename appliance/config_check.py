@@ -393,6 +393,8 @@ class _Checker:
                     cfg.connection_from_table(name, table, path)
                 except ConfigError as exc:
                     self.add(path, str(exc).split(": ", 1)[-1])
+                    continue
+                found.append({"name": name, "type": kind})   # routes may name it
                 continue
             body_ = {k: v for k, v in table.items() if k != "type"}
             values = self.table(cls, body_, path, name=name, type=kind)

@@ -200,3 +200,19 @@ def test_demo_with_no_modems_is_a_choice(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli._parser().parse_args(["run", "--demo", "--modems", "-1"])
     assert "--modems: invalid choice" in capsys.readouterr().err
+
+
+def test_routes_may_name_http_and_smtp_connections(tmp_path, capsys):
+    """Found by a helper: check-config (so `run`) refused a route naming an HTTPClient,
+    HTTPServer or SMTP connection: "no connection named 'HC'"."""
+    path = tmp_path / "config.toml"
+    path.write_text('[connections.HC]\ntype = "HTTPClient"\n'
+                    'targeturl = "http://127.0.0.1:9/send?to=$recipient&text=$messagedata"\n'
+                    '[connections.MAIL]\ntype = "SMTP"\nsmtpserver = "127.0.0.1"\n'
+                    'mailto = "$recipient@sms.example.net"\n'
+                    '[[routes]]\nprefix = "+36"\nconnections = ["HC", "MAIL"]\n'
+                    '[[routes]]\nconnections = ["NOPE"]\n')
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "routes[1].connections: no connection named 'NOPE'" in err
+    assert "'HC'" not in err and "'MAIL'" not in err
