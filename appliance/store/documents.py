@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -18,6 +19,10 @@ from pathlib import Path
 
 from tinydb import Query, TinyDB
 from tinydb.storages import Storage
+
+from appliance.errors import StoreError
+
+log = logging.getLogger("appliance.store")
 
 DOCS_NAME = "documents.json"
 LOCK_NAME = "documents.lock"
@@ -28,11 +33,26 @@ class AtomicJSONStorage(Storage):
         self._path = Path(path)
 
     def read(self):
+        """The documents, None for a new store; a damaged file is a StoreError that names
+        it (`run` says it in one line instead of a traceback) and is never overwritten."""
         try:
             text = self._path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
-        return json.loads(text) if text.strip() else None
+        except UnicodeDecodeError as exc:
+            raise StoreError(f"{self._path}: not UTF-8 text ({exc.reason}); restore it from"
+                             " a backup or move it away") from None
+        if not text.strip():
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{self._path}: not valid JSON (line {exc.lineno}: {exc.msg});"
+                             " restore it from a backup or move it away") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"{self._path}: expected a JSON object of tables, found"
+                             f" {type(data).__name__}; restore it from a backup")
+        return data
 
     def write(self, data) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".documents-", dir=self._path.parent)
@@ -84,6 +104,7 @@ class Documents:
         self._path = Path(state_dir) / DOCS_NAME
         self._lock_path = Path(state_dir) / LOCK_NAME
         self._db = TinyDB(str(self._path), storage=AtomicJSONStorage)
+        self._check_readable()
         self._lock = threading.RLock()
         # Read on every API request (login); dropped when the file changes under us.
         self._cache: dict[tuple[str, str], dict] = {}
@@ -91,6 +112,15 @@ class Documents:
         self._seen = _signature(self._path_name)
         self._recheck = recheck
         self._checked_at = time.monotonic()
+
+    def _check_readable(self) -> None:
+        """At start: a damaged file stops the daemon with its name (StoreError); an empty
+        one is said once (users and connections made through the API are then gone)."""
+        self._db.storage.read()
+        if self._path.is_file() and self._path.stat().st_size == 0:
+            log.warning("store: %s is empty: the users, connections and routes made through"
+                        " the API are gone (restore it from a backup if that is wrong)",
+                        self._path)
 
     def _fresh(self) -> None:
         """Forget cached documents if someone else rewrote the file (call under _lock)."""

@@ -71,8 +71,19 @@ class Journal:
     def open(cls, state_dir: str | Path, **kwargs) -> "Journal":
         state_dir = Path(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
-        journal = cls(state_dir / DB_NAME, **kwargs)
-        journal._writer.start(_migrate)
+        path = state_dir / DB_NAME
+        if (state_dir / "documents.json").is_file() and not _has_content(path):
+            log.warning("store: %s is missing or empty while the state directory holds"
+                        " documents: a new, empty journal is made, and messages queued"
+                        " before are not in it (restore it from a backup if that is wrong)",
+                        path)
+        journal = cls(path, **kwargs)
+        try:
+            journal._writer.start(_migrate)
+        except sqlite3.DatabaseError as exc:     # damaged, read-only, a full disk at start
+            journal._writer.stop()
+            raise StoreError(f"{path}: {exc} (a damaged journal: restore it from a backup or"
+                             " move it away; a full or read-only disk: free or fix it)") from None
         return journal
 
     def close(self) -> None:
@@ -692,6 +703,13 @@ class Journal:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
