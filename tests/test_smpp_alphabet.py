@@ -96,3 +96,22 @@ def test_the_setting_accepts_the_usual_names(value):
 def test_an_unknown_alphabet_is_a_config_error_naming_the_key():
     with pytest.raises(ConfigError, match="defaultalphabet"):
         connection_from_table("SMPP0", {"type": "SMPP", "host": "h", "defaultalphabet": "utf8"})
+
+
+def test_a_received_binary_sms_keeps_its_port_header_as_from_a_modem():
+    """Found by a helper: a deliver_sm with UDHI, a port-addressing IE and 8-bit data
+    reached the inbox as DEADBEEF; the modem path (and docs/api.md) keep the header."""
+    from appliance.store.inbox import inbound_type_and_body
+    body = bytes.fromhex("0605040B8423F0DEADBEEF")
+    fields = {"source_addr": b"36301119990", "source_addr_ton": 1,
+              "destination_addr": b"36200000001", "dest_addr_ton": 1,
+              "esm_class": 0x40, "data_coding": 4, "short_message": body}
+    fragment = codec.inbound_fragment("SMPP0", fields, 0.0)
+    assert (fragment.udh, fragment.data) == (bytes.fromhex("05040B8423F0"),
+                                             bytes.fromhex("DEADBEEF"))
+    assert inbound_type_and_body(fragment) == ("SMS:BINARY", "0605040B8423F0DEADBEEF")
+    # a concatenation IE is the reassembler's, not the message's
+    long_part = dict(fields, short_message=bytes.fromhex("050003070201") + b"ab",
+                     data_coding=0)
+    part = codec.inbound_fragment("SMPP0", long_part, 0.0)
+    assert (part.concat, part.udh, part.text) == ((7, 2, 1, 8), b"", "ab")

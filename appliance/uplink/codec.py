@@ -211,10 +211,11 @@ def inbound_fragment(connection: str, fields: dict, received_at: float,
                      default_alphabet: str = "gsm") -> InboundFragment:
     """An InboundFragment from deliver_sm fields (str/bytes/int values)."""
     raw = fields.get("short_message") or fields.get("message_payload") or b""
-    concat = None
+    concat, other_ies = None, b""
     if fields.get("esm_class", 0) & ESM_UDHI and raw:
         header, raw = raw[1:1 + raw[0]], raw[1 + raw[0]:]
         concat = udh.interpret(header).concat
+        other_ies = udh.strip_concat(header)    # port addressing and the like, as modems keep
     elif fields.get("sar_total_segments"):
         concat = (int(fields["sar_msg_ref_num"] or 0), int(fields["sar_total_segments"]),
                   int(fields["sar_segment_seqnum"] or 1), 16)
@@ -225,7 +226,7 @@ def inbound_fragment(connection: str, fields: dict, received_at: float,
                            recipient=_number(fields.get("destination_addr"),
                                              fields.get("dest_addr_ton")),
                            encoding=encoding, text=text, data=data, concat=concat,
-                           received_at=received_at, msg_class=msg_class)
+                           received_at=received_at, msg_class=msg_class, udh=other_ies)
 
 
 def _number(value, ton) -> str:
