@@ -113,7 +113,7 @@ def test_a_webhook_that_is_down_is_retried(demo_daemon, sinks):
     _, hook = sinks
     hook.status = 500                                         # the webhook is down
     daemon, modem = demo_daemon({"rules": [{"regex": "(?i)fire", "forward_url": hook.url + "/sms"}]})
-    clock = daemon.rules.clock = FakeClock()                  # the runner's retry time only
+    clock = daemon.rules.forwarder.clock = FakeClock()        # the forwards' retry time only
     modem.deliver_inbound(SENDER, "Fire alarm in room 2")
     wait_for(lambda: daemon.rules.status()["retrying"] == 1, "a queued retry")
     refused = len(hook.calls)                                 # the attempt answered 500
@@ -122,6 +122,56 @@ def test_a_webhook_that_is_down_is_retried(demo_daemon, sinks):
     wait_for(lambda: len(hook.calls) > refused, "the retried webhook call")
     assert posted(hook)[refused]["text"] == "Fire alarm in room 2"
     wait_for(lambda: daemon.rules.status()["retrying"] == 0, "the retry settled")
+
+
+def test_a_webhook_that_hangs_does_not_hold_back_stop_words(demo_daemon):
+    """Found by a helper: forwards ran on the rules thread, so a webhook that took 30 s held
+    up the STOP of the next SMS, and a message sent meanwhile reached a person who had
+    opted out."""
+    import socket
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(8)                  # accepts, never answers: each call waits its 10 s timeout
+    try:
+        url = f"http://127.0.0.1:{hang.getsockname()[1]}/sms"
+        daemon, modem = demo_daemon({"rules": [{"regex": "(?i)alarm", "forward_url": url}]})
+        for i in range(3):
+            modem.deliver_inbound(SENDER, f"alarm {i}")
+        wait_for(lambda: daemon.rules.counters["inbound"] == 3, "the alarms handled")
+        modem.deliver_inbound(SENDER, "Stop")
+        wait_for(lambda: daemon.rules.counters["stop"], "STOP handled", timeout=8)
+        assert daemon.rules.status()["retrying"] >= 2      # still waiting on the webhook
+        with pytest.raises(ValidationError):
+            dnd_list(daemon.services).check(SENDER)
+    finally:
+        hang.close()
+
+
+def test_a_forward_waiting_for_its_retry_survives_a_restart(make_config, run_daemon, sinks):
+    """Found by a helper: retries lived in memory while the cursor had moved past their
+    SMS, so a restart dropped them without a word."""
+    _, hook = sinks
+    hook.status = 500
+    base = make_config(demo=cfg.DemoConfig(enabled=True, modems=1, send_seconds=0.05,
+                                           report_seconds=0.05),
+                       integrations=settings.parse({"rules": [{"forward_url": hook.url + "/sms"}]}))
+    config, network, pins = demo.start(base)
+    try:
+        daemon = run_daemon(config, pin_factory=pins)
+        wait_for(lambda: daemon.channels.running["GSMModem0"].free_slots(), "modem ready")
+        network.modem("slot1").deliver_inbound(SENDER, "raid degraded")
+        wait_for(lambda: daemon.rules.status()["retrying"] == 1, "a queued retry")
+        daemon.stop()
+        hook.status = 200
+        again = run_daemon(dataclasses.replace(config), pin_factory=pins)
+        assert again.rules.status()["retrying"] == 1
+        again.rules.forwarder.clock = FakeClock(start=time.time() + 31)   # its retry is due
+        again.rules.forwarder._wake.set()
+        wait_for(lambda: any(p["text"] == "raid degraded" for p in posted(hook)[1:]),
+                 "the retried forward after the restart")
+        wait_for(lambda: again.rules.status()["retrying"] == 0, "the retry settled")
+    finally:
+        network.close()
 
 
 def test_a_restart_neither_repeats_nor_skips(make_config, run_daemon, sinks):

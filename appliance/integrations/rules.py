@@ -5,8 +5,9 @@ STOP/START words maintain the do-not-disturb list.
 A thread follows the inbox by the journal's rowid (a cursor kept in the document store, so a
 restart neither repeats nor skips): each round reads the highest committed rowid first, then
 the inbound rows up to it, so a row committed meanwhile is taken next round. SMS it sends go
-through the same intake as the APIs; e-mail and webhook calls that fail are retried with
-backoff for an hour (the SMS itself is always in the inbox).
+through the same intake as the APIs; e-mail and webhook calls are made on a thread of their
+own and retried with backoff for an hour, across restarts (integrations/forwarding.py; the
+SMS itself is always in the inbox).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ import json
 import logging
 import re
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.errors import StoreError
 from appliance.logmask import masked
 from appliance.integrations import intake, template
+from appliance.integrations.forwarding import Forwarder
 from appliance.integrations.settings import Integrations, RuleConfig
 
 log = logging.getLogger("appliance.integrations")
@@ -30,8 +32,6 @@ STATE_TABLE = "integration_state"
 CURSOR = "rules_cursor"
 BATCH = 100
 POLL_SECONDS = 1.0
-RETRY_DELAYS = (30, 60, 120, 300, 600, 1200, 1800)
-MAX_RETRIES_KEPT = 1000
 AUTOREPLY_GAP = 600.0           # one automatic answer per sender per ten minutes: no SMS loops
 SENDERS_REMEMBERED = 1000
 
@@ -44,7 +44,7 @@ class RuleRunner:
         self.matches = [0] * len(integrations.rules)
         self.counters = {"inbound": 0, "stop": 0, "start": 0, "forwarded": 0, "failed": 0}
         self._compiled = [re.compile(r.regex) if r.regex else None for r in integrations.rules]
-        self._retries: deque = deque()
+        self.forwarder = Forwarder(self._deliver, self._documents, self.counters, clock=clock)
         self._answered: OrderedDict[str, float] = OrderedDict()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rules", daemon=True)
@@ -55,6 +55,7 @@ class RuleRunner:
 
     def start(self) -> None:
         self._cursor = self._load_cursor()
+        self.forwarder.start()
         self._thread.start()
         log.info("rules: %d inbound rules, STOP words %s", len(self.config.rules),
                  ", ".join(self.config.inbound.stop_words) or "off")
@@ -63,14 +64,15 @@ class RuleRunner:
         self._stop.set()
         self._thread.join(15)
         self._save_cursor()
+        self.forwarder.stop()
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() and self.forwarder.alive()
 
     def status(self) -> dict:
         return {"rules": [{"name": r.name or f"rule {i + 1}", "matches": self.matches[i],
                            "actions": _actions(r)} for i, r in enumerate(self.config.rules)],
-                "retrying": len(self._retries), **self.counters}
+                "retrying": self.forwarder.pending(), **self.counters}
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -99,7 +101,6 @@ class RuleRunner:
             self._cursor = max(self._cursor, top)
         if rows:
             self._save_cursor()
-        self._retry_due()
         return len(rows) == BATCH
 
     def _handle(self, sms: dict) -> None:
@@ -166,9 +167,9 @@ class RuleRunner:
         if rule.autoreply and self._may_answer(context["sender"]):
             self._sms([context["sender"]], template.render(rule.autoreply, context))
         if rule.forward_email:
-            self._attempt(("mail", rule.forward_email, context), 0)
+            self.forwarder.add("mail", list(rule.forward_email), context)
         if rule.forward_url:
-            self._attempt(("url", rule.forward_url, context), 0)
+            self.forwarder.add("url", rule.forward_url, context)
 
     def _sms(self, numbers: list[str], text: str) -> None:
         if not text:
@@ -191,32 +192,12 @@ class RuleRunner:
             self._answered.popitem(last=False)
         return True
 
-    def _attempt(self, job: tuple, tries: int) -> None:
-        kind, target, context = job
-        try:
-            if kind == "mail":
-                send_mail(self.config.relay, target, context)
-            else:
-                post_json(target, context)
-            self.counters["forwarded"] += 1
-        except (OSError, ValueError) as exc:    # smtplib.SMTPException is an OSError
-            if tries >= len(RETRY_DELAYS) or len(self._retries) >= MAX_RETRIES_KEPT:
-                self.counters["failed"] += 1
-                log.error("rules: forwarding SMS %s by %s failed for good: %s",
-                          context["id"], kind, exc)
-                return
-            log.warning("rules: forwarding SMS %s by %s failed (%s), retry in %ds",
-                        context["id"], kind, exc, RETRY_DELAYS[tries])
-            self._retries.append((self.clock.monotonic() + RETRY_DELAYS[tries], job, tries + 1))
-
-    def _retry_due(self) -> None:
-        now = self.clock.monotonic()
-        for _ in range(len(self._retries)):
-            due, job, tries = self._retries.popleft()
-            if due <= now:
-                self._attempt(job, tries)
-            else:
-                self._retries.append((due, job, tries))
+    def _deliver(self, kind: str, target, context: dict) -> None:
+        """One forward, on the forwarder's thread (forwarding.py)."""
+        if kind == "mail":
+            send_mail(self.config.relay, target, context)
+        else:
+            post_json(target, context)
 
     # -- cursor ---------------------------------------------------------------------------
 

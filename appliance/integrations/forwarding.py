@@ -1,0 +1,139 @@
+"""Forwards of received SMS by e-mail and webhook: off the rules thread, kept across restarts.
+
+The rules thread decides (STOP words, autoreplies, forward SMS) and must never wait on a
+network: a slow webhook (10 s a call, and its retries) held up every later SMS, STOP words
+with them, so a person who had opted out still got messages for a minute. Jobs wait here,
+retried with backoff for about an hour; the pending ones are kept in the document store, so
+a restart does not drop a retry (the rules cursor has already moved past their SMS).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from appliance.clock import SYSTEM_CLOCK, Clock
+
+log = logging.getLogger("appliance.integrations")
+
+STATE_TABLE = "integration_state"
+JOBS = "rules_forwards"
+RETRY_DELAYS = (30, 60, 120, 300, 600, 1200, 1800)
+MAX_JOBS = 1000
+POLL_SECONDS = 1.0          # the longest real wait, so a FakeClock's advance is seen soon
+
+
+class Forwarder:
+    """`send(kind, target, context)` delivers one job ("mail" or "url"); it raises OSError
+    or ValueError on failure. `documents()` is the document store, or None."""
+
+    def __init__(self, send, documents, counters: dict, *, clock: Clock = SYSTEM_CLOCK):
+        self._send = send
+        self._documents = documents
+        self.counters = counters            # the runner's: "forwarded", "failed"
+        self.clock = clock
+        self._jobs: list[dict] = []         # kind, target, context, tries, due (wall time)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._changed = False
+        self._saved: list[dict] = []
+        self._thread = threading.Thread(target=self._run, name="rules-forward", daemon=True)
+
+    def start(self) -> None:
+        documents = self._documents()
+        saved = documents.get(STATE_TABLE, JOBS) if documents else None
+        self._jobs = list((saved or {}).get("jobs", []))
+        self._saved = [dict(job) for job in self._jobs]
+        if self._jobs:
+            log.info("rules: %d forwards waiting from before the restart", len(self._jobs))
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(15)
+        with self._lock:
+            self._changed = True
+        self._save(everything=True)
+
+    def add(self, kind: str, target, context: dict) -> None:
+        with self._lock:
+            if len(self._jobs) >= MAX_JOBS:
+                self.counters["failed"] += 1
+                log.error("rules: %d forwards already wait; SMS %s is not forwarded by %s",
+                          MAX_JOBS, context["id"], kind)
+                return
+            self._jobs.append({"kind": kind, "target": target, "context": context,
+                               "tries": 0, "due": self.clock.now()})
+            self._changed = True
+        self._wake.set()
+
+    def pending(self) -> int:
+        return len(self._jobs)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._attempt_due()
+                self._save()
+            except Exception:           # a bug here must not end the thread
+                log.exception("rules: forwarding round failed")
+            self._wake.wait(self._seconds_to_next())
+            self._wake.clear()
+
+    def _seconds_to_next(self) -> float:
+        with self._lock:
+            if not self._jobs:
+                return POLL_SECONDS * 60        # nothing waits: an add() wakes it
+            first = min(job["due"] for job in self._jobs)
+        return min(POLL_SECONDS, max(0.0, first - self.clock.now()))
+
+    def _attempt_due(self) -> None:
+        now = self.clock.now()
+        with self._lock:
+            due = [job for job in self._jobs if job["due"] <= now]
+        for job in due:
+            if self._stop.is_set():
+                return
+            settled = self._attempt(job)
+            with self._lock:
+                if settled:
+                    self._jobs.remove(job)
+                self._changed = True
+
+    def _attempt(self, job: dict) -> bool:
+        """True when the job is done with (delivered, or given up after the last retry)."""
+        kind, context, tries = job["kind"], job["context"], job["tries"]
+        try:
+            self._send(kind, job["target"], context)
+        except (OSError, ValueError) as exc:    # smtplib.SMTPException is an OSError
+            if tries >= len(RETRY_DELAYS):
+                self.counters["failed"] += 1
+                log.error("rules: forwarding SMS %s by %s failed for good: %s",
+                          context["id"], kind, exc)
+                return True
+            log.warning("rules: forwarding SMS %s by %s failed (%s), retry in %ds",
+                        context["id"], kind, exc, RETRY_DELAYS[tries])
+            job["tries"], job["due"] = tries + 1, self.clock.now() + RETRY_DELAYS[tries]
+            return False
+        self.counters["forwarded"] += 1
+        return True
+
+    def _save(self, everything: bool = False) -> None:
+        """The jobs waiting for a retry (a forward that works at once is never written:
+        no document rewrite per SMS); at stop, every pending one."""
+        with self._lock:
+            if not self._changed:
+                return
+            jobs = [dict(job) for job in self._jobs if everything or job["tries"] > 0]
+            self._changed = False
+        if jobs == self._saved:
+            return
+        documents = self._documents()
+        if documents is not None:
+            documents.put(STATE_TABLE, {"name": JOBS, "jobs": jobs})
+            self._saved = jobs
