@@ -270,3 +270,25 @@ def test_a_flood_of_inbound_sms_for_a_failing_url_does_not_hold_back_other_callb
     finally:
         bad.close()
         good.close()
+
+
+def test_a_failed_report_gives_the_operators_code_to_the_callback(rig):
+    """Found by a helper: a report with TP-ST 0x41 (incompatible destination) reached the
+    reporturl as statuscode 1; the reference says $statuscode carries the operator's code."""
+    clock, journal, notifier = rig
+    endpoint = Endpoint()
+    try:
+        message_id = send(journal, template(endpoint.url, "r") + "&code=$statuscode")
+        part_id = journal.query("SELECT id FROM parts WHERE message_id=?",
+                                (message_id,))[0]["id"]
+        journal.claim([(part_id, "GSMModem0")])
+        journal.part_submitted(part_id, "GSMModem0", "9")
+        journal.report(Report(connection="GSMModem0", reference="9",
+                              status=ReportStatus.FAILED, code=0x41,
+                              detail="incompatible destination"))
+        drain(notifier)
+        codes = [urllib.parse.parse_qs(urllib.parse.urlsplit(c[1]).query)["code"][0]
+                 for c in endpoint.calls]
+        assert codes == ["0", "65"]          # submitted, then failed with the operator's code
+    finally:
+        endpoint.close()

@@ -491,6 +491,11 @@ class Journal:
         if new_state is None:          # pending: the SMSC keeps trying; nothing final yet
             return
         reason = "" if new_state == State.DELIVERED else (report.detail or f"status {report.code}")
+        if new_state != State.DELIVERED and report.code:
+            # the operator's own code (TP-ST, the receipt's err:) is the callbacks'
+            # $statuscode on a failure: set before the state change records its event
+            conn.execute("UPDATE messages SET code=? WHERE id=?",
+                         (str(report.code), part["message_id"]))
         # parts of one message that share the reference (sent whole) share the receipt;
         # the part's connection, not the receipt's: a receiver bind reports for a transmitter
         conn.execute("UPDATE parts SET state=?, done_at=?, reason=? WHERE id=? OR (message_id=?"
