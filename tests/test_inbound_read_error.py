@@ -59,3 +59,18 @@ def test_a_modem_silent_while_its_sim_is_read_on_becoming_ready_is_recovered(rig
     assert any("modem stopped answering (no answer to AT+CMGL=4)" in r.getMessage()
                for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_an_undecodable_sms_is_kept_as_raw_data_before_the_sim_forgets_it(rig, network):
+    """Found by a helper: a PDU with a malformed header was logged, then deleted from the
+    SIM, and what it said was gone for good. It reaches the inbox as the raw PDU."""
+    sim = network.add_modem("slot1", "+36201111111")
+    sink = Sink()
+    rig.ready(rig.worker(sim, sink))
+    garbage = "0791361907001003440B916303198877F70000" + "62112161000000" + "0A05FF"
+    sim.post(lambda: sim.receive_deliver(garbage))
+    wait_until(lambda: sink.fragments, timeout=10, what="the raw SMS")
+    [kept] = sink.fragments
+    assert (kept.text, kept.data.hex().upper(), kept.recipient) == \
+        (None, garbage, "+36201111111")
+    wait_until(lambda: not sim.memory[sim.cpms[2]], timeout=5, what="deleted from the SIM")

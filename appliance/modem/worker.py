@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from appliance import gsm
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.errors import StoreError, ValidationError
-from appliance.model import OutPart
+from appliance.model import InboundFragment, OutPart
 from appliance.modem import ladder, probe
 from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortBusy, PortGone,
                                 Stopping, Urc, is_port_loss, open_port)
@@ -567,7 +567,7 @@ class ModemWorker:
         try:
             pdu = gsm.decode(pdu_hex, has_smsc=True)
         except gsm.PduError as exc:
-            log.warning("%s: undecodable PDU dropped (%s): %s", self.slot, exc, pdu_hex)
+            self._keep_undecodable(pdu_hex, exc)
             return
         now = self.clock.now()
         if pdu.type == "status_report":
@@ -580,6 +580,21 @@ class ModemWorker:
             log.debug("%s: SMS from %s received", self.slot, _masked(pdu.number))
             self._keep("a received SMS", self.sink.inbound,
                        to_fragment(pdu, self.name, self.config.phonenumber, now))
+
+    def _keep_undecodable(self, pdu_hex: str, error: Exception) -> None:
+        """A PDU we cannot read is kept in the inbox as it came (SMS:BINARY, the whole PDU
+        in hex) before the SIM forgets it: it was deleted with only a log line, and whatever
+        it said was gone for good."""
+        log.warning("%s: undecodable PDU (%s) kept in the inbox as raw data: %s", self.slot,
+                    error, pdu_hex[:80])
+        try:
+            data = bytes.fromhex(pdu_hex)
+        except ValueError:
+            data = pdu_hex.encode("ascii", "replace")
+        self.counters["received"] += 1
+        self._keep("an undecodable SMS", self.sink.inbound, InboundFragment(
+            connection=self.name, sender="", recipient=self.config.phonenumber,
+            encoding="8bit", text=None, data=data, received_at=self.clock.now()))
 
     def _read_all_stored(self) -> None:
         """Messages and reports that arrived while we were down, or whose URC was lost."""
