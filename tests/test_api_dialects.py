@@ -402,6 +402,10 @@ def test_json_every_date_in_a_reply_reads_as_ozekis_clients_read_it(appliance):
     _, far = post_json(api, "sendmsg", {"messages": [{
         "to_address": "+36201234567", "text": "far", "time_to_send": "9999-12-31T23:59:59"}]})
     assert read(far["data"]["messages"][0])["valid_until"] == datetime(9999, 12, 31, 23, 59, 59)
+    _, past = post_json(api, "sendmsg", {"messages": [{         # sent at once (a helper saw
+        "to_address": "+36201234567", "text": "past", "time_to_send": "2020-01-01T00:00:00"}]})
+    past_dates = read(past["data"]["messages"][0])              # time_to_send before creation)
+    assert past_dates["time_to_send"] == past_dates["create_date"]
 
     daemon.journal.inbound(InboundFragment(connection="GSMModem0", sender="+36301234567",
                                            recipient="+36209999999", encoding="gsm7",

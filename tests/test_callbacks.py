@@ -292,3 +292,21 @@ def test_a_failed_report_gives_the_operators_code_to_the_callback(rig):
         assert codes == ["0", "65"]          # submitted, then failed with the operator's code
     finally:
         endpoint.close()
+
+
+def test_submitdate_is_when_the_message_left_the_gateway(rig):
+    """http-api.md 2.6: `$submitdate` is the "time sent from the gateway"; it was the time
+    the message was accepted, which for a scheduled or queued message is hours earlier."""
+    from appliance.timefmt import ozeki_time
+    clock, journal, notifier = rig
+    endpoint = Endpoint()
+    try:
+        message_id = send(journal, f"{endpoint.url}/r?at=$submitdate&st=$status")
+        clock.advance(3600)
+        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "5")
+        drain(notifier)
+        dates = {urllib.parse.parse_qs(urllib.parse.urlsplit(c[1]).query)["at"][0]
+                 for c in endpoint.calls}
+        assert dates == {ozeki_time(clock.now())}
+    finally:
+        endpoint.close()

@@ -19,7 +19,8 @@ def ozeki_keywords(event: dict) -> dict[str, str]:
         "messagedata": event["body"], "status": _OZEKI_STATUS.get(event["kind"], ""),
         "statuscode": event["code"] or ("1" if failed else "0"),
         "statusmessage": event["reason"] or event["kind"],
-        "submitdate": ozeki_time(event["created"]),
+        # "time sent from the gateway" (http-api.md 2.6): when it left, else when accepted
+        "submitdate": ozeki_time(event["submitted_at"] or event["created"]),
         "deliveredtonetworkdate": ozeki_time(event["submitted_at"]),
         "deliveredtohandsetdate": ozeki_time(event["done_at"]) if event["kind"] == "delivered"
         else "",

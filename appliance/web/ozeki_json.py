@@ -114,6 +114,8 @@ def _reply_dates(created: float, send_at: float | None, valid_until: float | Non
     """A message's three dates for a reply: sent when created unless scheduled, valid
     without limit unless it has one."""
     create_date = fmt_time(created)
+    if send_at is not None and send_at <= created:      # a past send time: sent at once
+        send_at = None
     return {"create_date": create_date, "valid_until": fmt_time(valid_until, NO_LIMIT),
             "time_to_send": fmt_time(send_at, create_date)}
 
