@@ -271,6 +271,32 @@ def test_a_backlog_through_smpp_is_recorded_in_batches(smsc, make_config, run_da
     assert len(texts) == len(set(texts)) == 403     # each part once
 
 
+def test_submit_results_the_store_refuses_are_written_again(smsc, make_config, run_daemon,
+                                                              monkeypatch):
+    """A full disk while an SMPP uplink sends: the results' commit fails. They were
+    logged and lost, their parts `sending` until a restart sent them again; the channel
+    writes them again until they take."""
+    import sqlite3
+    from appliance.store import dispatch_batch
+    daemon = run_daemon(make_config(connections=(uplink(smsc, windowsize=10),)))
+    journal = daemon.journal
+    record = dispatch_batch.record_submitted
+    refusals = [1, 1]
+
+    def full_disk(conn, connection, results, now):
+        if refusals:
+            refusals.pop()
+            raise sqlite3.OperationalError("database or disk is full")
+        return record(conn, connection, results, now)
+    monkeypatch.setattr(dispatch_batch, "record_submitted", full_disk)
+    ids = accept(journal, *(sub(i, f"disk full {i}") for i in range(5)))
+    wait_until(lambda: all(journal.get_message(m)["state"] == "submitted" for m in ids),
+               timeout=30, what="all recorded in the end")
+    assert not refusals
+    texts = [r.short_message for r in smsc.received]
+    assert len(texts) == len(set(texts)) == 5          # each sent once, none again
+
+
 def test_a_dispatcher_passes_again_at_once_only_for_channels_that_cannot_wake_it(journal):
     woken = WakingChannel(slots=5)
     dispatcher = Dispatcher(journal, {"S0": woken}, Router((), ["S0"]))

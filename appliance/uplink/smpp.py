@@ -84,6 +84,7 @@ TICK = 0.5
 # parts again at restart, as it does for the window in flight.
 RESULTS_PER_WRITE = 128
 RESULT_HOLD = 0.02
+UNRECORDED_RETRY = 1.0      # seconds before submit results the store refused are written again
 ORPHAN_SWEEP = 60.0         # seconds between sweeps of this bind's unmatched receipts
 CLOCK_LOOK = 30.0           # seconds between looks at whether the system clock is synchronized
 
@@ -159,6 +160,7 @@ class SmppChannel:
         self._session = 0                         # which bind a committed reply belongs to
         self._committed: deque = deque()          # (session, effects, errors) from the writer
         self._replies_pending = 0                 # batches whose commit has not come back
+        self._unrecorded: deque = deque()         # (due, effects): submit results to write again
         write_many = getattr(sink, "write_many", None)
         self._write_later = (write_many is not None
                              and "then" in inspect.signature(write_many).parameters)
@@ -443,6 +445,8 @@ class SmppChannel:
 
     def _cycle(self) -> None:
         self._send_committed()
+        if self._unrecorded:
+            self._write_unrecorded()
         self._send_ready()
         self._flush_results(idle=True)
         sock = self._client._socket
@@ -887,10 +891,18 @@ class SmppChannel:
         submit_sm_resp results) the thread does not wait for the commit: it goes on filling
         the window (a crash before that commit sends those parts again at restart)."""
         if all(reply is None for _, reply in effects):
+            if not self._write_later:
+                try:
+                    write_many([fn for fn, _ in effects], wait=False)
+                except Exception as exc:
+                    log.error("%s: the store refused %d updates: %s", self.name,
+                              len(effects), exc)
+                return
             try:
-                write_many([fn for fn, _ in effects], wait=False)
+                write_many([fn for fn, _ in effects],
+                           then=lambda errors: self._results_committed(effects, errors))
             except Exception as exc:
-                log.error("%s: the store refused %d updates: %s", self.name, len(effects), exc)
+                self._results_committed(effects, [exc] * len(effects))
             return
         try:
             errors = write_many([fn for fn, _ in effects])
@@ -911,6 +923,26 @@ class SmppChannel:
         except Exception as exc:          # the store is down: the SMSC sends them again
             log.error("%s: the store refused %d updates: %s", self.name, len(effects), exc)
             self._on_commit(session, effects, [exc] * len(effects))
+
+    def _results_committed(self, effects: list, errors: list) -> None:
+        """On the writer thread: submit results the store refused (a full disk) are
+        written again from this channel's thread a second later, until they take. A lost
+        record left its part `sending` until a restart sent it again."""
+        failed = [effect for effect, error in zip(effects, errors) if error is not None]
+        if not failed:
+            return
+        if not self._unrecorded:        # one line a streak, not one a second
+            error = next(e for e in errors if e is not None)
+            log.error("%s: the store refused %d submit results (%s); writing them again",
+                      self.name, len(failed), error)
+        self._unrecorded.append((self.clock.monotonic() + UNRECORDED_RETRY, failed))
+        self._poke()
+
+    def _write_unrecorded(self) -> None:
+        now = self.clock.monotonic()
+        while self._unrecorded and self._unrecorded[0][0] <= now:
+            _, effects = self._unrecorded.popleft()
+            self._apply(effects)
 
     def _on_commit(self, session: int, effects: list, errors: list) -> None:
         """On the writer thread, after the commit: hand the replies to the worker."""
