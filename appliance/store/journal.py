@@ -234,10 +234,16 @@ class Journal:
                 for part_id in dispatch_batch.claim_one_part(conn, connection, part_ids, now):
                     claimed[part_id] = 0
             settle: dict[str, str] = {}     # long message -> its connection, settled once
+            rounds: dict[tuple[str, str], int | None] = {}   # its round's reference, asked once
             for part_id, connection, *known in other:
                 message_id, total = known if known else _message_and_total(conn, part_id)
-                ref = message_routes.open_round(conn, message_id, connection, now) \
-                    if total > 1 else 0
+                ref = 0
+                if total > 1:
+                    key = (message_id, connection)
+                    if key not in rounds:
+                        rounds[key] = message_routes.open_round(conn, message_id, connection,
+                                                                now)
+                    ref = rounds[key]
                 if ref is None:
                     continue
                 cur = conn.execute("UPDATE parts SET state='sending', connection=?,"
