@@ -163,6 +163,26 @@ def test_without_segmenting_a_long_text_goes_once_and_one_report_settles_it(star
     assert len(provider.requests) == 1
 
 
+def test_without_segmenting_a_refused_whole_text_fails_the_whole_message(start):
+    """Found by a helper: the provider refused part 1 (the whole text); parts 2..n then
+    left one by one, the phone got the message without its beginning, and it was
+    reported submitted."""
+    web = WebProvider(lambda request: (200, "ERROR: text too long")
+                      if len(request["query"]["msg"]) > 160 else (200, "OK id=1")).start()
+    try:
+        daemon, api = start(client_config(web.url, cbsegment=False, windowsize=1,
+                                          respsuccess=r"OK id=(?P<id>\d+)",
+                                          respfailed="ERROR"))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "Three SMS worth of text. " * 19)
+        api.wait_state(message_id, FAILED)
+        wait_for(lambda: all(p["state"] == "failed" for p in daemon.journal.get_parts(
+            message_id)), what="every part failed")
+        assert len(web.requests) == 1                 # nothing of it left alone
+    finally:
+        web.stop()
+
+
 def test_an_unanswered_submit_follows_submittimeoutaction(start, provider):
     provider.delay = 1.0
     provider.start()

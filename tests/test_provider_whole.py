@@ -55,3 +55,11 @@ def test_without_part_1_in_flight_here():
     sink = Sink(first("submitted", "Web0", "R9"))      # after a restart: the stored reference
     assert WholeMessages("Web0", sink).follow(part(2)) == "settled"
     assert sink.calls == [(2, "R9", False)]
+
+
+def test_parts_after_a_part_1_that_failed_for_good_fail_too():
+    """Found by a helper: the provider refused part 1 (the whole text); parts 2..n then
+    left one by one and the phone got the message without its beginning, reported
+    submitted."""
+    for state in ("failed", "undelivered", "expired", "cancelled"):
+        assert WholeMessages("Web0", Sink(first(state))).follow(part(2)) == "failed"

@@ -235,6 +235,9 @@ class QueuedChannel:
             follow = self._whole.follow(part)
             if follow == "later":
                 self._settle_failed(part, "waits_for_part_1", "part 1 has not left yet", True)
+            elif follow == "failed":
+                self._settle_failed(part, "part_1_failed", "part 1, which carried the whole"
+                                    " text, failed", False)
             if follow != "send":
                 return
             whole = False                    # part 1 did not leave whole: this segment alone

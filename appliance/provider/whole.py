@@ -15,6 +15,7 @@ from collections import OrderedDict
 from appliance.model import OutPart
 
 MEMORY = 1000       # message ids sent whole, remembered for parts 2..n that come late
+FAILED_FOR_GOOD = ("failed", "undelivered", "expired", "cancelled")
 
 
 class WholeMessages:
@@ -32,8 +33,10 @@ class WholeMessages:
 
     def follow(self, part: OutPart) -> str:
         """What part 2..n does: "settled" (by part 1 here, now or at its answer), "later"
-        (part 1 has not left yet: go back to the queue and travel after it) or "send" (part
-        1 did not leave here whole: send this segment on its own)."""
+        (part 1 has not left yet: go back to the queue and travel after it), "failed" (part
+        1, which carried the whole text, failed for good: so does this one; sent alone it
+        gave the phone the message without its beginning, reported submitted) or "send"
+        (part 1 left elsewhere, not whole: send this segment on its own)."""
         if self._join(part, only_if_waiting=True):
             return "settled"
         first = self._stored_first(part)
@@ -45,7 +48,9 @@ class WholeMessages:
         if mine and first["reference"] and state in ("submitted", "delivered", "undelivered"):
             self.sink.part_submitted(part.id, self.name, first["reference"])
             return "settled"
-        return "later" if state in ("queued", "scheduled", "sending") else "send"
+        if state in ("queued", "scheduled", "sending"):
+            return "later"
+        return "failed" if state in FAILED_FOR_GOOD else "send"
 
     def _join(self, part: OutPart, only_if_waiting: bool) -> bool:
         """Wait with part 1 (which is in flight here, or will be), or take its reference if
