@@ -69,21 +69,23 @@ class Forwarder:
             self._changed = True
         self._wake.set()
 
-    def pending(self) -> int:
-        return len(self._jobs)
+    def retrying(self) -> int:
+        """Forwards that failed at least once and wait for their next attempt."""
+        with self._lock:
+            return sum(1 for job in self._jobs if job["tries"] > 0)
 
     def alive(self) -> bool:
         return self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()          # before the round: an add() during it is not lost
             try:
                 self._attempt_due()
                 self._save()
             except Exception:           # a bug here must not end the thread
                 log.exception("rules: forwarding round failed")
             self._wake.wait(self._seconds_to_next())
-            self._wake.clear()
 
     def _seconds_to_next(self) -> float:
         with self._lock:

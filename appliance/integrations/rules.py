@@ -72,7 +72,7 @@ class RuleRunner:
     def status(self) -> dict:
         return {"rules": [{"name": r.name or f"rule {i + 1}", "matches": self.matches[i],
                            "actions": _actions(r)} for i, r in enumerate(self.config.rules)],
-                "retrying": self.forwarder.pending(), **self.counters}
+                "retrying": self.forwarder.retrying(), **self.counters}
 
     def _run(self) -> None:
         while not self._stop.is_set():
