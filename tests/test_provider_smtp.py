@@ -57,6 +57,20 @@ def test_a_long_text_goes_in_one_mail(start, sink):
     assert len(parts) == 2 and {p["state"] for p in parts} == {"submitted"}
 
 
+def test_a_text_with_a_line_over_998_characters_is_sent_quoted_printable(start, sink):
+    """Found by a helper: a 1,008-character ASCII text went 7bit on one line, the server
+    answered "500 Line too long", and the message failed (RFC 5322 allows 998)."""
+    sink.start()
+    daemon, api = start(smtp_config(sink.port, mailsubject="$messagetext"))
+    wait_for(lambda: daemon.channels.running["Mail0"].state == "ready", what="ready")
+    text = "x" * 1008
+    message_id = api.send("+36201234567", text)
+    api.wait_state(message_id, SUBMITTED)
+    mail = sink.mails[0][2]
+    assert mail["Content-Transfer-Encoding"] == "quoted-printable"
+    assert mail.get_content().strip() == text and str(mail["Subject"]) == text
+
+
 def test_a_text_the_configured_charset_cannot_hold_fails_with_a_reason(start, sink):
     sink.start()
     daemon, api = start(smtp_config(sink.port, charactersetbody="iso-8859-1",

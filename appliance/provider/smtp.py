@@ -151,6 +151,10 @@ def _quit(session: smtplib.SMTP) -> None:
         session.close()
 
 
+MAX_LINE = 998                  # RFC 5322 2.1.1
+SUBJECT_PLAIN = 900             # "Subject: " and the value on one line, within MAX_LINE
+
+
 def _one_line(value: str) -> str:
     return " ".join(value.split())
 
@@ -162,7 +166,10 @@ def _body_charset(body: str, name: str) -> Charset:
     if name in ("", "default"):
         name = "us-ascii" if body.isascii() else "utf-8"
     charset = Charset(name)
-    if charset.body_encoding == BASE64:
+    if charset.body_encoding == BASE64 or (charset.body_encoding is None and any(
+            len(line) > MAX_LINE for line in body.splitlines())):
+        # 7bit allows 998 characters a line (RFC 5322): a longer ASCII text is sent
+        # quoted-printable too (a server answered "500 Line too long" to 1,000 characters)
         charset.body_encoding = QP
     body.encode(charset.output_charset or name)      # UnicodeEncodeError: a bad mail
     return charset
@@ -172,6 +179,8 @@ def _header(value: str, name: str) -> str | Header:
     """CHARACTERSETSUBJECT (Default: plain ASCII when it fits, else UTF-8), RFC 2047."""
     name = name.strip().lower()
     if name in ("", "default"):
-        return value if value.isascii() else Header(value, "utf-8")
+        # encoded words fold anywhere: a long subject without spaces cannot fold as text
+        return value if value.isascii() and len(value) <= SUBJECT_PLAIN else \
+            Header(value, "utf-8")
     value.encode(Charset(name).output_charset or name)   # UnicodeEncodeError: a bad mail
     return Header(value, name)
