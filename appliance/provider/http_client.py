@@ -84,8 +84,9 @@ class HttpClientChannel(QueuedChannel):
         except TimeoutError:
             return timed_out(self.conn, reference)
         except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                return timed_out(self.conn, reference)
+            # urllib wraps what fails while connecting and sending the request, a timeout
+            # there too: the provider never answered, so the connection is down (the part
+            # waits or fails over); a timeout waiting for the answer is SUBMITTIMEOUTACTION's
             return down(f"{_without_query(url)}: {exc.reason}")
         except (OSError, http.client.HTTPException) as exc:
             return down(f"{_without_query(url)}: {exc}")

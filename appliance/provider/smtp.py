@@ -90,9 +90,14 @@ class SmtpChannel(QueuedChannel):
             mail = self.compose(part, whole_text, reference)
         except ValueError as exc:          # a template made a bad address or header
             return failed("bad_mail", str(exc)[:200])
-        try:
-            if self._session is None:
+        if self._session is None:
+            try:
                 self._session = self._open()
+            except (OSError, smtplib.SMTPException) as exc:   # a connect timeout too:
+                # nothing was sent, so the connection is down (failover, the part waits),
+                # not the message failed
+                return down(f"{self.conn.smtpserver}:{self.conn.smtpport}: {_why(exc)}")
+        try:
             self._session.send_message(mail)
             self._last_used = self.clock.monotonic()
         except TimeoutError:
