@@ -358,7 +358,8 @@ def _check_name(name: str, path: str) -> None:
         raise ConfigError(f"{path}: name must be 1-40 letters, digits, '_', '.' or '-'")
 
 
-SUBMIT_TIMEOUT_ACTIONS = {"submitfailed": "SubmitFailed", "submitsuccess": "SubmitSuccess"}
+SUBMIT_TIMEOUT_ACTIONS = {"submitfailed": "SubmitFailed", "submitsuccess": "SubmitSuccess",
+                          "resend": "Resend"}      # Resend: web and e-mail providers only
 USSD_METHODS = {"at+cusd": "AT+CUSD", "atd": "ATD"}
 
 
@@ -433,7 +434,9 @@ def _check_smpp_numbers(conn, path: str) -> None:
 def _check_connection(conn, path: str) -> None:
     if isinstance(conn, GSMModemConfig) and not conn.modemorport:
         raise ConfigError(f"{path}.modemorport: required for a GSMModem connection")
-    if getattr(conn, "submittimeoutaction", "SubmitFailed") not in SUBMIT_TIMEOUT_ACTIONS.values():
+    # providers check their own (provider/settings.py: Resend as well)
+    if isinstance(conn, (GSMModemConfig, SMPPConfig)) and \
+            conn.submittimeoutaction not in ("SubmitFailed", "SubmitSuccess"):
         raise ConfigError(f"{path}.submittimeoutaction: expected SubmitFailed or SubmitSuccess")
     if isinstance(conn, GSMModemConfig) and conn.ussdmethod not in USSD_METHODS.values():
         raise ConfigError(f"{path}.ussdmethod: expected AT+CUSD or ATD")

@@ -216,3 +216,20 @@ def test_routes_may_name_http_and_smtp_connections(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "routes[1].connections: no connection named 'NOPE'" in err
     assert "'HC'" not in err and "'MAIL'" not in err
+
+
+def test_resend_on_timeout_is_a_providers_choice(tmp_path, capsys):
+    """docs/api.md 8: SUBMITTIMEOUTACTION `Resend` puts an unanswered part back in the
+    queue; a helper found it refused for HTTP Client and SMTP connections."""
+    path = tmp_path / "config.toml"
+    path.write_text('[connections.HC]\ntype = "HTTPClient"\nsubmittimeoutaction = "Resend"\n'
+                    'targeturl = "http://127.0.0.1:9/send?to=$recipient&text=$messagedata"\n'
+                    '[connections.MAIL]\ntype = "SMTP"\nsmtpserver = "127.0.0.1"\n'
+                    'mailto = "$recipient@sms.example.net"\nsubmittimeoutaction = "resend"\n')
+    config, problems = config_check.check_file(path)
+    assert problems == []
+    assert [c.submittimeoutaction for c in config.connections] == ["Resend", "Resend"]
+    path.write_text('[connections.GSMModem0]\ntype = "GSMModem"\nmodemorport = "/dev/ttyUSB0"\n'
+                    'submittimeoutaction = "Resend"\n')
+    assert main(["check-config", str(path)]) == 1
+    assert "expected SubmitFailed or SubmitSuccess" in capsys.readouterr().err
