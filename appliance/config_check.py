@@ -391,10 +391,10 @@ class _Checker:
             if cls not in RULES:         # a kind this checker has no rules for: parse it
                 try:
                     cfg.connection_from_table(name, table, path)
-                except ConfigError as exc:
-                    self.add(path, str(exc).split(": ", 1)[-1])
-                    continue
-                found.append({"name": name, "type": kind})   # routes may name it
+                except ConfigError as exc:      # its key and line, as for other tables
+                    where, _, message = str(exc).partition(": ")
+                    self.add(where if where.startswith(path) else path, message or str(exc))
+                found.append({"name": name, "type": kind})   # routes may name it all the same
                 continue
             body_ = {k: v for k, v in table.items() if k != "type"}
             values = self.table(cls, body_, path, name=name, type=kind)

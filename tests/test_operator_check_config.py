@@ -233,3 +233,18 @@ def test_resend_on_timeout_is_a_providers_choice(tmp_path, capsys):
                     'submittimeoutaction = "Resend"\n')
     assert main(["check-config", str(path)]) == 1
     assert "expected SubmitFailed or SubmitSuccess" in capsys.readouterr().err
+
+
+def test_a_problem_in_a_provider_table_names_its_key_and_line(tmp_path, capsys):
+    """Found by a helper: the problem was put on the table, without its key or line, and
+    a route naming the connection was said to name no connection."""
+    path = tmp_path / "config.toml"
+    path.write_text('[connections.HC]\ntype = "HTTPClient"\n'
+                    'targeturl = "http://127.0.0.1:9/send?to=$recipient"\n'
+                    'requestmethod = "PUT"\n'
+                    '[[routes]]\nconnections = ["HC"]\n')
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:4: connections.HC.requestmethod: expected one of get, post, got 'PUT'" \
+        in err
+    assert "no connection named" not in err
