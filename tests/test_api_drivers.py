@@ -81,6 +81,25 @@ def test_create_configure_start_stop_delete(appliance, idle_channels):
     assert error_code(api.action("deletedriver", name="SMPP0")) == 7
 
 
+def test_every_kind_is_saved_to_wait_for_what_it_lacks_by_the_seeds_names(appliance,
+                                                                            idle_channels):
+    """api.md 9: a table that only lacks what a connection needs to run is saved and waits;
+    a helper found HTTP Client and SMTP drivers refused without TARGETURL or SMTPSERVER,
+    and the seed's table titles ("SMPP connection") refused as unknown types."""
+    daemon, api = appliance
+    body = api.action("createdriver", type="HTTP server connection", name="H1")
+    assert xml_values(body, "state") == ["running"], body        # complete with defaults
+    for kind, name in (("HTTP Client Connection", "W1"),
+                       ("SMTP (E-mail to SMS) Connection", "M1"), ("SMPP connection", "S1"),
+                       ("HTTPClient", "W2"), ("SMTP", "M2")):
+        body = api.action("createdriver", type=kind, name=name)
+        assert xml_values(body, "state") == ["not configured"], (kind, body)
+    assert error_code(api.action("createdriver", type="CIMD2 connection")) == 11
+    body = api.action("configdriver", name="W2", targeturl="http://127.0.0.1:9/s?to=$recipient",
+                      autoconnect="on")
+    assert xml_values(body, "state") == ["running"], body
+
+
 def test_driver_changes_survive_a_restart(make_config, run_daemon, idle_channels):
     config = make_config()
     first = run_daemon(config)

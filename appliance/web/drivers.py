@@ -40,7 +40,8 @@ _TYPE_NAMES.update({"gsm": "GSMModem", "gsmmodem": "GSMModem", "gsm/gprs modem":
                     "gsm/gprs modem connection": "GSMModem", "http client": "HTTPClient",
                     "http server": "HTTPServer", "httpclient": "HTTPClient",
                     "eaifmms": "EAIF", "mm7mms": "MM7", "ozvoip": "VoIP",
-                    "voip autodialer": "VoIP", "e-mail to sms": "SMTP"})
+                    "voip autodialer": "VoIP", "e-mail to sms": "SMTP",
+                    "smtp (e-mail to sms)": "SMTP"})
 
 
 def _file_table(conn) -> dict:
@@ -86,7 +87,10 @@ def _control(ctx: Ctx):
 
 
 def _kind(raw: str) -> str:
-    kind = _TYPE_NAMES.get(raw.strip().lower())
+    name = raw.strip().lower()
+    kind = _TYPE_NAMES.get(name)
+    if kind is None and name.endswith(" connection"):    # a seed table title:
+        kind = _TYPE_NAMES.get(name[:-len(" connection")].strip())   # "SMPP connection"
     if kind in UNSUPPORTED_CONNECTION_TYPES:
         raise ApiError(X.E_UNSUPPORTED, f"{kind} drivers are not supported by this appliance "
                        f"(supported: {', '.join(CONNECTION_TYPES)})")
@@ -184,7 +188,9 @@ def _apply(ctx: Ctx, name: str, owner: str, table: dict, full: dict,
 
 
 # What a driver needs before it can run; a table without it is saved as incomplete.
-_REQUIRED_PLACEHOLDERS = {"host": "incomplete.invalid", "modemorport": "/dev/null"}
+_REQUIRED_PLACEHOLDERS = {"host": "incomplete.invalid", "modemorport": "/dev/null",
+                          "targeturl": "http://incomplete.invalid/", "smtpserver":
+                          "incomplete.invalid", "baseurl": "http://incomplete.invalid/"}
 
 
 def _bad_value(name: str, full: dict) -> bool:
