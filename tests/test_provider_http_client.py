@@ -183,6 +183,22 @@ def test_without_segmenting_a_refused_whole_text_fails_the_whole_message(start):
         web.stop()
 
 
+def test_a_text_the_encodingcharset_cannot_hold_fails_instead_of_leaving_as_question_marks(
+        start, provider):
+    """Found by a helper: with ENCODINGCHARSET iso-8859-2, "€ 😀" reached the provider as
+    "? ?" and the message was reported submitted."""
+    provider.start()
+    daemon, api = start(client_config(provider.url, encodingcharset="iso-8859-2"))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    fits = api.send("+36201234567", "Árvíztűrő tükörfúrógép")
+    api.wait_state(fits, SUBMITTED)
+    assert provider.requests[0]["raw_query"].count("%") > 0
+    refused = api.send("+36201234567", "Price: 10 € 😀")
+    api.wait_state(refused, FAILED)
+    assert "cannot be sent in iso-8859-2" in daemon.journal.get_parts(refused)[0]["reason"]
+    assert len(provider.requests) == 1
+
+
 def test_an_unanswered_submit_follows_submittimeoutaction(start, provider):
     provider.delay = 1.0
     provider.start()

@@ -78,7 +78,11 @@ class HttpClientChannel(QueuedChannel):
                           self._binary(part) else "text messages need TARGETURL")
         fields = templates.part_fields(part, text=whole_text, message_id=reference,
                                        concat=whole_text is None, conn=self.conn)
-        url = templates.fill(templates.compact_url(template), fields, self._escape)
+        try:
+            url = templates.fill(templates.compact_url(template), fields, self._escape)
+        except UnicodeEncodeError as exc:
+            return failed("bad_text", f"{exc.object[exc.start:exc.end]!r} cannot be sent in"
+                          f" {self.conn.encodingcharset} (ENCODINGCHARSET)")
         try:
             status, answer = self._call(url)
         except TimeoutError:

@@ -74,7 +74,9 @@ def url_escaper(charset: str, raw: bool, xml: bool):
             value = html.escape(value, quote=True)
         if raw:
             return value
-        return urllib.parse.quote(value, safe="", encoding=charset or "utf-8", errors="replace")
+        # strict: a character ENCODINGCHARSET cannot hold fails the message (UnicodeError,
+        # a ValueError), as the SMTP connection does; it was sent as "?" and "submitted"
+        return urllib.parse.quote(value, safe="", encoding=charset or "utf-8", errors="strict")
     return escape
 
 
