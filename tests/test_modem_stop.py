@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 
 from appliance.modem.at import STOP_GRACE_SECONDS
-from test_modem_kit import Sink, part, rig, network, wait_until  # noqa: F401 (fixtures)
+from test_modem_kit import (Sink, mock_factory, network, part, rig,  # noqa: F401
+                            wait_until)
 
 
 def test_a_stop_ends_the_wait_on_a_hung_modem_and_gives_the_part_back(rig, network):
@@ -42,3 +43,35 @@ def test_a_stop_waits_for_the_answer_of_a_part_that_is_leaving(rig, network):
     worker.stop(timeout=STOP_GRACE_SECONDS + 5)
     assert not worker._thread.is_alive()
     assert [s[0] for s in sink.submitted] == [3] and sink.failed == []
+
+
+def test_repeated_resets_run_the_ladder_once_and_the_worker_lives(rig, network):
+    """Found by a helper: three quick clicks on the dashboard's reset killed the worker
+    thread (the resets still queued were handed back as if they were USSD requests), and
+    the dispatcher kept handing parts to the dead worker."""
+    sim = network.add_modem("slot1", "+36201111111")
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink))
+    network.send_seconds = 0.5
+    worker.submit(part(5))                    # busy: the clicks queue behind the send
+    assert [worker.request_reset("reset by admin") for _ in range(3)] == [True] * 3
+    wait_until(lambda: worker.recoveries, what="the ladder run")
+    rig.ready(worker, timeout=20)
+    assert worker._thread.is_alive()
+    assert worker.status()["last_error"].endswith("reset by admin")
+    assert [s[0] for s in sink.submitted] == [5]
+
+
+def test_a_stopped_worker_gives_its_gpio_pins_back(rig, network, mock_factory):
+    """Found by a helper: a driver restarted through the API logged "GPIO17 is already in
+    use", and its modem had no power cycle left on its ladder."""
+    from appliance.modem.power import PowerControl
+    sim = network.add_modem("slot1", "+36201111111")
+
+    def power():
+        return PowerControl(power_pin=17, pin_factory=mock_factory, power_off_seconds=0.01)
+    first = rig.ready(rig.worker(sim, Sink(), power=power()))
+    first.stop()
+    again = power()
+    assert again.available() and again.error == ""
+    again.close()

@@ -135,6 +135,11 @@ class ModemWorker:
         if self._thread:
             self._thread.join(timeout)
         self._give_back_queued("the appliance is stopping")
+        # its GPIO pins go with it: a worker started for the same slot (a driver restarted
+        # or reconfigured through the API) found them "already in use" and lost its power
+        # cycle, the last rung of its recovery ladder
+        if self.power is not None:
+            self.power.close()
 
     def free_slots(self) -> int:
         ready = (self.state == READY and self.health.registered and self.config.send
@@ -805,6 +810,8 @@ class ModemWorker:
                 self._part_failed(item, SendFailure("modem down", reason, True, False))
                 with self._pending_lock:
                     self._pending -= 1
+            elif kind == "reset":
+                continue        # the ladder runs already: a second click asks nothing more
             else:
                 item.error = reason
                 item.done.set()
