@@ -43,6 +43,30 @@ def test_wrong_pin_is_tried_once_then_failed_with_alert(rig, network, caplog):
     assert "1111" not in caplog.text
 
 
+def test_a_refused_pin_is_never_sent_again_until_it_is_changed(rig, network):
+    """Found by a helper: the failed modem was probed again every 15 minutes and each time
+    sent the same wrong PIN (the SIM asks for its PUK after three); a driver stopped and
+    started through the API spent one more."""
+    import dataclasses
+    import time
+    from test_modem_kit import FAST
+    sim = network.add_modem("slot1", "+36201111111", pin="4321")
+    quick = dataclasses.replace(FAST, failed_retry=0.2)
+    worker = rig.worker(sim, config=dict(pincode="1111", name="GSM0"), timings=quick)
+    wait_until(lambda: worker.state == "failed", what="failed on wrong PIN")
+    assert sim.pin_attempts == 2
+    time.sleep(1.0)                                   # five failed_retry periods
+    assert worker.state == "failed" and sim.pin_attempts == 2
+    worker.stop()
+    again = rig.worker(sim, config=dict(pincode="1111", name="GSM0"), timings=quick)  # restart
+    wait_until(lambda: again.state == "failed", what="failed without trying")
+    assert sim.pin_attempts == 2 and "before" in again.status()["last_error"]
+    again.stop()
+    fixed = rig.ready(rig.worker(sim, config=dict(pincode="4321", name="GSM0"), timings=quick),
+                      timeout=15)
+    assert sim.pin_ok and fixed.state == "ready"
+
+
 def test_missing_pincode_fails_clearly(rig, network):
     sim = network.add_modem("slot1", "+36201111111", pin="4321")
     worker = rig.worker(sim)

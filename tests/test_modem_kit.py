@@ -125,9 +125,12 @@ class Rig:
 
 @pytest.fixture
 def rig(network):
+    from appliance.modem import session
+    session.REFUSED_PINS.clear()          # per process: one test's refused PIN is its own
     r = Rig(network)
     yield r
     r.close()
+    session.REFUSED_PINS.clear()
 
 
 def with_config(config: GSMModemConfig, **changes) -> GSMModemConfig:

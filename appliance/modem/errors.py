@@ -51,10 +51,11 @@ class SendFailure:
 class InitFailed(ApplianceError):
     """Init could not finish. `fatal` ones (wrong PIN, PUK) skip the recovery ladder."""
 
-    def __init__(self, reason: str, fatal: bool = False):
+    def __init__(self, reason: str, fatal: bool = False, retry: bool = True):
         super().__init__(reason)
         self.reason = reason
         self.fatal = fatal
+        self.retry = retry      # False: a failed modem is not probed again by itself
 
 
 def classify(exc: Exception) -> SendFailure:

@@ -78,6 +78,12 @@ class Health:
         return probe.REGISTRATION_TEXT.get(best, "unknown")
 
 
+# connection name -> the PIN its SIM refused. Never sent again by this process: not by the
+# failed modem's periodic probe, nor by a worker started anew for the connection (a driver
+# stopped and started through the API). A SIM locks (PUK) after three wrong PINs.
+REFUSED_PINS: dict[str, str] = {}
+
+
 class ModemSession:
     def __init__(self, port: AtPort, config, timings: Timings, clock: Clock, label: str):
         self.port = port
@@ -219,13 +225,18 @@ class ModemSession:
     def _enter_pin(self) -> None:
         if not self.config.pincode:
             raise InitFailed("the SIM asks for a PIN and `pincode` is not set", fatal=True)
+        refused = REFUSED_PINS.get(self.config.name)
+        if refused is not None and refused == self.config.pincode:
+            raise InitFailed("the SIM refused this `pincode` before; set the right one (not "
+                             "sent again: the SIM locks after three)", fatal=True, retry=False)
         try:
             self.at(f'AT+CPIN="{self.config.pincode}"', self.timings.cfun)
             log.info("%s: PIN accepted", self.label)
         except AtCommandError as exc:
             if exc.kind == "CME" and exc.code == 16:
+                REFUSED_PINS[self.config.name] = self.config.pincode
                 raise InitFailed("the SIM refused `pincode` (wrong PIN); not retrying so the "
-                                 "SIM does not lock (PUK)", fatal=True) from exc
+                                 "SIM does not lock (PUK)", fatal=True, retry=False) from exc
             raise
 
     def _choose_ussd_form(self) -> None:

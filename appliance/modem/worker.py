@@ -98,6 +98,7 @@ class ModemWorker:
         self.health = Health()
         self.counters = collections.Counter()
         self.recoveries = collections.Counter()
+        self._retry_failed = True
         self.last_error = ""
         self.balance: float | None = None
         self.balance_text = ""
@@ -255,7 +256,7 @@ class ModemWorker:
             return self._port_busy(str(exc))
         except InitFailed as exc:
             if exc.fatal:
-                return self._fail(exc.reason)
+                return self._fail(exc.reason, retry=exc.retry)
             return self._begin_recovery(f"init failed: {exc.reason}")
         except PortGone as exc:
             return self._begin_recovery(f"port gone during init: {exc}", port_gone=True)
@@ -768,8 +769,10 @@ class ModemWorker:
             return
         self._sleep(min(0.5, self.timings.identity_retry))
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, retry: bool = True) -> None:
+        """`retry`: probe it again after `failed_retry` (not after a refused PIN)."""
         self.last_error = reason
+        self._retry_failed = retry
         self._close_session()
         self._give_back_queued(f"{self.slot} failed")
         self._failed_at = self.clock.monotonic()
@@ -778,7 +781,8 @@ class ModemWorker:
         self._alert("failed", f"modem {self.slot} failed: {reason}")
 
     def _wait_failed(self) -> None:
-        if self.clock.monotonic() - self._failed_at >= self.timings.failed_retry:
+        if self._retry_failed and \
+                self.clock.monotonic() - self._failed_at >= self.timings.failed_retry:
             log.info("%s: trying a failed modem again", self.slot)
             self._enter(PROBING)
             return
