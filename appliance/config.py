@@ -126,7 +126,7 @@ class GSMModemConfig:
     boot_seconds: float = 20.0
     ussd_balance: str = ""
     ussd_interval_hours: float = 24.0
-    balance_regex: str = r"(\d+(?:[.,]\d+)?)"
+    balance_regex: str = r"(\d[\d.,]*\d|\d)"    # the first amount; "1,234.50" whole
     balance_low: float = -1.0
     daily_limit: int = 0
     random_delay_seconds: float = 0.0

@@ -84,3 +84,25 @@ def test_a_report_that_arrives_with_the_ussd_answer_is_not_lost(rig, network):
     assert worker.run_ussd("*100#", timeout=5) == BALANCE
     wait_until(lambda: sink.reports, what="the report read with the USSD answer")
     assert sink.reports[0].reference == str(reference)
+
+
+def test_a_balance_with_thousands_or_an_odd_match_never_resets_the_modem(rig, network):
+    """Found by a helper: "Balance: 1,234.50 HUF" read as 1.234 (a false "below 100"
+    alert), and a regex that matched "1.234.50" raised inside the worker, which reset a
+    healthy modem (a reset of its hourly cap)."""
+    from appliance.modem.worker import parse_amount
+    assert [parse_amount(t) for t in ("1,234.50", "1.234,50", "12,50", "1 234", "x")] == \
+        [1234.5, 1234.5, 12.5, 1234.0, None]
+    sim = network.add_modem("slot1", "+36201111111")
+    network.ussd_replies["*100#"] = "Balance: 1,234.50 HUF. Valid until 2027-01-31"
+    alerts = []
+    worker = rig.worker(sim, config=dict(ussd_balance="*100#", balance_low=100.0),
+                        on_alert=lambda slot, text: alerts.append(text))
+    wait_until(lambda: worker.status()["balance"] is not None, what="balance")
+    assert worker.status()["balance"] == 1234.5 and alerts == []
+    odd = network.add_modem("slot2", "+36202222222")
+    network.ussd_replies["*101#"] = "Balance: 1.234.50 x. Bye"
+    other = rig.worker(odd, config=dict(ussd_balance="*101#", balance_regex=r"Balance: (.+)\."))
+    wait_until(lambda: other.status()["balance_at"] is not None, what="the balance read")
+    assert other.status()["balance"] is None and other.recoveries == {}
+    assert other.state == "ready"
