@@ -75,3 +75,16 @@ def test_a_stopped_worker_gives_its_gpio_pins_back(rig, network, mock_factory):
     again = power()
     assert again.available() and again.error == ""
     again.close()
+
+
+def test_a_modem_that_does_not_answer_shows_no_signal_or_registration(rig, network):
+    """Found by a helper: a failed, recovering or unplugged modem kept showing the last
+    check's "registered, -71 dBm" in /status, /metrics and the dashboard."""
+    sim = network.add_modem("slot1", "+36201111111")
+    worker = rig.ready(rig.worker(sim, Sink(), config={"submittimeout": 60.0}))
+    assert worker.status()["registered"] and worker.status()["signal"]["dbm"] is not None
+    sim.inject_fault("hang")
+    wait_until(lambda: worker.state != "ready", timeout=15, what="the modem given up on")
+    status = worker.status()
+    assert (status["registered"], status["signal"]["dbm"], status["registration"]) == \
+        (False, None, "unknown")

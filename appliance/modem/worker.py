@@ -164,14 +164,17 @@ class ModemWorker:
     def status(self) -> dict:
         session = self.session
         identity = session.identity if session else None
+        # the last check's figures hold only while the modem answers: a failed, recovering
+        # or unplugged one showed "registered, -71 dBm" in /status, /metrics and the dashboard
+        health = self.health if self.state == READY else Health()
         return {
             "name": self.name, "slot": self.slot, "port": self.config.modemorport,
             "state": self.state, "step": self.step,
-            "registered": self.health.registered,
-            "registration": self.health.registration_text(),
-            "registration_detail": dict(self.health.registration),
-            "signal": {"csq": self.health.csq, "dbm": probe.csq_to_dbm(self.health.csq)},
-            "operator": self.health.operator,
+            "registered": health.registered,
+            "registration": health.registration_text(),
+            "registration_detail": dict(health.registration),
+            "signal": {"csq": health.csq, "dbm": probe.csq_to_dbm(health.csq)},
+            "operator": health.operator,
             "imei": identity.imei if identity else "",
             "iccid": identity.iccid if identity else "",
             "expected_imei": self.config.imei, "expected_iccid": self.config.iccid,
