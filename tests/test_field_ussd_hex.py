@@ -106,3 +106,14 @@ def test_a_balance_with_thousands_or_an_odd_match_never_resets_the_modem(rig, ne
     wait_until(lambda: other.status()["balance_at"] is not None, what="the balance read")
     assert other.status()["balance"] is None and other.recoveries == {}
     assert other.state == "ready"
+
+
+def test_a_ussd_answer_on_several_lines_is_read_whole(rig, network):
+    """Found by a helper: an answer whose text spans lines (a balance with data and a
+    date, a menu) was read line by line and taken for the network's refusal (502)."""
+    sim = network.add_modem("slot1", "+36201111111")
+    text = "Balance: 12.50 EUR\nData: 1024 MB\nValid until 2027-01-31"
+    network.ussd_replies["*100#"] = text
+    worker = rig.ready(rig.worker(sim))
+    assert worker.run_ussd("*100#", timeout=5) == text
+    assert worker.state == "ready"

@@ -41,6 +41,7 @@ BOOT_URCS = {"RDY", "^BOOT", "SMS DONE", "PB DONE", "SMS Ready", "Call Ready", "
 _FINAL_OK = {"OK"}
 _FINAL_ERROR = re.compile(r"^(ERROR|\+CME ERROR: ?(.*)|\+CMS ERROR: ?(.*)|COMMAND NOT SUPPORT|TOO MANY PARAMETERS)$")
 _LINE_END = re.compile(rb"[\r\n]")
+_TEXT_LINE_END = re.compile(rb"\r\n|\r|\n")     # one line break inside a quoted text
 _SECRET_COMMANDS = re.compile(r'^(AT\+CPIN=|AT\+CLCK=|AT\+CPWD=)(.*)$', re.IGNORECASE)
 # After a timeout: this long without a byte after a final result means the late answers
 # are all in (a modem answers its commands in order, so they come before our AT's OK).
@@ -305,8 +306,26 @@ class AtPort:
         match = _LINE_END.search(self._buffer)
         if not match:
             return None
-        raw, self._buffer = self._buffer[:match.start()], self._buffer[match.end():]
+        raw = self._buffer[:match.start()]
+        if raw.lstrip().startswith(b"+CUSD:") and raw.count(b'"') % 2:
+            return self._pop_quoted_lines()
+        self._buffer = self._buffer[match.end():]
         return raw.decode("ascii", errors="replace").strip()
+
+    def _pop_quoted_lines(self) -> str | None:
+        """A +CUSD answer whose text spans lines (operators send menus and balances on
+        several): its lines up to the closing quote, joined with newlines; None until they
+        have all arrived. Read line by line, it was taken for a refusal."""
+        lines, at, quotes = [], 0, 0
+        for match in _TEXT_LINE_END.finditer(self._buffer):
+            line = self._buffer[at:match.start()]
+            lines.append(line)
+            quotes += line.count(b'"')
+            at = match.end()
+            if quotes % 2 == 0:
+                self._buffer = self._buffer[at:]
+                return b"\n".join(lines).decode("ascii", errors="replace").strip()
+        return None
 
     def _fill_available(self) -> None:
         """Take what the port already holds, without waiting."""
@@ -375,7 +394,8 @@ def _is_final(line: str) -> bool:
 
 def _is_noise(line: str) -> bool:
     """Bytes that are not printable ASCII: line noise, boot garbage, a wrong baud rate."""
-    return any(ch == "\ufffd" or (ord(ch) < 32 and ch != "\t") for ch in line)
+    # a newline is only inside a text joined across lines (_pop_quoted_lines)
+    return any(ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n") for ch in line)
 
 
 def _command_error(command: str, line: str, match: re.Match) -> AtCommandError:
