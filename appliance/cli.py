@@ -273,6 +273,10 @@ def _get(url: str, timeout: float = 30) -> tuple[int, str]:
     except urllib.error.HTTPError as exc:
         with exc:
             return exc.code, exc.read().decode("utf-8", "replace")
+    except TimeoutError:        # it answered the connection, not yet the request
+        print(f"the daemon at {url.split('?')[0]} did not answer within {timeout:g}s",
+              file=sys.stderr)
+        return 0, ""
     except OSError as exc:
         print(f"cannot reach the daemon at {url.split('?')[0]}: {exc}", file=sys.stderr)
         return 0, ""
@@ -300,7 +304,9 @@ def cmd_send(args) -> int:
 def cmd_ussd(args) -> int:
     query = urllib.parse.urlencode({"slot": args.slot, "code": args.code,
                                     "username": args.username, "password": args.password})
-    status, body = _get(f"{args.url}/admin/ussd?{query}", timeout=90)
+    # longer than the daemon's own wait (a USSD session may take two minutes), so its
+    # answer, not our timeout, says what happened
+    status, body = _get(f"{args.url}/admin/ussd?{query}", timeout=150)
     if status == 200:
         print(body.strip())
         return 0

@@ -248,3 +248,20 @@ def test_a_problem_in_a_provider_table_names_its_key_and_line(tmp_path, capsys):
     assert f"{path}:4: connections.HC.requestmethod: expected one of get, post, got 'PUT'" \
         in err
     assert "no connection named" not in err
+
+
+def test_a_daemon_that_answers_late_is_not_called_unreachable(capsys):
+    """Found by a helper: `sms-appliance ussd` said "cannot reach the daemon" when its own
+    90 s ran out while the daemon still waited for the modem."""
+    import socket
+    from appliance import cli
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)              # accepts the connection; nothing ever answers
+    try:
+        status, _ = cli._get(f"http://127.0.0.1:{server.getsockname()[1]}/admin/ussd?x=1",
+                             timeout=0.5)
+    finally:
+        server.close()
+    err = capsys.readouterr().err
+    assert status == 0 and "did not answer within 0.5s" in err and "cannot reach" not in err
