@@ -88,3 +88,5 @@ def test_a_modem_that_does_not_answer_shows_no_signal_or_registration(rig, netwo
     status = worker.status()
     assert (status["registered"], status["signal"]["dbm"], status["registration"]) == \
         (False, None, "unknown")
+    # and its last error says why it went down, not "modem down: slot1 is recovering"
+    assert "is recovering" not in status["last_error"] and status["last_error"]

@@ -432,9 +432,12 @@ class ModemWorker:
         self._keep(f"part {part.id} submitted", self.sink.part_submitted, part.id, self.name,
                    reference=str(reference))
 
-    def _part_failed(self, part: OutPart, failure: SendFailure) -> None:
+    def _part_failed(self, part: OutPart, failure: SendFailure, *, as_error: bool = True) -> None:
+        """`as_error`: the failure is the modem's last error (a part handed back because
+        the modem is down is not: the reason it went down stays shown)."""
         self.counters["failed"] += 1
-        self.last_error = f"{failure.code}: {failure.reason}"
+        if as_error:
+            self.last_error = f"{failure.code}: {failure.reason}"
         log.warning("%s: part %s failed: %s: %s (%s)", self.slot, part.id, failure.code,
                     failure.reason, "will retry" if failure.retryable else "final")
         self._keep(f"part {part.id} failed", self.sink.part_failed, part.id, self.name,
@@ -819,7 +822,8 @@ class ModemWorker:
             except queue.Empty:
                 return
             if kind == "send":
-                self._part_failed(item, SendFailure("modem down", reason, True, False))
+                self._part_failed(item, SendFailure("modem down", reason, True, False),
+                                  as_error=False)
                 with self._pending_lock:
                     self._pending -= 1
             elif kind == "reset":
