@@ -147,15 +147,20 @@ def test_a_webhook_that_hangs_does_not_hold_back_stop_words(demo_daemon):
         hang.close()
 
 
+def webhook_demo(make_config, hook):
+    """A config with one simulated modem and a rule that forwards every SMS to `hook`."""
+    base = make_config(demo=cfg.DemoConfig(enabled=True, modems=1, send_seconds=0.05,
+                                           report_seconds=0.05),
+                       integrations=settings.parse({"rules": [{"forward_url": hook.url + "/sms"}]}))
+    return demo.start(base)
+
+
 def test_a_forward_waiting_for_its_retry_survives_a_restart(make_config, run_daemon, sinks):
     """Found by a helper: retries lived in memory while the cursor had moved past their
     SMS, so a restart dropped them without a word."""
     _, hook = sinks
     hook.status = 500
-    base = make_config(demo=cfg.DemoConfig(enabled=True, modems=1, send_seconds=0.05,
-                                           report_seconds=0.05),
-                       integrations=settings.parse({"rules": [{"forward_url": hook.url + "/sms"}]}))
-    config, network, pins = demo.start(base)
+    config, network, pins = webhook_demo(make_config, hook)
     try:
         daemon = run_daemon(config, pin_factory=pins)
         wait_for(lambda: daemon.channels.running["GSMModem0"].free_slots(), "modem ready")
@@ -176,10 +181,7 @@ def test_a_forward_waiting_for_its_retry_survives_a_restart(make_config, run_dae
 
 def test_a_restart_neither_repeats_nor_skips(make_config, run_daemon, sinks):
     _, hook = sinks
-    base = make_config(demo=cfg.DemoConfig(enabled=True, modems=1, send_seconds=0.05,
-                                           report_seconds=0.05),
-                       integrations=settings.parse({"rules": [{"forward_url": hook.url + "/sms"}]}))
-    config, network, pins = demo.start(base)
+    config, network, pins = webhook_demo(make_config, hook)
     try:
         daemon = run_daemon(config, pin_factory=pins)
         modem = network.modem("slot1")
