@@ -90,7 +90,7 @@ def test_a_balance_with_thousands_or_an_odd_match_never_resets_the_modem(rig, ne
     """Found by a helper: "Balance: 1,234.50 HUF" read as 1.234 (a false "below 100"
     alert), and a regex that matched "1.234.50" raised inside the worker, which reset a
     healthy modem (a reset of its hourly cap)."""
-    from appliance.modem.worker import parse_amount
+    from appliance.modem.probe import parse_amount
     assert [parse_amount(t) for t in ("1,234.50", "1.234,50", "12,50", "1 234", "x")] == \
         [1234.5, 1234.5, 12.5, 1234.0, None]
     sim = network.add_modem("slot1", "+36201111111")

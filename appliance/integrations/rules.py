@@ -23,12 +23,11 @@ from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.errors import StoreError
 from appliance.logmask import masked
 from appliance.integrations import intake, template
-from appliance.integrations.forwarding import Forwarder
+from appliance.integrations.forwarding import STATE_TABLE, Forwarder
 from appliance.integrations.settings import Integrations, RuleConfig
 
 log = logging.getLogger("appliance.integrations")
 
-STATE_TABLE = "integration_state"
 CURSOR = "rules_cursor"
 BATCH = 100
 POLL_SECONDS = 1.0

@@ -231,3 +231,25 @@ def parse_cmgs(lines: list[str]) -> int | None:
 
 def _looks_hex(text: str) -> bool:
     return bool(text) and len(text) % 2 == 0 and re.fullmatch(r"[0-9A-Fa-f]+", text) is not None
+
+
+def parse_amount(text: str) -> float | None:
+    """An amount as operators write it: "12.50", "12,50", "1,234.50", "1.234,50",
+    "1 234,50", "1,234" (a lone separator before three digits groups thousands). None when
+    it is not one."""
+    digits = text.strip().replace(" ", "").replace("\u00a0", "").strip(".,")
+    if not digits or not re.fullmatch(r"[\d.,]+", digits):
+        return None
+    last = max(digits.rfind("."), digits.rfind(","))
+    separators = [c for c in digits if c in ".,"]
+    if last < 0:
+        return float(digits)
+    decimal = digits[last]
+    if len(set(separators)) == 1 and (len(separators) > 1 or len(digits) - last - 1 == 3):
+        decimal = ""                # "1,234,567" or "1,234": thousands only
+    whole, frac = (digits[:last], digits[last + 1:]) if decimal else (digits, "")
+    whole = whole.replace(".", "").replace(",", "")
+    try:
+        return float(f"{whole}.{frac}" if frac else whole)
+    except ValueError:
+        return None

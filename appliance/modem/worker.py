@@ -694,7 +694,7 @@ class ModemWorker:
             log.warning("%s: balance_regex found no amount in %r", self.slot, text)
             return
         found = match.group(1) if match.groups() else match.group(0)
-        amount = parse_amount(found or "")
+        amount = probe.parse_amount(found or "")
         if amount is None:      # an operator's odd text is no reason to reset the modem
             log.warning("%s: balance_regex found %r in %r, which is not an amount", self.slot,
                         found, text)
@@ -845,28 +845,6 @@ class ModemWorker:
                 return
             self.clock.wait(self._stop, min(left, 1.0))
             self._heartbeat = time.monotonic()
-
-
-def parse_amount(text: str) -> float | None:
-    """An amount as operators write it: "12.50", "12,50", "1,234.50", "1.234,50",
-    "1 234,50", "1,234" (a lone separator before three digits groups thousands). None when
-    it is not one."""
-    digits = text.strip().replace(" ", "").replace("\u00a0", "").strip(".,")
-    if not digits or not re.fullmatch(r"[\d.,]+", digits):
-        return None
-    last = max(digits.rfind("."), digits.rfind(","))
-    separators = [c for c in digits if c in ".,"]
-    if last < 0:
-        return float(digits)
-    decimal = digits[last]
-    if len(set(separators)) == 1 and (len(separators) > 1 or len(digits) - last - 1 == 3):
-        decimal = ""                # "1,234,567" or "1,234": thousands only
-    whole, frac = (digits[:last], digits[last + 1:]) if decimal else (digits, "")
-    whole = whole.replace(".", "").replace(",", "")
-    try:
-        return float(f"{whole}.{frac}" if frac else whole)
-    except ValueError:
-        return None
 
 
 def _masked(number: str) -> str:

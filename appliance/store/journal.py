@@ -19,6 +19,7 @@ from pathlib import Path
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.model import NewMessage
 from appliance.errors import StoreError, ValidationError
+from appliance.store.documents import DOCS_NAME
 from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, ReportStatus,
                              State, out_part_of)
 from appliance.store import (accepting, clock_step, counters, dispatch_batch, events, inbox,
@@ -72,7 +73,7 @@ class Journal:
         state_dir = Path(state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
         path = state_dir / DB_NAME
-        if (state_dir / "documents.json").is_file() and not _has_content(path):
+        if (state_dir / DOCS_NAME).is_file() and not _has_content(path):
             log.warning("store: %s is missing or empty while the state directory holds"
                         " documents: a new, empty journal is made, and messages queued"
                         " before are not in it (restore it from a backup if that is wrong)",
