@@ -196,6 +196,9 @@ class InboundFragment:
     received_at: float | None = None
     msg_class: int | None = None
     udh: bytes = b""               # information elements other than concatenation (ports...)
+    # A part's text undecoded (UCS-2 octets or GSM septet values, one per byte), for joining
+    # before decoding (gsm/reassembly.py); empty once joined, and where a channel has none.
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
 
 class ChannelSink(Protocol):

@@ -7,7 +7,7 @@ followed by the TPDU, in hex. Octets after the user data are ignored, as phones 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .address import read_address, read_smsc
@@ -45,6 +45,7 @@ class Pdu:
     status_report_requested: bool = False       # SRR (submit) / SRI (deliver)
     number_type: int | None = None              # the address's type-of-address octet
     truncated: bool = False                     # user data shorter than TP-UDL announced
+    raw: bytes = field(default=b"", compare=False, repr=False)   # UserData.raw (text parts)
 
 
 def tpdu_length(pdu_hex: str) -> int:
@@ -138,7 +139,7 @@ def _with_body(kind: str, body: UserData, *, dcs: int, **fields) -> Pdu:
     return Pdu(kind, text=body.text, data=body.data, encoding=body.encoding,
                msg_class=parse_dcs(dcs).msg_class, udh=strip_concat(body.header),
                concat=info.concat, ports=info.ports, dcs=dcs, truncated=body.truncated,
-               **fields)
+               raw=body.raw, **fields)
 
 
 def _read_validity(reader: Reader, vpf: int) -> int | datetime | None:

@@ -16,6 +16,8 @@ from dataclasses import replace
 from typing import Protocol
 
 from appliance.clock import SYSTEM_CLOCK, Clock
+from appliance.gsm.alphabet import from_septets
+from appliance.gsm.ucs2 import decode_ucs2
 from appliance.model import InboundFragment
 
 # (sender, line, ref, total, ref_bits): JSON-able values
@@ -126,15 +128,48 @@ def join(parts: dict[int, InboundFragment], total: int) -> InboundFragment:
     text for each missing part, time stamps of the first part and of the latest arrival."""
     ordered = [parts[seq] for seq in sorted(parts)]
     first = ordered[0]
-    texts = [f.text for f in ordered if f.text is not None]
     text = None
-    if texts or first.text is not None:
-        text = "".join((parts[seq].text or "") if seq in parts else missing_marker(seq, total)
-                       for seq in range(1, total + 1))
+    if any(f.text is not None for f in ordered):
+        text = _joined_text(parts, total)
     received = [f.received_at for f in ordered if f.received_at is not None]
     return replace(first, concat=None, text=text, encoding=_joined_encoding(ordered),
-                   data=b"".join(f.data for f in ordered),
+                   data=b"".join(f.data for f in ordered), raw=b"",
                    received_at=max(received) if received else first.received_at)
+
+
+def _joined_text(parts: dict[int, InboundFragment], total: int) -> str:
+    """Consecutive parts of one encoding are decoded together from their raw units, so a
+    character split across two of them (a UCS-2 surrogate pair, a GSM escape and the
+    character it escapes) is whole again; parts without raw units keep their own text."""
+    pieces: list[str] = []
+    run: list[InboundFragment] = []
+    for seq in range(1, total + 1):
+        part = parts.get(seq)
+        if run and (part is None or not _joins(run[-1], part)):
+            pieces.append(_decode_run(run))
+            run = []
+        if part is None:
+            pieces.append(missing_marker(seq, total))
+        elif part.raw and part.encoding in _DECODERS:
+            run.append(part)
+        else:
+            pieces.append(part.text or "")
+    if run:
+        pieces.append(_decode_run(run))
+    return "".join(pieces)
+
+
+def _joins(previous: InboundFragment, part: InboundFragment) -> bool:
+    return bool(part.raw) and part.encoding == previous.encoding
+
+
+def _decode_run(run: list[InboundFragment]) -> str:
+    if len(run) == 1:
+        return run[0].text or ""
+    return _DECODERS[run[0].encoding](b"".join(f.raw for f in run))
+
+
+_DECODERS = {"ucs2": decode_ucs2, "gsm7": from_septets}
 
 
 def _joined_encoding(ordered: list[InboundFragment]) -> str:

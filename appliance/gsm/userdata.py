@@ -6,7 +6,7 @@ counted in septets and fill bits pad it, so the UDL stays a septet count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .alphabet import from_septets, pack_septets, packed_length, to_septets, unpack_septets
 from .dcs import Coding
@@ -56,6 +56,10 @@ class UserData:
     text: str | None
     data: bytes
     truncated: bool = False   # fewer octets arrived than TP-UDL announced
+    # The text as it came, undecoded (UCS-2 octets, or GSM septet values one per byte): the
+    # parts of a long message are joined before decoding, so a character a phone split
+    # across two parts (a surrogate pair, an escape and its character) survives.
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
 
 def read_user_data(reader: Reader, coding: Coding, has_header: bool) -> UserData:
@@ -99,8 +103,9 @@ def _read_gsm7(reader: Reader, udl: int, has_header: bool) -> UserData:
     fill = skip * 7 - (len(header) + 1) * 8 if has_header else 0
     present = (len(body) * 8 - fill) // 7
     count = min(udl - skip, present)
-    text = from_septets(unpack_septets(body, count, fill))
-    return UserData(header, "gsm7", text, b"", truncated=count < udl - skip)
+    septets = bytes(unpack_septets(body, count, fill))
+    return UserData(header, "gsm7", from_septets(septets), b"", truncated=count < udl - skip,
+                    raw=septets)
 
 
 def _read_octets(reader: Reader, udl: int, has_header: bool, encoding: str) -> UserData:
@@ -111,7 +116,7 @@ def _read_octets(reader: Reader, udl: int, has_header: bool, encoding: str) -> U
     truncated = len(raw) < udl
     if encoding == "ucs2":
         payload = payload[:len(payload) // 2 * 2] if truncated else payload
-        return UserData(header, "ucs2", decode_ucs2(payload), b"", truncated)
+        return UserData(header, "ucs2", decode_ucs2(payload), b"", truncated, raw=payload)
     return UserData(header, "8bit", None, payload, truncated)
 
 

@@ -46,4 +46,5 @@ def to_fragment(pdu: Pdu, connection: str, own_number: str, received_at: float) 
                            encoding=pdu.encoding, text=pdu.text, data=pdu.data,
                            concat=pdu.concat,
                            sent_at=pdu.scts.timestamp() if pdu.scts else None,
-                           received_at=received_at, msg_class=pdu.msg_class, udh=pdu.udh)
+                           received_at=received_at, msg_class=pdu.msg_class, udh=pdu.udh,
+                           raw=pdu.raw)

@@ -65,6 +65,7 @@ def _frag_json(fragment: InboundFragment) -> str:
     data = asdict(fragment)
     data["data"] = fragment.data.hex()
     data["udh"] = fragment.udh.hex()
+    data["raw"] = fragment.raw.hex()
     return json.dumps(data)
 
 
@@ -72,6 +73,7 @@ def _frag_load(text: str) -> InboundFragment:
     data = json.loads(text)
     data["data"] = bytes.fromhex(data["data"])
     data["udh"] = bytes.fromhex(data.get("udh") or "")   # fragments kept by older versions
+    data["raw"] = bytes.fromhex(data.get("raw") or "")   # (decoded part by part, as before)
     if data.get("concat") is not None:
         data["concat"] = tuple(data["concat"])
     return InboundFragment(**data)

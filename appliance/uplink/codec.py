@@ -190,21 +190,24 @@ def dynamic_params(params: dict | None) -> dict:
 
 
 def decode_body(dcs: int, body: bytes, default_alphabet: str = "gsm"
-                ) -> tuple[str, str | None, bytes, int | None]:
-    """(encoding, text, data, msg_class) of a deliver_sm body after its UDH.
-    `default_alphabet` is the connection's: how the SMSC writes data_coding 0 text."""
+                ) -> tuple[str, str | None, bytes, int | None, bytes]:
+    """(encoding, text, data, msg_class, raw) of a deliver_sm body after its UDH.
+    `default_alphabet` is the connection's: how the SMSC writes data_coding 0 text. `raw` is
+    the text undecoded where parts are joined before decoding (UCS-2 octets, septet values;
+    InboundFragment.raw), empty where it was read as Latin-1 or IA5."""
     if dcs in (1, 3):                              # IA5 / Latin-1: SMPP-only codings
-        return "gsm7", body.decode("latin-1"), b"", None
+        return "gsm7", body.decode("latin-1"), b"", None, b""
     coding = parse_dcs(dcs)
     if coding.encoding == "ucs2":
-        return "ucs2", ucs2.decode_ucs2(body[: len(body) // 2 * 2]), b"", coding.msg_class
+        octets = bytes(body[: len(body) // 2 * 2])
+        return "ucs2", ucs2.decode_ucs2(octets), b"", coding.msg_class, octets
     if coding.encoding == "8bit" or dcs == 2:
-        return "8bit", None, bytes(body), coding.msg_class
+        return "8bit", None, bytes(body), coding.msg_class, b""
     if default_alphabet != "gsm":                  # ASCII is Latin-1's first half
-        return "gsm7", body.decode("latin-1"), b"", coding.msg_class
+        return "gsm7", body.decode("latin-1"), b"", coding.msg_class, b""
     if any(b > 0x7F for b in body):                # not septets: read as Latin-1
-        return "gsm7", body.decode("latin-1"), b"", coding.msg_class
-    return "gsm7", alphabet.from_septets(body), b"", coding.msg_class
+        return "gsm7", body.decode("latin-1"), b"", coding.msg_class, b""
+    return "gsm7", alphabet.from_septets(body), b"", coding.msg_class, bytes(body)
 
 
 def inbound_fragment(connection: str, fields: dict, received_at: float,
@@ -219,14 +222,15 @@ def inbound_fragment(connection: str, fields: dict, received_at: float,
     elif fields.get("sar_total_segments"):
         concat = (int(fields["sar_msg_ref_num"] or 0), int(fields["sar_total_segments"]),
                   int(fields["sar_segment_seqnum"] or 1), 16)
-    encoding, text, data, msg_class = decode_body(int(fields.get("data_coding") or 0), raw,
-                                                  default_alphabet)
+    encoding, text, data, msg_class, joinable = decode_body(
+        int(fields.get("data_coding") or 0), raw, default_alphabet)
     return InboundFragment(connection=connection, sender=_number(fields.get("source_addr"),
                                                                  fields.get("source_addr_ton")),
                            recipient=_number(fields.get("destination_addr"),
                                              fields.get("dest_addr_ton")),
                            encoding=encoding, text=text, data=data, concat=concat,
-                           received_at=received_at, msg_class=msg_class, udh=other_ies)
+                           received_at=received_at, msg_class=msg_class, udh=other_ies,
+                           raw=joinable)
 
 
 def _number(value, ton) -> str:
