@@ -26,6 +26,7 @@ from appliance.config import Config, ConnectionConfig, GSMModemConfig, SMPPConfi
 from appliance.control import ControlPlane, for_daemon
 from appliance.dispatch import Dispatcher
 from appliance.inbound_owner import InboundOwners
+from appliance.modem.pins import REFUSED_PINS
 from appliance.notify import Notifier
 from appliance.routing import Router
 from appliance.state_dir import DaemonLock
@@ -184,6 +185,7 @@ class Daemon:
                                     fragment_timeout=config.store.inbound_partial_after_seconds)
         self.journal.report_timeouts = report_timeout.timeouts_from_config(config.connections)
         self.documents = Documents(config.state_dir)
+        REFUSED_PINS.keep_in(self.documents)      # a restart does not spend another try
         self.accounts = Accounts(self.documents, self.journal,
                                  failures_per_minute=config.http.login_failures_per_minute)
         self.generated_password = self.accounts.provision(config, admin_password)

@@ -67,6 +67,31 @@ def test_a_refused_pin_is_never_sent_again_until_it_is_changed(rig, network):
     assert sim.pin_ok and fixed.state == "ready"
 
 
+def test_a_refused_pin_is_not_sent_again_after_a_restart_but_to_a_swapped_sim(
+        rig, network, tmp_path):
+    """A wrong `pincode` and a few reboots or power cuts: each start sent it once more, and
+    the third locked the SIM (PUK). The refusal is kept in the state directory's documents,
+    by the SIM's ICCID: after a restart the same SIM is not tried, a SIM swapped in is."""
+    from appliance.modem.pins import REFUSED_PINS
+    from appliance.store.documents import Documents
+    sim = network.add_modem("slot1", "+36201111111", pin="4321")
+    REFUSED_PINS.keep_in(Documents(tmp_path))
+    worker = rig.worker(sim, config=dict(pincode="1111", name="GSM0"))
+    wait_until(lambda: worker.state == "failed", what="failed on wrong PIN")
+    assert sim.pin_attempts == 2
+    worker.stop()
+    REFUSED_PINS.clear()                        # a new process: only the state directory
+    REFUSED_PINS.keep_in(Documents(tmp_path))
+    again = rig.worker(sim, config=dict(pincode="1111", name="GSM0"))
+    wait_until(lambda: again.state == "failed", what="failed without trying")
+    assert sim.pin_attempts == 2 and "before" in again.status()["last_error"]
+    again.stop()
+    assert "1111" not in (tmp_path / "documents.json").read_text()
+    swapped = network.add_modem("slot2", "+36202222222", pin="1111")   # another ICCID
+    rig.ready(rig.worker(swapped, config=dict(pincode="1111", name="GSM0")), timeout=15)
+    assert swapped.pin_ok
+
+
 def test_missing_pincode_fails_clearly(rig, network):
     sim = network.add_modem("slot1", "+36201111111", pin="4321")
     worker = rig.worker(sim)

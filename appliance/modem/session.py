@@ -16,6 +16,7 @@ from appliance.model import OutPart
 from appliance.modem import probe, quirks
 from appliance.modem.at import AtCommandError, AtPort, AtTimeout, Urc
 from appliance.modem.errors import InitFailed, WrongModem
+from appliance.modem.pins import REFUSED_PINS
 
 log = logging.getLogger("appliance.modem")
 
@@ -78,12 +79,6 @@ class Health:
         return probe.REGISTRATION_TEXT.get(best, "unknown")
 
 
-# connection name -> the PIN its SIM refused. Never sent again by this process: not by the
-# failed modem's periodic probe, nor by a worker started anew for the connection (a driver
-# stopped and started through the API). A SIM locks (PUK) after three wrong PINs.
-REFUSED_PINS: dict[str, str] = {}
-
-
 class ModemSession:
     def __init__(self, port: AtPort, config, timings: Timings, clock: Clock, label: str):
         self.port = port
@@ -120,7 +115,8 @@ class ModemSession:
         self._check_imei()          # before the PIN: never spend our PIN on another SIM
         self.switch_radio_on()      # before the PIN: at CFUN=0 many modules power the SIM off
         self._unlock_sim()
-        self._read_iccid()
+        if not self.identity.iccid:
+            self._read_iccid()
         self._check_iccid()
         self.caps.quirks = quirks.detect(self.identity.manufacturer, self.identity.model)
         for command in self.caps.quirks.init_commands:
@@ -161,6 +157,7 @@ class ModemSession:
         self.identity.model = _first(self.try_at("AT+CGMM"))
         self.identity.revision = _first(self.try_at("AT+CGMR"))
         self.identity.imei = probe.parse_imei(self.try_at("AT+CGSN") or [])
+        self.identity.iccid = ""            # read again: the SIM may have been swapped
         log.info("%s: %s %s (IMEI %s)", self.label, self.identity.manufacturer,
                  self.identity.model, self.identity.imei or "unknown")
 
@@ -225,8 +222,10 @@ class ModemSession:
     def _enter_pin(self) -> None:
         if not self.config.pincode:
             raise InitFailed("the SIM asks for a PIN and `pincode` is not set", fatal=True)
-        refused = REFUSED_PINS.get(self.config.name)
-        if refused is not None and refused == self.config.pincode:
+        if not self.identity.iccid:
+            self._read_iccid()      # most modems tell it before the PIN: a swapped SIM is tried
+        sim = self.identity.iccid or self.config.name
+        if REFUSED_PINS.refused(sim, self.config.pincode):
             raise InitFailed("the SIM refused this `pincode` before; set the right one (not "
                              "sent again: the SIM locks after three)", fatal=True, retry=False)
         try:
@@ -234,7 +233,7 @@ class ModemSession:
             log.info("%s: PIN accepted", self.label)
         except AtCommandError as exc:
             if exc.kind == "CME" and exc.code == 16:
-                REFUSED_PINS[self.config.name] = self.config.pincode
+                REFUSED_PINS.remember(sim, self.config.pincode)
                 raise InitFailed("the SIM refused `pincode` (wrong PIN); not retrying so the "
                                  "SIM does not lock (PUK)", fatal=True, retry=False) from exc
             raise
