@@ -30,7 +30,8 @@ def prepare(services, sub: Submission, *, honour_dnd: bool = True) -> NewMessage
     check_unicode(sub.text)
     now = services.clock.now()
     valid_until = effective_validity(services, sub, now)
-    message = compose.prepare(sub, valid_until=valid_until)
+    message = compose.prepare(sub, valid_until=valid_until, validity_relative=(
+        valid_until is not None and sub.valid_until is None and sub.send_at is None))
     if honour_dnd:
         dnd_list(services).check(message.submission.recipient)
     check_validity(valid_until, sub.send_at, now)

@@ -72,6 +72,9 @@ class Submission:
     originator: str = ""
     send_at: float | None = None
     valid_until: float | None = None
+    # valid_until counts from acceptance (the default validity), not a time the sender gave:
+    # a step of the clock after acceptance (NTP at boot) moves it (store/clock_step.py)
+    validity_relative: bool = False
     want_report: bool = True
     priority: int = Priority.NORMAL
     serviceprovider: str = ""

@@ -38,7 +38,9 @@ class Channel:
 
 
 def accept(journal, clock, **fields) -> str:
-    fields.setdefault("valid_until", clock.now() + VALID)
+    """Without a validity: the default one, counted from acceptance (as intake sets it)."""
+    if "valid_until" not in fields:
+        fields.update(valid_until=clock.now() + VALID, validity_relative=True)
     message = prepare(Submission(user="admin", recipient="+36201234567", text="UPS on battery",
                                  **fields))
     assert journal.accept([message]) == [message.id]
@@ -99,7 +101,8 @@ def test_without_the_watch_the_same_step_expired_the_alert(journal, clock):
 
 
 def test_messages_of_an_earlier_run_keep_their_time(journal, clock):
-    old = accept(journal, clock, valid_until=clock.now() + DAY)    # before this run began
+    old = accept(journal, clock, valid_until=clock.now() + DAY,    # before this run began
+                 validity_relative=True)
     clock.advance(60)
     d = dispatcher(journal, clock, Channel())
     clock.advance(1)
@@ -123,6 +126,24 @@ def test_a_client_send_time_is_absolute_and_keeps_its_validity(journal, clock):
     clock.advance(10)
     d.step()
     assert [p.message_id for p in channel.parts] == [scheduled]
+
+
+def test_a_validity_the_sender_gave_is_absolute_and_keeps_its_time(journal, clock):
+    """An Ozeki `vp` or a JSON `valid_until` is a time on the client's clock, which was
+    right: moving it by the step of ours sent the message past the client's deadline."""
+    d = dispatcher(journal, clock, Channel())
+    clock.advance(5)
+    deadline = clock.now() + 3600
+    own = accept(journal, clock, valid_until=deadline)
+    default = accept(journal, clock)
+    clock.advance(1)
+    clock.step(DAY)
+    d.step()
+    assert journal.get_message(own)["valid_until"] == deadline
+    assert journal.get_message(default)["valid_until"] > deadline + DAY
+    journal.housekeeping()
+    assert journal.get_message(own)["state"] == "expired"
+    assert journal.get_message(default)["state"] != "expired"
 
 
 def test_a_step_back_does_not_hold_the_queue(journal, clock):

@@ -25,8 +25,8 @@ from appliance.model import NewMessage, State
 _MESSAGE_COLUMNS = (
     "id, direction, user, recipient, originator, messagetype, body, encoding, msg_class, state,"
     " parts_total, priority, created, send_at, valid_until, updated, want_report,"
-    " serviceprovider, dialect, client_ref, callback, extra, dedupe")
-_MESSAGE_VALUES = "(?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " serviceprovider, dialect, client_ref, callback, extra, dedupe, valid_relative")
+_MESSAGE_VALUES = "(?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _PART_COLUMNS = ("message_id, seq, total, concat_ref, encoding, text, data, udh, pid, dcs,"
                  " state, priority, next_attempt, valid_until")
 _PART_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -172,7 +172,7 @@ def _message_row(msg: NewMessage, now: float, state: str, dedupe: bool) -> tuple
             msg.encoding, msg.msg_class, state, len(msg.parts), int(sub.priority), now,
             sub.send_at, sub.valid_until, now, int(sub.want_report), sub.serviceprovider,
             sub.dialect, sub.client_ref, _json(sub.callback),
-            _json(sub.smpp_params or None), int(dedupe))
+            _json(sub.smpp_params or None), int(dedupe), int(sub.validity_relative))
 
 
 def _part_rows(msg: NewMessage, state: str, due: float) -> list[tuple]:

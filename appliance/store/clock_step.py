@@ -6,7 +6,9 @@ stamped before the step carry the old time. Their acceptance time, validity, sub
 step, so an alert accepted at boot keeps the validity it was given and goes out; so do the
 parts of long inbound SMS waiting for the rest, and the SMS read once (duplicates). Rows of
 earlier runs, and those stamped after the step, keep their times. A client's own send time
-is an absolute time: scheduled messages keep it, and their validity with it.
+is an absolute time: scheduled messages keep it, and their validity with it; so does a
+validity the sender gave (Ozeki `vp`, JSON `valid_until`): only the default validity, which
+counts from acceptance (`messages.valid_relative`), moves.
 
 Either way, nothing the appliance scheduled itself may wait longer than it ever schedules:
 a retry (a queued part's next attempt, a callback's), an open round's start, a submit time
@@ -22,6 +24,14 @@ LONGEST_RETRY = 900.0   # journal.RETRY_BACKOFF and notify.BACKOFF stay within i
 _UNDER_WAY = "('queued','scheduled','sending','submitted')"
 
 
+def migrate(conn) -> None:
+    """Idempotent: journals from before `valid_relative` get it (0: their messages are of
+    earlier runs, which a step never moves)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
+    if "valid_relative" not in columns:
+        conn.execute("ALTER TABLE messages ADD COLUMN valid_relative INTEGER NOT NULL DEFAULT 0")
+
+
 def shift_forward(conn, step: float, start: float, end: float, rowids: tuple[int, int]) -> int:
     """Move the outgoing messages accepted in [start, end] (the old time), among those with
     a rowid in `rowids`, and their parts by `step`; returns how many messages moved. The
@@ -31,13 +41,13 @@ def shift_forward(conn, step: float, start: float, end: float, rowids: tuple[int
     # parts first: they find their messages by the acceptance time not yet moved
     conn.execute(
         "UPDATE parts SET submitted_at=parts.submitted_at+:d, valid_until=CASE WHEN"
-        " m.send_at IS NULL THEN parts.valid_until+:d ELSE parts.valid_until END FROM messages m"
+        " m.valid_relative=1 THEN parts.valid_until+:d ELSE parts.valid_until END FROM messages m"
         " WHERE m.rowid BETWEEN :first AND :last AND m.id=parts.message_id"
         f" AND m.direction='out' AND m.created BETWEEN :lo AND :hi AND parts.state IN {_UNDER_WAY}",
         params)
     return conn.execute(
         "UPDATE messages SET created=created+:d, updated=updated+:d,"
-        " valid_until=CASE WHEN send_at IS NULL THEN valid_until+:d ELSE valid_until END,"
+        " valid_until=CASE WHEN valid_relative=1 THEN valid_until+:d ELSE valid_until END,"
         " submitted_at=submitted_at+:d WHERE rowid BETWEEN :first AND :last"
         f" AND direction='out' AND created BETWEEN :lo AND :hi AND state IN {_UNDER_WAY}",
         params).rowcount

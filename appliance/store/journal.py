@@ -735,6 +735,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     receipt_match.migrate(conn)
     counters.install(conn)
     message_indexes.migrate(conn)
+    clock_step.migrate(conn)
     conn.executescript(message_routes.DDL)
     events.migrate(conn)
     report_timeout.migrate(conn)
