@@ -50,17 +50,27 @@ class Router:
         self._rules = [_Rule(r, itertools.count()) for r in routes]
         self._default = _Rule(RouteConfig(connections=tuple(connections), mode="balance"),
                               itertools.count())
-        self._aliases = aliases or {}   # Ozeki OPERATOR names -> connection names
+        self._aliases: dict[str, str] = {}   # Ozeki OPERATOR names -> connection names
+        self.set_aliases(aliases or {})
 
     def set_connections(self, connections: list[str]) -> None:
         self._default = _Rule(RouteConfig(connections=tuple(connections), mode="balance"),
                               self._default.counter)
+        self._aliases = {a: n for a, n in self._aliases.items() if a not in connections}
 
     def set_routes(self, routes: tuple[RouteConfig, ...]) -> None:
         self._rules = [_Rule(r, itertools.count()) for r in routes]
 
     def set_aliases(self, aliases: dict[str, str]) -> None:
-        self._aliases = dict(aliases)
+        """A connection's own name wins over another connection's OPERATOR alias: the seed's
+        default OPERATOR, `GSMModem0`, is our first modem's name, and a second modem set up
+        from that table took over every message meant for the first."""
+        names = set(self._default.config.connections)
+        for alias, name in aliases.items():
+            if alias in names and alias != name and self._aliases.get(alias) != name:
+                log.warning("routing: %s's OPERATOR %r is the name of another connection;"
+                            " messages for %r go to that connection", name, alias, alias)
+        self._aliases = {alias: name for alias, name in aliases.items() if alias not in names}
 
     def routes(self) -> tuple[RouteConfig, ...]:
         return tuple(r.config for r in self._rules)

@@ -143,3 +143,21 @@ def test_a_serviceprovider_that_names_a_route_is_routed_by_it(start, smscs):
     body = api.action("sendmessage", recipient="+36207777777", messagedata="x",
                       serviceprovider="bluk")
     assert xml_values(body, "errorcode") == ["3"] and "'bluk'" in body
+
+
+def test_a_drivers_operator_alias_never_takes_over_another_connections_name(
+        make_config, run_daemon):
+    """Found by a helper: seed 000's GSM table gives `OPERATOR` the default `GSMModem0`, the
+    name of our first modem. A second modem set up from that table (here not even running)
+    took every message meant for GSMModem0: they waited, queued, until it was deleted."""
+    from web_kit import demo_daemon_on_simulated_modems
+    with demo_daemon_on_simulated_modems(make_config, run_daemon, modems=1) as (daemon, _):
+        api = Api(daemon.port, "admin", ADMIN_PASSWORD)
+        first = next(iter(daemon.channels.running))
+        body = api.action("createdriver", type="GSMModem", name="spare",
+                          MODEMORPORT="/dev/ttyUSB9", AUTOCONNECT="off", OPERATOR=first)
+        assert "<action>error</action>" not in body, body
+        message = api.send("+36201234567", "pinned", serviceprovider=first)
+        api.wait_state(message, 10, timeout=30)
+        assert xml_values(api.action("getmessagebyid", msgID=message),
+                          "operatorname") == [first]
