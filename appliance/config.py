@@ -429,6 +429,16 @@ def _check_smpp_numbers(conn, path: str) -> None:
             raise ConfigError(f"{path}.{key}: must be positive")
     if conn.reconnectmaxdelay < conn.reconnectdelay:
         raise ConfigError(f"{path}.reconnectmaxdelay: must not be less than reconnectdelay")
+    for key, low, high in _SMPP_ADDRESS_RANGES:   # one octet each in the PDUs (-1: not set)
+        value = getattr(conn, key)
+        if not low <= value <= high:
+            raise ConfigError(f"{path}.{key}: must be {low}..{high} (got {value})")
+
+
+# SMPP 3.4 §5.2.5/§5.2.6: TON 0..6, NPI 0..18 (-1: the connection's default)
+_SMPP_ADDRESS_RANGES = (("sourceaddrton", -1, 6), ("sourceaddrnpi", -1, 18),
+                        ("destaddrton", 0, 6), ("destaddrnpi", 0, 18),
+                        ("bindton", -1, 6), ("bindnpi", -1, 18))
 
 
 def _check_connection(conn, path: str) -> None:

@@ -126,6 +126,12 @@ def test_refusals(appliance, idle_channels):
                        ("SUBMITTIMEOUT", "0")):
         body = api.action("configdriver", name="S1", host="127.0.0.1", **{key: value})
         assert error_code(body) == 3 and key.lower() in body, (key, value, body)
+    # a TON/NPI that does not fit its octet failed every bind with a traceback, forever
+    for key, value, field in (("SOURCETON", "999", "sourceaddrton"),
+                              ("SOURCENPI", "300", "sourceaddrnpi"),
+                              ("DESTNPI", "-1", "destaddrnpi"), ("BINDTON", "7", "bindton")):
+        body = api.action("configdriver", name="S1", host="127.0.0.1", **{key: value})
+        assert error_code(body) == 3 and field in body, (key, value, body)
     body = api.action("configdriver", name="S1", host="127.0.0.1", PROTOCOLVERSION="34")
     assert "<action>configdriver</action>" in body and "saved and applied" in body, body
     body = api.action("configdriver", name="S1", host="h", databits="8")
