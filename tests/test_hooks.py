@@ -142,6 +142,12 @@ def test_a_notification_refused_for_every_recipient_keeps_the_held_back_count(ho
 
 @pytest.mark.parametrize("payload, expected", [
     (GRAFANA_UNIFIED, "[FIRING] DiskFull: Disk / is 97% full on nas on nas"),
+    # summaries that differ: Grafana's title ("[FIRING:2] DiskFull") is not the summary
+    (dict(GRAFANA_UNIFIED, title="[FIRING:2] DiskFull", commonAnnotations={}, alerts=[
+        dict(GRAFANA_UNIFIED["alerts"][0], fingerprint=f"f{i}",
+             labels={"alertname": "DiskFull", "instance": f"nas{i}"},
+             annotations={"summary": f"Disk / is 9{i}% full"}) for i in range(2)]),
+     "[FIRING:2] DiskFull on nas0, nas1"),
     (GRAFANA_LEGACY, "[FIRING] UPS on battery: The UPS switched to battery on ups1"),
 ])
 def test_grafana_payloads(hooked, payload, expected):
@@ -174,6 +180,70 @@ def test_groups_from_the_address_book(hooked):
     status, answer = post(api, "/hooks/alertmanager", dict(ALERTMANAGER, groupKey="x"),
                           query="to=nobody")
     assert status == 400 and "address-book group" in answer["error"]
+
+
+def test_an_empty_group_among_the_recipients_does_not_keep_the_alert_from_the_others(hooked):
+    """Found by a helper: a group whose last contact was removed made the whole notification
+    a 400, which Alertmanager does not retry: the on-call number got nothing."""
+    daemon, api = hooked(alertmanager={"receivers": {"team-db": [DB_TEAM, "dba"]}})
+    status, answer = post(api, "/hooks/alertmanager", ALERTMANAGER)
+    assert status == 200 and answer["messages"] == 1, answer
+    assert stored(daemon, answer["ids"][0])["recipient"] == DB_TEAM
+    assert [r["recipient"] for r in answer["refused"]] == ["dba"]
+
+
+def flap(status: str, *states: str) -> dict:
+    """A notification of group "flap" with one alert per state, as Alertmanager posts it."""
+    alerts = [dict(ALERTMANAGER["alerts"][i], status=state) for i, state in enumerate(states)]
+    return dict(ALERTMANAGER, groupKey="flap", status=status, alerts=alerts)
+
+
+def test_only_a_true_repeat_is_a_duplicate(hooked):
+    """Found by a helper: within the dedupe window a group that resolved and fired again,
+    one of two alerts resolving, and the same notification for other recipients (two
+    webhook_configs in one receiver) were all answered 200 "duplicate": SMS lost, and the
+    last one the on-call phone had said RESOLVED while the alert was firing."""
+    daemon, api = hooked(alertmanager={"to": [ONCALL], "dedupe_seconds": 300})
+    statuses = [post(api, "/hooks/alertmanager", payload)[1]["status"] for payload in (
+        flap("firing", "firing"), flap("resolved", "resolved"), flap("firing", "firing"),
+        flap("firing", "firing"))]
+    assert statuses == ["accepted", "accepted", "accepted", "duplicate"]
+    both = flap("firing", "firing", "firing")
+    assert post(api, "/hooks/alertmanager", both)[1]["status"] == "accepted"
+    status, answer = post(api, "/hooks/alertmanager", flap("firing", "firing", "resolved"))
+    assert answer["status"] == "accepted"
+    assert post(api, "/hooks/alertmanager", both, query=f"to={DB_TEAM}")[1]["status"] \
+        == "accepted"
+    assert post(api, "/hooks/alertmanager", both, query=f"to={DB_TEAM}")[1]["status"] \
+        == "duplicate"
+
+
+def test_a_json_hook_compares_the_whole_payload(hooked):
+    """The dedupe key was the payload's first 2,048 characters: behind a long log, `ok`
+    turning true was a duplicate and "Backup weekly done" was never sent."""
+    daemon, api = hooked(json={"backup": {
+        "template": "Backup {{job}} {{#ok}}done{{/ok}}{{^ok}}FAILED{{/ok}}",
+        "to_template": "{{contact.phone}}", "token": "t0ken", "user": "admin"}})
+    failed = {"contact": {"phone": ONCALL}, "job": "weekly",
+              "log": "sending incremental file list\n" * 100, "ok": False}
+    for payload, expected in ((failed, "FAILED"), (dict(failed, ok=True), "done")):
+        status, answer = post(api, "/hooks/json/backup", payload, auth=None,
+                              query="token=t0ken")
+        assert answer["status"] == "accepted", answer
+        assert stored(daemon, answer["ids"][0])["body"] == f"Backup weekly {expected}"
+
+
+def test_the_count_is_of_firing_alerts_and_of_those_max_alerts_left_out(hooked):
+    """Like Alertmanager's own title: a firing notification that also lists a resolved
+    alert counts the firing ones; `truncatedAlerts` (max_alerts) counts too."""
+    daemon, api = hooked(alertmanager={"to": [ONCALL]})
+    mixed = flap("firing", "firing", "resolved")
+    body = stored(daemon, post(api, "/hooks/alertmanager", mixed)[1]["ids"][0])["body"]
+    assert body == "[FIRING] HighCPU (critical): CPU above 95% for 10 minutes on db0.lan:9100"
+    cut = dict(ALERTMANAGER, groupKey="cut", alerts=ALERTMANAGER["alerts"][:10],
+               truncatedAlerts=190)
+    body = stored(daemon, post(api, "/hooks/alertmanager", cut)[1]["ids"][0])["body"]
+    assert body.startswith("[FIRING:200] HighCPU")
 
 
 @pytest.mark.parametrize("auth, query, status", [

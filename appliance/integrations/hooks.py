@@ -49,13 +49,17 @@ class Gate:
         self.suppressed: dict[str, int] = {}
         self.duplicates: dict[str, int] = {}
 
-    def admit(self, hook: settings.HookConfig, key: str) -> str:
-        """"send", "duplicate" or "rate_limited"; a "send" is counted against the limit."""
+    def admit(self, hook: settings.HookConfig, key: str, signature: str = "") -> str:
+        """"send", "duplicate" or "rate_limited"; a "send" is counted against the limit.
+        A duplicate is the same `signature` (the alerts and their states) as the last
+        notification sent for `key` (the group and its recipients), within the window: a
+        group that resolved and fired again, or resolved in part, is news."""
         now = self.clock.monotonic()
         with self._lock:
             seen = self._seen.setdefault(hook.name, OrderedDict())
             last = seen.get(key)
-            if last is not None and hook.dedupe_seconds and now - last < hook.dedupe_seconds:
+            if last is not None and last[1] == signature and hook.dedupe_seconds \
+                    and now - last[0] < hook.dedupe_seconds:
                 self.duplicates[hook.name] = self.duplicates.get(hook.name, 0) + 1
                 return "duplicate"
             sent = self._sent.setdefault(hook.name, deque())
@@ -65,7 +69,7 @@ class Gate:
                 self.suppressed[hook.name] = self.suppressed.get(hook.name, 0) + 1
                 return "rate_limited"
             sent.append(now)
-            seen[key] = now
+            seen[key] = (now, signature)
             seen.move_to_end(key)
             while len(seen) > DEDUPE_KEYS:
                 seen.popitem(last=False)
@@ -124,10 +128,10 @@ def _receive(services, gate: Gate, kind: str, name: str) -> dict:
     user = _authenticate(services, hook, request)
     payload = _payload(request)
     context = _context(kind, payload)
-    key = payloads.group_key(kind, payload, context) if kind != "json" else \
-        json.dumps(payload, sort_keys=True, default=str)[:2048]
-    recipients = _recipients(services, hook, request, context, user)
-    verdict = gate.admit(hook, key)
+    recipients, unknown = _recipients(services, hook, request, context, user)
+    group, signature = payloads.dedupe_key(kind, payload, context)
+    key = f"{group}|{','.join(sorted(recipients))}"       # another receiver's copy is no repeat
+    verdict = gate.admit(hook, key, signature)
     if verdict != "send":
         log.info("hook %s: %s notification for %s dropped (%s)", hook.name,
                  context.get("status", ""), user, verdict.replace("_", " "))
@@ -143,8 +147,10 @@ def _receive(services, gate: Gate, kind: str, name: str) -> dict:
         log.error("hook %s: store cannot accept: %s", hook.name, exc)
         raise Refusal(503, "the appliance cannot store messages now; retry",
                       {"Retry-After": "30"}) from None
+    refused = list(outcome.refused) + [(entry, "neither a phone number nor an address-book"
+                                       " group with a phone") for entry in unknown]
     log.info("hook %s: %s from %s: %d SMS accepted, %d refused", hook.name,
-             context.get("status", "notification"), user, len(outcome.ids), len(outcome.refused))
+             context.get("status", "notification"), user, len(outcome.ids), len(refused))
     if not outcome.ids and outcome.refused:
         # nothing left: the held-back count waits for the next SMS that does, and the same
         # notification sent again (credit topped up, number off the DND list) is no duplicate
@@ -152,7 +158,7 @@ def _receive(services, gate: Gate, kind: str, name: str) -> dict:
         gate.restore_suppressed(hook.name, held)
         raise Refusal(422, "; ".join(f"{masked(n)}: {r}" for n, r in outcome.refused))
     return {"status": "accepted", "messages": len(outcome.ids), "ids": outcome.ids,
-            "refused": [{"recipient": n, "reason": r} for n, r in outcome.refused]}
+            "refused": [{"recipient": n, "reason": r} for n, r in refused]}
 
 
 def _hook(services, kind: str, name: str) -> settings.HookConfig:
@@ -217,7 +223,11 @@ def _context(kind: str, payload) -> dict:
     return payload if isinstance(payload, dict) else {"items": payload}
 
 
-def _recipients(services, hook, request, context: dict, user: str) -> list[str]:
+def _recipients(services, hook, request, context: dict,
+                user: str) -> tuple[list[str], list[str]]:
+    """(numbers, entries that are none): an empty group among the recipients (its last
+    contact removed) must not keep the alert from the others; Alertmanager does not retry
+    a 400."""
     if request.query.get("to", "").strip():
         entries = [_plus(e) for e in request.query.get("to").split(",")]
     elif hook.kind == "alertmanager" and isinstance(context.get("receiver"), str) \
@@ -227,14 +237,17 @@ def _recipients(services, hook, request, context: dict, user: str) -> list[str]:
         entries = template.render(hook.to_template, context).split(",")
     else:
         entries = list(hook.to)
-    try:
-        numbers = intake.resolve(services, entries, user)
-    except intake.UnknownRecipient as exc:
-        raise Refusal(400, f"{str(exc)[:40]!r} is neither a phone number nor an address-book "
-                           "group") from None
+    numbers, unknown = intake.resolve_known(services, entries, user)
+    if unknown:
+        log.warning("hook %s: %s: neither a phone number nor an address-book group with a"
+                    " phone; the others get the alert", hook.name,
+                    ", ".join(repr(e[:40]) for e in unknown))
+    if not numbers and unknown:
+        raise Refusal(400, f"{unknown[0][:40]!r} is neither a phone number nor an address-book "
+                           "group")
     if not numbers:
         raise Refusal(400, "no recipients: configure `to` for the hook or pass ?to=")
-    return numbers
+    return numbers, unknown
 
 
 def _plus(entry: str) -> str:

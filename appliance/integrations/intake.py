@@ -37,15 +37,30 @@ def documents_of(services):
 
 def resolve(services, entries, user: str) -> list[str]:
     """Numbers in order, groups expanded, duplicates dropped. Raises UnknownRecipient."""
+    numbers, unknown = resolve_known(services, entries, user)
+    if unknown:
+        raise UnknownRecipient(unknown[0])
+    return numbers
+
+
+def resolve_known(services, entries, user: str) -> tuple[list[str], list[str]]:
+    """(numbers in order, groups expanded, duplicates dropped; the entries that are neither
+    a number nor a group with a phone in it)."""
     numbers: list[str] = []
+    unknown: list[str] = []
     for entry in entries:
         entry = entry.strip()
         if not entry:
             continue
-        for number in _expand(services, entry, user):
+        try:
+            expanded = _expand(services, entry, user)
+        except UnknownRecipient:
+            unknown.append(entry)
+            continue
+        for number in expanded:
             if number not in numbers:
                 numbers.append(number)
-    return numbers
+    return numbers, unknown
 
 
 def _expand(services, entry: str, user: str) -> list[str]:

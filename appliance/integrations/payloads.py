@@ -4,6 +4,9 @@ template gives one readable SMS per notification however many alerts it groups."
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 SEVERITY_ORDER = ("critical", "error", "high", "warning", "warn", "medium", "info", "low", "none")
 MAX_LISTED = 3
 
@@ -20,14 +23,20 @@ def alertmanager(payload) -> dict:
     alerts = [a for a in payload["alerts"] if isinstance(a, dict)]
     common_labels = _strings(payload.get("commonLabels"), "commonLabels")
     common_annotations = _strings(payload.get("commonAnnotations"), "commonAnnotations")
-    labels = [_strings(a.get("labels"), "labels") for a in alerts]
-    annotations = [_strings(a.get("annotations"), "annotations") for a in alerts]
     status = str(payload.get("status") or _overall(alerts)).upper()
+    # A firing notification also lists the group's resolved alerts: like Alertmanager's own
+    # default title, the count, severity and instances are the firing ones'.
+    firing = [a for a in alerts if a.get("status") == "firing"]
+    shown = firing if status == "FIRING" and firing else alerts
+    labels = [_strings(a.get("labels"), "labels") for a in shown]
+    annotations = [_strings(a.get("annotations"), "annotations") for a in shown]
+    # `max_alerts` cuts the list; Alertmanager says how many it left out
+    count = len(shown) + _count(payload.get("truncatedAlerts"))
     context = dict(payload)
     context.update({
         "status": status,
-        "count": len(alerts),
-        "many": len(alerts) > 1,
+        "count": count,
+        "many": count > 1,
         "firing": sum(1 for a in alerts if a.get("status") == "firing"),
         "resolved_count": sum(1 for a in alerts if a.get("status") == "resolved"),
         "alertname": common_labels.get("alertname")
@@ -48,10 +57,9 @@ def grafana(payload) -> dict:
     """Grafana alerting: unified alerting (Alertmanager shape) or the legacy notifier's
     `{title, ruleName, state, message, evalMatches}`."""
     if isinstance(payload, dict) and isinstance(payload.get("alerts"), list):
-        context = alertmanager(payload)
-        if not context["summary"] and payload.get("title"):
-            context["summary"] = str(payload["title"])
-        return context
+        # not `title` as a summary: it is Grafana's own "[FIRING:3] Disk (...)", which the
+        # template's prefix already says ("[FIRING:3] Disk: [FIRING:3] Disk ...")
+        return alertmanager(payload)
     if not isinstance(payload, dict) or not (payload.get("ruleName") or payload.get("title")):
         raise PayloadError("expected a Grafana alert with `alerts`, or `ruleName` and `state`")
     state = str(payload.get("state", "")).lower()
@@ -75,12 +83,22 @@ def grafana(payload) -> dict:
     return context
 
 
-def group_key(kind: str, payload: dict, context: dict) -> str:
-    """What makes two notifications "the same" for the dedupe window."""
-    prints = sorted(str(a.get("fingerprint") or sorted(_dict(a.get("labels")).items()))
-                    for a in context.get("alerts", []))
-    key = payload.get("groupKey") or payload.get("ruleId") or context.get("alertname")
-    return f"{kind}|{key}|{context.get('status')}|{','.join(prints)}"
+def dedupe_key(kind: str, payload: dict, context: dict) -> tuple[str, str]:
+    """(group, signature) for the dedupe window: a notification is a repeat when its group
+    sent the same signature last. Alertmanager and Grafana: the group key, and each alert's
+    fingerprint with its own state (one of two alerts resolving is news). A JSON hook: one
+    group, and a digest of the whole payload (its first 2 KiB hid a long log's `ok`)."""
+    if kind == "json":
+        canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+        return kind, hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    states = sorted(f"{a.get('fingerprint') or sorted(_dict(a.get('labels')).items())}"
+                    f"={a.get('status')}" for a in context.get("alerts", []))
+    group = payload.get("groupKey") or payload.get("ruleId") or context.get("alertname")
+    return f"{kind}|{group}", f"{context.get('status')}|{','.join(states)}"
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _overall(alerts: list[dict]) -> str:
