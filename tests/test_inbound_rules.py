@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 import time
 
 import pytest
@@ -143,6 +144,41 @@ def test_a_webhook_that_hangs_does_not_hold_back_stop_words(demo_daemon):
         assert daemon.rules.counters["forwarded"] == 0     # still waiting on the webhook
         with pytest.raises(ValidationError):
             dnd_list(daemon.services).check(SENDER)
+    finally:
+        hang.close()
+
+
+def test_a_hung_webhook_neither_delays_the_mails_nor_loses_its_forwards_in_a_crash(
+        demo_daemon, sinks):
+    """Found by a helper: forwards ran one after another, so each call to a webhook that
+    hung (10 s) held up every e-mail forward; and a forward not yet tried was in memory
+    only while the rules cursor had moved past its SMS: kill -9 lost it. Each destination
+    has its own thread now, and the pending forwards are written before the cursor moves
+    (the documents file below is what a kill -9 at that moment leaves)."""
+    import socket
+    mail, _ = sinks
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(8)
+    try:
+        url = f"http://127.0.0.1:{hang.getsockname()[1]}/sms"
+        daemon, modem = demo_daemon({
+            "relay": {"host": "127.0.0.1", "port": mail.port, "mail_from": "sms@lan"},
+            "rules": [{"regex": "(?i)disk", "forward_email": ["ops@lan"], "forward_url": url}]})
+        for i in range(3):
+            modem.deliver_inbound(SENDER, f"disk crash {i}")
+        wait_for(lambda: len(mail.mails) == 3, "three mails past the hung webhook", timeout=8)
+        documents = Path(daemon.config.state_dir) / "documents.json"
+
+        def kept_webhook_forwards() -> list[str]:
+            tables = json.loads(documents.read_text())
+            return sorted(job["context"]["text"]
+                          for doc in tables["integration_state"].values()
+                          if doc["name"] == "rules_forwards"
+                          for job in doc["jobs"] if job["kind"] == "url")
+        # the cursor is past all three: their forwards must be in the file by now
+        wait_for(lambda: daemon.rules._saved_cursor == daemon.rules._cursor, "cursor saved")
+        assert kept_webhook_forwards() == ["disk crash 0", "disk crash 1", "disk crash 2"]
     finally:
         hang.close()
 

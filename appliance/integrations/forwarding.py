@@ -3,8 +3,11 @@
 The rules thread decides (STOP words, autoreplies, forward SMS) and must never wait on a
 network: a slow webhook (10 s a call, and its retries) held up every later SMS, STOP words
 with them, so a person who had opted out still got messages for a minute. Jobs wait here,
-retried with backoff for about an hour; the pending ones are kept in the document store, so
-a restart does not drop a retry (the rules cursor has already moved past their SMS).
+retried with backoff for about an hour. Every pending job is in the document store before
+the rules cursor moves past its SMS (`save`, called by the rules thread), so neither a
+restart nor a crash drops one. Each destination (a webhook URL, a mail relay's recipients)
+is tried on a thread of its own: a webhook that hangs for its timeout holds up its own
+forwards only, not the e-mails.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Forwarder:
         self._stop = threading.Event()
         self._changed = False
         self._saved: list[dict] = []
+        self._save_lock = threading.Lock()     # one writer of the jobs document at a time
+        self._lanes: dict[tuple, threading.Thread] = {}   # destination -> its running thread
         self._thread = threading.Thread(target=self._run, name="rules-forward", daemon=True)
 
     def start(self) -> None:
@@ -54,8 +59,12 @@ class Forwarder:
         self._wake.set()
         self._thread.join(15)
         with self._lock:
+            lanes = list(self._lanes.values())
+        for lane in lanes:             # a send in progress ends within its own timeout
+            lane.join(15)
+        with self._lock:
             self._changed = True
-        self._save(everything=True)
+        self.save()
 
     def add(self, kind: str, target, context: dict) -> None:
         with self._lock:
@@ -82,7 +91,7 @@ class Forwarder:
             self._wake.clear()          # before the round: an add() during it is not lost
             try:
                 self._attempt_due()
-                self._save()
+                self.save()
             except Exception:           # a bug here must not end the thread
                 log.exception("rules: forwarding round failed")
             self._wake.wait(self._seconds_to_next())
@@ -95,17 +104,37 @@ class Forwarder:
         return min(POLL_SECONDS, max(0.0, first - self.clock.now()))
 
     def _attempt_due(self) -> None:
+        """Start a thread for each destination with due jobs and none running."""
         now = self.clock.now()
+        lanes: dict[tuple, list[dict]] = {}
         with self._lock:
-            due = [job for job in self._jobs if job["due"] <= now]
-        for job in due:
-            if self._stop.is_set():
-                return
-            settled = self._attempt(job)
+            for job in self._jobs:
+                lane = _lane(job)
+                if job["due"] <= now and lane not in self._lanes:
+                    lanes.setdefault(lane, []).append(job)
+            for lane, jobs in lanes.items():
+                thread = threading.Thread(target=self._run_lane, args=(lane, jobs),
+                                          name=f"rules-forward-{lane[0]}", daemon=True)
+                self._lanes[lane] = thread
+        for lane in lanes:
+            self._lanes[lane].start()
+
+    def _run_lane(self, lane: tuple, jobs: list[dict]) -> None:
+        try:
+            for job in jobs:
+                if self._stop.is_set():
+                    return
+                settled = self._attempt(job)
+                with self._lock:
+                    if settled:
+                        self._jobs.remove(job)
+                    self._changed = True
+        except Exception:               # a bug here must not keep the lane busy for ever
+            log.exception("rules: forwarding to %s failed", lane[0])
+        finally:
             with self._lock:
-                if settled:
-                    self._jobs.remove(job)
-                self._changed = True
+                self._lanes.pop(lane, None)
+            self._wake.set()            # save, and the next round
 
     def _attempt(self, job: dict) -> bool:
         """True when the job is done with (delivered, or given up after the last retry)."""
@@ -114,28 +143,46 @@ class Forwarder:
             self._send(kind, job["target"], context)
         except (OSError, ValueError) as exc:    # smtplib.SMTPException is an OSError
             if tries >= len(RETRY_DELAYS):
-                self.counters["failed"] += 1
+                with self._lock:
+                    self.counters["failed"] += 1
                 log.error("rules: forwarding SMS %s by %s failed for good: %s",
                           context["id"], kind, exc)
                 return True
             log.warning("rules: forwarding SMS %s by %s failed (%s), retry in %ds",
                         context["id"], kind, exc, RETRY_DELAYS[tries])
-            job["tries"], job["due"] = tries + 1, self.clock.now() + RETRY_DELAYS[tries]
+            with self._lock:
+                job["tries"], job["due"] = tries + 1, self.clock.now() + RETRY_DELAYS[tries]
             return False
-        self.counters["forwarded"] += 1
+        with self._lock:
+            self.counters["forwarded"] += 1
         return True
 
-    def _save(self, everything: bool = False) -> None:
-        """The jobs waiting for a retry (a forward that works at once is never written:
-        no document rewrite per SMS); at stop, every pending one."""
-        with self._lock:
-            if not self._changed:
+    def save(self) -> None:
+        """Write the pending jobs if they changed. The rules thread calls it before it moves
+        its cursor past the SMS the jobs are for: a job added and not yet tried was only in
+        memory, and a crash lost it (the cursor said the SMS was handled). Raises what the
+        document store raises; the jobs stay marked changed."""
+        with self._save_lock:
+            with self._lock:
+                if not self._changed:
+                    return
+                jobs = [dict(job) for job in self._jobs]
+                self._changed = False
+            if jobs == self._saved:
                 return
-            jobs = [dict(job) for job in self._jobs if everything or job["tries"] > 0]
-            self._changed = False
-        if jobs == self._saved:
-            return
-        documents = self._documents()
-        if documents is not None:
-            documents.put(STATE_TABLE, {"name": JOBS, "jobs": jobs})
+            documents = self._documents()
+            if documents is None:
+                return
+            try:
+                documents.put(STATE_TABLE, {"name": JOBS, "jobs": jobs})
+            except Exception:
+                with self._lock:
+                    self._changed = True
+                raise
             self._saved = jobs
+
+
+def _lane(job: dict) -> tuple:
+    """The destination a job waits on: jobs for one are tried one after another."""
+    target = job["target"]
+    return job["kind"], ",".join(target) if isinstance(target, list) else str(target)

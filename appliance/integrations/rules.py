@@ -99,6 +99,7 @@ class RuleRunner:
         if len(rows) < BATCH:
             self._cursor = max(self._cursor, top)
         if rows:
+            self.forwarder.save()       # the forwards of these SMS, before the cursor passes them
             self._save_cursor()
         return len(rows) == BATCH
 
