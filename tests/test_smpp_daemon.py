@@ -123,3 +123,40 @@ def test_link_cut_mid_window_loses_nothing_and_repeats_only_parts_in_flight(smpp
     assert all(n == 1 for d, n in per_part.items() if d not in in_flight)
     assert channel.status()["counts"]["link_drops"] == 1
     assert daemon.status()["waiting"] == 0
+
+
+@pytest.fixture
+def quiet_smsc():
+    """An SMSC that sends receipts only when a test says so."""
+    server = Smsc(receipts=False).start()
+    yield server
+    server.stop()
+
+
+def test_a_receipt_settles_its_own_message_whatever_its_text_says(tmp_path, quiet_smsc):
+    """Found by a helper: `text:` carries the message's first 20 characters, and fields
+    read inside it won: a receipt for "Your code id: 160" settled message 160, and its own
+    message waited for ever. Through the real uplink, against the smpp34 SMSC."""
+    args = cli._parser().parse_args([
+        "run", "--config", smpp_only_file(tmp_path, quiet_smsc.port), "--http-host",
+        "127.0.0.1", "--http-port", "0", "--state-dir", str(tmp_path / "state"),
+        "--admin-password", ADMIN_PASSWORD])
+    daemon = Daemon(cli.run_config(args), admin_password=args.admin_password)
+    daemon.start()
+    try:
+        api = Api(daemon.port)
+        wait_until(lambda: daemon.channels.running["SMPP0"].state == "bound", what="bind")
+        first = api.send("+36201234567", "First message")
+        api.wait_state(first, 13)
+        first_id = quiet_smsc.receipt_id(quiet_smsc.wait_received(1)[0])
+        second = api.send("+36201234568", f"Your code id: {first_id}")
+        api.wait_state(second, 13)
+        record = quiet_smsc.wait_received(2)[1]
+        text = (f"id:{quiet_smsc.receipt_id(record)} sub:001 dlvrd:000 submit date:2401011200"
+                f" done date:2401011201 stat:UNDELIV err:000 text:Your code id: {first_id}")
+        assert quiet_smsc.send_mo("+36201234568", "+36200000000", text.encode(),
+                                  esm_class=0x04) == 0
+        api.wait_state(second, 16)                    # undelivered: its own receipt
+        assert api.state(first) == 13                 # still waiting for its own
+    finally:
+        daemon.stop()

@@ -35,6 +35,14 @@ def test_receipt_text_is_read():
     assert "UNDELIV" in receipt.detail
 
 
+@pytest.mark.parametrize("own_text", ["Your code id: 3", "Your code id: 3 ok", "paid: 7",
+                                      "valid: 1 stat:DELIVRD", "Err: 9 context: x"])
+def test_the_text_field_is_the_messages_own_words(own_text):
+    receipt = read_receipt(f"id:12 sub:001 dlvrd:000 stat:UNDELIV err:034 text:{own_text}")
+    assert (receipt.message_id, receipt.status, receipt.code) == \
+        ("12", ReportStatus.FAILED, 34)
+
+
 def test_receipted_message_id_and_message_state_tlvs_win():
     receipt = read_receipt("id:999 stat:UNDELIV", receipted_id="00ff", message_state=2)
     assert (receipt.message_id, receipt.status) == ("255", ReportStatus.DELIVERED)

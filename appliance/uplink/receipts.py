@@ -40,7 +40,9 @@ _MESSAGE_STATE = {
     8: ReportStatus.FAILED,      # REJECTED
 }
 
-_FIELD = re.compile(r"(id|sub|dlvrd|submit date|done date|stat|err|text)\s*:\s*", re.I)
+# a key starts a word ("paid:" holds no id); `text:` is the last field and all of the rest
+_FIELD = re.compile(r"(?<![a-z])(id|sub|dlvrd|submit date|done date|stat|err|text)\s*:\s*",
+                    re.I)
 _HEX = re.compile(r"[0-9a-f]+")
 _HEX_LETTER = re.compile(r"[a-f]")
 
@@ -108,14 +110,22 @@ def is_receipt(esm_class: int) -> bool:
 
 
 def parse_text(text: str) -> dict[str, str]:
-    """`id:123 sub:001 dlvrd:001 submit date:... stat:DELIVRD err:000 text:...` -> fields."""
+    """`id:123 sub:001 dlvrd:001 submit date:... stat:DELIVRD err:000 text:...` -> fields.
+    Everything after `text:` is the message's own beginning: a user's "Your code id: 3"
+    there made the receipt settle message 3 instead of its own. A key seen twice keeps its
+    first value."""
     fields: dict[str, str] = {}
-    matches = list(_FIELD.finditer(text or ""))
+    text = text or ""
+    matches = []
+    for match in _FIELD.finditer(text):
+        matches.append(match)
+        if match.group(1).lower() == "text":
+            break
     for i, match in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         key = match.group(1).lower()
         value = text[match.end():end]
-        fields[key] = value if key == "text" else value.strip()
+        fields.setdefault(key, value if key == "text" else value.strip())
     return fields
 
 
