@@ -5,6 +5,7 @@ appliance applies on a real SMPP bind (tests/fakes/raw_smsc.py on 127.0.0.1)."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,29 @@ def test_submit_timeout_action(raw, bind, action, submitted):
         assert sink.submitted[1] == ""                 # counted as submitted, never resent
     else:
         assert (1, "link_down", True) in sink.failed     # back to the queue, retried
+
+
+@pytest.mark.parametrize("keepalive", [False, True])
+def test_an_idle_or_half_open_link_does_not_spin(raw, bind, monkeypatch, keepalive):
+    """Found by a helper: once the link had been quiet for KEEPALIVEPERIOD, select() got a
+    timeout of 0 as long as no enquire_link went out (KEEPALIVEREQUEST=off) or none was
+    answered (a half-open link: 30 s at a time): the uplink thread took a whole core."""
+    import select
+    import threading
+    clock = FakeClock()
+    channel, sink = bind(clock=clock, keepaliveperiod=30, keepaliverequest=keepalive)
+    _two_submits_after(channel, sink, clock, 1)
+    raw.silent = True                           # nothing answers the enquire_link
+    calls = []
+    real_select = select.select
+
+    def counting(*args):
+        if threading.current_thread().name.startswith("smpp-"):
+            calls.append(args[3] if len(args) > 3 else None)
+        return real_select(*args)
+    clock.advance(100)                          # quiet for longer than the period
+    channel.submit(part(3))                     # wakes it; the submit is never answered
+    monkeypatch.setattr(select, "select", counting)
+    time.sleep(1.0)
+    monkeypatch.setattr(select, "select", real_select)
+    assert len(calls) < 20, f"{len(calls)} select calls in one second, timeouts {calls[:5]}"

@@ -459,7 +459,7 @@ class SmppChannel:
 
     def _select_timeout(self) -> float:
         now = self.clock.monotonic()
-        timeout = min(TICK, max(0.0, self._last_rx + self.conn.keepaliveperiod - now))
+        timeout = min(TICK, self._keepalive_due() - now)
         if (self._inbox or self._throttled) and self._throttle.paused(now):
             timeout = min(timeout, self._throttle.until - now)
         if (self._inbox or self._throttled) and self._spacing and self._window.room():
@@ -467,6 +467,17 @@ class SmppChannel:
         if self._held is not None:
             timeout = min(timeout, self._held_since + RESULT_HOLD - now)
         return max(0.0, timeout)
+
+    def _keepalive_due(self) -> float:
+        """When `_timers` next has keepalive work: the enquire_link to send, or the answer
+        to give up on. Not the time the link went quiet: without KEEPALIVEREQUEST, or while
+        an enquire_link waits for its answer, that time is past and select() spun at 100 %
+        CPU (an idle link, a half-open one)."""
+        if not self.conn.keepaliverequest:
+            return float("inf")
+        if self._enquire_sent is not None:
+            return self._enquire_sent + max(5.0, self.conn.keepaliveperiod)
+        return self._last_rx + self.conn.keepaliveperiod
 
     def _drain_wake(self) -> None:
         try:
