@@ -181,3 +181,59 @@ def test_an_idle_or_half_open_link_does_not_spin(raw, bind, monkeypatch, keepali
     time.sleep(1.0)
     monkeypatch.setattr(select, "select", real_select)
     assert len(calls) < 20, f"{len(calls)} select calls in one second, timeouts {calls[:5]}"
+
+
+BAD_UDH_MO = dict(source_addr="36201111111", destination_addr="36200000000",
+                  esm_class=0x40, short_message=b"\x05\x00\x03\x01\x02")   # IE overruns
+
+
+def test_an_unreadable_mo_in_the_same_read_as_a_result_loses_neither(raw, bind):
+    """Found by a helper: a UDH whose element overran the message raised out of the read:
+    the submit result in the same read was dropped (the part stayed `sending`, and went out
+    again after a restart), the link went down, and an SMSC that resends unanswered MO kept
+    it down. Now the MO is kept whole as binary data and answered, the link stays."""
+    channel, sink = bind()
+    raw.after_submit = raw.pdu("deliver_sm", **BAD_UDH_MO)
+    channel.submit(part(1))
+    wait_until(lambda: 1 in sink.submitted and sink.fragments, what="result and MO")
+    [kept] = sink.fragments
+    assert (kept.encoding, kept.text, kept.data, kept.sender) == \
+        ("8bit", None, b"\x05\x00\x03\x01\x02", "36201111111")
+    wait_until(lambda: any(a[0] == "deliver_sm_resp" and a[2] == 0 for a in raw.answers),
+               what="the MO answered")
+    assert raw.binds == 1 and channel.state == "bound" and len(raw.submits) == 1
+
+
+def test_a_stray_byte_after_a_pdu_does_not_drop_the_link(raw, bind):
+    """smpplib raises struct.error on a byte after the last field: it escaped the reader,
+    the link dropped, and the submit answered in the same read was sent again."""
+    channel, sink = bind()
+    padded = raw.pdu("enquire_link") + b"\x00"
+    raw.after_submit = (len(padded)).to_bytes(4, "big") + padded[4:]
+    channel.submit(part(1))
+    wait_until(lambda: 1 in sink.submitted, what="the result")
+    raw.after_submit = b""
+    channel.submit(part(2))
+    wait_until(lambda: 2 in sink.submitted, what="the next result")
+    assert raw.binds == 1 and len(raw.submits) == 2      # nothing sent twice
+
+
+def test_a_receipt_in_message_payload_is_read(raw, bind):
+    """It was answered OK and dropped: the message never reached delivered."""
+    channel, sink = bind()
+    text = b"id:1 sub:001 dlvrd:001 submit date:2401011200 done date:2401011201 stat:DELIVRD"
+    raw.push(raw.pdu("deliver_sm", source_addr="36201234567", esm_class=0x04,
+                     short_message=b"", message_payload=text))
+    wait_until(lambda: sink.reports, what="the receipt")
+    assert sink.reports[0].reference == "1"
+
+
+def test_the_mo_before_an_unbind_is_answered_before_the_unbind_resp(raw, bind):
+    """An SMSC that closes on unbind_resp took the MO for unanswered and sent it again."""
+    channel, sink = bind()
+    mo = raw.pdu("deliver_sm", source_addr="36201111111", short_message=b"before unbind")
+    raw.push(mo + raw.pdu("unbind"))
+    wait_until(lambda: any(a[0] == "unbind_resp" for a in raw.answers), what="unbind_resp")
+    commands = [a[0] for a in raw.answers]
+    assert commands.index("deliver_sm_resp") < commands.index("unbind_resp")
+    assert [f.text for f in sink.fragments] == ["before unbind"]

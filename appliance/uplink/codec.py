@@ -233,6 +233,20 @@ def inbound_fragment(connection: str, fields: dict, received_at: float,
                            raw=joinable)
 
 
+def raw_fragment(connection: str, fields: dict, received_at: float) -> InboundFragment:
+    """A deliver_sm that cannot be read (a UDH whose elements overrun it): kept whole as
+    binary data, as a modem keeps a PDU it cannot decode, instead of lost or of taking
+    the link down with it."""
+    body = fields.get("short_message") or fields.get("message_payload") or b""
+    return InboundFragment(connection=connection,
+                           sender=_number(fields.get("source_addr"), fields.get("source_addr_ton")),
+                           recipient=_number(fields.get("destination_addr"),
+                                             fields.get("dest_addr_ton")),
+                           encoding="8bit", text=None,
+                           data=body if isinstance(body, bytes) else str(body).encode(),
+                           received_at=received_at)
+
+
 def _number(value, ton) -> str:
     if isinstance(value, bytes):
         value = value.decode("latin-1")

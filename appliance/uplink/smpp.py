@@ -40,6 +40,7 @@ import logging
 import random
 import select
 import socket
+import struct
 import sys
 import threading
 from collections import OrderedDict, deque
@@ -613,8 +614,15 @@ class SmppChannel:
         self._receive(sock)
         effects: list = []          # (fn, reply pdu or None)
         freed = False
-        for pdu in self._parse_buffer():
-            freed |= self._handle(pdu, effects)
+        try:
+            for pdu in self._parse_buffer():
+                freed |= self._handle(pdu, effects)
+        except Exception:
+            # the link goes, but what this read settled (a submit result already out of
+            # the window) is recorded first: dropped, its part stayed `sending` until a
+            # restart sent it again
+            self._apply(effects, settle_now=True)
+            raise
         if freed and self._client is not None:
             self._send_ready()      # refill the window first: the SMSC waits, the store can
         self._hold_results(effects)
@@ -688,15 +696,12 @@ class SmppChannel:
                 break
             raw = bytes(buf[start:start + length])
             start += length
-            pdu = wire.read_submit_resp(raw) or wire.read_deliver_sm(raw)   # by hand
-            if pdu is not None:
-                pdus.append(pdu)
-                continue
             try:
-                pdu = smpplib.smpp.parse_pdu(raw, client=self._client,
-                                             allow_unknown_opt_params=True)
+                pdu = self._read_pdu(raw)
             except (smpplib.exceptions.UnknownCommandError, smpplib.exceptions.PDUError,
-                    ValueError, IndexError, KeyError) as exc:
+                    ValueError, IndexError, KeyError, struct.error) as exc:
+                # struct.error: smpplib on a stray byte after the last TLV (an SMSC quirk
+                # that dropped the link and resent the submits answered in the same read)
                 pdu = None
                 log.warning("%s: unreadable PDU ignored: %s", self.name, exc or type(exc))
             if pdu is None:
@@ -705,6 +710,12 @@ class SmppChannel:
                 pdus.append(pdu)
         del buf[:start]
         return pdus
+
+    def _read_pdu(self, raw: bytes):
+        pdu = wire.read_submit_resp(raw) or wire.read_deliver_sm(raw)     # by hand
+        if pdu is not None:
+            return pdu
+        return smpplib.smpp.parse_pdu(raw, client=self._client, allow_unknown_opt_params=True)
 
     def _nack_unknown(self, raw: bytes) -> None:
         """A request we cannot read gets generic_nack (SMPP 3.4 §3.3); a response nothing."""
@@ -728,10 +739,12 @@ class SmppChannel:
         elif command == "enquire_link":
             self._send(self._reply(pdu, "enquire_link_resp"))
         elif command == "unbind":
-            self._send(self._reply(pdu, "unbind_resp"))
             self._flush_results()           # before the receipts of this read
+            # the deliver_sm_resp of this read's MO and receipts before the unbind_resp: an
+            # SMSC that closes on unbind_resp took them for unanswered and sent them again
             self._apply(effects, settle_now=True)
             effects.clear()
+            self._send(self._reply(pdu, "unbind_resp"))
             raise LinkDown("the SMSC unbound")
         elif command not in ("enquire_link_resp", "unbind_resp", "alert_notification"):
             log.info("%s: %s not handled", self.name, command)
@@ -850,8 +863,10 @@ class SmppChannel:
         reply = wire.Reply(pdu.sequence)
         receipted = fields.get("receipted_message_id")
         if receipts.is_receipt(fields["esm_class"]) or receipted:
-            receipt = receipts.read_receipt(_text(fields["short_message"]), receipted,
-                                            fields.get("message_state"), self._receipt_base)
+            # the receipt text may come in message_payload (an empty short_message)
+            text = _text(fields["short_message"] or fields.get("message_payload") or b"")
+            receipt = receipts.read_receipt(text, receipted, fields.get("message_state"),
+                                            self._receipt_base)
             if receipt is None:
                 effects.append((lambda: None, reply))
                 return
@@ -862,8 +877,14 @@ class SmppChannel:
                             receipt.detail)
             effects.append((lambda: self.sink.report(report), reply))
             return
+        try:
+            fragment = codec.inbound_fragment(self.name, fields, self.clock.now(),
+                                              self._alphabet)
+        except ValueError as exc:       # PduError: a UDH that overruns the message
+            log.warning("%s: an inbound SMS from %s cannot be read (%s); kept as raw data",
+                        self.name, fields.get("source_addr"), exc)
+            fragment = codec.raw_fragment(self.name, fields, self.clock.now())
         self.counts["inbound"] += 1
-        fragment = codec.inbound_fragment(self.name, fields, self.clock.now(), self._alphabet)
         effects.append((lambda: self.sink.inbound(fragment), reply))
 
     def _apply(self, effects: list, *, settle_now: bool = False) -> None:

@@ -11,6 +11,10 @@ then close the socket) or "unbind_instead" (answer the bind with an unbind). `on
 called as each bind arrives (a test reads its fake clock there). With `password` set, a
 bind carrying another password is refused with 0x0E, however long either is (as the
 aggregators that hand out passwords longer than SMPP's 8 characters do).
+
+Misbehaving on the wire: `after_submit` (raw bytes) goes out in the same write as every
+submit_sm_resp, `push(raw)` writes raw bytes to the open sessions, and `answers` records
+the (command, sequence, status) of every response the ESME sends, in order.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class RawSmsc:
         self.refuse: int | str | None = None
         self.password: bytes | None = None     # set: a bind with another one is refused (0x0E)
         self.on_bind = lambda: None
+        self.after_submit = b""
+        self.answers: list[tuple[str, int, int]] = []
         self._counter = 0
         self._seq = _Seq()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -69,6 +75,17 @@ class RawSmsc:
             except OSError:
                 pass
 
+    def push(self, raw: bytes) -> None:
+        """Write `raw` (whole PDUs, or not) to every open session."""
+        with self._lock:
+            socks = list(self._socks)
+        for sock in socks:
+            sock.sendall(raw)
+
+    def pdu(self, command: str, **fields) -> bytes:
+        """A PDU's bytes, numbered by this SMSC's sequence."""
+        return smpplib.smpp.make_pdu(command, client=self._seq, **fields).generate()
+
     def _accept(self) -> None:
         while True:
             try:
@@ -86,7 +103,8 @@ class RawSmsc:
                     break
                 answer = self._answer(pdu)
                 if answer is not None:
-                    sock.sendall(answer.generate())
+                    extra = self.after_submit if pdu.command == "submit_sm" else b""
+                    sock.sendall(answer.generate() + extra)
                 if pdu.command == "unbind":
                     break
         except OSError:
@@ -116,6 +134,9 @@ class RawSmsc:
 
     def _answer(self, pdu):
         command = pdu.command
+        if command.endswith("_resp") or command == "generic_nack":
+            self.answers.append((command, pdu.sequence, pdu.status))
+            return None
         if command.startswith("bind_"):
             self.binds += 1
             self.bind_fields.append({"command": command, "system_id": pdu.system_id,
