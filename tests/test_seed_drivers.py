@@ -237,3 +237,14 @@ def test_the_mo_before_an_unbind_is_answered_before_the_unbind_resp(raw, bind):
     commands = [a[0] for a in raw.answers]
     assert commands.index("deliver_sm_resp") < commands.index("unbind_resp")
     assert [f.text for f in sink.fragments] == ["before unbind"]
+
+
+def test_an_mo_sent_as_data_sm_reaches_the_inbox(raw, bind):
+    """It got generic_nack and was lost."""
+    channel, sink = bind()
+    raw.push(raw.pdu("data_sm", source_addr="36201111111", destination_addr="36200000000",
+                     message_payload=b"MO via data sm"))
+    wait_until(lambda: sink.fragments, what="the MO")
+    assert [f.text for f in sink.fragments] == ["MO via data sm"]
+    wait_until(lambda: any(a[0] == "data_sm_resp" for a in raw.answers), what="data_sm_resp")
+    assert ("data_sm_resp", 0) in [(a[0], a[2]) for a in raw.answers]

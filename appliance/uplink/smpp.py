@@ -736,6 +736,8 @@ class SmppChannel:
             return self._on_generic_nack(pdu, effects)
         if command == "deliver_sm":
             self._on_deliver(pdu, effects)
+        elif command == "data_sm":       # SMPP 3.4 §4.7: some SMSCs send MO and receipts so
+            self._on_deliver(pdu, effects, self._reply(pdu, "data_sm_resp"))
         elif command == "enquire_link":
             self._send(self._reply(pdu, "enquire_link_resp"))
         elif command == "unbind":
@@ -858,9 +860,10 @@ class SmppChannel:
                                                               reason, True), None))
         return True
 
-    def _on_deliver(self, pdu, effects: list) -> None:
+    def _on_deliver(self, pdu, effects: list, reply=None) -> None:
+        """A deliver_sm (or data_sm, with its `reply`): a receipt or an MO."""
         fields = pdu_fields(pdu)
-        reply = wire.Reply(pdu.sequence)
+        reply = reply or wire.Reply(pdu.sequence)
         receipted = fields.get("receipted_message_id")
         if receipts.is_receipt(fields["esm_class"]) or receipted:
             # the receipt text may come in message_payload (an empty short_message)
