@@ -89,3 +89,32 @@ def test_get_and_post_sendmessage_give_the_same_answer(appliance):
     assert _without_ids(body_get.decode()) == _without_ids(body_post.decode())
     assert body_get.decode().count("<statuscode>0</statuscode>") == 2
     assert "Same &lt;answer&gt; &amp; 'quotes' € ü" in body_get.decode()
+
+
+BROKEN_MULTIPART = {"Content-Type": "multipart/form-data; boundary=zzz"}
+
+
+def test_a_body_that_cannot_be_read_is_answered_in_each_dialects_own_format(appliance):
+    """Found by helpers: a multipart body cut short got bottle's plain-text 400
+    ("MultipartError: ...") in every dialect, which their clients cannot read."""
+    _, api = appliance
+    broken = b"--zzz\r\nbroken"
+    status, _, body = api.call("POST", f"/api?action=getcredits&username=admin&password="
+                               f"{ADMIN_PASSWORD}", broken, BROKEN_MULTIPART)
+    assert status == 200 and "<errorcode>3</errorcode>" in body.decode(), body
+    assert "body cannot be read" in body.decode()
+    status, _, body = api.call("POST", "/?command=SendSms", broken, BROKEN_MULTIPART)
+    assert status == 200 and "<Code>300</Code>" in body.decode(), body
+    status, _, body = api.call("POST", f"/bulksms/bulksms?username=admin&password="
+                               f"{ADMIN_PASSWORD}&type=0&dlr=0&destination=36201515151",
+                               broken, BROKEN_MULTIPART)
+    assert status == 200 and body.decode().startswith("1702|36201515151|"), body
+
+
+def test_a_bad_charset_is_answered_in_the_responseformat_asked_for(appliance):
+    _, api = appliance
+    status, headers, body = api.call(
+        "GET", f"/api?action=sendmessage&username=admin&password={ADMIN_PASSWORD}"
+        "&recipient=%2B36201234567&messagedata=x&_charset_=bogus&responseformat=html")
+    assert headers["content-type"].startswith("text/html"), body
+    assert b"Error code: 3" in body

@@ -51,8 +51,13 @@ def read_params(request: bottle.BaseRequest) -> dict[str, str]:
 
 def peek_params(request: bottle.BaseRequest) -> dict[str, str]:
     """Names and undecoded values of query and form fields, to pick a dialect before the
-    values are decoded (a bad `_charset_` must still be answered in the right dialect)."""
-    return {name.strip().lower(): value for name, value in _raw_items(request)}
+    values are decoded (a bad `_charset_` must still be answered in the right dialect). A
+    body that cannot be read leaves the query's fields; `read_params` raises for it."""
+    try:
+        items = _raw_items(request)
+    except ParamError:
+        items = _query_items(request.environ.get("QUERY_STRING", ""))
+    return {name.strip().lower(): value for name, value in items}
 
 
 def _raw_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
@@ -63,19 +68,31 @@ def _raw_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
     if raw is None:
         raw = _query_items(environ.get("QUERY_STRING", ""))
         if environ.get("CONTENT_LENGTH") != "0":
-            raw += request.forms.allitems()
+            raw += _form_items(request)
         environ[_RAW_KEY] = raw
     return raw
 
 
+def _form_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
+    """The body's fields. A body bottle cannot read (a multipart form cut short) is the
+    request's error, answered in its dialect's format: bottle's own plain-text 400 reached
+    clients that read only their dialect's answers."""
+    try:
+        return request.forms.allitems()
+    except bottle.HTTPError as exc:
+        message = str(exc.body or "malformed body").removeprefix("MultipartError: ")
+        raise ParamError(f"the request body cannot be read: {message}"[:200]) from None
+
+
 def raw_value(request: bottle.BaseRequest, wanted: str) -> str:
     """A parameter's value without decoding (each byte one character), for an answer that
-    must echo it when the request's parameters cannot be read (a bad `_charset_`)."""
+    must echo it when the request's parameters cannot be read (a bad `_charset_`, a body
+    that cannot be read: then the query's)."""
     try:
-        return next((value for name, value in _raw_items(request)
-                     if name.strip().lower() == wanted), "")
-    except Exception:       # a body bottle cannot parse: nothing to echo
-        return ""
+        items = _raw_items(request)
+    except ParamError:
+        items = _query_items(request.environ.get("QUERY_STRING", ""))
+    return next((value for name, value in items if name.strip().lower() == wanted), "")
 
 
 def _query_items(query: str) -> list[tuple[str, str]]:

@@ -92,7 +92,8 @@ def api(services, request, response) -> str:
         response.content_type = "application/xml; charset=utf-8"
         if _is_phonesystem(peek):
             return phonesystem.response_xml(300, phonesystem.MESSAGES[300].format(str(exc)[:100]))
-        return ozeki.render_error({}, response, X.E_INVALID_PARAMETER, str(exc))
+        # the undecoded names and values still say which responseformat the client reads
+        return ozeki.render_error(peek, response, X.E_INVALID_PARAMETER, str(exc))
     if _is_json(params):
         return ozeki_json.handle(services, request, response)
     if _is_phonesystem(params):
