@@ -239,6 +239,29 @@ def test_batch_indexed_shape(appliance):
     assert "<serviceprovider0 />" in body
 
 
+def test_a_batch_messages_own_indexed_parameters_apply_to_it_alone(appliance):
+    """Seed 001: "attaching a sequence number to the end of each HTTP api parameter that
+    relates to the submitted messages". Found by a helper: sendondate1, vp1,
+    serviceprovider1 and reporturl1 were ignored, so message 1 left at once."""
+    daemon, api = appliance
+    later = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 7200))
+    past = "2000-01-01 00:00:00"
+    body = api.action("sendmessage", messagecount="4",
+                      recepient0="+36201234567", messagedata0="now",
+                      recipient1="+36201234568", messagedata1="later", sendondate1=later,
+                      reporturl1="http://10.0.0.9/report?id=$messageid",
+                      recipient2="+36201234569", messagedata2="too late", vp2=past,
+                      recipient3="+36201234560", messagedata3="x", serviceprovider3="nosuch")
+    assert [xml_values(body, f"statuscode{i}")[0] for i in range(4)] == ["0", "0", "9", "9"]
+    assert "vp" in xml_values(body, "statusmessage2")[0]
+    now_id, later_id = (xml_values(body, f"messageid{i}")[0] for i in range(2))
+    assert daemon.journal.get_message(now_id)["state"] == "queued"
+    scheduled = daemon.journal.get_message(later_id)
+    assert scheduled["state"] == "scheduled" and scheduled["send_at"] > time.time() + 7000
+    assert "10.0.0.9" in scheduled["callback"]
+    assert not daemon.journal.get_message(now_id)["callback"]
+
+
 def test_a_comma_list_inside_a_batch_gets_a_report_per_number_in_order(appliance):
     """Two <acceptreport0> (and statuscode0 twice in the urlencoded answer) lost one id for
     a client that reads the reports by name (found by a helper)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import bottle
@@ -171,6 +171,7 @@ class Outcome:
     code: int = 0
     text: str = ACCEPTED
     index: int | None = None
+    options: "Options | ApiError | None" = None   # a batch message's own (seed 001 indexes)
 
 
 def sendmessage(ctx: Ctx) -> str:
@@ -196,12 +197,29 @@ def _batch(ctx: Ctx) -> list[dict]:
         fields = {k: ctx.get(f"{k}{i}", ctx.get(k) if k in ("messagetype", "originator") else "")
                   for k in ("recipient", "messagetype", "messagedata", "originator")}
         fields["index"] = i
+        own = {name: ctx.params[f"{name}{i}"] for name in PER_MESSAGE_OPTIONS
+               if f"{name}{i}" in ctx.params}
+        if own:
+            fields["options"] = _options_with(ctx, own)
         batch.append(fields)
     return batch
 
 
+def _options_with(ctx: Ctx, own: dict) -> "Options | ApiError":
+    """Seed 001: "attaching a sequence number to the end of each HTTP api parameter that
+    relates to the submitted messages" (`sendondate1`, `vp1`, `serviceprovider1`,
+    `reporturl1`, ...): the request's options with the message's own over them. A bad one
+    refuses that message alone."""
+    try:
+        return request_options(replace(ctx, params={**ctx.params, **own}))
+    except ApiError as exc:
+        return exc
+
+
 SMPP_PARAMS = ("source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi",
                "esm_class", "data_coding")
+PER_MESSAGE_OPTIONS = ("sendondate", "vp", "serviceprovider", "reporturl", "priority") \
+    + SMPP_PARAMS
 
 
 @dataclass
@@ -282,12 +300,16 @@ def _outcomes(ctx: Ctx, fields: dict):
         yield Outcome(recipient=recipient, index=fields.get("index"),
                       originator=fields.get("originator") or ctx.user.originator,
                       messagetype=fields.get("messagetype") or "SMS:TEXT",
-                      messagedata=fields.get("messagedata", ""))
+                      messagedata=fields.get("messagedata", ""),
+                      options=fields.get("options"))
 
 
 def _submission_or_error(ctx: Ctx, outcome: Outcome, options: Options):
+    own = outcome.options
+    if isinstance(own, ApiError):
+        return ValidationError("bad_parameter", own.message, "")
     try:
-        return build_submission(ctx, outcome, options)
+        return build_submission(ctx, outcome, own or options)
     except ValidationError as exc:
         return exc
 
@@ -401,6 +423,10 @@ def _accept_report(o: Outcome) -> str:
             "</acceptreport>\n")
 
 
+def _serviceprovider(o: Outcome) -> str:
+    return o.options.serviceprovider if isinstance(o.options, Options) else ""
+
+
 def _indexed_report(o: Outcome, i: int) -> str:
     # The un-indexed <recipient> inside indexed parents is the seed's own shape (§2.4).
     return (f"<acceptreport{i}>\n"
@@ -411,7 +437,7 @@ def _indexed_report(o: Outcome, i: int) -> str:
             f"{X.element('recipient', o.recipient)}\n"
             f"{X.element(f'messagetype{i}', o.messagetype)}\n"
             f"{X.element(f'messagedata{i}', o.messagedata)}\n"
-            f"{X.element(f'serviceprovider{i}')}\n"
+            f"{X.element(f'serviceprovider{i}', _serviceprovider(o))}\n"
             f"</acceptreport{i}>\n")
 
 

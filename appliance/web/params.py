@@ -42,11 +42,21 @@ def read_params(request: bottle.BaseRequest) -> dict[str, str]:
     charset = _charset(raw)
     params: dict[str, str] = {}
     for name, value in raw:
-        key = name.strip().lower()
-        key = ALIASES.get(key, key)
-        params[key] = _decode(value, charset, keep_invalid=key in TEXT_PARAMS)
+        key = _canonical(name.strip().lower())
+        params[key] = _decode(value, charset,
+                              keep_invalid=key.rstrip(_DIGITS) in TEXT_PARAMS)
     environ[_DECODED_KEY] = params
     return dict(params)
+
+
+_DIGITS = "0123456789"
+
+
+def _canonical(key: str) -> str:
+    """The name's alias resolved, a batch's index kept (`recepient0` -> `recipient0`)."""
+    base = key.rstrip(_DIGITS)
+    alias = ALIASES.get(base)
+    return alias + key[len(base):] if alias else key
 
 
 def peek_params(request: bottle.BaseRequest) -> dict[str, str]:
