@@ -328,6 +328,60 @@ def test_bulksms_dlr_and_ozeki_reporturl(appliance, receiver):
                      f"/r?id={ozeki_id}&s=deliveredtohandset"]
 
 
+@pytest.mark.parametrize("reporturl, expected", [
+    # a `$` that is none of ours: the fields are appended, the URL's own part kept
+    ("/dolr?token=ab$cd", lambda mid: {"token": "ab$cd", "msgid": mid}),
+    # another dialect's keywords (an Ozeki-style reporturl shared by the user)
+    ("/ozk?id=$messageid&s=$statusmessage",
+     lambda mid: {"id": "$messageid", "s": "$statusmessage", "msgid": mid}),
+    # a fragment: the fields go before it (after it they were never sent)
+    ("/frag#top", lambda mid: {"msgid": mid, "status": "UNDELIV"}),
+    ("/tpl?m=$msgid&st=$status", lambda mid: {"m": mid, "st": "UNDELIV"}),
+])
+def test_bulksms_dlr_url_forms(appliance, receiver, reporturl, expected):
+    """Found by a helper: any `$` in the URL stopped the fields from being appended, so the
+    report could not be matched; `$status` was replaced inside `$statusmessage`; and the
+    fields went after a #fragment, which no client sends."""
+    daemon, api = appliance
+    api.action("createuser", name="bulk", userpassword="bulk-pass-1",
+               reporturl=receiver.url + reporturl)
+    body = bulk(api, username="bulk", password="bulk-pass-1", dlr="1")
+    message_id = body.split("|")[2]
+    _play_modem(daemon, message_id, ReportStatus.FAILED, reference="5")
+    _, path, _ = receiver.wait(1)[0]
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(path).query))
+    assert expected(message_id).items() <= query.items(), path
+
+
+def test_bulksms_destinations_are_international_with_or_without_the_plus(appliance):
+    """Seed 004: the destination "may or may not include a plus [+] sign". Without it the
+    number went out as a national one, and 1041 took it for another handset."""
+    daemon, api = appliance
+    api.action("createuser", name="dup", userpassword="dup-pass-1", dedupewindow="60")
+    user = {"username": "dup", "password": "dup-pass-1", "message": "dupcheck"}
+    first = bulk(api, **user, destination="36204459999")
+    assert first.startswith("1701|36204459999|")
+    assert daemon.journal.get_message(first.split("|")[2])["recipient"] == "+36204459999"
+    assert bulk(api, **user, destination="+36204459999").startswith("1041|")
+
+
+def test_bulksms_more_destinations_than_a_request_takes_is_a_request_error(appliance):
+    """1706 "Invalid destination" for each of 1,001 valid numbers told a client that follows
+    the seed ("do NOT retry") to drop them all; the limit is now a batch's 20,000, and more
+    is the request's error (1702)."""
+    daemon, api = appliance
+    numbers = ",".join(f"+3620{i:07d}" for i in range(1001))
+    status, body = api.post("/bulksms/bulksms", urllib.parse.urlencode({
+        "username": "admin", "password": ADMIN_PASSWORD, "type": "0", "dlr": "0",
+        "destination": numbers, "message": "many"}))
+    assert status == 200 and {line.split("|")[0] for line in body.split("\n")} == {"1701"}
+    numbers = ",".join(f"+3620{i:07d}" for i in range(20001))
+    status, body = api.post("/bulksms/bulksms", urllib.parse.urlencode({
+        "username": "admin", "password": ADMIN_PASSWORD, "type": "0", "dlr": "0",
+        "destination": numbers, "message": "too many"}))
+    assert {line.split("|")[0] for line in body.split("\n")} == {"1702"}
+
+
 # --- seed 004 as real clients send it ------------------------------------------------------
 
 

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import urllib.parse
 
 from appliance.timefmt import ozeki_time
-from appliance.web.callback_kit import Call, fill_template
+from appliance.web.callback_kit import Call, fill_template, has_keyword, with_query
 
 _BULKSMS_STAT = {"delivered": "DELIVRD", "undelivered": "UNDELIV", "expired": "EXPIRED",
                  "failed": "REJECTD"}
@@ -22,6 +21,6 @@ def delivery_report(event: dict, callback: dict, accounts) -> Call | None:
               "code": event["code"] or ("0" if stat == "DELIVRD" else "1"),
               "reason": event["reason"] or "", "donedate": ozeki_time(event["done_at"])}
     url = callback["url"]
-    if "$" in url:
+    if has_keyword(url, values):        # not any `$` (a token, another dialect's keywords)
         return Call(fill_template(url, values))
-    return Call(url + ("&" if "?" in url else "?") + urllib.parse.urlencode(values))
+    return Call(with_query(url, values))
