@@ -118,3 +118,21 @@ def test_a_bad_charset_is_answered_in_the_responseformat_asked_for(appliance):
         "&recipient=%2B36201234567&messagedata=x&_charset_=bogus&responseformat=html")
     assert headers["content-type"].startswith("text/html"), body
     assert b"Error code: 3" in body
+
+
+def test_a_head_request_sends_nothing(appliance):
+    """Found by a helper: bottle answers HEAD with the GET handler, so an uptime monitor's
+    probe of a configured send URL sent and charged a real SMS each time."""
+    daemon, api = appliance
+    send = ("recipient=%2B36201234567&messagedata=probe&username=admin&password="
+            + ADMIN_PASSWORD)
+    for url in (f"/api?action=sendmessage&{send}",
+                f"/bulksms/bulksms?type=0&dlr=0&destination=36201919191&message=x&username="
+                f"admin&password={ADMIN_PASSWORD}",
+                f"/?command=SendSms&Recipient=%2B36201234567&Message=x&username=admin&"
+                f"password={ADMIN_PASSWORD}"):
+        status, headers, _ = api.call("HEAD", url)
+        assert status == 405 and headers["allow"] == "GET, POST", url
+    assert daemon.journal.query("SELECT count(*) FROM messages")[0][0] == 0
+    assert api.call("HEAD", "/status")[0] == 200
+    assert api.call("HEAD", "/")[0] in (200, 302, 303)      # the dashboard, as with GET

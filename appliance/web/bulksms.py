@@ -20,7 +20,7 @@ from appliance import priority
 from appliance.intake import submit_batch
 from appliance.model import Submission
 from appliance.web import login
-from appliance.web.params import ParamError, raw_value, read_params
+from appliance.web.params import ParamError, raw_value, read_params, refuse_head
 
 log = logging.getLogger("appliance.web")
 
@@ -62,6 +62,7 @@ def _text(response, body: str) -> str:
 
 
 def handle(services, request, response, *, schedule_path: bool) -> str:
+    refuse_head(request)
     params: dict = {}
     try:
         params = read_params(request)

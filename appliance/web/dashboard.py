@@ -250,7 +250,7 @@ def register(app: bottle.Bottle, services) -> None:
 
     @app.route("/", method=["GET", "POST"])
     def root():
-        if bottle.request.method == "GET" and not bottle.request.query_string:
+        if bottle.request.method in ("GET", "HEAD") and not bottle.request.query_string:
             return ui.overview()
         return phonesystem.handle(services, bottle.request, bottle.response)
 

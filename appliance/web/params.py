@@ -173,5 +173,13 @@ def _decode(value: str, charset: str, *, keep_invalid: bool = False) -> str:
         raise ParamError(f"a parameter cannot be read as {charset}") from None
 
 
+def refuse_head(request: bottle.BaseRequest) -> None:
+    """bottle answers HEAD with the GET handler: an uptime monitor or a link checker that
+    probed a configured send URL sent (and paid for) a real SMS each time. The API routes
+    act on every request, so HEAD is refused (405) before any of it runs."""
+    if request.environ.get("REQUEST_METHOD") == "HEAD":
+        raise bottle.HTTPResponse(status=405, headers={"Allow": "GET, POST"})
+
+
 def client_address(request: bottle.BaseRequest) -> str:
     return request.environ.get("REMOTE_ADDR", "") or ""

@@ -17,7 +17,7 @@ from appliance.errors import StoreError, ValidationError
 from appliance.intake import submit_batch
 from appliance.model import Submission
 from appliance.web import login
-from appliance.web.params import ParamError, client_address, read_params
+from appliance.web.params import ParamError, client_address, read_params, refuse_head
 from appliance.web.ozeki_xml import escape
 
 log = logging.getLogger("appliance.web")
@@ -55,6 +55,7 @@ def response_xml(code: int, message: str, sms_id: str = "") -> str:
 
 def handle(services, request, response) -> str:
     """The `/` route: Phone System commands only."""
+    refuse_head(request)
     try:
         params = read_params(request)
     except ParamError as exc:

@@ -17,7 +17,7 @@ from appliance.web import (admin, bulksms, dashboard, drivers, metrics, ozeki, o
                            ozeki_json, phonesystem)
 from appliance.web import ozeki_xml as X
 from appliance.web.ozeki import Action
-from appliance.web.params import ParamError, peek_params, read_params
+from appliance.web.params import ParamError, peek_params, read_params, refuse_head
 
 A = ozeki_actions
 # The Ozeki action= API (http-api.md §1-§10; [NF] names are ours, docs/api.md lists them).
@@ -104,6 +104,7 @@ def api(services, request, response) -> str:
 def _core(app: bottle.Bottle, services) -> None:
     @app.route("/api", method=["GET", "POST"])
     def api_route():
+        refuse_head(bottle.request)
         return api(services, bottle.request, bottle.response)
 
     @app.route("/status", method="GET")
