@@ -335,6 +335,9 @@ def test_getmessagebyid_shape_and_unknown(appliance):
     assert re.fullmatch(r"\d{4}\.\d\d\.\d\d\. \d\d:\d\d:\d\d",
                         xml_values(body, "creationtime")[0])
     assert error_code(api.action("getmessagebyid", msgID="nope")) == 7
+    missing = api.action("getmessagebyid")           # named as the seed names it
+    assert error_code(missing) == 2 and "msgID" in missing, missing
+    assert xml_values(api.action("getmessagebyid", messageid=message_id), "state") == ["0"]
 
 
 def test_mark_and_delete_by_id_respect_ownership(appliance):

@@ -475,7 +475,9 @@ def _operatornames(ctx: Ctx, m: dict) -> str:
 
 
 def getmessagebyid(ctx: Ctx) -> str:
-    message_id = ctx.params.get("msgid", "").strip() or ctx.require("messageid")
+    message_id = ctx.params.get("msgid", "").strip() or ctx.params.get("messageid", "").strip()
+    if not message_id:      # the seed's name for it (messageid is also read)
+        raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: msgID")
     m = visible_message(ctx, message_id)
     state = "DELETED" if m["deleted"] else m["state"]
     sent = m["sent_time"] if m["direction"] == "in" else m["submitted_at"]

@@ -102,7 +102,9 @@ def _messages_answer(ctx: Ctx, messages: list[dict]) -> str:
 
 
 def _ids(ctx: Ctx) -> list[str]:
-    raw = ctx.params.get("msgid", "").strip() or ctx.require("messageid")
+    raw = ctx.params.get("msgid", "").strip() or ctx.params.get("messageid", "").strip()
+    if not raw:             # the seed's name for it (messageid is also read)
+        raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: msgID")
     return [i.strip() for i in raw.split(",") if i.strip()][:1000]
 
 
