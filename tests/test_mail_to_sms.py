@@ -167,11 +167,22 @@ def test_smtp_config_errors(smtp, message):
     ("Power restored.\nSent from my iPhone", "Power restored."),
     ("Line one\nline two\n\n-----Original Message-----\nold", "Line one line two"),
     ("Alert!\n__\nfooter", "Alert!"),
+    # found by a helper: the device's own text was cut as a quote or a footer
+    (">90% used on volume1", ">90% used on volume1"),
+    ("__________\nVolume 1 crashed on DS918\n__________\nSynology", "Volume 1 crashed on DS918"),
+    ("> quoted\n>> older\n>\nNew text", "New text"),
 ])
 def test_text_extraction(body, expected):
     message = mail(subject="", body=body)
     del message["Subject"]
     assert mailtext.sms_text(message) == expected
+
+
+def test_an_empty_plain_part_gives_way_to_the_html_one():
+    """Found by a helper: a NAS sent an empty text/plain beside the HTML with the alert;
+    the SMS carried the subject alone."""
+    message = mail(subject="NAS", body="\n", html="<p>Volume 1 degraded</p>")
+    assert mailtext.sms_text(message) == "NAS: Volume 1 degraded"
 
 
 def test_subject_prefixes_and_duplicates():

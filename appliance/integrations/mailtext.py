@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 _REPLY_HEADER = re.compile(r"^(On .+ wrote:|.+ írta:|Am .+ schrieb .+:|Le .+ a écrit :)\s*$")
 _CUT_LINES = re.compile(r"^(-- ?|__+|-----\s*Original Message\s*-----|Sent from my .+|"
                         r"Get Outlook for .+)$", re.I)
+_QUOTED = re.compile(r"^>(\s|>|$)")
 _SUBJECT_PREFIX = re.compile(r"^((re|fwd?|aw|wg|sv|vs)\s*:\s*)+", re.I)
 
 
@@ -32,7 +33,16 @@ def sms_text(message: EmailMessage, mode: str = "subject+body") -> str:
 
 
 def body_text(message: EmailMessage) -> str:
-    part = message.get_body(preferencelist=("plain", "html"))
+    """The plain-text part's text, or the HTML part's when the plain one says nothing (NAS
+    mailers send an empty text/plain beside the HTML that holds the alert)."""
+    for kind in ("plain", "html"):
+        text = _part_text(message.get_body(preferencelist=(kind,)))
+        if text:
+            return text
+    return ""
+
+
+def _part_text(part) -> str:
     if part is None:
         return ""
     # us-ascii is what MIME means without a charset, and what such devices declare by
@@ -73,14 +83,20 @@ def _undeclared(data: bytes) -> str:
 
 
 def trim(text: str) -> str:
-    """Keep what the sender wrote: up to a signature, a quoted reply or a mobile footer."""
-    kept = []
+    """Keep what the sender wrote: up to a signature, a quoted reply or a mobile footer. A
+    separator before anything was written (a device's mail that opens with a line of
+    underscores, a forward with nothing added) is skipped, not the end of the text; a
+    quoted line is `>` then a space, another `>` or nothing (">90% used" is the device's)."""
+    kept: list[str] = []
     for line in text.replace("\r\n", "\n").split("\n"):
         stripped = line.strip()
-        if _CUT_LINES.match(line.rstrip("\n")) or _CUT_LINES.match(stripped) \
-                or _REPLY_HEADER.match(stripped):
+        if _REPLY_HEADER.match(stripped):
             break
-        if stripped.startswith(">"):
+        if _CUT_LINES.match(line.rstrip("\n")) or _CUT_LINES.match(stripped):
+            if any(k.strip() for k in kept):
+                break
+            continue
+        if _QUOTED.match(stripped):
             continue
         kept.append(line)
     return "\n".join(kept)
