@@ -246,3 +246,40 @@ def test_a_restart_neither_repeats_nor_skips(make_config, run_daemon, sinks):
 def test_rule_config_errors(rules, message):
     with pytest.raises(ConfigError, match=message):
         cfg.from_dict({"rules": rules})
+
+
+def test_a_forward_that_cannot_be_made_is_given_up_at_once_and_a_line_break_is_no_header(
+        tmp_path):
+    """Found by a helper: an SMS whose sender held a line break made the mail forward raise
+    ValueError ("Header values may not contain linefeed"), retried seven times over an
+    hour. The sender is folded into the subject; a ValueError (the job's own fault) is
+    not retried."""
+    from appliance.integrations.forwarding import Forwarder
+    from appliance.integrations.rules import send_mail
+    from appliance.store.documents import Documents
+    mail = SmtpSink().start()
+    try:
+        relay = settings.parse({"relay": {"host": "127.0.0.1", "port": mail.port,
+                                          "mail_from": "sms@lan"}}).relay
+        context = {"id": "m1", "sender": "ACME\nBANK", "recipient": "+36200000000",
+                   "text": "hello", "connection": "HTTPServer0"}
+        send_mail(relay, ["ops@lan"], context)
+        wait_for(lambda: mail.mails, "the mail")
+        assert mail.mails[0][2]["Subject"] == "SMS from ACME BANK"
+    finally:
+        mail.stop()
+    calls = []
+
+    def refuse(kind, target, job_context):
+        calls.append(kind)
+        raise ValueError("no [relay] host configured")
+    documents = Documents(tmp_path)
+    counters = {"forwarded": 0, "failed": 0}
+    forwarder = Forwarder(refuse, lambda: documents, counters)
+    forwarder.start()
+    try:
+        forwarder.add("mail", ["ops@lan"], context)
+        wait_for(lambda: counters["failed"] == 1, "given up")
+        assert calls == ["mail"] and forwarder.retrying() == 0
+    finally:
+        forwarder.stop()

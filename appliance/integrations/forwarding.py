@@ -142,7 +142,9 @@ class Forwarder:
         try:
             self._send(kind, job["target"], context)
         except (OSError, ValueError) as exc:    # smtplib.SMTPException is an OSError
-            if tries >= len(RETRY_DELAYS):
+            # a ValueError is the job's own (no relay configured, a value a mail or URL
+            # cannot carry): trying again in an hour changes nothing
+            if tries >= len(RETRY_DELAYS) or isinstance(exc, ValueError):
                 with self._lock:
                     self.counters["failed"] += 1
                 log.error("rules: forwarding SMS %s by %s failed for good: %s",

@@ -232,7 +232,9 @@ def send_mail(relay, recipients, context: dict) -> None:
     message = EmailMessage()
     message["From"] = relay.mail_from
     message["To"] = ", ".join(recipients)
-    message["Subject"] = f"SMS from {context['sender']}"
+    # a sender may hold a line break (an HTTP Server connection's `sender`, a GSM
+    # alphanumeric one): a header cannot, and the forward failed for an hour of retries
+    message["Subject"] = f"SMS from {' '.join(str(context['sender']).split())}"
     message.set_content(f"{context['text']}\n\nFrom: {context['sender']}\nTo: "
                         f"{context['recipient']}\nConnection: {context['connection']}\n"
                         f"Message id: {context['id']}\n")
