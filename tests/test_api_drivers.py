@@ -132,6 +132,9 @@ def test_refusals(appliance, idle_channels):
                               ("DESTNPI", "-1", "destaddrnpi"), ("BINDTON", "7", "bindton")):
         body = api.action("configdriver", name="S1", host="127.0.0.1", **{key: value})
         assert error_code(body) == 3 and field in body, (key, value, body)
+    # an incomplete driver's bad value is named, not the HOST it still lacks
+    body = api.action("createdriver", type="SMPP", name="S2", PORT="70000")
+    assert error_code(body) == 3 and "port" in body and "host" not in body, body
     body = api.action("configdriver", name="S1", host="127.0.0.1", PROTOCOLVERSION="34")
     assert "<action>configdriver</action>" in body and "saved and applied" in body, body
     body = api.action("configdriver", name="S1", host="h", databits="8")

@@ -173,8 +173,11 @@ def _apply(ctx: Ctx, name: str, owner: str, table: dict, full: dict,
     try:
         conn = connection_from_table(name, full)
     except ConfigError as exc:
-        if owner == "file" or _bad_value(name, full):
+        if owner == "file":
             raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
+        bad = _bad_value(name, full)
+        if bad:             # its own words, not the missing HOST the incomplete table names
+            raise ApiError(X.E_INVALID_PARAMETER, bad) from None
         control.documents.put(TABLE, doc)
         control.channels.stop(name, forget=True)
         return f"saved, not running until complete: {exc}"
@@ -193,11 +196,11 @@ _REQUIRED_PLACEHOLDERS = {"host": "incomplete.invalid", "modemorport": "/dev/nul
                           "incomplete.invalid", "baseurl": "http://incomplete.invalid/"}
 
 
-def _bad_value(name: str, full: dict) -> bool:
-    """The table is wrong, not just incomplete: with its required keys filled in, it still
-    fails on one key's value (a port out of range, an unknown protocol version). Such a
-    value is refused, not saved to wait for the rest (a driver switched off whole, send
-    and receive both off, stays a saved table)."""
+def _bad_value(name: str, full: dict) -> str:
+    """What is wrong with the table, not just missing: with its required keys filled in, it
+    still fails on one key's value (a port out of range, an unknown protocol version); ""
+    when nothing is. Such a value is refused, not saved to wait for the rest (a driver
+    switched off whole, send and receive both off, stays a saved table)."""
     kind = CONNECTION_TYPES.get(full.get("type"))
     known = {f.name for f in dataclasses.fields(kind)} if kind else set()
     filled = {**full, **{k: v for k, v in _REQUIRED_PLACEHOLDERS.items()
@@ -205,8 +208,8 @@ def _bad_value(name: str, full: dict) -> bool:
     try:
         connection_from_table(name, filled)
     except ConfigError as exc:
-        return str(exc).startswith(f"connections.{name}.")
-    return False
+        return str(exc) if str(exc).startswith(f"connections.{name}.") else ""
+    return ""
 
 
 def _stored_ignored(control, name: str) -> dict:
