@@ -176,6 +176,9 @@ def test_bulksms_wap_push(appliance):
     assert message["messagetype"] == "SMS:WAPPUSH" and message["encoding"] == "8bit"
     assert 'href="http://example.com/offer"' in message["body"]
     assert bulk(api, type="4", message="no url") == "1705|+36201234567|"
+    # found by a helper: links no phone can open were charged and sent
+    for url in ("not a url", "ftp://example.com", "javascript:alert(1)"):
+        assert bulk(api, type="4", message="Read", url=url) == "1705|+36201234567|", url
 
 
 @pytest.mark.parametrize("params,code", [
@@ -389,6 +392,8 @@ def test_bulksms_more_destinations_than_a_request_takes_is_a_request_error(appli
     ("http://example.com/offer", "http://example.com/offer", "http://example.com/offer"),
     ("See this https://example.com/a?b=1 now", "https://example.com/a?b=1", "See this  now"),
     ("www.example.com/x", "http://www.example.com/x", "www.example.com/x"),
+    # a link that closes a sentence or a bracket leaves its punctuation in the text
+    ("See (http://example.com/x).", "http://example.com/x", "See ()."),
 ])
 def test_bulksms_wap_push_from_message_alone(appliance, message, href, shown):
     daemon, api = appliance

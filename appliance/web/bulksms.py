@@ -145,7 +145,9 @@ def _line(destination: str, result) -> str:
     return f"{SUCCESS}|{_clean(destination)}|{result.id}"
 
 
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
+# a link in running text ends before the punctuation that closes its sentence or bracket
+_URL = re.compile(r"(?:https?://|www\.)\S+?(?=[).,;:!?'\"\]>]*(?:\s|$))", re.I)
+_HOST = re.compile(r"^https?://[A-Za-z0-9.-]+\.?[A-Za-z0-9-]*(:\d+)?(/\S*)?$", re.I)
 
 
 def _wap_push(params: dict) -> str:
@@ -160,7 +162,11 @@ def _wap_push(params: dict) -> str:
         url = found.group(0)
         message = (message[:found.start()] + message[found.end():]).strip() or url
     if not url.lower().startswith(("http://", "https://")):
+        if "://" in url or url.lower().startswith(("javascript:", "data:")):
+            raise Refused(BAD_MESSAGE)          # ftp://, javascript: : no phone opens it
         url = "http://" + url
+    if not _HOST.match(url):
+        raise Refused(BAD_MESSAGE)              # "not a url": charged and sent, unusable
     return wap_si_document(url, message)
 
 
