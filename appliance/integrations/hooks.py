@@ -256,7 +256,12 @@ def _plus(entry: str) -> str:
 
 
 def _text(hook: settings.HookConfig, context: dict, held: int) -> str:
-    text = template.render(hook.template or DEFAULT_TEMPLATES.get(hook.kind, ""), context)
     suffix = f" (+{held} held back by the rate limit)" if held else ""
+    instances = context.get("instances")
+    if not hook.template and instances and hook.kind in DEFAULT_TEMPLATES:
+        # the default text ends "on host1, host2": a long summary is cut, not the hosts
+        head = template.render(DEFAULT_TEMPLATES[hook.kind], {**context, "instances": ""})
+        return intake.shorten(head, hook.max_chars, f" on {instances}{suffix}")
+    text = template.render(hook.template or DEFAULT_TEMPLATES.get(hook.kind, ""), context)
     return intake.shorten(text or f"{hook.name} notification", hook.max_chars, suffix)
 
