@@ -283,3 +283,28 @@ def test_a_forward_that_cannot_be_made_is_given_up_at_once_and_a_line_break_is_n
         assert calls == ["mail"] and forwarder.retrying() == 0
     finally:
         forwarder.stop()
+
+
+def test_the_forwarder_sleeps_while_a_destination_hangs(tmp_path):
+    """A job its lane is trying is due, and counting it made the forwarder's loop wait 0 s
+    over and over while the webhook hung (a whole core for the timeout's 10 s)."""
+    import threading
+    from appliance.integrations.forwarding import Forwarder
+    from appliance.store.documents import Documents
+    release = threading.Event()
+    documents = Documents(tmp_path)
+    forwarder = Forwarder(lambda kind, target, context: release.wait(10), lambda: documents,
+                          {"forwarded": 0, "failed": 0})
+    rounds = []
+    real = forwarder._attempt_due
+    forwarder._attempt_due = lambda: (rounds.append(1), real())[1]
+    forwarder.start()
+    try:
+        forwarder.add("url", "http://10.0.0.9/hook", {"id": "m1", "text": "x"})
+        wait_for(lambda: forwarder._lanes, "the lane trying the hung webhook")
+        before = len(rounds)
+        time.sleep(1.0)
+        assert len(rounds) - before < 5, f"{len(rounds) - before} rounds in a second"
+    finally:
+        release.set()
+        forwarder.stop()

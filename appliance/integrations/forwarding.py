@@ -97,11 +97,14 @@ class Forwarder:
             self._wake.wait(self._seconds_to_next())
 
     def _seconds_to_next(self) -> float:
+        """Until the next job due on a destination not busy: a job its lane is trying is
+        due too, and counting it spun this loop while a webhook hung (the lane's end
+        wakes it)."""
         with self._lock:
-            if not self._jobs:
-                return POLL_SECONDS * 60        # nothing waits: an add() wakes it
-            first = min(job["due"] for job in self._jobs)
-        return min(POLL_SECONDS, max(0.0, first - self.clock.now()))
+            waiting = [job["due"] for job in self._jobs if _lane(job) not in self._lanes]
+        if not waiting:
+            return POLL_SECONDS * 60            # nothing waits: add() and lanes wake it
+        return min(POLL_SECONDS, max(0.0, min(waiting) - self.clock.now()))
 
     def _attempt_due(self) -> None:
         """Start a thread for each destination with due jobs and none running."""
