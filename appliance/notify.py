@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Callable
 
-from appliance.callback_url import destination_of
+from appliance.callback_url import destination_of, request_target
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.signing import sign_headers
 from appliance.web.callback_kit import FORM, Call
@@ -26,6 +26,11 @@ BACKOFF = (10, 30, 60, 120, 300, 600, 900)
 GIVE_UP_SECONDS = 3 * 24 * 3600
 TIMEOUT_SECONDS = 10
 MAX_WORKERS = 8          # destinations served at once; one thread each, only while busy
+# Workers only destinations that answered last time may use: endpoints that hang for the
+# whole timeout (28 dead hosts in a helper's run) held every worker, and a healthy client's
+# callbacks waited 5-19 s behind them.
+RESERVED_FOR_ANSWERING = 2
+KNOWN_ANSWERING = 1024   # destinations remembered as answering (a LAN has a handful)
 SWEEP_SECONDS = 60
 
 
@@ -69,6 +74,7 @@ class Notifier:
         self._lock = threading.Lock()
         self._busy: dict[str, threading.Thread] = {}      # destination -> its worker
         self._failing: dict[str, Destination] = {}        # destination -> backoff state
+        self._answering: dict[str, None] = {}   # destinations whose last call succeeded
         self._last_sweep = 0.0
         self.heartbeat = clock.monotonic()
         self.delivered = 0
@@ -134,9 +140,10 @@ class Notifier:
             # client was told anything (found by a helper).
             self.journal.set_event_destinations(learned)
         for destination, batch in batches.items():
-            if not self._start_worker(destination, batch):
-                break
-            handled += len(batch)
+            started = self._start_worker(destination, batch)
+            if started is None:
+                break                           # every worker is busy
+            handled += len(batch) if started else 0
         return handled
 
     def status(self) -> dict:
@@ -159,10 +166,17 @@ class Notifier:
             backing_off = [n for n, d in self._failing.items() if d.until > now]
             return sorted(set(self._busy) | set(backing_off))
 
-    def _start_worker(self, destination: str, batch: list) -> bool:
+    def _start_worker(self, destination: str, batch: list) -> bool | None:
+        """True when started; False when this destination must wait (it has not answered
+        lately and the workers left are reserved); None when no worker is free."""
         with self._lock:
             if len(self._busy) >= self.max_workers:
-                return False
+                return None
+            if destination not in self._answering:
+                reserved = min(RESERVED_FOR_ANSWERING, self.max_workers - 1)
+                unproven = sum(1 for d in self._busy if d not in self._answering)
+                if unproven >= self.max_workers - reserved:
+                    return False
             worker = threading.Thread(target=self._deliver_batch, args=(destination, batch),
                                       name=f"notify-{destination}"[:40], daemon=True)
             self._busy[destination] = worker
@@ -188,6 +202,9 @@ class Notifier:
             self.delivered += 1
             self.journal.event_done(event["event_id"])
             with self._lock:
+                self._answering[destination] = None
+                while len(self._answering) > KNOWN_ANSWERING:
+                    del self._answering[next(iter(self._answering))]
                 if self._failing.pop(destination, None):
                     log.info("notify: %s answers again", destination)
             return True
@@ -200,6 +217,7 @@ class Notifier:
 
     def _destination_failed(self, destination: str, error: str) -> float:
         with self._lock:
+            self._answering.pop(destination, None)
             state = self._failing.setdefault(destination, Destination())
             state.failures += 1
             state.last_error = error
@@ -236,9 +254,10 @@ class Notifier:
         import urllib.request
         opener = self._open or urllib.request.urlopen
         try:
-            request = urllib.request.Request(call.url, data=call.body, method=call.method,
+            url, auth = request_target(call.url)
+            request = urllib.request.Request(url, data=call.body, method=call.method,
                                              headers={"User-Agent": "sms-appliance",
-                                                      **call.headers})
+                                                      **auth, **call.headers})
             with opener(request, timeout=self.timeout) as answer:
                 status = answer.status
         except urllib.error.HTTPError as exc:

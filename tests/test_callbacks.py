@@ -310,3 +310,51 @@ def test_submitdate_is_when_the_message_left_the_gateway(rig):
         assert dates == {ozeki_time(clock.now())}
     finally:
         endpoint.close()
+
+
+def test_urls_with_non_ascii_text_or_a_login_are_delivered(rig):
+    """Found by a helper: `?shop=José` raised UnicodeEncodeError and `http://u:p@host/`
+    was looked up as a host name, every time: the events failed for three days and held
+    back every other callback to that host:port."""
+    clock, journal, notifier = rig
+    good = Endpoint()
+    try:
+        host = good.url.split("//", 1)[1]
+        first = send(journal, f"{good.url}/dlr?shop=José&id=$messageid")
+        second = send(journal, f"http://alice:s%40cret@{host}/auth?id=$messageid")
+        submit_and_report(journal, first, ReportStatus.DELIVERED, "1")
+        submit_and_report(journal, second, ReportStatus.DELIVERED, "2")
+        drain(notifier)
+        paths = [c[1] for c in good.calls]
+        assert f"/dlr?shop=Jos%C3%A9&id={first}" in paths
+        [auth] = [c[2] for c in good.calls if c[1].startswith("/auth")][:1]
+        assert auth["Authorization"] == "Basic " + __import__("base64").b64encode(
+            b"alice:s@cret").decode()
+    finally:
+        good.close()
+
+
+def test_endpoints_that_hang_leave_workers_for_one_that_answers(rig):
+    """Found by a helper: ten endpoints that accept and never answer took every worker (one
+    per destination, at most eight), and a healthy client's callbacks waited behind them
+    for the whole timeout. Two workers are kept for destinations that answered last."""
+    clock, journal, notifier = rig
+    good = Endpoint()
+    holes = [BlackHole() for _ in range(10)]
+    try:
+        delivered(journal, notifier, good, "0")             # it answers: known
+        for i, hole in enumerate(holes):
+            stuck = send(journal, template(hole.url, "hole"))
+            submit_and_report(journal, stuck, ReportStatus.DELIVERED, f"h{i}")
+        notifier.start()
+        assert wait_for(lambda: sum(h.accepted.is_set() for h in holes) >= 6)
+        before = len(good.calls)
+        later = send(journal, template(good.url, "later"))
+        submit_and_report(journal, later, ReportStatus.DELIVERED, "9")
+        notifier._wake.set()
+        assert wait_for(lambda: len(good.calls) >= before + 2, timeout=8)
+    finally:
+        for hole in holes:
+            hole.close()
+        notifier.stop()
+        good.close()
