@@ -94,6 +94,71 @@ def test_json_bad_credentials(appliance):
     assert status == 401 and reply["response_code"] == "INVALID_CREDENTIALS"
 
 
+def test_json_texts_are_never_read_as_form_fields(appliance):
+    """Found by a helper: the JSON body was also parsed as a form. A text with
+    `&action=confirm` switched the request to another action (and dialect), and a batch
+    over 64 KiB with an `=` anywhere was refused whole as one oversized "parameter"."""
+    daemon, api = appliance
+    link = "Confirm: https://shop.example/index.php?id=42&action=confirm&_charset_=x"
+    status, reply = post_json(api, "sendmsg", {"messages": [
+        {"to_address": "+36201234567", "text": link}]})
+    assert status == 200 and reply["data"]["success_count"] == 1, reply
+    message_id = reply["data"]["messages"][0]["message_id"]
+    assert daemon.journal.get_message(message_id)["body"] == link
+    batch = {"messages": [{"to_address": f"+3620{i:07d}", "text": f"1+1=2 is easy {i}"}
+                          for i in range(1500)]}
+    assert len(json.dumps(batch)) > 64 * 1024
+    status, reply = post_json(api, "sendmsg", batch)
+    assert status == 200 and reply["data"]["success_count"] == 1500
+
+
+@pytest.mark.parametrize("body", [b'{"messages":[{"to_address":"+36201234567","text":NaN}]}',
+                                  b'{"messages":[{"to_address":"+36201234567","text":"x",'
+                                  b'"tags":[1e999]}]}'])
+def test_json_nan_and_infinity_are_refused(appliance, body):
+    """They were taken (the SMS said "nan") and echoed as invalid JSON, so a strict client
+    could not read a reply for messages that had been sent, and sent them again."""
+    daemon, api = appliance
+    status, reply = post_json(api, "sendmsg", body)
+    assert status == 400 and reply["response_code"] == "INVALID_REQUEST"
+    assert daemon.journal.query("SELECT count(*) FROM messages")[0][0] == 0
+
+
+def test_json_login_refusal_says_how_and_folders_come_from_the_body_too(appliance):
+    daemon, api = appliance
+    status, headers, _ = api.call("POST", "/api?action=receivemsg", b"{}",
+                                  {"Content-Type": "application/json"})
+    assert status == 401 and headers["www-authenticate"].startswith("Basic")
+    _, sent = post_json(api, "sendmsg", {"messages": [{"to_address": "+36201234567",
+                                                       "text": "out"}]})
+    status, reply = post_json(api, "receivemsg", {"folder": "outbox", "limit": 5})
+    assert reply["data"]["folder"] == "outbox" and reply["data"]["limit"] == "5"
+    assert [m["text"] for m in reply["data"]["data"]] == ["out"]
+
+
+def test_json_mark_and_delete_answer_only_what_they_changed_of_ones_own(appliance):
+    daemon, api = appliance
+    api.action("createuser", name="bob", userpassword="bob-pass-1")
+    bob = api.as_user("bob", "bob-pass-1")
+    _, reply = post_json(bob, "sendmsg", {"messages": [{"message_id": "bob-1",
+                                                        "to_address": "+36201234567",
+                                                        "text": "bob's"}]},
+                         basic("bob", "bob-pass-1"))
+    _, deleted = post_json(api, "deletemsg", {"folder": "outbox", "message_ids": ["bob-1"]})
+    assert deleted["data"]["message_ids"] == []            # not the admin's to change
+    assert daemon.journal.get_message("bob-1")["deleted"] == 0
+    daemon.journal.inbound(InboundFragment(connection="GSMModem0", sender="+36301234567",
+                                           recipient="+36209999999", encoding="gsm7",
+                                           text="in"))
+    [inbound] = [r["id"] for r in daemon.journal.query(
+        "SELECT id FROM messages WHERE direction='in'")]
+    _, marked = post_json(api, "markmsg", {"folder": "inbox",
+                                           "message_ids": [inbound, "nope", inbound]})
+    assert marked["data"]["message_ids"] == [inbound]
+    _, again = post_json(api, "markmsg", {"folder": "inbox", "message_ids": [inbound]})
+    assert again["data"]["message_ids"] == []              # already read: nothing changed
+
+
 # --- Ozeki Phone System --------------------------------------------------------------------
 
 

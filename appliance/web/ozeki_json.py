@@ -32,9 +32,10 @@ _ID = re.compile(r"[A-Za-z0-9_.:{}-]{1,64}")
 
 
 class JsonError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
 
 
 def answer(response, status: int, code: str, message: str = "", data=None) -> str:
@@ -54,6 +55,8 @@ def handle(services, request, response) -> str:
         user = login.login(services, request, params, LOGIN)
         return ACTIONS[name](services, user, request, response, params)
     except JsonError as exc:
+        for name, value in exc.headers.items():    # a 401 says how to log in (RFC 7235)
+            response.set_header(name, value)
         return answer(response, exc.status, exc.code, exc.message)
     except ParamError as exc:
         return answer(response, 400, "INVALID_REQUEST", str(exc))
@@ -70,13 +73,27 @@ def _forbidden_address() -> JsonError:
 
 # HTTP Basic authentication, or username/password parameters.
 LOGIN = login.Dialect("ozeki_json", refusals={
-    login.BAD: lambda: JsonError(401, "INVALID_CREDENTIALS", "invalid username or password"),
+    login.BAD: lambda: JsonError(401, "INVALID_CREDENTIALS", "invalid username or password",
+                                 {"WWW-Authenticate": 'Basic realm="sms-appliance"'}),
     login.THROTTLED: lambda: JsonError(429, "TOO_MANY_REQUESTS",
                                        "too many failed logins; try later"),
     login.DISABLED: lambda: JsonError(403, "FORBIDDEN", "user is stopped"),
     login.DENIED: _forbidden_address,
     login.NOT_ALLOWED: _forbidden_address,
 })
+
+
+def _not_json(name: str):
+    """NaN and Infinity: Python reads them, JSON has no such values. Taken, they were sent
+    as the SMS text "nan" and echoed in a reply no strict JSON parser can read."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} does not fit a double")
+    return value
 
 
 def _body(request) -> dict:
@@ -87,9 +104,11 @@ def _body(request) -> dict:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_not_json,
+                          parse_float=_finite)
     except (UnicodeDecodeError, ValueError, RecursionError):    # Recursion: [[[[…]]]]
-        raise JsonError(400, "INVALID_REQUEST", "the body is not valid UTF-8 JSON") from None
+        raise JsonError(400, "INVALID_REQUEST", "the body is not valid UTF-8 JSON (NaN,"
+                        " Infinity and numbers beyond a double are not JSON)") from None
     if not isinstance(data, dict):
         raise JsonError(400, "INVALID_REQUEST", "the body must be a JSON object")
     return data
@@ -268,8 +287,11 @@ def _folder(value) -> str:
 
 
 def receivemsg(services, user, request, response, params) -> str:
-    folder = _folder(params.get("folder"))
-    raw = params.get("limit", "").strip()
+    # folder and limit from the query, or from a JSON body as deletemsg and markmsg read
+    # theirs (a client mixing the two styles silently got the inbox)
+    body = _body(request) if request.method == "POST" else {}
+    folder = _folder(body.get("folder", params.get("folder")))
+    raw = str(body.get("limit", params.get("limit", ""))).strip()
     if raw and (not raw.isdigit() or not 1 <= int(raw) <= 10000):
         raise JsonError(400, "INVALID_REQUEST", "limit must be a number 1..10000")
     limit = int(raw) if raw else DEFAULT_LIMIT
@@ -292,28 +314,32 @@ def _ids_body(request, params) -> tuple[str, list[str]]:
     return folder, ids[:10000]
 
 
-def _owned(services, user, folder: str, ids: list[str]) -> list[str]:
-    """Ids that are this user's and currently in `folder`."""
+def _owned(services, user, folder: str, ids: list[str], unchanged=None) -> list[str]:
+    """Ids (each once) of this user's messages now in `folder` that the action changes:
+    "the ids of yours that were changed" (docs/api.md). An admin's own too: receivemsg
+    lists only its own, and the admin could change others' messages it could not see.
+    `unchanged(m)`: the action would change nothing (already read)."""
     from appliance.web.ozeki import folder_of
     owned = []
-    for message_id in ids:
+    for message_id in dict.fromkeys(ids):
         m = services.journal.get_message(message_id)
-        if m and (m["user"] == user.name or user.admin) and folder_of(m).lower() == folder:
+        if m and m["user"] == user.name and folder_of(m).lower() == folder \
+                and not (unchanged and unchanged(m)):
             owned.append(message_id)
     return owned
 
 
 def deletemsg(services, user, request, response, params) -> str:
     folder, ids = _ids_body(request, params)
-    owned = _owned(services, user, folder, ids)
-    done = services.journal.delete_messages(owned, None) if owned else []
+    owned = _owned(services, user, folder, ids) if folder != "deleted" else []
+    done = services.journal.delete_messages(owned, user.name) if owned else []
     return answer(response, 200, "SUCCESS", "", {"folder": folder, "message_ids": done})
 
 
 def markmsg(services, user, request, response, params) -> str:
     folder, ids = _ids_body(request, params)
-    owned = _owned(services, user, folder, ids)
-    done = services.journal.mark_read(owned, None) if owned else []
+    owned = _owned(services, user, folder, ids, unchanged=lambda m: m["is_read"])
+    done = services.journal.mark_read(owned, user.name) if owned else []
     return answer(response, 200, "SUCCESS", "", {"folder": folder, "message_ids": done})
 
 
