@@ -156,6 +156,49 @@ def test_admin_sets_credits_and_disables_a_user_who_is_then_logged_out(appliance
     assert daemon.accounts.get("carol") is not None
 
 
+def _flash(headers) -> str:
+    return urllib.parse.unquote_plus(headers["Location"])
+
+
+def test_the_users_address_lists_hold_for_the_dashboard(appliance):
+    """Found by a helper: a user whose ipdeny named the address was refused by every API
+    but logged in to the dashboard and sent SMS from its form."""
+    daemon, _ = appliance
+    daemon.accounts.create("bob", "bob-pass-12")
+    bob = Browser(daemon.port)
+    assert bob.login("bob", "bob-pass-12") == 303
+    daemon.accounts.update("bob", ip_deny=["127.0.0.1/32"])
+    assert bob.open("/")[0] == 303                      # the session ends at the next page
+    assert bob.login("bob", "bob-pass-12") == 403
+
+
+def test_credits_and_the_admin_account_from_the_admin_page(appliance):
+    """Found by a helper: the page called -1 "unlimited" (it is a balance that cannot send;
+    unlimited is a setting), a balance beyond 32 bits was a 500, and a second admin could
+    disable the built-in admin, which the API refuses."""
+    daemon, _ = appliance
+    daemon.accounts.create("bob", "bob-pass-12")
+    daemon.accounts.create("root2", "root2-pass-1", admin=True)
+    admin = Browser(daemon.port)
+    admin.login()
+    token = admin.csrf("/ui/admin")
+    _, _, headers = admin.open("/ui/admin/credits", {"csrf": token, "user": "bob",
+                                                     "amount": "-1", "how": "set"})
+    assert _flash(headers).endswith("bob: balance -1") and not daemon.journal.unlimited("bob")
+    status, _, headers = admin.open("/ui/admin/credits", {"csrf": token, "user": "bob",
+                                                          "amount": "99999999999",
+                                                          "how": "set"})
+    assert status == 303 and "between" in _flash(headers)
+    admin.open("/ui/admin/credits", {"csrf": token, "user": "bob", "how": "unlimited"})
+    assert daemon.journal.unlimited("bob")
+    assert re.search(r"<td>bob</td>.*?<td>unlimited</td>", admin.open("/ui/admin")[1], re.S)
+    root2 = Browser(daemon.port)
+    root2.login("root2", "root2-pass-1")
+    _, _, headers = root2.open("/ui/admin/user", {"csrf": root2.csrf("/ui/admin"),
+                                                  "user": "admin", "op": "disable"})
+    assert "cannot be disabled" in _flash(headers) and daemon.accounts.get("admin").enabled
+
+
 @pytest.fixture
 def with_modems(make_config, run_daemon):
     with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, _network):

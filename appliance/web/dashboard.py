@@ -57,7 +57,8 @@ class Dashboard:
         if session is None:
             return None
         user = self.services.accounts.get(session.user)
-        if user is None or not user.enabled:
+        if user is None or not user.enabled \
+                or not user.address_allowed(client_address(bottle.request))[0]:
             self.sessions.drop(token)
             return None
         session.admin = user.admin
@@ -121,6 +122,12 @@ class Dashboard:
                      "disabled": "This user is disabled."}.get(exc.kind, "Wrong user or password.")
             bottle.response.status = 429 if exc.kind == "throttled" else 401
             return self.login_form(error)
+        allowed, reason = user.address_allowed(address)
+        if not allowed:     # the user's ipallow/ipdeny hold here as on every API
+            log.warning("dashboard: user %r refused from %s (its %s list)", user.name,
+                        address, reason)
+            bottle.response.status = 403
+            return self.login_form("This user may not log in from this address.")
         bottle.response.delete_cookie(LOGIN_COOKIE, path="/login")
         token = self.sessions.create(user.name, user.admin)
         secure = bottle.request.urlparts.scheme == "https"

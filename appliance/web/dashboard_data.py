@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from appliance import suspend
+from appliance.accounts import ADMIN
 from appliance.config import GSMModemConfig
 from appliance.model import State
 from appliance.store import counters
@@ -216,7 +217,8 @@ def admin_view(services, daemon) -> dict:
                 "name": name, "type": conn.type, "slot": getattr(conn, "slot", ""),
                 "modem": isinstance(conn, GSMModemConfig),
                 "state": channel.status().get("state", "") if channel else "stopped"})
-    return {"users": [(u, services.journal.balance(u.name)) for u in users],
+    return {"users": [(u, services.journal.balance(u.name), services.journal.unlimited(u.name))
+                      for u in users],
             "connections": connections}
 
 
@@ -263,15 +265,22 @@ def _credits(ui, session, params):
     name = params.get("user", "")
     if ui.services.accounts.get(name) is None:
         return f"no user {name!r}", None
+    journal, how = ui.services.journal, params.get("how")
+    if how in ("unlimited", "metered"):     # a setting beside the balance, as in the API
+        journal.set_unlimited(name, how == "unlimited")
+        return f"{name}: {'unlimited' if how == 'unlimited' else 'metered by its balance'}", None
     try:
         amount = int(params.get("amount", ""))
     except ValueError:
-        return "credits must be a whole number (-1 = unlimited)", None
-    if params.get("how") == "add":
-        balance = ui.services.journal.add_balance(name, amount)
-    else:
-        balance = ui.services.journal.set_balance(name, amount, "set from dashboard")
-    return f"{name}: balance {'unlimited' if balance == -1 else balance}", None
+        return "credits must be a whole number", None
+    try:
+        if how == "add":
+            balance = journal.add_balance(name, amount)
+        else:
+            balance = journal.set_balance(name, amount, "set from dashboard")
+    except ValueError as exc:   # outside the seed's 32-bit balance: said, not a 500
+        return f"{name}: {exc}", None
+    return f"{name}: balance {balance}", None
 
 
 def _user(ui, session, params):
@@ -290,6 +299,8 @@ def _user(ui, session, params):
         return f"no user {name!r}", None
     if name == session.user:
         return "you cannot disable yourself", None
+    if name == ADMIN:           # as the API refuses stopuser for it: it stays enabled
+        return "the admin account cannot be disabled", None
     enabled = params.get("op") == "enable"
     accounts.update(name, enabled=enabled)
     if not enabled:

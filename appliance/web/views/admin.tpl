@@ -48,14 +48,15 @@
 <h2>Users and credits</h2>
 <div class="scroll"><table id="users">
 <tr><th>User</th><th>Role</th><th>State</th><th>Credits</th><th></th></tr>
-% for u, balance in users:
+% for u, balance, unlimited in users:
 <tr><td>{{u.name}}</td><td>{{'admin' if u.admin else 'user'}}</td><td>{{'enabled' if u.enabled else 'disabled'}}</td>
-  <td>{{'unlimited' if balance == -1 else balance}}</td>
+  <td>{{'unlimited' if unlimited else balance}}</td>
   <td class="actions">
     <form method="post" action="/ui/admin/credits" class="inline">
       <input type="hidden" name="csrf" value="{{session.csrf}}"><input type="hidden" name="user" value="{{u.name}}">
-      <input name="amount" size="6" placeholder="100" required>
-      <select name="how"><option value="set">set</option><option value="add">add</option></select>
+      <input name="amount" size="6" placeholder="100">
+      <select name="how"><option value="set">set</option><option value="add">add</option>
+        <option value="unlimited">unlimited</option><option value="metered">metered</option></select>
       <button type="submit">Credits</button></form>
     % if u.name != session.user:
     <form method="post" action="/ui/admin/user" class="inline">
