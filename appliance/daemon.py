@@ -25,6 +25,7 @@ from appliance import clock_sync
 from appliance.config import Config, ConnectionConfig, GSMModemConfig, SMPPConfig
 from appliance.control import ControlPlane, for_daemon
 from appliance.dispatch import Dispatcher
+from appliance.health import MODEM_FAIL_STATES
 from appliance.inbound_owner import InboundOwners
 from appliance.modem.pins import REFUSED_PINS
 from appliance.notify import Notifier
@@ -305,10 +306,16 @@ class Daemon:
 
     def failing_connections(self) -> list[str]:
         """Connections that say they are failing (an SMSC refusing the bind, a provider down
-        whose probe failed too). The process is fine, so the watchdog goes on (a restart
-        would not help), but /status is not healthy."""
-        return sorted(name for name, channel in self.channels.running.items()
-                      if channel.status().get("failing"))
+        whose probe failed too), and modems in a state /health fails (held by the reset
+        cap, failed, the wrong modem: /status said healthy while /health was 503). The
+        process is fine, so the watchdog goes on (a restart would not help), but /status is
+        not healthy."""
+        failing = []
+        for name, channel in self.channels.running.items():
+            status = channel.status()
+            if status.get("failing") or status.get("state") in MODEM_FAIL_STATES:
+                failing.append(name)
+        return sorted(failing)
 
     def alert(self, slot: str, text: str) -> None:
         """A modem failed for good or its balance is low: tell the administrator."""

@@ -79,6 +79,9 @@ def store_check(daemon) -> Check:
 
 
 def channel_checks(daemon) -> list[Check]:
+    if not daemon.channels.configs:     # accepted messages wait for a way out that never comes
+        return [Check("connections", WARN, "no connection is configured: messages are"
+                                           " accepted and wait")]
     checks = []
     running = daemon.channels.running
     for name, conn in sorted(daemon.channels.configs.items()):

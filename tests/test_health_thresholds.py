@@ -38,3 +38,49 @@ def test_threshold_edges(amount, expected):
 
 def _check(body: str, component: str) -> dict:
     return next(c for c in json.loads(body)["checks"] if c["component"] == component)
+
+
+def test_health_warns_when_no_connection_is_configured(make_config, run_daemon):
+    """Found by a helper: with no modem and no uplink /health said "pass": nothing can
+    send, and a load balancer or Ansible saw nothing wrong."""
+    daemon = run_daemon(make_config())
+    status, body = Api(daemon.port).get("/health")
+    assert status == 200 and _check(body, "connections")["status"] == "warn"
+
+
+class HeldModem:
+    """A modem channel the reset cap holds (the state /health fails on)."""
+
+    def __init__(self, conn):
+        self.conn, self.name = conn, conn.name
+
+    def start(self):
+        pass
+
+    def stop(self, timeout: float = 10.0):
+        pass
+
+    def free_slots(self):
+        return 0
+
+    def alive(self):
+        return True
+
+    def status(self):
+        return {"name": self.name, "state": "held", "last_error": "reset cap reached"}
+
+
+def test_status_is_not_healthy_while_health_fails_a_held_modem(make_config, run_daemon,
+                                                               monkeypatch):
+    """Found by a helper: /health was 503 for a held modem while /status (and `sms-appliance
+    status`) said "healthy": true with no failing connection."""
+    from appliance import config as cfg
+    from appliance import daemon as daemon_module
+    monkeypatch.setattr(daemon_module, "build_channel", lambda conn, *a, **k: HeldModem(conn))
+    modem = cfg.GSMModemConfig(name="GSMModem0", modemorport="/dev/null")
+    daemon = run_daemon(make_config(connections=(modem,)))
+    api = Api(daemon.port)
+    status, body = api.get("/health")
+    assert status == 503 and _check(body, "modem:GSMModem0")["status"] == "fail"
+    status = json.loads(api.get("/status")[1])
+    assert status["healthy"] is False and status["failing_connections"] == ["GSMModem0"]
