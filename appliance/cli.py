@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_config)
 
     sim = sub.add_parser("sim", help="serve simulated modems on ptys")
-    sim.add_argument("--modems", type=int, default=1)
+    sim.add_argument("--modems", type=int, default=1, choices=range(1, 17), metavar="1..16")
     sim.set_defaults(func=cmd_sim)
 
     modems = sub.add_parser("modems", help="list the modems this board can see")
@@ -89,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", default=os.environ.get("SMS_APPLIANCE_URL", "http://127.0.0.1:9501"))
+    # without a trailing slash: "http://box:9501/" asked for "//status" (404)
+    p.add_argument("--url", type=lambda url: url.rstrip("/"),
+                   default=os.environ.get("SMS_APPLIANCE_URL", "http://127.0.0.1:9501"))
     p.add_argument("--username", default="admin")
     p.add_argument("--password", default=os.environ.get("SMS_APPLIANCE_PASSWORD", ""))
 
@@ -223,7 +225,11 @@ def cmd_passwd(args) -> int:
               "use --create to start a new one", file=sys.stderr)
         return 1
     _become_state_owner(args.state_dir)
-    journal = Journal.open(args.state_dir)
+    try:
+        journal = Journal.open(args.state_dir)
+    except (OSError, StoreError) as exc:    # a file where a directory goes, /proc, ...
+        print(f"cannot open the state directory {args.state_dir}: {exc}", file=sys.stderr)
+        return 1
     try:
         accounts = Accounts(Documents(args.state_dir), journal)
         if args.user == "admin":
@@ -277,7 +283,7 @@ def _get(url: str, timeout: float = 30) -> tuple[int, str]:
         print(f"the daemon at {url.split('?')[0]} did not answer within {timeout:g}s",
               file=sys.stderr)
         return 0, ""
-    except OSError as exc:
+    except (OSError, ValueError) as exc:     # ValueError: a URL that is not one ("http://[::1")
         print(f"cannot reach the daemon at {url.split('?')[0]}: {exc}", file=sys.stderr)
         return 0, ""
 
@@ -288,7 +294,12 @@ def cmd_status(args) -> int:
         if status:
             print(f"the daemon answered {status}: {body.strip()[:300]}", file=sys.stderr)
         return 1
-    print(json.dumps(json.loads(body), indent=2))
+    try:
+        print(json.dumps(json.loads(body), indent=2))
+    except ValueError:          # something else answers at that URL
+        print(f"{args.url} answered, but not with the appliance's /status (is it another "
+              f"server?): {body.strip()[:100]!r}", file=sys.stderr)
+        return 1
     return 0
 
 
