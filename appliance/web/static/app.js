@@ -20,13 +20,33 @@
         .then(function (again) { if (again) { setTimeout(tick, seconds * 1000); } });
     }, seconds * 1000);
   }
+  // GSM 03.38: the basic table (ASCII without ` [ \ ] ^ { | } ~, plus these letters) costs
+  // one septet, the extension table two; anything else makes the message UCS-2, where an
+  // astral character (emoji) is two units. Parts are filled as the server fills them: a
+  // character is never split across two (compose.py, gsm/segment.py).
+  var BASIC = /^[\n\r !"#$%&'()*+,\-.\/0-9:;<=>?@A-Z_a-z£¥èéùìòÇØøÅåΔΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà]$/;
+  var EXTENSION = /^[\f\^{}\\\[~\]|€]$/;
+  function parts(costs, single, multi) {
+    var total = costs.reduce(function (a, b) { return a + b; }, 0);
+    if (total <= single) { return 1; }
+    var count = 1, used = 0;
+    costs.forEach(function (cost) {
+      if (used + cost > multi) { count += 1; used = 0; }
+      used += cost;
+    });
+    return count;
+  }
   function counter(area) {
     var out = document.getElementById(area.dataset.counter);
     function update() {
-      var text = area.value, gsm = /^[\x20-\x7e\n\r£¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ¤¡ÄÖÑÜ§¿äöñüà€]*$/.test(text);
-      var single = gsm ? 160 : 70, multi = gsm ? 153 : 67;
-      var parts = text.length <= single ? 1 : Math.ceil(text.length / multi);
-      out.textContent = text.length + " characters, " + parts + " part(s), " + (gsm ? "GSM 7-bit" : "UCS-2");
+      var chars = Array.from(area.value), gsm = chars.every(function (ch) {
+        return BASIC.test(ch) || EXTENSION.test(ch);
+      });
+      var costs = chars.map(function (ch) {
+        return gsm ? (EXTENSION.test(ch) ? 2 : 1) : (ch.codePointAt(0) > 0xFFFF ? 2 : 1);
+      });
+      var count = gsm ? parts(costs, 160, 153) : parts(costs, 70, 67);
+      out.textContent = chars.length + " characters, " + count + " part(s), " + (gsm ? "GSM 7-bit" : "UCS-2");
     }
     area.addEventListener("input", update);
     update();
