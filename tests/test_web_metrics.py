@@ -230,6 +230,33 @@ def test_counters_backfill_existing_rows_then_track_every_change(appliance_socke
         reopened.close()
 
 
+def test_callback_counters_never_go_down_when_the_deleted_folder_is_emptied(appliance_socket):
+    """Found by a helper: delivered and given-up callbacks were read from the events table,
+    and emptying the deleted folder purges its events: the *_total counters dropped to 0,
+    which Prometheus reads as a reset (the shipped given-up alert could fire on it)."""
+    from fakes.lan import Endpoint
+    daemon, api = appliance_socket
+    endpoint = Endpoint()
+    try:
+        ids = [api.send("+36201234567", f"tell me {i}", reporturl=endpoint.url + "/r")
+               for i in range(3)]
+        journal = daemon.journal
+        parts = journal.due_parts(10)
+        for part_id in journal.claim([(p.id, "x") for p in parts]):
+            journal.part_submitted(part_id, "x", f"ref{part_id}")
+        deadline = time.monotonic() + 20
+        while value(scrape(api), "sms_callbacks_delivered_total") < 3 \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        delivered = value(scrape(api), "sms_callbacks_delivered_total")
+        assert delivered >= 3
+        journal.delete_messages(ids)
+        journal.purge_deleted(None, "deleted")
+        assert value(scrape(api), "sms_callbacks_delivered_total") == delivered
+    finally:
+        endpoint.close()
+
+
 def test_a_scrape_reads_no_table_scan_of_the_queue(appliance_socket):
     """Scrape cost is constant in queue depth: every statement a scrape runs is answered from
     the counter tables or by an index seek, never by scanning parts, messages or events."""

@@ -58,6 +58,24 @@ END;
 CREATE INDEX IF NOT EXISTS events_by_message ON events(message_id, id);
 """
 
+# Callback events delivered or given up, ever: Prometheus counters must never go down, and
+# the per-state counts above do when emptying the deleted folder purges events (read as a
+# counter reset, a purge made `increase(sms_callbacks_given_up_total[1h]) > 0` fire).
+SETTLED_DDL = """
+CREATE TABLE IF NOT EXISTS counter_events_settled (
+    state TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS counter_events_settled_upd AFTER UPDATE OF state ON events
+    WHEN NEW.state IN ('done', 'dead') AND OLD.state IS NOT NEW.state BEGIN
+    INSERT INTO counter_events_settled VALUES (NEW.state, 1)
+        ON CONFLICT(state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS counter_events_settled_ins AFTER INSERT ON events
+    WHEN NEW.state IN ('done', 'dead') BEGIN
+    INSERT INTO counter_events_settled VALUES (NEW.state, 1)
+        ON CONFLICT(state) DO UPDATE SET n = n + 1;
+END;
+"""
+
 
 def install(conn: sqlite3.Connection) -> None:
     """Idempotent: creates the table and triggers; a journal written before them is counted
@@ -65,11 +83,13 @@ def install(conn: sqlite3.Connection) -> None:
     fresh = conn.execute("SELECT 1 FROM sqlite_master WHERE name='state_counts'").fetchone() is None
     fresh_accepted = conn.execute("SELECT 1 FROM sqlite_master"
                                   " WHERE name='counter_accepted'").fetchone() is None
+    fresh_settled = conn.execute("SELECT 1 FROM sqlite_master"
+                                 " WHERE name='counter_events_settled'").fetchone() is None
     conn.execute("BEGIN IMMEDIATE")
     try:
         _add_counted_apart(conn)
         script = DDL + "".join(_TRIGGERS.format(t=t, apart=COUNTED_APART.get(t, ""))
-                               for t in COUNTED) + EXTRA_DDL
+                               for t in COUNTED) + EXTRA_DDL + SETTLED_DDL
         for statement in _statements(script):
             conn.execute(statement)
         if fresh:
@@ -79,6 +99,9 @@ def install(conn: sqlite3.Connection) -> None:
         if fresh_accepted:
             conn.execute("INSERT INTO counter_accepted SELECT direction, dialect, user, count(*)"
                          " FROM messages GROUP BY direction, dialect, user")
+        if fresh_settled:       # from where the per-state counts stand: no drop at the upgrade
+            conn.execute("INSERT INTO counter_events_settled SELECT state, n FROM state_counts"
+                         " WHERE tbl='events' AND state IN ('done', 'dead')")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -160,6 +183,12 @@ def parts_by_state(journal) -> dict[str, int]:
 def events_by_state(journal) -> dict[str, int]:
     return {r["state"]: r["n"] for r in journal.query(
         "SELECT state, n FROM state_counts WHERE tbl='events' AND n<>0")}
+
+
+def events_settled(journal) -> dict[str, int]:
+    """Callback events delivered ("done") and given up ("dead") ever: never decreasing."""
+    return {r["state"]: r["n"] for r in journal.query(
+        "SELECT state, n FROM counter_events_settled")}
 
 
 def accepted(journal) -> list[tuple[str, str, str, int]]:
