@@ -137,7 +137,13 @@ def test_health_warns_about_a_connection_stopped_by_the_operator(with_modems):
     assert status == 200 and body["status"] == "warn"
     assert check(body, "modem:slot2") == {"component": "modem:slot2", "status": "warn",
                                           "reason": "stopped by the operator"}
-    assert value(scrape(api), "sms_connection_stopped", name="GSMModem1") == 1
+    samples = scrape(api)
+    assert value(samples, "sms_connection_stopped", name="GSMModem1") == 1
+    # its state series stay, saying stopped (found by a helper: they vanished)
+    assert value(samples, "sms_modem_state", slot="slot2", name="GSMModem1",
+                 state="stopped") == 1
+    assert value(samples, "sms_modem_state", slot="slot2", name="GSMModem1",
+                 state="ready") == 0
 
 
 def test_metrics_basic_auth_and_allow_list(make_config, run_daemon):

@@ -171,6 +171,13 @@ class ApplianceCollector:
                 _uplink_values(uplink, uplink_state, uplink_counts, name, status)
         for name in sorted(set(configs) - set(self.daemon.channels.running)):
             stopped.add_metric([name], 1)
+            conn = configs[name]
+            if isinstance(conn, GSMModemConfig):
+                # a modem the operator stopped keeps its state series: they vanished, and
+                # an alert on sms_modem_state{state="ready"} == 0 resolved by itself
+                labels = [str(getattr(conn, "slot", "") or name), name]
+                for state in MODEM_STATES:
+                    modem_state.add_metric([*labels, state], float(state == "stopped"))
         yield from modem.all()
         yield from (modem_state, recoveries)
         yield from uplink.all()
