@@ -36,6 +36,26 @@ def test_daily_budget_counts_todays_sends_from_the_store(rig, network):
     assert worker.free_slots() == 1
 
 
+def test_todays_count_survives_a_restart_without_a_daily_limit(rig, network, tmp_path):
+    """Found by a helper: without a daily_limit the worker never asked the store, so the
+    dashboard's "today: N sent" and sms_modem_sent_today restarted at 0 with the daemon.
+    The count comes from the real journal's parts."""
+    from appliance.compose import Submission, prepare
+    from appliance.store.journal import Journal
+    journal = Journal.open(tmp_path)
+    try:
+        message = prepare(Submission(user="admin", recipient="+36201234567", text="earlier"))
+        journal.accept([message])
+        [part_id] = [p.id for p in journal.due_parts(10)]
+        journal.claim([(part_id, "GSMModem0")])
+        journal.part_submitted(part_id, "GSMModem0", "7")
+        sim = network.add_modem("slot1", "+36201111111")
+        worker = rig.ready(rig.worker(sim, journal, config=dict(name="GSMModem0")))
+        assert worker.status()["sent_today"] == 1
+    finally:
+        journal.close()
+
+
 def test_random_delay_adds_jitter_within_bounds():
     clock = FakeClock()
     gaps = set()

@@ -318,8 +318,11 @@ class ModemWorker:
                 log.exception("%s: dispatcher wake-up failed", self.slot)
 
     def _start_budget_day(self) -> None:
+        """Today's count from the journal (an index range): without a daily limit too, or
+        the dashboard's "today: N sent" and sms_modem_sent_today restarted at 0 with
+        every restart of the daemon or the modem."""
         counter = getattr(self.sink, "sent_count_since", None)
-        if counter is None or self.config.daily_limit <= 0:
+        if counter is None:
             return
         try:
             self.pacing.start_day(counter(self.name, self.pacing.midnight()))
