@@ -242,7 +242,18 @@ def _reset(ui, session, params):
         return f"{name}: no running modem of that name", None
     if worker.request_reset(f"reset by {session.user} from the dashboard"):
         return f"{name}: reset requested", None
-    return f"{name}: not ready (already recovering or waiting); no reset needed", None
+    # why not, in the modem's state's words ("no reset needed" told an operator looking at
+    # a held or failed modem that nothing was wrong)
+    status = worker.status()
+    state, error = status.get("state", ""), status.get("last_error") or ""
+    why = {"recovering": "is recovering already (its recovery steps are running)",
+           "probing": "is being probed already",
+           "held": "is held: its resets in the last hour reached max_resets_per_hour; it is"
+                   " tried again when the oldest falls out of the hour",
+           "failed": "failed; a reset does not mend that",
+           "wrong_modem": "is another modem than configured (IMEI/ICCID)"}.get(
+        state, f"is {state or 'not ready'}")
+    return f"{name} {why}" + (f": {error}" if error and state != "recovering" else ""), None
 
 
 def _switch(ui, session, params):
