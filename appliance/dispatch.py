@@ -33,6 +33,15 @@ MISSING_SECONDS = 2.0   # a connection absent this long was removed/stopped, not
 LOOK_PAST = 50      # due parts read beyond the free slots when some of them must wait
 
 
+# A channel's status "state" while it can send: a modem, a provider; an SMPP uplink
+SENDING_STATES = frozenset({"ready", "bound"})
+
+
+def _status_state(channel) -> str:
+    status_of = getattr(channel, "status", None)
+    return status_of().get("state", "ready") if status_of is not None else "ready"
+
+
 class Dispatcher:
     def __init__(self, journal, channels: dict, router: Router, *, clock: Clock = SYSTEM_CLOCK,
                  idle_seconds: float = 0.5, reroute_after: float = REROUTE_AFTER_SECONDS):
@@ -54,6 +63,7 @@ class Dispatcher:
         self.heartbeat = clock.monotonic()
         self.dispatched = 0
         self._slots_seen = True         # the last pass found a free slot (or could not know)
+        self._down: frozenset = frozenset()  # this pass's channels known down (failover rules)
         self._clock_steps = StepWatch(clock)
 
     def start(self) -> None:
@@ -104,6 +114,12 @@ class Dispatcher:
         """A channel that cannot wake the dispatcher when a slot frees up (no `set_wake`)."""
         return any(not hasattr(ch, "set_wake") for ch in list(self.channels.values()))
 
+    def _not_sending(self) -> frozenset:
+        """Running channels not in a state to send (a modem not ready, an uplink not bound,
+        a provider down), for failover rules: busy is not down (routing.py)."""
+        return frozenset(name for name, ch in list(self.channels.items())
+                         if _status_state(ch) not in SENDING_STATES)
+
     def _unwoken_free(self) -> bool:
         """A channel with free slots that cannot wake the dispatcher when slots free up (no
         `set_wake`): look again at once. Channels that do wake it (SMPP, providers, modems)
@@ -120,6 +136,7 @@ class Dispatcher:
         self._slots_seen = capacity > 0 or self._has_unwoken_channel()
         if capacity == 0:
             return 0
+        self._down = self._not_sending() if self.router.needs_down() else frozenset()
         chosen = self._choose(capacity, free)
         if not chosen:
             return 0
@@ -200,7 +217,7 @@ class Dispatcher:
             if not in_order:
                 return None       # an earlier part waits (backoff): this one follows it
             if not name:
-                name = self.router.pick(part, free)
+                name = self.router.pick(part, free, self._down)
         if not in_order or name is None or name not in self.channels:
             return None
         return name if free.get(name, 0) > 0 else None

@@ -1,10 +1,15 @@
 """Which connection takes which part. Pure policy: no I/O, no threads.
 
 Rules are tried in order; the first whose filters all match gives the candidate connections.
-`failover` uses them in the listed order, `balance` spreads parts over them round robin.
-Without rules every connection is a candidate, balanced. A part that failed transiently on a
-connection tries the others first. Connections with no free slot are skipped, so a message
-whose every route is down simply waits in the queue (store-and-forward).
+`failover` uses the first of them that can send (a modem ready, an uplink bound, a provider
+up) and waits for it while it is busy: a later one takes over only while the ones before it
+cannot send (stopped, recovering, unbound, down), so a burst does not spill from a
+flat-rate SIM onto a paid aggregator. `balance` spreads parts
+over them round robin, skipping those with no free slot. Without rules every connection is
+a candidate, balanced. A part that failed transiently on a connection tries the others
+first. A rule whose connections are all gone (deleted drivers) is skipped, so its messages
+fall through to the next rule or to every connection. A message whose every route is down
+simply waits in the queue (store-and-forward).
 
 Route tables have two owners (docs/api.md, `setroutes`): the config file's `[[routes]]`, and
 a table set through the Ozeki API, kept in the documents table `routes` together with a
@@ -50,16 +55,24 @@ class Router:
         self._rules = [_Rule(r, itertools.count()) for r in routes]
         self._default = _Rule(RouteConfig(connections=tuple(connections), mode="balance"),
                               itertools.count())
+        self._known = frozenset(connections)
         self._aliases: dict[str, str] = {}   # Ozeki OPERATOR names -> connection names
         self.set_aliases(aliases or {})
 
     def set_connections(self, connections: list[str]) -> None:
         self._default = _Rule(RouteConfig(connections=tuple(connections), mode="balance"),
                               self._default.counter)
+        self._known = frozenset(connections)
         self._aliases = {a: n for a, n in self._aliases.items() if a not in connections}
 
     def set_routes(self, routes: tuple[RouteConfig, ...]) -> None:
         self._rules = [_Rule(r, itertools.count()) for r in routes]
+
+    def needs_down(self) -> bool:
+        """Whether `pick` wants to know which connections are down: only a failover rule of
+        several connections does (the dispatcher asks the channels only then)."""
+        return any(r.config.mode == "failover" and len(r.config.connections) > 1
+                   for r in self._rules)
 
     def set_aliases(self, aliases: dict[str, str]) -> None:
         """A connection's own name wins over another connection's OPERATOR alias: the seed's
@@ -86,24 +99,41 @@ class Router:
         """Connections that may carry `part`, best first. A `serviceprovider` names one
         connection (or its operator alias), unless route rules match on it: then the
         rules choose, as for a message without one."""
+        return self._candidates(part)[0]
+
+    def _candidates(self, part: OutPart) -> tuple[list[str], str]:
+        """(connections, the rule's mode)."""
         if part.serviceprovider and not self._routes_on(part.serviceprovider):
-            return [self._aliases.get(part.serviceprovider, part.serviceprovider)]
-        rule = next((r for r in self._rules if r.matches(part)), self._default)
-        names = list(rule.config.connections)
+            return [self._aliases.get(part.serviceprovider, part.serviceprovider)], "balance"
+        rule = next((r for r in self._rules if r.matches(part) and self._lives(r)),
+                    self._default)
+        names = [n for n in rule.config.connections if n in self._known]
         if rule.config.mode == "balance" and names:
             shift = next(rule.counter) % len(names)
             names = names[shift:] + names[:shift]
-        return _tried_last(names, part.tried)
+        return _tried_last(names, part.tried), rule.config.mode
+
+    def _lives(self, rule: _Rule) -> bool:
+        """A rule naming only connections that are gone is skipped (a driver deleted
+        through the API: its messages waited, queued, for the whole validity)."""
+        return any(name in self._known for name in rule.config.connections)
 
     def _routes_on(self, serviceprovider: str) -> bool:
         return any(rule.config.serviceprovider == serviceprovider for rule in self._rules)
 
-    def pick(self, part: OutPart, free: dict[str, int]) -> str | None:
-        """The first candidate with a free slot, or None: the part waits."""
+    def pick(self, part: OutPart, free: dict[str, int],
+             down: frozenset = frozenset()) -> str | None:
+        """The connection for `part` now, or None: the part waits. Balance: the first
+        candidate with a free slot. Failover: the first candidate that can send (not in
+        `down`, and running: in `free`), and only if it has a free slot."""
         only = self._only_connection(part)
         if only is not None:                 # the common case, without a list per part
             return only if free.get(only, 0) > 0 else None
-        for name in self.candidates(part):
+        names, mode = self._candidates(part)
+        if mode == "failover" and len(names) > 1:
+            name = next((n for n in names if n in free and n not in down), None)
+            return name if name is not None and free[name] > 0 else None
+        for name in names:
             if free.get(name, 0) > 0:
                 return name
         return None
@@ -154,8 +184,14 @@ def effective_routes(file_routes: tuple[RouteConfig, ...], documents,
                     " using the file's")
         documents.remove(ROUTES_TABLE, API_ROUTES)
         return file_routes, "file"
+    tables = doc.get("routes", [])
+    gone = {name for item in tables if isinstance(item, dict)
+            for name in item.get("connections") or [] if name not in known}
+    if gone:    # deleted drivers: their rules are skipped while they are gone, not the table
+        log.warning("routing: the API route table names connections that are gone (%s);"
+                    " rules with none left are skipped", ", ".join(sorted(map(str, gone))))
     try:
-        return routes_from_tables(doc.get("routes", []), known), "api"
+        return routes_from_tables(tables, known | gone), "api"
     except ConfigError as exc:
         log.error("routing: the API route table is not usable (%s); using the file's", exc)
         return file_routes, "file"

@@ -161,3 +161,51 @@ def test_a_drivers_operator_alias_never_takes_over_another_connections_name(
         api.wait_state(message, 10, timeout=30)
         assert xml_values(api.action("getmessagebyid", msgID=message),
                           "operatorname") == [first]
+
+
+def test_failover_does_not_spill_a_burst_onto_the_backup(make_config, run_daemon):
+    """Found by a helper: with a failover rule and both ways out ready, a burst went mostly
+    through the backup (whoever had a free slot; a modem has one): a flat-rate SIM's burst
+    was paid for on the aggregator. The backup takes over only while the first cannot send."""
+    from web_kit import demo_daemon_on_simulated_modems
+    with demo_daemon_on_simulated_modems(make_config, run_daemon, modems=2,
+                                         step_seconds=0.05) as (daemon, _):
+        api = Api(daemon.port)
+        body = api.action("setroutes", routecount="1", connections0="GSMModem0,GSMModem1",
+                          mode0="failover")
+        assert "<action>error</action>" not in body, body
+        fields = {f"recipient{i}": f"+3620555{i:04d}" for i in range(8)}
+        fields.update({f"messagedata{i}": f"burst {i}" for i in range(8)})
+        body = api.action("sendmessage", messagecount="8", **fields)
+        ids = [xml_values(body, f"messageid{i}")[0] for i in range(8)]
+        for message_id in ids:
+            api.wait_state(message_id, 10, timeout=30)
+        assert {daemon.journal.get_message(i)["connection"] for i in ids} == {"GSMModem0"}
+        api.action("stopdriver", name="GSMModem0")           # the first cannot send now
+        message = api.send("+36205559999", "while GSMModem0 is stopped")
+        api.wait_state(message, 10, timeout=30)
+        assert daemon.journal.get_message(message)["connection"] == "GSMModem1"
+
+
+def test_a_rule_naming_a_deleted_driver_is_skipped_and_the_table_survives_a_restart(
+        start, smscs):
+    """Found by a helper: after `deletedriver`, a rule naming it held its messages queued
+    for their whole validity, and at the next start the whole API route table (every other
+    rule with it) was dropped for the file's."""
+    a, b = smscs
+    daemon = start()
+    api = WsgiApi(daemon.app)
+    for body in (api.action("createdriver", type="SMPP", name="SMPP9", host="127.0.0.1",
+                            port=str(b.port), SYSTEMID="esme", SMPPPASSWORD="secret"),
+                 api.action("setroutes", routecount="2", connections0="SMPP9",
+                            prefix0="+3632", connections1="SMPP1"),
+                 api.action("deletedriver", name="SMPP9")):
+        assert "<action>error</action>" not in body, body
+    message = api.send("+36321234599", "its rule's connection is gone")
+    api.wait_state(message, 13, timeout=20)
+    assert daemon.journal.get_message(message)["connection"] == "SMPP1"
+    start.stop(daemon)
+    daemon = start()
+    api = WsgiApi(daemon.app)
+    assert xml_values(api.action("listroutes"), "owner") == ["api"]
+    sent_to(api, b, "+36203333333")                     # the other rule still applies

@@ -39,11 +39,25 @@ def test_serviceprovider_override_and_operator_alias():
     assert r.candidates(part(serviceprovider="Vodafone")) == ["GSMModem1"]
 
 
-def test_failover_keeps_order_and_skips_connections_without_slots():
+def test_failover_keeps_order_and_waits_for_a_busy_first_choice():
     r = router(RouteConfig(connections=("SMPP0", "GSMModem0"), mode="failover"))
     assert r.pick(part(), {"SMPP0": 5, "GSMModem0": 1}) == "SMPP0"
-    assert r.pick(part(), {"SMPP0": 0, "GSMModem0": 1}) == "GSMModem0"   # uplink unbound
-    assert r.pick(part(), {"SMPP0": 0, "GSMModem0": 0}) is None          # waits (kept)
+    unbound = frozenset({"SMPP0"})
+    assert r.pick(part(), {"SMPP0": 0, "GSMModem0": 1}, unbound) == "GSMModem0"
+    assert r.pick(part(), {"GSMModem0": 1}) == "GSMModem0"             # SMPP0 stopped
+    assert r.pick(part(), {"SMPP0": 0, "GSMModem0": 0}, unbound) is None   # waits (kept)
+    # busy is not down (found by a helper: a burst spilled from the primary onto the
+    # backup, a flat-rate SIM's messages onto a paid aggregator)
+    assert r.pick(part(), {"SMPP0": 0, "GSMModem0": 1}) is None
+
+
+def test_a_rule_whose_connections_are_gone_is_skipped():
+    """Found by a helper: a rule naming a deleted driver held its messages queued for their
+    whole validity while every other connection was idle."""
+    r = router(RouteConfig(connections=("SMPP9",), prefix="+3632"),
+               RouteConfig(connections=("SMPP0", "SMPP9"), prefix="+3633"))
+    assert sorted(r.candidates(part(recipient="+36321234599"))) == sorted(NAMES)
+    assert r.candidates(part(recipient="+36331234599")) == ["SMPP0"]
 
 
 def test_balance_spreads_round_robin():
@@ -75,6 +89,7 @@ def test_one_connection_without_rules_picks_as_the_candidates_say():
             assert r.pick(p, free) == expected
     assert r.pick(part(), {"SMPP0": 0}) is None           # no free slot: the part waits
     # a rule or a second connection: the full candidate list again
+    r.set_connections(["SMPP0", "GSMModem1"])
     r.set_routes((RouteConfig(connections=("GSMModem1",), prefix="+36"),))
     assert r.pick(part(), {"SMPP0": 1, "GSMModem1": 1}) == "GSMModem1"
     r.set_routes(())
