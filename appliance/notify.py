@@ -26,10 +26,13 @@ BACKOFF = (10, 30, 60, 120, 300, 600, 900)
 GIVE_UP_SECONDS = 3 * 24 * 3600
 TIMEOUT_SECONDS = 10
 MAX_WORKERS = 8          # destinations served at once; one thread each, only while busy
-# Workers only destinations that answered last time may use: endpoints that hang for the
-# whole timeout (28 dead hosts in a helper's run) held every worker, and a healthy client's
-# callbacks waited 5-19 s behind them.
-RESERVED_FOR_ANSWERING = 2
+# Workers kept from destinations that did not answer: endpoints that hang for the whole
+# timeout (28 dead hosts in a helper's run) held every worker, and a healthy client's
+# callbacks waited 5-37 s behind them. One worker is kept for destinations that answered
+# their last call (known from the journal after a restart), a second one from those
+# that are failing, so a new receiver waits at most one timeout.
+RESERVED_FOR_ANSWERING = 1
+RESERVED_FROM_FAILING = 2
 KNOWN_ANSWERING = 1024   # destinations remembered as answering (a LAN has a handful)
 SWEEP_SECONDS = 60
 
@@ -80,6 +83,11 @@ class Notifier:
         self.delivered = 0
 
     def start(self) -> None:
+        # who answered before the restart still counts as answering (the latest events)
+        recent = getattr(self.journal, "recent_event_outcomes", None)
+        for destination, state in (recent() if recent else []):
+            if state == "done":
+                self._answering.setdefault(destination, None)
         self._thread = threading.Thread(target=self._run, name="notifier", daemon=True)
         self._thread.start()
 
@@ -172,16 +180,23 @@ class Notifier:
         with self._lock:
             if len(self._busy) >= self.max_workers:
                 return None
-            if destination not in self._answering:
-                reserved = min(RESERVED_FOR_ANSWERING, self.max_workers - 1)
-                unproven = sum(1 for d in self._busy if d not in self._answering)
-                if unproven >= self.max_workers - reserved:
-                    return False
+            if destination not in self._answering and not self._may_take_a_worker(destination):
+                return False
             worker = threading.Thread(target=self._deliver_batch, args=(destination, batch),
                                       name=f"notify-{destination}"[:40], daemon=True)
             self._busy[destination] = worker
         worker.start()
         return True
+
+    def _may_take_a_worker(self, destination: str) -> bool:
+        """For a destination that has not answered lately (call under _lock)."""
+        unproven = sum(1 for d in self._busy if d not in self._answering)
+        if unproven >= self.max_workers - min(RESERVED_FOR_ANSWERING, self.max_workers - 1):
+            return False
+        if destination not in self._failing:
+            return True
+        failing = sum(1 for d in self._busy if d in self._failing)
+        return failing < self.max_workers - min(RESERVED_FROM_FAILING, self.max_workers - 1)
 
     def _deliver_batch(self, destination: str, batch: list) -> None:
         try:

@@ -358,3 +358,46 @@ def test_endpoints_that_hang_leave_workers_for_one_that_answers(rig):
             hole.close()
         notifier.stop()
         good.close()
+
+
+def test_a_new_receiver_is_not_held_back_by_endpoints_that_keep_failing(rig):
+    """Found by a helper: twelve hosts that hang, each failed before and due again, took
+    every worker left for receivers not yet known to answer, oldest events first; a new
+    healthy receiver (or one that answered before a restart) waited 36 s. Failing
+    destinations may not take the last two workers."""
+    from appliance.callback_url import destination_of
+    clock, journal, notifier = rig
+    good = Endpoint()
+    holes = [BlackHole() for _ in range(12)]
+    try:
+        for i, hole in enumerate(holes):
+            stuck = send(journal, template(hole.url, "hole"))
+            submit_and_report(journal, stuck, ReportStatus.DELIVERED, f"h{i}")
+            notifier._destination_failed(destination_of(hole.url), "timed out")  # before
+        clock.advance(BACKOFF[0] + 1)                       # and due again
+        fresh = send(journal, template(good.url, "fresh"))
+        submit_and_report(journal, fresh, ReportStatus.DELIVERED, "9")
+        notifier.start()
+        assert wait_for(lambda: len(good.calls) >= 2, timeout=5)
+        assert sum(h.accepted.is_set() for h in holes) <= 6
+    finally:
+        for hole in holes:
+            hole.close()
+        notifier.stop()
+        good.close()
+
+
+def test_a_receiver_that_answered_before_a_restart_is_known_after_it(rig, tmp_path):
+    clock, journal, notifier = rig
+    good = Endpoint()
+    try:
+        delivered(journal, notifier, good, "0")
+        again = Notifier(journal, None, clock=clock, timeout=30)
+        again.start()
+        try:
+            from appliance.callback_url import destination_of
+            assert destination_of(good.url) in again._answering
+        finally:
+            again.stop()
+    finally:
+        good.close()

@@ -671,6 +671,17 @@ class Journal:
 
     # --- events for the notifier -------------------------------------------------------
 
+    def recent_event_outcomes(self, limit: int = 500) -> list[tuple[str, str]]:
+        """(destination, state) of each destination's latest event among the last `limit`
+        (by rowid: the newest rows, no scan)."""
+        rows = self.query("SELECT destination, state FROM (SELECT destination, state, id FROM"
+                          " events ORDER BY id DESC LIMIT ?) WHERE destination IS NOT NULL"
+                          " AND destination<>'' ORDER BY id", (limit,))
+        latest: dict[str, str] = {}
+        for row in rows:
+            latest[row["destination"]] = row["state"]
+        return list(latest.items())
+
     def due_events(self, limit: int = 50, skip_destinations=()) -> list[dict]:
         """Due events, earliest per message; each carries the values of its own moment."""
         now = self.clock.now()
