@@ -1,5 +1,6 @@
 """Whether a channel is known down: it will not send soon, so a message pinned to it need
-not wait out the whole-message grace period (store/message_routes.py).
+not wait out the whole-message grace period (store/message_routes.py); and whether it can
+send now, which a failover rule asks of its first choice (`can_send`).
 
 Decided from the channel's own state only. States that mean "will not send soon":
 - a modem worker `failed` (gave up), `held` (hourly reset cap reached: it waits up to an
@@ -17,14 +18,27 @@ parts.
 from __future__ import annotations
 
 DOWN_STATES = frozenset({"failed", "held", "wrong_modem", "stopped"})
+# A channel's state while it can send now: a modem or a provider `ready`, an uplink `bound`
+SENDING_STATES = frozenset({"ready", "bound"})
+
+
+def _status(channel) -> dict | None:
+    status_of = getattr(channel, "status", None)
+    return status_of() if status_of is not None else None
+
+
+def can_send(channel) -> bool:
+    """Whether `channel` is in a state to send now (busy or not): what a failover rule asks
+    of its first choice (routing.py). A channel without a status is taken as able."""
+    status = _status(channel)
+    return status is None or status.get("state", "ready") in SENDING_STATES
 
 
 def known_down(channel) -> str:
     """Why `channel` will not send soon ('is failed', 'is failing'), or '' if it may."""
-    status_of = getattr(channel, "status", None)
-    if status_of is None:
+    status = _status(channel)
+    if status is None:
         return ""
-    status = status_of()
     state = status.get("state", "")
     if state in DOWN_STATES:
         return f"is {state}"

@@ -19,7 +19,7 @@ import threading
 
 from dataclasses import replace
 
-from appliance.channel_down import known_down
+from appliance.channel_down import can_send, known_down
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.clock_step import StepWatch
 from appliance.routing import Router
@@ -31,15 +31,6 @@ FRAGMENT_SWEEP_SECONDS = 60.0
 REROUTE_AFTER_SECONDS = 300.0
 MISSING_SECONDS = 2.0   # a connection absent this long was removed/stopped, not being restarted
 LOOK_PAST = 50      # due parts read beyond the free slots when some of them must wait
-
-
-# A channel's status "state" while it can send: a modem, a provider; an SMPP uplink
-SENDING_STATES = frozenset({"ready", "bound"})
-
-
-def _status_state(channel) -> str:
-    status_of = getattr(channel, "status", None)
-    return status_of().get("state", "ready") if status_of is not None else "ready"
 
 
 class Dispatcher:
@@ -117,8 +108,7 @@ class Dispatcher:
     def _not_sending(self) -> frozenset:
         """Running channels not in a state to send (a modem not ready, an uplink not bound,
         a provider down), for failover rules: busy is not down (routing.py)."""
-        return frozenset(name for name, ch in list(self.channels.items())
-                         if _status_state(ch) not in SENDING_STATES)
+        return frozenset(name for name, ch in list(self.channels.items()) if not can_send(ch))
 
     def _unwoken_free(self) -> bool:
         """A channel with free slots that cannot wake the dispatcher when slots free up (no

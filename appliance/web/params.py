@@ -63,11 +63,7 @@ def peek_params(request: bottle.BaseRequest) -> dict[str, str]:
     """Names and undecoded values of query and form fields, to pick a dialect before the
     values are decoded (a bad `_charset_` must still be answered in the right dialect). A
     body that cannot be read leaves the query's fields; `read_params` raises for it."""
-    try:
-        items = _raw_items(request)
-    except ParamError:
-        items = _query_items(request.environ.get("QUERY_STRING", ""))
-    return {name.strip().lower(): value for name, value in items}
+    return {name.strip().lower(): value for name, value in _readable_items(request)}
 
 
 def _raw_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
@@ -113,11 +109,16 @@ def raw_value(request: bottle.BaseRequest, wanted: str) -> str:
     """A parameter's value without decoding (each byte one character), for an answer that
     must echo it when the request's parameters cannot be read (a bad `_charset_`, a body
     that cannot be read: then the query's)."""
+    return next((value for name, value in _readable_items(request)
+                 if name.strip().lower() == wanted), "")
+
+
+def _readable_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
+    """`_raw_items`, or only the query's when the body cannot be read."""
     try:
-        items = _raw_items(request)
+        return _raw_items(request)
     except ParamError:
-        items = _query_items(request.environ.get("QUERY_STRING", ""))
-    return next((value for name, value in items if name.strip().lower() == wanted), "")
+        return _query_items(request.environ.get("QUERY_STRING", ""))
 
 
 def _query_items(query: str) -> list[tuple[str, str]]:
