@@ -48,34 +48,13 @@ def test_health_warns_when_no_connection_is_configured(make_config, run_daemon):
     assert status == 200 and _check(body, "connections")["status"] == "warn"
 
 
-class HeldModem:
-    """A modem channel the reset cap holds (the state /health fails on)."""
-
-    def __init__(self, conn):
-        self.conn, self.name = conn, conn.name
-
-    def start(self):
-        pass
-
-    def stop(self, timeout: float = 10.0):
-        pass
-
-    def free_slots(self):
-        return 0
-
-    def alive(self):
-        return True
-
-    def status(self):
-        return {"name": self.name, "state": "held", "last_error": "reset cap reached"}
-
-
 def test_status_is_not_healthy_while_health_fails_a_held_modem(make_config, run_daemon,
                                                                monkeypatch):
     """Found by a helper: /health was 503 for a held modem while /status (and `sms-appliance
     status`) said "healthy": true with no failing connection."""
     from appliance import config as cfg
     from appliance import daemon as daemon_module
+    from fakes.channels import HeldModem
     monkeypatch.setattr(daemon_module, "build_channel", lambda conn, *a, **k: HeldModem(conn))
     modem = cfg.GSMModemConfig(name="GSMModem0", modemorport="/dev/null")
     daemon = run_daemon(make_config(connections=(modem,)))

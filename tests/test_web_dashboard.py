@@ -276,34 +276,10 @@ def test_pages_read_by_index_not_by_scanning_the_journal(appliance):
     conn.close()
 
 
-class HeldModem:
-    """A modem worker the reset cap holds: it refuses an operator's reset."""
-
-    def __init__(self, conn):
-        self.conn, self.name = conn, conn.name
-
-    def start(self):
-        pass
-
-    def stop(self, timeout: float = 10.0):
-        pass
-
-    def free_slots(self):
-        return 0
-
-    def alive(self):
-        return True
-
-    def request_reset(self, reason: str) -> bool:
-        return False
-
-    def status(self):
-        return {"name": self.name, "state": "held", "last_error": "4 resets in the last hour"}
-
-
 def test_a_refused_reset_says_why_in_the_modems_words(make_config, run_daemon, monkeypatch):
     """It said "not ready ...; no reset needed" to an operator looking at a held modem."""
     from appliance import daemon as daemon_module
+    from fakes.channels import HeldModem
     monkeypatch.setattr(daemon_module, "build_channel", lambda conn, *a, **k: HeldModem(conn))
     modem = cfg.GSMModemConfig(name="GSMModem0", modemorport="/dev/null")
     daemon = run_daemon(make_config(connections=(modem,)))
