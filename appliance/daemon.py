@@ -168,7 +168,7 @@ class Daemon:
                                      reroute_after=config.store.reroute_after_seconds)
         self.channels = Channels(self)
         self.notifier = Notifier(self.journal, self.accounts, clock=clock,
-                                 render=callbacks.render)     # each dialect's callback shape
+                                 render=callbacks.with_own_numbers(self._own_number))
         self.control: ControlPlane = for_daemon(self)    # what the web layer may ask of us
         self.services = Services(config=config, journal=self.journal, accounts=self.accounts,
                                  wake=self.dispatcher.work_arrived, status=self.status, clock=clock,
@@ -212,6 +212,10 @@ class Daemon:
         self._apply_stored_routes()
         self._start_mail()       # before HTTP answers: /status counts its threads as workers
         self._start_http()
+
+    def _own_number(self, connection: str) -> str:
+        """The phone number a connection sends as (its `phonenumber`), "" when not known."""
+        return getattr(self.channels.configs.get(connection), "phonenumber", "") or ""
 
     def connection_names(self) -> set[str]:
         """Every connection a route may name: running, stopped, or API-created."""

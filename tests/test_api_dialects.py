@@ -352,6 +352,23 @@ def _play_modem(daemon, message_id: str, status: ReportStatus, reference: str = 
     journal.report(Report(connection="GSMModem0", reference=reference, status=status))
 
 
+def test_phonesystem_delivery_report_without_sender_names_the_modems_number(
+        make_config, run_daemon, receiver):
+    """Seed 002: Sender "Defaultly it is the phone number set in the SMS modem installation",
+    so the SMSDeliveryReport of a SendSms without one says the number the phone saw."""
+    from web_kit import demo_daemon_on_simulated_modems
+    from wsgi_client import WsgiApi
+    with demo_daemon_on_simulated_modems(make_config, run_daemon, modems=1) as (daemon, _):
+        api = WsgiApi(daemon.app)
+        _, body = api.get("/", command="SendSms", ApiExtension="9994",
+                          Recipient="+36201234567", Message="Hi", Username="admin",
+                          Password=ADMIN_PASSWORD, DeliveryReportURL=receiver.url + "/dr")
+        assert xml_values(body, "SmsId")
+        fields = dict(urllib.parse.parse_qsl(receiver.wait(1, timeout=30)[0][2]))
+    assert fields["DeliveryStatus"] == "Delivered"
+    assert fields["Sender"] == daemon.channels.configs["GSMModem0"].phonenumber != ""
+
+
 def test_phonesystem_delivery_report_and_incoming_sms(appliance, receiver):
     daemon, api = appliance
     status, body = api.get("/", command="SendSms", ApiExtension="9994", Recipient="+36201234567",

@@ -37,6 +37,20 @@ def render(event: dict, accounts) -> Call | None:
     return fn(event, callback, accounts) if fn else None
 
 
+def with_own_numbers(own_number: Callable[[str], str]) -> Callable:
+    """`render`, where a message sent without a sender reports the sender the recipient saw:
+    the number of the connection that sent it (its `phonenumber`; seed 002: "Defaultly it
+    is the phone number set in the SMS modem installation"). `own_number(name)` is "" for
+    a connection without one, and the report keeps the empty sender."""
+    def render_with_sender(event: dict, accounts) -> Call | None:
+        if event.get("direction") == "out" and not event.get("originator"):
+            number = own_number(event.get("connection") or "")
+            if number:
+                event = {**event, "originator": number}
+        return render(event, accounts)
+    return render_with_sender
+
+
 def _inbound(event: dict, accounts) -> Call | None:
     user = accounts.get(event["user"]) if accounts else None
     if user is None or not user.inbound_url:
