@@ -23,6 +23,7 @@ from appliance.accounts import Accounts
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance import clock_sync
 from appliance.config import Config, ConnectionConfig, GSMModemConfig, SMPPConfig
+from appliance.channel_down import can_send, known_down
 from appliance.control import ControlPlane, for_daemon
 from appliance.dispatch import Dispatcher
 from appliance.health import MODEM_FAIL_STATES
@@ -373,11 +374,16 @@ class Daemon:
 
     def status_line(self) -> str:
         stats = self.journal.stats()
-        ready = sum(1 for c in self.channels.running.values() if c.free_slots() > 0)
+        running = self.channels.running
+        # ready = able to send (busy or idle): a burst must not read as every modem down
+        ready = sum(1 for c in running.values() if can_send(c))
+        down = [f"{name} {why.removeprefix('is ')}" for name, c in sorted(running.items())
+                if (why := known_down(c))]
         age = stats["oldest_waiting_age"]
         return (f"{stats['waiting']} waiting"
                 + (f" (oldest {age:.0f}s)" if age is not None else "")
-                + f", {ready}/{len(self.channels.running)} channels ready")
+                + f", {ready}/{len(running)} channels ready"
+                + (f"; {', '.join(down)}" if down else ""))
 
 
 def _initialised(channel) -> bool:
