@@ -107,3 +107,19 @@ def test_the_channel_answers_such_a_value_with_a_reason_not_a_traceback(raw, cha
     assert channel.status()["last_error"] == \
         "bind_transceiver not sent: a field has a character outside Latin-1"
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_debug_logging_never_writes_the_bind_password_or_texts(raw_channel, caplog):
+    """Found by a helper: with `-v` smpplib's hex dump of every PDU reached the log, the
+    bind_transmitter's password and every submit_sm's text in it."""
+    import binascii
+    import logging
+    from test_smpp import wait_until
+    from test_modem_kit import part
+    caplog.set_level(logging.DEBUG)
+    channel, sink = raw_channel(password="S3cr3tPw")
+    channel.submit(part(1, text="Top secret text"))
+    wait_until(lambda: sink.submitted, what="submit_sm_resp")
+    logged = caplog.text.encode()
+    for secret in (b"S3cr3tPw", b"Top secret text"):
+        assert secret not in logged and binascii.b2a_hex(secret) not in logged

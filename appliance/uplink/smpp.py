@@ -62,6 +62,10 @@ from appliance.uplink.link_health import STABLE_AFTER, LinkHealth
 from appliance.uplink.window import Rate, Throttle, Window
 
 log = logging.getLogger("appliance.uplink")
+# smpplib logs every PDU in hex at DEBUG (logger `smpp.Client.<id>`): the bind password and
+# every number and text. `-v` is what an operator turns on to debug a refused bind; it must
+# not write secrets to the journal (docs/api.md §7), so smpplib's loggers stop at INFO.
+logging.getLogger("smpp").setLevel(logging.INFO)
 
 ESME_ROK = 0x00
 ESME_RMSGQFUL = 0x14
