@@ -107,17 +107,17 @@ sms_appliance_modems:
     deliveryreport: false
     submittimeout: 12.5
 sms_appliance_smpp_uplinks:
-  - name: uplink
+  - name: up.link
     host: smpp.example.net
     username: acct
     password: "{{ vault_smpp }}"
 sms_appliance_users:
-  - name: shop
+  - name: shop.eu
     password: "{{ vault_sms_appliance_admin_password }}x"
     ip_allow: [10.0.0.0/8, 192.168.1.5]
     credits: -1
 sms_appliance_routes:
-  - connections: [slot1, uplink]
+  - connections: [slot1, up.link]
     prefix: "+36"
 """
 
@@ -126,7 +126,9 @@ sms_appliance_routes:
 def test_config_template_renders_what_the_daemon_accepts(tmp_path: Path):
     vault_pw = tmp_path / "vault-pass"
     vault_pw.write_text("test-only-vault-password\n")
-    tricky = 'pa"ss\\word with ünïcode'
+    # quotes, a backslash, Latin-1 and a character beyond the BMP (JSON's \\ud83d\\udd11
+    # surrogate escapes are not TOML); names with a dot are quoted keys, not nested tables
+    tricky = 'pa"ss\\word with ünïcode 🔑'
     encrypted = run([tool("ansible-vault"), "encrypt_string", "--vault-password-file", str(vault_pw),
                      tricky, "--name", "vault_sms_appliance_admin_password"])
     assert encrypted.returncode == 0, encrypted.stderr
@@ -153,9 +155,11 @@ def test_config_template_renders_what_the_daemon_accepts(tmp_path: Path):
     slot1, uplink = cfg.connections
     assert (slot1.name, slot1.pincode, slot1.power_pin, slot1.deliveryreport, slot1.submittimeout) == \
         ("slot1", "0000", 26, False, 12.5)
-    assert (uplink.type, uplink.host, uplink.password) == ("SMPP", "smpp.example.net", "smpp-secret")
+    assert (uplink.name, uplink.type, uplink.host, uplink.password) == \
+        ("up.link", "SMPP", "smpp.example.net", "smpp-secret")
+    assert cfg.users[0].name == "shop.eu"
     assert cfg.users[0].password == tricky + "x" and cfg.users[0].ip_allow == ("10.0.0.0/8", "192.168.1.5")
-    assert cfg.routes[0].connections == ("slot1", "uplink") and cfg.routes[0].prefix == "+36"
+    assert cfg.routes[0].connections == ("slot1", "up.link") and cfg.routes[0].prefix == "+36"
 
 
 @needs_ansible
