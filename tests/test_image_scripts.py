@@ -138,3 +138,16 @@ def test_customize_refuses_a_root_password(fake_root: Path):
     (fake_root / "etc" / "shadow").write_text("root:$6$salt$hash:20000:0:99999:7:::\n")
     result = customize(fake_root)
     assert result.returncode != 0 and "root has a password" in result.stderr
+
+
+def test_usb_authorized_rule_also_runs_on_the_change_events_udevadm_trigger_sends():
+    """Found by a helper: the rule matched ACTION=="add" only, and `udevadm trigger` (the
+    role's handler after installing it) sends "change" by default since udev 152, so a board
+    deployed by Ansible with its modems plugged in could not re-authorize a hung modem."""
+    rules = (IMAGE / "files" / "60-sms-appliance-access.rules").read_text()
+    handler = (IMAGE.parent / "ansible" / "roles" / "sms_appliance" / "handlers" / "main.yml")
+    assert "udevadm trigger" in handler.read_text()
+    rule = next(line for line in rules.splitlines() if "authorized" in line
+                and not line.startswith("#"))
+    action = re.search(r'ACTION=="([^"]*)"', rule)
+    assert action and "change" in action[1].split("|") and "add" in action[1].split("|")
