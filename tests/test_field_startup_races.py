@@ -5,6 +5,9 @@ only (a second try could lock the SIM), and the PIN never reaches the log."""
 from __future__ import annotations
 
 import logging
+import time
+
+import pytest
 
 from test_modem_kit import Sink, part, rig, network, wait_until  # noqa: F401
 
@@ -41,6 +44,24 @@ def test_wrong_pin_is_tried_once_then_failed_with_alert(rig, network, caplog):
     assert sim.pin_attempts == 2                     # one attempt used, two left
     assert "wrong PIN" in alerts[0]
     assert "1111" not in caplog.text
+
+
+@pytest.mark.parametrize("style", ["plain", "verbose"])
+def test_wrong_pin_answered_without_code_16_is_still_tried_once(rig, network, style):
+    """Found by a helper: a modem without numeric error codes answers a wrong PIN with plain
+    ERROR (or, with AT+CMEE=2, "+CME ERROR: incorrect password"); that was taken for an init
+    failure, the recovery ladder ran init again twice, and the SIM asked for its PUK within
+    a second."""
+    import dataclasses
+    from test_modem_kit import FAST
+    sim = network.add_modem("slot1", "+36201111111", pin="4321")
+    sim.cme_style = style
+    quick = dataclasses.replace(FAST, failed_retry=0.2)
+    worker = rig.worker(sim, config=dict(pincode="1111"), timings=quick)
+    wait_until(lambda: worker.state == "failed", what="failed on wrong PIN")
+    time.sleep(0.6)                                   # three failed_retry periods
+    assert sim.pin_attempts == 2 and worker.state == "failed"
+    assert "wrong PIN" in worker.status()["last_error"]
 
 
 def test_a_refused_pin_is_never_sent_again_until_it_is_changed(rig, network):

@@ -232,11 +232,26 @@ class ModemSession:
             self.at(f'AT+CPIN="{self.config.pincode}"', self.timings.cfun)
             log.info("%s: PIN accepted", self.label)
         except AtCommandError as exc:
-            if exc.kind == "CME" and exc.code == 16:
-                REFUSED_PINS.remember(sim, self.config.pincode)
-                raise InitFailed("the SIM refused `pincode` (wrong PIN); not retrying so the "
-                                 "SIM does not lock (PUK)", fatal=True, retry=False) from exc
-            raise
+            if not _pin_refused(exc) and self._pin_taken_after(exc):
+                return
+            REFUSED_PINS.remember(sim, self.config.pincode)
+            raise InitFailed(f"the SIM refused `pincode` (wrong PIN; {exc}); not retrying so "
+                             "the SIM does not lock (PUK)", fatal=True, retry=False) from exc
+
+    def _pin_taken_after(self, exc: AtCommandError) -> bool:
+        """A PIN answered otherwise than "incorrect password" (a modem without numeric error
+        codes says only ERROR): ask the SIM whether it took it. Anything but READY counts as
+        refused: the PIN is never sent twice, or three inits would lock the SIM."""
+        try:
+            state, _ = self._pin_state()
+        except AtCommandError:
+            state = ""
+        if state in ("SIM PUK", "SIM PUK2"):
+            raise InitFailed(f"SIM needs {state}: unlock it in a phone", fatal=True) from exc
+        if state == "READY":
+            log.info("%s: PIN accepted (the modem answered %s)", self.label, exc.kind)
+            return True
+        return False
 
     def _choose_ussd_form(self) -> None:
         command = self.caps.quirks.ussd_text_command
@@ -400,3 +415,8 @@ def _cnmi_fallbacks(choice: probe.CnmiChoice) -> list[probe.CnmiChoice]:
 
 def _first(lines: list[str] | None) -> str:
     return lines[0].strip() if lines else ""
+
+
+def _pin_refused(exc: AtCommandError) -> bool:
+    """+CME ERROR 16, numeric or verbose (AT+CMEE=2): "incorrect password" (TS 27.007 §9.2)."""
+    return exc.kind == "CME" and (exc.code == 16 or "incorrect password" in exc.text.lower())

@@ -28,6 +28,11 @@ log = logging.getLogger("appliance.sim")
 FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "simbusy", "none")
 
 
+# TS 27.007 §9.2.1 texts of the +CME errors the simulator gives
+_CME_TEXT = {3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted",
+             14: "SIM busy", 16: "incorrect password", 30: "no network service"}
+
+
 class SimModem:
     """A modem on the simulated network. `path` is the stable tty link a worker opens."""
 
@@ -54,6 +59,10 @@ class SimModem:
         self.commands: list[str] = []          # every command line received (tests read it)
         self.command_log: list[tuple[float, str]] = []   # (time.monotonic(), line), for bench
         self.faults: set[str] = set()
+        # how +CME errors look once AT+CMEE asks for them: "numeric" (+CME ERROR: 16),
+        # "verbose" (+CME ERROR: incorrect password, as after AT+CMEE=2), or "plain" (ERROR:
+        # a module without error codes, whatever CMEE says)
+        self.cme_style = "numeric"
         self._hang_after: int | None = None    # submits still answered before a hang
         self._power = _PowerWatch(power_pin, power_active_high, pin_factory)
         self._posted: deque = deque()
@@ -609,7 +618,10 @@ class SimModem:
         self._reply([], "ERROR")
 
     def _cme(self, code: int) -> None:
-        self._reply([], f"+CME ERROR: {code}" if self.cmee else "ERROR")
+        if not self.cmee or self.cme_style == "plain":
+            return self._reply([], "ERROR")
+        text = _CME_TEXT.get(code, "unknown") if self.cme_style == "verbose" else code
+        self._reply([], f"+CME ERROR: {text}")
 
     def _cms(self, code: int) -> None:
         self._reply([], f"+CMS ERROR: {code}")
