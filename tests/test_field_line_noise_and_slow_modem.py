@@ -29,3 +29,23 @@ def test_slow_modem_still_delivers_without_recovery(rig, network):
     worker.submit(part(1))
     wait_until(lambda: sink.reports, what="report from a slow modem")
     assert worker.recoveries == {}
+
+
+def test_an_ok_whose_cmgs_line_noise_ate_is_a_send_not_a_failure(rig, network):
+    """Found by a helper: the +CMGS line garbled, the final OK intact: the SMS had left, but
+    the part was failed as retryable and sent again at every backoff (4 copies in 50 s), and
+    the healthy modem was reset after three such "failures"."""
+    import time
+    sim = network.add_modem("slot1", "+36201111111")
+    sink = Sink()
+    worker = rig.ready(rig.worker(sim, sink))
+    sim.inject_fault("noisy_cmgs")
+    for part_id in (1, 2, 3, 4):
+        worker.submit(part(part_id, text=f"pay invoice {part_id}"))
+        wait_until(lambda: len(sink.submitted) + len(sink.failed) >= part_id,
+                   what=f"part {part_id} answered")
+    time.sleep(0.3)
+    assert [p for p, _, _ in sink.submitted] == [1, 2, 3, 4] and sink.failed == []
+    assert all(reference == "" for _, _, reference in sink.submitted)
+    assert sorted(s["text"] for s in network.submits) == [f"pay invoice {n}" for n in (1, 2, 3, 4)]
+    assert worker.recoveries == {} and worker.state == "ready"

@@ -315,14 +315,19 @@ class ModemSession:
 
     # -- send ------------------------------------------------------------------------------
 
-    def send(self, part: OutPart, validity: float | None) -> int:
-        """AT+CMGS in PDU mode; returns TP-MR, the number the status report will carry."""
+    def send(self, part: OutPart, validity: float | None) -> int | str:
+        """AT+CMGS in PDU mode; returns TP-MR, the number the status report will carry, or
+        "" when the modem answered OK without a readable +CMGS line."""
         pdu = encode(part, self.config, validity)
         lines = self.port.command_with_prompt(f"AT+CMGS={gsm.tpdu_length(pdu)}", pdu,
                                               self.config.submittimeout)
         reference = probe.parse_cmgs(lines)
         if reference is None:
-            raise AtCommandError("AT+CMGS", "ERROR", None, "no +CMGS reference in the answer")
+            # OK is the answer to an SMS the network took (TS 27.005 §3.5.1); line noise ate
+            # its +CMGS line. Sending it again would send it twice; only its report is lost.
+            log.warning("%s: AT+CMGS answered OK without a readable +CMGS reference: counted "
+                        "as submitted, its delivery report cannot be matched", self.label)
+            return ""
         return reference
 
     # -- health ---------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from appliance.sim.pty import PtyEnd
 
 log = logging.getLogger("appliance.sim")
 
-FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "simbusy", "none")
+FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "simbusy", "noisy_cmgs",
+          "none")
 
 
 # TS 27.007 §9.2.1 texts of the +CME errors the simulator gives
@@ -525,7 +526,9 @@ class SimModem:
         reference = self._mr
         seconds = self.network.send_seconds * (2 if "slow" in self.faults else 1)
         self._busy_until = self._now() + seconds
-        self._emit_later([f"+CMGS: {reference}", "OK"], delay=seconds)
+        # noisy_cmgs: line noise garbles the +CMGS line; the SMS left and the OK arrives
+        cmgs = "+CMGS: \x85\x92" if "noisy_cmgs" in self.faults else f"+CMGS: {reference}"
+        self._emit_later([cmgs, "OK"], delay=seconds)
         self.network.schedule(seconds, lambda: self.network.submitted(self, submit, reference))
 
     def receive_deliver(self, pdu_hex: str) -> None:
