@@ -11,6 +11,7 @@ under one reference.
 from __future__ import annotations
 
 import dataclasses
+import time
 import html
 import json
 import re
@@ -174,3 +175,22 @@ def test_json_api_names_every_channel_and_marks_partials(demo_appliance):
     mine = [m for m in data if m["message_id"] == message_id]
     assert mine and mine[0]["connections"] == operatornames(api, message_id)
     assert mine[0]["partial"] is False
+
+
+def test_a_part_refused_for_good_stops_the_rest_of_its_message(demo_appliance):
+    """Found by a helper: after part 2 of 3 was refused for good (+CMS ERROR: 21), part 3
+    still went out and was charged, though no phone can join a message with a part missing.
+    The parts not yet handed to a modem are failed with the reason; the message is failed."""
+    daemon, api, network = demo_appliance(1)
+    network.modem("slot1").refuse_submit_after(1, 21)
+    message_id = api.send(number(2), GSM7_TEXT)
+    assert len(daemon.journal.get_parts(message_id)) == 3
+    api.wait_state(message_id, 11, timeout=30)
+    assert [r["concat"][2] for r in network.submits] == [1]
+    parts = daemon.journal.get_parts(message_id)
+    assert [p["state"] for p in parts] in (["submitted", "failed", "failed"],
+                                           ["delivered", "failed", "failed"])
+    assert parts[1]["reason"].startswith("CMS 21")
+    assert parts[2]["reason"].startswith("not sent: part 2 of 3 failed (CMS 21")
+    time.sleep(0.5)
+    assert [r["concat"][2] for r in network.submits] == [1]

@@ -65,6 +65,7 @@ class SimModem:
         # a module without error codes, whatever CMEE says)
         self.cme_style = "numeric"
         self._hang_after: int | None = None    # submits still answered before a hang
+        self._refuse_after: tuple[int, int] | None = None   # (submits answered, then CMS)
         self._power = _PowerWatch(power_pin, power_active_high, pin_factory)
         self._posted: deque = deque()
         self._output: list[tuple[float, bytes]] = []
@@ -89,6 +90,11 @@ class SimModem:
         """Answer `count` more AT+CMGS, then hang on the next one (a modem dying
         mid-message: the part in progress gets no answer, as in field-notes §2)."""
         self.post(lambda: setattr(self, "_hang_after", count))
+
+    def refuse_submit_after(self, count: int, cms: int) -> None:
+        """Answer `count` more AT+CMGS, then refuse the next one with +CMS ERROR `cms` (a
+        part of a long message the network refuses for good)."""
+        self.post(lambda: setattr(self, "_refuse_after", (count, cms)))
 
     def deliver_inbound(self, sender: str, text: str) -> None:
         """An SMS from outside the simulated network; long texts arrive in several parts."""
@@ -513,6 +519,11 @@ class SimModem:
                 log.info("sim %s: hanging in the middle of a submit", self.slot)
                 return self.faults.add("hang")
             self._hang_after -= 1
+        if self._refuse_after is not None:
+            left, cms = self._refuse_after
+            self._refuse_after = (left - 1, cms) if left else None
+            if not left:
+                return self._cms(cms)
         if "cms500" in self.faults:
             return self._cms(500)
         if self._now() < self._ready_at:

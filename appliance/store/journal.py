@@ -452,7 +452,7 @@ class Journal:
         now = self.clock.now()
 
         def fn(conn):
-            row = conn.execute("SELECT attempts, tried, message_id FROM parts WHERE id=?",
+            row = conn.execute("SELECT attempts, tried, message_id, seq FROM parts WHERE id=?",
                                (part_id,)).fetchone()
             if row is None:
                 _log_vanished(connection, part_id, f"failed ({code})")
@@ -470,6 +470,9 @@ class Journal:
                 conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE id=?",
                              (now, f"{code}: {reason}", part_id))
             message_id, total = _message_and_total(conn, part_id)
+            if not retryable and code != "expired" and total > 1:     # (the rest expire too)
+                message_state.fail_unsent(conn, message_id, row["seq"], total,
+                                          f"{code}: {reason}", now)
             if not (retryable and message_state.cancel_if_deleted(conn, message_id, now)):
                 message_state.refresh(conn, message_id, now, connection)
             message_routes.part_failed(conn, message_id, connection, retryable, total, now)

@@ -116,6 +116,18 @@ def cancel_unsent(conn, message_id: str, now: float) -> int:
     return cur.rowcount
 
 
+def fail_unsent(conn, message_id: str, failed_seq: int, total: int, why: str,
+                now: float) -> int:
+    """A part of a long message failed for good: no phone can join the message any more,
+    so its parts not yet handed to a channel never leave (each would be charged). Parts in
+    flight finish on their channel. The caller refreshes the message's state."""
+    cur = conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE message_id=?"
+                       " AND state IN ('queued','scheduled')",
+                       (now, f"not sent: part {failed_seq} of {total} failed ({why})",
+                        message_id))
+    return cur.rowcount
+
+
 def cancel_if_deleted(conn, message_id: str, now: float) -> int:
     row = conn.execute("SELECT deleted FROM messages WHERE id=?", (message_id,)).fetchone()
     return cancel_unsent(conn, message_id, now) if row and row[0] else 0
