@@ -146,8 +146,9 @@ def cmd_run(args) -> int:
         from appliance import demo
         config, network, pin_factory = demo.start(config)
     try:
-        return daemon.run(config, admin_password=args.admin_password, pin_factory=pin_factory,
-                          on_started=lambda d: _started(d, network))
+        code = daemon.run(config, admin_password=args.admin_password, pin_factory=pin_factory,
+                          on_started=lambda d: _started(d, network),
+                          restart_check=lambda: _config_problem(args))
     except (OSError, StoreError) as exc:   # a port taken, a state dir we may not write
         log.error("daemon: cannot run: %s", exc)
         print(f"cannot run: {exc}", file=sys.stderr)
@@ -155,6 +156,30 @@ def cmd_run(args) -> int:
     finally:
         if network is not None:
             network.close()
+    if code == daemon.RESTART:
+        _restart_in_place(args, config)
+    return code
+
+
+def _config_problem(args) -> str:
+    """What `run` would refuse in the configuration now ("" when nothing)."""
+    try:
+        run_config(args)
+    except ConfigError as exc:
+        return str(exc)
+    return ""
+
+
+def _restart_in_place(args, config: cfg.Config) -> None:
+    """SIGHUP: the same command again in this process (systemd keeps its main PID and waits
+    for READY=1). A demo's temporary state directory is kept, and with it the queue."""
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    if args.demo and not args.state_dir:
+        argv += ["--state-dir", config.store.state_dir]
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
 
 
 def _started(daemon, network) -> None:

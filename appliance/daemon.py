@@ -15,6 +15,7 @@ import logging
 import signal
 import threading
 import time
+from typing import Callable
 
 import sdnotify
 
@@ -154,6 +155,8 @@ class Daemon:
         self.pin_factory = pin_factory
         self.started = clock.monotonic()
         self._stop = threading.Event()
+        self.restart_requested = False       # SIGHUP: stop, then start again (cli re-executes)
+        self.restart_check: Callable[[], str] | None = None   # the new config's problem, or ""
         self._notify = notifier or sdnotify.SystemdNotifier()
         self._state_lock = DaemonLock(config.state_dir)     # before anything reads the queue
         try:
@@ -278,6 +281,20 @@ class Daemon:
     def request_stop(self, *_args) -> None:
         self._stop.set()
 
+    def request_restart(self, *_args) -> None:
+        """SIGHUP (`systemctl reload`): stop cleanly and start again with the configuration
+        read again, unless it has a problem: then this one keeps running and says why.
+        Before, SIGHUP killed the daemon mid-send and systemd took that for a clean exit."""
+        problem = self.restart_check() if self.restart_check else ""
+        if problem:
+            log.error("daemon: SIGHUP: not restarting, the configuration has a problem (the "
+                      "running one stays): %s", problem)
+            return
+        log.info("daemon: SIGHUP: restarting with the configuration read again")
+        self.restart_requested = True
+        self._notify.notify("RELOADING=1")
+        self._stop.set()
+
     def wait_ready(self, timeout: float = READY_WAIT_SECONDS) -> bool:
         """True once every modem finished its start-up (or the timeout passed)."""
         deadline = time.monotonic() + timeout
@@ -301,7 +318,8 @@ class Daemon:
                 accepted, last_accepted = self.journal.accepted - last_accepted, self.journal.accepted
                 log.info("daemon: %s, %d accepted since the last line%s", self.status_line(),
                          accepted, "" if healthy else " (UNHEALTHY)")
-        self._notify.notify("STOPPING=1")
+        if not self.restart_requested:       # a restart in place says READY=1 again instead
+            self._notify.notify("STOPPING=1")
 
     def healthy(self) -> bool:
         workers = [self.journal, self.dispatcher, self.notifier, self.http]
@@ -395,13 +413,21 @@ def _is_modem(daemon: Daemon, name: str) -> bool:
     return isinstance(daemon.channels.configs.get(name), GSMModemConfig)
 
 
-def run(config: Config, *, admin_password: str = "", pin_factory=None, on_started=None) -> int:
-    """Run until SIGTERM/SIGINT. `on_started(daemon)` prints the demo banner and the like."""
+RESTART = 75        # what `run` answers after SIGHUP: the caller starts the daemon again
+
+
+def run(config: Config, *, admin_password: str = "", pin_factory=None, on_started=None,
+        restart_check: Callable[[], str] | None = None) -> int:
+    """Run until SIGTERM/SIGINT (0) or SIGHUP (RESTART). `on_started(daemon)` prints the demo
+    banner and the like; `restart_check()` says what is wrong with the configuration a
+    restart would read ("" when nothing)."""
     from appliance.memory import tune_malloc
     tune_malloc()                        # before the first thread: see memory.py
     daemon = Daemon(config, admin_password=admin_password, pin_factory=pin_factory)
+    daemon.restart_check = restart_check
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
+    signal.signal(signal.SIGHUP, daemon.request_restart)
     try:
         daemon.start()
         daemon.wait_ready()
@@ -410,7 +436,7 @@ def run(config: Config, *, admin_password: str = "", pin_factory=None, on_starte
         daemon.supervise()
     finally:
         daemon.stop()
-    return 0
+    return RESTART if daemon.restart_requested else 0
 
 
 def with_connections(config: Config, connections) -> Config:

@@ -51,3 +51,66 @@ def test_daemon_talks_to_systemd_and_stops_cleanly(tmp_path):
         if proc.poll() is None:
             proc.kill()
         sock.close()
+
+
+def _notices(sock, until, timeout: float = 60.0) -> list[str]:
+    got, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(got):
+        try:
+            got.append(sock.recv(4096).decode())
+        except socket.timeout:
+            pass
+    return got
+
+
+def test_sighup_restarts_in_place_with_the_config_read_again(tmp_path):
+    """Found by a helper: SIGHUP (an operator's "reload") killed the daemon mid-send, with
+    no clean stop, and systemd took it for a clean exit and left the gateway down. Now it
+    stops cleanly and starts again in the same process with the file read again; a file
+    with a problem is refused and the running daemon stays."""
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(1)
+    port = _free_port()
+    config = tmp_path / "config.toml"
+    base = f'[http]\nhost = "127.0.0.1"\nport = {port}\n[store]\nstate_dir = "{tmp_path}"\n'
+    config.write_text(base)
+    log = open(tmp_path / "daemon.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(config),
+                             "--admin-password", ADMIN_PASSWORD],
+                            env={**os.environ, "NOTIFY_SOCKET": sock_path},
+                            stdout=log, stderr=subprocess.STDOUT,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert "READY=1" in _notices(sock, lambda got: "READY=1" in got)
+        message_id = Api(port).send("+36201234567", "queued across the reload")
+        config.write_text(base + '[users.shop]\npassword = "shop-password-1"\n')
+        proc.send_signal(signal.SIGHUP)
+        got = _notices(sock, lambda got: "READY=1" in got)
+        assert got.index("RELOADING=1") < got.index("READY=1") and "STOPPING=1" not in got
+        assert proc.poll() is None                                # the same process
+        assert Api(port).state(message_id) == 0                   # still queued
+        assert Api(port, "shop", "shop-password-1").send("+36201234567", "from the new user")
+
+        config.write_text(base + "[users.shop]\npasword = 1\n")   # a typo: refused
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "not restarting" not in (tmp_path / "daemon.log").read_text() \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "users.shop" in (tmp_path / "daemon.log").read_text()
+        assert Api(port).state(message_id) == 0                   # the running one stays
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+        log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
