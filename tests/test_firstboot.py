@@ -347,3 +347,34 @@ def test_only_a_boot_partition_listed_in_fstab_is_waited_for(tree: Path):
     (tree / "etc" / "fstab").write_text(
         "LABEL=RASPIROOT / ext4 rw 0 1\nLABEL=RASPIFIRM /boot/firmware vfat rw,nofail 0 2\n")
     assert firstboot.in_fstab(board, "/boot/firmware")
+
+
+@pytest.mark.parametrize("text, complaint", [
+    ('[admin]\npassword = "1234"\n', "admin.password: must have at least 8 characters"),
+    ('[admin]\npassword = "long-enough"\n[users.shop]\npassword = "x"\n',
+     "users.shop.password: must have at least 8 characters"),
+])
+def test_a_short_login_password_is_refused_before_it_is_hashed(tree: Path, text, complaint):
+    """Found by a helper: first boot hashed the passwords before check-config saw them, so
+    `password = "1234"` passed (a hash has no length) and became the admin's password."""
+    (boot(tree) / "sms-appliance.toml").write_text('hostname = "ok-name"\n' + text)
+    assert run(tree) == 1
+    assert complaint in (boot(tree) / "sms-appliance-error.txt").read_text()
+    assert "1234" not in (boot(tree) / "sms-appliance-error.txt").read_text()
+
+
+def test_check_config_problems_name_the_key_not_a_line_of_a_file_nobody_sees(tmp_path: Path):
+    """Found by a helper: the error file said "/run/sms-appliance-firstboot.toml:12: ..."
+    (first boot's own rewrite of the file, comments and board keys gone), not a line of the
+    operator's sms-appliance.toml. The key path is what is left."""
+    import subprocess
+    import sys
+    probe = tmp_path / "sms-appliance-firstboot.toml"
+    probe.write_text(firstboot.dump_toml({"connections": {"slot1": {
+        "type": "GSMModem", "modemorport": "/dev/ttyUSB2", "pincode": "12"}}}))
+    result = subprocess.run([sys.executable, "-m", "appliance", "check-config", str(probe)],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 1 and f"{probe}:" in result.stderr
+    said = firstboot.boot_file_problems(result.stderr, probe)
+    assert "connections.slot1.pincode" in said and str(probe) not in said
+    assert len(said.splitlines()) == 1         # the "1 problem" summary is not a problem
