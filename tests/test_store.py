@@ -205,3 +205,23 @@ def test_an_sms_read_twice_is_kept_once(journal, clock):
     assert bodies == ["alarm", "part one part two"]
     clock.advance(2 * 3600)
     assert journal.expire_fragments() == 0       # no half message left to surface later
+
+
+def test_the_journal_and_its_wal_are_not_readable_by_other_users(tmp_path):
+    """Found by a helper: outside systemd (umask 022) the -wal and -shm files were 0644,
+    and the WAL holds recipients and texts."""
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        journal = Journal.open(tmp_path, clock=FakeClock())
+        journal.query("SELECT 1")
+    finally:
+        os.umask(old)
+    try:
+        files = sorted(tmp_path.glob("journal.sqlite3*"))
+        assert {f.name for f in files} >= {"journal.sqlite3", "journal.sqlite3-wal"}
+        for f in files:
+            assert stat.S_IMODE(f.stat().st_mode) & 0o007 == 0, f.name
+    finally:
+        journal.close()

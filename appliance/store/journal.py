@@ -754,7 +754,18 @@ def _migrate(conn: sqlite3.Connection) -> None:
     events.migrate(conn)
     report_timeout.migrate(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    os.chmod(conn.execute("PRAGMA database_list").fetchone()[2], 0o640)
+    _restrict(conn.execute("PRAGMA database_list").fetchone()[2])
+
+
+def _restrict(path: str) -> None:
+    """The journal holds numbers and texts: not for other users. Its -wal and -shm files
+    were made at the first open with the umask's mode (0644 outside systemd's UMask) and
+    SQLite gives later ones the database file's mode, so all three are set here."""
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            os.chmod(name, 0o640)
+        except FileNotFoundError:
+            pass
 
 
 CREDIT_MIN, CREDIT_MAX = -2**31, 2**31 - 1     # seed 003: the balance is an "int value"
