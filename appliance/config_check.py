@@ -262,6 +262,8 @@ RULES: dict[type, dict[str, typing.Callable]] = {
     cfg.StoreConfig: {"default_validity_hours": _at_least(0), "dedupe_window_seconds":
                       _at_least(0), "group_commit_max": _between(1, 100000),
                       "keep_days": _at_least(0),
+                      "reroute_after_seconds": _positive,
+                      "inbound_partial_after_seconds": _positive,
                       "state_dir": _absolute_path},
     cfg.AdminConfig: {"password": _password, "password_hash": _password_hash, "phone": _number,
                       "alert_url": _url},
@@ -341,11 +343,9 @@ class _Checker:
     def integrations(self, data: dict) -> None:
         """Hooks, mail and rules check themselves (templates, patterns, addresses)."""
         subset = {k: v for k, v in data.items() if k in integration_settings.SECTIONS}
-        try:
-            integration_settings.parse(subset)
-        except ConfigError as exc:
-            where, _, message = str(exc).partition(": ")
-            self.add(where, message or str(exc))
+        for problem in integration_settings.problems(subset):
+            where, _, message = problem.partition(": ")
+            self.add(where, message or problem)
 
     def table(self, cls, body, path: str, **fixed) -> dict:
         """Coerce every key of one table, collecting problems; returns the good values."""

@@ -265,3 +265,23 @@ def test_a_daemon_that_answers_late_is_not_called_unreachable(capsys):
         server.close()
     err = capsys.readouterr().err
     assert status == 0 and "did not answer within 0.5s" in err and "cannot reach" not in err
+
+
+def test_every_integration_and_store_problem_is_reported_once_on_its_line(tmp_path, capsys):
+    """Found by a helper: the integration sections stopped at their first problem (two bad
+    rules and a bad hook: one line), a problem without ": " was said twice on line 1, and
+    store.reroute_after_seconds = 0 was hidden behind keep_days."""
+    path = tmp_path / "c.toml"
+    path.write_text('[store]\nreroute_after_seconds = 0\nkeep_days = -1\n\n'
+                    '[smtp]\nlisten = "127.0.0.1:2525"\ndomain = "sms.lan"\n'
+                    'tls_cert = "/etc/x.pem"\n\n[hooks.json.a]\nrecipients = 5\n\n'
+                    '[[rules]]\nforward_url = "ftp://x"\n\n'
+                    '[[rules]]\nregex = "(("\nforward_url = "http://x/"\n')
+    assert main(["check-config", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[0].rsplit(":", 1)[1] + " " + line.split(": ")[1]
+            for line in lines[:-1]] == [
+        "2 store.reroute_after_seconds", "3 store.keep_days", "8 smtp.tls_cert",
+        "11 hooks.json.a.recipients", "14 rules[0].forward_url", "17 rules[1].regex"]
+    assert "needs smtp.tls_key too" in lines[2] and lines[2].count("smtp.tls_cert") == 1
+    assert lines[-1].endswith("6 problems")

@@ -130,6 +130,37 @@ def parse(data: dict) -> Integrations:
     return result
 
 
+def problems(data: dict) -> list[str]:
+    """Every problem of the integration sections, as `parse` words them: one per section,
+    per named hook and per rule (`parse` stops at the first), then those across sections."""
+    found: list[str] = []
+
+    def attempt(check, *args) -> None:
+        try:
+            check(*args)
+        except ConfigError as exc:
+            found.append(str(exc))
+
+    hooks, rules = data.get("hooks"), data.get("rules")
+    if isinstance(hooks, dict) and isinstance(hooks.get("json"), dict):
+        for name, table in hooks["json"].items():
+            attempt(_hook, "json", name, table, f"hooks.json.{name}")
+        attempt(_hooks, {kind: table for kind, table in hooks.items() if kind != "json"})
+    elif "hooks" in data:
+        attempt(_hooks, hooks)
+    if isinstance(rules, list):
+        for i, table in enumerate(rules):
+            attempt(_rule, table, f"rules[{i}]")
+    elif "rules" in data:
+        attempt(_rules, rules)
+    for section in ("smtp", "relay", "inbound"):
+        if section in data:
+            attempt(parse, {section: data[section]})
+    if not found:
+        attempt(parse, data)
+    return found
+
+
 def _hooks(body) -> tuple[HookConfig, ...]:
     if not isinstance(body, dict):
         raise ConfigError("hooks: expected a table")
@@ -189,7 +220,8 @@ def _smtp(table) -> SmtpConfig:
     if smtp.text not in ("subject+body", "subject", "body"):
         raise ConfigError("smtp.text: expected subject+body, subject or body")
     if bool(smtp.tls_cert) != bool(smtp.tls_key):
-        raise ConfigError("smtp.tls_cert and smtp.tls_key go together")
+        have, missing = ("tls_cert", "tls_key") if smtp.tls_cert else ("tls_key", "tls_cert")
+        raise ConfigError(f"smtp.{have}: needs smtp.{missing} too (set both or neither)")
     if smtp.require_tls and not smtp.tls_cert:
         raise ConfigError("smtp.require_tls: needs tls_cert and tls_key")
     _check_priority(smtp.priority, "smtp.priority")
@@ -202,24 +234,24 @@ def _smtp(table) -> SmtpConfig:
 def _rules(items) -> tuple[RuleConfig, ...]:
     if not isinstance(items, list):
         raise ConfigError("rules: expected an array of tables ([[rules]])")
-    rules = []
-    for i, table in enumerate(items):
-        path = f"rules[{i}]"
-        rule = build(RuleConfig, table, path)
-        if not (rule.forward_email or rule.forward_url or rule.forward_to or rule.autoreply):
-            raise ConfigError(f"{path}: a rule needs an action (forward_email, forward_url, "
-                              "forward_to or autoreply)")
-        if rule.regex:
-            try:
-                re.compile(rule.regex)
-            except re.error as exc:
-                raise ConfigError(f"{path}.regex: {exc}") from None
-        if rule.forward_url and not re.match(r"https?://[^/\s]+", rule.forward_url):
-            raise ConfigError(f"{path}.forward_url: expected an http:// or https:// URL")
-        _check_template(rule.autoreply, f"{path}.autoreply")
-        _check_template(rule.forward_template, f"{path}.forward_template")
-        rules.append(rule)
-    return tuple(rules)
+    return tuple(_rule(table, f"rules[{i}]") for i, table in enumerate(items))
+
+
+def _rule(table, path: str) -> RuleConfig:
+    rule = build(RuleConfig, table, path)
+    if not (rule.forward_email or rule.forward_url or rule.forward_to or rule.autoreply):
+        raise ConfigError(f"{path}: a rule needs an action (forward_email, forward_url, "
+                          "forward_to or autoreply)")
+    if rule.regex:
+        try:
+            re.compile(rule.regex)
+        except re.error as exc:
+            raise ConfigError(f"{path}.regex: {exc}") from None
+    if rule.forward_url and not re.match(r"https?://[^/\s]+", rule.forward_url):
+        raise ConfigError(f"{path}.forward_url: expected an http:// or https:// URL")
+    _check_template(rule.autoreply, f"{path}.autoreply")
+    _check_template(rule.forward_template, f"{path}.forward_template")
+    return rule
 
 
 def _recipient_map(body, path: str) -> dict:
