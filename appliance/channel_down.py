@@ -18,8 +18,10 @@ parts.
 from __future__ import annotations
 
 DOWN_STATES = frozenset({"failed", "held", "wrong_modem", "stopped"})
-# A channel's state while it can send now: a modem or a provider `ready`, an uplink `bound`
-SENDING_STATES = frozenset({"ready", "bound"})
+# A channel's state while it can send now: a modem or a provider `ready`, an uplink `bound`,
+# an HTTP Server connection `listening` (its provider polls for what waits). The same set
+# is "up" for /health, /metrics and systemd's STATUS line.
+SENDING_STATES = frozenset({"ready", "bound", "listening"})
 
 
 def _status(channel) -> dict | None:

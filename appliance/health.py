@@ -16,6 +16,7 @@ import os
 import shutil
 from dataclasses import dataclass
 
+from appliance.channel_down import SENDING_STATES
 from appliance.config import GSMModemConfig
 from appliance.store import counters
 
@@ -113,7 +114,7 @@ def _modem_check(label: str, status: dict) -> Check:
 
 def _uplink_check(label: str, status: dict) -> Check:
     state = status.get("state", "")
-    if state in ("bound", "ready", "connected"):
+    if state in SENDING_STATES:
         return Check(label, PASS, state)
     error = status.get("last_error") or ""
     if state in ("connecting", "binding", "backoff"):     # on its way back (alerts use `for:`)

@@ -3,6 +3,7 @@ reports to the appliance at BASEURL with the PARAMNAME* names, through the whole
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -139,3 +140,16 @@ def test_ipallow_limits_who_may_deliver(server):
     assert daemon.journal.folder(None, "inbox") == []
     with pytest.raises(ConfigError, match="ipallow"):
         from_dict({"connections": {"H": {"type": "HTTPServer", "ipallow": ["nope"]}}})
+
+
+def test_a_listening_http_server_connection_is_healthy_everywhere(server):
+    """Found by a helper: /health was 503 for ever with any HTTP Server connection
+    ("uplink:In0 fail listening"), sms_uplink_up said 0 and the shipped alert fired: its
+    normal state was not one of the states counted as up."""
+    daemon, api, _ = server()
+    status, body = api.get("/health")
+    checks = {c["component"]: c for c in json.loads(body)["checks"]}
+    assert checks["uplink:In0"]["status"] == "pass" and status == 200
+    metrics = api.get("/metrics")[1]
+    assert 'sms_uplink_up{name="In0"} 1.0' in metrics
+    assert daemon.status_line().endswith(", 1/1 channels ready")

@@ -19,6 +19,7 @@ import bottle
 
 from appliance import __version__, auth, health
 from appliance.accounts import in_networks
+from appliance.channel_down import SENDING_STATES
 from appliance.config import GSMModemConfig
 from appliance.histogram import SECONDS_BUCKETS, Histogram
 from appliance.store import counters
@@ -252,7 +253,7 @@ def _modem_values(modem: _Families, labels: list[str], status: dict) -> None:
 
 def _uplink_values(uplink: _Families, states, counts, name: str, status: dict) -> None:
     state = status.get("state", "")
-    uplink.add("up", [name], state in ("bound", "ready", "connected"))
+    uplink.add("up", [name], state in SENDING_STATES)
     window = status.get("window") or {}
     uplink.add("window_in_use", [name], window.get("in_use"))
     uplink.add("window_size", [name], window.get("size"))
