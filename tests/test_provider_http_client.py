@@ -320,3 +320,32 @@ def test_no_more_requests_in_flight_than_the_window(start):
     finally:
         release.set()
         web.stop()
+
+
+def test_stopping_a_connection_stuck_on_a_slow_provider_does_not_hold_the_api(start):
+    """Found by a helper: stopdriver/configdriver on an HTTP Client whose provider was slow
+    waited for each worker in turn (10 s each) on the HTTP front's only thread, and every
+    other client of the API port, an alert included, waited the minute with it."""
+    import threading
+    gate = threading.Event()
+    slow = WebProvider(lambda request: (gate.wait(30), (200, "OK id=1"))[1])
+    slow.start()
+    try:
+        daemon, api = start(client_config(slow.url))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        for n in range(3):
+            api.send(f"+3620123456{n}", f"slow {n}")
+        wait_for(lambda: len(slow.requests) == 3, what="three requests in flight")
+        answer = {}
+        stopping = threading.Thread(
+            target=lambda: answer.update(body=api.action("stopdriver", name="Web0")))
+        stopping.start()
+        wait_for(lambda: "Web0" not in daemon.channels.running, what="the stop under way")
+        status, _ = api.get("/status")
+        assert status == 200 and stopping.is_alive()      # answered while the stop waits
+        gate.set()
+        stopping.join(30)
+        assert "stopped" in answer["body"]
+    finally:
+        gate.set()
+        slow.stop()

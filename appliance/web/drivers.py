@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import typing
 
+from appliance import suspend
 from appliance.config import (CONNECTION_TYPES, UNSUPPORTED_CONNECTION_TYPES, ConfigError,
                               coerce, connection_from_table)
 from appliance.provider.settings import SEED_IGNORED_KEYS
@@ -179,11 +180,11 @@ def _apply(ctx: Ctx, name: str, owner: str, table: dict, full: dict,
         if bad:             # its own words, not the missing HOST the incomplete table names
             raise ApiError(X.E_INVALID_PARAMETER, bad) from None
         control.documents.put(TABLE, doc)
-        control.channels.stop(name, forget=True)
+        _off_the_loop(control.channels.stop, name, True)
         return f"saved, not running until complete: {exc}"
     control.documents.put(TABLE, doc)
     try:
-        control.channels.start(conn)    # replaces a running channel of that name
+        _off_the_loop(control.channels.start, conn)    # replaces a running channel of that name
     except Exception as exc:  # noqa: BLE001 - a driver that cannot start is reported, not fatal
         log.error("drivers: %s could not start: %s", name, exc)
         return f"saved, but the connection could not start: {str(exc)[:200]}"
@@ -277,7 +278,7 @@ def _switch(ctx: Ctx, on: bool, action_name: str) -> str:
         control = _control(ctx)
         control.documents.put(TABLE, {"name": name, "owner": owner, "table": table,
                                      "ignored": _stored_ignored(control, name)})
-        control.channels.stop(name)
+        _off_the_loop(control.channels.stop, name)
         note = "stopped"
     return _answer(ctx, action_name, name, note=note)
 
@@ -296,7 +297,7 @@ def deletedriver(ctx: Ctx) -> str:
         raise ApiError(X.E_UNSUPPORTED, f"{name} is provisioned by the configuration file; "
                        "remove it there (stopdriver stops it)")
     control = _control(ctx)
-    control.channels.stop(name, forget=True)
+    _off_the_loop(control.channels.stop, name, True)
     control.documents.remove(TABLE, name)
     return X.envelope("deletedriver", f"<driver>\n{X.element('name', name)}\n"
                       f"{X.element('state', 'deleted')}\n</driver>\n")
@@ -311,3 +312,10 @@ def listdrivers(ctx: Ctx) -> str:
                              for k in sorted(_stored_ignored(control, n)))
                    + "\n</driver>\n" for n in names)
     return X.envelope("listdrivers", rows)
+
+
+def _off_the_loop(change, *args):
+    """Start or stop a channel without holding the HTTP front: a provider's stop waits for
+    requests in flight to a slow provider (up to its stop timeout), and meanwhile every
+    other client of the API port was kept waiting with it."""
+    return suspend.blocking(change, *args)
