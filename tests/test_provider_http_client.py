@@ -349,3 +349,47 @@ def test_stopping_a_connection_stuck_on_a_slow_provider_does_not_hold_the_api(st
     finally:
         gate.set()
         slow.stop()
+
+
+def test_an_answer_in_a_charset_python_does_not_know_is_still_a_send(start):
+    """Found by a helper: "200 OK id=P1" with `charset=x-unknown` raised LookupError after
+    the provider took the SMS; the part was retried and sent again (4 copies in 50 s)."""
+    odd = WebProvider(lambda request: (200, "OK id=77", {"Content-Type":
+                                                        "text/plain; charset=x-unknown"}))
+    odd.start()
+    try:
+        daemon, api = start(client_config(odd.url, respsuccess=r"OK id=(\d+)"))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "once only")
+        api.wait_state(message_id, SUBMITTED)
+        assert daemon.journal.get_parts(message_id)[0]["reference"] == "77"
+        assert len(odd.requests) == 1
+    finally:
+        odd.stop()
+
+
+def test_nourlencoding_keeps_ascii_as_it_is_and_encodes_only_what_a_url_cannot_carry(
+        start, provider):
+    """Found by a helper: with NOURLENCODING a text with a space was an invalid URL
+    (http.client.InvalidURL), taken for the provider being down and retried for ever, and
+    the warning logged the whole query (number and text)."""
+    provider.start()
+    daemon, api = start(client_config(provider.url, nourlencoding=True,
+                                      targeturl=f"{provider.url}/s?to=$recipient&t=$messagedata"))
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "50% off & more+ é")
+    api.wait_state(message_id, SUBMITTED)
+    assert provider.requests[0]["raw_query"] == "to=+36201234567&t=50%%20off%20&%20more+%20%C3%A9"
+
+
+def test_an_unknown_encodingcharset_is_refused_not_retried_for_ever(start, provider):
+    """Found by a helper: ENCODINGCHARSET=bogus-cs passed check-config and configdriver, then
+    every message through the connection raised LookupError at every retry."""
+    from appliance.errors import ConfigError
+    with pytest.raises(ConfigError, match="encodingcharset"):
+        client_config(provider.url, encodingcharset="bogus-cs").check("connections.Web0")
+    provider.start()
+    daemon, api = start(client_config(provider.url))
+    body = api.action("configdriver", name="Web0", ENCODINGCHARSET="bogus-cs")
+    assert "encodingcharset" in body.lower() and "unknown character set" in body
+    client_config(provider.url, encodingcharset="default").check("connections.Web0")

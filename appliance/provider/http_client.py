@@ -85,6 +85,11 @@ class HttpClientChannel(QueuedChannel):
                           f" {self.conn.encodingcharset} (ENCODINGCHARSET)")
         try:
             status, answer = self._call(url)
+        except (http.client.InvalidURL, ValueError) as exc:
+            # refused before anything was sent (not a URL http.client can send): the next
+            # try is the same, so the part fails with the reason instead of waiting for ever
+            return failed("bad_url", f"{_without_query(url)}: not a URL a request can carry"
+                          f" ({type(exc).__name__})")     # its text holds the query
         except TimeoutError:
             return timed_out(self.conn, reference)
         except urllib.error.URLError as exc:
@@ -110,7 +115,7 @@ class HttpClientChannel(QueuedChannel):
         headers = {"User-Agent": self.conn.useragent}
         if self.conn.requestmethod.strip().lower() == "post":
             url, _, body = url.partition("?")
-            data = body.encode(self.conn.encodingcharset or "utf-8", errors="replace")
+            data = body.encode(templates.codec(self.conn.encodingcharset), errors="replace")
             headers["Content-Type"] = self.conn.postdatacontenttype
         if self.conn.httpauthorizationmethod.strip().lower() == "basic":
             headers["Authorization"] = basic_auth(self.conn.httpauthorizationuser,
@@ -201,8 +206,14 @@ def _probe_address(conn: HTTPClientConfig) -> tuple[str, int]:
 
 
 def _text(answer) -> str:
+    """The answer's text. A charset label Python does not know is read as UTF-8: the
+    provider took the SMS, and a LookupError here had it sent again at every retry."""
     charset = answer.headers.get_content_charset() or "utf-8"
-    return answer.read(MAX_ANSWER).decode(charset, errors="replace")
+    data = answer.read(MAX_ANSWER)
+    try:
+        return data.decode(charset, errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
 
 
 def _reference(match: re.Match) -> str:

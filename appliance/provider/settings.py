@@ -78,6 +78,7 @@ class HTTPClientConfig:
         _check_choice(path, "httpauthorizationmethod", self.httpauthorizationmethod,
                       ("", "none", "basic", "digest"))
         _check_submittimeoutaction(path, self.submittimeoutaction)
+        _check_charset(path, "encodingcharset", self.encodingcharset)
         for key in ("respsuccess", "respfailed"):
             _check_regex(path, key, getattr(self, key))
         _check_positive(path, "submittimeout", self.submittimeout)

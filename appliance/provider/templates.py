@@ -66,17 +66,30 @@ def fill(template: str, fields: dict[str, str], escape=lambda value: value) -> s
     return _KEYWORD.sub(one, template)
 
 
+# NOURLENCODING keeps every printable ASCII character as it is (`&`, `+`, `%`: what the
+# provider asked for); a space, a control character or non-ASCII text cannot travel in an
+# HTTP request line at all (http.client refuses it, and the part was retried for ever).
+_RAW_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
+def codec(charset: str) -> str:
+    """ENCODINGCHARSET as a Python codec name ("" and the seed's "default": UTF-8)."""
+    name = (charset or "").strip()
+    return "utf-8" if name.lower() in ("", "default") else name
+
+
 def url_escaper(charset: str, raw: bool, xml: bool):
-    """How a value goes into a URL: percent-encoded in `charset` unless NOURLENCODING, after
-    XML escaping when USEXMLENCODING."""
+    """How a value goes into a URL: percent-encoded in `charset` unless NOURLENCODING (then
+    only what a request line cannot carry), after XML escaping when USEXMLENCODING."""
+    charset = codec(charset)
+
     def escape(value: str) -> str:
         if xml:
             value = html.escape(value, quote=True)
-        if raw:
-            return value
         # strict: a character ENCODINGCHARSET cannot hold fails the message (UnicodeError,
         # a ValueError), as the SMTP connection does; it was sent as "?" and "submitted"
-        return urllib.parse.quote(value, safe="", encoding=charset or "utf-8", errors="strict")
+        return urllib.parse.quote(value, safe=_RAW_SAFE if raw else "", encoding=charset,
+                                  errors="strict")
     return escape
 
 
