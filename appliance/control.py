@@ -177,5 +177,6 @@ def for_daemon(daemon) -> ControlPlane:
     routes = RouteControl(daemon.router, daemon.documents, daemon.config.routes,
                           daemon.connection_names, daemon.dispatcher.wake)
     return ControlPlane(channels=daemon.channels, routes=routes, documents=daemon.documents,
-                        monitor=daemon, dnd=DndList(daemon.documents),
+                        monitor=daemon,
+                        dnd=DndList(daemon.documents, on_added=daemon.journal.withhold_from),
                         addressbook=AddressBook(daemon.documents))

@@ -532,6 +532,23 @@ def test_reporting_summary(appliance):
     assert error_code(api.action("reporting", toExport="details")) == 11
 
 
+def test_messages_waiting_for_a_number_put_on_the_dnd_list_never_leave(appliance):
+    """Found by a helper: the list was only checked at acceptance, so scheduled and queued
+    messages went to people who had sent STOP (a compliance problem)."""
+    daemon, api = appliance
+    later = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 3600))
+    scheduled = api.send("+36201114444", "promo", sendondate=later)
+    queued = api.send("+36201114444", "queued promo")
+    in_range = api.send("+36305550000", "range")
+    other = api.send("+36201234567", "not on the list")
+    api.action("adddnd", number="+36201114444")
+    api.action("adddnd", number="+36305*")
+    for message_id in (scheduled, queued, in_range):
+        assert api.state(message_id) == 11
+        assert "do-not-disturb" in daemon.journal.get_message(message_id)["reason"]
+    assert api.state(other) == 0
+
+
 def test_dnd_list_refuses_in_every_dialect(appliance):
     _, api = appliance
     api.action("adddnd", number="+36201111111")

@@ -611,6 +611,12 @@ class Journal:
             "commits": self._writer.commits,
         }
 
+    def withhold_from(self, entry: str) -> int:
+        """Messages waiting for a number (or range) just put on the do-not-disturb list are
+        failed before they leave; how many."""
+        now = self.clock.now()
+        return self._write(lambda conn: message_state.fail_unsent_to(conn, entry, now))
+
     def retire_user(self, user: str) -> dict:
         """A deleted user: its messages and ledger are archived under a name no new user can
         take, its unsent parts cancelled and its balance dropped (see store/users.py)."""

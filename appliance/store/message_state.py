@@ -128,6 +128,31 @@ def fail_unsent(conn, message_id: str, failed_seq: int, total: int, why: str,
     return cur.rowcount
 
 
+DND_REASON = "not sent: the recipient was put on the do-not-disturb list"
+
+
+def fail_unsent_to(conn, entry: str, now: float) -> int:
+    """A number, or a `+3620*` range, just put on the do-not-disturb list: outbound messages
+    to it not yet handed to a channel (queued, scheduled) never leave. The list is checked
+    at acceptance; someone who sent STOP must not get the campaign scheduled before."""
+    digits = entry.strip().rstrip("*").removeprefix("00").lstrip("+")
+    if not digits.isdigit():
+        return 0
+    if entry.strip().endswith("*"):
+        match, value = "ltrim(m.recipient, '+') LIKE ?", digits + "%"
+    else:
+        match, value = "ltrim(m.recipient, '+') = ?", digits
+    ids = [r[0] for r in conn.execute(
+        "SELECT DISTINCT p.message_id FROM parts p JOIN messages m ON m.id=p.message_id"
+        f" WHERE p.state IN ('queued','scheduled') AND m.direction='out' AND {match}",
+        (value,))]
+    for message_id in ids:
+        conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE message_id=?"
+                     " AND state IN ('queued','scheduled')", (now, DND_REASON, message_id))
+        refresh(conn, message_id, now)
+    return len(ids)
+
+
 def cancel_if_deleted(conn, message_id: str, now: float) -> int:
     row = conn.execute("SELECT deleted FROM messages WHERE id=?", (message_id,)).fetchone()
     return cancel_unsent(conn, message_id, now) if row and row[0] else 0

@@ -21,8 +21,9 @@ class DndList:
     changes go through this object, so the cache cannot go stale within the process.
     """
 
-    def __init__(self, documents):
+    def __init__(self, documents, on_added=None):
         self._documents = documents
+        self._on_added = on_added     # entry -> None: what waits for it must not leave
         self._lock = threading.Lock()
         self._exact: set[str] | None = None
         self._prefixes: tuple[str, ...] = ()
@@ -51,6 +52,8 @@ class DndList:
         with self._lock:
             self._documents.put(DND_TABLE, {"name": entry})
             self._exact = None
+        if self._on_added is not None:
+            self._on_added(entry)
 
     def remove(self, entry: str) -> bool:
         with self._lock:
