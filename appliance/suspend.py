@@ -25,10 +25,14 @@ class Suspendable:
 def current_suspendable():
     """The request greenlet we are running in, or None (greenlet only imported when used)."""
     import sys
-    greenlet = sys.modules.get("greenlet")
-    if greenlet is None:          # no loop server in this process: nothing can suspend
+    # No loop server in this process: nothing can suspend. Nor while another thread is still
+    # importing greenlet (the HTTP front starts after the modem workers): the module is in
+    # sys.modules half made, and no greenlet runs yet. A worker's journal write at that
+    # moment raised AttributeError and left an SMS stored on the SIM unread.
+    getcurrent = getattr(sys.modules.get("greenlet"), "getcurrent", None)
+    if getcurrent is None:
         return None
-    current = greenlet.getcurrent()
+    current = getcurrent()
     return current if isinstance(current, Suspendable) else None
 
 

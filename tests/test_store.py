@@ -225,3 +225,17 @@ def test_the_journal_and_its_wal_are_not_readable_by_other_users(tmp_path):
             assert stat.S_IMODE(f.stat().st_mode) & 0o007 == 0, f.name
     finally:
         journal.close()
+
+
+def test_a_write_while_another_thread_is_still_importing_greenlet_goes_through(
+        journal, monkeypatch):
+    """Found by a helper: the HTTP front imports greenlet after the modem workers start; a
+    worker's journal write that saw the half-made module in sys.modules raised
+    AttributeError ('partially initialized module'), and an SMS stored on the SIM stayed
+    there until the next restart."""
+    import sys
+    import types
+    monkeypatch.setitem(sys.modules, "greenlet", types.ModuleType("greenlet"))  # half made
+    journal.inbound(InboundFragment(connection="GSMModem0", sender="+36301234567",
+                                    recipient="+36209999999", encoding="gsm7", text="boot"))
+    assert [m["body"] for m in journal.folder(None, "inbox")] == ["boot"]
