@@ -569,3 +569,23 @@ def test_json_to_connection_must_name_a_connection(appliance):
     typo, plain = reply["data"]["messages"]
     assert typo["status"] == "to_connection: no connection or route named 'GSMModem9'"
     assert plain["status"] == "SUCCESS" and reply["data"]["success_count"] == 1
+
+
+def test_bulksms_same_text_for_another_day_or_after_a_cancel_is_not_a_duplicate(appliance):
+    """Found by a helper: with a dedupe window, tomorrow's reminder (the same text for
+    another send time) and a message replacing a cancelled one were refused 1041, which
+    tells the client not to retry: the reminder was lost."""
+    daemon, api = appliance
+    api.action("createuser", name="rem", userpassword="rem-pass-1", dedupewindow="600")
+    user = {"username": "rem", "password": "rem-pass-1", "message": "Reminder B"}
+    day = datetime.now() + timedelta(days=2)
+
+    def schedule(when: datetime) -> str:
+        return bulk(api, "/bulksms/schedulemsg", **user, date=when.strftime("%m/%d/%Y"),
+                    time="08:00 am")
+    first = schedule(day)
+    assert first.startswith("1701|")
+    assert schedule(day + timedelta(days=1)).startswith("1701|")     # another day
+    assert schedule(day).startswith("1041|")                         # the same one again
+    api.as_user("rem", "rem-pass-1").action("deletemessagebyid", messageid=first.split("|")[2])
+    assert schedule(day).startswith("1701|")                         # replaces the cancelled
