@@ -589,3 +589,13 @@ def test_bulksms_same_text_for_another_day_or_after_a_cancel_is_not_a_duplicate(
     assert schedule(day).startswith("1041|")                         # the same one again
     api.as_user("rem", "rem-pass-1").action("deletemessagebyid", messageid=first.split("|")[2])
     assert schedule(day).startswith("1701|")                         # replaces the cancelled
+
+
+def test_bulksms_gmt_without_date_and_time_sends_now(appliance):
+    """Found by a helper: a client that always sends its zone (`gmt=+01:00`, empty date and
+    time) got 1702 ("do not retry") for every immediate message."""
+    daemon, api = appliance
+    body = bulk(api, date="", time="", gmt="+01:00")
+    assert body.startswith("1701|")
+    assert daemon.journal.get_message(body.split("|")[2])["send_at"] is None
+    assert bulk(api, "/bulksms/schedulemsg", gmt="+01:00").startswith("1702|")  # date required
