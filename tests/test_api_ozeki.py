@@ -396,6 +396,29 @@ def test_credits_get_set_add_and_spend(appliance):
     assert error_code(api.action("setcredits", useraccount="john", newbalance="lots")) == 3
 
 
+def test_credit_comes_back_for_parts_that_never_left(appliance):
+    """Found by a helper: a prepaid user paid for messages deleted before they were sent
+    and for ones that expired waiting for a route (no connection here: nothing leaves)."""
+    daemon, api = appliance
+    john = make_user(api)
+    api.action("setcredits", useraccount="john", newbalance="10")
+    later = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(time.time() + 3600))
+    scheduled = john.send("+36201234567", "x" * 300, sendondate=later)        # two parts
+    expiring = john.send("+36201234568", "soon gone",
+                         vp=time.strftime("%Y-%m-%d %H:%M:%S",
+                                          time.localtime(time.time() + 2)))
+    assert xml_values(john.action("getcredits"), "balance") == ["7"]
+    john.action("deletemessagebyid", messageid=scheduled)
+    assert xml_values(john.action("getcredits"), "balance") == ["9"]
+    api.wait_state(expiring, 14, timeout=15)
+    assert xml_values(john.action("getcredits"), "balance") == ["10"]
+    reasons = [r["reason"] for r in daemon.journal.query(
+        "SELECT reason FROM ledger WHERE user='john' AND reason LIKE 'refund%' ORDER BY id")]
+    assert reasons == ["refund: deleted before it was sent", "refund: expired before it was sent"]
+    john.action("deletemessagebyid", messageid=scheduled)                    # once only
+    assert xml_values(john.action("getcredits"), "balance") == ["10"]
+
+
 # --- users -----------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, Rep
                              State, out_part_of)
 from appliance.store import (accepting, clock_step, counters, dispatch_batch, events, inbox,
                              message_indexes, message_routes, message_state, report_timeout)
+from appliance.store.refunds import refund_unsent
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
 from appliance.store import receipt_match
@@ -460,6 +461,7 @@ class Journal:
             if code == "expired":       # the channel saw its validity end: expired, not failed
                 conn.execute("UPDATE parts SET state='expired', done_at=?, reason=? WHERE id=?",
                              (now, f"{code}: {reason}", part_id))
+                refund_unsent(conn, row["message_id"], 1, "expired before it was sent", now)
             elif retryable:
                 tried = _add_tried(row["tried"], connection)
                 delay = 0.0 if code in RETRY_AT_ONCE else retry_delay(row["attempts"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from appliance.model import State
 from appliance.store import events
+from appliance.store.refunds import refund_unsent
 
 _FAILURE_ORDER = (State.FAILED, State.UNDELIVERED, State.EXPIRED)
 
@@ -78,17 +79,18 @@ def promote_scheduled(conn, now: float) -> int:
 
 
 def expire_overdue(conn, now: float) -> int:
-    ids = [r[0] for r in conn.execute(
-        "SELECT DISTINCT message_id FROM parts WHERE state IN ('queued','scheduled')"
-        " AND valid_until IS NOT NULL AND valid_until<?", (now,))]
+    counts = conn.execute(
+        "SELECT message_id, count(*) FROM parts WHERE state IN ('queued','scheduled')"
+        " AND valid_until IS NOT NULL AND valid_until<? GROUP BY message_id", (now,)).fetchall()
     conn.execute("UPDATE parts SET state='expired', done_at=?, reason=CASE WHEN reason<>''"
                  " THEN 'validity period ended; last error ' || reason"
                  " ELSE 'validity period ended before a route was available' END"
                  " WHERE state IN ('queued','scheduled') AND valid_until IS NOT NULL"
                  " AND valid_until<?", (now, now))
-    for message_id in ids:
+    for message_id, parts in counts:
+        refund_unsent(conn, message_id, parts, "expired before it was sent", now)
         refresh(conn, message_id, now)
-    return len(ids)
+    return len(counts)
 
 
 def requeue_sending(conn, now: float) -> int:
@@ -112,6 +114,7 @@ def cancel_unsent(conn, message_id: str, now: float) -> int:
     cur = conn.execute("UPDATE parts SET state='deleted', done_at=?, reason=? WHERE message_id=?"
                        " AND state IN ('queued','scheduled')", (now, CANCELLED, message_id))
     if cur.rowcount:
+        refund_unsent(conn, message_id, cur.rowcount, "deleted before it was sent", now)
         refresh(conn, message_id, now)
     return cur.rowcount
 
@@ -125,6 +128,7 @@ def fail_unsent(conn, message_id: str, failed_seq: int, total: int, why: str,
                        " AND state IN ('queued','scheduled')",
                        (now, f"not sent: part {failed_seq} of {total} failed ({why})",
                         message_id))
+    refund_unsent(conn, message_id, cur.rowcount, "another part failed", now)
     return cur.rowcount
 
 
@@ -147,8 +151,10 @@ def fail_unsent_to(conn, entry: str, now: float) -> int:
         f" WHERE p.state IN ('queued','scheduled') AND m.direction='out' AND {match}",
         (value,))]
     for message_id in ids:
-        conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE message_id=?"
-                     " AND state IN ('queued','scheduled')", (now, DND_REASON, message_id))
+        cur = conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE"
+                           " message_id=? AND state IN ('queued','scheduled')",
+                           (now, DND_REASON, message_id))
+        refund_unsent(conn, message_id, cur.rowcount, "do-not-disturb", now)
         refresh(conn, message_id, now)
     return len(ids)
 
