@@ -302,6 +302,31 @@ def test_receivemessage_answers_in_the_responseformat_asked_for(appliance):
         api.action("receivemessage")                       # XML stays the default
 
 
+@pytest.mark.parametrize("after", ["mark", "delete"])
+def test_pollers_downloading_at_once_get_each_message_once(appliance_socket, after):
+    """Found by a helper: two clients polling receivemessage with afterdownload=mark both
+    read the same unread messages before either marked them: 110 handed out for 60 SMS."""
+    import threading
+    daemon, api = appliance_socket
+    for i in range(60):
+        _inbound(daemon, f"in {i}")
+    got: list[str] = []
+
+    def poll():
+        while True:
+            texts = xml_values(api.action("receivemessage", limit="5", afterdownload=after),
+                               "messagedata")
+            if not texts:
+                return
+            got.extend(texts)
+    pollers = [threading.Thread(target=poll) for _ in range(3)]
+    for poller in pollers:
+        poller.start()
+    for poller in pollers:
+        poller.join(60)
+    assert sorted(got) == sorted(f"in {i}" for i in range(60))
+
+
 def test_receivemessage_limit_and_afterdownload(appliance):
     daemon, api = appliance
     for i in range(3):

@@ -213,6 +213,21 @@ def set_flag(conn, ids: list[str], user: str | None, flag: str,
     return done
 
 
+def claim_unread(conn, ids: list[str], user: str | None) -> list[str]:
+    """Mark read those of `ids` still unread, and say which: what one download hands out.
+    Two clients polling at once both read the same unread messages; only one marks each."""
+    claimed = []
+    for message_id in ids:
+        sql = "UPDATE messages SET is_read=1 WHERE id=? AND is_read=0"
+        params = [message_id]
+        if user is not None:
+            sql += " AND user=?"
+            params.append(user)
+        if conn.execute(sql, params).rowcount:
+            claimed.append(message_id)
+    return claimed
+
+
 def purge(conn, user: str | None, folder: str, now: float | None = None) -> int:
     """Delete permanently what is in the `deleted` folder (or mark a whole folder deleted).
 

@@ -577,6 +577,9 @@ class Journal:
     def mark_read(self, ids: list[str], user: str | None = None) -> list[str]:
         return self._write(lambda conn: inbox.set_flag(conn, ids, user, "is_read"))
 
+    def claim_unread(self, ids: list[str], user: str | None = None) -> list[str]:
+        return self._write(lambda conn: inbox.claim_unread(conn, ids, user))
+
     def delete_messages(self, ids: list[str], user: str | None = None) -> list[str]:
         now = self.clock.now()
         return self._write(lambda conn: inbox.set_flag(conn, ids, user, "deleted", now))

@@ -127,13 +127,18 @@ def receivemessage(ctx: Ctx) -> str:
     if after not in ("untouch", "untouched", "mark", "markread", "read", "delete", "deleted"):
         raise ApiError(X.E_INVALID_PARAMETER, "afterdownload must be untouch, mark or delete")
     journal = ctx.services.journal
-    messages = journal.folder(user, folder, limit, unread_only=folder != "deleted")
+    unread_only = folder != "deleted"
+    messages = journal.folder(user, folder, limit, unread_only=unread_only)
     ids = [m["id"] for m in messages]
-    if ids and (after.startswith("mark") or after == "read"):
-        journal.mark_read(ids, user)
-    elif ids and after.startswith("delete"):
-        journal.mark_read(ids, user)
-        journal.delete_messages(ids, user)
+    if ids and after != "untouch" and after != "untouched":
+        if unread_only:     # only what this download marked: a second poller gets the rest
+            claimed = set(journal.claim_unread(ids, user))
+            messages = [m for m in messages if m["id"] in claimed]
+            ids = [m["id"] for m in messages]
+        else:
+            journal.mark_read(ids, user)
+        if ids and after.startswith("delete"):
+            journal.delete_messages(ids, user)
     return _messages_answer(ctx, messages)
 
 
