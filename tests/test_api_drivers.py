@@ -159,3 +159,18 @@ def test_file_connections_take_overrides_but_cannot_be_deleted(make_config, run_
     daemon.stop()
     again = run_daemon(config)
     assert again.channels.running["Aggregator"].conn.windowsize == 3
+
+
+def test_resend_after_a_timeout_is_a_choice_for_web_and_mail_providers_only(appliance,
+                                                                           idle_channels):
+    """Found by a helper: SUBMITTIMEOUTACTION=Resend, valid for HTTP Client and SMTP in the
+    config file and docs/api.md §8, was refused through createdriver/configdriver."""
+    daemon, api = appliance
+    for kind, name in (("HTTPClient", "W9"), ("SMTP", "M9")):
+        api.action("createdriver", type=kind, name=name)
+        body = api.action("configdriver", name=name, SUBMITTIMEOUTACTION="Resend")
+        assert "<action>configdriver</action>" in body and "submittimeoutaction" not in \
+            body.lower(), body
+    api.action("createdriver", type="SMPP", name="S9")
+    body = api.action("configdriver", name="S9", host="h", SUBMITTIMEOUTACTION="Resend")
+    assert error_code(body) == 3 and "SubmitFailed or SubmitSuccess" in body

@@ -118,7 +118,7 @@ def _keys(ctx: Ctx, kind: str) -> tuple[dict, dict]:
             coerce(key, hints[field], value)
         except ConfigError as exc:
             raise ApiError(X.E_INVALID_PARAMETER, str(exc)) from None
-        _check_choice(key, field, value)
+        _check_choice(kind, key, field, value)
         keys[field] = value
     return keys, ignored
 
@@ -126,10 +126,14 @@ def _keys(ctx: Ctx, kind: str) -> tuple[dict, dict]:
 _CHOICES = {"submittimeoutaction": ("SubmitFailed", "SubmitSuccess"),
             "ussdmethod": ("AT+CUSD", "ATD"),
             "mode": ("Transmitter", "Receiver", "Transceiver")}
+# web and e-mail providers may also send again after a timeout (seed 000, docs/api.md §8)
+_PROVIDER_CHOICES = {"submittimeoutaction": ("SubmitFailed", "Resend", "SubmitSuccess")}
+_PROVIDER_KINDS = ("HTTPClient", "SMTP")
 
 
-def _check_choice(key: str, field: str, value: str) -> None:
-    choices = _CHOICES.get(field)
+def _check_choice(kind: str, key: str, field: str, value: str) -> None:
+    choices = (_PROVIDER_CHOICES if kind in _PROVIDER_KINDS else {}).get(field) \
+        or _CHOICES.get(field)
     normal = value.lower().replace(" ", "")
     if choices and normal not in {c.lower() for c in choices}:
         raise ApiError(X.E_INVALID_PARAMETER, f"{key}: expected {' or '.join(choices)}")
