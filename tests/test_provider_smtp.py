@@ -143,3 +143,18 @@ def test_created_through_the_api_with_the_seeds_keys(appliance, sink):
                         BASEURL="http://127.0.0.1:0", PARAMNAMEMESSAGEDATA="text",
                         RESPONSETEMPLATE="ok $msgid", POLLINTERVAL="2", AUTOCONNECT="on")
     assert "<state>running</state>" in server and "<ignoredkey>pollinterval" in server
+
+
+def test_a_sender_with_a_display_name_keeps_its_address_readable(start, sink):
+    """Found by a helper: MAILFROM "Értesítő <alerts@example.org>" went out as one RFC 2047
+    word with no address in it (servers that check the sender refuse it), and any display
+    name left the Message-ID ending in '>>'."""
+    sink.start()
+    daemon, api = start(smtp_config(sink.port, mailfrom="Értesítő <alerts@example.org>"))
+    wait_for(lambda: daemon.channels.running["Mail0"].state == "ready", what="ready")
+    api.wait_state(api.send("+36201234567", "hi"), SUBMITTED)
+    sender, _, mail = sink.mails[0]
+    assert sender == "alerts@example.org"
+    assert mail["From"].addresses[0].addr_spec == "alerts@example.org"
+    assert mail["From"].addresses[0].display_name == "Értesítő"
+    assert mail["Message-ID"].endswith("@example.org>")

@@ -14,7 +14,7 @@ import ssl
 from email.charset import BASE64, QP, Charset
 from email.header import Header
 from email.mime.text import MIMEText
-from email.utils import formatdate, make_msgid
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.model import OutPart
@@ -119,13 +119,17 @@ class SmtpChannel(QueuedChannel):
         fields["recipientdigits"] = "".join(c for c in part.recipient if c.isdigit())
         body = templates.fill(self.conn.mailbody, fields)
         mail = MIMEText(body, "plain", _body_charset(body, self.conn.charactersetbody))
-        mail["From"] = self.conn.mailfrom
+        name, address = parseaddr(self.conn.mailfrom)
+        # "Értesítő <alerts@x>": the name encoded alone (RFC 2047), the address left readable
+        # (the whole value as one encoded word had no address; send_message's envelope too)
+        mail["From"] = formataddr((name, address), charset="utf-8") if address \
+            else self.conn.mailfrom
         mail["To"] = _one_line(templates.fill(self.conn.mailto, fields))
         mail["Subject"] = _header(_one_line(templates.fill(self.conn.mailsubject, fields)),
                                   self.conn.charactersetsubject)
         mail["Date"] = formatdate(self.clock.now(), localtime=True)
         mail["Message-ID"] = make_msgid(reference.replace("-", ""),
-                                        domain=self.conn.mailfrom.rpartition("@")[2] or None)
+                                        domain=address.rpartition("@")[2] or None)
         return mail
 
     def _drop(self) -> None:
