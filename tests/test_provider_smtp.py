@@ -158,3 +158,23 @@ def test_a_sender_with_a_display_name_keeps_its_address_readable(start, sink):
     assert mail["From"].addresses[0].addr_spec == "alerts@example.org"
     assert mail["From"].addresses[0].display_name == "Értesítő"
     assert mail["Message-ID"].endswith("@example.org>")
+
+
+def test_a_server_that_closes_idle_sessions_does_not_take_the_connection_down(
+        start, sink, monkeypatch):
+    """Found by a helper: a mail server closing idle sessions after 5 s (KEEPALIVEPERIOD is
+    30) made every next mail fail on the dead session: 'Connection unexpectedly closed',
+    the connection down, the message failed over elsewhere. An idle session is asked first."""
+    import time
+    from appliance.provider import smtp
+    monkeypatch.setattr(smtp, "STALE_AFTER_SECONDS", 0.2, raising=False)
+    sink.idle_close = 0.5
+    sink.start()
+    daemon, api = start(smtp_config(sink.port))
+    channel = daemon.channels.running["Mail0"]
+    wait_for(lambda: channel.state == "ready", what="ready")
+    api.wait_state(api.send("+36201234567", "first"), SUBMITTED)
+    time.sleep(1.0)                                   # the server has closed the session
+    api.wait_state(api.send("+36201234567", "second"), SUBMITTED, timeout=10)
+    assert [m[2].get_content().strip() for m in sink.mails] == ["first", "second"]
+    assert channel.counts["down"] == 0

@@ -24,6 +24,7 @@ from appliance.provider.base import (Outcome, QueuedChannel, down, failed, retry
 from appliance.provider.settings import SMTPConfig
 
 PROBE_SECONDS = 10.0
+STALE_AFTER_SECONDS = 2.0      # a session idle longer is checked with NOOP before a mail
 
 
 class SmtpChannel(QueuedChannel):
@@ -71,6 +72,17 @@ class SmtpChannel(QueuedChannel):
             raise
         return session
 
+    def _still_open(self) -> bool:
+        """A session idle a while is asked (NOOP) before it carries a mail: a server that
+        closes idle sessions sooner than KEEPALIVEPERIOD made the next mail fail, the
+        connection 'down' and the message fail over to another channel."""
+        if self.clock.monotonic() - self._last_used < STALE_AFTER_SECONDS:
+            return True
+        try:
+            return self._session.noop()[0] == 250
+        except (OSError, smtplib.SMTPException):
+            return False
+
     def idle(self) -> None:
         if self._session and self.clock.monotonic() - self._last_used > self.conn.keepaliveperiod:
             _quit(self._session)
@@ -90,6 +102,8 @@ class SmtpChannel(QueuedChannel):
             mail = self.compose(part, whole_text, reference)
         except ValueError as exc:          # a template made a bad address or header
             return failed("bad_mail", str(exc)[:200])
+        if self._session is not None and not self._still_open():
+            self._drop()
         if self._session is None:
             try:
                 self._session = self._open()

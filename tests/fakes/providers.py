@@ -116,15 +116,20 @@ class SmtpSink(_BoundServer):
         self.logins: list[str] = []
         self.refuse: dict[str, tuple[int, str]] = {}
         self.sessions = 0
+        self.idle_close: float | None = None    # close a session idle this long (seconds)
         sink = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
                 sink.sessions += 1
+                self.request.settimeout(sink.idle_close)
                 self.reply("220 sink ESMTP")
                 sender, recipients = "", []
                 while True:
-                    line = self.rfile.readline()
+                    try:
+                        line = self.rfile.readline()
+                    except TimeoutError:        # idle too long: closed, as many servers do
+                        return
                     if not line:
                         return
                     verb, _, arg = line.decode("utf-8").rstrip("\r\n").partition(" ")
