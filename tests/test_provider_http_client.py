@@ -393,3 +393,44 @@ def test_an_unknown_encodingcharset_is_refused_not_retried_for_ever(start, provi
     body = api.action("configdriver", name="Web0", ENCODINGCHARSET="bogus-cs")
     assert "encodingcharset" in body.lower() and "unknown character set" in body
     client_config(provider.url, encodingcharset="default").check("connections.Web0")
+
+
+def test_a_provider_that_drops_the_connection_after_the_request_is_not_sent_it_again(start):
+    """Found by a helper: a provider closing the connection after reading the request (it
+    may have taken the SMS) put the connection "down" and the part was resent: 3 copies in
+    25 s. Like a timeout, SUBMITTIMEOUTACTION decides (SubmitFailed by default)."""
+    import socket
+    import threading
+    import time
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    requests: list[bytes] = []
+
+    def drop():
+        while True:
+            try:
+                peer, _ = server.accept()
+            except OSError:
+                return
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = peer.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            if data.startswith(b"GET"):
+                requests.append(data)
+            peer.close()
+    threading.Thread(target=drop, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        daemon, api = start(client_config(url))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "may have been taken")
+        api.wait_state(message_id, FAILED, timeout=15)
+        time.sleep(1.0)
+        assert len(requests) == 1
+        assert "lost before the answer" in daemon.journal.get_message(message_id)["reason"]
+    finally:
+        server.close()

@@ -51,10 +51,11 @@ def down(reason: str) -> Outcome:
     return Outcome("down", code="provider_down", reason=reason)
 
 
-def timed_out(conn, reference: str) -> Outcome:
-    """SUBMITTIMEOUTACTION: what an unanswered submit counts as."""
+def timed_out(conn, reference: str, reason: str = "") -> Outcome:
+    """SUBMITTIMEOUTACTION: what an unanswered submit counts as (the provider may or may
+    not have taken it)."""
     action = conn.submittimeoutaction.strip().lower()
-    reason = f"no answer within {conn.submittimeout:g}s"
+    reason = reason or f"no answer within {conn.submittimeout:g}s"
     if action == "submitsuccess":
         return submitted(reference)
     if action == "resend":

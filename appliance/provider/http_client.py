@@ -98,7 +98,12 @@ class HttpClientChannel(QueuedChannel):
             # waits or fails over); a timeout waiting for the answer is SUBMITTIMEOUTACTION's
             return down(f"{_without_query(url)}: {exc.reason}")
         except (OSError, http.client.HTTPException) as exc:
-            return down(f"{_without_query(url)}: {exc}")
+            # raised while waiting for the answer (urllib wraps what fails before the request
+            # is sent in URLError, above): the provider had the request and may have taken
+            # it, as after a timeout, so SUBMITTIMEOUTACTION decides; resending it as "down"
+            # sent the same SMS again at every retry
+            return timed_out(self.conn, reference, f"{_without_query(url)}: the connection was"
+                             f" lost before the answer ({type(exc).__name__})")
         return self.judge(status, answer, reference)
 
     def _binary(self, part: OutPart) -> bool:
