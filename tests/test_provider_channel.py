@@ -148,10 +148,36 @@ def test_a_provider_whose_probe_fails_too_is_failing_until_it_answers():
         again = WebProvider(port=first.port).start()
         clock.at += 10.0
         wait_for(lambda: channel.state == "ready", what="up again")
-        status = channel.status()
-        assert (status["failing"], status["failures_in_a_row"]) == (False, 0)
-        assert known_down(channel) == ""
+        assert not channel.status()["failing"] and known_down(channel) == ""
+        channel.submit(part(2))         # the count starts again once a send succeeds
+        wait_for(lambda: any(c[:2] == ("submitted", 2) for c in sink.calls), what="part 2 sent")
+        assert channel.status()["failures_in_a_row"] == 0
     finally:
         channel.stop()
         if again is not None:
             again.stop()
+
+
+def test_a_provider_whose_port_answers_while_every_request_fails_becomes_failing():
+    """Found by a helper: an HTTPS provider whose certificate does not verify (here: TLS to
+    a plain HTTP port) failed every request while the TCP probe passed; the probe reset the
+    count, so the connection flapped down/ready for ever, never `failing`, /status healthy,
+    the message queued for its whole validity."""
+    plain = WebProvider().start()
+    clock, sink = SteppedClock(), RecordingSink()
+    conn = HTTPClientConfig(name="Web0", targeturl=f"https://127.0.0.1:{plain.port}/s?m=$messagedata",
+                            limittompm=0, reconnectdelay=1.0, keepaliveperiod=4.0, windowsize=2)
+    channel = HttpClientChannel(conn, sink, clock=clock)
+    channel.start()
+    try:
+        wait_for(lambda: channel.state == "ready", what="ready")
+        channel.submit(part(1))
+        wait_for(lambda: channel.state == "down", what="the request failed")
+        clock.at += 5.0                 # the probe: the port answers
+        wait_for(lambda: channel.state == "ready", what="probe passed")
+        channel.submit(part(2))         # what the dispatcher does next
+        wait_for(lambda: channel.status()["failing"], what="failing after the second failure")
+        assert known_down(channel) == "is failing"
+    finally:
+        channel.stop()
+        plain.stop()

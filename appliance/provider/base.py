@@ -77,7 +77,7 @@ class QueuedChannel:
         self.last_error = ""
         self.heartbeat = clock.monotonic()
         self.counts = dict.fromkeys(("submitted", "failed", "retried", "down"), 0)
-        self.failures_in_a_row = 0     # failed requests and probes since it was last reachable
+        self.failures_in_a_row = 0     # failed requests and probes since a send last succeeded
         self._workers_wanted = max(1, workers)
         self._queue: queue.Queue[OutPart | None] = queue.Queue()
         self._busy = 0
@@ -180,8 +180,10 @@ class QueuedChannel:
             if problem:
                 self._went_down(problem, probing=True)
                 return
-            self._backoff.reset()
-            self.failures_in_a_row = 0
+            # The count and the backoff go on until a send succeeds: a provider whose port
+            # answers while every request fails (a certificate that does not verify, a
+            # TARGETURLBIN host of its own) flapped down/ready, never "failing", at the
+            # first backoff step, with the message queued for its whole validity.
             self.state = "ready"
         log.info("%s: %s reachable", self.name, self.describe_target())
         self._wake_dispatcher()
@@ -271,6 +273,10 @@ class QueuedChannel:
     def _apply(self, part: OutPart, outcome: Outcome, whole: bool) -> None:
         if outcome.kind == "submitted":
             self.counts["submitted"] += 1
+            if self.failures_in_a_row:
+                with self._state_lock:
+                    self.failures_in_a_row = 0
+                    self._backoff.reset()
             if whole:
                 self._whole.succeeded(part, outcome.reference)
             else:
