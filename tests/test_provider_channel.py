@@ -181,3 +181,31 @@ def test_a_provider_whose_port_answers_while_every_request_fails_becomes_failing
     finally:
         channel.stop()
         plain.stop()
+
+
+def test_reports_for_no_message_are_dropped_after_two_days(tmp_path):
+    """Found by a helper: every report at the HTTP Client's report URL with an unknown
+    reference was kept for ever (3,000 junk requests: 3,000 rows, after restarts too); only
+    SMPP uplinks ever dropped theirs."""
+    from appliance.clock import FakeClock
+    from appliance.model import Report, ReportStatus
+    from appliance.store.journal import Journal
+    clock = FakeClock()
+    journal = Journal.open(tmp_path, clock=clock)
+    provider = WebProvider().start()
+    channel = None
+    try:
+        journal.report(Report("Web0", "junk-old", ReportStatus.DELIVERED))
+        clock.advance(49 * 3600)
+        journal.report(Report("Web0", "junk-new", ReportStatus.DELIVERED))
+        conn = HTTPClientConfig(name="Web0", targeturl=f"{provider.url}/s?m=$messagedata",
+                                limittompm=0)
+        channel = HttpClientChannel(conn, journal)
+        channel.start()
+        wait_for(lambda: [r["reference"] for r in journal.query(
+            "SELECT reference FROM orphan_reports")] == ["junk-new"], what="the old one dropped")
+    finally:
+        if channel is not None:
+            channel.stop()
+        provider.stop()
+        journal.close()

@@ -22,6 +22,12 @@ from appliance.uplink.backoff import Backoff
 log = logging.getLogger("appliance.provider")
 
 TICK = 0.5
+# Delivery reports that named no part of ours (an unknown reference, one that came before
+# the submit answer and never found it): kept this long, then dropped. Anyone on the LAN may
+# call the report URL, so they must not pile up for ever (SMPP uplinks do the same with
+# their own `report_timeout_hours`).
+ORPHAN_MAX_AGE = 48 * 3600.0
+ORPHAN_SWEEP = 600.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class QueuedChannel:
         self._backoff = Backoff(conn.reconnectdelay, max(conn.reconnectdelay,
                                                          conn.keepaliveperiod))
         self._retry_at = 0.0
+        self._next_sweep = 0.0
         self._whole = WholeMessages(self.name, sink)
         self._wake_dispatcher = lambda: None
         self._stop = threading.Event()
@@ -172,7 +179,22 @@ class QueuedChannel:
             self.heartbeat = self.clock.monotonic()
             if self.state in ("connecting", "down") and self.clock.monotonic() >= self._retry_at:
                 self._try_connect()
+            self._sweep_orphans()
             self.clock.wait(self._stop, TICK)
+
+    def _sweep_orphans(self) -> None:
+        sweep = getattr(self.sink, "drop_orphan_reports", None)
+        if sweep is None or self.clock.monotonic() < self._next_sweep:
+            return
+        self._next_sweep = self.clock.monotonic() + ORPHAN_SWEEP
+        try:
+            dropped, _ = sweep(self.name, ORPHAN_MAX_AGE)
+        except Exception as exc:      # the store busy or full: the next sweep tries again
+            log.warning("%s: could not drop old unmatched reports: %s", self.name, exc)
+            return
+        if dropped:
+            log.info("%s: dropped %d delivery reports that matched no message within %.0f h",
+                     self.name, dropped, ORPHAN_MAX_AGE / 3600)
 
     def _try_connect(self) -> None:
         problem = self.probe()
