@@ -21,6 +21,8 @@ def start(config: Config):
     pin_factory = mock_pin_factory()
     network = SimNetwork(send_seconds=config.demo.send_seconds,
                          report_seconds=config.demo.report_seconds)
-    modems = demo_modems(network, config.demo.modems, pin_factory)
+    taken = [c.name for c in config.connections] + \
+        [getattr(c, "slot", "") for c in config.connections if getattr(c, "slot", "")]
+    modems = demo_modems(network, config.demo.modems, pin_factory, taken)
     config = dataclasses.replace(config, connections=tuple(config.connections) + tuple(modems))
     return config, network, pin_factory

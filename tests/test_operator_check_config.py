@@ -285,3 +285,21 @@ def test_every_integration_and_store_problem_is_reported_once_on_its_line(tmp_pa
         "11 hooks.json.a.recipients", "14 rules[0].forward_url", "17 rules[1].regex"]
     assert "needs smtp.tls_key too" in lines[2] and lines[2].count("smtp.tls_cert") == 1
     assert lines[-1].endswith("6 problems")
+
+
+def test_demo_modems_do_not_take_the_names_of_the_files_own_connections():
+    """Found by a helper: `run --demo --config FILE` with the README's GSMModem0 (slot1)
+    silently replaced that modem by a simulated one of the same name."""
+    import dataclasses
+    from appliance import config as cfg
+    from appliance import demo
+    mine = cfg.GSMModemConfig(name="GSMModem0", modemorport="/dev/ttyUSB2", slot="slot1")
+    base = cfg.Config(connections=(mine,), demo=cfg.DemoConfig(enabled=True, modems=2))
+    config, network, _ = demo.start(base)
+    try:
+        names = [c.name for c in config.connections]
+        assert names == ["GSMModem0", "GSMModem1", "GSMModem2"]
+        assert config.connections[0] == mine
+        assert [c.slot for c in config.connections[1:]] == ["slot2", "slot3"]
+    finally:
+        network.close()

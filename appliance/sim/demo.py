@@ -12,10 +12,15 @@ from appliance.config import GSMModemConfig
 DEMO_POWER_PINS = (17, 27, 22, 23, 24, 25, 5, 12)
 
 
-def demo_modems(network, count: int, pin_factory) -> list[GSMModemConfig]:
-    """Add `count` simulated modems to `network`; return their worker configurations."""
+def demo_modems(network, count: int, pin_factory, taken=()) -> list[GSMModemConfig]:
+    """Add `count` simulated modems to `network`; return their worker configurations. Names
+    and slots in `taken` (a config file's own connections, `--demo --config FILE`) are
+    skipped: the demo's GSMModem0 silently replaced the file's GSMModem0 before."""
+    taken = {name.lower() for name in taken}
+    indexes = (i for i in range(10_000) if f"gsmmodem{i}" not in taken
+               and f"slot{i + 1}" not in taken)
     configs = []
-    for index in range(count):
+    for _, index in zip(range(count), indexes):
         slot = f"slot{index + 1}"
         number = f"+3620{index + 1:07d}"
         pin = DEMO_POWER_PINS[index % len(DEMO_POWER_PINS)]
