@@ -94,6 +94,13 @@ def _client_args(p: argparse.ArgumentParser) -> None:
                    default=os.environ.get("SMS_APPLIANCE_URL", "http://127.0.0.1:9501"))
     p.add_argument("--username", default="admin")
     p.add_argument("--password", default=os.environ.get("SMS_APPLIANCE_PASSWORD", ""))
+    # HTTPS: the board's certificate names the board, and a self-signed one verifies
+    # against nothing; without these the CLI could not reach a board deployed with TLS
+    p.add_argument("--cacert", metavar="FILE", default=os.environ.get("SMS_APPLIANCE_CACERT"),
+                   help="https: trust this certificate (the board's own tls_cert), whatever "
+                        "name it is reached by")
+    p.add_argument("-k", "--insecure", action="store_true",
+                   help="https: do not verify the certificate (as curl -k)")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -293,13 +300,25 @@ def _become_state_owner(state_dir: str) -> None:
     os.setuid(owner.st_uid)
 
 
-def _get(url: str, timeout: float = 30) -> tuple[int, str]:
+def _tls(args):
+    """The TLS context `--cacert`/`--insecure` ask for, or None (the system's CAs)."""
+    if not (args.cacert or args.insecure):
+        return None
+    import ssl
+    context = ssl.create_default_context(cafile=args.cacert or None)
+    context.check_hostname = False        # the board's name is not 127.0.0.1
+    if args.insecure:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _get(url: str, timeout: float = 30, tls=None) -> tuple[int, str]:
     """(HTTP status, body). An error status is the daemon's answer (its body says why: a
     wrong password, an unknown slot, a bad code), not a daemon out of reach."""
     import urllib.error
     import urllib.request
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with urllib.request.urlopen(url, timeout=timeout, context=tls) as answer:
             return answer.status, answer.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         with exc:
@@ -314,7 +333,7 @@ def _get(url: str, timeout: float = 30) -> tuple[int, str]:
 
 
 def cmd_status(args) -> int:
-    status, body = _get(f"{args.url}/status")
+    status, body = _get(f"{args.url}/status", tls=_tls(args))
     if status != 200:
         if status:
             print(f"the daemon answered {status}: {body.strip()[:300]}", file=sys.stderr)
@@ -332,7 +351,7 @@ def cmd_send(args) -> int:
     query = urllib.parse.urlencode({"action": "sendmessage", "username": args.username,
                                     "password": args.password, "recipient": args.recipient,
                                     "messagedata": args.text})
-    status, body = _get(f"{args.url}/api?{query}")
+    status, body = _get(f"{args.url}/api?{query}", tls=_tls(args))
     print(body)
     return 0 if status == 200 and "<statuscode>0</statuscode>" in body else 1
 
@@ -342,7 +361,7 @@ def cmd_ussd(args) -> int:
                                     "username": args.username, "password": args.password})
     # longer than the daemon's own wait (a USSD session may take two minutes), so its
     # answer, not our timeout, says what happened
-    status, body = _get(f"{args.url}/admin/ussd?{query}", timeout=150)
+    status, body = _get(f"{args.url}/admin/ussd?{query}", timeout=150, tls=_tls(args))
     if status == 200:
         print(body.strip())
         return 0

@@ -54,3 +54,28 @@ def test_sim_needs_a_modem():
     with pytest.raises(SystemExit) as exit_:
         cli.main(["sim", "--modems", "0"])
     assert exit_.value.code == 2
+
+
+def test_status_and_send_reach_a_board_that_serves_https(tmp_path, make_config, run_daemon,
+                                                        capsys):
+    """Found by a helper: status/send/ussd could not reach a board deployed with TLS (a
+    self-signed certificate for the board's name): no way to trust it or skip the check."""
+    import dataclasses
+    import subprocess
+    from appliance.cli import main
+    from conftest import ADMIN_PASSWORD
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=gw-01.lan", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    config = make_config()
+    daemon = run_daemon(dataclasses.replace(config, http=dataclasses.replace(
+        config.http, tls_cert=str(cert), tls_key=str(key))))
+    url = f"https://127.0.0.1:{daemon.port}"
+    assert main(["status", "--url", url, "--password", ADMIN_PASSWORD]) == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in capsys.readouterr().err
+    assert main(["status", "--url", url, "--password", ADMIN_PASSWORD,
+                 "--cacert", str(cert)]) == 0
+    assert '"healthy"' in capsys.readouterr().out
+    assert main(["send", "+36201234567", "over https", "--url", url,
+                 "--password", ADMIN_PASSWORD, "-k"]) == 0
