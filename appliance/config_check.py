@@ -439,7 +439,9 @@ class _Checker:
         names = {c["name"] for c in connections}
         demo = values.get("demo", {})
         if demo.get("enabled"):
-            names |= {f"GSMModem{i}" for i in range(demo.get("modems", 2))}
+            from appliance.sim.demo import demo_indexes
+            taken = list(names) + [c.get("slot", "") for c in values.get("connections", [])]
+            names |= {f"GSMModem{i}" for i in demo_indexes(demo.get("modems", 2), taken)}
         for i, route in enumerate(values.get("routes", [])):
             for name in route.get("connections", ()):
                 if name not in names:
@@ -447,12 +449,27 @@ class _Checker:
         http = values.get("http", {})
         if bool(http.get("tls_cert")) != bool(http.get("tls_key")):
             self.add("http.tls_cert", "tls_cert and tls_key go together")
+        missing = False
         for key in ("tls_cert", "tls_key"):
             if http.get(key) and not Path(http[key]).is_file():
                 self.add(f"http.{key}", f"no such file: {http[key]}")
+                missing = True
+        if http.get("tls_cert") and http.get("tls_key") and not missing:
+            self.tls_pair(http["tls_cert"], http["tls_key"])
         ports = [http.get("port", cfg.HttpConfig.port)] + list(http.get("extra_ports", ()))
         if len([p for p in ports if p]) != len({p for p in ports if p}):
             self.add("http.extra_ports", "a port is listed twice")
+
+    def tls_pair(self, cert: str, key: str) -> None:
+        """What `run` does with them (files that exist but are no certificate and key, or
+        a key of another certificate, passed here and stopped the daemon with '[SSL] PEM
+        lib', naming no file)."""
+        import ssl
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as exc:
+            self.add("http.tls_cert", f"{cert} with {key} cannot serve HTTPS: "
+                     f"{getattr(exc, 'reason', None) or exc}")
 
     def shared_ports(self, connections: list[dict]) -> None:
         owner: dict[str, str] = {}

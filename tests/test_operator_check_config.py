@@ -134,6 +134,21 @@ def test_run_on_a_port_in_use_is_one_error_line_not_a_traceback(tmp_path):
         busy.close()
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "cannot run" in done.stderr
+    # which address (a helper: "[Errno 98] Address already in use" named none of http.port,
+    # extra_ports, the SMTP listener or an HTTP Server connection)
+    assert "cannot listen on 127.0.0.1:" in done.stderr and "[http] port" in done.stderr
+
+
+def test_a_certificate_and_key_that_cannot_serve_https_are_a_problem(tmp_path, capsys):
+    """Found by a helper: tls_cert = tls_key = a file that is no certificate passed
+    check-config; `run` then stopped with '[SSL] PEM lib', naming no file."""
+    junk = tmp_path / "hostname"
+    junk.write_text("gw-01\n")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[http]\ntls_cert = "{junk}"\ntls_key = "{junk}"\n')
+    assert main(["check-config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: http.tls_cert: {junk} with {junk} cannot serve HTTPS" in err
 
 
 def test_metrics_and_phonesystem_sections_pass_and_are_checked(tmp_path, capsys):

@@ -12,15 +12,21 @@ from appliance.config import GSMModemConfig
 DEMO_POWER_PINS = (17, 27, 22, 23, 24, 25, 5, 12)
 
 
+def demo_indexes(count: int, taken=()) -> list[int]:
+    """The indexes of `count` demo modems (GSMModem{i} on slot{i+1}) whose name and slot
+    no connection in `taken` (names and slots) has."""
+    taken = {name.lower() for name in taken}
+    free = (i for i in range(10_000) if f"gsmmodem{i}" not in taken
+            and f"slot{i + 1}" not in taken)
+    return [index for _, index in zip(range(count), free)]
+
+
 def demo_modems(network, count: int, pin_factory, taken=()) -> list[GSMModemConfig]:
     """Add `count` simulated modems to `network`; return their worker configurations. Names
     and slots in `taken` (a config file's own connections, `--demo --config FILE`) are
     skipped: the demo's GSMModem0 silently replaced the file's GSMModem0 before."""
-    taken = {name.lower() for name in taken}
-    indexes = (i for i in range(10_000) if f"gsmmodem{i}" not in taken
-               and f"slot{i + 1}" not in taken)
     configs = []
-    for _, index in zip(range(count), indexes):
+    for index in demo_indexes(count, taken):
         slot = f"slot{index + 1}"
         number = f"+3620{index + 1:07d}"
         pin = DEMO_POWER_PINS[index % len(DEMO_POWER_PINS)]

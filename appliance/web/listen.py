@@ -13,6 +13,11 @@ def listen_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:      # which of http.port / extra_ports: the error alone said none
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port} ([http] port or "
+                      f"extra_ports): {exc.strerror}") from None
     sock.listen(1024)
     return sock
