@@ -434,3 +434,21 @@ def test_a_provider_that_drops_the_connection_after_the_request_is_not_sent_it_a
         assert "lost before the answer" in daemon.journal.get_message(message_id)["reason"]
     finally:
         server.close()
+
+
+def test_a_post_answered_with_a_redirect_fails_naming_it_instead_of_a_bodiless_get(start):
+    """Found by a helper: REQUESTMETHOD=Post and a provider answering 301 (an http -> https
+    move): urllib repeated it as a GET without the body, the provider got no parameters,
+    and the message was marked submitted."""
+    moved = WebProvider(lambda request: (301, "moved", {"Location": "/moved/send"})
+                        if request["path"] != "/moved/send" else (200, "OK"))
+    moved.start()
+    try:
+        daemon, api = start(client_config(moved.url, requestmethod="Post"))
+        wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+        message_id = api.send("+36201234567", "posted")
+        api.wait_state(message_id, FAILED)
+        assert "301" in daemon.journal.get_message(message_id)["reason"]
+        assert [r["method"] for r in moved.requests] == ["POST"]
+    finally:
+        moved.stop()

@@ -155,7 +155,7 @@ class HttpClientChannel(QueuedChannel):
 def build_opener(conn: HTTPClientConfig) -> urllib.request.OpenerDirector:
     """urllib with the connection's proxy (never the environment's), Digest auth, client
     certificate and HTTP version."""
-    handlers: list = [urllib.request.ProxyHandler(_proxies(conn))]
+    handlers: list = [urllib.request.ProxyHandler(_proxies(conn)), _NoPostRedirect()]
     if conn.httpauthorizationmethod.strip().lower() == "digest":
         passwords = urllib.request.HTTPPasswordMgrWithDefaultRealm()
         for url in filter(None, (conn.targeturl, conn.targeturlbin)):
@@ -169,6 +169,17 @@ def build_opener(conn: HTTPClientConfig) -> urllib.request.OpenerDirector:
     if conn.cbusehttp10:
         handlers.append(_Http10Handler())
     return urllib.request.build_opener(*handlers)
+
+
+class _NoPostRedirect(urllib.request.HTTPRedirectHandler):
+    """A POST is not followed to another URL: urllib repeats it there as a GET without its
+    body, the provider saw no parameters, and the part was taken for submitted. The 3xx
+    is the provider's answer then (a failure naming the status: fix TARGETURL)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if req.get_method() == "POST":
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class _Http10Connection(http.client.HTTPConnection):
