@@ -186,6 +186,10 @@ def _restart_in_place(args, config: cfg.Config) -> None:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
+    # A second SIGHUP before the new process installs its handler would kill it (the default
+    # action), and systemd takes that for a clean exit; ignored survives the exec.
+    import signal
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     os.execv(sys.executable, argv)
 
 

@@ -93,6 +93,15 @@ def test_sighup_restarts_in_place_with_the_config_read_again(tmp_path):
         assert Api(port).state(message_id) == 0                   # still queued
         assert Api(port, "shop", "shop-password-1").send("+36201234567", "from the new user")
 
+        # two reloads in a row (a handler and a hand): the second comes while the new
+        # process starts; it killed it (SIGHUP's default action) before
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGHUP)
+        got = _notices(sock, lambda got: got.count("READY=1") >= 1 and proc.poll() is None
+                       and _answers(port))
+        assert proc.poll() is None and Api(port).state(message_id) == 0
+
         config.write_text(base + "[users.shop]\npasword = 1\n")   # a typo: refused
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 20
@@ -108,6 +117,13 @@ def test_sighup_restarts_in_place_with_the_config_read_again(tmp_path):
             proc.kill()
         sock.close()
         log.close()
+
+
+def _answers(port: int) -> bool:
+    try:
+        return Api(port).get("/status")[0] == 200
+    except OSError:
+        return False
 
 
 def _free_port() -> int:
