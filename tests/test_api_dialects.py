@@ -599,3 +599,18 @@ def test_bulksms_gmt_without_date_and_time_sends_now(appliance):
     assert body.startswith("1701|")
     assert daemon.journal.get_message(body.split("|")[2])["send_at"] is None
     assert bulk(api, "/bulksms/schedulemsg", gmt="+01:00").startswith("1702|")  # date required
+
+
+def test_bulksms_a_sent_message_filed_in_deleted_still_counts_as_a_duplicate(appliance):
+    """Found by a helper on the change above: a message that was sent and then moved to
+    the deleted folder stopped counting, and the same request was sent a second time."""
+    daemon, api = appliance
+    api.action("createuser", name="dd", userpassword="dd-pass-12", dedupewindow="600")
+    user = {"username": "dd", "password": "dd-pass-12", "message": "pay invoice"}
+    first = bulk(api, **user, destination="36201230088").split("|")[2]
+    part = daemon.journal.get_parts(first)[0]["id"]
+    daemon.journal.claim([(part, "GSMModem0")])
+    daemon.journal.part_submitted(part, "GSMModem0", "1")
+    api.as_user("dd", "dd-pass-12").action("deletemessagebyid", messageid=first)
+    assert daemon.journal.get_message(first)["deleted"] == 1
+    assert bulk(api, **user, destination="36201230088").startswith("1041|")

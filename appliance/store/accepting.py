@@ -147,11 +147,12 @@ def _check_duplicate(conn, msg: NewMessage, now: float, window: float) -> None:
     """Among messages accepted under a window (store/message_indexes.py). The same text for
     another send time (tomorrow's reminder) is not a duplicate, nor is one that replaces a
     message cancelled (deleted) in the window: either was refused with bulksms 1041, which
-    tells the client not to retry, and the message was lost."""
+    tells the client not to retry, and the message was lost. A message sent and then filed
+    in the deleted folder still counts (its state is not `deleted`: that is "cancelled")."""
     sub = msg.submission
     row = conn.execute(
         "SELECT 1 FROM messages WHERE dedupe=1 AND direction='out' AND user=? AND"
-        " recipient=? AND created>=? AND body=? AND send_at IS ? AND deleted=0 LIMIT 1",
+        " recipient=? AND created>=? AND body=? AND send_at IS ? AND state<>'deleted' LIMIT 1",
         (sub.user, sub.recipient, now - window, sub.text, sub.send_at)).fetchone()
     if row:
         raise ValidationError("duplicate", "the same message was sent to this recipient "
