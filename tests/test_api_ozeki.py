@@ -608,3 +608,15 @@ def test_dnd_list_refuses_in_every_dialect(appliance):
     api.action("deletednd", number="+36201111111")
     body = api.action("sendmessage", recipient="+36201111111", messagedata="x")
     assert xml_values(body, "statuscode") == ["0"]
+
+
+def test_a_refund_stays_within_the_balances_range(appliance):
+    """Found by a helper: a refund on top of the largest balance made 2147483650, which
+    every later credit change then refused."""
+    daemon, api = appliance
+    john = make_user(api)
+    api.action("setcredits", useraccount="john", newbalance="10")
+    message_id = john.send("+36201234567", "x" * 300)                   # two parts
+    api.action("setcredits", useraccount="john", newbalance="2147483647")
+    john.action("deletemessagebyid", messageid=message_id)
+    assert xml_values(john.action("getcredits"), "balance") == ["2147483647"]

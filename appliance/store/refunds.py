@@ -14,6 +14,8 @@ Runs inside the writer's transaction.
 
 from __future__ import annotations
 
+CREDIT_MAX = 2**31 - 1          # store/journal.py's range of a balance
+
 
 def refund_unsent(conn, message_id: str, parts: int, why: str, now: float) -> None:
     if parts <= 0:
@@ -24,6 +26,8 @@ def refund_unsent(conn, message_id: str, parts: int, why: str, now: float) -> No
         " WHERE u.user=m.user)", (message_id,)).fetchone()
     if row is None:
         return
-    conn.execute("UPDATE balances SET balance=balance+? WHERE user=?", (parts, row[0]))
+    # within the balance's range (seed 003: an int), as every other credit change
+    conn.execute("UPDATE balances SET balance=min(balance+?, ?) WHERE user=?",
+                 (parts, CREDIT_MAX, row[0]))
     conn.execute("INSERT INTO ledger(user, delta, reason, message_id, at) VALUES (?,?,?,?,?)",
                  (row[0], parts, f"refund: {why}", message_id, now))
