@@ -153,3 +153,28 @@ def test_a_listening_http_server_connection_is_healthy_everywhere(server):
     metrics = api.get("/metrics")[1]
     assert 'sms_uplink_up{name="In0"} 1.0' in metrics
     assert daemon.status_line().endswith(", 1/1 channels ready")
+
+
+def test_an_idle_client_does_not_hold_back_others_and_chunked_posts_are_read(server):
+    """Found by a helper: one request at a time, so a connection that sent nothing held
+    every inbound SMS back by 10 s; a chunked POST (no Content-Length) was read as empty
+    ('missing parameter originator')."""
+    import socket
+    import time
+    daemon, _, base = server()
+    url = urllib.parse.urlsplit(base)
+    idle = socket.create_connection((url.hostname, url.port))
+    try:
+        started = time.monotonic()
+        query = urllib.parse.urlencode({"originator": "+36301234567", "msg": "not held"})
+        status, _ = call(f"{base}?{query}")
+        assert status == 200 and time.monotonic() - started < 5     # not after the 10 s
+    finally:
+        idle.close()
+    body = urllib.parse.urlencode({"originator": "+36301234568", "msg": "chunked ☺"}).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in (body[:10], body[10:])) + b"0\r\n\r\n"
+    answer = raw_request(base, b"POST " + url.path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
+    assert answer.startswith(b"HTTP/1.0 200") or answer.startswith(b"HTTP/1.1 200"), answer
+    assert "chunked ☺" in [m["body"] for m in daemon.journal.folder(None, "inbox")]

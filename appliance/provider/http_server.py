@@ -223,9 +223,32 @@ def _mask(number: str) -> str:
     return number[:-4] + "****" if len(number) > 4 else "****"
 
 
-class _Server(HTTPServer):
+MAX_CLIENTS = 16                   # requests read at once; more are refused at once
+
+
+class _Server(socketserver.ThreadingMixIn, HTTPServer):
+    """One thread per connection, at most MAX_CLIENTS: one at a time, a client that opened
+    a connection and sent nothing held every inbound SMS back by REQUEST_SECONDS."""
     timeout = 0.5                  # handle_request returns so the thread sees stop
     allow_reuse_address = True
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, *args, **kwargs):
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def server_bind(self):
         # HTTPServer.server_bind asks DNS for the host's name: it can hang on a Pi offline
@@ -243,16 +266,27 @@ def _handler_for(channel: HttpServerChannel):
 
         def do_POST(self):
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                self._send(400, "error: bad Content-Length")
+                body = self._body()
+            except ValueError as exc:
+                self._send(400, f"error: {exc}")
                 return
-            if length > MAX_BODY:
+            if body is None:
                 self._send(413, "request too large")
                 return
-            body = self.rfile.read(length).decode("latin-1")
+            body = body.decode("latin-1")
             query = urllib.parse.urlsplit(self.path).query
             self._take(f"{query}&{body}" if query else body)
+
+        def _body(self) -> bytes | None:
+            """The request body (None: over MAX_BODY), by Content-Length or chunked (a
+            client without a length sends it chunked: it was read as empty)."""
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                return _read_chunked(self.rfile)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                raise ValueError("bad Content-Length") from None
+            return None if length > MAX_BODY else self.rfile.read(length)
 
         def _take(self, query: str) -> None:
             path = urllib.parse.urlsplit(self.path).path.rstrip("/")
@@ -283,6 +317,25 @@ def _handler_for(channel: HttpServerChannel):
         def log_message(self, *args) -> None:      # our own log lines say what matters
             pass
     return Handler
+
+
+def _read_chunked(stream) -> bytes | None:
+    """A chunked body (RFC 9112 §7.1), None when it grows past MAX_BODY."""
+    body = b""
+    while True:
+        line = stream.readline(1024)
+        try:
+            size = int(line.split(b";")[0].strip() or b"x", 16)
+        except ValueError:
+            raise ValueError("bad chunked body") from None
+        if size == 0:
+            while stream.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass                   # trailer fields, then the blank line
+            return body
+        if len(body) + size > MAX_BODY:
+            return None
+        body += stream.read(size)
+        stream.readline(1024)          # the CRLF after the chunk
 
 
 def _params(query: str) -> dict[str, str]:
