@@ -110,6 +110,24 @@ def test_stop_and_start_maintain_the_do_not_disturb_list(demo_daemon):
     dnd.check(SENDER)                                         # allowed again
 
 
+def test_a_stop_after_the_inbox_was_purged_is_still_honoured(demo_daemon):
+    """Found by a helper: the rules followed the inbox by rowid; purging the newest rows
+    let new SMS take rowids the rules had passed, so a STOP (and every forward) after a
+    purge was skipped and the number kept getting messages."""
+    daemon, modem = demo_daemon({})
+    for n in range(3):
+        modem.deliver_inbound("+36305550000", f"hello {n}")
+    wait_for(lambda: daemon.rules.counters["inbound"] == 3, "three read by the rules")
+    inbox = [m["id"] for m in daemon.journal.folder(None, "inbox")]
+    daemon.journal.delete_messages(inbox)
+    daemon.journal.purge_deleted(None, "deleted")
+    assert daemon.journal.query("SELECT count(*) AS n FROM messages")[0]["n"] == 0
+    modem.deliver_inbound(SENDER, "STOP")
+    wait_for(lambda: daemon.rules.counters["stop"], "STOP handled after the purge")
+    with pytest.raises(ValidationError):
+        dnd_list(daemon.services).check(SENDER)
+
+
 def test_a_webhook_that_is_down_is_retried(demo_daemon, sinks):
     _, hook = sinks
     hook.status = 500                                         # the webhook is down

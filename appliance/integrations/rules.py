@@ -2,9 +2,9 @@
 and forwarded by e-mail (through `[relay]`), to a webhook, or to other phones, or answered;
 STOP/START words maintain the do-not-disturb list.
 
-A thread follows the inbox by the journal's rowid (a cursor kept in the document store, so a
-restart neither repeats nor skips): each round reads the highest committed rowid first, then
-the inbound rows up to it, so a row committed meanwhile is taken next round. SMS it sends go
+A thread follows the journal's `inbound_log` (a copy of each received SMS written with it,
+by a key SQLite never reuses) with a cursor kept in the document store, so a restart neither
+repeats nor skips, and a purge of the inbox hides nothing from the rules. SMS it sends go
 through the same intake as the APIs; e-mail and webhook calls are made on a thread of their
 own and retried with backoff for an hour, across restarts (integrations/forwarding.py; the
 SMS itself is always in the inbox).
@@ -87,17 +87,13 @@ class RuleRunner:
 
     def step(self) -> bool:
         """Handle what arrived since the cursor; True when there may be more."""
-        journal = self.services.journal
-        top = journal.query("SELECT max(rowid) FROM messages")[0][0] or 0
-        rows = journal.query(
-            "SELECT rowid, id, user, recipient, originator, body, messagetype, connection,"
-            " created FROM messages WHERE rowid > ? AND rowid <= ? AND direction = 'in'"
-            " ORDER BY rowid LIMIT ?", (self._cursor, top, BATCH))
+        rows = self.services.journal.query(
+            "SELECT seq, message_id AS id, user, recipient, originator, body, messagetype,"
+            " connection, created FROM inbound_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (self._cursor, BATCH))
         for row in rows:
             self._handle(dict(row))
-            self._cursor = row["rowid"]
-        if len(rows) < BATCH:
-            self._cursor = max(self._cursor, top)
+            self._cursor = row["seq"]
         if rows:
             self.forwarder.save()       # the forwards of these SMS, before the cursor passes them
             self._save_cursor()
@@ -207,18 +203,19 @@ class RuleRunner:
     def _load_cursor(self) -> int:
         documents = self._documents()
         saved = documents.get(STATE_TABLE, CURSOR) if documents else None
-        if saved:
-            self._saved_cursor = int(saved["rowid"])
+        if saved and "seq" in saved:
+            self._saved_cursor = int(saved["seq"])
             return self._saved_cursor
-        # First start: rules apply from now on, not to an inbox that predates them.
-        top = self.services.journal.query("SELECT max(rowid) FROM messages")[0][0] or 0
+        # First start (or one from before inbound_log, whose cursor was a rowid): rules
+        # apply from now on, not to an inbox that predates them.
+        top = self.services.journal.query("SELECT max(seq) FROM inbound_log")[0][0] or 0
         return int(top)
 
     def _save_cursor(self) -> None:
         documents = self._documents()
         if documents is None or self._cursor is None or self._cursor == self._saved_cursor:
             return
-        documents.put(STATE_TABLE, {"name": CURSOR, "rowid": self._cursor})
+        documents.put(STATE_TABLE, {"name": CURSOR, "seq": self._cursor})
         self._saved_cursor = self._cursor
 
 

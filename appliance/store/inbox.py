@@ -161,7 +161,24 @@ def _store_inbound(conn, msg: InboundFragment, now: float, owner_of=None) -> str
          extra))
     conn.execute("INSERT INTO events(message_id, kind, at, next_attempt) VALUES (?,?,?,?)",
                  (message_id, "inbound", now, now))
+    _log_for_rules(conn, message_id, msg, messagetype, body, owner_of, now)
     return message_id
+
+
+LOG_KEEP_SECONDS = 2 * 86400     # the rules take an entry within seconds; kept this long
+
+
+def _log_for_rules(conn, message_id: str, msg: InboundFragment, messagetype: str, body: str,
+                   owner_of, now: float) -> None:
+    """A copy for the inbound rules, by a key never reused: they followed the inbox by
+    rowid, and a purge of the newest rows let new SMS take rowids the rules had passed (a
+    STOP never honoured); a copy also outlives a client's download-and-purge."""
+    conn.execute("DELETE FROM inbound_log WHERE seq IN (SELECT seq FROM inbound_log"
+                 " ORDER BY seq LIMIT 50) AND created<?", (now - LOG_KEEP_SECONDS,))
+    conn.execute("INSERT INTO inbound_log(message_id, user, recipient, originator, body,"
+                 " messagetype, connection, created) VALUES (?,?,?,?,?,?,?,?)",
+                 (message_id, _owner(msg, owner_of), msg.recipient, msg.sender, body,
+                  messagetype, msg.connection, msg.received_at or now))
 
 
 def inbound_type_and_body(msg: InboundFragment) -> tuple[str, str]:

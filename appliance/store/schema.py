@@ -94,6 +94,18 @@ CREATE TABLE IF NOT EXISTS fragments (
 );
 CREATE INDEX IF NOT EXISTS fragments_age ON fragments(arrived);
 
+CREATE TABLE IF NOT EXISTS inbound_log (     -- what the inbound rules follow (integrations/rules.py)
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,   -- never reused, unlike a purged rowid
+    message_id    TEXT NOT NULL,
+    user          TEXT NOT NULL,
+    recipient     TEXT NOT NULL,
+    originator    TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    messagetype   TEXT NOT NULL,
+    connection    TEXT NOT NULL,
+    created       REAL NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS inbound_seen (    -- recognises an SMS read or delivered twice
     connection    TEXT NOT NULL,
     sender        TEXT NOT NULL,
