@@ -176,7 +176,8 @@ def for_daemon(daemon) -> ControlPlane:
     from appliance.web.gate import DndList
     routes = RouteControl(daemon.router, daemon.documents, daemon.config.routes,
                           daemon.connection_names, daemon.dispatcher.wake)
+    dnd = DndList(daemon.documents, on_added=daemon.journal.withhold_from)
+    daemon.journal.withheld = dnd.blocks       # a part handed back to a number now listed
     return ControlPlane(channels=daemon.channels, routes=routes, documents=daemon.documents,
-                        monitor=daemon,
-                        dnd=DndList(daemon.documents, on_added=daemon.journal.withhold_from),
+                        monitor=daemon, dnd=dnd,
                         addressbook=AddressBook(daemon.documents))

@@ -194,3 +194,18 @@ def test_a_part_refused_for_good_stops_the_rest_of_its_message(demo_appliance):
     assert parts[2]["reason"].startswith("not sent: part 2 of 3 failed (CMS 21")
     time.sleep(0.5)
     assert [r["concat"][2] for r in network.submits] == [1]
+
+
+def test_a_part_handed_back_after_its_number_was_put_on_the_dnd_list_is_not_sent_again(
+        demo_appliance):
+    """Found by a helper: the number was added while its part was in flight on a modem that
+    then hung; the part came back retryable, was queued again and delivered after the
+    modem's power cycle, to a number that had opted out."""
+    daemon, api, network = demo_appliance(1, modem_changes={"submittimeout": 2.0})
+    network.modem("slot1").hang_after_submits(0)
+    message_id = api.send(number(3), "in flight")
+    wait_until(lambda: api.state(message_id) == 1, timeout=15, what="sending")
+    api.action("adddnd", number=number(3))
+    api.wait_state(message_id, 11, timeout=30)
+    assert "do-not-disturb" in daemon.journal.get_message(message_id)["reason"]
+    assert not [r for r in network.submits if r["text"] == "in flight"]

@@ -67,6 +67,7 @@ class Journal:
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self.inbound_owner = None      # fragment -> user name (appliance.inbound_owner)
+        self.withheld = None           # recipient -> on the do-not-disturb list (control.py)
         self._accepted = 0          # messages accepted since start, for the INFO summary line
 
     @classmethod
@@ -472,6 +473,8 @@ class Journal:
                 conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE id=?",
                              (now, f"{code}: {reason}", part_id))
             message_id, total = _message_and_total(conn, part_id)
+            if retryable and self._withheld(conn, message_id):
+                message_state.withhold(conn, message_id, now)
             if not retryable and code != "expired" and total > 1:     # (the rest expire too)
                 message_state.fail_unsent(conn, message_id, row["seq"], total,
                                           f"{code}: {reason}", now)
@@ -615,6 +618,15 @@ class Journal:
             "oldest_waiting_age": None if oldest_t is None else round(self.clock.now() - oldest_t, 1),
             "commits": self._writer.commits,
         }
+
+    def _withheld(self, conn, message_id: str) -> bool:
+        """Whether a part handed back may not go again: its recipient was put on the
+        do-not-disturb list while it was in flight (`withheld` is the list's check, set by
+        the control plane; without it, nothing is withheld)."""
+        if self.withheld is None:
+            return False
+        row = conn.execute("SELECT recipient FROM messages WHERE id=?", (message_id,)).fetchone()
+        return row is not None and self.withheld(row[0])
 
     def withhold_from(self, entry: str) -> int:
         """Messages waiting for a number (or range) just put on the do-not-disturb list are

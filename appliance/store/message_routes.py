@@ -237,6 +237,9 @@ def _abandon(conn, route, now: float, why: str = "") -> None:
 
 
 def _requeue_whole(conn, message_id: str, connection: str, now: float) -> None:
+    if conn.execute("SELECT 1 FROM parts WHERE message_id=? AND reason=? LIMIT 1",
+                    (message_id, message_state.DND_REASON)).fetchone():
+        return          # withheld for the do-not-disturb list: not sent again, whole or not
     rows = conn.execute("SELECT id, tried FROM parts WHERE message_id=?", (message_id,))
     for row in rows.fetchall():
         names = [n for n in row["tried"].split(",") if n]

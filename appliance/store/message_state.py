@@ -151,12 +151,20 @@ def fail_unsent_to(conn, entry: str, now: float) -> int:
         f" WHERE p.state IN ('queued','scheduled') AND m.direction='out' AND {match}",
         (value,))]
     for message_id in ids:
-        cur = conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE"
-                           " message_id=? AND state IN ('queued','scheduled')",
-                           (now, DND_REASON, message_id))
-        refund_unsent(conn, message_id, cur.rowcount, "do-not-disturb", now)
+        withhold(conn, message_id, now)
         refresh(conn, message_id, now)
     return len(ids)
+
+
+def withhold(conn, message_id: str, now: float) -> int:
+    """Fail a message's waiting parts for the do-not-disturb list (refunded); the caller
+    refreshes its state. Also for a part handed back by a channel after the number was put
+    on the list while it was in flight (Journal.part_failed)."""
+    cur = conn.execute("UPDATE parts SET state='failed', done_at=?, reason=? WHERE"
+                       " message_id=? AND state IN ('queued','scheduled')",
+                       (now, DND_REASON, message_id))
+    refund_unsent(conn, message_id, cur.rowcount, "do-not-disturb", now)
+    return cur.rowcount
 
 
 def cancel_if_deleted(conn, message_id: str, now: float) -> int:

@@ -45,6 +45,13 @@ class DndList:
         if any(p and digits.startswith(p) for p in prefixes):
             raise ValidationError("dnd", "recipient is in a do-not-disturb range", "recipient")
 
+    def blocks(self, number: str) -> bool:
+        try:
+            self.check(number)
+        except ValidationError:
+            return True
+        return False
+
     def entries(self) -> list[str]:
         return sorted(d["name"] for d in self._documents.all(DND_TABLE))
 
