@@ -14,10 +14,12 @@ from appliance.model import InboundFragment
 
 
 def _digits(number: str) -> str:
+    """The number's digits, without its international prefix: "+36 20 000 0002" (a user's
+    setting, which sending accepts as it is) is the modem's "+36200000002"."""
     number = (number or "").strip()
     if number.startswith("00"):
         number = number[2:]
-    return number.lstrip("+")
+    return "".join(c for c in number if c.isdigit())
 
 
 class InboundOwners:

@@ -4,6 +4,7 @@ the user owning the receiving number or route; configuser works for the admin ac
 from __future__ import annotations
 
 import dataclasses
+import time
 import urllib.parse
 
 import pytest
@@ -97,3 +98,20 @@ def test_inbound_url_fires_for_the_user_owning_the_number_or_route(demo_daemon, 
     dave = Api(daemon.port, "dave", "dave-pass-1")
     assert xml_values(dave.action("receivemessage"), "messagedata") == ["to dave's number"]
     assert xml_values(api.action("receivemessage"), "messagedata") == []
+
+
+def test_a_users_number_written_with_spaces_still_owns_its_inbound_sms(demo_daemon):
+    """Found by a helper: phonenumber "+36 20 000 0002" sent fine but the SMS to that
+    number were filed under admin: ownership compared the digits with the spaces."""
+    daemon, network = demo_daemon
+    api = Api(daemon.port)
+    number0 = daemon.channels.configs["GSMModem0"].phonenumber          # +3620xxxxxxx
+    spaced = f"{number0[:3]} {number0[3:5]} {number0[5:8]} {number0[8:]}"
+    api.action("createuser", name="erin", userpassword="erin-pass-1", phonenumber=spaced)
+    network.modem("slot1").deliver_inbound("+36705550003", "to erin's number")
+    erin = Api(daemon.port, "erin", "erin-pass-1")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not xml_values(erin.action("receivemessage"),
+                                                         "messagedata"):
+        time.sleep(0.1)
+    assert xml_values(erin.action("receivemessage"), "messagedata") == ["to erin's number"]
