@@ -53,7 +53,8 @@ def fake_root(tmp_path: Path, units: list[Path], executables: list[str]) -> Path
 
 @needs_analyze
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path):
-    root = fake_root(tmp_path, [UNIT], ["/opt/sms-appliance/venv/bin/sms-appliance"])
+    root = fake_root(tmp_path, [UNIT], ["/opt/sms-appliance/venv/bin/sms-appliance",
+                                           "/bin/kill"])          # ExecReload, as ssh.service
     result = subprocess.run([ANALYZE, "verify", f"--root={root}", "sms-appliance.service"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -82,7 +83,8 @@ def test_image_units_pass_verify(tmp_path: Path, unit: Path):
 
 @needs_analyze
 def test_security_exposure_is_at_most_3(tmp_path: Path):
-    root = fake_root(tmp_path, [UNIT], ["/opt/sms-appliance/venv/bin/sms-appliance"])
+    root = fake_root(tmp_path, [UNIT], ["/opt/sms-appliance/venv/bin/sms-appliance",
+                                           "/bin/kill"])          # ExecReload, as ssh.service
     result = subprocess.run([ANALYZE, "security", "--offline=yes", f"--root={root}", "--no-pager",
                              "/etc/systemd/system/sms-appliance.service"],
                             capture_output=True, text=True, timeout=60)
