@@ -155,7 +155,7 @@ def cmd_run(args) -> int:
     try:
         code = daemon.run(config, admin_password=args.admin_password, pin_factory=pin_factory,
                           on_started=lambda d: _started(d, network),
-                          restart_check=lambda: _config_problem(args))
+                          restart_check=lambda: _config_problem(args, config))
     except (OSError, StoreError) as exc:   # a port taken, a state dir we may not write
         log.error("daemon: cannot run: %s", exc)
         print(f"cannot run: {exc}", file=sys.stderr)
@@ -168,12 +168,31 @@ def cmd_run(args) -> int:
     return code
 
 
-def _config_problem(args) -> str:
-    """What `run` would refuse in the configuration now ("" when nothing)."""
+def _config_problem(args, running: cfg.Config) -> str:
+    """What `run` would refuse in the configuration now ("" when nothing), the HTTP ports
+    it would listen on included: a port another program holds stopped the new daemon after
+    the old one had gone, and nothing served."""
+    import copy
+    args = copy.copy(args)
+    if args.demo and not args.state_dir:     # not a new temporary directory per check
+        args.state_dir = running.store.state_dir
     try:
-        run_config(args)
+        new = run_config(args)
     except ConfigError as exc:
         return str(exc)
+    return _ports_taken(new.http, running.http)
+
+
+def _ports_taken(new: cfg.HttpConfig, running: cfg.HttpConfig) -> str:
+    from appliance.web.listen import listen_socket
+    ours = {(running.host, p) for p in [running.port, *running.extra_ports]}
+    for port in [new.port, *new.extra_ports]:
+        if not port or (new.host, port) in ours:
+            continue
+        try:
+            listen_socket(new.host, port).close()
+        except OSError as exc:
+            return str(exc)
     return ""
 
 

@@ -102,13 +102,25 @@ def test_sighup_restarts_in_place_with_the_config_read_again(tmp_path):
                        and _answers(port))
         assert proc.poll() is None and Api(port).state(message_id) == 0
 
+        busy = socket.socket()                    # a port another program holds: refused
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        config.write_text(base.replace(f"port = {port}", f"port = {busy.getsockname()[1]}"))
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "cannot listen on" not in (tmp_path / "daemon.log").read_text() \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        busy.close()
+        assert proc.poll() is None and Api(port).state(message_id) == 0
+
         config.write_text(base + "[users.shop]\npasword = 1\n")   # a typo: refused
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 20
-        while "not restarting" not in (tmp_path / "daemon.log").read_text() \
+        while "users.shop" not in (tmp_path / "daemon.log").read_text() \
                 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert "users.shop" in (tmp_path / "daemon.log").read_text()
+        assert "not restarting" in (tmp_path / "daemon.log").read_text().split("users.shop")[0]
         assert Api(port).state(message_id) == 0                   # the running one stays
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
