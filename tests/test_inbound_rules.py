@@ -128,6 +128,20 @@ def test_a_stop_after_the_inbox_was_purged_is_still_honoured(demo_daemon):
         dnd_list(daemon.services).check(SENDER)
 
 
+def test_sms_forwards_from_one_sender_stop_after_a_burst_so_two_appliances_cannot_loop(
+        demo_daemon):
+    """Found by a helper: two appliances forwarding to each other's SIMs from their other
+    SIMs (the sender is never the target) ping-ponged for ever, 69 paid SMS in 30 s. A
+    sender's SMS forwards stop after a burst until it has been quiet for the window."""
+    from appliance.integrations import rules
+    daemon, modem = demo_daemon({"rules": [{"forward_to": [COLLEAGUE]}]})
+    for n in range(rules.FORWARD_BURST + 2):
+        modem.deliver_inbound(SENDER, f"alert {n}")
+    wait_for(lambda: daemon.rules.counters["inbound"] == rules.FORWARD_BURST + 2, "all read")
+    assert [r for r, _ in outbox(daemon)].count(COLLEAGUE) == rules.FORWARD_BURST
+    assert daemon.rules.counters["forward_limited"] == 2
+
+
 def test_a_webhook_that_is_down_is_retried(demo_daemon, sinks):
     _, hook = sinks
     hook.status = 500                                         # the webhook is down

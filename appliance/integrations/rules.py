@@ -32,6 +32,12 @@ CURSOR = "rules_cursor"
 BATCH = 100
 POLL_SECONDS = 1.0
 AUTOREPLY_GAP = 600.0           # one automatic answer per sender per ten minutes: no SMS loops
+# SMS forwards per sender: at most FORWARD_BURST within FORWARD_WINDOW; past that, none until
+# the sender has been quiet for the window. Two appliances forwarding to each other's SIMs
+# from other SIMs of theirs (the sender is never the target) ping-ponged for ever; this
+# ends such a loop after a burst. Mail and webhook forwards are not limited.
+FORWARD_BURST = 10
+FORWARD_WINDOW = 600.0
 SENDERS_REMEMBERED = 1000
 
 
@@ -41,10 +47,12 @@ class RuleRunner:
         self.config = integrations
         self.clock = clock
         self.matches = [0] * len(integrations.rules)
-        self.counters = {"inbound": 0, "stop": 0, "start": 0, "forwarded": 0, "failed": 0}
+        self.counters = {"inbound": 0, "stop": 0, "start": 0, "forwarded": 0, "failed": 0,
+                         "forward_limited": 0}
         self._compiled = [re.compile(r.regex) if r.regex else None for r in integrations.rules]
         self.forwarder = Forwarder(self._deliver, self._documents, self.counters, clock=clock)
         self._answered: OrderedDict[str, float] = OrderedDict()
+        self._forwarded: OrderedDict[str, list[float]] = OrderedDict()   # sender -> times
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rules", daemon=True)
         self._cursor: int | None = None
@@ -158,7 +166,7 @@ class RuleRunner:
                             rule.name, str(exc)[:40])
                 numbers = []
             numbers = [n for n in numbers if n != context["sender"]]
-            if numbers:
+            if numbers and self._may_forward(context["sender"]):
                 self._sms(numbers, template.render(rule.forward_template, context))
         if rule.autoreply and self._may_answer(context["sender"]):
             self._sms([context["sender"]], template.render(rule.autoreply, context))
@@ -187,6 +195,23 @@ class RuleRunner:
         while len(self._answered) > SENDERS_REMEMBERED:
             self._answered.popitem(last=False)
         return True
+
+    def _may_forward(self, sender: str) -> bool:
+        now = self.clock.monotonic()
+        times = [t for t in self._forwarded.get(sender, []) if now - t < FORWARD_WINDOW]
+        allowed = len(times) < FORWARD_BURST
+        if not allowed and len(times) == FORWARD_BURST:
+            log.warning("rules: %s sent %d SMS to forward within %.0f min: no more SMS "
+                        "forwards until it is quiet that long (an SMS loop?)", masked(sender),
+                        FORWARD_BURST, FORWARD_WINDOW / 60)
+        times.append(now)                    # a refused one counts: a loop stays stopped
+        self._forwarded[sender] = times[-(FORWARD_BURST + 1):]
+        self._forwarded.move_to_end(sender)
+        while len(self._forwarded) > SENDERS_REMEMBERED:
+            self._forwarded.popitem(last=False)
+        if not allowed:
+            self.counters["forward_limited"] += 1
+        return allowed
 
     def _deliver(self, kind: str, target, context: dict) -> None:
         """One forward, on the forwarder's thread (forwarding.py)."""
