@@ -314,17 +314,36 @@ def test_pollers_downloading_at_once_get_each_message_once(appliance_socket, aft
 
     def poll():
         while True:
-            texts = xml_values(api.action("receivemessage", limit="5", afterdownload=after),
+            texts = xml_values(api.action("receivemessage", limit="3", afterdownload=after),
                                "messagedata")
-            if not texts:
-                return
+            if not texts:       # "until empty": empty must mean nothing is left (a helper:
+                return          # pollers that lost the race got [] while messages waited)
             got.extend(texts)
-    pollers = [threading.Thread(target=poll) for _ in range(3)]
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
     for poller in pollers:
         poller.start()
     for poller in pollers:
         poller.join(60)
     assert sorted(got) == sorted(f"in {i}" for i in range(60))
+
+
+def test_a_download_that_lost_the_race_for_the_first_messages_gets_the_next(appliance,
+                                                                          monkeypatch):
+    """Found by a helper: a poller whose first messages another poller marked first got an
+    empty answer while messages waited, and a client paging "until empty" stopped."""
+    daemon, api = appliance
+    for i in range(6):
+        _inbound(daemon, f"in {i}")
+    real, raced = daemon.journal.claim_unread, []
+
+    def another_poller_first(ids, user=None):
+        if not raced:                  # the other poller marks these just before us
+            raced.append(real(ids, user))
+            return []
+        return real(ids, user)
+    monkeypatch.setattr(daemon.journal, "claim_unread", another_poller_first)
+    body = api.action("receivemessage", limit="3", afterdownload="mark")
+    assert xml_values(body, "messagedata") == ["in 3", "in 4", "in 5"]
 
 
 def test_receivemessage_limit_and_afterdownload(appliance):

@@ -128,18 +128,32 @@ def receivemessage(ctx: Ctx) -> str:
         raise ApiError(X.E_INVALID_PARAMETER, "afterdownload must be untouch, mark or delete")
     journal = ctx.services.journal
     unread_only = folder != "deleted"
-    messages = journal.folder(user, folder, limit, unread_only=unread_only)
+    if after in ("untouch", "untouched"):
+        return _messages_answer(ctx, journal.folder(user, folder, limit,
+                                                    unread_only=unread_only))
+    if unread_only:
+        messages = _download(journal, user, folder, limit)
+    else:
+        messages = journal.folder(user, folder, limit, unread_only=False)
+        journal.mark_read([m["id"] for m in messages], user)
     ids = [m["id"] for m in messages]
-    if ids and after != "untouch" and after != "untouched":
-        if unread_only:     # only what this download marked: a second poller gets the rest
-            claimed = set(journal.claim_unread(ids, user))
-            messages = [m for m in messages if m["id"] in claimed]
-            ids = [m["id"] for m in messages]
-        else:
-            journal.mark_read(ids, user)
-        if ids and after.startswith("delete"):
-            journal.delete_messages(ids, user)
+    if ids and after.startswith("delete"):
+        journal.delete_messages(ids, user)
     return _messages_answer(ctx, messages)
+
+
+def _download(journal, user: str, folder: str, limit: int) -> list[dict]:
+    """Unread messages this download marks read: only those (two pollers at once both read
+    the same ones; each gets what it marked). One that marked none while others wait reads
+    again: an empty answer tells a client paging "until empty" that the inbox is."""
+    for _ in range(5):
+        messages = journal.folder(user, folder, limit, unread_only=True)
+        if not messages:
+            return []
+        claimed = set(journal.claim_unread([m["id"] for m in messages], user))
+        if claimed:
+            return [m for m in messages if m["id"] in claimed]
+    return []
 
 
 def querymessagelist(ctx: Ctx) -> str:
