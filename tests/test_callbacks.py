@@ -312,6 +312,29 @@ def test_submitdate_is_when_the_message_left_the_gateway(rig):
         endpoint.close()
 
 
+def test_an_inbound_sms_submitdate_is_when_its_sender_sent_it(rig):
+    """Found by a helper: an inbound callback's `$submitdate` was the receive time, while
+    receivemessage's senttime is the SMS's own (SCTS): wrong for an SMS delayed in the
+    network or read from the SIM at start-up."""
+    from appliance.model import InboundFragment
+    from appliance.timefmt import ozeki_time
+    clock, journal, notifier = rig
+    endpoint = Endpoint()
+    try:
+        notifier.accounts.create("bob", "bob-pass-123",
+                                 inbound_url=f"{endpoint.url}/in?sent=$submitdate&got=$receivedate")
+        journal.inbound_owner = lambda fragment: "bob"
+        sent = clock.now() - 5 * 3600
+        journal.inbound(InboundFragment(connection="GSMModem1", sender="+36301110000",
+                                        recipient="+36200000002", encoding="gsm7",
+                                        text="late", sent_at=sent))
+        drain(notifier)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(endpoint.calls[0][1]).query)
+        assert query["sent"] == [ozeki_time(sent)] and query["got"] == [ozeki_time(clock.now())]
+    finally:
+        endpoint.close()
+
+
 def test_urls_with_non_ascii_text_or_a_login_are_delivered(rig):
     """Found by a helper: `?shop=José` raised UnicodeEncodeError and `http://u:p@host/`
     was looked up as a host name, every time: the events failed for three days and held

@@ -19,13 +19,21 @@ def ozeki_keywords(event: dict) -> dict[str, str]:
         "messagedata": event["body"], "status": _OZEKI_STATUS.get(event["kind"], ""),
         "statuscode": event["code"] or ("1" if failed else "0"),
         "statusmessage": event["reason"] or event["kind"],
-        # "time sent from the gateway" (http-api.md 2.6): when it left, else when accepted
-        "submitdate": ozeki_time(event["submitted_at"] or event["created"]),
+        # "time sent from the gateway" (http-api.md 2.6): when it left, else when accepted;
+        # for a received SMS when its sender's network took it (the SCTS), as receivemessage's
+        # senttime: it was the receive time, wrong for SMS delayed or read from the SIM late
+        "submitdate": ozeki_time(_sent(event)),
         "deliveredtonetworkdate": ozeki_time(event["submitted_at"]),
         "deliveredtohandsetdate": ozeki_time(event["done_at"]) if event["kind"] == "delivered"
         else "",
         "receivedate": ozeki_time(event["created"]),
     }
+
+
+def _sent(event: dict):
+    if event.get("direction") == "in":
+        return event.get("sent_time") or event["created"]
+    return event["submitted_at"] or event["created"]
 
 
 def delivery_report(event: dict, callback: dict, accounts) -> Call | None:
