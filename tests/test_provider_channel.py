@@ -118,15 +118,21 @@ class SteppedClock(Clock):
         return event.wait(min(max(0.0, seconds), 0.02))
 
 
+def stepped_channel(url: str):
+    """A started channel to `url` on a clock the test moves: (channel, clock, sink)."""
+    clock, sink = SteppedClock(), RecordingSink()
+    conn = HTTPClientConfig(name="Web0", targeturl=url, limittompm=0, reconnectdelay=1.0,
+                            keepaliveperiod=4.0, windowsize=2)
+    channel = HttpClientChannel(conn, sink, clock=clock)
+    channel.start()
+    return channel, clock, sink
+
+
 def test_a_provider_whose_probe_fails_too_is_failing_until_it_answers():
     """One failed request is a hiccup (the grace period holds); the probe after it failing
     too makes the connection `failing`, which channel_down counts as known down."""
     first = WebProvider().start()
-    clock, sink = SteppedClock(), RecordingSink()
-    conn = HTTPClientConfig(name="Web0", targeturl=f"{first.url}/s?to=$recipient&m=$messagedata",
-                            limittompm=0, reconnectdelay=1.0, keepaliveperiod=4.0, windowsize=2)
-    channel = HttpClientChannel(conn, sink, clock=clock)
-    channel.start()
+    channel, clock, sink = stepped_channel(f"{first.url}/s?to=$recipient&m=$messagedata")
     again = None
     try:
         wait_for(lambda: channel.state == "ready", what="ready")
@@ -164,11 +170,7 @@ def test_a_provider_whose_port_answers_while_every_request_fails_becomes_failing
     count, so the connection flapped down/ready for ever, never `failing`, /status healthy,
     the message queued for its whole validity."""
     plain = WebProvider().start()
-    clock, sink = SteppedClock(), RecordingSink()
-    conn = HTTPClientConfig(name="Web0", targeturl=f"https://127.0.0.1:{plain.port}/s?m=$messagedata",
-                            limittompm=0, reconnectdelay=1.0, keepaliveperiod=4.0, windowsize=2)
-    channel = HttpClientChannel(conn, sink, clock=clock)
-    channel.start()
+    channel, clock, sink = stepped_channel(f"https://127.0.0.1:{plain.port}/s?m=$messagedata")
     try:
         wait_for(lambda: channel.state == "ready", what="ready")
         channel.submit(part(1))

@@ -213,12 +213,13 @@ def folder_query(user: str | None, folder: str, limit: int, unread_only: bool):
 
 
 def set_flag(conn, ids: list[str], user: str | None, flag: str,
-             now: float | None = None) -> list[str]:
+             now: float | None = None, *, only_unset: bool = False) -> list[str]:
     """Mark messages read or deleted. Deleting an outgoing message cancels its parts that
-    no channel holds yet (`now` is the time of that change)."""
+    no channel holds yet (`now` is the time of that change). `only_unset`: only those not
+    marked yet, and say which."""
     done = []
     for message_id in ids:
-        sql = f"UPDATE messages SET {flag}=1 WHERE id=?"
+        sql = f"UPDATE messages SET {flag}=1 WHERE id=?" + (f" AND {flag}=0" if only_unset else "")
         params = [message_id]
         if user is not None:
             sql += " AND user=?"
@@ -233,16 +234,7 @@ def set_flag(conn, ids: list[str], user: str | None, flag: str,
 def claim_unread(conn, ids: list[str], user: str | None) -> list[str]:
     """Mark read those of `ids` still unread, and say which: what one download hands out.
     Two clients polling at once both read the same unread messages; only one marks each."""
-    claimed = []
-    for message_id in ids:
-        sql = "UPDATE messages SET is_read=1 WHERE id=? AND is_read=0"
-        params = [message_id]
-        if user is not None:
-            sql += " AND user=?"
-            params.append(user)
-        if conn.execute(sql, params).rowcount:
-            claimed.append(message_id)
-    return claimed
+    return set_flag(conn, ids, user, "is_read", only_unset=True)
 
 
 def purge(conn, user: str | None, folder: str, now: float | None = None) -> int:
