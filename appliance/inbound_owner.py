@@ -10,16 +10,7 @@
 from __future__ import annotations
 
 from appliance.accounts import ADMIN
-from appliance.model import InboundFragment
-
-
-def _digits(number: str) -> str:
-    """The number's digits, without its international prefix: "+36 20 000 0002" (a user's
-    setting, which sending accepts as it is) is the modem's "+36200000002"."""
-    number = (number or "").strip()
-    if number.startswith("00"):
-        number = number[2:]
-    return "".join(c for c in number if c.isdigit())
+from appliance.model import InboundFragment, number_digits
 
 
 class InboundOwners:
@@ -28,10 +19,10 @@ class InboundOwners:
         self._router = router
 
     def __call__(self, fragment: InboundFragment) -> str:
-        number = _digits(fragment.recipient)     # the receiving modem's `phonenumber`
+        number = number_digits(fragment.recipient)     # the receiving modem's `phonenumber`
         if number:
             for user in self._accounts.all():
-                if _digits(user.originator) == number and user.enabled:
+                if number_digits(user.originator) == number and user.enabled:
                     return user.name
         for route in self._router.routes():
             if route.user and fragment.connection in route.connections:

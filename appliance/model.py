@@ -237,3 +237,14 @@ class Channel(Protocol):
 
     def status(self) -> dict:
         """A JSON-able snapshot for /status."""
+
+
+def number_digits(number: str) -> str:
+    """A phone number as the digits that identify it, without its international prefix:
+    "+36 20 000 0002", "0036200000002" and "36200000002" are one number. What the
+    do-not-disturb list, its withholding of waiting messages and an inbound SMS's owner
+    compare (a `+3620*` range's digits too, once its `*` is off)."""
+    number = (number or "").strip()
+    if number.startswith("00"):
+        number = number[2:]
+    return "".join(c for c in number if c.isdigit())

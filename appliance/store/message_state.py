@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from appliance.model import State
+from appliance.model import State, number_digits
 from appliance.store import events
 from appliance.store.refunds import refund_unsent
 
@@ -139,8 +139,8 @@ def fail_unsent_to(conn, entry: str, now: float) -> int:
     """A number, or a `+3620*` range, just put on the do-not-disturb list: outbound messages
     to it not yet handed to a channel (queued, scheduled) never leave. The list is checked
     at acceptance; someone who sent STOP must not get the campaign scheduled before."""
-    digits = entry.strip().rstrip("*").removeprefix("00").lstrip("+")
-    if not digits.isdigit():
+    digits = number_digits(entry.strip().rstrip("*"))
+    if not digits:
         return 0
     if entry.strip().endswith("*"):
         match, value = "ltrim(m.recipient, '+') LIKE ?", digits + "%"

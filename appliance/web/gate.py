@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 from appliance.errors import ValidationError
+from appliance.model import number_digits
 
 DND_TABLE = "dnd"
 ADDRESSBOOK_TABLE = "addressbook"
@@ -30,15 +31,15 @@ class DndList:
 
     def _load(self) -> None:
         entries = [d["name"] for d in self._documents.all(DND_TABLE)] if self._documents else []
-        self._exact = {_digits(e) for e in entries if not e.endswith("*")}
-        self._prefixes = tuple(_digits(e[:-1]) for e in entries if e.endswith("*"))
+        self._exact = {number_digits(e) for e in entries if not e.endswith("*")}
+        self._prefixes = tuple(number_digits(e[:-1]) for e in entries if e.endswith("*"))
 
     def check(self, number: str) -> None:
         with self._lock:
             if self._exact is None:
                 self._load()
             exact, prefixes = self._exact, self._prefixes
-        digits = _digits(number)
+        digits = number_digits(number)
         if digits in exact:
             raise ValidationError("dnd_explicit", "recipient is on the do-not-disturb list",
                                   "recipient")
@@ -66,13 +67,6 @@ class DndList:
         with self._lock:
             self._exact = None
             return self._documents.remove(DND_TABLE, entry)
-
-
-def _digits(number: str) -> str:
-    number = number.strip()
-    if number.startswith("00"):
-        number = number[2:]
-    return number.lstrip("+")
 
 
 def dnd_list(services) -> DndList:
