@@ -178,3 +178,14 @@ def test_an_idle_client_does_not_hold_back_others_and_chunked_posts_are_read(ser
                          b"Transfer-Encoding: chunked\r\n\r\n" + chunks)
     assert answer.startswith(b"HTTP/1.0 200") or answer.startswith(b"HTTP/1.1 200"), answer
     assert "chunked ☺" in [m["body"] for m in daemon.journal.folder(None, "inbox")]
+
+
+def test_a_malformed_chunked_body_is_a_clear_400_and_stores_nothing(server):
+    """Bad input in this connection's own answer format ("error: ..."), nothing stored."""
+    daemon, _, base = server()
+    url = urllib.parse.urlsplit(base)
+    answer = raw_request(base, b"POST " + url.path.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\nzz\r\noriginator=1\r\n0\r\n\r\n")
+    assert answer.split(b"\r\n", 1)[0].endswith(b"400 Bad Request")
+    assert answer.rstrip().endswith(b"error: bad chunked body")
+    assert daemon.journal.folder(None, "inbox") == []
