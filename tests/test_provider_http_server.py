@@ -25,11 +25,16 @@ def call(url: str, data: bytes | None = None) -> tuple[int, str]:
 
 
 def raw_request(base: str, data: bytes) -> bytes:
+    """The whole answer: read until the server closes (one recv got the head without the
+    body when the machine was busy)."""
     import socket
     url = urllib.parse.urlsplit(base)
     with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
         sock.sendall(data)
-        return sock.recv(4096)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        return answer
 
 
 @pytest.fixture
