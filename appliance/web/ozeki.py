@@ -480,8 +480,7 @@ def getmessagebyid(ctx: Ctx) -> str:
         raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: msgID")
     m = visible_message(ctx, message_id)
     state = "DELETED" if m["deleted"] else m["state"]
-    sent = m["sent_time"] if m["direction"] == "in" else m["submitted_at"]
-    received = m["created"] if m["direction"] == "in" else m["done_at"]
+    sent, received = X.sent_at(m), X.received_at(m)   # as receivemessage's, dotted
     data = "\n".join([
         X.element("messageid", m["id"]), X.element("originator", m["originator"]),
         X.element("recipient", m["recipient"]), X.element("folder", folder_of(m)),

@@ -66,10 +66,7 @@ def _account(ctx: Ctx, *, admin_default: bool = False) -> str:
 
 def _message_fields(m: dict) -> list[tuple[str, str]]:
     """A message as receivemessage gives it: (name, value), in the seed's order."""
-    if m["direction"] == "in":
-        sent, received = m["sent_time"], m["created"]
-    else:
-        sent, received = m["submitted_at"] or m["created"], m["done_at"]
+    sent, received = X.sent_at(m), X.received_at(m)
     return [("messageid", m["id"]), ("originator", m["originator"]),
             ("recipient", m["recipient"]), ("messagetype", m["messagetype"]),
             ("messagedata", m["body"]), ("senttime", X.ozeki_time(sent)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from appliance.timefmt import ozeki_time
 from appliance.web.callback_kit import Call, fill_template
+from appliance.web.ozeki_xml import sent_at
 
 _OZEKI_STATUS = {"submitted": "deliveredtonetwork", "delivered": "deliveredtohandset",
                  "undelivered": "deliveryfailed", "failed": "deliveryfailed",
@@ -19,21 +20,13 @@ def ozeki_keywords(event: dict) -> dict[str, str]:
         "messagedata": event["body"], "status": _OZEKI_STATUS.get(event["kind"], ""),
         "statuscode": event["code"] or ("1" if failed else "0"),
         "statusmessage": event["reason"] or event["kind"],
-        # "time sent from the gateway" (http-api.md 2.6): when it left, else when accepted;
-        # for a received SMS when its sender's network took it (the SCTS), as receivemessage's
-        # senttime: it was the receive time, wrong for SMS delayed or read from the SIM late
-        "submitdate": ozeki_time(_sent(event)),
+        # "time sent from the gateway" (http-api.md 2.6), the senttime of receivemessage
+        "submitdate": ozeki_time(sent_at(event)),
         "deliveredtonetworkdate": ozeki_time(event["submitted_at"]),
         "deliveredtohandsetdate": ozeki_time(event["done_at"]) if event["kind"] == "delivered"
         else "",
         "receivedate": ozeki_time(event["created"]),
     }
-
-
-def _sent(event: dict):
-    if event.get("direction") == "in":
-        return event.get("sent_time") or event["created"]
-    return event["submitted_at"] or event["created"]
 
 
 def delivery_report(event: dict, callback: dict, accounts) -> Call | None:

@@ -62,6 +62,25 @@ E_USER_DISABLED = 10
 E_UNSUPPORTED = 11
 
 
+def sent_at(m: dict) -> float | None:
+    """The one sent time of a message (a row, or a callback event carrying its columns) that
+    receivemessage's and getmessagebyid's `senttime` and the callbacks' `$submitdate` give.
+    Received: its sender's network's (the SCTS), else its arrival (SMPP carries no SCTS);
+    sent: when the network took it, else when accepted (clients strptime an empty date)."""
+    if m.get("direction") == "in":
+        return m.get("sent_time") or m["created"]
+    return m["submitted_at"] or m["created"]
+
+
+def received_at(m: dict) -> float | None:
+    """`receivedtime`: a received SMS's arrival; a sent one's delivery to the handset, none
+    when it was not delivered (a failure's time is no receive time; the report's
+    `$deliveredtohandsetdate` is empty for it too)."""
+    if m["direction"] == "in":
+        return m["created"]
+    return m["done_at"] if m["state"] == "delivered" else None
+
+
 def element(name: str, value=None, **attrs) -> str:
     """`<name attr="..">value</name>`, or `<name />` when value is None or empty."""
     attr = "".join(f" {k}={quoteattr(str(v))}" for k, v in attrs.items()) if attrs else ""
