@@ -233,6 +233,7 @@ def sendmsg(services, user, request, response, params) -> str:
             echo["status"] = "SUCCESS"
             echo["message_id"] = message.id
             echo["to_address"] = message.submission.recipient
+            echo["message_type"] = message.submission.messagetype
             echo.update(_reply_dates(now, message.submission.send_at,
                                      message.submission.valid_until))
     ok = sum(1 for e in echoes if e["status"] == "SUCCESS")
@@ -244,14 +245,14 @@ def sendmsg(services, user, request, response, params) -> str:
 _ECHO_FIELDS = ("message_id", "from_connection", "from_address", "from_station",
                 "to_connection", "to_address", "to_station", "text", "create_date",
                 "valid_until", "time_to_send", "submit_report_requested",
-                "delivery_report_requested", "view_report_requested", "tags")
+                "delivery_report_requested", "view_report_requested", "tags", "message_type")
 
 
 def _echo(raw) -> dict:
     raw = raw if isinstance(raw, dict) else {}
     echo = {}
     defaults = {"submit_report_requested": True, "delivery_report_requested": True,
-                "view_report_requested": False, "tags": []}
+                "view_report_requested": False, "tags": [], "message_type": "SMS:TEXT"}
     for key in _ECHO_FIELDS:
         value = raw.get(key, raw.get("id", "") if key == "message_id" else defaults.get(key, ""))
         echo[key] = value if isinstance(value, (str, int, float, bool, list)) else ""
@@ -267,6 +268,9 @@ def _message_json(m: dict, connections: list[str] | None = None) -> dict:
         "from_address": m["originator"], "from_station": "",
         "to_connection": "" if inbound else m["connection"], "to_address": m["recipient"],
         "to_station": "", "text": m["body"],
+        # which kind of message `text` holds (a binary one's is its data in hex): the type
+        # sendmsg takes, in the action= API's words (SMS:TEXT:CLASS0, SMS:BINARY, …)
+        "message_type": m["messagetype"],
         **_reply_dates(m["created"], m["send_at"], m["valid_until"]),
         "submit_report_requested": bool(m["want_report"]),
         "delivery_report_requested": bool(m["want_report"]),
