@@ -216,6 +216,9 @@ class ChannelSink(Protocol):
 
     def inbound(self, fragment: InboundFragment) -> None: ...
 
+    def inbound_once(self, fragment: InboundFragment,
+                     provider_id: str) -> tuple[str | None, bool]: ...
+
 
 class Channel(Protocol):
     """A way out: a modem worker or an SMPP uplink. One thread owns its I/O resource."""

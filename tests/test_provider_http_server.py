@@ -194,3 +194,25 @@ def test_a_malformed_chunked_body_is_a_clear_400_and_stores_nothing(server):
     assert answer.split(b"\r\n", 1)[0].endswith(b"400 Bad Request")
     assert answer.rstrip().endswith(b"error: bad chunked body")
     assert daemon.journal.folder(None, "inbox") == []
+
+
+def test_an_sms_delivered_again_is_answered_with_its_first_id_and_stored_once(server):
+    """Found by a helper: a provider that lost our answer and sent the SMS again got
+    'Message was accepted id: ' (an empty id) or its own msgid instead of the id of the
+    first answer, and one that named the SMS by msgid alone had it stored twice."""
+    daemon, _, base = server()
+    by_time = {"originator": "+36301234567", "msg": "again", "senttime": "2026-11-30 10:04:00"}
+    by_id = {"originator": "+36301234568", "msg": "again", "msgid": "p-7"}
+    by_both = {**by_time, "originator": "+36301234569", "msgid": "p-8"}
+    for params in (by_time, by_id, by_both):
+        query = urllib.parse.urlencode(params)
+        first = call(f"{base}?{query}")
+        assert first[0] == 200 and first[1] != "Message was accepted id: "
+        assert call(f"{base}?{query}") == first                       # a GET retried
+        assert call(base, query.encode()) == first                    # or POSTed again
+    other = urllib.parse.urlencode({**by_id, "msg": "another text"})   # a reused msgid
+    assert call(f"{base}?{other}")[1] != call(f"{base}?{urllib.parse.urlencode(by_id)}")[1]
+    inbox = sorted((m["originator"], m["body"]) for m in daemon.journal.folder(None, "inbox"))
+    assert inbox == [("+36301234567", "again"), ("+36301234568", "again"),
+                     ("+36301234568", "another text"), ("+36301234569", "again")]
+    assert daemon.channels.running["In0"].counts["inbound"] == 4

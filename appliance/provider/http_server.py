@@ -4,8 +4,10 @@ It listens at BASEURL (its own host and port; the seed's default is 127.0.0.1:94
 POST with the PARAMNAME* parameters (`originator`, `recipient`, `msg`, `msgtype`, `senttime`,
 `msgid`, `subject` by default) is an inbound SMS: it lands in the inbox like one a modem
 received, fires the inbound callbacks, and is answered with RESPONSETEMPLATE (`$msgid` is the
-inbox id). A request whose message type is a report (`SMS:REPORT`, `DLR`, ...) or that has a
-status but no text is a delivery report for the part REPORTCONNECTION submitted under `msgid`.
+inbox id; an SMS sent again, with the same msgid or senttime, is stored once and gets the
+first answer's id). A request whose message type is a report (`SMS:REPORT`, `DLR`, ...) or
+that has a status but no text is a delivery report for the part REPORTCONNECTION submitted
+under `msgid`.
 
 One thread serves the requests one after another (a request waits for its durable write,
 so a sender that gets the answer knows the message is kept); nothing is made per request.
@@ -154,10 +156,14 @@ class HttpServerChannel:
             connection=self.name, sender=sender, recipient=recipient,
             sent_at=_parse_time(self._param(params, "senttime")),
             received_at=self.clock.now(), **_body(kind, text))
-        inbox_id = self.sink.inbound(fragment)
-        self.counts["inbound"] += 1
         provider_id = self._param(params, "messageid")
-        log.debug("%s: SMS received from %s", self.name, _mask(sender))
+        inbox_id, repeat = self.sink.inbound_once(fragment, provider_id)
+        if repeat:      # the provider lost our answer: the same answer again, stored once
+            log.info("%s: SMS from %s delivered again (msgid %r); answered with its id %s",
+                     self.name, _mask(sender), provider_id[:40], inbox_id)
+        else:
+            self.counts["inbound"] += 1
+            log.debug("%s: SMS received from %s", self.name, _mask(sender))
         return self._answer(inbox_id or provider_id, sender, recipient)
 
     def _report(self, params: dict[str, str]) -> str:

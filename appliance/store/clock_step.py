@@ -66,6 +66,7 @@ def shift_timers(conn, step: float, start: float, end: float) -> None:
     conn.execute("UPDATE fragments SET arrived=arrived+? WHERE arrived BETWEEN ? AND ?",
                  (step, *window))
     conn.execute("UPDATE inbound_seen SET at=at+? WHERE at BETWEEN ? AND ?", (step, *window))
+    conn.execute("UPDATE inbound_ids SET at=at+? WHERE at BETWEEN ? AND ?", (step, *window))
 
 
 def bring_back(conn, now: float) -> int:

@@ -97,6 +97,37 @@ def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0
     return _store_inbound(conn, joined, now, owner_of) if joined is not None else None
 
 
+def receive_once(conn, fragment: InboundFragment, provider_id: str, now: float,
+                 owner_of=None) -> tuple[str | None, bool]:
+    """Keep an SMS a provider may deliver again (it lost our answer): (inbox id, repeat).
+
+    A repeat carries the same msgid (`provider_id`) or sent time, sender and text; it is
+    not stored again and gets the id of the first answer, which is what the provider
+    waits for. Without a msgid or a sent time a repeat cannot be told from a new SMS.
+    """
+    key = _repeat_key(fragment, provider_id)
+    if key is None:
+        return receive(conn, fragment, now, owner_of=owner_of), False
+    conn.execute("DELETE FROM inbound_ids WHERE at<?", (now - SEEN_KEEP_SECONDS,))
+    row = conn.execute("SELECT message_id FROM inbound_ids WHERE connection=? AND key=?",
+                       (fragment.connection, key)).fetchone()
+    if row is not None:
+        return row[0], True
+    message_id = receive(conn, fragment, now, owner_of=owner_of)
+    if message_id is None:              # seen before this table kept ids: no id to give
+        return None, True
+    conn.execute("INSERT INTO inbound_ids VALUES (?,?,?,?)",
+                 (fragment.connection, key, message_id, now))
+    return message_id, False
+
+
+def _repeat_key(fragment: InboundFragment, provider_id: str) -> str | None:
+    if not provider_id and fragment.sent_at is None:
+        return None
+    return json.dumps([provider_id, fragment.sender, fragment.sent_at,
+                       _content_digest(fragment)])
+
+
 def _seen_before(conn, fragment: InboundFragment, now: float) -> bool:
     if fragment.sent_at is None:        # SMPP deliver_sm carries no SCTS: nothing to match
         return False

@@ -526,6 +526,15 @@ class Journal:
         return self._write(lambda conn: inbox.receive(conn, fragment, now,
                                                       owner_of=lambda _msg: owner))
 
+    def inbound_once(self, fragment: InboundFragment,
+                     provider_id: str) -> tuple[str | None, bool]:
+        """Keep a whole SMS a provider may send again: (inbox id, whether it is a repeat);
+        a repeat is not stored again and gets the first one's id (inbox.receive_once)."""
+        now = self.clock.now()
+        owner = self._owner_of(fragment)
+        return self._write(lambda conn: inbox.receive_once(conn, fragment, provider_id, now,
+                                                           owner_of=lambda _msg: owner))
+
     def expire_fragments(self) -> int:
         """Deliver long inbound messages whose missing parts never came, marked as such."""
         now = self.clock.now()

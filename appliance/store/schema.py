@@ -118,6 +118,15 @@ CREATE TABLE IF NOT EXISTS inbound_seen (    -- recognises an SMS read or delive
 );
 CREATE INDEX IF NOT EXISTS inbound_seen_age ON inbound_seen(at);
 
+CREATE TABLE IF NOT EXISTS inbound_ids (     -- the id an HTTP Server SMS got: a repeat gets it again
+    connection    TEXT NOT NULL,
+    key           TEXT NOT NULL,              -- the provider's msgid and/or senttime, sender, text
+    message_id    TEXT NOT NULL,
+    at            REAL NOT NULL,
+    PRIMARY KEY (connection, key)
+);
+CREATE INDEX IF NOT EXISTS inbound_ids_age ON inbound_ids(at);
+
 CREATE TABLE IF NOT EXISTS balances (
     user          TEXT PRIMARY KEY,
     balance       INTEGER NOT NULL             -- seed 003: <= 0 cannot send
