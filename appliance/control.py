@@ -141,6 +141,7 @@ class ControlPlane:
     sim: object | None = None                # demo mode's simulated network (sim.network)
     hook_gate: object | None = None          # webhooks' dedupe and rate state, for /status
     http_latency: dict = field(default_factory=dict)   # dialect -> latency histogram
+    report_tokens: object | None = None      # provider.report_token.ReportTokens
 
     def modem(self, wanted: str):
         """The running channel whose name or slot is `wanted`, or None."""
@@ -178,6 +179,8 @@ def for_daemon(daemon) -> ControlPlane:
                           daemon.connection_names, daemon.dispatcher.wake)
     dnd = DndList(daemon.documents, on_added=daemon.journal.withhold_from)
     daemon.journal.withheld = dnd.blocks       # a part handed back to a number now listed
+    from appliance.provider.report_token import ReportTokens
     return ControlPlane(channels=daemon.channels, routes=routes, documents=daemon.documents,
                         monitor=daemon, dnd=dnd,
-                        addressbook=AddressBook(daemon.documents))
+                        addressbook=AddressBook(daemon.documents),
+                        report_tokens=ReportTokens(daemon.documents))

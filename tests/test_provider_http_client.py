@@ -9,6 +9,7 @@ import urllib.parse
 import pytest
 
 from appliance.provider.settings import HTTPClientConfig
+from conftest import Api
 from fakes.providers import WebProvider, start, wait_for  # noqa: F401 (start: a fixture)
 
 DELIVERED, FAILED, SUBMITTED, QUEUED = 10, 11, 13, 0
@@ -28,6 +29,11 @@ def client_config(provider_url: str, **keys) -> HTTPClientConfig:
     return HTTPClientConfig(name="Web0", **{**base, **keys})
 
 
+def report_token(daemon, name: str = "Web0") -> str:
+    """The token the appliance made for the connection's reports (no reporttoken set)."""
+    return daemon.control.report_tokens.token(daemon.channels.configs[name])
+
+
 def test_sent_through_the_url_template_then_delivered_by_the_providers_callback(start,
                                                                                provider):
     provider.start()
@@ -42,7 +48,8 @@ def test_sent_through_the_url_template_then_delivered_by_the_providers_callback(
     part = daemon.journal.get_parts(message_id)[0]
     assert (part["connection"], part["reference"]) == ("Web0", "100")
 
-    status, body = api.get("/connections/Web0/report", messageid="100", status="DELIVRD")
+    status, body = api.get("/connections/Web0/report", messageid="100", status="DELIVRD",
+                           token=report_token(daemon))
     assert (status, body) == (200, "OK\n")
     api.wait_state(message_id, DELIVERED)
 
@@ -158,7 +165,8 @@ def test_without_segmenting_a_long_text_goes_once_and_one_report_settles_it(star
     assert len(provider.requests) == 1 and provider.requests[0]["query"]["msg"] == text
     parts = daemon.journal.get_parts(message_id)
     assert len(parts) == 2 and {p["reference"] for p in parts} == {"100"}
-    api.get("/connections/Web0/report", messageid="100", status="delivered")
+    api.get("/connections/Web0/report", messageid="100", status="delivered",
+            token=report_token(daemon))
     api.wait_state(message_id, DELIVERED)
     assert len(provider.requests) == 1
 
@@ -452,3 +460,38 @@ def test_a_post_answered_with_a_redirect_fails_naming_it_instead_of_a_bodiless_g
         assert [r["method"] for r in moved.requests] == ["POST"]
     finally:
         moved.stop()
+
+
+def test_without_reporttoken_reports_need_the_token_the_appliance_made(
+        make_config, run_daemon, provider, caplog):
+    """Found by a helper: without `reporttoken` the report URL was open, and anyone on the
+    LAN could settle messages with forged reports. The appliance makes a token (kept in the
+    state dir, the same after a restart), the admin reads the whole URL on the dashboard, and
+    a report without it is refused with a clear 403 and one log line."""
+    from test_web_dashboard import Browser
+    provider.start()
+    config = make_config(connections=(client_config(provider.url, respsuccess=r"OK id=(\d+)"),))
+    daemon = run_daemon(config)
+    api = Api(daemon.port)
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    message_id = api.send("+36201234567", "forge me")
+    api.wait_state(message_id, SUBMITTED)
+    for token in ({}, {"token": ""}, {"token": "guess"}):
+        status, body = api.get("/connections/Web0/report", messageid="100", status="DELIVRD",
+                               **token)
+        assert status == 403 and "token" in body, body
+    assert api.state(message_id) == SUBMITTED                     # the forgery settled nothing
+    assert len([r for r in caplog.records if "refused" in r.getMessage()
+                and "Web0" in r.getMessage()]) == 1
+    browser = Browser(daemon.port)
+    browser.login()
+    url = re.search(r"http://127\.0\.0\.1:\d+/connections/Web0/report\?token=([\w-]{20,})",
+                    browser.open("/ui/admin")[1])
+    assert url, "the admin page shows the report URL with its token"
+    daemon.stop()
+    daemon = run_daemon(config)                                   # kept in the state dir
+    api = Api(daemon.port)
+    status, body = api.get("/connections/Web0/report", messageid="100", status="DELIVRD",
+                           token=url.group(1))
+    assert (status, body) == (200, "OK\n")
+    api.wait_state(message_id, DELIVERED)

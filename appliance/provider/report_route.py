@@ -2,8 +2,10 @@
 
 An HTTP Client connection's provider calls this URL (GET or POST) with the reference it
 answered at submit time (or the `$messageid` we sent) in REPORTIDPARAM and a status word in
-REPORTSTATUSPARAM. With REPORTTOKEN set, `token=<value>` must come too. The answer is plain
-text: `OK` once the report is durable, else an error line with a 4xx status.
+REPORTSTATUSPARAM, and `token=<value>`: REPORTTOKEN, or without it the token the appliance
+made for the connection (`report_token.py`; the admin page shows the whole URL). A report
+settles a message, so one without the token is refused (403), never taken. The answer is
+plain text: `OK` once the report is durable, else an error line with a 4xx status.
 """
 
 from __future__ import annotations
@@ -39,10 +41,9 @@ def take_report(services, name: str, request) -> tuple[int, str]:
         params = read_params(request)
     except ParamError as exc:
         return 400, f"error: {exc}"
-    if conn.reporttoken and not hmac.compare_digest(params.get("token", "").encode(),
-                                                    conn.reporttoken.encode()):
-        log.info("%s: a report with a wrong token was refused", name)
-        return 403, "error: wrong token"
+    refused = _refused(services, conn, params.get("token", ""), request)
+    if refused:
+        return 403, refused
     reference = params.get(conn.reportidparam.lower(), "").strip()
     word = params.get(conn.reportstatusparam.lower(), "").strip()
     if not reference or not word:
@@ -53,3 +54,19 @@ def take_report(services, name: str, request) -> tuple[int, str]:
                                    detail=word[:100]))
     return 200, "OK"
 
+
+def _refused(services, conn: HTTPClientConfig, given: str, request) -> str:
+    """'' when the report carries the connection's token, else the error to answer."""
+    tokens = services.control.report_tokens
+    expected = tokens.token(conn) if tokens is not None else conn.reporttoken
+    if expected and hmac.compare_digest(given.encode(), expected.encode()):
+        return ""
+    if tokens is None or tokens.first_refusal(conn.name):
+        log.warning("%s: a delivery report from %s without the right token was refused "
+                    "(the report URL with its token is on the dashboard's admin page); "
+                    "further refusals are not logged", conn.name,
+                    getattr(request, "remote_addr", "?"))
+    if conn.reporttoken:
+        return "error: wrong token"
+    return ("error: wrong or missing token: this connection's report URL carries "
+            "token=<its token>, shown on the appliance's admin page")

@@ -230,7 +230,7 @@ class Dashboard:
     def admin(self):
         session = self.require(admin=True)
         return self.page("admin.tpl", session, title="Admin", ussd=None,
-                         **data.admin_view(self.services, self.daemon))
+                         **data.admin_view(self.services, self.daemon, _base()))
 
     def admin_action(self, what: str):
         session = self.require_post(admin=True)
@@ -243,11 +243,18 @@ class Dashboard:
         log.info("dashboard: %s: admin %s: %s", session.user, what, message)
         if ussd is not None:
             return self.page("admin.tpl", session, title="Admin", ussd=ussd,
-                             **data.admin_view(self.services, self.daemon))
+                             **data.admin_view(self.services, self.daemon, _base()))
         return bottle.redirect("/ui/admin?flash=" + quote_plus(message[:300]))
 
     def static(self, name: str):
         return bottle.static_file(name, root=str(STATIC))
+
+
+def _base() -> str:
+    """scheme://host:port the admin reached this page at (the Host header says which of the
+    appliance's addresses, as the provider on the LAN will use it too)."""
+    parts = bottle.request.urlparts
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def register(app: bottle.Bottle, services) -> None:

@@ -12,6 +12,8 @@ from appliance import suspend
 from appliance.accounts import ADMIN
 from appliance.config import GSMModemConfig
 from appliance.model import State
+from appliance.provider import report_token
+from appliance.provider.settings import HTTPClientConfig
 from appliance.store import counters
 from appliance.timefmt import clamped
 
@@ -207,7 +209,8 @@ def throughput(services, connections: list[str]) -> dict:
 # --- admin -------------------------------------------------------------------------------------
 
 
-def admin_view(services, daemon) -> dict:
+def admin_view(services, daemon, base: str = "") -> dict:
+    """`base`: scheme://host:port the admin reached us at, for the report URLs."""
     users = sorted(services.accounts.all(), key=lambda u: u.name)
     connections = []
     if daemon:
@@ -216,10 +219,25 @@ def admin_view(services, daemon) -> dict:
             connections.append({
                 "name": name, "type": conn.type, "slot": getattr(conn, "slot", ""),
                 "modem": isinstance(conn, GSMModemConfig),
-                "state": channel.status().get("state", "") if channel else "stopped"})
+                "state": channel.status().get("state", "") if channel else "stopped",
+                "report_url": _report_url(services, conn, base)})
     return {"users": [(u, services.journal.balance(u.name), services.journal.unlimited(u.name))
                       for u in users],
             "connections": connections}
+
+
+def _report_url(services, conn, base: str) -> str:
+    """Where an HTTP Client connection's provider sends delivery reports, with the token
+    they must carry (only here: this page needs the admin's login); '' for other kinds."""
+    tokens = services.control.report_tokens
+    if not isinstance(conn, HTTPClientConfig) or tokens is None:
+        return ""
+    try:
+        token = tokens.token(conn)
+    except Exception:        # the documents could not be written: the page still shows
+        log.exception("dashboard: cannot make the report token of %s", conn.name)
+        return ""
+    return base + report_token.path(conn.name, token)
 
 
 def _ussd(ui, session, params):

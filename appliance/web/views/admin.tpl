@@ -19,6 +19,18 @@
   </td></tr>
 % end
 </table></div>
+% reports = [c for c in connections if c['report_url']]
+% if reports:
+<h3>Delivery report URLs</h3>
+<p>Give each HTTP Client connection's provider its URL; it adds the message reference and
+the status (the connection's <code>reportidparam</code> and <code>reportstatusparam</code>).
+Reports without the token are refused.</p>
+<ul id="report-urls">
+% for c in reports:
+<li>{{c['name']}}: <code>{{c['report_url']}}</code></li>
+% end
+</ul>
+% end
 </section>
 
 <section class="card">

@@ -1,0 +1,57 @@
+"""The token an HTTP Client connection's delivery reports must carry (`report_route.py`).
+
+A report settles a message, so the report URL is never open: REPORTTOKEN when it is set,
+else a token the appliance makes once per connection and keeps in the state dir (the
+documents, table `report_tokens`: the same after a restart or an upgrade). The admin reads
+the whole URL, token included, on the dashboard's admin page; it is never in /status (no
+login) or in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import urllib.parse
+
+from appliance.provider.settings import HTTPClientConfig
+
+log = logging.getLogger("appliance.provider")
+
+TABLE = "report_tokens"
+
+
+class ReportTokens:
+    """One per daemon (`ControlPlane.report_tokens`), over its documents."""
+
+    def __init__(self, documents):
+        self._documents = documents
+        self._making = threading.Lock()   # two first reports at once make one token
+        self._told: set[str] = set()      # connections whose refusals were logged
+
+    def token(self, conn: HTTPClientConfig) -> str:
+        """REPORTTOKEN, else the kept one, made now if there is none."""
+        if conn.reporttoken:
+            return conn.reporttoken
+        with self._making:
+            kept = self._documents.get(TABLE, conn.name)
+            if kept and kept.get("token"):
+                return kept["token"]
+            token = secrets.token_urlsafe(24)
+            self._documents.put(TABLE, {"name": conn.name, "token": token})
+        log.info("%s: made the token its delivery reports must carry; the report URL with "
+                 "it is on the dashboard's admin page (or set reporttoken)", conn.name)
+        return token
+
+    def first_refusal(self, name: str) -> bool:
+        """True once per connection: a flood of forged reports must not flood the log."""
+        if name in self._told:
+            return False
+        self._told.add(name)
+        return True
+
+
+def path(name: str, token: str) -> str:
+    """The report URL's path and query."""
+    return (f"/connections/{urllib.parse.quote(name, safe='')}/report?"
+            f"{urllib.parse.urlencode({'token': token})}")
