@@ -28,7 +28,7 @@ def encode_deliver(sender: str, text: str | None = None, *, data: bytes = b"",
     gets GSM 7-bit or UCS-2; no text means 8-bit `data`."""
     encoding = _deliver_encoding(text, encoding)
     ies = build_header(concat, udh)
-    udl, user_data = build_user_data(encoding, text, data, ies)
+    udl, user_data = build_user_data(encoding, text, data, ies, dcs)
     coding = build_dcs(encoding, msg_class) if dcs is None else check_octet(dcs, "TP-DCS")
     first = _MTI_DELIVER | _NO_MORE_MESSAGES | (_UDHI if ies else 0)
     tpdu = (bytes((first,)) + encode_address(sender) + bytes((check_octet(pid, "TP-PID"), coding))

@@ -9,3 +9,7 @@ class PduError(ApplianceError, ValueError):
 
 class EncodingError(ApplianceError, ValueError):
     """Text, a number or a parameter cannot be encoded as asked (e.g. '中' in gsm7)."""
+
+
+class TooLongError(EncodingError):
+    """The payload does not fit one SMS (as against one the DCS cannot carry at all)."""

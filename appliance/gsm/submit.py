@@ -31,7 +31,7 @@ def encode_part(number: str, *, text: str | None = None, data: bytes = b"",
                 smsc: str | None = None, reject_duplicates: bool = False) -> str:
     """One SMS-SUBMIT as upper-case hex, SMSC field first (00 = the SIM's SMSC)."""
     ies = build_header(concat, udh)
-    udl, user_data = build_user_data(encoding, text, data, ies)
+    udl, user_data = build_user_data(encoding, text, data, ies, dcs)
     vpf, vp = encode_validity(validity)
     first = (_MTI_SUBMIT | vpf << 3 | (_REJECT_DUPLICATES if reject_duplicates else 0)
              | (_STATUS_REPORT_REQUEST if request_status_report else 0) | (_UDHI if ies else 0))

@@ -2,6 +2,10 @@
 
 With a header, GSM 7-bit text starts at the next septet boundary: the header is
 counted in septets and fill bits pad it, so the UDL stays a septet count.
+
+Data sent under a DCS the caller gives (SMS:BINARY:XML) is laid out as that DCS says, since
+the phone reads it so: GSM 7-bit data are septet values, one per octet (as SMPP carries
+them), packed here with TP-UDL in septets; UCS-2 data must be whole 16-bit units.
 """
 
 from __future__ import annotations
@@ -9,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .alphabet import from_septets, pack_septets, packed_length, to_septets, unpack_septets
-from .dcs import Coding
-from .errors import EncodingError, PduError
+from .dcs import Coding, parse_dcs
+from .errors import EncodingError, PduError, TooLongError
 from .reader import Reader
 from .ucs2 import decode_ucs2, encode_ucs2
 
@@ -27,26 +31,49 @@ def _header_block(ies: bytes) -> bytes:
     return bytes((len(ies),)) + ies if ies else b""
 
 
-def build_user_data(encoding: str, text: str | None, data: bytes, ies: bytes) -> tuple[int, bytes]:
-    """(TP-UDL, TP-UD) for one part; raises EncodingError when it does not fit."""
+def build_user_data(encoding: str, text: str | None, data: bytes, ies: bytes,
+                    dcs: int | None = None) -> tuple[int, bytes]:
+    """(TP-UDL, TP-UD) for one part; raises EncodingError when it does not fit (TooLongError
+    when only its size is wrong). 8-bit `data` under an explicit `dcs` follow that DCS."""
     block = _header_block(ies)
     if encoding == "gsm7":
-        return _build_gsm7(text or "", block)
+        return _build_septets(to_septets(text or ""), block, "gsm7 part")
+    if encoding == "8bit" and dcs is not None:
+        return _build_data(bytes(data), block, parse_dcs(dcs), dcs)
     payload = encode_ucs2(text or "") if encoding == "ucs2" else bytes(data)
+    return _build_octets(payload, block, f"{encoding} part")
+
+
+def _build_octets(payload: bytes, block: bytes, what: str) -> tuple[int, bytes]:
     if len(block) + len(payload) > MAX_OCTETS:
-        raise EncodingError(f"{encoding} part needs {len(block) + len(payload)} octets "
-                            f"with its header, at most {MAX_OCTETS} fit one SMS")
+        raise TooLongError(f"{what} needs {len(block) + len(payload)} octets "
+                           f"with its header, at most {MAX_OCTETS} fit one SMS")
     return len(block) + len(payload), block + payload
 
 
-def _build_gsm7(text: str, block: bytes) -> tuple[int, bytes]:
-    septets = to_septets(text)
+def _build_septets(septets: list[int], block: bytes, what: str) -> tuple[int, bytes]:
     skip = header_septets(len(block))
     if skip + len(septets) > MAX_SEPTETS:
-        raise EncodingError(f"gsm7 part needs {skip + len(septets)} septets with its header, "
-                            f"at most {MAX_SEPTETS} fit one SMS")
+        raise TooLongError(f"{what} needs {skip + len(septets)} septets with its header, "
+                           f"at most {MAX_SEPTETS} fit one SMS")
     fill = skip * 7 - len(block) * 8
     return skip + len(septets), block + pack_septets(septets, fill)
+
+
+def _build_data(data: bytes, block: bytes, coding: Coding, dcs: int) -> tuple[int, bytes]:
+    """Caller's data under its own DCS: a GSM 7-bit DCS counts TP-UDL in septets (TS 23.040
+    §9.2.3.16), so sending the octets as they are made the phone read other characters."""
+    what = f"data with DCS {dcs:02X}"
+    if coding.encoding == "gsm7" and not coding.compressed:
+        wide = next((i for i, octet in enumerate(data) if octet > 0x7F), None)
+        if wide is not None:
+            raise EncodingError(f"{what} (GSM 7-bit) must be septet values 00-7F, one per "
+                                f"octet; octet {wide + 1} is {data[wide]:02X}")
+        return _build_septets(list(data), block, what)
+    if coding.encoding == "ucs2" and len(data) % 2:
+        raise EncodingError(f"{what} (UCS-2) must be whole 16-bit characters, an even "
+                            f"number of octets, not {len(data)}")
+    return _build_octets(data, block, what)
 
 
 @dataclass(frozen=True)

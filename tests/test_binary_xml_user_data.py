@@ -1,0 +1,93 @@
+"""SMS:BINARY:XML user data under the DCS the sender gives (TS 23.038 / TS 23.040 §9.2.3.16).
+
+A GSM 7-bit DCS (00, F0, 10..13, C0..DF) makes TP-UDL a septet count: the <ud> octets are
+septet values (one per octet, as SMPP carries them) that the PDU packs; they went out as
+octets with an octet count, and the phone read other characters. A UCS-2 DCS needs whole
+16-bit units.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from appliance import gsm
+from appliance.gsm import EncodingError
+from conftest import Api, xml_values
+from test_modem_kit import wait_until
+from web_kit import demo_daemon_on_simulated_modems
+
+SCTS = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+HELLO = b"Hello world"
+PORTS = bytes.fromhex("050415811581")           # port IE 5505 <- 5505, without its UDHL
+
+
+def binary_xml(ud: bytes, dcs: str, udh: bytes = b"") -> str:
+    header = f"<udh>{(bytes((len(udh),)) + udh).hex().upper()}</udh>" if udh else ""
+    return f"<sms><pid>00</pid><dcs>{dcs}</dcs>{header}<ud>{ud.hex().upper()}</ud></sms>"
+
+
+# --- the PDU decoder ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dcs", [0x00, 0x10, 0xF0, 0xF1])
+@pytest.mark.parametrize("udh", [b"", PORTS])
+def test_gsm7_dcs_data_is_packed_and_counted_in_septets(dcs, udh):
+    pdu = gsm.encode_part("+36201234567", data=HELLO, encoding="8bit", dcs=dcs, udh=udh)
+    decoded = gsm.decode(pdu)
+    assert (decoded.text, decoded.encoding, decoded.dcs) == ("Hello world", "gsm7", dcs)
+    assert not decoded.truncated
+    ud_octets = _ud_octets(len(HELLO), udh)
+    udl = int(pdu[-2 * ud_octets - 2:-2 * ud_octets], 16)
+    assert udl == (0 if not udh else ((len(udh) + 1) * 8 + 6) // 7) + len(HELLO)
+    if udh:
+        assert decoded.ports == (5505, 5505)
+    deliver = gsm.decode(gsm.encode_deliver("+36201234567", data=HELLO, encoding="8bit",
+                                            dcs=dcs, udh=udh, scts=SCTS))
+    assert deliver.text == "Hello world"
+
+
+def _ud_octets(septets: int, udh: bytes) -> int:
+    """TP-UD octets: the header block, then the septets packed after its fill bits."""
+    if not udh:
+        return (septets * 7 + 7) // 8
+    block = len(udh) + 1
+    skip = (block * 8 + 6) // 7
+    return block + ((skip + septets) * 7 - block * 8 + 7) // 8
+
+
+def test_octet_and_ucs2_dcs_keep_their_octets():
+    assert gsm.decode(gsm.encode_part("+1555", data=b"\x80\x00\xff", encoding="8bit",
+                                      dcs=0xF5)).data == b"\x80\x00\xff"
+    text = "Szia \u263a".encode("utf-16-be")
+    assert gsm.decode(gsm.encode_part("+1555", data=text, encoding="8bit",
+                                      dcs=0x08)).text == "Szia \u263a"
+
+
+@pytest.mark.parametrize("dcs,data,says", [
+    (0x00, b"\xc8\x32", "septet values 00-7F"),
+    (0x08, b"\x00\x41\x00", "even number of octets"),
+    (0x18, b"\x00", "even number of octets"),
+    (0xE0, b"\x00\x41\x00", "even number of octets"),
+])
+def test_data_that_cannot_be_what_the_dcs_says_is_not_encoded(dcs, data, says):
+    with pytest.raises(EncodingError, match=says):
+        gsm.encode_part("+1555", data=data, encoding="8bit", dcs=dcs)
+
+
+# --- through the API and the pty modem simulator --------------------------------------------
+
+
+def test_binary_xml_with_dcs_00_reaches_the_phone_as_sent(make_config, run_daemon):
+    with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, network):
+        api = Api(daemon.port)
+        for number, udh in (("+36701110001", b""), ("+36701110002", PORTS)):
+            body = api.action("sendmessage", recipient=number, messagetype="SMS:BINARY:XML",
+                              messagedata=binary_xml(HELLO, "00", udh))
+            assert xml_values(body, "statuscode") == ["0"], body
+        got = wait_until(lambda: len([s for s in network.submits if s["to"].startswith(
+            "+3670111000")]) == 2 and network.submits, timeout=30, what="both submitted")
+        by_number = {s["to"]: s for s in got}
+        assert by_number["+36701110001"]["text"] == "Hello world"
+        assert by_number["+36701110002"]["text"] == "Hello world"
