@@ -12,6 +12,8 @@ import re
 from appliance import gsm
 from appliance.gsm import segment as gsm_segment
 from appliance.gsm import udh as gsm_udh
+from appliance.gsm import userdata as gsm_userdata
+from appliance.gsm.errors import TooLongError
 from appliance.gsm import wap as gsm_wap
 from appliance.errors import ValidationError
 from appliance.ids import new_message_id
@@ -138,16 +140,28 @@ def _binary_xml_parts(sub: Submission):
     dcs = _hex_field(root, "dcs")
     if len(pid) > 1 or len(dcs) > 1:
         raise ValidationError("bad_binary", "<pid> and <dcs> are one octet each", "messagedata")
-    if len(ud) + (len(udh) + 1 if udh else 0) > MAX_BINARY_OCTETS:
-        raise ValidationError("text_too_long", f"binary SMS is limited to {MAX_BINARY_OCTETS} "
-                              "octets of UDH and data", "messagedata")
     msg_class = None
     dcs_value = dcs[0] if dcs else None
+    _check_user_data(ud, udh, dcs_value)
     if dcs_value is not None and dcs_value & 0x10:
         msg_class = dcs_value & 0x03
     part = PartSpec(seq=1, total=1, encoding="8bit", data=ud, udh=udh,
                     pid=pid[0] if pid else 0, dcs=dcs_value)
     return (part,), msg_class, "8bit"
+
+
+def _check_user_data(ud: bytes, udh: bytes, dcs: int | None) -> None:
+    """The part as the codec lays it out under its DCS, so what is accepted a modem can send
+    (an odd UCS-2 payload was accepted, then refused by the modem with CMS 304)."""
+    try:
+        gsm_userdata.build_user_data("8bit", None, ud, udh, 0x04 if dcs is None else dcs)
+    except TooLongError:
+        raise ValidationError("text_too_long", f"binary SMS is limited to {MAX_BINARY_OCTETS} "
+                              f"octets of UDH and data ({gsm_userdata.MAX_SEPTETS} septets "
+                              "with a GSM 7-bit DCS)", "messagedata") from None
+    except gsm.EncodingError as exc:
+        raise ValidationError("bad_binary", f"SMS:BINARY:XML <ud> does not suit its <dcs>: "
+                              f"{exc}", "messagedata") from None
 
 
 def _wap_parts(sub: Submission):

@@ -3,11 +3,14 @@
 A GSM 7-bit DCS (00, F0, 10..13, C0..DF) makes TP-UDL a septet count: the <ud> octets are
 septet values (one per octet, as SMPP carries them) that the PDU packs; they went out as
 octets with an octet count, and the phone read other characters. A UCS-2 DCS needs whole
-16-bit units.
+16-bit units: an odd <ud> was accepted, then refused by the modem with CMS 304; now every
+dialect that carries SMS:BINARY:XML refuses it at once, in its own format, storing nothing.
 """
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 from datetime import datetime, timezone
 
 import pytest
@@ -15,6 +18,8 @@ import pytest
 from appliance import gsm
 from appliance.gsm import EncodingError
 from conftest import Api, xml_values
+from test_api_dialects import post_json
+from test_api_ozeki import make_user
 from test_modem_kit import wait_until
 from web_kit import demo_daemon_on_simulated_modems
 
@@ -91,3 +96,72 @@ def test_binary_xml_with_dcs_00_reaches_the_phone_as_sent(make_config, run_daemo
         by_number = {s["to"]: s for s in got}
         assert by_number["+36701110001"]["text"] == "Hello world"
         assert by_number["+36701110002"]["text"] == "Hello world"
+
+
+# --- refused at acceptance, in each dialect's format -----------------------------------------
+
+ODD_UCS2 = [("08", b"\x00\x41\x00"), ("18", b"\x00\x41\x00\x42\xd8"), ("E0", b"\x00")]
+
+
+def _stored(daemon) -> list:
+    return daemon.journal.folder(None, "outbox", 100)
+
+
+@pytest.mark.parametrize("dcs,ud", ODD_UCS2)
+def test_ozeki_get_refuses_odd_ucs2_with_statuscode_4_and_charges_nothing(appliance, dcs, ud):
+    daemon, api = appliance
+    john = make_user(api)
+    before = john.action("getcredits")
+    body = john.action("sendmessage", recipient="+36201234567", messagetype="SMS:BINARY:XML",
+                       messagedata=binary_xml(ud, dcs))
+    assert xml_values(body, "statuscode") == ["4"], body
+    assert "even number of octets" in xml_values(body, "statusmessage")[0]
+    assert xml_values(body, "messageid") == []
+    assert _stored(daemon) == []
+    assert john.action("getcredits") == before
+
+
+def test_ozeki_post_and_batch_refuse_only_the_odd_ucs2_message(appliance):
+    daemon, api = appliance
+    odd = binary_xml(b"\x00\x41\x00", "08")
+    form = urllib.parse.urlencode({
+        "action": "sendmessage", "username": api.username, "password": api.password,
+        "recipient": "+36201234567", "messagetype": "SMS:BINARY:XML", "messagedata": odd})
+    status, body = api.post("/api", form)
+    assert status == 200 and xml_values(body, "statuscode") == ["4"], body
+    body = api.action("sendmessage", messagecount="2", messagetype="SMS:BINARY:XML",
+                      recipient0="+36201234567", messagedata0=odd,
+                      recipient1="+36201234568", messagedata1=binary_xml(b"\x00\x41", "08"))
+    assert xml_values(body, "statuscode0") + xml_values(body, "statuscode1") == ["4", "0"], body
+    assert "even number of octets" in xml_values(body, "statusmessage0")[0]
+    assert [m["recipient"] for m in _stored(daemon)] == ["+36201234568"]
+
+
+def test_ozeki_json_refuses_odd_ucs2_in_that_message_status(appliance):
+    daemon, api = appliance
+    status, reply = post_json(api, "sendmsg", {"messages": [
+        {"to_address": "+36201234567", "message_type": "SMS:BINARY:XML",
+         "text": binary_xml(b"\x00\x41\x00", "08")},
+        {"to_address": "+36201234568", "message_type": "SMS:BINARY:XML",
+         "text": binary_xml(b"\x00\x41", "08")}]})
+    assert status == 200 and reply["response_code"] == "SUCCESS", json.dumps(reply)
+    data = reply["data"]
+    assert (data["success_count"], data["failed_count"]) == (1, 1)
+    refused, accepted = data["messages"]
+    assert "even number of octets" in refused["status"]
+    assert accepted["status"] == "SUCCESS"
+    assert [m["recipient"] for m in _stored(daemon)] == ["+36201234568"]
+
+
+def test_gsm7_dcs_takes_septet_values_and_160_of_them(appliance):
+    daemon, api = appliance
+    body = api.action("sendmessage", recipient="+36201234567", messagetype="SMS:BINARY:XML",
+                      messagedata=binary_xml(bytes.fromhex("C8329BFD06"), "00"))
+    assert xml_values(body, "statuscode") == ["4"], body
+    assert "septet values 00-7F" in xml_values(body, "statusmessage")[0]
+    body = api.action("sendmessage", recipient="+36201234567", messagetype="SMS:BINARY:XML",
+                      messagedata=binary_xml(b"A" * 160, "00"))
+    assert xml_values(body, "statuscode") == ["0"], body
+    body = api.action("sendmessage", recipient="+36201234567", messagetype="SMS:BINARY:XML",
+                      messagedata=binary_xml(b"A" * 161, "00"))
+    assert xml_values(body, "statuscode") == ["3"], body
