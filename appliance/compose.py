@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from appliance import gsm
+from appliance.gsm import dcs as gsm_dcs
 from appliance.gsm import segment as gsm_segment
 from appliance.gsm import udh as gsm_udh
 from appliance.gsm import userdata as gsm_userdata
@@ -164,6 +165,24 @@ def _check_user_data(ud: bytes, udh: bytes, dcs: int | None) -> None:
                               f"{exc}", "messagedata") from None
 
 
+def _check_dynamic_coding(smpp_params: dict | None, parts) -> None:
+    """Ozeki's dynamic `data_coding` replaces the DCS on an SMPP link: 8-bit data it names
+    UCS-2 must be whole 16-bit units there too, or the SMSC gets half a character."""
+    if not smpp_params or "data_coding" not in smpp_params:
+        return                      # every plain message: no exception on the hot path
+    try:
+        number = int(str(smpp_params["data_coding"]).strip(), 0)
+    except ValueError:
+        return                      # not a number: the SMPP link ignores it too
+    if not 0 <= number <= 255 or gsm_dcs.parse_dcs(number).encoding != "ucs2":
+        return
+    for part in parts:
+        if part.encoding == "8bit" and len(part.data) % 2:
+            raise ValidationError("bad_binary", f"data_coding {number} is UCS-2, which needs "
+                                  f"an even number of data octets, not {len(part.data)}",
+                                  "data_coding")
+
+
 def _wap_parts(sub: Submission):
     """SMS:WAPPUSH (<si>) and SMS:WAPPUSH:SL (<sl>): WBXML over WDP ports 2948 <- 9200."""
     _xml_root(sub.text, "WAP push")          # well-formed and DTD-free before the codec
@@ -228,5 +247,6 @@ def prepare(sub: Submission, **policy) -> NewMessage:
                       originator=check_originator(sub.originator),
                       messagetype=(sub.messagetype or "SMS:TEXT").strip(), **policy)
     parts, msg_class, encoding = _builder_for(effective.messagetype)(effective)
+    _check_dynamic_coding(effective.smpp_params, parts)
     return NewMessage(id=sub.message_id or new_message_id(), submission=effective,
                       parts=parts, msg_class=msg_class, encoding=encoding)

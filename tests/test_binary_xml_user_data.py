@@ -165,3 +165,20 @@ def test_gsm7_dcs_takes_septet_values_and_160_of_them(appliance):
     body = api.action("sendmessage", recipient="+36201234567", messagetype="SMS:BINARY:XML",
                       messagedata=binary_xml(b"A" * 161, "00"))
     assert xml_values(body, "statuscode") == ["3"], body
+
+
+def test_dynamic_data_coding_naming_ucs2_refuses_odd_data(appliance):
+    """Ozeki's dynamic data_coding replaces the DCS on an SMPP link (the modem keeps <dcs>):
+    odd 8-bit data under a UCS-2 data_coding is refused as well, even data is accepted."""
+    daemon, api = appliance
+    odd, even = binary_xml(b"\x00\x41\x00", "04"), binary_xml(b"\x00\x41", "04")
+    body = api.action("sendmessage", recipient="+36201234567", messagetype="SMS:BINARY:XML",
+                      messagedata=odd, data_coding="8")
+    assert xml_values(body, "statuscode") == ["4"], body
+    assert "data_coding 8 is UCS-2" in xml_values(body, "statusmessage")[0]
+    assert _stored(daemon) == []
+    for extra in ({"data_coding": "8", "messagedata": even}, {"data_coding": "4",
+                                                            "messagedata": odd}):
+        body = api.action("sendmessage", recipient="+36201234567",
+                          messagetype="SMS:BINARY:XML", **extra)
+        assert xml_values(body, "statuscode") == ["0"], body
