@@ -144,15 +144,32 @@ class ControlPlane:
     report_tokens: object | None = None      # provider.report_token.ReportTokens
 
     def modem(self, wanted: str):
-        """The running channel whose name or slot is `wanted`, or None."""
+        """The running channel `wanted` names, or None: its connection name or slot
+        (`GSMModem0`, `slot1`, in any case), or a slot's number as users type it (`1`)."""
         if self.channels is None:
             return None
-        name = wanted
-        for candidate, conn in self.channels.configs.items():
-            if wanted in (candidate, getattr(conn, "slot", None)):
-                name = candidate
-                break
-        return self.channels.running.get(name)
+        wanted = wanted.strip()
+        return self.channels.running.get(self._connection_named(wanted) or wanted)
+
+    def _connection_named(self, wanted: str) -> str | None:
+        """The connection whose name or slot is `wanted`: exactly first, then the forms a
+        user types (the dashboard, docs and the simulator say both `slot1` and `1`)."""
+        named = [(name, getattr(conn, "slot", "") or "")
+                 for name, conn in self.channels.configs.items()]
+        for name, slot in named:
+            if wanted in (name, slot):
+                return name
+        forms = {wanted.casefold()} | ({f"slot{int(wanted)}"} if wanted.isdigit() else set())
+        for name, slot in named:
+            if forms & {name.casefold(), slot.casefold()}:
+                return name
+        return None
+
+    def ussd_modems(self) -> list[str]:
+        """The running modems that can run a USSD code, as `slot (name)`: for an error."""
+        running = self.channels.running if self.channels is not None else {}
+        return [f"{getattr(worker, 'slot', name)} ({name})" for name, worker in running.items()
+                if hasattr(worker, "run_ussd")]
 
     def knows_serviceprovider(self, name: str) -> bool:
         """Whether a message may ask for `name` (`serviceprovider`, `to_connection`): a

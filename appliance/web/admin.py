@@ -50,6 +50,12 @@ def _json(status: int, **body) -> str:
     return json.dumps(body)
 
 
+def _no_modem(services, wanted: str) -> str:
+    running = services.control.ussd_modems()
+    return (f"no running modem with that slot or name: {wanted!r} (running: "
+            f"{', '.join(running) if running else 'none'})")
+
+
 def register(app: bottle.Bottle, services) -> None:
     @app.route("/admin/ussd", method=["GET", "POST"])
     def ussd():
@@ -57,9 +63,13 @@ def register(app: bottle.Bottle, services) -> None:
         denied = _admin(services, params)
         if denied:
             return _json(403, error=denied)
-        worker = services.control.ussd_modem(params.get("slot", ""))
+        wanted = params.get("slot", "").strip()
+        if not wanted:
+            return _json(400, error="slot is required: a modem's slot, its number or its "
+                                    "connection name (slot1, 1, GSMModem0)")
+        worker = services.control.ussd_modem(wanted)
         if worker is None:
-            return _json(404, error="no running modem with that slot or name")
+            return _json(404, error=_no_modem(services, wanted))
         try:
             text = suspend.blocking(worker.run_ussd, params.get("code", ""), 60)
         except ValidationError as exc:      # not a USSD code: refused before the modem
