@@ -11,9 +11,14 @@ import sys
 import tempfile
 import urllib.parse
 
-from appliance import __version__
-from appliance import config as cfg
-from appliance.errors import ConfigError, StoreError
+from appliance import hangup
+
+if hangup.is_run(sys.argv):   # before the slow imports: see hangup.py
+    hangup.hold()
+
+from appliance import __version__  # noqa: E402
+from appliance import config as cfg  # noqa: E402
+from appliance.errors import ConfigError, StoreError  # noqa: E402
 
 log = logging.getLogger("appliance")
 
@@ -146,6 +151,7 @@ def run_config(args) -> cfg.Config:
 
 def cmd_run(args) -> int:
     from appliance import daemon
+    hangup.hold()                    # main(["run", ...]) called in-process
     config = run_config(args)
     pin_factory = None
     network = None
@@ -206,9 +212,8 @@ def _restart_in_place(args, config: cfg.Config) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     # A second SIGHUP before the new process installs its handler would kill it (the default
-    # action), and systemd takes that for a clean exit; ignored survives the exec.
-    import signal
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # action), and systemd takes that for a clean exit; blocked, it waits for the new one.
+    hangup.block_for_exec()
     os.execv(sys.executable, argv)
 
 

@@ -20,6 +20,7 @@ from typing import Callable
 import sdnotify
 
 from appliance import __version__
+from appliance import hangup
 from appliance.accounts import Accounts
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance import clock_sync
@@ -428,12 +429,17 @@ def run(config: Config, *, admin_password: str = "", pin_factory=None, on_starte
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
     signal.signal(signal.SIGHUP, daemon.request_restart)
+    if hangup.arrived():
+        log.info("daemon: SIGHUP came during start-up; restarting before starting (the "
+                 "configuration may have changed after it was read)")
+        daemon.request_restart()
     try:
-        daemon.start()
-        daemon.wait_ready()
-        if on_started:
-            on_started(daemon)
-        daemon.supervise()
+        if not daemon.restart_requested:
+            daemon.start()
+            daemon.wait_ready()
+            if on_started:
+                on_started(daemon)
+            daemon.supervise()
     finally:
         daemon.stop()
     return RESTART if daemon.restart_requested else 0

@@ -142,3 +142,45 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_sighup_during_start_up_is_held_then_acted_on(tmp_path):
+    """Found by a helper: SIGHUP's default action ended the daemon until `run` installed its
+    handler (after the config was read and the state opened), so a `systemctl reload` right
+    after a start killed it. Now `run` holds SIGHUP from its first import and restarts with
+    the configuration read again before starting. The config is a FIFO at first: the daemon
+    waits in its first read while the signal comes; a file with a new user replaces it."""
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(1)
+    port = _free_port()
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)
+    base = f'[http]\nhost = "127.0.0.1"\nport = {port}\n[store]\nstate_dir = "{tmp_path}"\n'
+    newer = base + '[users.shop]\npassword = "shop-password-1"\n'
+    log = open(tmp_path / "daemon.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(fifo),
+                             "--admin-password", ADMIN_PASSWORD],
+                            env={**os.environ, "NOTIFY_SOCKET": sock_path},
+                            stdout=log, stderr=subprocess.STDOUT,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        opened = os.open(fifo, os.O_WRONLY)    # blocks until the daemon opens its config
+        proc.send_signal(signal.SIGHUP)        # ... and comes while it reads it
+        with os.fdopen(opened, "w") as pipe:
+            pipe.write(base)
+            (tmp_path / "newer.toml").write_text(newer)
+            os.replace(tmp_path / "newer.toml", fifo)    # what any later read finds
+        got = _notices(sock, lambda got: "READY=1" in got or proc.poll() is not None)
+        assert proc.poll() is None, f"the daemon ended ({proc.returncode})"
+        assert "READY=1" in got                                   # the same process
+        assert "SIGHUP came during start-up" in (tmp_path / "daemon.log").read_text()
+        assert Api(port, "shop", "shop-password-1").send("+36201234567", "the new config")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+        log.close()
