@@ -25,8 +25,8 @@ from appliance.model import NewMessage, State
 _MESSAGE_COLUMNS = (
     "id, direction, user, recipient, originator, messagetype, body, encoding, msg_class, state,"
     " parts_total, priority, created, send_at, valid_until, updated, want_report,"
-    " serviceprovider, dialect, client_ref, callback, extra, dedupe, valid_relative")
-_MESSAGE_VALUES = "(?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " serviceprovider, dialect, client_ref, callback, extra, dedupe, valid_relative, charged")
+_MESSAGE_VALUES = "(?,'out',?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _PART_COLUMNS = ("message_id, seq, total, concat_ref, encoding, text, data, udh, pid, dcs,"
                  " state, priority, next_attempt, valid_until")
 _PART_VALUES = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
@@ -82,7 +82,8 @@ def accept_together(conn, calls: list[Accept]) -> list[list]:
                 continue
             credit.debit(user, cost, msg.id, call.now)
             state, due = _state_and_due(msg, call.now)
-            message_rows.append(_message_row(msg, call.now, state, False))
+            message_rows.append(_message_row(msg, call.now, state, False,
+                                             credit.charges(user)))
             part_rows += _part_rows(msg, state, due)
             answers.append(msg.id)
         results.append(answers)
@@ -123,7 +124,8 @@ def _accept_one(conn, msg: NewMessage, call: Accept, credit: "Credit"):
             _check_duplicate(conn, msg, call.now, window)
         credit.check(user, cost)
         state, due = _state_and_due(msg, call.now)
-        conn.execute(_INSERT_MESSAGE, _message_row(msg, call.now, state, window > 0))
+        conn.execute(_INSERT_MESSAGE, _message_row(msg, call.now, state, window > 0,
+                                                   credit.charges(user)))
     except ValidationError as exc:
         return exc
     except sqlite3.IntegrityError:   # the message row is the first write: nothing to undo
@@ -169,14 +171,17 @@ def _state_and_due(msg: NewMessage, now: float) -> tuple[str, float]:
     return State.QUEUED.value, now
 
 
-def _message_row(msg: NewMessage, now: float, state: str, dedupe: bool) -> tuple:
-    """`dedupe`: accepted under a duplicate window, so later duplicate checks see it."""
+def _message_row(msg: NewMessage, now: float, state: str, dedupe: bool,
+                 charged: bool) -> tuple:
+    """`dedupe`: accepted under a duplicate window, so later duplicate checks see it.
+    `charged`: its parts were debited, so a refund gives them back (store/refunds.py)."""
     sub = msg.submission
     return (msg.id, sub.user, sub.recipient, sub.originator, sub.messagetype, sub.text,
             msg.encoding, msg.msg_class, state, len(msg.parts), int(sub.priority), now,
             sub.send_at, sub.valid_until, now, int(sub.want_report), sub.serviceprovider,
             sub.dialect, sub.client_ref, _json(sub.callback),
-            _json(sub.smpp_params or None), int(dedupe), int(sub.validity_relative))
+            _json(sub.smpp_params or None), int(dedupe), int(sub.validity_relative),
+            int(charged))
 
 
 def _part_rows(msg: NewMessage, state: str, due: float) -> list[tuple]:
@@ -235,6 +240,10 @@ class Credit:
         if balance <= 0 or balance < cost:
             raise ValidationError("no_credit", f"insufficient credit: {balance} left, "
                                   f"{cost} needed", "credits")
+
+    def charges(self, user: str) -> bool:
+        """Whether `user`'s messages are debited (read by check, which comes first)."""
+        return self._account(user) is not None
 
     def debit(self, user: str, cost: int, message_id: str, now: float) -> None:
         account = self._accounts.get(user)

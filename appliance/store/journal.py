@@ -24,6 +24,7 @@ from appliance.model import (FINAL_STATES, InboundFragment, OutPart, Report, Rep
                              State, out_part_of)
 from appliance.store import (accepting, clock_step, counters, dispatch_batch, events, inbox,
                              message_indexes, message_routes, message_state, report_timeout)
+from appliance.store import refunds
 from appliance.store.refunds import refund_unsent
 from appliance.store.schema import DDL, SCHEMA_VERSION
 from appliance.store.writer import GroupWriter, connect
@@ -785,6 +786,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.executescript(message_routes.DDL)
     events.migrate(conn)
     report_timeout.migrate(conn)
+    refunds.migrate(conn)
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     _restrict(conn.execute("PRAGMA database_list").fetchone()[2])
 

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_box ON messages(user, direction, deleted, state, created);
 -- the duplicate check's index and the `dedupe` column: store/message_indexes.py
+-- `charged` (what a refund gives back): store/refunds.py
 
 CREATE TABLE IF NOT EXISTS parts (
     id            INTEGER PRIMARY KEY,
