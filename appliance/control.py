@@ -165,6 +165,13 @@ class ControlPlane:
                 return name
         return None
 
+    def slot_of(self, wanted: str) -> str:
+        """The slot of the connection `wanted` names (as modem() reads it), or `wanted`."""
+        name = self._connection_named(wanted.strip()) if self.channels is not None else None
+        if name is None:
+            return wanted
+        return getattr(self.channels.configs[name], "slot", "") or wanted
+
     def ussd_modems(self) -> list[str]:
         """The running modems that can run a USSD code, as `slot (name)`: for an error."""
         running = self.channels.running if self.channels is not None else {}

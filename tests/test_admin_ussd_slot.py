@@ -6,7 +6,9 @@ over a real socket."""
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.parse
+import urllib.request
 
 from appliance import cli
 from conftest import ADMIN_PASSWORD
@@ -36,3 +38,22 @@ def test_a_modem_is_named_by_number_slot_or_connection_name_in_any_case(make_con
         assert "slot1 (GSMModem0)" in body["error"] and "slot2 (GSMModem1)" in body["error"]
         status, body = _ussd(daemon.port, slot="")
         assert status == 400 and "slot is required" in body["error"]
+
+
+def test_the_demo_fault_endpoint_takes_the_same_names(make_config, run_daemon):
+    with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, network):
+        def fault(modem):
+            query = urllib.parse.urlencode({"modem": modem, "fault": "none",
+                                            "username": "admin", "password": ADMIN_PASSWORD})
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{daemon.port}/demo/sim?{query}", method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    return answer.status, json.loads(answer.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.loads(exc.read())
+
+        for modem in ("slot2", "2", "GSMModem1", "gsmmodem1"):
+            assert fault(modem) == (200, {"modem": modem, "fault": "none"}), modem
+        status, body = fault("GSMModem7")
+        assert status == 404 and "'GSMModem7'" in body["error"]

@@ -90,8 +90,10 @@ def register(app: bottle.Bottle, services) -> None:
         fault = params.get("fault", "")
         if fault not in FAULTS:
             return _json(400, error=f"fault must be one of {', '.join(FAULTS)}")
-        modem = network.modem(params.get("modem", ""))
+        wanted = params.get("modem", "")
+        # a slot, its number or the connection's name, as /admin/ussd takes them
+        modem = network.modem(wanted) or network.modem(services.control.slot_of(wanted))
         if modem is None:
-            return _json(404, error="no simulated modem with that slot")
+            return _json(404, error=f"no simulated modem with that slot: {wanted!r}")
         modem.inject_fault(fault)
         return _json(200, modem=params.get("modem"), fault=fault)
