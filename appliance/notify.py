@@ -5,10 +5,14 @@ inbound SMS. This thread only delivers them: the renderer it is given (by defaul
 `web/callbacks.render`, the table of each dialect's renderers) turns an event into an HTTP
 request, 2xx means done, anything else is retried with backoff across restarts, in order per
 message, for up to `GIVE_UP_SECONDS`.
+
+Requests are coroutines on one event loop thread (`notify-io`), not a thread each: an
+endpoint that hangs costs a socket, so a new receiver is not queued behind hanging ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import urllib.parse
@@ -24,17 +28,22 @@ log = logging.getLogger("appliance.notify")
 
 BACKOFF = (10, 30, 60, 120, 300, 600, 900)
 GIVE_UP_SECONDS = 3 * 24 * 3600
-TIMEOUT_SECONDS = 10
-MAX_WORKERS = 8          # destinations served at once; one thread each, only while busy
-# Workers kept from destinations that did not answer: endpoints that hang for the whole
-# timeout (28 dead hosts in a helper's run) held every worker, and a healthy client's
-# callbacks waited 5-37 s behind them. One worker is kept for destinations that answered
-# their last call (known from the journal after a restart), a second one from those
-# that are failing, so a new receiver waits at most one timeout.
+TIMEOUT_SECONDS = 10     # a whole request: connect, send, the answer's head
+CONNECT_SECONDS = 5      # name lookup, TCP and TLS handshake
+# Destinations served at once, one connection (a coroutine, not a thread) each. With eight
+# threads, a dozen new hosts that hang held every worker for the whole timeout and a new
+# healthy receiver waited behind them (found by a helper); a hanging request now costs a
+# socket and a batch of at most 100 events, so 64 stay cheap and bounded.
+MAX_WORKERS = 64
+# Slots kept from destinations that did not answer, for when more than MAX_WORKERS hang:
+# one for destinations that answered their last call (known from the journal after a
+# restart), a second one from those that are failing.
 RESERVED_FOR_ANSWERING = 1
 RESERVED_FROM_FAILING = 2
 KNOWN_ANSWERING = 1024   # destinations remembered as answering (a LAN has a handful)
 SWEEP_SECONDS = 60
+MAX_REDIRECTS = 4        # as urllib followed them
+MAX_HEAD_LINES = 100     # of an answer's head; the body is not read
 
 
 @dataclass
@@ -50,15 +59,16 @@ class Notifier:
     """Delivers events, isolated per destination (scheme://host:port).
 
     The loop fetches due events, leaving out destinations that are busy or backing off, and
-    hands each destination's events to a worker thread of its own (at most `max_workers`
-    at once), which sends them in order and stops at the first failure: that destination
-    then waits `BACKOFF[n]` while every other one keeps flowing. Events still pending after
-    `give_up_seconds` are given up (state dead), counted in /status.
+    hands each destination's events to a coroutine of its own on the `notify-io` loop (at
+    most `max_workers` at once), which sends them in order and stops at the first failure:
+    that destination then waits `BACKOFF[n]` while every other one keeps flowing. Events
+    still pending after `give_up_seconds` are given up (state dead), counted in /status.
     """
 
     def __init__(self, journal, accounts=None, *, clock: Clock = SYSTEM_CLOCK,
                  idle_seconds: float = 1.0, opener=None, max_workers: int = MAX_WORKERS,
                  give_up_seconds: float = GIVE_UP_SECONDS, timeout: float = TIMEOUT_SECONDS,
+                 connect_timeout: float = CONNECT_SECONDS,
                  render: Callable[[dict, object], Call | None] | None = None):
         if render is None:
             from appliance.web.callbacks import render
@@ -70,12 +80,16 @@ class Notifier:
         self.max_workers = max_workers
         self.give_up_seconds = give_up_seconds
         self.timeout = timeout
-        self._open = opener               # None: urllib's, imported by the first callback
+        self.connect_timeout = min(connect_timeout, timeout)
+        self._open = opener    # (url, method, body, headers) -> awaitable (status, location)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._busy: dict[str, threading.Thread] = {}      # destination -> its worker
+        self._busy: dict[str, None] = {}        # destinations with a batch in flight
+        self._loop: asyncio.AbstractEventLoop | None = None     # started by the first batch
+        self._io_thread: threading.Thread | None = None
+        self._loop_lock = threading.Lock()
         self._failing: dict[str, Destination] = {}        # destination -> backoff state
         self._answering: dict[str, None] = {}   # destinations whose last call succeeded
         self._last_sweep = 0.0
@@ -96,14 +110,13 @@ class Notifier:
         self._wake.set()
         if self._thread:
             self._thread.join(self.timeout + 2)
-        for worker in list(self._busy.values()):
-            worker.join(self.timeout + 2)
+        self._stop_loop()
 
     def alive(self) -> bool:
         return bool(self._thread and self._thread.is_alive())
 
     def idle(self) -> bool:
-        """No destination worker is running (tests and shutdown use it)."""
+        """No destination's batch is in flight (tests and shutdown use it)."""
         with self._lock:
             return not self._busy
 
@@ -177,16 +190,41 @@ class Notifier:
     def _start_worker(self, destination: str, batch: list) -> bool | None:
         """True when started; False when this destination must wait (it has not answered
         lately and the workers left are reserved); None when no worker is free."""
+        loop = self._io_loop()
         with self._lock:
             if len(self._busy) >= self.max_workers:
                 return None
             if destination not in self._answering and not self._may_take_a_worker(destination):
                 return False
-            worker = threading.Thread(target=self._deliver_batch, args=(destination, batch),
-                                      name=f"notify-{destination}"[:40], daemon=True)
-            self._busy[destination] = worker
-        worker.start()
+            self._busy[destination] = None
+        asyncio.run_coroutine_threadsafe(self._deliver_batch(destination, batch), loop)
         return True
+
+    # --- the event loop the requests run on ---
+
+    def _io_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._io_thread = threading.Thread(target=self._loop.run_forever,
+                                                   name="notify-io", daemon=True)
+                self._io_thread.start()
+            return self._loop
+
+    def _stop_loop(self) -> None:
+        """Requests in flight are dropped: their events stay pending for the next start."""
+        with self._loop_lock:
+            loop, thread, self._loop = self._loop, self._io_thread, None
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop).result(5)
+        except Exception:
+            log.exception("notify: requests in flight did not end")
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        if not thread.is_alive():
+            loop.close()
 
     def _may_take_a_worker(self, destination: str) -> bool:
         """For a destination that has not answered lately (call under _lock)."""
@@ -198,10 +236,13 @@ class Notifier:
         failing = sum(1 for d in self._busy if d in self._failing)
         return failing < self.max_workers - min(RESERVED_FROM_FAILING, self.max_workers - 1)
 
-    def _deliver_batch(self, destination: str, batch: list) -> None:
+    async def _deliver_batch(self, destination: str, batch: list) -> None:
         try:
             for event, call in batch:
-                if self._stop.is_set() or not self._deliver(destination, event, call):
+                if self._stop.is_set():
+                    break
+                error = await self._send(self._signed(call, event))
+                if not self._settle(destination, event, error):
                     break
         except Exception:
             log.exception("notify: worker for %s failed", destination)
@@ -210,9 +251,8 @@ class Notifier:
                 self._busy.pop(destination, None)
             self._wake.set()
 
-    def _deliver(self, destination: str, event: dict, call: Call) -> bool:
-        """Send one event; True when it is settled and the next one may go."""
-        error = self._send(self._signed(call, event))
+    def _settle(self, destination: str, event: dict, error: str | None) -> bool:
+        """Record one event's outcome; True when it is settled and the next one may go."""
         if error is None:
             self.delivered += 1
             self.journal.event_done(event["event_id"])
@@ -263,23 +303,53 @@ class Notifier:
         headers = sign_headers(secret, self.clock.now(), call.method, call.url, call.body)
         return Call(call.url, call.method, call.body, {**call.headers, **headers})
 
-    def _send(self, call: Call) -> str | None:
-        import http.client
-        import urllib.error
-        import urllib.request
-        opener = self._open or urllib.request.urlopen
+    async def _send(self, call: Call) -> str | None:
+        """None when the endpoint answered 2xx, else why not. The whole request, redirects
+        included, has `timeout` seconds: urllib's timeout was per socket read, so an endpoint
+        that trickled its answer held the request for ever."""
         try:
-            url, auth = request_target(call.url)
-            request = urllib.request.Request(url, data=call.body, method=call.method,
-                                             headers={"User-Agent": "sms-appliance",
-                                                      **auth, **call.headers})
-            with opener(request, timeout=self.timeout) as answer:
-                status = answer.status
-        except urllib.error.HTTPError as exc:
-            return f"HTTP {exc.code}"
-        except (OSError, ValueError, http.client.HTTPException) as exc:
+            return await asyncio.wait_for(self._exchange(call), self.timeout)
+        except TimeoutError as exc:
+            return str(exc) or f"no answer in {self.timeout:g} s"
+        except (OSError, ValueError, UnicodeError) as exc:
             return f"{type(exc).__name__}: {exc}"[:200]
-        return None if 200 <= status < 300 else f"HTTP {status}"
+
+    async def _exchange(self, call: Call) -> str | None:
+        url, auth = request_target(call.url)
+        method, body = call.method, call.body
+        headers = {"User-Agent": "sms-appliance", **auth, **call.headers}
+        for _ in range(MAX_REDIRECTS + 1):
+            status, location = await (self._open or self._request)(url, method, body, headers)
+            if not (location and _follows(status, method)):
+                return None if 200 <= status < 300 else f"HTTP {status}"
+            url = urllib.parse.urljoin(url, location)
+            if method not in ("GET", "HEAD"):   # 301/302/303 after a POST: a GET (urllib's)
+                method, body = "GET", None
+                headers = {k: v for k, v in headers.items()
+                           if k.lower() not in ("content-type", "content-length")}
+        return f"HTTP {status} (more than {MAX_REDIRECTS} redirects)"
+
+    async def _request(self, url: str, method: str, body: bytes | None,
+                       headers: dict) -> tuple[int, str]:
+        """One HTTP/1.1 request on a connection of its own: (status, Location)."""
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url[:80]!r}")
+        tls = _tls_context() if scheme == "https" else None
+        port = parts.port or (443 if tls else 80)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                parts.hostname, port, ssl=tls, server_hostname=parts.hostname if tls else None,
+                limit=16384), self.connect_timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no connection in {self.connect_timeout:g} s") from None
+        try:
+            writer.write(_request_head(parts, method, body, headers) + (body or b""))
+            await writer.drain()
+            return await _read_answer_head(reader)
+        finally:
+            writer.close()
 
     # --- alerts to the administrator ---
 
@@ -287,5 +357,66 @@ class Notifier:
         """A POST to the admin's alert_url (the alert SMS goes through `intake.alert_sms`)."""
         if admin.alert_url:
             body = urllib.parse.urlencode({"slot": slot, "alert": text}).encode()
-            threading.Thread(target=self._send, daemon=True,
-                             args=(Call(admin.alert_url, "POST", body, FORM),)).start()
+            asyncio.run_coroutine_threadsafe(self._alert(Call(admin.alert_url, "POST", body, FORM)),
+                                             self._io_loop())
+
+    async def _alert(self, call: Call) -> None:
+        error = await self._send(call)
+        if error:
+            log.warning("notify: alert to %s failed (%s)", destination_of(call.url), error)
+
+
+_tls = None
+
+
+def _tls_context():
+    global _tls
+    if _tls is None:
+        import ssl
+        _tls = ssl.create_default_context()
+    return _tls
+
+
+def _follows(status: int, method: str) -> bool:
+    """Whether urllib followed this redirect (307/308 only for a GET or HEAD)."""
+    if status in (301, 302, 303):
+        return True
+    return status in (307, 308) and method in ("GET", "HEAD")
+
+
+def _request_head(parts, method: str, body: bytes | None, headers: dict) -> bytes:
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    lines += [f"{name}: {value}" for name, value in headers.items()
+              if name.lower() not in ("host", "content-length", "connection")]
+    lines.append("Connection: close")
+    if any("\r" in line or "\n" in line for line in lines):
+        raise ValueError("a header holds a line break")    # as http.client refused it
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def _read_answer_head(reader) -> tuple[int, str]:
+    """(status, Location) from an answer's head; its body is not read."""
+    line = await reader.readline()
+    version, _, rest = line.decode("latin-1").partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/") or not code.isdigit():
+        raise ValueError(f"no HTTP answer: {line[:60]!r}" if line else "closed without an answer")
+    location = ""
+    for _ in range(MAX_HEAD_LINES):
+        header = (await reader.readline()).decode("latin-1").strip()
+        if not header:
+            break
+        name, _, value = header.partition(":")
+        if name.strip().lower() == "location":
+            location = value.strip()
+    return int(code), location
+
+
+async def _cancel_tasks() -> None:
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

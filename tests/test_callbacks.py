@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from types import SimpleNamespace
 
 import pytest
 
@@ -45,6 +46,21 @@ class BlackHole:
         self.release.set()
         for conn in self.conns:
             conn.close()
+        self.sock.close()
+
+
+class NeverAccepts:
+    """A port whose accept queue is full: a connect to it is never completed (SYNs dropped)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)                     # one connection fills the queue
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.filler = socket.create_connection(self.sock.getsockname(), timeout=5)
+
+    def close(self):
+        self.filler.close()
         self.sock.close()
 
 
@@ -362,6 +378,7 @@ def test_endpoints_that_hang_leave_workers_for_one_that_answers(rig):
     per destination, at most eight), and a healthy client's callbacks waited behind them
     for the whole timeout. Two workers are kept for destinations that answered last."""
     clock, journal, notifier = rig
+    notifier.max_workers = 8                # more endpoints hang than there are slots
     good = Endpoint()
     holes = [BlackHole() for _ in range(10)]
     try:
@@ -390,6 +407,7 @@ def test_a_new_receiver_is_not_held_back_by_endpoints_that_keep_failing(rig):
     destinations may not take the last two workers."""
     from appliance.callback_url import destination_of
     clock, journal, notifier = rig
+    notifier.max_workers = 8                # more endpoints hang than there are slots
     good = Endpoint()
     holes = [BlackHole() for _ in range(12)]
     try:
@@ -423,4 +441,222 @@ def test_a_receiver_that_answered_before_a_restart_is_known_after_it(rig, tmp_pa
         finally:
             again.stop()
     finally:
+        good.close()
+
+
+def pending_attempts(journal) -> list[int]:
+    rows = journal.query("SELECT attempts FROM events WHERE state='pending'")
+    return [row["attempts"] for row in rows]
+
+
+def test_a_new_receiver_gets_its_callback_while_new_hosts_hang(rig):
+    """Found by a helper: a dozen hosts never seen before that accept and never answer, and
+    one that never completes the connect, held every worker for the whole timeout (30 s
+    here); a new healthy receiver's callbacks waited behind them. Requests are not threads
+    any more: the healthy receiver is told while every hanging one is still in flight."""
+    clock, journal, notifier = rig
+    good = Endpoint()
+    holes = [BlackHole() for _ in range(12)] + [NeverAccepts()]
+    try:
+        for i, hole in enumerate(holes):
+            stuck = send(journal, template(hole.url, "hole"))
+            submit_and_report(journal, stuck, ReportStatus.DELIVERED, f"h{i}")
+        fresh = send(journal, template(good.url, "fresh"))
+        submit_and_report(journal, fresh, ReportStatus.DELIVERED, "9")
+        notifier.start()
+        assert wait_for(lambda: len(good.calls) >= 2, timeout=10)
+        assert all(a == 0 for a in pending_attempts(journal))   # no hang has ended yet
+        assert sum(isinstance(h, BlackHole) and h.accepted.is_set() for h in holes) == 12
+    finally:
+        for hole in holes:
+            hole.close()
+        notifier.stop()
+        good.close()
+
+
+class Trickle(BlackHole):
+    """Accepts and sends its answer's head one byte at a time, never finishing it."""
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            self.accepted.set()
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn):
+        head = b"HTTP/1.1 200 OK\r\nX-Slow: "
+        while not self.release.wait(0.2):       # each byte well inside a read timeout
+            try:
+                conn.sendall(head[:1] or b"y")
+            except OSError:
+                return
+            head = head[1:]
+
+
+def test_a_request_has_one_deadline_for_connect_and_answer(tmp_path):
+    """urllib's timeout was per socket read: an endpoint that trickles its answer held its
+    request for ever, and one whose accept queue is full held it for the whole timeout. Now
+    the connect has `connect_timeout` and the whole request `timeout` (short here: the
+    assertion is that both end, with the reason, not when)."""
+    clock = FakeClock()
+    journal = Journal.open(tmp_path / "state", clock=clock)
+    notifier = Notifier(journal, None, clock=clock, timeout=1.0, connect_timeout=0.3)
+    trickle, full = Trickle(), NeverAccepts()
+    try:
+        for i, hole in enumerate((trickle, full)):
+            message_id = send(journal, template(hole.url, "slow"))
+            submit_and_report(journal, message_id, ReportStatus.DELIVERED, f"s{i}")
+        drain(notifier)
+        errors = {f["destination"]: f["last_error"]
+                  for f in notifier.status()["failing_destinations"]}
+        assert errors == {trickle.url: "no answer in 1 s", full.url: "no connection in 0.3 s"}
+    finally:
+        trickle.close()
+        full.close()
+        notifier.stop()
+        journal.close()
+
+
+class LateReceiver:
+    """A port that refuses connections (bound, not listening) until `up()`, then answers 200
+    to each request and records its request line."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.calls = []
+
+    def up(self):
+        self.sock.listen(8)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                self.calls.append(head.split(b"\r\n")[0].decode())
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+    def close(self):
+        self.sock.close()
+
+
+def test_a_refusing_receiver_backs_off_holds_nobody_and_is_told_after_a_restart(tmp_path):
+    clock = FakeClock()
+    journal = Journal.open(tmp_path / "state", clock=clock)
+    notifier = Notifier(journal, None, clock=clock, timeout=30)
+    late, good = LateReceiver(), Endpoint()
+    try:
+        down = send(journal, template(late.url, "late"))
+        submit_and_report(journal, down, ReportStatus.DELIVERED, "1")
+        flowing = send(journal, template(good.url, "good"))
+        submit_and_report(journal, flowing, ReportStatus.DELIVERED, "2")
+        drain(notifier)
+        assert len(good.calls) == 2 and late.calls == []
+        [failing] = notifier.status()["failing_destinations"]
+        assert (failing["failures"], failing["retry_in"]) == (1, BACKOFF[0])
+        assert "refused" in failing["last_error"].lower()
+        clock.advance(BACKOFF[0] + 1)
+        drain(notifier)
+        [failing] = notifier.status()["failing_destinations"]
+        assert (failing["failures"], failing["retry_in"]) == (2, BACKOFF[1])
+        notifier.stop()
+        journal.close()
+
+        journal = Journal.open(tmp_path / "state", clock=clock)          # a restart
+        notifier = Notifier(journal, None, clock=clock, timeout=30)
+        late.up()
+        drain(notifier)
+        assert late.calls == []                 # its retry time was kept
+        clock.advance(BACKOFF[1] + 1)
+        drain(notifier)
+        statuses = [urllib.parse.parse_qs(urllib.parse.urlsplit(c.split()[1]).query)["st"][0]
+                    for c in late.calls]
+        assert statuses == ["deliveredtonetwork", "deliveredtohandset"]
+        assert journal.pending_events() == 0
+    finally:
+        notifier.stop()
+        journal.close()
+        late.close()
+        good.close()
+
+
+def test_a_request_in_flight_at_stop_is_kept_for_the_next_start(tmp_path):
+    """Stopping drops the requests in flight; their events stay pending, not failed."""
+    clock = FakeClock()
+    journal = Journal.open(tmp_path / "state", clock=clock)
+    notifier = Notifier(journal, None, clock=clock, timeout=30)
+    hole = BlackHole()
+    try:
+        message_id = send(journal, template(hole.url, "hole"))
+        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "1")
+        notifier.start()
+        assert hole.accepted.wait(10)
+        notifier.stop()
+        assert notifier.idle()
+        assert pending_attempts(journal) == [0, 0]
+        assert len(journal.due_events()) == 1   # the first one, due now
+    finally:
+        hole.close()
+        notifier.stop()
+        journal.close()
+
+
+def test_an_admin_alert_is_posted_to_the_alert_url(rig):
+    clock, journal, notifier = rig
+    good = Endpoint()
+    try:
+        notifier.admin_alert(SimpleNamespace(alert_url=f"{good.url}/alerts"), "GSMModem0",
+                             "modem down")
+        assert wait_for(lambda: len(good.calls) == 1, timeout=10)
+        method, path, headers, body = good.calls[0]
+        assert (method, path) == ("POST", "/alerts")
+        assert urllib.parse.parse_qs(body.decode()) == {"slot": ["GSMModem0"],
+                                                        "alert": ["modem down"]}
+        assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+    finally:
+        notifier.stop()
+        good.close()
+
+
+def test_a_redirected_callback_is_followed_as_urllib_did(rig):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    clock, journal, notifier = rig
+    good = Endpoint()
+
+    class Moved(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", f"{good.url}/new{self.path[2:]}")   # /r?... -> /new?...
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    moved = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=moved.serve_forever, daemon=True).start()
+    try:
+        port = moved.server_address[1]
+        delivered(journal, notifier, SimpleNamespace(url=f"http://127.0.0.1:{port}"), "1")
+        assert [c[1].split("?")[0] for c in good.calls] == ["/new", "/new"]
+        assert journal.pending_events() == 0
+    finally:
+        moved.shutdown()
+        moved.server_close()
         good.close()
