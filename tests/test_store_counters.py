@@ -2,11 +2,12 @@
 exactly what a full COUNT(*) says, through every write path, and survive an upgrade."""
 
 import sqlite3
-
+import struct
 
 from appliance.clock import FakeClock
 from appliance.compose import Submission, prepare
 from appliance.model import Report, ReportStatus
+from appliance.store import counters
 from appliance.store.journal import DB_NAME, Journal
 
 
@@ -144,5 +145,69 @@ def test_a_journal_whose_trigger_counts_every_row_is_upgraded(tmp_path, clock):
         parts = drain_in_batches(again)
         again.parts_submitted("S0", [(p.id, f"R{p.id}") for p in parts])
         assert again.stats()["parts_by_state"] == full_count(again) == {"submitted": 5}
+    finally:
+        again.close()
+
+
+def last_commit_pages(db_path) -> set[int]:
+    """The pages the WAL's last commit wrote (frames of the current salt only: a WAL
+    restarted after a checkpoint keeps older frames past its end)."""
+    data = (db_path.parent / (db_path.name + "-wal")).read_bytes()
+    page_size = struct.unpack(">I", data[8:12])[0]
+    salt = data[16:24]
+    commits, current = [], set()
+    for at in range(32, len(data) - 24 - page_size + 1, 24 + page_size):
+        page, size_after = struct.unpack(">II", data[at:at + 8])
+        if data[at + 8:at + 16] != salt:
+            break
+        current.add(page)
+        if size_after:               # a commit frame ends the transaction
+            commits.append(current)
+            current = set()
+    return commits[-1]
+
+
+def test_an_accept_commit_writes_one_counter_page(journal):
+    """The accepted counts and the parts' state counts are rows of one table: an accept
+    commit writes one counter page into the WAL, not one per counter table (a page per
+    commit on the SD card)."""
+    journal.accept([new(recipient=f"+3620{i:07d}") for i in range(3)])
+    journal.accept([new(recipient=f"+3630{i:07d}") for i in range(3)])
+    conn = sqlite3.connect(journal.path)
+    try:
+        owner = dict(conn.execute("SELECT pageno, name FROM dbstat"))
+    finally:
+        conn.close()
+    written = {owner.get(p) for p in last_commit_pages(journal.path)}
+    assert {"messages", "parts"} <= written
+    assert sorted(n for n in written if n and "count" in n) == ["state_counts"]
+    assert counters.accepted(journal) == [("out", "ozeki", "admin", 6)]
+
+
+def test_a_journal_with_an_accepted_counter_table_keeps_its_counts(tmp_path, clock):
+    """A journal from before the accepted counts moved into state_counts: its
+    `counter_accepted` table is carried over and dropped with its trigger."""
+    journal = Journal.open(tmp_path, clock=clock)
+    journal.accept([new(), new()])
+    journal.close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)        # as the release before left it
+    conn.executescript(
+        "DROP TRIGGER accepted_count_insert; DELETE FROM state_counts WHERE tbl='accepted';"
+        " CREATE TABLE counter_accepted (direction TEXT NOT NULL, dialect TEXT NOT NULL,"
+        " user TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (direction, dialect, user))"
+        " WITHOUT ROWID;"
+        " CREATE TRIGGER counter_accepted_ins AFTER INSERT ON messages BEGIN"
+        " INSERT INTO counter_accepted VALUES (new.direction, new.dialect, new.user, 1)"
+        " ON CONFLICT(direction, dialect, user) DO UPDATE SET n = n + 1; END;"
+        " INSERT INTO counter_accepted VALUES ('out', 'ozeki', 'admin', 7),"
+        " ('in', '', 'admin', 2);")
+    conn.close()
+    again = Journal.open(tmp_path, clock=clock)
+    try:
+        again.accept([new()])
+        assert sorted(counters.accepted(again)) == [("in", "", "admin", 2),
+                                                    ("out", "ozeki", "admin", 8)]
+        assert again.query("SELECT name FROM sqlite_master WHERE name LIKE"
+                           " 'counter_accepted%'") == []
     finally:
         again.close()

@@ -219,11 +219,10 @@ def test_counters_backfill_existing_rows_then_track_every_change(appliance_socke
     daemon.stop()
     conn = sqlite3.connect(journal.path)
     for name in ("parts_count_insert", "parts_count_update", "parts_count_delete",
-                 "counter_accepted_ins", "events_count_insert", "events_count_update",
+                 "accepted_count_insert", "events_count_insert", "events_count_update",
                  "events_count_delete"):
         conn.execute(f"DROP TRIGGER {name}")
     conn.execute("DROP TABLE state_counts")
-    conn.execute("DROP TABLE counter_accepted")
     conn.execute("UPDATE parts SET state='queued' WHERE state='submitted'")
     conn.commit()
     conn.close()
