@@ -34,6 +34,7 @@ Nothing here asserts: it prints figures (docs/architecture.md quotes a run).
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import re
 import shutil
@@ -167,6 +168,7 @@ def _ms(text: str) -> float:
 
 def measure(side: "Side", clients: int, seconds: float, tmp: Path, **wrk_args) -> dict:
     pids = side.pids()
+    commits0 = side.commits()       # read outside the CPU, bytes and peak RSS window
     reset_peak(pids)
     before = side.accepted()
     cpu0, io0, t0 = cpu_seconds(pids), write_bytes(pids), time.monotonic()
@@ -177,7 +179,12 @@ def measure(side: "Side", clients: int, seconds: float, tmp: Path, **wrk_args) -
     accepted = side.accepted(result) - before
     result.update(clients=clients, accepted=accepted, rate=accepted / elapsed,
                   cpu_ms=1000 * cpu / max(accepted, 1), bytes_per_msg=io / max(accepted, 1),
-                  peak_rss=peak_rss_mib(pids))
+                  peak_rss=peak_rss_mib(pids), per_commit=None)
+    commits1 = side.commits()
+    if commits0 and commits1 and commits1[0] > commits0[0]:
+        # bytes per message follow the group commit's size, which follows the machine's load:
+        # two runs' bytes compare only at similar writes per commit
+        result["per_commit"] = (commits1[1] - commits0[1]) / (commits1[0] - commits0[0])
     return result
 
 
@@ -232,6 +239,10 @@ class Side:
 
     def accepted(self, wrk_result: dict | None = None) -> int:
         raise NotImplementedError
+
+    def commits(self) -> tuple[float, float] | None:
+        """(commits, writes committed) so far, where the side tells them."""
+        return None
 
 
 class Kannel(Side):
@@ -317,6 +328,10 @@ text = "ok"
 class Appliance(Side):
     """The daemon in its own process, no modems: every accepted message waits in the journal."""
 
+    # --commits: writes per commit from /metrics (off by default: the first /metrics request
+    # loads the metrics code into the daemon, about 2 MiB more RSS in the peak RSS figures)
+    read_commits = False
+
     def __init__(self, tmp: Path, name: str, *, modems: str = "", src: str = "",
                  page_size: int = 0, preload: str = ""):
         self.preload = preload      # LD_PRELOAD for the daemon (eatmydata: no syncs)
@@ -360,6 +375,20 @@ class Appliance(Side):
             return conn.execute("SELECT count(*) FROM messages WHERE direction='out'").fetchone()[0]
         finally:
             conn.close()
+
+    def commits(self) -> tuple[float, float] | None:
+        """The group writer's commits and writes, from /metrics' batch-size histogram."""
+        if not self.read_commits:
+            return None
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics")
+        token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+        try:
+            text = urllib.request.urlopen(request, timeout=30).read().decode()
+        except OSError:
+            return None
+        found = dict(re.findall(r"^sms_store_commit_batch_size_(count|sum) (\S+)$", text, re.M))
+        return (float(found["count"]), float(found["sum"])) if len(found) == 2 else None
 
     def status_ms(self, repeat: int = 20) -> float:
         url = f"http://127.0.0.1:{self.port}/status"
@@ -430,8 +459,12 @@ def sim_modems(tmp: Path, count: int) -> tuple[subprocess.Popen, str]:
 
 def row(name: str, r: dict) -> str:
     return (f"| {name} c={r['clients']} | {r['rate']:,.0f} | {r['p50']:.2f} / {r['p99']:.2f} |"
-            f" {r['cpu_ms']:.3f} | {r['peak_rss']:.1f} | {r['bytes_per_msg']:,.0f} |"
+            f" {r['cpu_ms']:.3f} | {r['peak_rss']:.1f} | {r['bytes_per_msg']:,.0f}{_batch(r)} |"
             f" {r['non2xx']} {r['socket_errors']} |")
+
+
+def _batch(r: dict) -> str:
+    return f" ({r['per_commit']:.1f}/commit)" if r.get("per_commit") else ""
 
 
 def main() -> int:
@@ -454,6 +487,9 @@ def main() -> int:
     parser.add_argument("--page-sizes", default="",
                         help="e.g. 1024,2048,4096: the single-message levels once per journal"
                              " page size first (bytes written and CPU per message)")
+    parser.add_argument("--commits", action="store_true",
+                        help="writes per group commit next to bytes/msg (from /metrics: the"
+                             " daemons' peak RSS is then ~2 MiB higher)")
     parser.add_argument("--e2e", action="store_true",
                         help="only the SMPP end-to-end section (bench/smpp_e2e.py)")
     parser.add_argument("--window", type=int, default=10, help="--e2e: SMPP window")
@@ -462,6 +498,7 @@ def main() -> int:
     if args.e2e:
         return smpp_e2e(args)
     levels = [int(c) for c in args.clients.split(",")]
+    Appliance.read_commits = args.commits
     for tool in ("wrk",) + (() if args.skip_kannel else ("bearerbox",)):
         if not shutil.which(tool) and not (KANNEL_BIN / tool).exists():
             raise SystemExit(f"{tool} is missing: make bench-deps")
