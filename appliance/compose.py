@@ -141,11 +141,11 @@ def _binary_xml_parts(sub: Submission):
     dcs = _hex_field(root, "dcs")
     if len(pid) > 1 or len(dcs) > 1:
         raise ValidationError("bad_binary", "<pid> and <dcs> are one octet each", "messagedata")
-    msg_class = None
     dcs_value = dcs[0] if dcs else None
     _check_user_data(ud, udh, dcs_value)
-    if dcs_value is not None and dcs_value & 0x10:
-        msg_class = dcs_value & 0x03
+    # TS 23.038: only the general groups (bit 4) and group F carry a class; C, D, E
+    # (message waiting) and the reserved groups have none
+    msg_class = gsm_dcs.parse_dcs(dcs_value).msg_class if dcs_value is not None else None
     part = PartSpec(seq=1, total=1, encoding="8bit", data=ud, udh=udh,
                     pid=pid[0] if pid else 0, dcs=dcs_value)
     return (part,), msg_class, "8bit"

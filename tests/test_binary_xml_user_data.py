@@ -182,3 +182,22 @@ def test_dynamic_data_coding_naming_ucs2_refuses_odd_data(appliance):
         body = api.action("sendmessage", recipient="+36201234567",
                           messagetype="SMS:BINARY:XML", **extra)
         assert xml_values(body, "statuscode") == ["0"], body
+
+
+# --- the message class stored from the DCS (TS 23.038 §4) -----------------------------------
+
+
+@pytest.mark.parametrize("dcs,ud,msg_class", [
+    ("00", HELLO, None), ("10", HELLO, 0), ("14", HELLO, 0), ("18", b"\x00\x41", 0),
+    ("C0", HELLO, None), ("D0", HELLO, None), ("D8", HELLO, None), ("E0", b"\x00\x41", None),
+    ("F0", HELLO, 0), ("F5", HELLO, 1), ("93", HELLO, None),
+])
+def test_binary_xml_class_follows_the_dcs_coding_group(appliance, dcs, ud, msg_class):
+    """Message waiting groups C, D, E carry no class although bit 4 may be set (D0, D8: it
+    is part of the group number); group F always carries one in bits 0-1."""
+    daemon, api = appliance
+    body = api.action("sendmessage", recipient="+36201234567", messagetype="SMS:BINARY:XML",
+                      messagedata=binary_xml(ud, dcs))
+    assert xml_values(body, "statuscode") == ["0"], body
+    stored = daemon.journal.get_message(xml_values(body, "messageid")[0])
+    assert stored["msg_class"] == msg_class
