@@ -86,10 +86,16 @@ def _text_parts(sub: Submission) -> tuple[tuple[PartSpec, ...], int | None, str]
     encoding, msg_class = parse_text_type(sub.messagetype)
     if not sub.text:
         raise ValidationError("empty_text", "message text is empty", "messagedata")
+    coding = None
+    if sub.smpp_params and "data_coding" in sub.smpp_params:
+        coding = _dynamic_coding(sub.smpp_params)
+        encoding = _text_coding(coding, encoding)
     try:
         seg = gsm.segments(sub.text, encoding=encoding)
     except ValueError as exc:
-        raise ValidationError("bad_text", f"text cannot be encoded: {exc}", "messagedata") from None
+        under = f" with data_coding {coding}" if coding is not None else ""
+        raise ValidationError("bad_text", f"text cannot be encoded{under}: {exc}",
+                              "messagedata") from None
     if seg.count > MAX_PARTS:
         raise ValidationError("text_too_long", f"text needs {seg.count} SMS; at most {MAX_PARTS} "
                               "are allowed", "messagedata")
@@ -165,16 +171,62 @@ def _check_user_data(ud: bytes, udh: bytes, dcs: int | None) -> None:
                               f"{exc}", "messagedata") from None
 
 
+def _dynamic_coding(smpp_params: dict) -> int | None:
+    """The dynamic `data_coding` as the SMPP link reads it (uplink.codec.dynamic_params):
+    None when it is not a number 0-255, which the link ignores."""
+    try:
+        number = int(str(smpp_params["data_coding"]).strip(), 0)
+    except ValueError:
+        return None
+    return number if 0 <= number <= 255 else None
+
+
+# SMPP 3.4 data_coding values for national character sets this gateway does not write
+_SMPP_NATIONAL = {5: "JIS", 6: "Cyrillic", 7: "Latin/Hebrew", 9: "pictogram",
+                  10: "ISO-2022-JP", 13: "extended Kanji JIS", 14: "KS C 5601"}
+
+
+def _text_coding(number: int | None, asked: str | None) -> str | None:
+    """How a text is split when Ozeki's dynamic `data_coding` names its alphabet on an SMPP
+    link, so the octets written there are what the data_coding says and the part count and
+    credits are those of that alphabet (data_coding 8 on a GSM-7 text was sent as septets
+    labelled UCS-2). 0 (the SMSC's default alphabet), 1 (IA5) and 3 (Latin-1) write one
+    octet per character: GSM 7-bit parts. A modem, which has no data_coding, sends the
+    same parts."""
+    if number is None:
+        return asked
+    if number in _SMPP_NATIONAL:
+        raise ValidationError("bad_text", f"data_coding {number} ({_SMPP_NATIONAL[number]}) "
+                              "is not a text coding this gateway writes; use 0, 1, 3 or 8",
+                              "data_coding")
+    coding = gsm_dcs.parse_dcs(number)
+    if number in (1, 3):
+        wanted = "gsm7"
+    elif number == 2 or coding.encoding == "8bit":
+        raise ValidationError("bad_text", f"data_coding {number} is 8-bit data, not text; "
+                              "send the octets as SMS:BINARY", "data_coding")
+    elif coding.compressed or coding.reserved:
+        raise ValidationError("bad_text", f"data_coding {number} is a compressed or reserved "
+                              "coding this gateway does not write", "data_coding")
+    else:
+        wanted = coding.encoding
+    if asked not in (None, wanted):
+        raise ValidationError("bad_text", f"data_coding {number} is "
+                              f"{_CODING_NAMES[wanted]}, the message type asks for "
+                              f"{_CODING_NAMES[asked]}", "data_coding")
+    return wanted
+
+
+_CODING_NAMES = {"gsm7": "GSM 7-bit", "ucs2": "UCS-2"}
+
+
 def _check_dynamic_coding(smpp_params: dict | None, parts) -> None:
     """Ozeki's dynamic `data_coding` replaces the DCS on an SMPP link: 8-bit data it names
     UCS-2 must be whole 16-bit units there too, or the SMSC gets half a character."""
     if not smpp_params or "data_coding" not in smpp_params:
         return                      # every plain message: no exception on the hot path
-    try:
-        number = int(str(smpp_params["data_coding"]).strip(), 0)
-    except ValueError:
-        return                      # not a number: the SMPP link ignores it too
-    if not 0 <= number <= 255 or gsm_dcs.parse_dcs(number).encoding != "ucs2":
+    number = _dynamic_coding(smpp_params)
+    if number is None or gsm_dcs.parse_dcs(number).encoding != "ucs2":
         return
     for part in parts:
         if part.encoding == "8bit" and len(part.data) % 2:

@@ -115,7 +115,8 @@ class SimNetwork:
     def submitted(self, sender: SimModem, submit: gsm.Pdu, reference: int) -> None:
         """A modem's AT+CMGS went through: route it and, if asked, report on it later."""
         record = {"from": sender.slot, "to": submit.number, "text": submit.text,
-                  "data": submit.data, "concat": submit.concat, "reference": reference,
+                  "data": submit.data, "encoding": submit.encoding, "concat": submit.concat,
+                  "reference": reference,
                   "at": self.clock.now()}
         self.submits.append(record)
         submitted_at = self._datetime()

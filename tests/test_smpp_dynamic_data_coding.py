@@ -1,0 +1,110 @@
+"""Ozeki's dynamic `data_coding` (http-api.md §2.2) on a plain SMS:TEXT: the text is split
+and written in the alphabet it names, so the submit_sm's octets are what its data_coding
+says. data_coding=8 on a GSM 7-bit text went out as septets labelled UCS-2 (b'abc' with
+data_coding 8), which the phone shows as garbage. A data_coding a text cannot be written in
+is refused at once, in the dialect's format, storing nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from appliance.gsm import alphabet
+from conftest import Api, xml_values
+from test_api_ozeki import make_user
+from test_modem_kit import wait_until
+from test_smpp_daemon import smpp_daemon, smsc  # noqa: F401 (fixtures)
+from web_kit import demo_daemon_on_simulated_modems
+
+LONG_GSM = "The quick brown fox jumps over the lazy dog. " * 2    # 90 chars: 1 GSM, 2 UCS-2
+
+
+def _bound(daemon) -> Api:
+    wait_until(lambda: daemon.channels.running["SMPP0"].state == "bound", what="bind")
+    return Api(daemon.port)
+
+
+def _send(api: Api, text: str, **params) -> str:
+    body = api.action("sendmessage", recipient="+36201234567", messagedata=text, **params)
+    assert xml_values(body, "statuscode") == ["0"], body
+    return xml_values(body, "messageid")[0]
+
+
+def test_data_coding_8_sends_a_gsm7_text_as_ucs2(smpp_daemon, smsc):
+    daemon, _ = smpp_daemon
+    api = _bound(daemon)
+    message_id = _send(api, "abc", messagetype="SMS:TEXT", data_coding="8")
+    api.wait_state(message_id, 10)
+    [pdu] = smsc.proxy.wire
+    assert pdu.data_coding == 8 and pdu.short_message == "abc".encode("utf-16-be")
+
+
+def test_data_coding_8_splits_and_counts_parts_as_ucs2(smpp_daemon, smsc):
+    daemon, _ = smpp_daemon
+    api = _bound(daemon)
+    john = make_user(api)
+    assert xml_values(john.action("getcredits"), "balance") == ["1000"]
+    message_id = _send(john, LONG_GSM, data_coding="8")
+    assert xml_values(john.action("getcredits"), "balance") == ["998"]   # two UCS-2 parts
+    api.wait_state(message_id, 10)
+    wire = smsc.proxy.wire
+    assert len(wire) == 2 == len(daemon.journal.get_parts(message_id))
+    assert all(p.data_coding == 8 and p.esm_class & 0x40 for p in wire)
+    text = "".join(p.short_message[1 + p.short_message[0]:].decode("utf-16-be") for p in wire)
+    assert text == LONG_GSM
+    stored = daemon.journal.get_message(message_id)
+    assert (stored["encoding"], stored["parts_total"]) == ("ucs2", 2)
+
+
+@pytest.mark.parametrize("coding,wire", [
+    ("0", bytes(alphabet.to_septets("Hi_there@"))),
+    ("1", b"Hi_there@"),
+    ("3", b"Hi_there@"),
+])
+def test_default_ia5_and_latin1_codings_write_one_octet_per_character(smpp_daemon, smsc,
+                                                                      coding, wire):
+    daemon, _ = smpp_daemon
+    api = _bound(daemon)
+    api.wait_state(_send(api, "Hi_there@", data_coding=coding), 10)
+    [pdu] = smsc.proxy.wire
+    assert (pdu.data_coding, pdu.short_message) == (int(coding), wire)
+
+
+@pytest.mark.parametrize("params,says", [
+    ({"data_coding": "0", "messagedata": "Szia ő"}, "with data_coding 0"),
+    ({"data_coding": "3", "messagedata": "Привет"}, "with data_coding 3"),
+    ({"data_coding": "4"}, "8-bit data"),
+    ({"data_coding": "2"}, "8-bit data"),
+    ({"data_coding": "5"}, "JIS"),
+    ({"data_coding": "8", "messagetype": "SMS:TEXT:GSM7BIT"}, "asks for GSM 7-bit"),
+    ({"data_coding": "0", "messagetype": "SMS:TEXT:UCS2"}, "asks for UCS-2"),
+])
+def test_a_text_the_data_coding_cannot_carry_is_refused(smpp_daemon, smsc, params, says):
+    daemon, _ = smpp_daemon
+    api = _bound(daemon)
+    params = {"messagedata": "abc", **params}
+    body = api.action("sendmessage", recipient="+36201234567", **params)
+    assert xml_values(body, "statuscode") == ["3"], body
+    assert says in xml_values(body, "statusmessage")[0]
+    assert daemon.journal.folder(None, "outbox", 10) == []
+    assert smsc.proxy.wire == []
+
+
+def test_without_data_coding_a_gsm7_text_stays_gsm7(smpp_daemon, smsc):
+    daemon, _ = smpp_daemon
+    api = _bound(daemon)
+    api.wait_state(_send(api, "abc"), 10)
+    [pdu] = smsc.proxy.wire
+    assert (pdu.data_coding, pdu.short_message) == (0, bytes(alphabet.to_septets("abc")))
+
+
+def test_a_modem_sends_a_data_coding_8_text_as_ucs2_too(make_config, run_daemon):
+    """A modem has no data_coding (the parameter is SMPP-only): it sends the parts the
+    message was split into, UCS-2 ones, so the text and the part count are the same on
+    either route."""
+    with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, network):
+        api = Api(daemon.port)
+        _send(api, "abc", data_coding="8")
+        [submit] = wait_until(lambda: [s for s in network.submits
+                                       if s["to"] == "+36201234567"], timeout=30,
+                              what="submitted")
+        assert (submit["text"], submit["encoding"]) == ("abc", "ucs2")
