@@ -83,7 +83,9 @@ def check_data(data: dict, text: str = "", source: str = "") -> tuple[cfg.Config
 
 def warnings(config: cfg.Config, path: str | Path) -> list[Problem]:
     """What `run` accepts but an administrator should know: an SMPP bind field longer than
-    the protocol allows (uplink/bind_fields.py; some SMSCs accept it, the rest refuse)."""
+    the protocol allows (uplink/bind_fields.py; some SMSCs accept it, the rest refuse), an
+    HTTP Server connection anyone on the network may deliver fake SMS and reports to."""
+    from appliance.provider.settings import HTTPServerConfig
     from appliance.uplink import bind_fields
 
     try:
@@ -96,6 +98,9 @@ def warnings(config: cfg.Config, path: str | Path) -> list[Problem]:
             for key, note in bind_fields.over_limit_by_key(conn):
                 found.append(Problem(index.get(("connections", conn.name, key), 0),
                                      f"connections.{conn.name}.{key}", note))
+        if isinstance(conn, HTTPServerConfig) and conn.open_intake():
+            found.append(Problem(index.get(("connections", conn.name, "baseurl"), 0),
+                                 f"connections.{conn.name}.baseurl", conn.open_intake()))
     return found
 
 

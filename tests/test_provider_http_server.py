@@ -216,3 +216,58 @@ def test_an_sms_delivered_again_is_answered_with_its_first_id_and_stored_once(se
     assert inbox == [("+36301234567", "again"), ("+36301234568", "again"),
                      ("+36301234568", "another text"), ("+36301234569", "again")]
     assert daemon.channels.running["In0"].counts["inbound"] == 4
+
+
+# --- who may deliver: the seed has no credentials for this kind ------------------------------
+
+
+def test_an_accesstoken_is_required_of_every_inbound_sms_and_report(server):
+    """With `accesstoken` set, a request without `token=` (or with a wrong one) is refused
+    403 and stores or settles nothing: anyone on the LAN could inject SMS and reports."""
+    daemon, _, base = server(accesstoken="s3cret-intake", reportconnection="HC0")
+    for query in ("originator=%2B3630&msg=fake", "originator=%2B3630&msg=fake&token=nope",
+                  "msgid=ref-1&status=delivered&token=s3cret-intake2"):
+        status, body = call(f"{base}?{query}")
+        assert (status, body) == (403, "error: wrong or missing token"), query
+    assert daemon.journal.folder(None, "inbox") == []
+    status, body = call(base, b"originator=%2B3630&msg=real&token=s3cret-intake")
+    assert status == 200 and body.startswith("Message was accepted id: ")
+    assert daemon.journal.get_message(body.rsplit(" ", 1)[1])["body"] == "real"
+
+
+@pytest.mark.parametrize("keys,warned", [
+    ({"baseurl": "http://0.0.0.0:0/sms"}, True),
+    ({"baseurl": "http://127.0.0.1:0/sms"}, False),          # the seed's: local callers only
+    ({"baseurl": "http://0.0.0.0:0/sms", "ipallow": ("10.1.0.0/16",)}, False),
+    ({"baseurl": "http://0.0.0.0:0/sms", "accesstoken": "t0ken"}, False),
+])
+def test_an_intake_open_to_the_network_is_logged_once_at_start(make_config, run_daemon,
+                                                               caplog, keys, warned):
+    conn = HTTPServerConfig(name="In0", **keys)
+    with caplog.at_level("WARNING", logger="appliance.provider"):
+        daemon = run_daemon(make_config(connections=(conn,)))
+        channel = daemon.channels.running["In0"]
+        wait_for(lambda: channel.state == "listening", what="listening")
+        call(f"http://127.0.0.1:{channel.port}/sms?originator=%2B3630&msg=one")
+    lines = [r.getMessage() for r in caplog.records if "may deliver SMS" in r.getMessage()]
+    assert lines == (["In0: anyone who reaches 0.0.0.0 may deliver SMS and delivery reports "
+                      "here (no ipallow and no accesstoken); set ipallow or accesstoken"]
+                     if warned else [])
+
+
+def test_check_config_warns_of_an_open_intake_and_still_passes(tmp_path, capsys):
+    from appliance.cli import main
+    path = tmp_path / "config.toml"
+    path.write_text('[connections.Open]\ntype = "HTTPServer"\n'
+                    'baseurl = "http://0.0.0.0:9400/sms"\n'
+                    '[connections.Seed]\ntype = "HTTPServer"\n'
+                    'baseurl = "http://127.0.0.1:9401"\n'
+                    '[connections.Listed]\ntype = "HTTPServer"\n'
+                    'baseurl = "http://0.0.0.0:9402"\nipallow = ["192.168.1.0/24"]\n')
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, out
+    assert warnings[0] == (f"warning: {path}:3: connections.Open.baseurl: anyone who reaches "
+                           "0.0.0.0 may deliver SMS and delivery reports here (no ipallow and "
+                           "no accesstoken); set ipallow or accesstoken")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import secrets
 import socketserver
 import threading
 import urllib.parse
@@ -36,6 +37,7 @@ REPORT_TYPES = {"sms:report", "sms:deliveryreport", "sms:dlr", "dlr", "report",
                 "deliveryreport"}
 TEXT_TYPES = {"", "sms:text", "sms", "text"}
 MAX_BODY = 64 * 1024
+TOKEN_PARAM = "token"          # carries `accesstoken` when one is set
 REQUEST_SECONDS = 10.0
 BIND_RETRY = 5.0
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y.%m.%d %H:%M:%S",
@@ -71,6 +73,8 @@ class HttpServerChannel:
 
     def start(self) -> None:
         self.state = "starting"
+        if self.conn.open_intake():
+            log.warning("%s: %s", self.name, self.conn.open_intake())
         self._thread = threading.Thread(target=self._serve, daemon=True,
                                         name=f"httpserver-{self.name}")
         self._thread.start()
@@ -134,6 +138,9 @@ class HttpServerChannel:
             raise LookupError(path)
         if not self._allowed(caller):
             raise PermissionError(f"{caller} may not call this connection (ipallow)")
+        if self.conn.accesstoken and not secrets.compare_digest(
+                params.get(TOKEN_PARAM, "").encode(), self.conn.accesstoken.encode()):
+            raise PermissionError("wrong or missing token")
         if not self.conn.receive:
             raise PermissionError("receiving is switched off on this connection")
         kind = params.get(self.conn.paramnamemessagetype.lower(), "").strip().lower()

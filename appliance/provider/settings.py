@@ -112,6 +112,22 @@ class HTTPServerConfig:
     paramnamestatus: str = "status"
     reportconnection: str = ""                 # whose submitted parts the reports are about
     ipallow: tuple[str, ...] = ()              # addresses/networks that may call; () = any
+    accesstoken: str = ""                      # set: every request carries it as `token`
+
+    def open_intake(self) -> str:
+        """Why anyone who reaches BASEURL may inject SMS and reports ('' when not): the
+        seed has no credentials for this kind, so a LAN listener without ipallow or
+        accesstoken is open. Loopback (the seed's 127.0.0.1) only takes local callers."""
+        if self.ipallow or self.accesstoken:
+            return ""
+        host = urllib.parse.urlsplit(self.baseurl).hostname or ""
+        try:
+            if host == "localhost" or ipaddress.ip_address(host).is_loopback:
+                return ""
+        except ValueError:
+            pass                               # a host name: it may be a LAN address
+        return (f"anyone who reaches {host or '?'} may deliver SMS and delivery reports "
+                "here (no ipallow and no accesstoken); set ipallow or accesstoken")
 
     def check(self, path: str) -> None:
         for i, network in enumerate(self.ipallow):
