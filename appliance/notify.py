@@ -44,6 +44,7 @@ KNOWN_ANSWERING = 1024   # destinations remembered as answering (a LAN has a han
 SWEEP_SECONDS = 60
 MAX_REDIRECTS = 4        # as urllib followed them
 MAX_HEAD_LINES = 100     # of an answer's head; the body is not read
+MAX_LINE = 65536         # of a head's line, as http.client took it (a big cookie is ~20 kB)
 
 
 @dataclass
@@ -341,7 +342,7 @@ class Notifier:
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(
                 parts.hostname, port, ssl=tls, server_hostname=parts.hostname if tls else None,
-                limit=16384), self.connect_timeout)
+                limit=MAX_LINE), self.connect_timeout)
         except TimeoutError:
             raise TimeoutError(f"no connection in {self.connect_timeout:g} s") from None
         try:
@@ -398,7 +399,18 @@ def _request_head(parts, method: str, body: bytes | None, headers: dict) -> byte
 
 
 async def _read_answer_head(reader) -> tuple[int, str]:
-    """(status, Location) from an answer's head; its body is not read."""
+    """(status, Location) from the final answer's head; its body is not read. An interim
+    answer (100 Continue, 103 Early Hints) comes before it, head only: http.client skipped
+    a 100, and taking it for the answer failed a callback the server then took (found by
+    a helper)."""
+    for _ in range(MAX_HEAD_LINES):
+        status, location = await _read_one_head(reader)
+        if not 100 <= status < 200 or status == 101:
+            return status, location
+    raise ValueError(f"more than {MAX_HEAD_LINES} interim answers")
+
+
+async def _read_one_head(reader) -> tuple[int, str]:
     line = await reader.readline()
     version, _, rest = line.decode("latin-1").partition(" ")
     code = rest[:3]

@@ -660,3 +660,57 @@ def test_a_redirected_callback_is_followed_as_urllib_did(rig):
         moved.shutdown()
         moved.server_close()
         good.close()
+
+
+class RawAnswer:
+    """Reads a request's head and writes `answer` as it is, then closes."""
+
+    def __init__(self, answer: bytes):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.answer = answer
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.requests.append(data)
+                conn.sendall(self.answer)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nSet-Cookie: s=" + b"x" * 30000 + b"\r\n\r\n",
+], ids=["100-continue", "103-early-hints", "30kB-header"])
+def test_an_answer_http_client_took_is_taken(rig, answer):
+    """Found by a helper: the hand-written reader took a 100 Continue for the answer (the
+    callback failed, and was sent again, although the receiver took it) and failed a head
+    line over 16 kB; http.client skipped the 100 and took lines up to 64 kB."""
+    clock, journal, notifier = rig
+    receiver = RawAnswer(answer)
+    try:
+        message_id = send(journal, template(receiver.url, "r"))
+        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "1")
+        drain(notifier)
+        assert journal.pending_events() == 0
+        assert len(receiver.requests) == 2              # submitted, delivered: once each
+    finally:
+        notifier.stop()
+        receiver.close()
