@@ -16,6 +16,7 @@ import asyncio
 import logging
 import threading
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -207,6 +208,11 @@ class Notifier:
         with self._loop_lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
+                # Name lookups block a thread each. asyncio's default pool has cpu + 4 (six
+                # on a Pi): six hosts whose lookup hangs made a healthy receiver's lookup
+                # wait past its connect time (found by a helper). One per slot, made lazily.
+                self._loop.set_default_executor(ThreadPoolExecutor(
+                    self.max_workers + RESERVED_FROM_FAILING, thread_name_prefix="notify-lookup"))
                 self._io_thread = threading.Thread(target=self._loop.run_forever,
                                                    name="notify-io", daemon=True)
                 self._io_thread.start()

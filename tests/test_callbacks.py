@@ -714,3 +714,36 @@ def test_an_answer_http_client_took_is_taken(rig, answer):
     finally:
         notifier.stop()
         receiver.close()
+
+
+def test_a_receiver_named_by_host_name_is_told_while_other_names_hang_in_lookup(rig,
+                                                                                 monkeypatch):
+    """Found by a helper: lookups ran on asyncio's default pool (cpu + 4 threads); that many
+    destinations whose name lookup hangs (a DNS server gone) held it, and a healthy
+    receiver named by its host name failed 'no connection' waiting for a thread."""
+    import os
+    real = socket.getaddrinfo
+    release = threading.Event()
+
+    def lookup(host, *args, **kwargs):
+        if str(host).endswith(".hang.invalid"):
+            release.wait(30)
+            raise socket.gaierror("lookup timed out")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    clock, journal, notifier = rig
+    notifier.connect_timeout = 3
+    good = Endpoint()
+    try:
+        for i in range(min(32, (os.cpu_count() or 1) + 4) + 2):
+            stuck = send(journal, template(f"http://h{i}.hang.invalid", "x"))
+            submit_and_report(journal, stuck, ReportStatus.DELIVERED, f"h{i}")
+        fresh = send(journal, template(good.url.replace("127.0.0.1", "localhost"), "fresh"))
+        submit_and_report(journal, fresh, ReportStatus.DELIVERED, "9")
+        notifier.start()
+        assert wait_for(lambda: len(good.calls) >= 2, timeout=10)
+    finally:
+        release.set()
+        notifier.stop()
+        good.close()
