@@ -174,3 +174,21 @@ def test_resend_after_a_timeout_is_a_choice_for_web_and_mail_providers_only(appl
     api.action("createdriver", type="SMPP", name="S9")
     body = api.action("configdriver", name="S9", host="h", SUBMITTIMEOUTACTION="Resend")
     assert error_code(body) == 3 and "SubmitFailed or SubmitSuccess" in body
+
+
+def test_a_deleted_http_client_takes_its_report_token_with_it(appliance, idle_channels):
+    """Found by a helper: the token the appliance made for an HTTP Client's reports was kept
+    by name after deletedriver, so a new connection of that name (maybe another provider)
+    took reports from whoever held the old URL. Deleting it drops the token."""
+    daemon, api = appliance
+    template = "http://127.0.0.1:9/send?to=$recipient"
+    api.action("createdriver", type="HTTPClient", name="Prov1", targeturl=template)
+    old = daemon.control.report_tokens.token(daemon.channels.configs["Prov1"])
+    report = "http://127.0.0.1/connections/Prov1/report?messageid=x&status=DELIVRD&token="
+    assert api.call("GET", report + old)[0] == 200
+    api.action("deletedriver", name="Prov1")
+    api.action("createdriver", type="HTTPClient", name="Prov1", targeturl=template)
+    status, _, body = api.call("GET", report + old)
+    assert status == 403, body
+    new = daemon.control.report_tokens.token(daemon.channels.configs["Prov1"])
+    assert new != old and api.call("GET", report + new)[0] == 200

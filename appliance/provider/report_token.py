@@ -43,6 +43,13 @@ class ReportTokens:
                  "it is on the dashboard's admin page (or set reporttoken)", conn.name)
         return token
 
+    def forget(self, name: str) -> None:
+        """A deleted connection's token goes with it: a new connection of the same name (maybe
+        another provider) must not take reports from whoever held the old URL."""
+        with self._making:
+            self._documents.remove(TABLE, name)
+        self._told.discard(name)
+
     def first_refusal(self, name: str) -> bool:
         """True once per connection: a flood of forged reports must not flood the log."""
         if name in self._told:

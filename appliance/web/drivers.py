@@ -303,6 +303,8 @@ def deletedriver(ctx: Ctx) -> str:
     control = _control(ctx)
     _off_the_loop(control.channels.stop, name, True)
     control.documents.remove(TABLE, name)
+    if control.report_tokens is not None:
+        control.report_tokens.forget(name)
     return X.envelope("deletedriver", f"<driver>\n{X.element('name', name)}\n"
                       f"{X.element('state', 'deleted')}\n</driver>\n")
 
