@@ -286,6 +286,11 @@ class Daemon:
         """SIGHUP (`systemctl reload`): stop cleanly and start again with the configuration
         read again, unless it has a problem: then this one keeps running and says why.
         Before, SIGHUP killed the daemon mid-send and systemd took that for a clean exit."""
+        if self._stop.is_set() and not self.restart_requested:
+            # a stop (SIGTERM) is under way: a reload now restarted the daemon instead of
+            # ending it, and `systemctl stop` waited for its kill timeout (found by a helper)
+            log.info("daemon: SIGHUP ignored: stopping")
+            return
         problem = self.restart_check() if self.restart_check else ""
         if problem:
             log.error("daemon: SIGHUP: not restarting, the configuration has a problem (the "

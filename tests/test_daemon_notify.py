@@ -184,3 +184,16 @@ def test_a_sighup_during_start_up_is_held_then_acted_on(tmp_path):
             proc.kill()
         sock.close()
         log.close()
+
+
+def test_a_sighup_while_stopping_does_not_turn_the_stop_into_a_restart(make_config,
+                                                                        run_daemon, caplog):
+    """Found by a helper: SIGTERM, then a SIGHUP while the daemon stopped its channels (a
+    reload racing `systemctl stop`), and the daemon exec'd itself again instead of ending;
+    systemd waited for its kill timeout. A stop under way ignores SIGHUP."""
+    caplog.set_level("INFO", "appliance.daemon")
+    daemon = run_daemon(make_config())
+    daemon.request_stop()                       # SIGTERM's handler
+    daemon.request_restart()                    # SIGHUP's
+    assert not daemon.restart_requested
+    assert "SIGHUP ignored: stopping" in caplog.text
