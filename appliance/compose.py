@@ -140,9 +140,7 @@ def _binary_xml_parts(sub: Submission):
         raise ValidationError("bad_binary", "SMS:BINARY:XML must be an <sms> document",
                               "messagedata")
     ud = _hex_field(root, "ud", required=True)
-    udh = _hex_field(root, "udh")
-    if udh and udh[0] == len(udh) - 1:
-        udh = udh[1:]            # the document carries the UDHL octet; parts keep IEs only
+    udh = _without_udhl(_hex_field(root, "udh"))
     pid = _hex_field(root, "pid")
     dcs = _hex_field(root, "dcs")
     if len(pid) > 1 or len(dcs) > 1:
@@ -155,6 +153,20 @@ def _binary_xml_parts(sub: Submission):
     part = PartSpec(seq=1, total=1, encoding="8bit", data=ud, udh=udh,
                     pid=pid[0] if pid else 0, dcs=dcs_value)
     return (part,), msg_class, "8bit"
+
+
+def _without_udhl(udh: bytes) -> bytes:
+    """The header's IEs: <udh> may carry its UDHL octet or not. A first octet equal to the
+    rest's length is a UDHL only when the rest is whole IEs: the port IE 05 04 dddd ssss
+    written without UDHL starts with 05 = its length - 1 too, and lost its first octet
+    (found by a helper: the phone got a broken header and no ports)."""
+    if not udh or udh[0] != len(udh) - 1:
+        return udh
+    try:
+        gsm_udh.parse_ies(udh[1:])
+    except gsm.PduError:
+        return udh
+    return udh[1:]
 
 
 def _check_user_data(ud: bytes, udh: bytes, dcs: int | None) -> None:

@@ -201,3 +201,22 @@ def test_binary_xml_class_follows_the_dcs_coding_group(appliance, dcs, ud, msg_c
     assert xml_values(body, "statuscode") == ["0"], body
     stored = daemon.journal.get_message(xml_values(body, "messageid")[0])
     assert stored["msg_class"] == msg_class
+
+
+def test_a_port_header_without_its_udhl_reaches_the_phone_with_its_ports(make_config,
+                                                                          run_daemon):
+    """Found by a helper: <udh> may come without its length octet (api.md), but a first
+    octet equal to the rest's length was taken for one; the port IE 05 04 dddd ssss always
+    starts so, lost its 05, and the phone got a broken header without ports. With its UDHL
+    the same header still works."""
+    with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, network):
+        api = Api(daemon.port)
+        for number, udh in (("+36701110003", PORTS.hex()), ("+36701110004", "06" + PORTS.hex())):
+            body = api.action("sendmessage", recipient=number, messagetype="SMS:BINARY:XML",
+                              messagedata=f"<sms><pid>00</pid><dcs>04</dcs><udh>{udh}</udh>"
+                                          f"<ud>{HELLO.hex()}</ud></sms>")
+            assert xml_values(body, "statuscode") == ["0"], body
+        wait_until(lambda: len([s for s in network.submits if s["to"].startswith(
+            "+3670111000")]) == 2, timeout=30, what="both submitted")
+        for submit in network.submits:
+            assert (submit["data"], submit["ports"]) == (HELLO, (5505, 5505)), submit
