@@ -329,7 +329,9 @@ class Notifier:
             status, location = await (self._open or self._request)(url, method, body, headers)
             if not (location and _follows(status, method)):
                 return None if 200 <= status < 300 else f"HTTP {status}"
-            url = urllib.parse.urljoin(url, location)
+            # as urllib's redirect handler: a Location with spaces or non-ASCII text is
+            # percent-encoded, or it broke the request line (a 400 for ever)
+            url, _ = request_target(urllib.parse.urljoin(url, location))
             if method not in ("GET", "HEAD"):   # 301/302/303 after a POST: a GET (urllib's)
                 method, body = "GET", None
                 headers = {k: v for k, v in headers.items()
