@@ -63,25 +63,36 @@ def _notices(sock, until, timeout: float = 60.0) -> list[str]:
     return got
 
 
+def _notify_socket(tmp_path, timeout: float = 1.0) -> tuple[socket.socket, str]:
+    """A NOTIFY_SOCKET as systemd offers one: a datagram socket the daemon writes to."""
+    sock_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(timeout)
+    return sock, sock_path
+
+
+def _start_daemon(config, sock_path: str, log) -> subprocess.Popen:
+    """`sms-appliance run` as systemd starts it, its output in `log`."""
+    return subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(config),
+                             "--admin-password", ADMIN_PASSWORD],
+                            env={**os.environ, "NOTIFY_SOCKET": sock_path},
+                            stdout=log, stderr=subprocess.STDOUT,
+                            cwd=Path(__file__).resolve().parents[1])
+
+
 def test_sighup_restarts_in_place_with_the_config_read_again(tmp_path):
     """Found by a helper: SIGHUP (an operator's "reload") killed the daemon mid-send, with
     no clean stop, and systemd took it for a clean exit and left the gateway down. Now it
     stops cleanly and starts again in the same process with the file read again; a file
     with a problem is refused and the running daemon stays."""
-    sock_path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(sock_path)
-    sock.settimeout(1)
+    sock, sock_path = _notify_socket(tmp_path)
     port = _free_port()
     config = tmp_path / "config.toml"
     base = f'[http]\nhost = "127.0.0.1"\nport = {port}\n[store]\nstate_dir = "{tmp_path}"\n'
     config.write_text(base)
     log = open(tmp_path / "daemon.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(config),
-                             "--admin-password", ADMIN_PASSWORD],
-                            env={**os.environ, "NOTIFY_SOCKET": sock_path},
-                            stdout=log, stderr=subprocess.STDOUT,
-                            cwd=Path(__file__).resolve().parents[1])
+    proc = _start_daemon(config, sock_path, log)
     try:
         assert "READY=1" in _notices(sock, lambda got: "READY=1" in got)
         message_id = Api(port).send("+36201234567", "queued across the reload")
@@ -150,21 +161,14 @@ def test_a_sighup_during_start_up_is_held_then_acted_on(tmp_path):
     after a start killed it. Now `run` holds SIGHUP from its first import and restarts with
     the configuration read again before starting. The config is a FIFO at first: the daemon
     waits in its first read while the signal comes; a file with a new user replaces it."""
-    sock_path = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(sock_path)
-    sock.settimeout(1)
+    sock, sock_path = _notify_socket(tmp_path)
     port = _free_port()
     fifo = tmp_path / "config.toml"
     os.mkfifo(fifo)
     base = f'[http]\nhost = "127.0.0.1"\nport = {port}\n[store]\nstate_dir = "{tmp_path}"\n'
     newer = base + '[users.shop]\npassword = "shop-password-1"\n'
     log = open(tmp_path / "daemon.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "appliance", "run", "--config", str(fifo),
-                             "--admin-password", ADMIN_PASSWORD],
-                            env={**os.environ, "NOTIFY_SOCKET": sock_path},
-                            stdout=log, stderr=subprocess.STDOUT,
-                            cwd=Path(__file__).resolve().parents[1])
+    proc = _start_daemon(fifo, sock_path, log)
     try:
         opened = os.open(fifo, os.O_WRONLY)    # blocks until the daemon opens its config
         proc.send_signal(signal.SIGHUP)        # ... and comes while it reads it
