@@ -22,7 +22,7 @@ from typing import Callable
 
 from appliance.callback_url import destination_of, request_target
 from appliance.clock import SYSTEM_CLOCK, Clock
-from appliance.signing import sign_headers
+from appliance.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
 from appliance.web.callback_kit import FORM, Call
 
 log = logging.getLogger("appliance.notify")
@@ -331,7 +331,14 @@ class Notifier:
                 return None if 200 <= status < 300 else f"HTTP {status}"
             # as urllib's redirect handler: a Location with spaces or non-ASCII text is
             # percent-encoded, or it broke the request line (a 400 for ever)
-            url, _ = request_target(urllib.parse.urljoin(url, location))
+            target, _ = request_target(urllib.parse.urljoin(url, location))
+            if _is_downgrade(url, target):
+                return f"HTTP {status} to http:// refused (it would leave TLS)"
+            if destination_of(target) != destination_of(url):
+                headers = _without_credentials(headers)
+                log.info("notify: %s redirects to %s; sent without credentials or signature",
+                         destination_of(url), destination_of(target))
+            url = target
             if method not in ("GET", "HEAD"):   # 301/302/303 after a POST: a GET (urllib's)
                 method, body = "GET", None
                 headers = {k: v for k, v in headers.items()
@@ -391,6 +398,26 @@ def _follows(status: int, method: str) -> bool:
     if status in (301, 302, 303):
         return True
     return status in (307, 308) and method in ("GET", "HEAD")
+
+
+def _is_downgrade(url: str, target: str) -> bool:
+    """An https callback sent on to plain http: its URL (a GET report's values) and
+    credentials would cross the network in clear."""
+    return (urllib.parse.urlsplit(url).scheme.lower() == "https"
+            and urllib.parse.urlsplit(target).scheme.lower() != "https")
+
+
+# Headers meant for the configured receiver only. The signature is not made anew for another
+# host: it would vouch for a URL the operator never gave, and the one made for the configured
+# URL could be replayed to it (within its 5 minutes) by whoever receives it.
+_CREDENTIALS = {"authorization", "proxy-authorization", "cookie",
+                TIMESTAMP_HEADER.lower(), SIGNATURE_HEADER.lower()}
+
+
+def _without_credentials(headers: dict) -> dict:
+    """Headers for a redirect to another scheme, host or port, as browsers, curl and
+    requests do: without Authorization (from the URL's user:password@) or the signature."""
+    return {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
 
 
 def _request_head(parts, method: str, body: bytes | None, headers: dict) -> bytes:

@@ -770,3 +770,90 @@ def test_a_redirect_to_a_location_with_spaces_is_followed(rig):
     finally:
         notifier.stop()
         receiver.close()
+
+
+def test_a_redirect_to_another_host_carries_no_login_or_signature(rig):
+    """Found by a helper: the Basic header (from the URL's user:password@) and the
+    signature went on to whatever host a receiver redirected to; browsers, curl and
+    requests drop them when scheme, host or port change. A same-origin redirect keeps them."""
+    clock, journal, notifier = rig
+    notifier.accounts.create("shop", "shop-pass-1", settings={"callback_secret": "s3cret"})
+    other = Endpoint()
+
+    def answer(request: bytes) -> bytes:
+        if request.startswith(b"GET /away"):
+            return b"HTTP/1.1 302 Found\r\nLocation: " + other.url.encode() + b"/there\r\n\r\n"
+        if request.startswith(b"GET /here"):
+            return b"HTTP/1.1 302 Found\r\nLocation: /moved\r\n\r\n"
+        return b"HTTP/1.1 200 OK\r\n\r\n"
+
+    first = RawAnswer(answer)
+    try:
+        host = first.url.split("//", 1)[1]
+        away = send(journal, f"http://alice:pw@{host}/away?id=$messageid", user="shop")
+        here = send(journal, f"http://alice:pw@{host}/here?id=$messageid", user="shop")
+        submit_and_report(journal, away, ReportStatus.DELIVERED, "1")
+        submit_and_report(journal, here, ReportStatus.DELIVERED, "2")
+        drain(notifier)
+        assert journal.pending_events() == 0
+        assert len(other.calls) == 2                    # submitted, delivered
+        secret_headers = {"authorization", signing.SIGNATURE_HEADER.lower(),
+                          signing.TIMESTAMP_HEADER.lower()}
+        for _, _, headers, _ in other.calls:
+            assert not secret_headers & {k.lower() for k in headers}
+        moved = [r for r in first.requests if r.startswith(b"GET /moved")]
+        assert len(moved) == 2
+        for request in moved:
+            assert b"\r\nAuthorization: Basic " in request
+            assert b"\r\nX-SMS-Appliance-Signature: v1=" in request
+    finally:
+        notifier.stop()
+        first.close()
+        other.close()
+
+
+def test_a_redirect_from_https_to_http_is_refused(rig, tmp_path, monkeypatch):
+    """Found by a helper: an https receiver's redirect to http:// was followed with the
+    login and signature, the report's values in clear on the network."""
+    import ssl
+    import subprocess
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from appliance import notify
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(notify, "_tls", trusting)
+    clock, journal, notifier = rig
+    plain = Endpoint()
+
+    class Moved(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", f"{plain.url}/clear{self.path[2:]}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    secure = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(str(cert), str(key))
+    secure.socket = server_side.wrap_socket(secure.socket, server_side=True)
+    threading.Thread(target=secure.serve_forever, daemon=True).start()
+    try:
+        port = secure.server_address[1]
+        message_id = send(journal, template(f"https://alice:pw@127.0.0.1:{port}", "r"))
+        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "1")
+        drain(notifier)
+        assert plain.calls == []
+        [failing] = notifier.status()["failing_destinations"]
+        assert "refused" in failing["last_error"]
+        assert journal.pending_events() == 2            # kept, retried with backoff
+    finally:
+        notifier.stop()
+        secure.shutdown()
+        secure.server_close()
+        plain.close()
