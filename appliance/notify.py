@@ -307,7 +307,9 @@ class Notifier:
         secret = (user.settings or {}).get("callback_secret", "") if user else ""
         if not secret:
             return call
-        headers = sign_headers(secret, self.clock.now(), call.method, call.url, call.body)
+        # the URL requested (login taken out, text percent-encoded), the one the receiver sees
+        requested, _ = request_target(call.url)
+        headers = sign_headers(secret, self.clock.now(), call.method, requested, call.body)
         return Call(call.url, call.method, call.body, {**call.headers, **headers})
 
     async def _send(self, call: Call) -> str | None:

@@ -857,3 +857,24 @@ def test_a_redirect_from_https_to_http_is_refused(rig, tmp_path, monkeypatch):
         secure.shutdown()
         secure.server_close()
         plain.close()
+
+
+def test_a_signature_covers_the_url_as_requested(rig):
+    """Found by a helper: the signature was made over the URL as written, with its
+    user:password@ and unencoded text, while the receiver sees the URL requested
+    (percent-encoded, no login): such callbacks never verified."""
+    clock, journal, notifier = rig
+    notifier.accounts.create("shop", "shop-pass-1", settings={"callback_secret": "s3cret"})
+    good = Endpoint()
+    try:
+        host = good.url.split("//", 1)[1]
+        message_id = send(journal, f"http://alice:pw@{host}/r?shop=José&id=$messageid",
+                          user="shop")
+        submit_and_report(journal, message_id, ReportStatus.DELIVERED, "1")
+        drain(notifier)
+        assert len(good.calls) == 2
+        for method, path, headers, body in good.calls:
+            assert path.startswith("/r?shop=Jos%C3%A9&id=")
+            assert signing.verify("s3cret", headers, method, good.url + path, body, clock.now())
+    finally:
+        good.close()
