@@ -521,20 +521,28 @@ def test_a_request_has_one_deadline_for_connect_and_answer(tmp_path):
         journal.close()
 
 
-class LateReceiver:
-    """A port that refuses connections (bound, not listening) until `up()`, then answers 200
-    to each request and records its request line."""
+class RawAnswer:
+    """Reads a request's head and writes `answer` as it is, then closes. Not `listening`, the
+    port refuses connections (bound only) until `up()`."""
 
-    def __init__(self):
+    def __init__(self, answer, listening: bool = True):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.calls = []
+        self.answer = answer
+        self.requests: list[bytes] = []
+        if listening:
+            self.up()
 
     def up(self):
         self.sock.listen(8)
         threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def calls(self) -> list[str]:
+        """The request lines received."""
+        return [request.split(b"\r\n")[0].decode() for request in self.requests]
 
     def _serve(self):
         while True:
@@ -543,14 +551,14 @@ class LateReceiver:
             except OSError:
                 return
             with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(4096)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
                     if not chunk:
                         break
-                    head += chunk
-                self.calls.append(head.split(b"\r\n")[0].decode())
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    data += chunk
+                self.requests.append(data)
+                conn.sendall(self.answer(data) if callable(self.answer) else self.answer)
 
     def close(self):
         self.sock.close()
@@ -560,7 +568,8 @@ def test_a_refusing_receiver_backs_off_holds_nobody_and_is_told_after_a_restart(
     clock = FakeClock()
     journal = Journal.open(tmp_path / "state", clock=clock)
     notifier = Notifier(journal, None, clock=clock, timeout=30)
-    late, good = LateReceiver(), Endpoint()
+    late = RawAnswer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", listening=False)
+    good = Endpoint()
     try:
         down = send(journal, template(late.url, "late"))
         submit_and_report(journal, down, ReportStatus.DELIVERED, "1")
@@ -660,38 +669,6 @@ def test_a_redirected_callback_is_followed_as_urllib_did(rig):
         moved.shutdown()
         moved.server_close()
         good.close()
-
-
-class RawAnswer:
-    """Reads a request's head and writes `answer` as it is, then closes."""
-
-    def __init__(self, answer: bytes):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.answer = answer
-        self.requests: list[bytes] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-                self.requests.append(data)
-                conn.sendall(self.answer(data) if callable(self.answer) else self.answer)
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.mark.parametrize("answer", [
