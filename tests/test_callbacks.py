@@ -41,6 +41,10 @@ class BlackHole:
                 return
             self.conns.append(conn)
             self.accepted.set()
+            self._took(conn)
+
+    def _took(self, conn):
+        """A connection accepted: a black hole says nothing on it."""
 
     def close(self):
         self.release.set()
@@ -477,15 +481,8 @@ def test_a_new_receiver_gets_its_callback_while_new_hosts_hang(rig):
 class Trickle(BlackHole):
     """Accepts and sends its answer's head one byte at a time, never finishing it."""
 
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            self.accepted.set()
-            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+    def _took(self, conn):
+        threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
     def _drip(self, conn):
         head = b"HTTP/1.1 200 OK\r\nX-Slow: "

@@ -136,10 +136,14 @@ def test_sighup_restarts_in_place_with_the_config_read_again(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        sock.close()
-        log.close()
+        _clean_up(proc, sock, log)
+
+
+def _clean_up(proc, sock, log) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    sock.close()
+    log.close()
 
 
 def _answers(port: int) -> bool:
@@ -184,10 +188,7 @@ def test_a_sighup_during_start_up_is_held_then_acted_on(tmp_path):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        sock.close()
-        log.close()
+        _clean_up(proc, sock, log)
 
 
 def test_a_sighup_while_stopping_does_not_turn_the_stop_into_a_restart(make_config,
