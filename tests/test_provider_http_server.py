@@ -218,6 +218,25 @@ def test_an_sms_delivered_again_is_answered_with_its_first_id_and_stored_once(se
     assert daemon.channels.running["In0"].counts["inbound"] == 4
 
 
+def test_a_repeat_with_the_same_msgid_but_another_senttime_is_stored_once(server):
+    """Found by a helper: the repeat key held senttime beside the provider's msgid, so a
+    repeat that added a senttime the first post lacked, or restamped it, was stored again.
+    With a msgid the msgid names the SMS; senttime counts only when there is none."""
+    daemon, _, base = server()
+    first_post = {"originator": "+36301234570", "msg": "again", "msgid": "p-9"}
+    first = call(base, urllib.parse.urlencode(first_post).encode())
+    assert first[0] == 200 and first[1] != "Message was accepted id: "
+    for senttime in ("2026-11-30 10:04:00", "2026-11-30 10:05:00"):
+        repeat = urllib.parse.urlencode({**first_post, "senttime": senttime})
+        assert call(base, repeat.encode()) == first
+    no_id = {"originator": "+36301234571", "msg": "again"}              # no msgid: by time
+    for senttime in ("2026-11-30 10:04:00", "2026-11-30 10:05:00"):
+        call(base, urllib.parse.urlencode({**no_id, "senttime": senttime}).encode())
+    inbox = sorted((m["originator"], m["body"]) for m in daemon.journal.folder(None, "inbox"))
+    assert inbox == [("+36301234570", "again"), ("+36301234571", "again"),
+                     ("+36301234571", "again")]
+
+
 # --- who may deliver: the seed has no credentials for this kind ------------------------------
 
 

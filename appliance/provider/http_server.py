@@ -4,8 +4,8 @@ It listens at BASEURL (its own host and port; the seed's default is 127.0.0.1:94
 POST with the PARAMNAME* parameters (`originator`, `recipient`, `msg`, `msgtype`, `senttime`,
 `msgid`, `subject` by default) is an inbound SMS: it lands in the inbox like one a modem
 received, fires the inbound callbacks, and is answered with RESPONSETEMPLATE (`$msgid` is the
-inbox id; an SMS sent again, with the same msgid or senttime, is stored once and gets the
-first answer's id). A request whose message type is a report (`SMS:REPORT`, `DLR`, ...) or
+inbox id; an SMS sent again, with the same msgid (or without one the same senttime), is
+stored once and gets the first answer's id). A request whose message type is a report (`SMS:REPORT`, `DLR`, ...) or
 that has a status but no text is a delivery report for the part REPORTCONNECTION submitted
 under `msgid`.
 

@@ -101,9 +101,9 @@ def receive_once(conn, fragment: InboundFragment, provider_id: str, now: float,
                  owner_of=None) -> tuple[str | None, bool]:
     """Keep an SMS a provider may deliver again (it lost our answer): (inbox id, repeat).
 
-    A repeat carries the same msgid (`provider_id`) or sent time, sender and text; it is
-    not stored again and gets the id of the first answer, which is what the provider
-    waits for. Without a msgid or a sent time a repeat cannot be told from a new SMS.
+    A repeat carries the same msgid (`provider_id`), or without one the same sent time,
+    and the same sender and text; it is not stored again and gets the id of the first
+    answer, which is what the provider waits for. Without a msgid or a sent time a repeat cannot be told from a new SMS.
     """
     key = _repeat_key(fragment, provider_id)
     if key is None:
@@ -124,8 +124,11 @@ def receive_once(conn, fragment: InboundFragment, provider_id: str, now: float,
 def _repeat_key(fragment: InboundFragment, provider_id: str) -> str | None:
     if not provider_id and fragment.sent_at is None:
         return None
-    return json.dumps([provider_id, fragment.sender, fragment.sent_at,
-                       _content_digest(fragment)])
+    # The provider's msgid names the SMS by itself: a repeat may add, drop or restamp
+    # senttime. The sent time stands in only when there is no msgid (None keeps the key
+    # of an SMS posted without senttime as it was).
+    sent_at = None if provider_id else fragment.sent_at
+    return json.dumps([provider_id, fragment.sender, sent_at, _content_digest(fragment)])
 
 
 def _seen_before(conn, fragment: InboundFragment, now: float) -> bool:
