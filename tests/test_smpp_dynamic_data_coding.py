@@ -108,3 +108,24 @@ def test_a_modem_sends_a_data_coding_8_text_as_ucs2_too(make_config, run_daemon)
                                        if s["to"] == "+36201234567"], timeout=30,
                               what="submitted")
         assert (submit["text"], submit["encoding"]) == ("abc", "ucs2")
+
+
+@pytest.mark.parametrize("messagetype,coding,wire_dcs", [
+    ("SMS:TEXT:CLASS0", "8", 0x18),         # flash UCS-2, as a modem sends it
+    ("SMS:TEXT:CLASS0", "0", 0x10),
+    ("SMS:TEXT:CLASS1", "8", 0x19),
+    ("SMS:TEXT:CLASS0", "3", 3),            # Latin-1 has no class bits: sent as asked
+    ("SMS:TEXT", "8", 8),
+])
+def test_data_coding_naming_the_alphabet_keeps_the_message_class(smpp_daemon, smsc,
+                                                                  messagetype, coding,
+                                                                  wire_dcs):
+    """Found by a helper: the dynamic data_coding replaced the whole DCS, so a flash
+    SMS:TEXT:CLASS0 with data_coding 8 went out as plain UCS-2 (8), not 0x18."""
+    daemon, _ = smpp_daemon
+    api = _bound(daemon)
+    api.wait_state(_send(api, "abc", messagetype=messagetype, data_coding=coding), 10)
+    [pdu] = smsc.proxy.wire
+    body = "abc".encode("utf-16-be") if coding == "8" else None
+    assert pdu.data_coding == wire_dcs
+    assert body is None or pdu.short_message == body

@@ -6,7 +6,8 @@ and out, so smpplib stays in smpp.py. Text coding comes from appliance.gsm only.
   (0x10 for GSM 7-bit flash, 0x18 for UCS-2 flash).
 - Long messages: a concatenation UDH (esm_class UDHI 0x40) by default, SAR TLVs with
   `usesar`, or the whole text once in message_payload with `usetlvmessagepayload`.
-- Ozeki dynamic SMPP parameters (http-api.md §2.2) override the computed fields.
+- Ozeki dynamic SMPP parameters (http-api.md §2.2) override the computed fields; a
+  data_coding 0/4/8 keeps the message class (CLASS0 with data_coding 8 goes as 0x18).
 - `defaultalphabet` (Kannel's `alt-charset`): what text in the SMSC's default alphabet
   (data_coding 0, and the class-bearing codes that name it) looks like on this link, both
   ways: GSM 03.38 septets (the default), ASCII/IA5 or Latin-1 octets. Characters the SMSC's
@@ -143,7 +144,19 @@ def submit_fields(part: OutPart, conn: SMPPConfig, *, whole_text: str | None = N
     alpha = text_alphabet(dynamic.get("data_coding", fields["data_coding"]), alphabet_of(conn))
     fields.update(_body_fields(part, conn, whole_text, alpha))
     fields.update(dynamic)
+    if "data_coding" in dynamic:
+        fields["data_coding"] = _with_class(dynamic["data_coding"], part)
     return fields
+
+
+def _with_class(coding: int, part: OutPart) -> int:
+    """A dynamic data_coding that names only the alphabet (0, 4, 8) keeps the class the
+    message type asked for, as the DCS does without it (SMS:TEXT:CLASS0 with data_coding
+    8 went out as 8, not flash 0x18). An explicit <dcs>, or a data_coding that is a DCS
+    of its own (0x10..0xFF) or IA5/Latin-1 (no TS 23.038 class bits), is sent as it is."""
+    if coding not in (0, 4, 8) or part.msg_class is None or part.dcs is not None:
+        return coding
+    return 0x10 | coding | part.msg_class
 
 
 def _body_fields(part: OutPart, conn: SMPPConfig, whole_text: str | None, alpha: str) -> dict:
