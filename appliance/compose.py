@@ -234,12 +234,40 @@ _CODING_NAMES = {"gsm7": "GSM 7-bit", "ucs2": "UCS-2"}
 
 def _check_dynamic_coding(smpp_params: dict | None, parts) -> None:
     """Ozeki's dynamic `data_coding` replaces the DCS on an SMPP link: 8-bit data it names
-    UCS-2 must be whole 16-bit units there too, or the SMSC gets half a character."""
+    UCS-2 must be whole 16-bit units there too, or the SMSC gets half a character; data it
+    names GSM 7-bit must be septet values, as SMS:BINARY:XML with <dcs>00 must."""
     if not smpp_params or "data_coding" not in smpp_params:
         return                      # every plain message: no exception on the hot path
     number = _dynamic_coding(smpp_params)
-    if number is None or gsm_dcs.parse_dcs(number).encoding != "ucs2":
+    if number is None:
         return
+    if _is_septet_coding(number):
+        _check_septet_data(number, parts)
+    elif gsm_dcs.parse_dcs(number).encoding == "ucs2":
+        _check_ucs2_data(number, parts)
+
+
+def _is_septet_coding(number: int) -> bool:
+    """SMPP 3.4 data_coding 0 (SMSC default) and 1 (IA5) are 7-bit; 2-15 are SMPP's own
+    octet and national codings; 0x10 and up are TS 23.038 DCS values."""
+    if number < 0x10:
+        return number in (0, 1)
+    coding = gsm_dcs.parse_dcs(number)
+    return coding.encoding == "gsm7" and not (coding.compressed or coding.reserved)
+
+
+def _check_septet_data(number: int, parts) -> None:
+    for part in parts:
+        if part.encoding != "8bit":
+            continue
+        wide = next((i for i, octet in enumerate(part.data) if octet > 0x7F), None)
+        if wide is not None:
+            raise ValidationError("bad_binary", f"data_coding {number} is GSM 7-bit, which "
+                                  "needs septet values 00-7F, one per octet; octet "
+                                  f"{wide + 1} is {part.data[wide]:02X}", "data_coding")
+
+
+def _check_ucs2_data(number: int, parts) -> None:
     for part in parts:
         if part.encoding == "8bit" and len(part.data) % 2:
             raise ValidationError("bad_binary", f"data_coding {number} is UCS-2, which needs "

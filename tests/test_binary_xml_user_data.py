@@ -184,6 +184,30 @@ def test_dynamic_data_coding_naming_ucs2_refuses_odd_data(appliance):
         assert xml_values(body, "statuscode") == ["0"], body
 
 
+@pytest.mark.parametrize("coding", ["0", "1", "240"])         # 240: DCS F0
+def test_dynamic_data_coding_naming_gsm7_refuses_octets_above_7f(appliance, coding):
+    """Found by a helper: only the UCS-2 data_coding was checked, so 8-bit data under a
+    GSM 7-bit data_coding was accepted and charged, then sent with octets that are no
+    septets. It is refused like SMS:BINARY:XML with <dcs>00: statuscode 4, nothing kept."""
+    daemon, api = appliance
+    john = make_user(api)
+    before = john.action("getcredits")
+    body = john.action("sendmessage", recipient="+36201234567", messagetype="SMS:BINARY:XML",
+                       messagedata=binary_xml(bytes.fromhex("C8329BFD06"), "04"),
+                       data_coding=coding)
+    assert xml_values(body, "statuscode") == ["4"], body
+    assert "septet values 00-7F" in xml_values(body, "statusmessage")[0]
+    assert xml_values(body, "messageid") == []
+    assert _stored(daemon) == []
+    assert john.action("getcredits") == before
+    for extra in ({"data_coding": coding, "messagedata": binary_xml(HELLO, "04")},
+                  {"data_coding": "3", "messagedata": binary_xml(b"\xe9", "04")},
+                  {"data_coding": "4", "messagedata": binary_xml(b"\xe9", "04")}):
+        body = john.action("sendmessage", recipient="+36201234567",
+                           messagetype="SMS:BINARY:XML", **extra)
+        assert xml_values(body, "statuscode") == ["0"], body
+
+
 # --- the message class stored from the DCS (TS 23.038 §4) -----------------------------------
 
 
