@@ -160,6 +160,23 @@ def test_smpp_overrides_are_kept(appliance):
                                  data_coding="999")) == 3
 
 
+
+@pytest.mark.parametrize("value", ["\u00b2", "9" * 5000, "0x08", "-1", "256", "abc", "\u0668"])
+def test_an_smpp_parameter_that_is_no_decimal_number_is_error_3(appliance, value):
+    """Found by a helper: '²' (str.isdigit() says yes, int() says no) and 5000 digits (past
+    int()'s limit) were an HTTP 500; in a batch, only the message that carries it is refused."""
+    daemon, api = appliance
+    assert error_code(api.action("sendmessage", recipient="+36201234567", messagedata="x",
+                                 data_coding=value)) == 3
+    body = api.action("sendmessage", messagecount="2", recipient0="+36201234567",
+                      messagedata0="ok", recipient1="+36201234568", messagedata1="bad",
+                      esm_class1=value)
+    assert [xml_values(body, f"statuscode{i}")[0] for i in range(2)] == ["0", "9"]
+    assert "esm_class must be a number 0..255" in xml_values(body, "statusmessage1")[0]
+    assert [m["body"] for m in daemon.journal.folder(None, "outbox", 10)] == ["ok"]
+    message_id = api.send("+36201234567", "x", data_coding="008")
+    assert '"data_coding":8' in daemon.journal.get_message(message_id)["extra"]
+
 def test_html_response_with_continueurl_template(appliance):
     _, api = appliance
     status, body = api.get("/api", action="sendmessage", username="admin",

@@ -268,9 +268,7 @@ def request_options(ctx: Ctx) -> Options:
     for name in SMPP_PARAMS:
         value = ctx.get(name).strip()
         if value:
-            if not value.isdigit() or int(value) > 255:
-                raise ApiError(X.E_INVALID_PARAMETER, f"{name} must be a number 0..255")
-            smpp[name] = int(value)
+            smpp[name] = _smpp_number(name, value)
     options.smpp_params = smpp or None
     url = ctx.get("reporturl").strip() or ctx.user.reporturl
     if url:
@@ -280,6 +278,16 @@ def request_options(ctx: Ctx) -> Options:
             raise ApiError(X.E_INVALID_PARAMETER, exc.text) from None
         options.callback = {"kind": "ozeki_reporturl", "url": url}
     return options
+
+
+def _smpp_number(name: str, value: str) -> int:
+    """A dynamic SMPP parameter: decimal 0..255 (Ozeki: "use decimal values"). ASCII digits
+    only: str.isdigit() takes '²', which int() refuses, and 5000 digits int() will not
+    read either; both were an HTTP 500 instead of Ozeki's error 3."""
+    digits = value.lstrip("0") or "0"
+    if not (value.isascii() and value.isdigit()) or len(digits) > 3 or int(digits) > 255:
+        raise ApiError(X.E_INVALID_PARAMETER, f"{name} must be a number 0..255")
+    return int(digits)
 
 
 def submit_all(ctx: Ctx, requests: list[dict], options: Options | None = None) -> list[Outcome]:
