@@ -129,3 +129,23 @@ def test_data_coding_naming_the_alphabet_keeps_the_message_class(smpp_daemon, sm
     body = "abc".encode("utf-16-be") if coding == "8" else None
     assert pdu.data_coding == wire_dcs
     assert body is None or pdu.short_message == body
+
+
+@pytest.mark.parametrize("esm_class", ["0", "3", "64"])
+def test_a_dynamic_esm_class_keeps_the_udhi_bit_the_body_needs(smpp_daemon, smsc, esm_class):
+    """Found by a helper: the dynamic esm_class replaced the computed one, so esm_class=0 (a
+    client sending its defaults) on a long text cleared UDHI and the phone showed each
+    part's concat header as text; 64 on a one-part text made its first letter a header
+    length. The messaging mode (3: store and forward) is kept."""
+    daemon, _ = smpp_daemon
+    api = _bound(daemon)
+    long_id = _send(api, "a" * 200, esm_class=esm_class)
+    short_id = _send(api, "Hello", esm_class=esm_class)
+    api.wait_state(long_id, 10)
+    api.wait_state(short_id, 10)
+    mode = int(esm_class) & 0x03
+    [short] = [p for p in smsc.proxy.wire if len(p.short_message) == len("Hello")]
+    parts = [p for p in smsc.proxy.wire if p is not short]
+    assert [p.esm_class for p in parts] == [0x40 | mode] * 2
+    assert "".join(alphabet.from_septets(p.short_message[6:]) for p in parts) == "a" * 200
+    assert (short.esm_class, short.short_message) == (mode, bytes(alphabet.to_septets("Hello")))

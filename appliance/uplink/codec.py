@@ -7,7 +7,8 @@ and out, so smpplib stays in smpp.py. Text coding comes from appliance.gsm only.
 - Long messages: a concatenation UDH (esm_class UDHI 0x40) by default, SAR TLVs with
   `usesar`, or the whole text once in message_payload with `usetlvmessagepayload`.
 - Ozeki dynamic SMPP parameters (http-api.md §2.2) override the computed fields; a
-  data_coding 0/4/8 keeps the message class (CLASS0 with data_coding 8 goes as 0x18).
+  data_coding 0/4/8 keeps the message class (CLASS0 with data_coding 8 goes as 0x18); an
+  esm_class keeps the UDHI bit (0x40) of the body this gateway built.
 - `defaultalphabet` (Kannel's `alt-charset`): what text in the SMSC's default alphabet
   (data_coding 0, and the class-bearing codes that name it) looks like on this link, both
   ways: GSM 03.38 septets (the default), ASCII/IA5 or Latin-1 octets. Characters the SMSC's
@@ -142,11 +143,22 @@ def submit_fields(part: OutPart, conn: SMPPConfig, *, whole_text: str | None = N
     }
     dynamic = dynamic_params(part.smpp_params)
     alpha = text_alphabet(dynamic.get("data_coding", fields["data_coding"]), alphabet_of(conn))
-    fields.update(_body_fields(part, conn, whole_text, alpha))
+    body = _body_fields(part, conn, whole_text, alpha)
+    fields.update(body)
     fields.update(dynamic)
     if "data_coding" in dynamic:
         fields["data_coding"] = _with_class(dynamic["data_coding"], part)
+    if "esm_class" in dynamic:
+        fields["esm_class"] = _with_udhi(dynamic["esm_class"], body)
     return fields
+
+
+def _with_udhi(esm_class: int, body: dict) -> int:
+    """A dynamic esm_class sets the messaging mode and type; its UDHI bit says whether
+    short_message starts with a header, which only the body knows. esm_class=0 on a long
+    text cleared it, so the phone showed each part's concat header as text; 64 on a text
+    without one made the SMSC read its first character as a header length."""
+    return (esm_class & ~ESM_UDHI) | (body.get("esm_class", 0) & ESM_UDHI)
 
 
 def _with_class(coding: int, part: OutPart) -> int:
