@@ -90,6 +90,7 @@ def _text_parts(sub: Submission) -> tuple[tuple[PartSpec, ...], int | None, str]
     if sub.smpp_params and "data_coding" in sub.smpp_params:
         coding = _dynamic_coding(sub.smpp_params)
         encoding = _text_coding(coding, encoding)
+        _check_octet_alphabet(coding, sub.text)
     try:
         seg = gsm.segments(sub.text, encoding=encoding)
     except ValueError as exc:
@@ -230,6 +231,31 @@ def _text_coding(number: int | None, asked: str | None) -> str | None:
 
 
 _CODING_NAMES = {"gsm7": "GSM 7-bit", "ucs2": "UCS-2"}
+
+# SMPP data_coding 1 and 3 are written as these octets (uplink.codec.text_alphabet)
+_OCTET_ALPHABETS = {1: ("ascii", "IA5/ASCII"), 3: ("latin-1", "Latin-1")}
+
+
+def _check_octet_alphabet(number: int | None, text: str) -> None:
+    """IA5 and Latin-1 lack GSM 7-bit characters (€ and the Greek capitals; £, é, ñ in
+    ASCII): the link wrote them as '?' after the message was accepted and charged."""
+    if number not in _OCTET_ALPHABETS:
+        return
+    codec, name = _OCTET_ALPHABETS[number]
+    if _encodes(text, codec):
+        return
+    missing = sorted({ch for ch in text if not _encodes(ch, codec)})
+    raise ValidationError("bad_text", f"text cannot be encoded with data_coding {number} "
+                          f"({name}): {''.join(missing)!r}; send it without data_coding "
+                          "or as SMS:TEXT:UCS2 with data_coding 8", "messagedata")
+
+
+def _encodes(text: str, codec: str) -> bool:
+    try:
+        text.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_dynamic_coding(smpp_params: dict | None, parts) -> None:

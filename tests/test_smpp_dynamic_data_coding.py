@@ -72,6 +72,9 @@ def test_default_ia5_and_latin1_codings_write_one_octet_per_character(smpp_daemo
 @pytest.mark.parametrize("params,says", [
     ({"data_coding": "0", "messagedata": "Szia ő"}, "with data_coding 0"),
     ({"data_coding": "3", "messagedata": "Привет"}, "with data_coding 3"),
+    # GSM 7-bit, but not in Latin-1 / ASCII: written as '?' (found by a helper)
+    ({"data_coding": "3", "messagedata": "€5 ΔT"}, "(Latin-1): 'Δ€'"),
+    ({"data_coding": "1", "messagedata": "café £1"}, "(IA5/ASCII): '£é'"),
     ({"data_coding": "4"}, "8-bit data"),
     ({"data_coding": "2"}, "8-bit data"),
     ({"data_coding": "5"}, "JIS"),
@@ -87,6 +90,14 @@ def test_a_text_the_data_coding_cannot_carry_is_refused(smpp_daemon, smsc, param
     assert says in xml_values(body, "statusmessage")[0]
     assert daemon.journal.folder(None, "outbox", 10) == []
     assert smsc.proxy.wire == []
+
+
+def test_latin1_writes_the_gsm7_letters_it_has(smpp_daemon, smsc):
+    daemon, _ = smpp_daemon
+    api = _bound(daemon)
+    api.wait_state(_send(api, "café £1 [x]", data_coding="3"), 10)
+    [pdu] = smsc.proxy.wire
+    assert (pdu.data_coding, pdu.short_message) == (3, "café £1 [x]".encode("latin-1"))
 
 
 def test_without_data_coding_a_gsm7_text_stays_gsm7(smpp_daemon, smsc):
