@@ -90,6 +90,7 @@ def _text_parts(sub: Submission) -> tuple[tuple[PartSpec, ...], int | None, str]
     if sub.smpp_params and "data_coding" in sub.smpp_params:
         coding = _dynamic_coding(sub.smpp_params)
         encoding = _text_coding(coding, encoding)
+        msg_class = _coding_class(coding, msg_class)
         _check_octet_alphabet(coding, sub.text)
     try:
         seg = gsm.segments(sub.text, encoding=encoding)
@@ -231,6 +232,21 @@ def _text_coding(number: int | None, asked: str | None) -> str | None:
 
 
 _CODING_NAMES = {"gsm7": "GSM 7-bit", "ucs2": "UCS-2"}
+
+
+def _coding_class(number: int | None, asked: int | None) -> int | None:
+    """The message class of a data_coding that is a TS 23.038 DCS (0x10 and up; below are
+    SMPP's own codes, without classes): 24 (0x18) is flash UCS-2 on the SMPP link, so the
+    message is flash on a modem too and stored as such (it went as a plain SMS there). A
+    type naming another class is refused: the two routes would send different classes."""
+    carried = gsm_dcs.parse_dcs(number).msg_class if number is not None and number >= 0x10 \
+        else None
+    if carried is None or asked == carried:
+        return asked
+    if asked is None:
+        return carried
+    raise ValidationError("bad_text", f"data_coding {number} is message class {carried}, the "
+                          f"message type asks for class {asked}", "data_coding")
 
 # SMPP data_coding 1 and 3 are written as these octets (uplink.codec.text_alphabet)
 _OCTET_ALPHABETS = {1: ("ascii", "IA5/ASCII"), 3: ("latin-1", "Latin-1")}

@@ -80,6 +80,8 @@ def test_default_ia5_and_latin1_codings_write_one_octet_per_character(smpp_daemo
     ({"data_coding": "5"}, "JIS"),
     ({"data_coding": "8", "messagetype": "SMS:TEXT:GSM7BIT"}, "asks for GSM 7-bit"),
     ({"data_coding": "0", "messagetype": "SMS:TEXT:UCS2"}, "asks for UCS-2"),
+    ({"data_coding": "16", "messagetype": "SMS:TEXT:CLASS1"}, "is message class 0, the "
+                                                              "message type asks for class 1"),
 ])
 def test_a_text_the_data_coding_cannot_carry_is_refused(smpp_daemon, smsc, params, says):
     daemon, _ = smpp_daemon
@@ -121,12 +123,28 @@ def test_a_modem_sends_a_data_coding_8_text_as_ucs2_too(make_config, run_daemon)
         assert (submit["text"], submit["encoding"]) == ("abc", "ucs2")
 
 
+def test_a_flash_data_coding_makes_the_message_flash_on_a_modem_too(make_config,
+                                                                   run_daemon):
+    """Found by a helper: data_coding 24 (0x18, flash UCS-2) on SMS:TEXT was flash on the
+    SMPP link but stored without a class and sent by a modem as a plain SMS."""
+    with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, network):
+        api = Api(daemon.port)
+        message_id = _send(api, "abc", data_coding="24")
+        [submit] = wait_until(lambda: [s for s in network.submits
+                                       if s["to"] == "+36201234567"], timeout=30,
+                              what="submitted")
+        assert (submit["text"], submit["encoding"], submit["msg_class"]) == ("abc", "ucs2", 0)
+        assert daemon.journal.get_message(message_id)["msg_class"] == 0
+
+
 @pytest.mark.parametrize("messagetype,coding,wire_dcs", [
     ("SMS:TEXT:CLASS0", "8", 0x18),         # flash UCS-2, as a modem sends it
     ("SMS:TEXT:CLASS0", "0", 0x10),
     ("SMS:TEXT:CLASS1", "8", 0x19),
     ("SMS:TEXT:CLASS0", "3", 3),            # Latin-1 has no class bits: sent as asked
     ("SMS:TEXT", "8", 8),
+    ("SMS:TEXT", "24", 0x18),               # a DCS of its own: sent as given
+    ("SMS:TEXT:CLASS0", "16", 0x10),
 ])
 def test_data_coding_naming_the_alphabet_keeps_the_message_class(smpp_daemon, smsc,
                                                                   messagetype, coding,

@@ -116,6 +116,7 @@ class SimNetwork:
         """A modem's AT+CMGS went through: route it and, if asked, report on it later."""
         record = {"from": sender.slot, "to": submit.number, "text": submit.text,
                   "data": submit.data, "encoding": submit.encoding, "concat": submit.concat,
+                  "msg_class": submit.msg_class,
                   "ports": submit.ports,
                   "reference": reference,
                   "at": self.clock.now()}
