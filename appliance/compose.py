@@ -142,7 +142,7 @@ def _binary_xml_parts(sub: Submission):
         raise ValidationError("bad_binary", "SMS:BINARY:XML must be an <sms> document",
                               "messagedata")
     ud = _hex_field(root, "ud", required=True)
-    udh = _without_udhl(_hex_field(root, "udh"))
+    udh = _header_ies(_without_udhl(_hex_field(root, "udh")))
     pid = _hex_field(root, "pid")
     dcs = _hex_field(root, "dcs")
     if len(pid) > 1 or len(dcs) > 1:
@@ -169,6 +169,17 @@ def _without_udhl(udh: bytes) -> bytes:
     except gsm.PduError:
         return udh
     return udh[1:]
+
+
+def _header_ies(udh: bytes) -> bytes:
+    """<udh> must be whole IEs: one whose length overruns it was accepted and charged, then
+    failed at the modem ('extra UDH: ...') or reached the SMSC as a broken header."""
+    try:
+        gsm_udh.parse_ies(udh)
+    except gsm.PduError as exc:
+        raise ValidationError("bad_binary", f"SMS:BINARY:XML <udh> is not whole information "
+                              f"elements: {exc}", "messagedata") from None
+    return udh
 
 
 def _check_user_data(ud: bytes, udh: bytes, dcs: int | None) -> None:

@@ -244,3 +244,22 @@ def test_a_port_header_without_its_udhl_reaches_the_phone_with_its_ports(make_co
             "+3670111000")]) == 2, timeout=30, what="both submitted")
         for submit in network.submits:
             assert (submit["data"], submit["ports"]) == (HELLO, (5505, 5505)), submit
+
+
+@pytest.mark.parametrize("udh", ["0605040B8423F0FF", "05040B84", "0B"])
+def test_a_udh_that_is_not_whole_elements_is_refused_at_acceptance(appliance, udh):
+    """Found by a helper: a <udh> whose last element overruns it was accepted and charged,
+    then failed at the modem ('extra UDH: ...'); now statuscode 4, and in a batch only
+    that message is refused."""
+    daemon, api = appliance
+    john = make_user(api)
+    before = john.action("getcredits")
+    broken = f"<sms><dcs>04</dcs><udh>{udh}</udh><ud>41</ud></sms>"
+    body = john.action("sendmessage", messagecount="2", messagetype="SMS:BINARY:XML",
+                       recipient0="+36201234567", messagedata0=broken,
+                       recipient1="+36201234568", messagedata1=binary_xml(b"A", "04", PORTS))
+    assert xml_values(body, "statuscode0") + xml_values(body, "statuscode1") == ["4", "0"], body
+    assert "udh&gt; is not whole information elements" in xml_values(body, "statusmessage0")[0]
+    assert [m["recipient"] for m in _stored(daemon)] == ["+36201234568"]
+    assert xml_values(john.action("getcredits"), "balance") == \
+        [str(int(xml_values(before, "balance")[0]) - 1)]
