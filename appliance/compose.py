@@ -229,7 +229,7 @@ def _text_coding(number: int | None, asked: str | None) -> str | None:
         wanted = "gsm7"
     elif number == 2 or coding.encoding == "8bit":
         raise ValidationError("bad_text", f"data_coding {number} is 8-bit data, not text; "
-                              "send the octets as SMS:BINARY", "data_coding")
+                              "send the octets as SMS:BINARY:XML", "data_coding")
     elif coding.compressed or coding.reserved:
         raise ValidationError("bad_text", f"data_coding {number} is a compressed or reserved "
                               "coding this gateway does not write", "data_coding")

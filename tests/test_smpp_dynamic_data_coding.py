@@ -75,7 +75,7 @@ def test_default_ia5_and_latin1_codings_write_one_octet_per_character(smpp_daemo
     # GSM 7-bit, but not in Latin-1 / ASCII: written as '?' (found by a helper)
     ({"data_coding": "3", "messagedata": "€5 ΔT"}, "(Latin-1): 'Δ€'"),
     ({"data_coding": "1", "messagedata": "café £1"}, "(IA5/ASCII): '£é'"),
-    ({"data_coding": "4"}, "8-bit data"),
+    ({"data_coding": "4"}, "8-bit data, not text; send the octets as SMS:BINARY:XML"),
     ({"data_coding": "2"}, "8-bit data"),
     ({"data_coding": "5"}, "JIS"),
     ({"data_coding": "8", "messagetype": "SMS:TEXT:GSM7BIT"}, "asks for GSM 7-bit"),
