@@ -211,3 +211,31 @@ def test_a_journal_with_an_accepted_counter_table_keeps_its_counts(tmp_path, clo
                            " 'counter_accepted%'") == []
     finally:
         again.close()
+
+
+def test_an_accepted_counter_table_made_again_by_a_rollback_is_dropped(tmp_path, clock):
+    """The release before the move, started on an upgraded journal (a rollback), makes its
+    `counter_accepted` again, counted from the messages; the next start of this release drops
+    it and its trigger (an extra page per accept commit) and keeps the counts state_counts
+    went on keeping, messages purged meanwhile included."""
+    journal = Journal.open(tmp_path, clock=clock)
+    journal.accept([new(), new()])
+    journal.close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)        # as the release before leaves it
+    conn.executescript(
+        "CREATE TABLE counter_accepted (direction TEXT NOT NULL, dialect TEXT NOT NULL,"
+        " user TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (direction, dialect, user))"
+        " WITHOUT ROWID;"
+        " CREATE TRIGGER counter_accepted_ins AFTER INSERT ON messages BEGIN"
+        " INSERT INTO counter_accepted VALUES (new.direction, new.dialect, new.user, 1)"
+        " ON CONFLICT(direction, dialect, user) DO UPDATE SET n = n + 1; END;"
+        " INSERT INTO counter_accepted VALUES ('out', 'ozeki', 'admin', 1);")   # one purged
+    conn.close()
+    again = Journal.open(tmp_path, clock=clock)
+    try:
+        again.accept([new()])
+        assert counters.accepted(again) == [("out", "ozeki", "admin", 3)]
+        assert again.query("SELECT name FROM sqlite_master WHERE name LIKE"
+                           " 'counter_accepted%'") == []
+    finally:
+        again.close()

@@ -99,6 +99,8 @@ def install(conn: sqlite3.Connection) -> None:
                              f" count(*) FROM {table} GROUP BY state")
         if fresh_accepted:
             _count_accepted(conn)
+        else:       # made again by a rollback's release: its counts went on here as well
+            _drop_accepted_table(conn)
         if fresh_settled:       # from where the per-state counts stand: no drop at the upgrade
             conn.execute("INSERT INTO counter_events_settled SELECT state, n FROM state_counts"
                          " WHERE tbl='events' AND state IN ('done', 'dead')")
@@ -118,6 +120,13 @@ def _count_accepted(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM state_counts WHERE tbl='accepted'")
     conn.execute("INSERT INTO state_counts(tbl, state, n) SELECT 'accepted',"
                  f" json_array(direction, dialect, user), n FROM {source}")
+    _drop_accepted_table(conn)
+
+
+def _drop_accepted_table(conn: sqlite3.Connection) -> None:
+    """The release before the move made `counter_accepted` again when it ran on a journal
+    without it (a rollback); left there, its trigger wrote one more B-tree page into the WAL
+    at every accept for good. `accepted_count_insert` kept state_counts right meanwhile."""
     conn.execute("DROP TRIGGER IF EXISTS counter_accepted_ins")
     conn.execute("DROP TABLE IF EXISTS counter_accepted")
 
