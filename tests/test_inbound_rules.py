@@ -128,6 +128,23 @@ def test_a_stop_after_the_inbox_was_purged_is_still_honoured(demo_daemon):
         dnd_list(daemon.services).check(SENDER)
 
 
+def test_the_rules_cursor_is_one_the_previous_release_can_start_from(demo_daemon):
+    """Found by the upgrade check: the cursor was saved as an inbound_log seq alone. The
+    release before, started on the same state dir by an Ansible rollback, reads its `rowid`:
+    without one it stopped at start (KeyError), and with the one it had saved before the
+    upgrade (a stored document is updated, not replaced) it handled every SMS this release had
+    handled again, forwards included. It now also holds the last handled SMS's inbox rowid."""
+    daemon, modem = demo_daemon({})
+    modem.deliver_inbound("+36305550000", "hello")
+    modem.deliver_inbound(SENDER, "STOP")
+    wait_for(lambda: daemon.rules.counters["stop"], "STOP handled")
+    wait_for(lambda: daemon.rules._saved_cursor == daemon.rules._cursor, "cursor saved")
+    stop_rowid = daemon.journal.query("SELECT rowid AS r FROM messages WHERE direction='in'"
+                                      " AND body='STOP'")[0]["r"]
+    saved = daemon.rules._documents().get("integration_state", "rules_cursor")
+    assert (saved["seq"], saved.get("rowid")) == (daemon.rules._cursor, stop_rowid)
+
+
 def test_sms_forwards_from_one_sender_stop_after_a_burst_so_two_appliances_cannot_loop(
         demo_daemon):
     """Found by a helper: two appliances forwarding to each other's SIMs from their other

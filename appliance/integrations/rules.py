@@ -56,6 +56,7 @@ class RuleRunner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rules", daemon=True)
         self._cursor: int | None = None
+        self._inbox_rowid: int | None = None     # for a rollback (_previous_release_cursor)
         self._saved_cursor: int | None = None
 
     # -- life cycle -----------------------------------------------------------------------
@@ -97,11 +98,14 @@ class RuleRunner:
         """Handle what arrived since the cursor; True when there may be more."""
         rows = self.services.journal.query(
             "SELECT seq, message_id AS id, user, recipient, originator, body, messagetype,"
-            " connection, created FROM inbound_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            " connection, created, (SELECT m.rowid FROM messages m"
+            " WHERE m.id=inbound_log.message_id) AS inbox_rowid"
+            " FROM inbound_log WHERE seq > ? ORDER BY seq LIMIT ?",
             (self._cursor, BATCH))
         for row in rows:
             self._handle(dict(row))
             self._cursor = row["seq"]
+            self._inbox_rowid = row["inbox_rowid"] or self._inbox_rowid
         if rows:
             self.forwarder.save()       # the forwards of these SMS, before the cursor passes them
             self._save_cursor()
@@ -236,11 +240,22 @@ class RuleRunner:
         top = self.services.journal.query("SELECT max(seq) FROM inbound_log")[0][0] or 0
         return int(top)
 
+    def _previous_release_cursor(self) -> int:
+        """The cursor as the release before inbound_log kept it: the inbox rowid of the last
+        SMS handled. After a rollback it starts from it (without one it stopped at start with
+        a KeyError, with the one it saved before the upgrade it handled again every SMS this
+        release had, forwards included); its rows purged meanwhile: the newest rowid."""
+        if self._inbox_rowid is None:
+            self._inbox_rowid = self.services.journal.query(
+                "SELECT max(rowid) FROM messages")[0][0] or 0
+        return self._inbox_rowid
+
     def _save_cursor(self) -> None:
         documents = self._documents()
         if documents is None or self._cursor is None or self._cursor == self._saved_cursor:
             return
-        documents.put(STATE_TABLE, {"name": CURSOR, "seq": self._cursor})
+        documents.put(STATE_TABLE, {"name": CURSOR, "seq": self._cursor,
+                                    "rowid": self._previous_release_cursor()})
         self._saved_cursor = self._cursor
 
 
