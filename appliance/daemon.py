@@ -206,7 +206,10 @@ class Daemon:
         self.dispatcher.start()
         self.notifier.start()
         from appliance.web.drivers import effective_connections
-        for conn, owner in effective_connections(self.config.connections, self.documents):
+        connections = effective_connections(self.config.connections, self.documents)
+        self.control.report_tokens.adopt([conn for conn, _ in connections],
+                                         in_use=self.journal.in_use())
+        for conn, owner in connections:
             if owner == "file":
                 self.channels.start(conn)
                 continue

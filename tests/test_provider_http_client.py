@@ -495,3 +495,49 @@ def test_without_reporttoken_reports_need_the_token_the_appliance_made(
                            token=url.group(1))
     assert (status, body) == (200, "OK\n")
     api.wait_state(message_id, DELIVERED)
+
+
+def test_an_upgraded_box_keeps_taking_its_providers_token_less_reports_until_the_token_is_used(
+        make_config, run_daemon, provider, caplog):
+    """Found by a helper: a box upgraded to the release with report tokens refused every
+    report its provider sent to the old token-less URL (403), so a fleet upgrade lost all
+    delivery reports until someone copied fifty URLs. A connection that was in use before
+    keeps taking token-less reports (a warning at each start) until its provider first calls
+    with the token; a connection added afterwards needs the token from the start."""
+    from appliance.provider.report_token import SINCE, TABLE
+    from appliance.store.documents import Documents
+    provider.start()
+    config = make_config(connections=(client_config(provider.url, respsuccess=r"OK id=(\d+)"),))
+    daemon = run_daemon(config)
+    api = Api(daemon.port)
+    wait_for(lambda: daemon.channels.running["Web0"].state == "ready", what="ready")
+    first = api.send("+36201234567", "sent before the upgrade")
+    api.wait_state(first, SUBMITTED)
+    daemon.stop()
+    documents = Documents(config.state_dir)          # as the release before tokens left it
+    documents.remove(SINCE, "first")
+    documents.remove(TABLE, "Web0")
+    documents.close()
+
+    daemon = run_daemon(config)                      # the upgrade
+    api = Api(daemon.port)
+    assert any("without a token are still taken" in r.getMessage() and "Web0" in r.getMessage()
+               for r in caplog.records)
+    status, body = api.get("/connections/Web0/report", messageid="100", status="DELIVRD")
+    assert (status, body) == (200, "OK\n")
+    api.wait_state(first, DELIVERED)
+    assert api.get("/connections/Web0/report", messageid="100", status="DELIVRD",
+                   token="guess")[0] == 403               # a wrong token is never taken
+    second = api.send("+36201234567", "the provider now has the URL with the token")
+    api.wait_state(second, SUBMITTED)
+    assert api.get("/connections/Web0/report", messageid="200", status="DELIVRD",
+                   token=report_token(daemon))[0] == 200
+    api.wait_state(second, DELIVERED)
+    assert api.get("/connections/Web0/report", messageid="200", status="DELIVRD")[0] == 403
+    daemon.stop()
+
+    added = HTTPClientConfig(name="Web1", targeturl=f"{provider.url}/send.cgi?to=$recipient")
+    daemon = run_daemon(make_config(connections=(config.connections[0], added)))
+    api = Api(daemon.port)
+    assert api.get("/connections/Web0/report", messageid="200", status="DELIVRD")[0] == 403
+    assert api.get("/connections/Web1/report", messageid="300", status="DELIVRD")[0] == 403

@@ -4,7 +4,8 @@ An HTTP Client connection's provider calls this URL (GET or POST) with the refer
 answered at submit time (or the `$messageid` we sent) in REPORTIDPARAM and a status word in
 REPORTSTATUSPARAM, and `token=<value>`: REPORTTOKEN, or without it the token the appliance
 made for the connection (`report_token.py`; the admin page shows the whole URL). A report
-settles a message, so one without the token is refused (403), never taken. The answer is
+settles a message, so one without the token is refused (403), never taken (except, after an
+upgrade, on a connection set up before tokens: `ReportTokens.adopt`). The answer is
 plain text: `OK` once the report is durable, else an error line with a 4xx status.
 """
 
@@ -60,7 +61,11 @@ def _refused(services, conn: HTTPClientConfig, given: str, request) -> str:
     tokens = services.control.report_tokens
     expected = tokens.token(conn) if tokens is not None else conn.reporttoken
     if expected and hmac.compare_digest(given.encode(), expected.encode()):
+        if tokens is not None:
+            tokens.token_used(conn)
         return ""
+    if not given and tokens is not None and tokens.tokenless(conn):
+        return ""                        # set up before report tokens (report_token.adopt)
     if tokens is None or tokens.first_refusal(conn.name):
         log.warning("%s: a delivery report from %s without the right token was refused "
                     "(the report URL with its token is on the dashboard's admin page); "

@@ -5,6 +5,11 @@ else a token the appliance makes once per connection and keeps in the state dir 
 documents, table `report_tokens`: the same after a restart or an upgrade). The admin reads
 the whole URL, token included, on the dashboard's admin page; it is never in /status (no
 login) or in the log.
+
+An upgrade must not lose a fleet's reports: a box already in use when it first runs a release
+with report tokens has providers calling token-less URLs. Its HTTP Client connections then
+(no reporttoken) take token-less reports, with a warning at each start, until the provider
+first calls with the token; connections made after that first start never do.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from appliance.provider.settings import HTTPClientConfig
 log = logging.getLogger("appliance.provider")
 
 TABLE = "report_tokens"
+SINCE = "report_tokens_since"     # one document: this store has run a release with tokens
 
 
 class ReportTokens:
@@ -42,6 +48,35 @@ class ReportTokens:
         log.info("%s: made the token its delivery reports must carry; the report URL with "
                  "it is on the dashboard's admin page (or set reporttoken)", conn.name)
         return token
+
+    def adopt(self, connections, in_use: bool) -> None:
+        """At start. On the first start with report tokens of a store already `in_use`, the
+        HTTP Client connections without reporttoken keep taking token-less reports."""
+        if self._documents.get(SINCE, "first") is None:
+            for conn in connections:
+                if isinstance(conn, HTTPClientConfig) and not conn.reporttoken and in_use:
+                    self._documents.put(TABLE, {"name": conn.name, "tokenless": True,
+                                                "token": secrets.token_urlsafe(24)})
+            self._documents.put(SINCE, {"name": "first"})
+        for conn in connections:
+            if isinstance(conn, HTTPClientConfig) and self.tokenless(conn):
+                log.warning("%s: delivery reports without a token are still taken (it was set "
+                            "up before report tokens); give the provider the report URL on "
+                            "the dashboard's admin page, or set reporttoken", conn.name)
+
+    def tokenless(self, conn: HTTPClientConfig) -> bool:
+        """Whether this connection still takes a report without a token (see adopt)."""
+        if conn.reporttoken:
+            return False
+        kept = self._documents.get(TABLE, conn.name)
+        return bool(kept and kept.get("tokenless"))
+
+    def token_used(self, conn: HTTPClientConfig) -> None:
+        """The provider called with the token: token-less reports end for this connection."""
+        if self.tokenless(conn):
+            self._documents.update(TABLE, conn.name, {"tokenless": False})
+            log.info("%s: its provider calls with the report token; reports without it are "
+                     "refused from now on", conn.name)
 
     def forget(self, name: str) -> None:
         """A deleted connection's token goes with it: a new connection of the same name (maybe

@@ -275,6 +275,10 @@ class Journal:
             return []
         return self._write(lambda conn: message_routes.settle_stalled(conn, now, grace, down))
 
+    def in_use(self) -> bool:
+        """Whether any message was ever accepted into this store (one row read)."""
+        return bool(self.query("SELECT 1 FROM messages LIMIT 1"))
+
     def pinned_connections(self) -> set[str]:
         """Connections that long messages in flight are pinned to (cheap: partial index)."""
         return {r[0] for r in self.query("SELECT DISTINCT connection FROM message_routes"
