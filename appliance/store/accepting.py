@@ -188,22 +188,8 @@ def _part_rows(msg: NewMessage, state: str, due: float) -> list[tuple]:
     sub = msg.submission
     ref = concat_ref(msg.id)
     priority = int(sub.priority)
-    if _is_body(msg):       # text and data NULL: the text is the message's body (_DUE_PARTS)
-        p = msg.parts[0]
-        return [(msg.id, p.seq, p.total, ref, p.encoding, None, None, p.udh, p.pid, p.dcs,
-                 state, priority, due, sub.valid_until)]
     return [(msg.id, p.seq, p.total, ref, p.encoding, p.text, p.data, p.udh, p.pid, p.dcs,
              state, priority, due, sub.valid_until) for p in msg.parts]
-
-
-def _is_body(msg: NewMessage) -> bool:
-    """A one-part text message whose part is its whole body: the part row does not store
-    the text a second time (every byte of a row is written into the WAL and again by the
-    checkpoint: SD card wear)."""
-    if len(msg.parts) != 1:
-        return False
-    part = msg.parts[0]
-    return part.text is not None and not part.data and part.text == msg.submission.text
 
 
 def _json(value) -> str | None:

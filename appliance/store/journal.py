@@ -922,9 +922,7 @@ def _report_from_dict(data: dict) -> Report:
 
 _DUE_PARTS = (
     "SELECT p.id, p.message_id, m.recipient, m.originator, p.seq, p.total, p.concat_ref,"
-    # a one-part message's text is stored once, in the message (store/accepting.py)
-    " p.encoding, coalesce(p.text, CASE WHEN p.data IS NULL THEN m.body END), p.data, p.udh,"
-    " p.pid, p.dcs, m.msg_class, m.want_report,"
+    " p.encoding, p.text, p.data, p.udh, p.pid, p.dcs, m.msg_class, m.want_report,"
     " p.valid_until, p.priority, p.attempts, m.user, m.messagetype, m.extra,"
     " m.serviceprovider, p.tried,"
     # whole-message routing: the channel the message is pinned to, and the first part of it
