@@ -15,6 +15,7 @@ from appliance.gsm import segment as gsm_segment
 from appliance.gsm import udh as gsm_udh
 from appliance.gsm import userdata as gsm_userdata
 from appliance.gsm.errors import TooLongError
+from appliance.uplink.codec import dynamic_params, text_alphabet
 from appliance.gsm import wap as gsm_wap
 from appliance.errors import ValidationError
 from appliance.ids import new_message_id
@@ -197,13 +198,9 @@ def _check_user_data(ud: bytes, udh: bytes, dcs: int | None) -> None:
 
 
 def _dynamic_coding(smpp_params: dict) -> int | None:
-    """The dynamic `data_coding` as the SMPP link reads it (uplink.codec.dynamic_params):
-    None when it is not a number 0-255, which the link ignores."""
-    try:
-        number = int(str(smpp_params["data_coding"]).strip(), 0)
-    except ValueError:
-        return None
-    return number if 0 <= number <= 255 else None
+    """The dynamic `data_coding` as the SMPP link reads it: None when it is not a number
+    0-255, which the link ignores."""
+    return dynamic_params(smpp_params).get("data_coding")
 
 
 # SMPP 3.4 data_coding values for national character sets this gateway does not write
@@ -259,16 +256,18 @@ def _coding_class(number: int | None, asked: int | None) -> int | None:
     raise ValidationError("bad_text", f"data_coding {number} is message class {carried}, the "
                           f"message type asks for class {asked}", "data_coding")
 
-# SMPP data_coding 1 and 3 are written as these octets (uplink.codec.text_alphabet)
-_OCTET_ALPHABETS = {1: ("ascii", "IA5/ASCII"), 3: ("latin-1", "Latin-1")}
+# the octet alphabets the SMPP link writes data_coding 1 and 3 in (text_alphabet); Python's
+# codecs go by the same names
+_OCTET_ALPHABET_NAMES = {"ascii": "IA5/ASCII", "latin1": "Latin-1"}
 
 
 def _check_octet_alphabet(number: int | None, text: str) -> None:
     """IA5 and Latin-1 lack GSM 7-bit characters (€ and the Greek capitals; £, é, ñ in
     ASCII): the link wrote them as '?' after the message was accepted and charged."""
-    if number not in _OCTET_ALPHABETS:
+    codec = text_alphabet(number, "") if number is not None else ""
+    if codec not in _OCTET_ALPHABET_NAMES:
         return
-    codec, name = _OCTET_ALPHABETS[number]
+    name = _OCTET_ALPHABET_NAMES[codec]
     if _encodes(text, codec):
         return
     missing = sorted({ch for ch in text if not _encodes(ch, codec)})
