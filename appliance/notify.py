@@ -248,7 +248,8 @@ class Notifier:
             for event, call in batch:
                 if self._stop.is_set():
                     break
-                error = await self._send(self._signed(call, event))
+                sign = self._signer(event)
+                error = await self._send(sign(call) if sign else call, sign)
                 if not self._settle(destination, event, error):
                     break
         except Exception:
@@ -302,28 +303,34 @@ class Notifier:
     def _render(self, event: dict) -> Call | None:
         return self._render_event(event, self.accounts)
 
-    def _signed(self, call: Call, event: dict) -> Call:
+    def _signer(self, event: dict):
+        """Signs a Call with its user's `callback_secret`, or None without one. It signs
+        the URL requested (login taken out, text percent-encoded): the one the receiver sees;
+        a redirect on the same origin is signed again for its own URL."""
         user = self.accounts.get(event.get("user", "")) if self.accounts else None
         secret = (user.settings or {}).get("callback_secret", "") if user else ""
         if not secret:
-            return call
-        # the URL requested (login taken out, text percent-encoded), the one the receiver sees
-        requested, _ = request_target(call.url)
-        headers = sign_headers(secret, self.clock.now(), call.method, requested, call.body)
-        return Call(call.url, call.method, call.body, {**call.headers, **headers})
+            return None
+        stamp = self.clock.now()
 
-    async def _send(self, call: Call) -> str | None:
+        def sign(call: Call) -> Call:
+            requested, _ = request_target(call.url)
+            headers = sign_headers(secret, stamp, call.method, requested, call.body)
+            return Call(call.url, call.method, call.body, {**call.headers, **headers})
+        return sign
+
+    async def _send(self, call: Call, sign=None) -> str | None:
         """None when the endpoint answered 2xx, else why not. The whole request, redirects
         included, has `timeout` seconds: urllib's timeout was per socket read, so an endpoint
         that trickled its answer held the request for ever."""
         try:
-            return await asyncio.wait_for(self._exchange(call), self.timeout)
+            return await asyncio.wait_for(self._exchange(call, sign), self.timeout)
         except TimeoutError as exc:
             return str(exc) or f"no answer in {self.timeout:g} s"
         except (OSError, ValueError, UnicodeError) as exc:
             return f"{type(exc).__name__}: {exc}"[:200]
 
-    async def _exchange(self, call: Call) -> str | None:
+    async def _exchange(self, call: Call, sign=None) -> str | None:
         url, auth = request_target(call.url)
         method, body = call.method, call.body
         headers = {"User-Agent": "sms-appliance", **auth, **call.headers}
@@ -336,7 +343,8 @@ class Notifier:
             target, _ = request_target(urllib.parse.urljoin(url, location))
             if _is_downgrade(url, target):
                 return f"HTTP {status} to http:// refused (it would leave TLS)"
-            if destination_of(target) != destination_of(url):
+            same_origin = destination_of(target) == destination_of(url)
+            if not same_origin:
                 headers = _without_credentials(headers)
                 log.info("notify: %s redirects to %s; sent without credentials or signature",
                          destination_of(url), destination_of(target))
@@ -345,6 +353,10 @@ class Notifier:
                 method, body = "GET", None
                 headers = {k: v for k, v in headers.items()
                            if k.lower() not in ("content-type", "content-length")}
+            if same_origin and sign:
+                # the first signature covers the URL (and method, body) first requested; the
+                # receiver verifies against what it was asked now
+                headers = sign(Call(url, method, body, headers)).headers
         return f"HTTP {status} (more than {MAX_REDIRECTS} redirects)"
 
     async def _request(self, url: str, method: str, body: bytes | None,
@@ -409,8 +421,8 @@ def _is_downgrade(url: str, target: str) -> bool:
             and urllib.parse.urlsplit(target).scheme.lower() != "https")
 
 
-# Headers meant for the configured receiver only. The signature is not made anew for another
-# host: it would vouch for a URL the operator never gave, and the one made for the configured
+# Headers meant for the configured receiver only. The signature is made anew only on the same
+# origin; not for another host: it would vouch for a URL the operator never gave, and the one made for the configured
 # URL could be replayed to it (within its 5 minutes) by whoever receives it.
 _CREDENTIALS = {"authorization", "proxy-authorization", "cookie",
                 TIMESTAMP_HEADER.lower(), SIGNATURE_HEADER.lower()}

@@ -786,6 +786,42 @@ def test_a_redirect_to_another_host_carries_no_login_or_signature(rig):
         other.close()
 
 
+def test_a_same_origin_redirect_is_signed_for_the_url_it_asks_for(rig):
+    """Found in review: on a redirect to another path of the same receiver (or a POST turned
+    into a GET by a 303) the signature made for the first URL went on, so the receiver's
+    check of the URL, method and body it was asked for failed and the callback retried for
+    ever. The redirected request is signed for itself (same timestamp)."""
+    clock, journal, notifier = rig
+    notifier.accounts.create("shop", "shop-pass-1", settings={"callback_secret": "s3cret"})
+    verified: list[bytes] = []
+
+    def answer(request: bytes) -> bytes:
+        if request.startswith(b"GET /here"):
+            return b"HTTP/1.1 302 Found\r\nLocation: /moved?from=here\r\n\r\n"
+        if request.startswith(b"POST /dlr"):
+            return b"HTTP/1.1 303 See Other\r\nLocation: /after\r\n\r\n"
+        head = request.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+        method, target, _ = head[0].split(" ")
+        headers = dict(line.split(": ", 1) for line in head[1:])
+        if signing.verify("s3cret", headers, method, receiver.url + target, b"", clock.now()):
+            verified.append(head[0].encode())
+            return b"HTTP/1.1 200 OK\r\n\r\n"
+        return b"HTTP/1.1 401 Unauthorized\r\n\r\n"
+
+    receiver = RawAnswer(answer)
+    try:
+        get_id = send(journal, receiver.url + "/here?id=$messageid", user="shop")
+        post_id = send(journal, receiver.url + "/dlr", kind="phonesystem_dlr", user="shop")
+        submit_and_report(journal, get_id, ReportStatus.DELIVERED, "1")
+        submit_and_report(journal, post_id, ReportStatus.DELIVERED, "2")
+        drain(notifier)
+        assert journal.pending_events() == 0
+        assert sorted(verified) == [b"GET /after HTTP/1.1"] + [b"GET /moved?from=here HTTP/1.1"] * 2
+    finally:
+        notifier.stop()
+        receiver.close()
+
+
 def test_a_redirect_from_https_to_http_is_refused(rig, tmp_path, monkeypatch):
     """Found by a helper: an https receiver's redirect to http:// was followed with the
     login and signature, the report's values in clear on the network."""
