@@ -52,6 +52,7 @@ def server(make_config, run_daemon):
         daemon = run_daemon(make_config(connections=(conn, *more)))
         channel = daemon.channels.running["In0"]
         wait_for(lambda: channel.state == "listening", what="listening")
+        assert channel.port not in (0, 80)     # :0 is a free port (it was 80, a fixed one)
         return daemon, Api(daemon.port), f"http://127.0.0.1:{channel.port}/sms"
     return run
 
@@ -272,6 +273,31 @@ def test_an_intake_open_to_the_network_is_logged_once_at_start(make_config, run_
     assert lines == (["In0: anyone who reaches 0.0.0.0 may deliver SMS and delivery reports "
                       "here (no ipallow and no accesstoken); set ipallow or accesstoken"]
                      if warned else [])
+
+
+def test_the_admin_page_shows_each_intake_url_with_its_token_and_an_open_one(make_config,
+                                                                            run_daemon):
+    """Left undone last time: an `accesstoken` was only in the config file. The admin page
+    (behind the admin's login) shows each HTTP Server connection's URL as its provider must
+    call it, the token included, a listener on every address named by the address the admin
+    reached the box at, and says when an intake is open to anyone."""
+    from test_web_dashboard import Browser
+    guarded = HTTPServerConfig(name="Guarded", baseurl="http://0.0.0.0:0/sms",
+                               accesstoken="s3cret intake&x")
+    both = HTTPServerConfig(name="Open", baseurl="http://0.0.0.0:0/in?src=gw")
+    daemon = run_daemon(make_config(connections=(guarded, both)))
+    browser = Browser(daemon.port)
+    browser.login()
+    for name in ("Guarded", "Open"):
+        wait_for(lambda: daemon.channels.running[name].state == "listening", what=name)
+    ports = {name: daemon.channels.running[name].port for name in ("Guarded", "Open")}
+    page = browser.open("/ui/admin")[1]
+    section = page.split('id="intake-urls"', 1)[1].split("</ul>", 1)[0]
+    assert (f"Guarded: <code>http://127.0.0.1:{ports['Guarded']}/sms?token=s3cret%20intake%26x"
+            "</code>") in section, section
+    assert f"Open: <code>http://127.0.0.1:{ports['Open']}/in?src=gw</code>" in section, section
+    assert section.count("Open: anyone who reaches 0.0.0.0 may deliver SMS") == 1, section
+    assert "s3cret" not in Api(daemon.port).get("/status")[1]
 
 
 def test_check_config_warns_of_an_open_intake_and_still_passes(tmp_path, capsys):

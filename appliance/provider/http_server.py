@@ -61,7 +61,8 @@ class HttpServerChannel:
         self.heartbeat = clock.monotonic()
         self.counts = dict.fromkeys(("inbound", "reports", "refused"), 0)
         url = urllib.parse.urlsplit(conn.baseurl)
-        self._address = (url.hostname or "127.0.0.1", url.port or 80)
+        # an explicit :0 is any free port (tests); `or 80` made it port 80
+        self._address = (url.hostname or "127.0.0.1", 80 if url.port is None else url.port)
         self._path = url.path.rstrip("/")
         self._server: HTTPServer | None = None
         self.port = self._address[1]
