@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import urllib.parse
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -13,7 +14,7 @@ from appliance.accounts import ADMIN
 from appliance.config import GSMModemConfig
 from appliance.model import State
 from appliance.provider import report_token
-from appliance.provider.settings import HTTPClientConfig
+from appliance.provider.settings import HTTPClientConfig, HTTPServerConfig
 from appliance.store import counters
 from appliance.timefmt import clamped
 
@@ -220,7 +221,8 @@ def admin_view(services, daemon, base: str = "") -> dict:
                 "name": name, "type": conn.type, "slot": getattr(conn, "slot", ""),
                 "modem": isinstance(conn, GSMModemConfig),
                 "state": channel.status().get("state", "") if channel else "stopped",
-                "report_url": _report_url(services, conn, base)})
+                "report_url": _report_url(services, conn, base),
+                **_intake(conn, base, channel)})
     return {"users": [(u, services.journal.balance(u.name), services.journal.unlimited(u.name))
                       for u in users],
             "connections": connections}
@@ -238,6 +240,28 @@ def _report_url(services, conn, base: str) -> str:
         log.exception("dashboard: cannot make the report token of %s", conn.name)
         return ""
     return base + report_token.path(conn.name, token)
+
+
+def _intake(conn, base: str, channel) -> dict:
+    """Where an HTTP Server connection's provider delivers SMS and reports, with the
+    `accesstoken` it must carry (only here: this page needs the admin's login), and why it is
+    open to anyone when it is; nothing for other kinds."""
+    if not isinstance(conn, HTTPServerConfig):
+        return {"intake_url": "", "intake_open": ""}
+    parts = urllib.parse.urlsplit(conn.baseurl)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    if host in ("0.0.0.0", "::") and base:
+        # every address of the box: name the one the admin reached it at
+        host = urllib.parse.urlsplit(base).hostname or host
+    if port == 0 and channel is not None:
+        port = getattr(channel, "port", port)          # any free port: the one it took
+    netloc = (f"[{host}]" if ":" in host else host) + ("" if port is None else f":{port}")
+    query = parts.query
+    if conn.accesstoken:
+        token = "token=" + urllib.parse.quote(conn.accesstoken, safe="")
+        query = f"{query}&{token}" if query else token
+    url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path or "/", query, ""))
+    return {"intake_url": url, "intake_open": conn.open_intake()}
 
 
 def _ussd(ui, session, params):

@@ -31,6 +31,21 @@ Reports without the token are refused.</p>
 % end
 </ul>
 % end
+% intakes = [c for c in connections if c.get('intake_url')]
+% if intakes:
+<h3>HTTP Server intake URLs</h3>
+<p>Give each HTTP Server connection's provider its URL for incoming SMS and delivery
+reports. With an <code>accesstoken</code> every request must carry it as <code>token</code>.</p>
+<ul id="intake-urls">
+% for c in intakes:
+<li>{{c['name']}}: <code>{{c['intake_url']}}</code>
+% if c['intake_open']:
+<br><strong>Open: {{c['intake_open']}}</strong>
+% end
+</li>
+% end
+</ul>
+% end
 </section>
 
 <section class="card">
