@@ -13,7 +13,9 @@ endpoint that hangs costs a socket, so a new receiver is not queued behind hangi
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 import threading
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -71,7 +73,8 @@ class Notifier:
                  idle_seconds: float = 1.0, opener=None, max_workers: int = MAX_WORKERS,
                  give_up_seconds: float = GIVE_UP_SECONDS, timeout: float = TIMEOUT_SECONDS,
                  connect_timeout: float = CONNECT_SECONDS,
-                 render: Callable[[dict, object], Call | None] | None = None):
+                 render: Callable[[dict, object], Call | None] | None = None,
+                 proxies: dict | None = None):
         if render is None:
             from appliance.web.callbacks import render
         self._render_event = render          # event, accounts -> Call | None
@@ -84,6 +87,8 @@ class Notifier:
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
         self._open = opener    # (url, method, body, headers) -> awaitable (status, location)
+        # http_proxy / https_proxy / no_proxy, as urllib (the notifier's first client) used them
+        self.proxies = environment_proxies() if proxies is None else proxies
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -368,18 +373,55 @@ class Notifier:
             raise ValueError(f"not an http(s) URL: {url[:80]!r}")
         tls = _tls_context() if scheme == "https" else None
         port = parts.port or (443 if tls else 80)
+        proxy = self._proxy_for(scheme, parts.hostname)
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                parts.hostname, port, ssl=tls, server_hostname=parts.hostname if tls else None,
-                limit=MAX_LINE), self.connect_timeout)
+            reader, writer = await asyncio.wait_for(
+                self._connect(parts.hostname, port, tls, proxy), self.connect_timeout)
         except TimeoutError:
             raise TimeoutError(f"no connection in {self.connect_timeout:g} s") from None
         try:
-            writer.write(_request_head(parts, method, body, headers) + (body or b""))
+            if proxy and not tls:       # a plain request goes to the proxy in absolute form
+                head = _request_head(parts, method, body, {**headers, **_proxy_login(proxy)},
+                                     absolute=True)
+            else:
+                head = _request_head(parts, method, body, headers)
+            writer.write(head + (body or b""))
             await writer.drain()
             return await _read_answer_head(reader)
         finally:
             writer.close()
+
+    async def _connect(self, host: str, port: int, tls, proxy):
+        """(reader, writer) to the receiver: straight, through an http proxy, or (https)
+        through the proxy's CONNECT tunnel with TLS to the receiver inside it."""
+        if proxy is None:
+            return await asyncio.open_connection(
+                host, port, ssl=tls, server_hostname=host if tls else None, limit=MAX_LINE)
+        reader, writer = await asyncio.open_connection(
+            proxy.hostname, proxy.port or 80, limit=MAX_LINE)
+        if tls is None:
+            return reader, writer
+        try:
+            authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}",
+                     *(f"{k}: {v}" for k, v in _proxy_login(proxy).items())]
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            await writer.drain()
+            status, _ = await _read_answer_head(reader)
+            if not 200 <= status < 300:
+                raise ConnectionError(f"proxy {proxy.hostname} refused CONNECT: HTTP {status}")
+            await writer.start_tls(tls, server_hostname=host)
+        except BaseException:
+            writer.close()
+            raise
+        return reader, writer
+
+    def _proxy_for(self, scheme: str, host: str):
+        """The proxy URL (split) a request to this host goes through, or None."""
+        proxy = self.proxies.get(scheme)
+        if not proxy or _bypassed(host, self.proxies):
+            return None
+        return urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
 
     # --- alerts to the administrator ---
 
@@ -434,8 +476,35 @@ def _without_credentials(headers: dict) -> dict:
     return {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
 
 
-def _request_head(parts, method: str, body: bytes | None, headers: dict) -> bytes:
+def environment_proxies() -> dict:
+    """{scheme: proxy, "no": hosts} from the environment, as urllib read it. urllib.request
+    (a few MiB) is imported only on a box that has a proxy set."""
+    if not any(name.lower() in ("http_proxy", "https_proxy") for name in os.environ):
+        return {}
+    import urllib.request
+    return urllib.request.getproxies_environment()
+
+
+def _bypassed(host: str, proxies: dict) -> bool:
+    if not proxies.get("no"):
+        return False
+    import urllib.request
+    return bool(urllib.request.proxy_bypass_environment(host, proxies))
+
+
+def _proxy_login(proxy) -> dict:
+    """Proxy-Authorization from a proxy URL's user:password@, else nothing."""
+    if proxy.username is None:
+        return {}
+    login = f"{urllib.parse.unquote(proxy.username)}:{urllib.parse.unquote(proxy.password or '')}"
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(login.encode()).decode()}
+
+
+def _request_head(parts, method: str, body: bytes | None, headers: dict, *,
+                  absolute: bool = False) -> bytes:
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if absolute:                      # through a proxy: it needs the whole URL
+        target = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{target}"
     lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
