@@ -298,6 +298,38 @@ def test_time_zone_and_ntp_servers_for_a_fleet(tmp_path: Path):
         assert "must be a zone of the tz database" in result.stdout, bad
 
 
+PROXY_PLAY = TIME_PLAY.replace("tasks_from: time.yml", "tasks_from: proxy.yml")
+
+
+@needs_ansible
+def test_the_lans_proxies_reach_the_service_in_a_drop_in(tmp_path: Path):
+    """The daemon's callbacks honour http_proxy/https_proxy/no_proxy; a fleet sets them
+    through the role. Check mode on this machine: nothing is written, the diff shows it."""
+    import json
+    play = tmp_path / "proxy.yml"
+    play.write_text(PROXY_PLAY)
+
+    def check(**extra):
+        return run([tool("ansible-playbook"), "-i", "localhost,", "--check", "--diff",
+                    "-e", f"ansible_python_interpreter={sys.executable}",
+                    "-e", json.dumps({"sms_appliance_manage_service": False, **extra}),
+                    str(play)])
+
+    result = check(sms_appliance_https_proxy="http://gw:p%40ss@proxy.lan:3128",
+                   sms_appliance_no_proxy="localhost,.lan")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'Environment="https_proxy=http://gw:p%%40ss@proxy.lan:3128"' in result.stdout
+    assert 'Environment="no_proxy=localhost,.lan"' in result.stdout
+    assert "http_proxy=" not in result.stdout.replace("https_proxy=", "")
+    result = check()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Set the service's proxy environment." in result.stdout
+    assert "Environment=" not in result.stdout                # nothing set: no drop-in
+    result = check(sms_appliance_http_proxy='http://proxy" evil=1')
+    assert result.returncode != 0
+    assert "strings without spaces, quotes or backslashes" in result.stdout
+
+
 def test_tasks_on_the_board_reach_the_daemon_where_it_listens():
     """Found by a helper: the health gate, status.yml and rotate-credentials.yml asked
     http://127.0.0.1 whatever the role configured; with a certificate the gate failed
