@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import base64
 import socket
-import ssl
-import subprocess
 import threading
 
 from appliance import notify
 from appliance.model import ReportStatus
 from fakes.lan import Endpoint
-from test_callbacks import RawAnswer, drain, rig, send, submit_and_report, template  # noqa: F401
+from test_callbacks import (RawAnswer, drain, https_server, rig,  # noqa: F401 (rig: fixture)
+                            send, submit_and_report, template)
 
 
 class TunnelProxy:
@@ -101,12 +100,7 @@ def test_no_proxy_hosts_are_called_straight(rig):
 def test_an_https_callback_goes_through_the_proxys_tunnel(rig, tmp_path, monkeypatch):
     """CONNECT to the receiver, then TLS with the receiver (its certificate checked) inside
     the tunnel: the proxy sees neither the URL nor the values of the report."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    monkeypatch.setattr(notify, "_tls", ssl.create_default_context(cafile=str(cert)))
+    from http.server import BaseHTTPRequestHandler
     paths: list[str] = []
 
     class Receiver(BaseHTTPRequestHandler):
@@ -119,11 +113,7 @@ def test_an_https_callback_goes_through_the_proxys_tunnel(rig, tmp_path, monkeyp
         def log_message(self, *args):
             pass
 
-    secure = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_side.load_cert_chain(str(cert), str(key))
-    secure.socket = server_side.wrap_socket(secure.socket, server_side=True)
-    threading.Thread(target=secure.serve_forever, daemon=True).start()
+    secure = https_server(tmp_path, monkeypatch, Receiver)
     proxy = TunnelProxy()
     clock, journal, notifier = rig
     notifier.proxies = {"https": proxy.url}

@@ -822,19 +822,29 @@ def test_a_same_origin_redirect_is_signed_for_the_url_it_asks_for(rig):
         receiver.close()
 
 
-def test_a_redirect_from_https_to_http_is_refused(rig, tmp_path, monkeypatch):
-    """Found by a helper: an https receiver's redirect to http:// was followed with the
-    login and signature, the report's values in clear on the network."""
+def https_server(tmp_path, monkeypatch, handler):
+    """A threaded HTTPS server on 127.0.0.1 with a fresh certificate the notifier trusts."""
     import ssl
     import subprocess
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from http.server import ThreadingHTTPServer
     from appliance import notify
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    trusting = ssl.create_default_context(cafile=str(cert))
-    monkeypatch.setattr(notify, "_tls", trusting)
+    monkeypatch.setattr(notify, "_tls", ssl.create_default_context(cafile=str(cert)))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(str(cert), str(key))
+    server.socket = server_side.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_redirect_from_https_to_http_is_refused(rig, tmp_path, monkeypatch):
+    """Found by a helper: an https receiver's redirect to http:// was followed with the
+    login and signature, the report's values in clear on the network."""
+    from http.server import BaseHTTPRequestHandler
     clock, journal, notifier = rig
     plain = Endpoint()
 
@@ -848,11 +858,7 @@ def test_a_redirect_from_https_to_http_is_refused(rig, tmp_path, monkeypatch):
         def log_message(self, *args):
             pass
 
-    secure = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
-    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_side.load_cert_chain(str(cert), str(key))
-    secure.socket = server_side.wrap_socket(secure.socket, server_side=True)
-    threading.Thread(target=secure.serve_forever, daemon=True).start()
+    secure = https_server(tmp_path, monkeypatch, Moved)
     try:
         port = secure.server_address[1]
         message_id = send(journal, template(f"https://alice:pw@127.0.0.1:{port}", "r"))
