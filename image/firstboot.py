@@ -29,8 +29,10 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -387,11 +389,16 @@ def check_config(board: Board, text: str) -> None:
     if not board.live or not os.access(cli, os.X_OK):
         return
     probe = board.path("run/sms-appliance-firstboot.toml") if board.path("run").is_dir() else Path("/tmp/sms-firstboot.toml")
+    run_check_config(str(cli), text, probe)
+
+
+def run_check_config(cli: str, text: str, probe: Path) -> None:
+    """The appliance's own check-config on `text` (written to `probe`, 0600, then removed)."""
     fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, text.encode())
         os.close(fd)
-        result = subprocess.run([str(cli), "check-config", str(probe)], capture_output=True, text=True, check=False)
+        result = subprocess.run([cli, "check-config", str(probe)], capture_output=True, text=True, check=False)
     finally:
         probe.unlink(missing_ok=True)
     if result.returncode == 1:
@@ -406,18 +413,35 @@ def default_config(board: Board) -> None:
     announce_password(password)
 
 
-def provision(board: Board, boot_dir: Path) -> list[str]:
-    boot_file = boot_dir / BOOT_FILE
+def read_boot_file(path: Path) -> dict:
     try:
-        data = tomllib.loads(boot_file.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ProvisionError("not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ProvisionError(f"not valid TOML: {exc}") from None
 
+
+def daemon_part(data: dict) -> dict:
+    """The boot file's sections that become the daemon's config.toml."""
     config = {k: v for k, v in data.items() if k not in BOARD_KEYS}
     if not isinstance(config.get("admin", {}), dict):
         raise ProvisionError("admin: expected a table")
+    return config
+
+
+def board_settings(board: Board, data: dict) -> tuple:
+    """hostname, Wi-Fi, SSH keys, time zone and NTP servers, checked (None: not given)."""
+    hostname = check_hostname(data["hostname"]) if "hostname" in data else None
+    wifi = wifi_conf(data["wifi"]) if "wifi" in data else None
+    keys = ssh_keys(data["ssh"]) if "ssh" in data else None
+    zone, servers = time_settings(board, data["time"]) if "time" in data else (None, None)
+    return hostname, wifi, keys, zone, servers
+
+
+def provision(board: Board, boot_dir: Path) -> list[str]:
+    data = read_boot_file(boot_dir / BOOT_FILE)
+    config = daemon_part(data)
     admin = dict(config.get("admin", {}))
     new_password = None
     if not (admin.get("password") or admin.get("password_hash")):
@@ -431,10 +455,7 @@ def provision(board: Board, boot_dir: Path) -> list[str]:
     config = hash_login_passwords(copy.deepcopy(config))
 
     # Validate everything before changing anything.
-    hostname = check_hostname(data["hostname"]) if "hostname" in data else None
-    wifi = wifi_conf(data["wifi"]) if "wifi" in data else None
-    keys = ssh_keys(data["ssh"]) if "ssh" in data else None
-    zone, servers = time_settings(board, data["time"]) if "time" in data else (None, None)
+    hostname, wifi, keys, zone, servers = board_settings(board, data)
     done: list[str] = []
     write_config(board, config, BOOT_FILE)
     done.append(f"config with {len(config.get('connections', {}))} connection(s)"
@@ -499,11 +520,60 @@ def wait_for_boot_partition(boot_dir: Path, wait: float = 300.0, *, is_mounted=o
         sleep(2.0)
 
 
+def check_boot_file(path: Path, cli: str | None) -> list[str]:
+    """What first boot would apply from `path`, checked as first boot checks it, changing
+    nothing: on a PC before the card is written, or on a running board before a
+    re-provisioning reboot. The time zone is looked up in this machine's tz database; the
+    daemon's part goes through `cli check-config` when there is one."""
+    data = read_boot_file(path)
+    config = daemon_part(data)
+    check_login_passwords(config)
+    hostname, wifi, keys, zone, servers = board_settings(Board(Path("/"), live=False), data)
+    said = [f"hostname {hostname}" if hostname else "",
+            wifi[1] if wifi else "",
+            f"SSH on with {len(keys)} key(s)" if keys else
+            ("SSH left off (no authorized_keys)" if keys is not None else ""),
+            f"time zone {zone}" if zone else "",
+            f"NTP servers {', '.join(servers)}" if servers else ""]
+    admin = config.get("admin", {})
+    if not (admin.get("password") or admin.get("password_hash")):
+        said.append("admin password: kept, or a random one shown once on a new board")
+    if cli:
+        text = dump_toml(hash_login_passwords(copy.deepcopy(config)))
+        with tempfile.TemporaryDirectory() as tmp:
+            run_check_config(cli, text, Path(tmp) / "sms-appliance-check.toml")
+        said.append(f"config with {len(config.get('connections', {}))} connection(s), "
+                    "passed check-config")
+    else:
+        said.append("the daemon's part NOT checked: no sms-appliance here (--cli PATH)")
+    return [line for line in said if line]
+
+
+def _check_main(path: Path, cli: str | None) -> int:
+    cli = cli or shutil.which("sms-appliance")
+    if cli is None and os.access(Path("/") / VENV_CLI, os.X_OK):
+        cli = str(Path("/") / VENV_CLI)          # on a board
+    try:
+        said = check_boot_file(path, cli)
+    except (OSError, ProvisionError) as exc:
+        print(f"error: {path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path}: first boot would apply it:")
+    for line in said:
+        print(f"  - {line}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="/", help="root of the system to provision (default /)")
     parser.add_argument("--boot", default=None, help="boot partition (default ROOT/boot/firmware)")
+    parser.add_argument("--check", metavar="FILE", type=Path,
+                        help="only check a sms-appliance.toml, change nothing")
+    parser.add_argument("--cli", help="with --check: the sms-appliance command for check-config")
     args = parser.parse_args(argv)
+    if args.check:
+        return _check_main(args.check, args.cli)
     root = Path(args.root)
     board = Board(root, live=root.resolve() == Path("/"))
     boot_dir = Path(args.boot) if args.boot else board.path("boot/firmware")

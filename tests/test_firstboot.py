@@ -378,3 +378,33 @@ def test_check_config_problems_name_the_key_not_a_line_of_a_file_nobody_sees(tmp
     said = firstboot.boot_file_problems(result.stderr, probe)
     assert "connections.slot1.pincode" in said and str(probe) not in said
     assert len(said.splitlines()) == 1         # the "1 problem" summary is not a problem
+
+
+def test_check_mode_says_what_first_boot_would_apply_and_changes_nothing(tmp_path: Path,
+                                                                          capsys):
+    """Left undone last time: an operator could only learn of a mistake in the boot file by
+    booting the card and reading sms-appliance-error.txt. `--check FILE` runs first boot's
+    own checks (board keys, login passwords) and the appliance's check-config on it, on a
+    PC or on a running board before a re-provisioning reboot, and writes nothing."""
+    import sys
+    cli = str(Path(sys.executable).parent / "sms-appliance")
+    path = tmp_path / "sms-appliance.toml"
+    path.write_text(FULL)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert firstboot.main(["--check", str(path), "--cli", cli]) == 0
+    out = capsys.readouterr().out
+    assert "hostname gw-01" in out and "Wi-Fi network 'IEEE' (HU)" in out
+    assert "SSH on with 1 key(s)" in out and "passed check-config" in out
+    assert "s3cret" not in out and "smpp-secret" not in out
+    assert path.read_text() == FULL and sorted(p.name for p in tmp_path.iterdir()) == before
+
+    for mistake, said in (('pincode = "1234"', "connections.slot1.pincode"),
+                          ('hostname = "gw-01"', "hostname:"),
+                          ('password = "s3cret-admin"', "admin.password: must have at least")):
+        wrong = {"pincode": 'pincode = "12"', "hostname": 'hostname = "gw_01"',
+                 "password": 'password = "short"'}[mistake.split(" ")[0]]
+        path.write_text(FULL.replace(mistake, wrong))
+        assert firstboot.main(["--check", str(path), "--cli", cli]) == 1, mistake
+        err = capsys.readouterr().err
+        assert said in err, err
+    assert not (tmp_path / "sms-appliance-error.txt").exists()
