@@ -26,6 +26,18 @@ def test_query_pairs_are_bottles_own_pairs_in_bottles_order():
             assert params._query_items(query) == expected, query
 
 
+def test_percent_decoding_is_unquotes_own_for_every_native_string():
+    """_percent_decoded decodes escapes as bytes; it must answer what
+    unquote(encoding="latin1") answers, non-ASCII and broken escapes included (and a string
+    that is no native string, as a test's URL can hold)."""
+    pieces = ["%", "%4", "%41", "%e9", "%E9", "%zz", "\xe9", "\xff", "\u20ac", "a", "%%", "%\xe9"]
+    for size in (1, 2, 3):
+        for combo in itertools.product(pieces, repeat=size):
+            text = "".join(combo)
+            assert params._percent_decoded(text) == urllib.parse.unquote(
+                text, encoding="latin1"), text
+
+
 def _request(query: str, body: bytes = b"", method: str = "GET") -> bottle.BaseRequest:
     environ = {"REQUEST_METHOD": method, "QUERY_STRING": query,
                "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
