@@ -97,8 +97,12 @@ def handle_params(services: Services, params: dict, request: bottle.BaseRequest,
     the Ozeki error envelope (in the requested responseformat)."""
     response.content_type = "application/xml; charset=utf-8"
     try:
-        ctx = _context(services, params, request, response, actions)
-        return _run(ctx, actions)
+        name = _action_name(params, actions)
+        user = login.login(services, request, params, LOGIN)
+        act = actions[name]
+        if act.admin_only and not user.admin:
+            raise ApiError(X.E_ADMIN_ONLY, f"Only an administrator may use {name}")
+        return act.fn(Ctx(services, params, user, client_address(request), request, response))
     except ApiError as exc:
         return render_error(params, response, exc.code, exc.message)
     except ParamError as exc:
@@ -124,14 +128,14 @@ def render_error(params: dict, response, code: int, message: str) -> str:
     return X.error(code, message)
 
 
-def _context(services: Services, params: dict, request, response, actions) -> Ctx:
+def _action_name(params: dict, actions: dict[str, Action]) -> str:
+    """The action asked for, one of the table's (its name read once per request)."""
     name = params.get("action", "").strip().lower()
     if not name:
         raise ApiError(X.E_MISSING_PARAMETER, "Missing parameter: action")
     if name not in actions:
         raise ApiError(X.E_UNKNOWN_ACTION, f"Unknown action: {name[:40]}")
-    user = login.login(services, request, params, LOGIN)
-    return Ctx(services, params, user, client_address(request), request, response)
+    return name
 
 
 def _forbidden_address() -> ApiError:
@@ -146,14 +150,6 @@ LOGIN = login.Dialect("ozeki", basic_auth=False, refusals={
     login.DENIED: _forbidden_address,
     login.NOT_ALLOWED: _forbidden_address,
 })
-
-
-def _run(ctx: Ctx, actions: dict[str, Action]) -> str:
-    name = ctx.params["action"].strip().lower()
-    act = actions[name]
-    if act.admin_only and not ctx.user.admin:
-        raise ApiError(X.E_ADMIN_ONLY, f"Only an administrator may use {name}")
-    return act.fn(ctx)
 
 
 # --- sendmessage ------------------------------------------------------------------------
