@@ -172,13 +172,15 @@ class Outcome:
 
 def sendmessage(ctx: Ctx) -> str:
     options = request_options(ctx)
-    requests = _batch(ctx) if ctx.get("messagecount") else [_single_fields(ctx)]
+    requests = _batch(ctx) if ctx.params.get("messagecount") else [_single_fields(ctx)]
     outcomes = submit_all(ctx, requests, options)
     return render_send(ctx, outcomes)
 
 
 def _single_fields(ctx: Ctx) -> dict:
-    return {k: ctx.get(k) for k in ("recipient", "messagetype", "messagedata", "originator")}
+    params = ctx.params
+    return {k: params.get(k, "") for k in ("recipient", "messagetype", "messagedata",
+                                            "originator")}
 
 
 def _batch(ctx: Ctx) -> list[dict]:
@@ -214,6 +216,7 @@ def _options_with(ctx: Ctx, own: dict) -> "Options | ApiError":
 
 SMPP_PARAMS = ("source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi",
                "esm_class", "data_coding")
+_SMPP_NAMES = frozenset(SMPP_PARAMS)
 PER_MESSAGE_OPTIONS = ("sendondate", "vp", "serviceprovider", "reporturl", "priority") \
     + SMPP_PARAMS
 
@@ -244,29 +247,28 @@ def parse_time(value: str, name: str) -> float:
 
 
 def request_options(ctx: Ctx) -> Options:
+    params, user = ctx.params, ctx.user       # each parameter read once, straight from the dict
     try:
-        options = Options(priority=priority.of(ctx.user, ctx.get("priority")))
+        options = Options(priority=priority.of(user, params.get("priority", "")))
     except ValidationError as exc:
         raise ApiError(X.E_INVALID_PARAMETER, exc.text) from None
-    if ctx.get("sendondate").strip():
-        options.send_at = parse_time(ctx.get("sendondate"), "sendondate")
-    if ctx.get("vp").strip():
-        options.valid_until = parse_time(ctx.get("vp"), "vp")
+    sendondate = params.get("sendondate", "")
+    if sendondate.strip():
+        options.send_at = parse_time(sendondate, "sendondate")
+    vp = params.get("vp", "")
+    if vp.strip():
+        options.valid_until = parse_time(vp, "vp")
         if options.valid_until <= ctx.services.clock.now():
             raise ApiError(X.E_INVALID_PARAMETER, "vp (validity period) is already over")
-    if ctx.user.allowrouteoverride:
-        options.serviceprovider = ctx.get("serviceprovider").strip()[:40]
+    if user.allowrouteoverride:
+        options.serviceprovider = params.get("serviceprovider", "").strip()[:40]
         if options.serviceprovider and \
                 not ctx.services.control.knows_serviceprovider(options.serviceprovider):
             raise ApiError(X.E_INVALID_PARAMETER, "serviceprovider: no connection or route named"
                            f" {options.serviceprovider!r}")
-    smpp = {}
-    for name in SMPP_PARAMS:
-        value = ctx.get(name).strip()
-        if value:
-            smpp[name] = _smpp_number(name, value)
-    options.smpp_params = smpp or None
-    url = ctx.get("reporturl").strip() or ctx.user.reporturl
+    if not _SMPP_NAMES.isdisjoint(params):     # most requests carry none of the six
+        options.smpp_params = _smpp_params(params)
+    url = params.get("reporturl", "").strip() or user.reporturl
     if url:
         try:
             url = check_callback_url(url, "reporturl")
@@ -274,6 +276,15 @@ def request_options(ctx: Ctx) -> Options:
             raise ApiError(X.E_INVALID_PARAMETER, exc.text) from None
         options.callback = {"kind": "ozeki_reporturl", "url": url}
     return options
+
+
+def _smpp_params(params: dict) -> dict | None:
+    smpp = {}
+    for name in SMPP_PARAMS:
+        value = params.get(name, "").strip()
+        if value:
+            smpp[name] = _smpp_number(name, value)
+    return smpp or None
 
 
 def _smpp_number(name: str, value: str) -> int:
@@ -296,16 +307,16 @@ def submit_all(ctx: Ctx, requests: list[dict], options: Options | None = None) -
     return outcomes
 
 
-def _outcomes(ctx: Ctx, fields: dict):
+def _outcomes(ctx: Ctx, fields: dict) -> list[Outcome]:
+    """One outcome per recipient of a comma list (one, empty, for none)."""
     recipients = [r.strip() for r in fields.get("recipient", "").split(",") if r.strip()]
-    if not recipients:
-        recipients = [""]
-    for recipient in recipients:
-        yield Outcome(recipient=recipient, index=fields.get("index"),
-                      originator=fields.get("originator") or ctx.user.originator,
-                      messagetype=fields.get("messagetype") or "SMS:TEXT",
-                      messagedata=fields.get("messagedata", ""),
-                      options=fields.get("options"))
+    index, options = fields.get("index"), fields.get("options")
+    originator = fields.get("originator") or ctx.user.originator
+    messagetype = fields.get("messagetype") or "SMS:TEXT"
+    messagedata = fields.get("messagedata", "")
+    return [Outcome(recipient=recipient, index=index, originator=originator,
+                    messagetype=messagetype, messagedata=messagedata, options=options)
+            for recipient in recipients or [""]]
 
 
 def _submission_or_error(ctx: Ctx, outcome: Outcome, options: Options):
@@ -354,22 +365,23 @@ def outcome_keywords(o: Outcome) -> dict[str, str]:
 
 
 def render_send(ctx: Ctx, outcomes: list[Outcome]) -> str:
+    params = ctx.params
     first = outcomes[0] if outcomes else None
-    limit = ctx.get("maxresponse").strip()
+    limit = params.get("maxresponse", "").strip()
     if limit.isdigit():
         outcomes = outcomes[:int(limit)]
-    redirect = ctx.get("redirecturl").strip()
+    redirect = params.get("redirecturl", "").strip()
     if redirect and first is not None:
         location = safe_url(fill_template(redirect, outcome_keywords(first)))
         if location:
             ctx.response.status = 302
             ctx.response.set_header("Location", location)
-    fmt = response_format(ctx.params)
+    fmt = response_format(params)
     if fmt == "html":
         return _html_send(ctx, outcomes, first)
     if fmt == "urlencoded":
         return _urlencoded_send(outcomes)
-    if any(o.index is not None for o in outcomes):
+    if first is not None and first.index is not None:   # a batch's outcomes all have one
         # numbered in order: a comma list in one entry of a batch gets a report per number
         # (two <acceptreport0> lost one id for any client that reads them by name)
         return X.envelope("sendmessage", "".join(_indexed_report(o, i)
@@ -418,13 +430,11 @@ def _urlencoded_send(outcomes: list[Outcome]) -> str:
 
 def _accept_report(o: Outcome) -> str:
     return ("<acceptreport>\n"
-            f"{X.element('statuscode', o.code)}\n{X.element('statusmessage', o.text)}\n"
-            f"{X.element('messageid', o.message_id)}\n"
-            f"{X.element('originator', o.originator)}\n"
-            f"{X.element('recipient', o.recipient)}\n"
-            f"{X.element('messagetype', o.messagetype)}\n"
-            f"{X.element('messagedata', o.messagedata)}\n"
-            "</acceptreport>\n")
+            + X.elements(("statuscode", o.code), ("statusmessage", o.text),
+                         ("messageid", o.message_id), ("originator", o.originator),
+                         ("recipient", o.recipient), ("messagetype", o.messagetype),
+                         ("messagedata", o.messagedata))
+            + "</acceptreport>\n")
 
 
 def _serviceprovider(o: Outcome) -> str:
@@ -434,15 +444,12 @@ def _serviceprovider(o: Outcome) -> str:
 def _indexed_report(o: Outcome, i: int) -> str:
     # The un-indexed <recipient> inside indexed parents is the seed's own shape (§2.4).
     return (f"<acceptreport{i}>\n"
-            f"{X.element(f'statuscode{i}', o.code)}\n"
-            f"{X.element(f'statusmessage{i}', o.text)}\n"
-            f"{X.element(f'messageid{i}', o.message_id)}\n"
-            f"{X.element(f'originator{i}', o.originator)}\n"
-            f"{X.element('recipient', o.recipient)}\n"
-            f"{X.element(f'messagetype{i}', o.messagetype)}\n"
-            f"{X.element(f'messagedata{i}', o.messagedata)}\n"
-            f"{X.element(f'serviceprovider{i}', _serviceprovider(o))}\n"
-            f"</acceptreport{i}>\n")
+            + X.elements((f"statuscode{i}", o.code), (f"statusmessage{i}", o.text),
+                         (f"messageid{i}", o.message_id), (f"originator{i}", o.originator),
+                         ("recipient", o.recipient), (f"messagetype{i}", o.messagetype),
+                         (f"messagedata{i}", o.messagedata),
+                         (f"serviceprovider{i}", _serviceprovider(o)))
+            + f"</acceptreport{i}>\n")
 
 
 # --- getmessagebyid ---------------------------------------------------------------------

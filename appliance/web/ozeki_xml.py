@@ -86,7 +86,18 @@ def element(name: str, value=None, **attrs) -> str:
     attr = "".join(f" {k}={quoteattr(str(v))}" for k, v in attrs.items()) if attrs else ""
     if value is None or value == "":
         return f"<{name}{attr} />"
-    return f"<{name}{attr}>{escape(str(value))}</{name}>"
+    return f"<{name}{attr}>{escape(value)}</{name}>"
+
+
+def elements(*pairs: tuple[str, object]) -> str:
+    """`element(name, value)` of each (name, value) pair, each on a line of its own. The
+    values are scanned for anything to escape once, all together: an answer's values
+    (codes, ids, numbers, most texts) usually hold nothing to escape."""
+    texts = ["" if value is None else str(value) for _, value in pairs]
+    if _NEEDS_ESCAPE.search("".join(texts)) is not None:    # one character each: joining
+        return "".join([element(name, value) + "\n" for name, value in pairs])  # adds none
+    return "".join([f"<{name}>{text}</{name}>\n" if text else f"<{name} />\n"
+                    for (name, _), text in zip(pairs, texts)])
 
 
 def envelope(action: str, data: str, *, doctype: str = DOCTYPE_SMSAPI) -> str:
