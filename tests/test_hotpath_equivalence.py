@@ -59,6 +59,36 @@ def test_elements_renders_what_element_renders_line_by_line():
         assert X.elements(*pairs) == "".join(X.element(n, v) + "\n" for n, v in pairs)
 
 
+def _plain_echo(raw) -> dict:
+    """ozeki_json._echo as it was written first: every field looked up in turn."""
+    raw = raw if isinstance(raw, dict) else {}
+    defaults = {"submit_report_requested": True, "delivery_report_requested": True,
+                "view_report_requested": False, "tags": [], "message_type": "SMS:TEXT"}
+    echo = {}
+    for key in ("message_id", "from_connection", "from_address", "from_station",
+                "to_connection", "to_address", "to_station", "text", "create_date",
+                "valid_until", "time_to_send", "submit_report_requested",
+                "delivery_report_requested", "view_report_requested", "tags", "message_type"):
+        value = raw.get(key, raw.get("id", "") if key == "message_id" else defaults.get(key, ""))
+        echo[key] = value if isinstance(value, (str, int, float, bool, list)) else ""
+    return echo
+
+
+def test_the_json_echo_of_a_message_is_the_plain_lookup_of_every_field():
+    from appliance.web.ozeki_json import _echo
+    rng = random.Random(13)
+    keys = ["message_id", "id", "to_address", "text", "tags", "message_type", "status",
+            "delivery_report_requested", "valid_until", "junk"]
+    values = ["", "x", 0, 1.5, True, False, None, [], ["a"], {"k": 1}]
+    for _ in range(3000):
+        raw = {rng.choice(keys): rng.choice(values) for _ in range(rng.randint(0, 6))}
+        assert _echo(raw) == _plain_echo(raw)
+        assert list(_echo(raw)) == list(_plain_echo(raw))
+    for raw in (None, [], "text", 5):
+        assert _echo(raw) == _plain_echo(raw)
+    assert _echo({})["tags"] is not _echo({})["tags"]
+
+
 def test_an_edited_allow_list_takes_effect_at_once():
     allow = ["10.0.0.0/8"]
     assert accounts.in_networks("10.1.2.3", allow)

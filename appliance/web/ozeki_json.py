@@ -38,11 +38,16 @@ class JsonError(Exception):
         self.headers = headers or {}
 
 
+# json.dumps and json.loads with options build an encoder or a decoder (and its scanner) per
+# call; these are built once (as json's own default ones are, shared by every thread).
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def answer(response, status: int, code: str, message: str = "", data=None) -> str:
     response.status = status
     response.content_type = "application/json; charset=utf-8"
-    text = json.dumps({"http_code": status, "response_code": code, "response_msg": message,
-                       "data": data}, ensure_ascii=False)
+    text = _ENCODER.encode({"http_code": status, "response_code": code,
+                            "response_msg": message, "data": data})
     # an echoed lone surrogate (a "\udcff" escape in the request) cannot go out as UTF-8
     return text.encode("utf-8", errors="replace").decode("utf-8")
 
@@ -96,6 +101,9 @@ def _finite(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite)
+
+
 def _body(request) -> dict:
     try:
         raw = request.body.read(bottle.BaseRequest.MEMFILE_MAX + 1)
@@ -104,8 +112,7 @@ def _body(request) -> dict:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_not_json,
-                          parse_float=_finite)
+        data = _DECODER.decode(raw.decode("utf-8"))     # a BOM is refused, as by json.loads
     except (UnicodeDecodeError, ValueError, RecursionError):    # Recursion: [[[[…]]]]
         raise JsonError(400, "INVALID_REQUEST", "the body is not valid UTF-8 JSON (NaN,"
                         " Infinity and numbers beyond a double are not JSON)") from None
@@ -221,6 +228,7 @@ def sendmsg(services, user, request, response, params) -> str:
     echoes = [_echo(raw) for raw in messages]
     submissions = [_submission_or_error(services, user, raw) for raw in messages]
     now = services.clock.now()
+    ok = 0
     for echo, message in zip(echoes, submit_batch(services, submissions)):
         if isinstance(message, ValidationError):
             echo["status"] = message.text
@@ -230,32 +238,40 @@ def sendmsg(services, user, request, response, params) -> str:
                                      _parsed_or_none(echo["time_to_send"]),
                                      _parsed_or_none(echo["valid_until"])))
         else:
+            ok += 1
             echo["status"] = "SUCCESS"
             echo["message_id"] = message.id
             echo["to_address"] = message.submission.recipient
             echo["message_type"] = message.submission.messagetype
             echo.update(_reply_dates(now, message.submission.send_at,
                                      message.submission.valid_until))
-    ok = sum(1 for e in echoes if e["status"] == "SUCCESS")
     data = {"total_count": len(echoes), "success_count": ok, "failed_count": len(echoes) - ok,
             "messages": echoes}
     return answer(response, 200, "SUCCESS", "", data)
 
 
-_ECHO_FIELDS = ("message_id", "from_connection", "from_address", "from_station",
-                "to_connection", "to_address", "to_station", "text", "create_date",
-                "valid_until", "time_to_send", "submit_report_requested",
-                "delivery_report_requested", "view_report_requested", "tags", "message_type")
+# Every field of a message's echo, in order, with its value for a message that has none.
+_ECHO_DEFAULTS = {
+    "message_id": "", "from_connection": "", "from_address": "", "from_station": "",
+    "to_connection": "", "to_address": "", "to_station": "", "text": "", "create_date": "",
+    "valid_until": "", "time_to_send": "", "submit_report_requested": True,
+    "delivery_report_requested": True, "view_report_requested": False, "tags": [],
+    "message_type": "SMS:TEXT"}
+_ECHOABLE = (str, int, float, bool, list)
 
 
 def _echo(raw) -> dict:
-    raw = raw if isinstance(raw, dict) else {}
-    echo = {}
-    defaults = {"submit_report_requested": True, "delivery_report_requested": True,
-                "view_report_requested": False, "tags": [], "message_type": "SMS:TEXT"}
-    for key in _ECHO_FIELDS:
-        value = raw.get(key, raw.get("id", "") if key == "message_id" else defaults.get(key, ""))
-        echo[key] = value if isinstance(value, (str, int, float, bool, list)) else ""
+    """The message as sent, for the reply: each field's own value (an object or null as
+    ""), its default when the message does not give it. Only the message's own keys are
+    looked at (usually two or three), not all sixteen fields."""
+    echo = {**_ECHO_DEFAULTS, "tags": []}          # a list of its own for each message
+    if not isinstance(raw, dict):
+        return echo
+    if "message_id" not in raw and "id" in raw:     # the id under its other name
+        raw = {**raw, "message_id": raw["id"]}
+    for key, value in raw.items():
+        if key in echo:
+            echo[key] = value if isinstance(value, _ECHOABLE) else ""
     return echo
 
 
