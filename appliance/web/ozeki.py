@@ -384,9 +384,9 @@ def render_send(ctx: Ctx, outcomes: list[Outcome]) -> str:
     if first is not None and first.index is not None:   # a batch's outcomes all have one
         # numbered in order: a comma list in one entry of a batch gets a report per number
         # (two <acceptreport0> lost one id for any client that reads them by name)
-        return X.envelope("sendmessage", "".join(_indexed_report(o, i)
-                                                 for i, o in enumerate(outcomes)))
-    return X.envelope("sendmessage", "".join(_accept_report(o) for o in outcomes))
+        return X.envelope("sendmessage", "".join([_indexed_report(o, i)
+                                                  for i, o in enumerate(outcomes)]))
+    return X.envelope("sendmessage", "".join([_accept_report(o) for o in outcomes]))
 
 
 def safe_url(url: str) -> str:

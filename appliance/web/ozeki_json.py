@@ -175,6 +175,8 @@ def parse_time(value, name: str) -> float | None:
 
 def _str(message: dict, key: str) -> str:
     value = message.get(key, "")
+    if type(value) is str:      # the usual value (json.loads makes no str subclass)
+        return value
     if value is None:
         return ""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
