@@ -185,18 +185,23 @@ def _single_fields(ctx: Ctx) -> dict:
 
 def _batch(ctx: Ctx) -> list[dict]:
     try:
-        count = int(ctx.get("messagecount").strip())
+        count = int(ctx.params.get("messagecount", "").strip())
     except ValueError:
         raise ApiError(X.E_INVALID_PARAMETER, "messagecount must be a whole number") from None
     if not 1 <= count <= MAX_BATCH:
         raise ApiError(X.E_INVALID_PARAMETER, f"messagecount must be 1..{MAX_BATCH}")
+    params = ctx.params
+    defaults = {"recipient": "", "messagetype": params.get("messagetype", ""),
+                "messagedata": "", "originator": params.get("originator", "")}
+    # the options some message carries under its own index (most batches: none), so each
+    # message looks up only those
+    indexed = {key.rstrip(_DIGITS) for key in params if key[-1:].isdigit()}
+    own_options = [name for name in PER_MESSAGE_OPTIONS if name in indexed]
     batch = []
     for i in range(count):
-        fields = {k: ctx.get(f"{k}{i}", ctx.get(k) if k in ("messagetype", "originator") else "")
-                  for k in ("recipient", "messagetype", "messagedata", "originator")}
+        fields = {k: params.get(f"{k}{i}", default) for k, default in defaults.items()}
         fields["index"] = i
-        own = {name: ctx.params[f"{name}{i}"] for name in PER_MESSAGE_OPTIONS
-               if f"{name}{i}" in ctx.params}
+        own = {name: params[f"{name}{i}"] for name in own_options if f"{name}{i}" in params}
         if own:
             fields["options"] = _options_with(ctx, own)
         batch.append(fields)
@@ -214,6 +219,7 @@ def _options_with(ctx: Ctx, own: dict) -> "Options | ApiError":
         return exc
 
 
+_DIGITS = "0123456789"
 SMPP_PARAMS = ("source_addr_ton", "source_addr_npi", "dest_addr_ton", "dest_addr_npi",
                "esm_class", "data_coding")
 _SMPP_NAMES = frozenset(SMPP_PARAMS)
