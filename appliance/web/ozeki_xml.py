@@ -94,8 +94,9 @@ def elements(*pairs: tuple[str, object]) -> str:
     values are scanned for anything to escape once, all together: an answer's values
     (codes, ids, numbers, most texts) usually hold nothing to escape."""
     texts = ["" if value is None else str(value) for _, value in pairs]
-    if _NEEDS_ESCAPE.search("".join(texts)) is not None:    # one character each: joining
-        return "".join([element(name, value) + "\n" for name, value in pairs])  # adds none
+    # the pattern matches one character at a time, so joining the values adds no match
+    if _NEEDS_ESCAPE.search("".join(texts)) is not None:
+        return "".join([element(name, value) + "\n" for name, value in pairs])
     return "".join([f"<{name}>{text}</{name}>\n" if text else f"<{name} />\n"
                     for (name, _), text in zip(pairs, texts)])
 
