@@ -62,7 +62,7 @@ def check_validity(valid_until: float | None, send_at: float | None, now: float)
 def check_unicode(text) -> None:
     """Bytes that were not UTF-8 (kept as lone surrogates by web.params) or a lone surrogate
     from a JSON escape: refused, never sent as U+FFFD."""
-    if not isinstance(text, str):
+    if not isinstance(text, str) or text.isascii():     # ASCII: known at once, no copy
         return
     try:
         text.encode("utf-8")

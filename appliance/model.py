@@ -6,6 +6,7 @@ tell the store what happened through a `ChannelSink`; the store is the only shar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Protocol
@@ -250,4 +251,9 @@ def number_digits(number: str) -> str:
     number = (number or "").strip()
     if number.startswith("00"):
         number = number[2:]
-    return "".join(c for c in number if c.isdigit())
+    if number.isascii():        # every submission's recipient: one C-level pass
+        return _NOT_ASCII_DIGITS.sub("", number)
+    return "".join(c for c in number if c.isdigit())   # other scripts' digits count too
+
+
+_NOT_ASCII_DIGITS = re.compile(r"[^0-9]+")

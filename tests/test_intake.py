@@ -137,3 +137,22 @@ def test_no_sender_but_intake_reaches_compose_prepare_or_journal_accept():
                  if path.name != "intake.py" or path.parent != root
                  if bypass.search(path.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+def test_the_dnd_list_matches_numbers_by_their_digits_and_ranges_by_prefix():
+    from appliance.model import number_digits
+    from appliance.web.gate import DndList
+
+    class Documents:
+        def all(self, table):
+            return [{"name": n} for n in ("+36 20 777 7777", "0036301*", "*", "+36 70*")]
+
+    gate = DndList(Documents())
+    assert gate.blocks("+36207777777") and gate.blocks("0036207777777")
+    assert gate.blocks("+36301234567") and gate.blocks("36701234567")
+    assert not gate.blocks("+36201234567")          # a bare `*` blocks nothing
+    with pytest.raises(ValidationError) as refused:
+        gate.check("36 30 1000 000")
+    assert refused.value.code == "dnd"
+    # other scripts' digits and superscripts count as digits, as str.isdigit says
+    assert number_digits(" 00٣٦ 20-1²") == "٣٦201²" and number_digits("+36 (20) 1") == "36201"

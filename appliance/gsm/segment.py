@@ -50,10 +50,15 @@ def part_limits(encoding: str, concat_16bit: bool = False) -> tuple[int, int]:
     return MAX_OCTETS // 2, (MAX_OCTETS - header) // 2
 
 
+# part_limits of both alphabets, worked out once: segments runs for every accepted text
+_PART_LIMITS = {(encoding, concat_16bit): part_limits(encoding, concat_16bit)
+                for encoding in ("gsm7", "ucs2") for concat_16bit in (False, True)}
+
+
 def segments(text: str, *, encoding: str | None = None, concat_16bit: bool = False) -> Segmentation:
     encoding = choose_encoding(text, encoding)
     total = septet_cost(text) if encoding == "gsm7" else unit_count(text)
-    single, per_part = part_limits(encoding, concat_16bit)
+    single, per_part = _PART_LIMITS[encoding, bool(concat_16bit)]
     if total <= single:
         return Segmentation(encoding, [text], len(text), total, single - total)
     parts, used_in_last = _split(text, per_part, CHAR_COST.__getitem__ if encoding == "gsm7"

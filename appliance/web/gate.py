@@ -32,7 +32,9 @@ class DndList:
     def _load(self) -> None:
         entries = [d["name"] for d in self._documents.all(DND_TABLE)] if self._documents else []
         self._exact = {number_digits(e) for e in entries if not e.endswith("*")}
-        self._prefixes = tuple(number_digits(e[:-1]) for e in entries if e.endswith("*"))
+        # an empty prefix (a bare `*`) blocks nothing; str.startswith takes the whole tuple
+        self._prefixes = tuple(p for p in (number_digits(e[:-1]) for e in entries
+                                           if e.endswith("*")) if p)
 
     def check(self, number: str) -> None:
         with self._lock:
@@ -43,7 +45,7 @@ class DndList:
         if digits in exact:
             raise ValidationError("dnd_explicit", "recipient is on the do-not-disturb list",
                                   "recipient")
-        if any(p and digits.startswith(p) for p in prefixes):
+        if digits.startswith(prefixes):
             raise ValidationError("dnd", "recipient is in a do-not-disturb range", "recipient")
 
     def blocks(self, number: str) -> bool:
