@@ -20,6 +20,7 @@ from appliance.gsm import wap as gsm_wap
 from appliance.errors import ValidationError
 from appliance.ids import new_message_id
 from appliance.model import NewMessage, PartSpec, Submission  # noqa: F401  (re-exported)
+from appliance.model import new_message, text_part
 
 MAX_PARTS = 20
 MAX_RECIPIENT_DIGITS = 20
@@ -99,17 +100,16 @@ def _text_parts(sub: Submission) -> tuple[tuple[PartSpec, ...], int | None, str]
         msg_class = _coding_class(coding, msg_class)
         _check_octet_alphabet(coding, sub.text)
     try:
-        seg = gsm.segments(sub.text, encoding=encoding)
+        encoding, texts, _, _ = gsm_segment.split_text(sub.text, encoding)
     except ValueError as exc:
         under = f" with data_coding {coding}" if coding is not None else ""
         raise ValidationError("bad_text", f"text cannot be encoded{under}: {exc}",
                               "messagedata") from None
-    total, encoding = len(seg.parts), seg.encoding
+    total = len(texts)
     if total > MAX_PARTS:
         raise ValidationError("text_too_long", f"text needs {total} SMS; at most {MAX_PARTS} "
                               "are allowed", "messagedata")
-    parts = tuple([PartSpec(seq=seq, total=total, encoding=encoding, text=text)
-                   for seq, text in enumerate(seg.parts, 1)])
+    parts = tuple([text_part(seq, total, encoding, text) for seq, text in enumerate(texts, 1)])
     return parts, msg_class, encoding
 
 
@@ -399,5 +399,4 @@ def prepare(sub: Submission, **policy) -> NewMessage:
                       messagetype=messagetype, **policy)
     parts, msg_class, encoding = _builder_for(messagetype)(effective)
     _check_dynamic_coding(effective.smpp_params, parts)
-    return NewMessage(id=sub.message_id or new_message_id(), submission=effective,
-                      parts=parts, msg_class=msg_class, encoding=encoding)
+    return new_message(sub.message_id or new_message_id(), effective, parts, msg_class, encoding)

@@ -7,7 +7,7 @@ tell the store what happened through a `ChannelSink`; the store is the only shar
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 from typing import Protocol
 
@@ -111,6 +111,29 @@ class NewMessage:
     parts: tuple[PartSpec, ...]
     msg_class: int | None
     encoding: str
+
+
+# A text part and the message around it are built for every accepted SMS. A frozen
+# dataclass's __init__ sets each field through object.__setattr__ (about 2.2 µs for these
+# against 0.6 by their __dict__); the objects are the same: equal, hashable, `replace` works.
+_PART_SPEC_DEFAULTS = {f.name: f.default for f in fields(PartSpec) if f.default is not MISSING}
+
+
+def text_part(seq: int, total: int, encoding: str, text: str) -> PartSpec:
+    """PartSpec(seq=seq, total=total, encoding=encoding, text=text), the rest defaults."""
+    part = object.__new__(PartSpec)
+    part.__dict__.update(_PART_SPEC_DEFAULTS, seq=seq, total=total, encoding=encoding,
+                         text=text)
+    return part
+
+
+def new_message(id: str, submission: Submission, parts: tuple[PartSpec, ...],
+                msg_class: int | None, encoding: str) -> NewMessage:
+    """NewMessage(...) with every field given, without the frozen __init__ (see above)."""
+    message = object.__new__(NewMessage)
+    message.__dict__.update(id=id, submission=submission, parts=parts, msg_class=msg_class,
+                            encoding=encoding)
+    return message
 
 
 class ReportStatus(str, Enum):

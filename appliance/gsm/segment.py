@@ -56,14 +56,22 @@ _PART_LIMITS = {(encoding, concat_16bit): part_limits(encoding, concat_16bit)
 
 
 def segments(text: str, *, encoding: str | None = None, concat_16bit: bool = False) -> Segmentation:
+    encoding, parts, total, left = split_text(text, encoding, bool(concat_16bit))
+    return Segmentation(encoding, parts, len(text), total, left)
+
+
+def split_text(text: str, encoding: str | None = None,
+               concat_16bit: bool = False) -> tuple[str, list[str], int, int]:
+    """`segments` as a tuple: (encoding, parts, units in all parts, units left in the last
+    part). compose takes it so, for every text it accepts, without a Segmentation."""
     encoding = choose_encoding(text, encoding)
     total = septet_cost(text) if encoding == "gsm7" else unit_count(text)
-    single, per_part = _PART_LIMITS[encoding, bool(concat_16bit)]
+    single, per_part = _PART_LIMITS[encoding, concat_16bit]
     if total <= single:
-        return Segmentation(encoding, [text], len(text), total, single - total)
+        return encoding, [text], total, single - total
     parts, used_in_last = _split(text, per_part, CHAR_COST.__getitem__ if encoding == "gsm7"
                                  else code_units)
-    return Segmentation(encoding, parts, len(text), total, per_part - used_in_last)
+    return encoding, parts, total, per_part - used_in_last
 
 
 def fit(text: str, septets: int, suffix: str = "") -> str:
