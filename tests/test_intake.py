@@ -156,3 +156,20 @@ def test_the_dnd_list_matches_numbers_by_their_digits_and_ranges_by_prefix():
     assert refused.value.code == "dnd"
     # other scripts' digits and superscripts count as digits, as str.isdigit says
     assert number_digits(" 00٣٦ 20-1²") == "٣٦201²" and number_digits("+36 (20) 1") == "36201"
+
+
+def test_a_submission_takes_its_fields_by_keyword_with_the_declared_defaults():
+    sub = Submission(user="admin", recipient="+36201234567", text="hi", priority=Priority.BULK)
+    declared = {f.name: f.default for f in dataclasses.fields(Submission)
+                if f.default is not dataclasses.MISSING}
+    assert {name: getattr(sub, name) for name in declared} == {**declared,
+                                                              "priority": Priority.BULK}
+    other = Submission(user="admin", recipient="+36201234567", text="hi")
+    assert sub.smpp_params == {} and sub.smpp_params is not other.smpp_params
+    assert dataclasses.replace(other, priority=Priority.BULK) == sub
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sub.text = "changed"
+    with pytest.raises(TypeError, match="'sender'"):
+        Submission(user="admin", recipient="+36201234567", text="hi", sender="me")
+    with pytest.raises(TypeError):
+        Submission(user="admin", text="hi")
