@@ -8,9 +8,10 @@ Every part text fits `encode_part` exactly, so the store can split at accept tim
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from .alphabet import CHAR_COST, is_gsm7, septet_cost
+from .alphabet import CHAR_COST, GSM_CHARACTERS, is_gsm7, septet_cost
 from .errors import EncodingError
 from .udh import CONCAT_IE_LENGTH
 from .ucs2 import code_units, unit_count
@@ -50,6 +51,11 @@ def part_limits(encoding: str, concat_16bit: bool = False) -> tuple[int, int]:
     return MAX_OCTETS // 2, (MAX_OCTETS - header) // 2
 
 
+# Any ASCII character that is not one septet of the default table: a control character, `
+# or an extension character such as [ or ^ (two septets). ASCII text without one is GSM-7.
+_NOT_PLAIN_ASCII = re.compile("[^%s]" % re.escape(
+    "".join(ch for ch in GSM_CHARACTERS if ch.isascii())))
+
 # part_limits of both alphabets, worked out once: segments runs for every accepted text
 _PART_LIMITS = {(encoding, concat_16bit): part_limits(encoding, concat_16bit)
                 for encoding in ("gsm7", "ucs2") for concat_16bit in (False, True)}
@@ -64,8 +70,11 @@ def split_text(text: str, encoding: str | None = None,
                concat_16bit: bool = False) -> tuple[str, list[str], int, int]:
     """`segments` as a tuple: (encoding, parts, units in all parts, units left in the last
     part). compose takes it so, for every text it accepts, without a Segmentation."""
-    encoding = choose_encoding(text, encoding)
-    total = septet_cost(text) if encoding == "gsm7" else unit_count(text)
+    if encoding in (None, "gsm7") and text.isascii() and not _NOT_PLAIN_ASCII.search(text):
+        encoding, total = "gsm7", len(text)     # the usual text: a septet per character
+    else:
+        encoding = choose_encoding(text, encoding)
+        total = septet_cost(text) if encoding == "gsm7" else unit_count(text)
     single, per_part = _PART_LIMITS[encoding, concat_16bit]
     if total <= single:
         return encoding, [text], total, single - total
