@@ -101,7 +101,8 @@ class Submission:
 
 
 _SUBMISSION_DEFAULTS = {f.name: f.default for f in fields(Submission) if f.default is not MISSING}
-_SUBMISSION_OPTIONAL = frozenset(_SUBMISSION_DEFAULTS) | {"smpp_params"}   # a new dict each
+# smpp_params has no default value to share: each submission gets its own {}
+_SUBMISSION_OPTIONAL = frozenset(_SUBMISSION_DEFAULTS) | {"smpp_params"}
 
 
 @dataclass(frozen=True)

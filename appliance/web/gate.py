@@ -32,9 +32,9 @@ class DndList:
     def _load(self) -> None:
         entries = [d["name"] for d in self._documents.all(DND_TABLE)] if self._documents else []
         self._exact = {number_digits(e) for e in entries if not e.endswith("*")}
-        # an empty prefix (a bare `*`) blocks nothing; str.startswith takes the whole tuple
-        self._prefixes = tuple(p for p in (number_digits(e[:-1]) for e in entries
-                                           if e.endswith("*")) if p)
+        prefixes = (number_digits(e[:-1]) for e in entries if e.endswith("*"))
+        # a bare `*` (no digits) blocks nothing; check() hands the tuple to str.startswith
+        self._prefixes = tuple(p for p in prefixes if p)
 
     def check(self, number: str) -> None:
         with self._lock:
