@@ -120,3 +120,66 @@ def test_a_forked_child_does_not_reuse_its_parents_random_bytes():
     os.waitpid(pid, 0)
     parent_id = ids.new_message_id()
     assert child_id[-12:] != parent_id[-12:]
+
+
+def _plain_segments(text: str, encoding, concat_16bit: bool):
+    """segments as choose_encoding, septet_cost / unit_count and part_limits spell it."""
+    from appliance.gsm import segment, ucs2
+    encoding = segment.choose_encoding(text, encoding)
+    total = alphabet.septet_cost(text) if encoding == "gsm7" else ucs2.unit_count(text)
+    single, per_part = segment.part_limits(encoding, concat_16bit)
+    if total <= single:
+        return encoding, [text], total, single - total
+    cost = alphabet.CHAR_COST.__getitem__ if encoding == "gsm7" else ucs2.code_units
+    parts, used = segment._split(text, per_part, cost)
+    return encoding, parts, total, per_part - used
+
+
+def test_segments_plain_ascii_fast_path_matches_the_character_table():
+    from appliance.gsm import segment
+    rng = random.Random(13)
+    ascii_sample = "".join(chr(c) for c in range(128))
+    for _ in range(3000):
+        pool = rng.choice([ascii_sample, ascii_sample[32:127], SAMPLE])
+        text = "".join(rng.choice(pool) for _ in range(rng.choice([0, 5, 160, 161, 400])))
+        for encoding in (None, "gsm7", "ucs2"):
+            concat_16bit = rng.random() < 0.5
+            try:
+                plain = _plain_segments(text, encoding, concat_16bit)
+            except EncodingError:
+                with pytest.raises(EncodingError):
+                    segment.split_text(text, encoding, concat_16bit)
+                continue
+            assert segment.split_text(text, encoding, concat_16bit) == plain
+            seg = segment.segments(text, encoding=encoding, concat_16bit=concat_16bit)
+            assert (seg.encoding, seg.parts, seg.units_used, seg.left_in_last_part) == plain
+
+
+def test_number_digits_ascii_path_keeps_what_str_isdigit_keeps():
+    from appliance.model import number_digits
+    rng = random.Random(17)
+    for _ in range(3000):
+        number = "".join(rng.choice("0123456789+ -().*#x\t٣²") for _ in range(rng.randint(0, 16)))
+        plain = number.strip()
+        plain = plain[2:] if plain.startswith("00") else plain
+        assert number_digits(number) == "".join(c for c in plain if c.isdigit())
+
+
+def test_text_type_table_answers_what_the_type_grammar_does():
+    import re
+    from appliance.compose import parse_text_type
+    from appliance.errors import ValidationError
+    grammar = re.compile(r"SMS:TEXT(?::(GSM7BIT|UCS2))?(?::CLASS([0-3]))?")
+    words = ["SMS", "sms", ":", "TEXT", "Text", "GSM7BIT", "ucs2", "CLASS", "class", "0", "3",
+             "4", " ", ""]
+    rng = random.Random(19)
+    for _ in range(5000):
+        name = "".join(rng.choice(words) for _ in range(rng.randint(0, 7)))
+        match = grammar.fullmatch((name or "SMS:TEXT").strip().upper())
+        if match is None:
+            with pytest.raises(ValidationError):
+                parse_text_type(name)
+            continue
+        encoding = {"GSM7BIT": "gsm7", "UCS2": "ucs2", None: None}[match.group(1)]
+        msg_class = int(match.group(2)) if match.group(2) is not None else None
+        assert parse_text_type(name) == (encoding, msg_class)
