@@ -10,6 +10,7 @@ So every dialect's handler stays plain synchronous code and never blocks the loo
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from concurrent.futures import Future
 
@@ -24,16 +25,26 @@ class Suspendable:
 
 def current_suspendable():
     """The request greenlet we are running in, or None (greenlet only imported when used)."""
-    import sys
-    # No loop server in this process: nothing can suspend. Nor while another thread is still
-    # importing greenlet (the HTTP front starts after the modem workers): the module is in
-    # sys.modules half made, and no greenlet runs yet. A worker's journal write at that
-    # moment raised AttributeError and left an SMS stored on the SIM unread.
-    getcurrent = getattr(sys.modules.get("greenlet"), "getcurrent", None)
+    getcurrent = _getcurrent or _find_getcurrent()
     if getcurrent is None:
         return None
     current = getcurrent()
     return current if isinstance(current, Suspendable) else None
+
+
+# greenlet.getcurrent, kept once greenlet is fully imported: current_suspendable runs twice
+# per journal write, and the lookup below cost more than the call itself.
+_getcurrent = None
+
+
+def _find_getcurrent():
+    # No loop server in this process: nothing can suspend. Nor while another thread is still
+    # importing greenlet (the HTTP front starts after the modem workers): the module is in
+    # sys.modules half made, and no greenlet runs yet. A worker's journal write at that
+    # moment raised AttributeError and left an SMS stored on the SIM unread.
+    global _getcurrent
+    _getcurrent = getattr(sys.modules.get("greenlet"), "getcurrent", None)
+    return _getcurrent
 
 
 def wait(future: Future, timeout: float | None = None):
