@@ -91,8 +91,9 @@ class CredentialCache:
         return suspend.offload(self._verify, user, password, stored_hash, tag)
 
     def _known(self, user: str, stored_hash: str, tag: bytes) -> bool:
-        with self._lock:
-            known = self._seen.get((user, stored_hash))
+        # One dict read is atomic under the GIL: no lock on the hot path (writers lock, so
+        # a clear and a store never interleave).
+        known = self._seen.get((user, stored_hash))
         return known is not None and hmac.compare_digest(known, tag)
 
     def _verify(self, user: str, password: str, stored_hash: str, tag: bytes) -> bool:
@@ -118,6 +119,8 @@ class LoginThrottle:
         self._lock = threading.Lock()
 
     def blocked(self, address: str) -> bool:
+        if not self._failures.get(address) and self._limit > 0:
+            return False        # no recent failure from here (the usual case): no lock
         with self._lock:
             recent = self._prune(address)
             return len(recent) >= self._limit
