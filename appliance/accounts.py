@@ -112,6 +112,7 @@ class Accounts:
         self.journal = journal
         self._cache = auth.CredentialCache()
         self.throttle = auth.LoginThrottle(limit=failures_per_minute)
+        self._users: dict[str, tuple[dict, User]] = {}    # name -> (its document, its User)
 
     # --- provisioning ---
 
@@ -187,7 +188,20 @@ class Accounts:
             raise AuthError("bad")
         if not doc.get("enabled", True):
             raise AuthError("disabled")
-        return _to_user(doc)
+        return self._user_of(doc)
+
+    def _user_of(self, doc: dict) -> User:
+        """`_to_user(doc)`, built once per version of the document: the User of the last
+        login is reused while its stored document is still equal (one C-level compare
+        instead of a dict, two tuples and a frozen dataclass per request)."""
+        known = self._users.get(doc["name"])
+        if known is not None and known[0] == doc:
+            return known[1]
+        if len(self._users) >= 1024:      # bounded: only logins that passed come here
+            self._users.clear()
+        user = _to_user(doc)
+        self._users[doc["name"]] = (doc, user)
+        return user
 
     # --- management (Ozeki user actions) ---
 
