@@ -161,3 +161,30 @@ def test_the_notifier_names_no_dialect():
     text = (PACKAGE / "notify.py").read_text()
     for word in ("ozeki", "phonesystem", "bulksms", "NotificationName", "$"):
         assert word not in text.split('"""', 2)[2], word
+
+
+def test_the_latency_plugin_names_each_routes_dialect_as_dialect_of_does(tmp_path):
+    """The plugin reads a static route's rule once; it must name the same dialect as
+    dialect_of reading each request (the /metrics labels)."""
+    import bottle
+
+    from appliance import config as cfg
+    from appliance.web import metrics
+    from appliance.web.app import make_app
+    from appliance.web.services import Services
+    config = cfg.Config(store=cfg.StoreConfig(state_dir=str(tmp_path)))
+    app = make_app(Services(config=config, journal=None, accounts=None))
+    variants = [("GET", "", ""), ("POST", "", "application/json"), ("GET", "a=1", "text/plain"),
+                ("POST", "x=y", "application/x-www-form-urlencoded"), ("GET", "", "JSON")]
+    checked = 0
+    for route in app.routes:
+        if "<" in route.rule:
+            continue
+        for method, query, kind in variants:
+            request = bottle.BaseRequest({"REQUEST_METHOD": method, "PATH_INFO": route.rule,
+                                          "QUERY_STRING": query, "CONTENT_TYPE": kind})
+            assert metrics._route_dialect(route.rule)(request) == metrics.dialect_of(request), \
+                (route.rule, method, query, kind)
+            checked += 1
+    assert checked > 40
+    assert metrics._route_dialect("/connections/<name>/report") is metrics.dialect_of

@@ -38,10 +38,23 @@ _credential_cache = auth.CredentialCache(max_entries=16)
 def dialect_of(request: bottle.BaseRequest) -> str:
     path = request.path
     if path == "/api":
-        kind = request.content_type or ""
-        return "ozeki_json" if "json" in kind else "ozeki"
+        return _api_dialect(request)
     if path == "/":
-        return "phonesystem" if request.method == "POST" or request.query_string else "dashboard"
+        return _root_dialect(request)
+    return _path_dialect(path)
+
+
+def _api_dialect(request: bottle.BaseRequest) -> str:
+    kind = request.content_type or ""
+    return "ozeki_json" if "json" in kind else "ozeki"
+
+
+def _root_dialect(request: bottle.BaseRequest) -> str:
+    return "phonesystem" if request.method == "POST" or request.query_string else "dashboard"
+
+
+def _path_dialect(path: str) -> str:
+    """The dialect of every other path: the path alone decides."""
     if path.startswith("/bulksms/"):
         return "bulksms"
     if path in ("/metrics", "/health", "/status"):
@@ -53,20 +66,47 @@ def dialect_of(request: bottle.BaseRequest) -> str:
     return "other"
 
 
-def latency_plugin(histograms: dict):
-    def plugin(callback):
+def _route_dialect(rule: str):
+    """`dialect_of` for the requests of one route, with what its rule already decides done
+    once: a rule without wildcards is matched by that exact path only (bottle's static
+    routes), so only /api and / still look at the request."""
+    if "<" in rule or ":" in rule:
+        return dialect_of
+    if rule == "/api":
+        return _api_dialect
+    if rule == "/":
+        return _root_dialect
+    fixed = _path_dialect(rule)
+    return lambda request: fixed
+
+
+def latency_plugin(histograms: dict) -> "_LatencyPlugin":
+    return _LatencyPlugin(histograms)
+
+
+class _LatencyPlugin:
+    """Times every route's handler into `histograms[dialect]` (made at its first request);
+    bottle's plugin API 2 hands `apply` the route, so its rule is read once."""
+
+    api = 2
+
+    def __init__(self, histograms: dict):
+        self.histograms = histograms
+
+    def apply(self, callback, route):
+        histograms, dialect_of_request = self.histograms, _route_dialect(route.rule)
+
         def timed(*args, **kwargs):
             started = time.perf_counter()
             try:
                 return callback(*args, **kwargs)
             finally:
-                dialect = dialect_of(bottle.request)
+                dialect = dialect_of_request(bottle.request)
                 histogram = histograms.get(dialect)
                 if histogram is None:
                     histogram = histograms.setdefault(dialect, Histogram(SECONDS_BUCKETS))
                 histogram.observe(time.perf_counter() - started)
         return timed
-    return plugin
 
 
 # --- the collector ------------------------------------------------------------------------
