@@ -102,7 +102,9 @@ def api(services, request, response) -> str:
 
 
 def _core(app: bottle.Bottle, services) -> None:
-    @app.route("/api", method=["GET", "POST"])
+    # Every dialect answers a str, never a dict: bottle's JSON plugin, one more wrapper per
+    # request, has nothing to convert here.
+    @app.route("/api", method=["GET", "POST"], skip=["json"])
     def api_route():
         refuse_head(bottle.request)
         return api(services, bottle.request, bottle.response)
