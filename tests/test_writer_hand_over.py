@@ -189,3 +189,28 @@ def test_a_failing_checkpoint_backs_off_and_says_so_once(journal, caplog):
         checkpointer._conn = real
     assert 1 <= len(attempts) <= 3
     assert sum("checkpoint failed" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_every_thread_blocked_on_a_write_gets_its_outcome():
+    """Pending's gate is one lock: each waiter that passes leaves it open for the next."""
+    for outcome in ("value", StoreError("refused")):
+        future = Pending()
+        got: list = []
+
+        def wait():
+            try:
+                got.append(future.result(10))
+            except StoreError as exc:
+                got.append(exc)
+        waiters = [threading.Thread(target=wait) for _ in range(3)]
+        for waiter in waiters:
+            waiter.start()
+        with pytest.raises(TimeoutError):
+            Pending().result(0.01)        # nobody settles it: a timeout, as before
+        if isinstance(outcome, Exception):
+            future.settle(None, outcome)
+        else:
+            future.set_result(outcome)
+        for waiter in waiters:
+            waiter.join(10)
+        assert got == [outcome] * 3
