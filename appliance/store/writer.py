@@ -181,6 +181,9 @@ class GroupWriter:
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        # True from start() until the thread ends: a plain read on every write, where
+        # Thread.is_alive() was three Python calls
+        self._running = False
         self._conn: sqlite3.Connection | None = None
         self.commits = 0
         self.writes = 0
@@ -193,12 +196,13 @@ class GroupWriter:
         self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self._conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         init(self._conn)
+        self._running = True
         self._thread.start()
         self.checkpointer.start()
 
     def submit(self, fn: Callable[[sqlite3.Connection], object]) -> Pending:
         future = Pending()
-        if not self._thread.is_alive():
+        if not self._running:
             future.set_exception(StoreError("the store is closed"))
             return future
         self._queue.put((fn, future))
@@ -208,7 +212,10 @@ class GroupWriter:
         """Run `fn` in the writer and wait until it is durably committed. Inside a request
         of the loop HTTP front the wait yields the loop instead of blocking it, and the
         write reaches the writer with the others of the same loop iteration."""
-        gather = getattr(suspend.current_suspendable(), "gather", None)
+        task = suspend.current_suspendable()
+        if task is None:                # a plain thread: it blocks (suspend.wait would)
+            return self.submit(fn).result(timeout)
+        gather = getattr(task, "gather", None)
         if gather is None:
             return suspend.wait(self.submit(fn), timeout)
         future = Pending()
@@ -217,7 +224,7 @@ class GroupWriter:
 
     def put_many(self, items: list) -> None:
         """Queue several (fn, Pending) writes with one wake-up of the writer thread."""
-        if not self._thread.is_alive():
+        if not self._running:
             for _, future in items:
                 future.set_exception(StoreError("the store is closed"))
             return
@@ -238,14 +245,17 @@ class GroupWriter:
     # --- the thread ---
 
     def _run(self) -> None:
-        while True:
-            batch, stop = self._take_batch()
-            if batch:
-                self._apply(batch)
-            # not kept while waiting for the next one (a 20,000-message request's messages)
-            batch = None
-            if stop:
-                return
+        try:
+            while True:
+                batch, stop = self._take_batch()
+                if batch:
+                    self._apply(batch)
+                # not kept while waiting for the next one (a 20,000-message request's)
+                batch = None
+                if stop:
+                    return
+        finally:
+            self._running = False
 
     def _take_batch(self) -> tuple[list, bool]:
         """Everything queued now, up to max_batch writes (a `put_many` list is taken whole);
