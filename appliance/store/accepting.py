@@ -37,6 +37,11 @@ _INSERT_PART = _PARTS_INTO + _PART_VALUES
 # Rows per statement: 32 messages are 704 bound values, well under SQLite's limit; chunks are
 # powers of two, so a handful of statement texts stay in the connection's statement cache.
 _CHUNK = 32
+_LEDGER_INTO = "INSERT INTO ledger(user, delta, reason, message_id, at) VALUES "
+_LEDGER_VALUES = "(?,?,?,?,?)"
+# The enum's `.value` is a Python-level property call: read once, not per message.
+_QUEUED = State.QUEUED.value
+_SCHEDULED = State.SCHEDULED.value
 
 
 class Accept:
@@ -53,14 +58,20 @@ class Accept:
         self.messages = messages
         self.now = now
         self.default_window = default_window
-        plain = all(not m.submission.message_id and _window(m, default_window) <= 0
-                    for m in messages)
-        self.together = accept_together if plain else None
+        self.together = accept_together if _plain(messages, default_window) else None
 
     def __call__(self, conn) -> list:
         if self.together is not None:
             return accept_together(conn, [self])[0]
         return _accept_one_by_one(conn, self)
+
+
+def _plain(messages: list[NewMessage], default_window: float) -> bool:
+    """Every message has a generated id and no duplicate window."""
+    for msg in messages:
+        if msg.submission.message_id or _window(msg, default_window) > 0:
+            return False
+    return True
 
 
 def accept_together(conn, calls: list[Accept]) -> list[list]:
@@ -76,14 +87,13 @@ def accept_together(conn, calls: list[Accept]) -> list[list]:
         for msg in call.messages:
             user, cost = msg.submission.user, len(msg.parts)
             try:
-                credit.check(user, cost)
+                charged = credit.check(user, cost)
             except ValidationError as exc:
                 answers.append(exc)
                 continue
             credit.debit(user, cost, msg.id, call.now)
             state, due = _state_and_due(msg, call.now)
-            message_rows.append(_message_row(msg, call.now, state, False,
-                                             credit.charges(user)))
+            message_rows.append(_message_row(msg, call.now, state, False, charged))
             part_rows += _part_rows(msg, state, due)
             answers.append(msg.id)
         results.append(answers)
@@ -122,10 +132,9 @@ def _accept_one(conn, msg: NewMessage, call: Accept, credit: "Credit"):
     try:
         if window > 0:
             _check_duplicate(conn, msg, call.now, window)
-        credit.check(user, cost)
+        charged = credit.check(user, cost)
         state, due = _state_and_due(msg, call.now)
-        conn.execute(_INSERT_MESSAGE, _message_row(msg, call.now, state, window > 0,
-                                                   credit.charges(user)))
+        conn.execute(_INSERT_MESSAGE, _message_row(msg, call.now, state, window > 0, charged))
     except ValidationError as exc:
         return exc
     except sqlite3.IntegrityError:   # the message row is the first write: nothing to undo
@@ -167,8 +176,8 @@ def _check_duplicate(conn, msg: NewMessage, now: float, window: float) -> None:
 def _state_and_due(msg: NewMessage, now: float) -> tuple[str, float]:
     send_at = msg.submission.send_at
     if send_at is not None and send_at > now:
-        return State.SCHEDULED.value, send_at
-    return State.QUEUED.value, now
+        return _SCHEDULED, send_at
+    return _QUEUED, now
 
 
 def _message_row(msg: NewMessage, now: float, state: str, dedupe: bool,
@@ -212,7 +221,7 @@ class Credit:
 
     Read once per user (balance and the unlimited setting in one statement); the running
     balance is kept here so message 3 sees message 2's debit; `write` applies one UPDATE per
-    user and the ledger rows. Only debits of accepted messages are recorded, and all of them
+    user and the ledger rows (one multi-row INSERT per 32). Only debits of accepted messages are recorded, and all of them
     in the same transaction as their messages: an error rolls back both, never one of them."""
 
     __slots__ = ("_conn", "_accounts", "_ledger")
@@ -231,19 +240,18 @@ class Credit:
             self._accounts[user] = None if row is None or row[1] else [row[0], 0]
         return self._accounts[user]
 
-    def check(self, user: str, cost: int) -> None:
+    def check(self, user: str, cost: int) -> bool:
+        """Raises ValidationError if `user` cannot pay `cost` parts; otherwise whether
+        `user`'s messages are debited at all (the message row's `charged`)."""
         account = self._account(user)
         if account is None:
-            return
+            return False
         balance = account[0]
         # Seed 003: "less than or equal to zero, the user cannot send SMS messages".
         if balance <= 0 or balance < cost:
             raise ValidationError("no_credit", f"insufficient credit: {balance} left, "
                                   f"{cost} needed", "credits")
-
-    def charges(self, user: str) -> bool:
-        """Whether `user`'s messages are debited (read by check, which comes first)."""
-        return self._account(user) is not None
+        return True
 
     def debit(self, user: str, cost: int, message_id: str, now: float) -> None:
         account = self._accounts.get(user)
@@ -258,7 +266,5 @@ class Credit:
             if account is not None and account[1]:
                 self._conn.execute("UPDATE balances SET balance=balance-? WHERE user=?",
                                    (account[1], user))
-        if self._ledger:
-            self._conn.executemany(
-                "INSERT INTO ledger(user, delta, reason, message_id, at) VALUES (?,?,?,?,?)",
-                self._ledger)
+        # multi-row, as the messages: executemany gave up the GIL once per row
+        _insert_many(self._conn, _LEDGER_INTO, _LEDGER_VALUES, self._ledger)
