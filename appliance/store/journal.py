@@ -191,7 +191,7 @@ class Journal:
         """
         results = self._write(accepting.Accept(messages, self.clock.now(), self.dedupe_window))
         with self._readers_lock:
-            self._accepted += sum(isinstance(r, str) for r in results)
+            self._accepted += len([r for r in results if isinstance(r, str)])
         return results
 
     @property
