@@ -221,8 +221,9 @@ class Credit:
 
     Read once per user (balance and the unlimited setting in one statement); the running
     balance is kept here so message 3 sees message 2's debit; `write` applies one UPDATE per
-    user and the ledger rows (one multi-row INSERT per 32). Only debits of accepted messages are recorded, and all of them
-    in the same transaction as their messages: an error rolls back both, never one of them."""
+    user and the ledger rows (multi-row INSERTs, as the messages). Only debits of accepted
+    messages are recorded, and all of them in the same transaction as their messages: an
+    error rolls back both, never one of them."""
 
     __slots__ = ("_conn", "_accounts", "_ledger")
 
