@@ -19,6 +19,7 @@ import asyncio
 import gc
 import io
 import logging
+import operator
 import ssl
 import sys
 import threading
@@ -143,18 +144,25 @@ def _call_app(app, environ) -> _Reply:
 
 # bottle keeps the current request and response in thread-locals; greenlets share the loop's
 # thread, so a suspended handler's copy is saved and put back around every switch.
+# Once per suspension: one attrgetter call reads the response's fields (no generator and
+# getattr per field), and plain assignments put them back.
 _REQUEST, _RESPONSE = bottle.request, bottle.response
-_RESPONSE_FIELDS = ("_status_line", "_status_code", "_cookies", "_headers", "body")
+_response_fields = operator.attrgetter("_status_line", "_status_code", "_cookies", "_headers",
+                                       "body")
 
 
 def _save_locals() -> tuple:
-    return (_REQUEST.environ,) + tuple(getattr(_RESPONSE, f) for f in _RESPONSE_FIELDS)
+    return _REQUEST.environ, _response_fields(_RESPONSE)
 
 
 def _restore_locals(saved: tuple) -> None:
-    _REQUEST.environ = saved[0]
-    for name, value in zip(_RESPONSE_FIELDS, saved[1:]):
-        setattr(_RESPONSE, name, value)
+    environ, (status_line, status_code, cookies, headers, body) = saved
+    _REQUEST.environ = environ
+    _RESPONSE._status_line = status_line
+    _RESPONSE._status_code = status_code
+    _RESPONSE._cookies = cookies
+    _RESPONSE._headers = headers
+    _RESPONSE.body = body
 
 
 def _forget_locals() -> None:
