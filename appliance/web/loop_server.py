@@ -42,6 +42,11 @@ log = logging.getLogger("appliance.web")
 # Proxy headers are not trusted (there is no proxy on an appliance); waitress cleared them too.
 _UNTRUSTED = {"HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_HOST",
               "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_BY"}
+# A header's name -> its environ key, or None for a header the environ leaves out. Clients send
+# the same few names again and again; the cache is bounded (the names come from clients).
+_ENVIRON_KEYS: dict[bytes, str | None] = {}
+_MAX_ENVIRON_KEYS = 256
+_UNSEEN = object()
 _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large",
             414: "URI Too Long", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 503: "Service Unavailable"}
@@ -327,9 +332,10 @@ class LoopServer:
     def run_request(self, conn: "_Connection", environ: dict) -> None:
         task = self._idle.pop() if self._idle else self._new_task()
         task.conn = conn
+        if self.in_flight == 0:
+            self._idle_event.clear()
         self.in_flight += 1
         self.requests += 1
-        self._idle_event.clear()
         self._step(task, task.switch, self.app, environ)
 
     def _new_task(self) -> _Task:
@@ -447,6 +453,22 @@ class LoopServer:
                 "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False}
 
 
+def _environ_key(name: bytes) -> str | None:
+    """The environ key of a request header (remembered), or None if it is left out."""
+    key: str | None = None
+    if b"_" not in name:                          # Foo_Bar would pose as Foo-Bar (waitress too)
+        key = name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH", "TRANSFER_ENCODING"):
+            key = "HTTP_" + key
+            if key in _UNTRUSTED:
+                key = None
+        elif key != "CONTENT_TYPE":
+            key = None            # CONTENT_LENGTH is the (de-chunked) body's own length
+    if len(_ENVIRON_KEYS) < _MAX_ENVIRON_KEYS:
+        _ENVIRON_KEYS[name] = key
+    return key
+
+
 def _plain_reply(status: int, text: str) -> _Reply:
     body = f"{status} {text}\n".encode()
     return _Reply(f"{status} {_REASONS.get(status, '')}",
@@ -522,24 +544,26 @@ class _Connection(asyncio.Protocol):
         self.body_bytes = 0
 
     def on_message_begin(self) -> None:
-        self._reset_request()
+        # the previous message's state was reset when it completed (or this is the first)
         if self.receiving_since is None:
             self.receiving_since = self.server.clock.monotonic()
 
+    # The request line and the headers count against one limit (max_header_bytes).
+
     def on_url(self, url: bytes) -> None:
         self.url += url
-        self._count_header_bytes(len(url), 414, "the request URL is too long")
+        self.header_bytes += len(url)
+        if self.header_bytes > self.limits.max_header_bytes:
+            raise _Refuse(414, "the request URL is too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-        self._count_header_bytes(len(name) + len(value) + 4, 431, "request headers are too large")
-        if len(self.headers) > self.limits.max_headers:
-            raise _Refuse(431, "too many request headers")
-
-    def _count_header_bytes(self, size: int, status: int, message: str) -> None:
-        self.header_bytes += size
+        headers = self.headers
+        headers.append((name, value))
+        self.header_bytes += len(name) + len(value) + 4
         if self.header_bytes > self.limits.max_header_bytes:
-            raise _Refuse(status, message)
+            raise _Refuse(431, "request headers are too large")
+        if len(headers) > self.limits.max_headers:
+            raise _Refuse(431, "too many request headers")
 
     def on_headers_complete(self) -> None:
         length = expect = b""
@@ -578,22 +602,23 @@ class _Connection(asyncio.Protocol):
             parsed = httptools.parse_url(url)
             url = (parsed.path or b"/") + (b"?" + parsed.query if parsed.query else b"")
         path, _, query = url.partition(b"?")
+        if b"%" in path:
+            path = unquote_to_bytes(path)
         environ["REQUEST_METHOD"] = self.parser.get_method().decode("latin-1")
-        environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
+        environ["PATH_INFO"] = path.decode("latin-1")
         environ["QUERY_STRING"] = query.decode("latin-1")
         environ["SERVER_PROTOCOL"] = "HTTP/" + self.parser.get_http_version()
         for name, value in self.headers:
-            if b"_" in name:
-                continue                          # Foo_Bar would pose as Foo-Bar (waitress too)
-            key = name.decode("latin-1").upper().replace("-", "_")
+            key = _ENVIRON_KEYS.get(name, _UNSEEN)
+            if key is _UNSEEN:
+                key = _environ_key(name)
+            if key is None:
+                continue
             text = value.decode("latin-1").strip()
-            if key == "CONTENT_TYPE":
+            if key in environ and key != "CONTENT_TYPE":      # repeated: joined, as in HTTP
+                environ[key] += "," + text
+            else:
                 environ[key] = text
-            elif key not in ("CONTENT_LENGTH", "TRANSFER_ENCODING"):
-                key = "HTTP_" + key
-                if key in _UNTRUSTED:
-                    continue
-                environ[key] = environ[key] + "," + text if key in environ else text
         body = b"".join(self.body) if self.body else b""
         environ["CONTENT_LENGTH"] = str(len(body)) if body else "0"   # chunked: de-chunked
         environ["wsgi.input"] = io.BytesIO(body)
