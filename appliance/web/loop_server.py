@@ -209,7 +209,7 @@ class LoopServer:
         self._scheme = "https" if tls else "http"
         self._connections: set[_Connection] = set()
         self._servers: list = []
-        self._date = _Date()
+        self.date_header = _Date().header     # b"Date: ...\r\n" for every reply
         self._executor: ThreadPoolExecutor | None = None
         self._ready: deque = deque()          # (task, future) settled by the writer thread
         self._waiting: set[_Task] = set()     # suspended with a deadline (swept, no timers)
@@ -442,9 +442,6 @@ class LoopServer:
         return self._executor
 
     # --- helpers for connections ---
-
-    def date_header(self) -> bytes:
-        return self._date.header()
 
     def base_environ(self, conn: "_Connection") -> dict:
         return {"SCRIPT_NAME": "", "SERVER_NAME": conn.local[0], "SERVER_PORT": str(conn.local[1]),
