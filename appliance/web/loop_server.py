@@ -642,7 +642,8 @@ class _Connection(asyncio.Protocol):
         keep = self.keep_alive and not self.server.draining
         self.transport.write(self._head(reply, keep) + reply.body)
         if keep:
-            self._next()
+            if self.pending:                     # a pipelined request is waiting
+                self._next()
         else:
             self.close()
 
