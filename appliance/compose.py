@@ -20,7 +20,6 @@ from appliance.gsm import wap as gsm_wap
 from appliance.errors import ValidationError
 from appliance.ids import new_message_id
 from appliance.model import NewMessage, PartSpec, Submission  # noqa: F401  (re-exported)
-from appliance.model import new_message, text_part
 
 MAX_PARTS = 20
 MAX_RECIPIENT_DIGITS = 20
@@ -109,7 +108,8 @@ def _text_parts(sub: Submission) -> tuple[tuple[PartSpec, ...], int | None, str]
     if total > MAX_PARTS:
         raise ValidationError("text_too_long", f"text needs {total} SMS; at most {MAX_PARTS} "
                               "are allowed", "messagedata")
-    parts = tuple([text_part(seq, total, encoding, text) for seq, text in enumerate(texts, 1)])
+    parts = tuple([PartSpec(seq=seq, total=total, encoding=encoding, text=text)
+                   for seq, text in enumerate(texts, 1)])
     return parts, msg_class, encoding
 
 
@@ -399,4 +399,5 @@ def prepare(sub: Submission, **policy) -> NewMessage:
                       messagetype=messagetype, **policy)
     parts, msg_class, encoding = _builder_for(messagetype)(effective)
     _check_dynamic_coding(effective.smpp_params, parts)
-    return new_message(sub.message_id or new_message_id(), effective, parts, msg_class, encoding)
+    return NewMessage(id=sub.message_id or new_message_id(), submission=effective,
+                      parts=parts, msg_class=msg_class, encoding=encoding)
