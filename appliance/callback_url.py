@@ -53,17 +53,21 @@ def request_target(url: str) -> tuple[str, dict[str, str]]:
     into a Basic Authorization header. urllib sent neither: the first raised
     UnicodeEncodeError and the second looked up `user:password@host` as a host name, so
     the callback could never be delivered."""
-    import base64
     url = urllib.parse.quote(url, safe=_URL_SAFE)
     parts = urllib.parse.urlsplit(url)
     if parts.username is None:
         return url, {}
     host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), \
+        {"Authorization": basic_login(parts)}
+
+
+def basic_login(parts: urllib.parse.SplitResult) -> str:
+    """The Basic credentials of a split URL's `user:password@` (percent escapes decoded)."""
+    import base64
     credentials = f"{urllib.parse.unquote(parts.username)}:" \
                   f"{urllib.parse.unquote(parts.password or '')}"
-    token = base64.b64encode(credentials.encode()).decode()
-    return urllib.parse.urlunsplit(parts._replace(netloc=host)), \
-        {"Authorization": f"Basic {token}"}
+    return "Basic " + base64.b64encode(credentials.encode()).decode()
 
 
 def destination_of(url: str) -> str:

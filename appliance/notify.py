@@ -13,7 +13,6 @@ endpoint that hangs costs a socket, so a new receiver is not queued behind hangi
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import os
 import threading
@@ -22,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
-from appliance.callback_url import destination_of, request_target
+from appliance.callback_url import basic_login, destination_of, request_target
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
 from appliance.web.callback_kit import FORM, Call
@@ -494,10 +493,7 @@ def _bypassed(host: str, proxies: dict) -> bool:
 
 def _proxy_login(proxy) -> dict:
     """Proxy-Authorization from a proxy URL's user:password@, else nothing."""
-    if proxy.username is None:
-        return {}
-    login = f"{urllib.parse.unquote(proxy.username)}:{urllib.parse.unquote(proxy.password or '')}"
-    return {"Proxy-Authorization": "Basic " + base64.b64encode(login.encode()).decode()}
+    return {} if proxy.username is None else {"Proxy-Authorization": basic_login(proxy)}
 
 
 def _request_head(parts, method: str, body: bytes | None, headers: dict, *,
