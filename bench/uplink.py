@@ -20,7 +20,9 @@ for parts the channel submitted into a real journal; see receipt_burst)
 
 Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1] [rounds]
 The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
-link comes back; printed: the drain rate at the SMSC and the daemon's CPU per message (also
+link comes back; printed: the drain rate at the SMSC, the channel's feed during it (parts
+waiting in its memory, the window in use: a full window with parts waiting means the link,
+not the store, set the pace) and the daemon's CPU per message (also
 per thread, named by `py-spy dump` when py-spy is installed), the journal's commits and the
 SMSC process's CPU, then the channel alone through the same SMSC process and link proxy,
 before and after the drain, and the ratio to their mean (with rounds > 1: alone, drain,
@@ -340,6 +342,34 @@ def send_batches(port: int, count: int, tag: str = "") -> int:
     return accepted
 
 
+class FeedSampler:
+    """The channel's state during a drain, from /status (every 50 ms): parts waiting in its
+    memory and the window in use. A drain whose window was always full with parts waiting
+    was held by the link (the SMSC's answers, the CPU it shares), not by the dispatcher's
+    feed or the store."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.waiting: list[int] = []
+        self.in_use: list[int] = []
+
+    def sample(self) -> None:
+        self.conn.request("GET", "/status")
+        uplinks = json.loads(self.conn.getresponse().read())["uplinks"]
+        if uplinks and uplinks[0]["state"] == "bound":
+            self.waiting.append(uplinks[0]["queued"])
+            self.in_use.append(uplinks[0]["window"]["in_use"])
+
+    def summary(self, window: int) -> str:
+        if not self.waiting:
+            return "feed: no sample while bound"
+        full = sum(1 for n in self.in_use if n >= window) / len(self.in_use)
+        dry = sum(1 for n in self.waiting if n == 0) / len(self.waiting)
+        return (f"feed ({len(self.waiting)} samples): parts waiting in the channel min"
+                f" {min(self.waiting)}, median {statistics.median(self.waiting):.0f}; window"
+                f" full in {full:.0%} of samples, nothing waiting in {dry:.0%}")
+
+
 def delivered(port: int) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("GET", "/status")
@@ -426,9 +456,11 @@ def drain_once(smsc: "SmscProcess", count: int, window: int, receipts: bool,
             smsc_cpu0 = cpu_seconds(smsc.proc.pid)
             received0, distinct0 = smsc.counts()     # the channel alone's, before
             smsc.up()
+            feed = FeedSampler(port)
             deadline = time.monotonic() + 600
             while smsc.counts()[0] - received0 < accepted and time.monotonic() < deadline:
                 time.sleep(0.05)
+                feed.sample()
             elapsed, cpu = time.monotonic() - t0, cpu_seconds(proc.pid) - cpu0
             user_sys = [b - a for a, b in zip(cpu_split0, cpu_split(proc.pid))]
             threads = thread_cpu(proc.pid)
@@ -448,6 +480,7 @@ def drain_once(smsc: "SmscProcess", count: int, window: int, receipts: bool,
             print(f"  {commits} store commits ({got / max(1, commits):.0f} messages each);"
                   f" the SMSC process (SMSC and link proxy): {smsc_cpu / max(1, got) * 1e6:.0f}"
                   " µs CPU/message")
+            print("  " + feed.summary(window))
             print("  per thread, µs/message: " + ", ".join(
                 f"{names.get(n, n)} {t / max(1, got) * 1e6:.0f}"
                 for t, n in per_thread if t > 0))
