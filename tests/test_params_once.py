@@ -83,6 +83,14 @@ def test_a_bad_charset_is_refused_on_every_read():
             raise AssertionError("a bad _charset_ was accepted")
 
 
+def test_a_charset_name_with_spaces_is_the_charset_it_becomes():
+    """read_params strips names, so " _charset_ " is the `_charset_` parameter: it must also
+    be the charset the values are read in (it only became a parameter of that name)."""
+    request = _request("%20_charset_%20=iso-8859-2&text=%B9")
+    assert params.read_params(request)["text"] == "š"
+    assert params.read_params(_request("_CHARSET_=iso-8859-2&text=%B9"))["text"] == "š"
+
+
 def _without_ids(body: str) -> str:
     return re.sub(r"<messageid>[^<]+</messageid>", "<messageid/>", body)
 

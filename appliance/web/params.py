@@ -163,7 +163,8 @@ _PRINTABLE_ASCII = bytes(range(32, 127))
 
 def _charset(raw) -> str:
     for name, value in raw:
-        if name.lower() == "_charset_" and value.strip():
+        # the name as read_params keys it: " _charset_" is that parameter too
+        if name.strip().lower() == "_charset_" and value.strip():
             name = _form_charset(value.strip())
             if name is None:
                 raise ParamError(f"unknown _charset_: {value.strip()[:40]!r}")
