@@ -42,7 +42,7 @@ def read_params(request: bottle.BaseRequest) -> dict[str, str]:
     charset = _charset(raw)
     params: dict[str, str] = {}
     for name, value in raw:
-        key, base = _canonical(name.strip().lower())
+        key, base = _canonical(name)
         params[key] = _decode(value, charset, keep_invalid=base in TEXT_PARAMS)
     environ[_DECODED_KEY] = params
     return dict(params)
@@ -63,20 +63,27 @@ def peek_params(request: bottle.BaseRequest) -> dict[str, str]:
     """Names and undecoded values of query and form fields, to pick a dialect before the
     values are decoded (a bad `_charset_` must still be answered in the right dialect). A
     body that cannot be read leaves the query's fields; `read_params` raises for it."""
-    return {name.strip().lower(): value for name, value in _readable_items(request)}
+    return dict(_readable_items(request))
 
 
 def _raw_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
-    """Query fields, then form fields (bottle's native strings), parsed once per request.
-    A request without a body has no form fields: bottle's body machinery is skipped."""
+    """Query fields, then form fields (bottle's native strings), parsed once per request;
+    names stripped and lower-cased here, once, for every reader. A request without a body
+    has no form fields: bottle's body machinery is skipped."""
     environ = request.environ
     raw = environ.get(_RAW_KEY)
     if raw is None:
         raw = _query_items(environ.get("QUERY_STRING", ""))
         if environ.get("CONTENT_LENGTH") != "0" and not _json_body(request):
             raw += _form_items(request)
+        raw = _normalized(raw)
         environ[_RAW_KEY] = raw
     return raw
+
+
+def _normalized(items: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Names as every reader compares them: case-insensitive, spaces around them ignored."""
+    return [(name.strip().lower(), value) for name, value in items]
 
 
 def _json_body(request: bottle.BaseRequest) -> bool:
@@ -109,8 +116,7 @@ def raw_value(request: bottle.BaseRequest, wanted: str) -> str:
     """A parameter's value without decoding (each byte one character), for an answer that
     must echo it when the request's parameters cannot be read (a bad `_charset_`, a body
     that cannot be read: then the query's)."""
-    return next((value for name, value in _readable_items(request)
-                 if name.strip().lower() == wanted), "")
+    return next((value for name, value in _readable_items(request) if name == wanted), "")
 
 
 def _readable_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
@@ -118,7 +124,7 @@ def _readable_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
     try:
         return _raw_items(request)
     except ParamError:
-        return _query_items(request.environ.get("QUERY_STRING", ""))
+        return _normalized(_query_items(request.environ.get("QUERY_STRING", "")))
 
 
 def _query_items(query: str) -> list[tuple[str, str]]:
@@ -163,8 +169,7 @@ _PRINTABLE_ASCII = bytes(range(32, 127))
 
 def _charset(raw) -> str:
     for name, value in raw:
-        # the name as read_params keys it: " _charset_" is that parameter too
-        if name.strip().lower() == "_charset_" and value.strip():
+        if name == "_charset_" and value.strip():
             name = _form_charset(value.strip())
             if name is None:
                 raise ParamError(f"unknown _charset_: {value.strip()[:40]!r}")
