@@ -12,7 +12,9 @@ to it with window W (Kannel: bearerbox with an `smsc = smpp` transceiver group,
 per request, delivery reports asked for), and then drains. Printed per side: messages
 accepted, submit_sm/s at the SMSC during the load and to the last one, CPU per message
 (the side's processes, from the start of the load until the last receipt is settled),
-lost messages (accepted minus the distinct texts the SMSC got), receipts mapped (Kannel:
+the SMSC process's CPU per message (on 2 cores it competes with the side: when it is near
+a whole core, it sets the pace for both), lost messages (accepted minus the distinct texts
+the SMSC got), receipts mapped (Kannel:
 the DLRs smsbox delivered to its dlr-url; the appliance: parts `delivered` in the
 journal), and the appliance/Kannel ratios. Nothing is asserted.
 """
@@ -203,6 +205,7 @@ def run_side(base, side, peer: PeerProcess, dlrs, clients: int, seconds: float,
         received0 = peer.counts()[0]
         pids = side.pids()
         cpu0, t0 = base.cpu_seconds(pids), time.time()
+        peer_cpu0 = base.cpu_seconds([peer.proc.pid])
         result = base.wrk(side.url_prefix, clients, seconds, tmp)
         load_end = time.time()
         during = peer.counts()[0] - received0
@@ -218,12 +221,14 @@ def run_side(base, side, peer: PeerProcess, dlrs, clients: int, seconds: float,
             if (received, answered, mapped) != seen:
                 seen, last_change = (received, answered, mapped), time.monotonic()
         cpu = base.cpu_seconds(pids) - cpu0
+        peer_cpu = base.cpu_seconds([peer.proc.pid]) - peer_cpu0
         received, distinct, answered, last, _ = peer.counts()
         sent = received - received0
         return {"accepted": accepted, "during": during / (load_end - t0),
                 "to_last": sent / max(last - t0, 1e-3), "sent": sent,
                 "lost": max(0, accepted - distinct), "twice": received - distinct,
-                "cpu_us": 1e6 * cpu / max(sent, 1), "mapped": side.delivered(dlrs),
+                "cpu_us": 1e6 * cpu / max(sent, 1), "peer_us": 1e6 * peer_cpu / max(sent, 1),
+                "mapped": side.delivered(dlrs),
                 "non2xx": result["non2xx"]}
     finally:
         side.stop()
@@ -246,7 +251,8 @@ def main(base, args, tmp: Path) -> int:
             peer.stop()
         print(f"{name:>9}: {r['accepted']} accepted ({r['non2xx']} refused);"
               f" {r['during']:.0f} submit_sm/s during the load, {r['to_last']:.0f} to the last"
-              f" one; CPU {r['cpu_us']:.0f} µs/message; lost {r['lost']}, sent twice"
+              f" one; CPU {r['cpu_us']:.0f} µs/message (the SMSC's {r['peer_us']:.0f});"
+              f" lost {r['lost']}, sent twice"
               f" {r['twice']}; receipts mapped {r['mapped']} of {r['sent']}", flush=True)
     k, a = rows["kannel"], rows["appliance"]
     print(f"ratio appliance/Kannel: during the load {a['during'] / max(k['during'], 1):.2f}x,"

@@ -6,6 +6,7 @@ whole appliance with an SMPP connection and checks states through the Ozeki API.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -112,6 +113,14 @@ def test_binds_in_each_mode(smsc, channel_for, mode):
         wait_until(lambda: sink.fragments, what="MO")
         assert sink.fragments[0].text == "ping"
         assert sink.fragments[0].sender == "+36701111111"
+
+
+def test_the_link_sends_small_pdus_without_nagle_delay(smsc, channel_for):
+    """A deliver_sm_resp or enquire_link written while an earlier write waits for its ACK
+    must not be held for it (Nagle; up to 40 ms of delayed ACK per receipt)."""
+    channel, _ = channel_for()
+    sock = channel._client._socket
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
 
 def test_window_pipelines_and_receipts_match_normalised_ids(smsc, channel_for):

@@ -109,6 +109,13 @@ def _short_gil_turns() -> None:
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
 
+def _no_delay(sock) -> None:
+    """Small PDUs leave at once. With Nagle's algorithm a deliver_sm_resp or an enquire_link
+    written while an earlier write waits for its ACK is held until that ACK comes, up to the
+    peer's delayed-ACK time (40 ms on Linux), and every receipt and submit behind it waits."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class LinkDown(Exception):
     """The session is unusable: reconnect."""
 
@@ -360,6 +367,7 @@ class SmppChannel:
         """Connect and bind; '' when bound, else why not (the SMSC's reason if it gave one)."""
         try:
             client.connect()
+            _no_delay(client._socket)
         except (smpplib.exceptions.ConnectionError, OSError) as exc:
             return f"connect failed: {str(exc) or 'no answer'}"
         command = f"bind_{self.conn.mode}"
