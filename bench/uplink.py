@@ -27,7 +27,9 @@ per thread, named by `py-spy dump` when py-spy is installed), the journal's comm
 SMSC process's CPU, then the channel alone through the same SMSC process and link proxy,
 before and after the drain, and the ratio to their mean (with rounds > 1: alone, drain,
 alone, ... and the median ratio); BENCH_PYSPY=FILE profiles the
-drain (py-spy raw, per thread). With
+drain (py-spy raw, per thread). BENCH_PIN=1 puts the SMSC process on CPU 1 and the bench
+and the daemon on CPU 0: on this 2-core machine the daemon and the bench's SMSC otherwise
+share both cores, which a box draining to a remote aggregator does not. With
 receipts, the SMSC answers each submit_sm with a deliver_sm receipt and the time until every
 message is `delivered` in the journal (from /status) is printed too.
 """
@@ -113,7 +115,8 @@ class SmscProcess:
     def __init__(self, receipts: bool = False):
         self.proc = subprocess.Popen([sys.executable, __file__, "--smsc-process",
                                       str(int(receipts))],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=_on_cpu(1) if _pinned() else None)
         self.smsc_port, self.port = map(int, self.proc.stdout.readline().split())
 
     def _ask(self, command: str) -> str:
@@ -135,6 +138,19 @@ class SmscProcess:
     def stop(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(30)
+
+
+# BENCH_PIN=1: the SMSC process on CPU 1, everything else on CPU 0, as with a remote
+# aggregator, whose CPU the appliance does not share (decided before anything is pinned)
+PINNED = os.environ.get("BENCH_PIN") == "1" and {0, 1} <= os.sched_getaffinity(0)
+
+
+def _pinned() -> bool:
+    return PINNED
+
+
+def _on_cpu(cpu: int):
+    return lambda: os.sched_setaffinity(0, {cpu})
 
 
 def serve_smsc(receipts: bool) -> None:
@@ -412,6 +428,8 @@ def backlog(count: int, window: int, receipts: bool, rounds: int = 1) -> None:
     neighbouring runs; with several rounds (alone, drain, alone, drain, ..., alone) the
     median ratio is printed too: on a shared machine the channel alone moves by a third
     from one run to the next, so one ratio says little."""
+    if _pinned():       # this process, the channel alone and the daemon it starts
+        os.sched_setaffinity(0, {0})
     smsc = SmscProcess(receipts)
     try:
         alone = [alone_run(smsc, window)]
