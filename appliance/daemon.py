@@ -40,6 +40,7 @@ from appliance.store.journal import Journal
 from appliance.web import callbacks
 from appliance.web.app import make_app
 from appliance.web.listen import listen_socket
+from appliance.web.refusals import Refusals
 from appliance.web.services import Services
 
 log = logging.getLogger("appliance.daemon")
@@ -177,7 +178,7 @@ class Daemon:
         self.control: ControlPlane = for_daemon(self)    # what the web layer may ask of us
         self.services = Services(config=config, journal=self.journal, accounts=self.accounts,
                                  wake=self.dispatcher.work_arrived, status=self.status, clock=clock,
-                                 control=self.control)
+                                 control=self.control, refusals=Refusals(clock))
         self.app = None                  # the bottle app (web/app.py), built at start
         self.http = None                 # web.loop_server.LoopServer or web.server.HttpServer
         self.mail = None                  # integrations.mail.MailListener, with [smtp] listen
@@ -325,8 +326,10 @@ class Daemon:
             if time.monotonic() - last_stats >= STATS_SECONDS:
                 last_stats = time.monotonic()
                 accepted, last_accepted = self.journal.accepted - last_accepted, self.journal.accepted
-                log.info("daemon: %s, %d accepted since the last line%s", self.status_line(),
-                         accepted, "" if healthy else " (UNHEALTHY)")
+                refused = self.services.refusals.since_last()
+                log.info("daemon: %s, %d accepted%s since the last line%s", self.status_line(),
+                         accepted, f", {refused} refused" if refused else "",
+                         "" if healthy else " (UNHEALTHY)")
         if not self.restart_requested:       # a restart in place says READY=1 again instead
             self._notify.notify("STOPPING=1")
 

@@ -17,6 +17,7 @@ from appliance.errors import StoreError, ValidationError
 from appliance.logmask import masked
 from appliance.model import NewMessage, Priority, Submission
 from appliance.web.gate import dnd_list     # the one way to reach the do-not-disturb list
+from appliance.web.refusals import who
 
 log = logging.getLogger("appliance.intake")
 
@@ -74,13 +75,16 @@ def check_unicode(text) -> None:
                               f"character {exc.start})", "messagedata") from None
 
 
-def submit_batch(services, items, *, honour_dnd: bool = True) -> list:
+def submit_batch(services, items, *, honour_dnd: bool = True,
+                 sender: tuple[str, str] = ("", ""), logs_refusals: bool = False) -> list:
     """One result per item, in order: the accepted `NewMessage` (its `id` is the message id,
     its `submission` the effective values) or the ValidationError that refused it.
 
     An item is a `Submission`, or a ValidationError the dialect already hit while building
-    it (kept in its place). The good ones are accepted in one durable commit; StoreError and
-    TimeoutError propagate, and then nothing of the batch was accepted."""
+    it (kept in its place; `sender`, its (dialect, user), names it in the log). The good
+    ones are accepted in one durable commit; StoreError and TimeoutError propagate, and then
+    nothing of the batch was accepted. Every refusal is counted and the first of its kind
+    logged (web/refusals.py), unless the caller `logs_refusals` itself."""
     results: list = []
     ready: list[int] = []
     for item in items:
@@ -89,15 +93,26 @@ def submit_batch(services, items, *, honour_dnd: bool = True) -> list:
                 item = prepare(services, item, honour_dnd=honour_dnd)
                 ready.append(len(results))
             except ValidationError as exc:
+                _note_refused(services, item.dialect, item.user, exc, logs_refusals)
                 item = exc
+        elif isinstance(item, ValidationError):
+            _note_refused(services, *sender, item, logs_refusals)
         results.append(item)
     if ready:
         accepted = services.journal.accept([results[i] for i in ready])
         services.wake()
         for index, outcome in zip(ready, accepted):
             if isinstance(outcome, ValidationError):
+                sub = results[index].submission
+                _note_refused(services, sub.dialect, sub.user, outcome, logs_refusals)
                 results[index] = outcome
     return results
+
+
+def _note_refused(services, dialect: str, user: str, exc: ValidationError,
+                  logged: bool) -> None:
+    services.refusals.note(dialect or "intake", who(user), exc.text or exc.code, kind=exc.code,
+                           logged=logged)
 
 
 def alert_sms(services, phone: str, text: str) -> str | None:
@@ -109,7 +124,7 @@ def alert_sms(services, phone: str, text: str) -> str | None:
     sub = Submission(user=ALERT_USER, recipient=phone, text=text[:ALERT_TEXT_MAX],
                      priority=Priority.ALERT, dialect="alert")
     try:
-        (result,) = submit_batch(services, [sub], honour_dnd=False)
+        (result,) = submit_batch(services, [sub], honour_dnd=False, logs_refusals=True)
     except (StoreError, TimeoutError) as exc:      # an alert must not take its caller down
         log.error("intake: alert SMS to %s not stored: %s", masked(phone), exc)
         return None

@@ -22,6 +22,7 @@ from appliance.errors import StoreError
 from appliance.integrations import intake, payloads, settings, template
 from appliance.logmask import masked
 from appliance.web.params import client_address
+from appliance.web.refusals import mark_logged
 
 log = logging.getLogger("appliance.integrations")
 
@@ -99,22 +100,26 @@ def register(app: bottle.Bottle, services) -> None:
 
     @app.route("/hooks/alertmanager", method="POST")
     def alertmanager():
-        return _answer(lambda: _receive(services, gate, "alertmanager", "alertmanager"))
+        return _answer(services, "alertmanager",
+                       lambda: _receive(services, gate, "alertmanager", "alertmanager"))
 
     @app.route("/hooks/grafana", method="POST")
     def grafana():
-        return _answer(lambda: _receive(services, gate, "grafana", "grafana"))
+        return _answer(services, "grafana",
+                       lambda: _receive(services, gate, "grafana", "grafana"))
 
     @app.route("/hooks/json/<name>", method="POST")
     def generic(name):
-        return _answer(lambda: _receive(services, gate, "json", name))
+        return _answer(services, name, lambda: _receive(services, gate, "json", name))
 
 
-def _answer(work) -> str:
+def _answer(services, name: str, work) -> str:
     bottle.response.content_type = "application/json"
     try:
         body = work()
     except Refusal as refusal:
+        services.refusals.note_error(f"hook {name[:40]}", client_address(bottle.request),
+                                     refusal, f"{refusal.status} {refusal.message}")
         bottle.response.status = refusal.status
         for key, value in refusal.headers.items():
             bottle.response.set_header(key, value)
@@ -145,8 +150,8 @@ def _receive(services, gate: Gate, kind: str, name: str) -> dict:
         gate.forget(hook, key)
         gate.restore_suppressed(hook.name, held)
         log.error("hook %s: store cannot accept: %s", hook.name, exc)
-        raise Refusal(503, "the appliance cannot store messages now; retry",
-                      {"Retry-After": "30"}) from None
+        raise mark_logged(Refusal(503, "the appliance cannot store messages now; retry",
+                      {"Retry-After": "30"})) from None
     refused = list(outcome.refused) + [(entry, "neither a phone number nor an address-book"
                                        " group with a phone") for entry in unknown]
     log.info("hook %s: %s from %s: %d SMS accepted, %d refused", hook.name,
@@ -156,7 +161,8 @@ def _receive(services, gate: Gate, kind: str, name: str) -> dict:
         # notification sent again (credit topped up, number off the DND list) is no duplicate
         gate.forget(hook, key)
         gate.restore_suppressed(hook.name, held)
-        raise Refusal(422, "; ".join(f"{masked(n)}: {r}" for n, r in outcome.refused))
+        raise mark_logged(Refusal(422, "; ".join(f"{masked(n)}: {r}"      # the intake noted them
+                                                 for n, r in outcome.refused)), counted=True)
     return {"status": "accepted", "messages": len(outcome.ids), "ids": outcome.ids,
             "refused": [{"recipient": n, "reason": r} for n, r in refused]}
 
@@ -174,13 +180,13 @@ def _authenticate(services, hook: settings.HookConfig, request) -> str:
     address = client_address(request)
     if hook.ip_allow and not in_networks(address, hook.ip_allow):
         log.warning("hook %s: refused client %s (not in ip_allow)", hook.name, address)
-        raise Refusal(403, "this address may not use the hook")
+        raise mark_logged(Refusal(403, "this address may not use the hook"))
     token = request.query.get("token", "")
     if token:
         if hook.token and hmac.compare_digest(token.encode(), hook.token.encode()):
             return hook.user
         log.warning("hook %s: wrong token from %s", hook.name, address)
-        raise Refusal(401, "wrong token")
+        raise mark_logged(Refusal(401, "wrong token"))
     credentials = request.auth
     if not credentials or not credentials[0]:
         raise Refusal(401, "authentication required (HTTP Basic or ?token=)",
@@ -190,8 +196,8 @@ def _authenticate(services, hook: settings.HookConfig, request) -> str:
     except AuthError as exc:
         log.warning("hook %s: login of %s from %s failed (%s)", hook.name, credentials[0],
                     address, exc.kind)
-        raise Refusal(401, "wrong user or password",
-                      {"WWW-Authenticate": 'Basic realm="sms-appliance"'}) from None
+        raise mark_logged(Refusal(401, "wrong user or password",
+                                  {"WWW-Authenticate": 'Basic realm="sms-appliance"'})) from None
     allowed, _ = user.address_allowed(address)
     if not allowed:
         raise Refusal(403, "this address may not log in as this user")
@@ -243,8 +249,8 @@ def _recipients(services, hook, request, context: dict,
                     " phone; the others get the alert", hook.name,
                     ", ".join(repr(e[:40]) for e in unknown))
     if not numbers and unknown:
-        raise Refusal(400, f"{unknown[0][:40]!r} is neither a phone number nor an address-book "
-                           "group")
+        raise mark_logged(Refusal(400, f"{unknown[0][:40]!r} is neither a phone number nor an"
+                                       " address-book group"))
     if not numbers:
         raise Refusal(400, "no recipients: configure `to` for the hook or pass ?to=")
     return numbers, unknown

@@ -19,8 +19,9 @@ from appliance.errors import StoreError, ValidationError
 from appliance import priority
 from appliance.intake import submit_batch
 from appliance.model import Submission
-from appliance.web import login
-from appliance.web.params import ParamError, raw_value, read_params, refuse_head
+from appliance.web import login, refusals
+from appliance.web.params import (ParamError, client_address, raw_value, read_params,
+                                   refuse_head)
 
 log = logging.getLogger("appliance.web")
 
@@ -49,6 +50,15 @@ _TIME = re.compile(r"(\d{1,2}):(\d{2})\s*([ap]m)", re.I)
 _GMT = re.compile(r"(?:GMT)?\s*([+-]?)\s*(\d{1,2}):(\d{2})", re.I)
 
 
+# what a request-level code says in the log (seed 004's names)
+_CODE_NAMES = {INVALID_URL: "invalid URL (a parameter is missing or malformed)",
+               BAD_LOGIN: "invalid username or password", BAD_TYPE: "invalid type",
+               BAD_DLR: "invalid dlr", BAD_SOURCE: "invalid source",
+               BAD_MESSAGE: "invalid message", IP_BLACKLISTED: "address blacklisted",
+               IP_NOT_WHITELISTED: "address not whitelisted",
+               USER_VALIDATION: "user validation failed"}
+
+
 class Refused(Exception):
     def __init__(self, code: int):
         super().__init__(code)
@@ -68,8 +78,10 @@ def handle(services, request, response, *, schedule_path: bool) -> str:
         params = read_params(request)
         return _text(response, _submit(services, params, request, schedule_path))
     except Refused as exc:
+        _note(services, request, params, exc, f"{exc.code} {_CODE_NAMES.get(exc.code, '')}")
         return _text(response, _request_lines(exc.code, params))
-    except ParamError:      # the destinations as sent, so each still gets its line
+    except ParamError as exc:      # the destinations as sent, so each still gets its line
+        _note(services, request, params, exc, f"{INVALID_URL} {exc}")
         return _text(response, _request_lines(
             INVALID_URL, {"destination": raw_value(request, "destination")}))
     except TimeoutError:
@@ -77,6 +89,13 @@ def handle(services, request, response, *, schedule_path: bool) -> str:
     except StoreError as exc:
         log.error("bulksms: store error: %s", exc)
         return _text(response, _request_lines(INTERNAL, params))
+
+
+def _note(services, request, params: dict, exc: Exception, reason: str) -> None:
+    # the user as named: bulksms answers a request before or after its login alike
+    name = str(params.get("username", "")).strip()
+    services.refusals.note_error(LOGIN.name, refusals.who(name, client_address(request)), exc,
+                                 reason.strip())
 
 
 def _request_lines(code: int, params: dict) -> str:

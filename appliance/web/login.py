@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 
 from appliance.accounts import AuthError, User
 from appliance.web.params import client_address
+from appliance.web.refusals import mark_logged
 
 log = logging.getLogger("appliance.web")
 
@@ -61,12 +62,12 @@ def login(services, request, params: Mapping[str, str], dialect: Dialect) -> Use
     except AuthError as exc:
         if exc.kind == DISABLED:      # accounts logs wrong passwords; throttled ones stay quiet
             log.warning("%s: stopped user %r refused from %s", dialect.name, name[:32], address)
-        raise dialect.refusals[exc.kind]() from None
+        raise mark_logged(dialect.refusals[exc.kind]()) from None
     allowed, reason = user.address_allowed(address)
     if not allowed:
         log.warning("%s: user %r refused from %s (its %s list)", dialect.name, user.name,
                     address, reason)
-        raise dialect.refusals[reason]()
+        raise mark_logged(dialect.refusals[reason]())
     if dialect.admin_only and not user.admin:
         raise dialect.refusals[NOT_ADMIN]()
     return user

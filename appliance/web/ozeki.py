@@ -23,7 +23,7 @@ from appliance.intake import submit_batch
 from appliance.errors import StoreError, ValidationError
 from appliance.model import OZEKI_STATE, Priority, State, Submission
 from appliance.web.callback_kit import fill_template
-from appliance.web import login
+from appliance.web import login, refusals
 from appliance.web import ozeki_xml as X
 from appliance.web.params import ParamError, client_address
 from appliance.web.services import Services
@@ -96,6 +96,7 @@ def handle_params(services: Services, params: dict, request: bottle.BaseRequest,
     """An Ozeki `action=` request (web/routes.py picked the dialect); every failure becomes
     the Ozeki error envelope (in the requested responseformat)."""
     response.content_type = "application/xml; charset=utf-8"
+    user = None
     try:
         name = _action_name(params, actions)
         user = login.login(services, request, params, LOGIN)
@@ -104,8 +105,10 @@ def handle_params(services: Services, params: dict, request: bottle.BaseRequest,
             raise ApiError(X.E_ADMIN_ONLY, f"Only an administrator may use {name}")
         return act.fn(Ctx(services, params, user, client_address(request), request, response))
     except ApiError as exc:
+        _note(services, request, user, exc, exc.message)
         return render_error(params, response, exc.code, exc.message)
     except ParamError as exc:
+        _note(services, request, user, exc, str(exc))
         return render_error(params, response, X.E_INVALID_PARAMETER, str(exc))
     except TimeoutError:
         log.error("api: the store did not answer in time")
@@ -113,6 +116,11 @@ def handle_params(services: Services, params: dict, request: bottle.BaseRequest,
     except StoreError as exc:
         log.error("api: store error: %s", exc)
         return render_error(params, response, X.E_INTERNAL, "The message store is not available")
+
+
+def _note(services, request, user, exc: Exception, reason: str) -> None:
+    services.refusals.note_error(
+        LOGIN.name, refusals.who(user.name if user else "", client_address(request)), exc, reason)
 
 
 def render_error(params: dict, response, code: int, message: str) -> str:
@@ -308,7 +316,8 @@ def submit_all(ctx: Ctx, requests: list[dict], options: Options | None = None) -
     options = options or Options()
     outcomes = [outcome for fields in requests for outcome in _outcomes(ctx, fields)]
     submissions = [_submission_or_error(ctx, o, options) for o in outcomes]
-    for outcome, result in zip(outcomes, submit_batch(ctx.services, submissions)):
+    results = submit_batch(ctx.services, submissions, sender=(LOGIN.name, ctx.user.name))
+    for outcome, result in zip(outcomes, results):
         _settle(outcome, result)
     return outcomes
 

@@ -20,8 +20,8 @@ from appliance import priority
 from appliance.intake import submit_batch
 from appliance.model import Submission
 from appliance.timefmt import LAST_EPOCH
-from appliance.web import login
-from appliance.web.params import ParamError, read_params
+from appliance.web import login, refusals
+from appliance.web.params import ParamError, client_address, read_params
 
 log = logging.getLogger("appliance.web")
 
@@ -54,22 +54,30 @@ def answer(response, status: int, code: str, message: str = "", data=None) -> st
 
 def handle(services, request, response) -> str:
     params: dict = {}
+    user = None
     try:
         params = read_params(request)
         name = params.get("action", "").strip().lower()
         user = login.login(services, request, params, LOGIN)
         return ACTIONS[name](services, user, request, response, params)
     except JsonError as exc:
+        _note(services, request, user, exc, exc.message)
         for name, value in exc.headers.items():    # a 401 says how to log in (RFC 7235)
             response.set_header(name, value)
         return answer(response, exc.status, exc.code, exc.message)
     except ParamError as exc:
+        _note(services, request, user, exc, str(exc))
         return answer(response, 400, "INVALID_REQUEST", str(exc))
     except TimeoutError:
         return answer(response, 503, "INTERNAL_ERROR", "the message store is busy; retry")
     except StoreError as exc:
         log.error("json api: store error: %s", exc)
         return answer(response, 500, "INTERNAL_ERROR", "the message store is not available")
+
+
+def _note(services, request, user, exc: Exception, reason: str) -> None:
+    services.refusals.note_error(
+        LOGIN.name, refusals.who(user.name if user else "", client_address(request)), exc, reason)
 
 
 def _forbidden_address() -> JsonError:
@@ -231,7 +239,8 @@ def sendmsg(services, user, request, response, params) -> str:
     submissions = [_submission_or_error(services, user, raw) for raw in messages]
     now = services.clock.now()
     ok = 0
-    for echo, message in zip(echoes, submit_batch(services, submissions)):
+    results = submit_batch(services, submissions, sender=(LOGIN.name, user.name))
+    for echo, message in zip(echoes, results):
         if isinstance(message, ValidationError):
             echo["status"] = message.text
             # the dates as sent, in the reply's format (a date that cannot be read is

@@ -16,7 +16,8 @@ from appliance.callback_url import check_callback_url
 from appliance.errors import StoreError, ValidationError
 from appliance.intake import submit_batch
 from appliance.model import Submission
-from appliance.web import login
+from appliance.web import login, refusals
+from appliance.web.refusals import mark_logged
 from appliance.web.params import ParamError, client_address, read_params, refuse_head
 from appliance.web.ozeki_xml import escape
 
@@ -60,6 +61,7 @@ def handle(services, request, response) -> str:
         params = read_params(request)
     except ParamError as exc:
         response.content_type = "application/xml; charset=utf-8"
+        _note(services, request, None, exc, str(exc))
         return response_xml(300, MESSAGES[300].format(str(exc)[:100]))
     return handle_params(services, params, request, response)
 
@@ -70,12 +72,19 @@ def handle_params(services, params: dict, request, response) -> str:
     try:
         return _send_sms(services, params, request)
     except PbxError as exc:
+        _note(services, request, params, exc, f"{exc.code} {exc.text}")
         return response_xml(exc.code, exc.text)
     except TimeoutError:
         return response_xml(303, MESSAGES[303].format(COMMAND) + " (the store is busy; retry)")
     except StoreError as exc:
         log.error("phonesystem: store error: %s", exc)
         return response_xml(303, MESSAGES[303].format(COMMAND) + " (store not available)")
+
+
+def _note(services, request, params: dict | None, exc: Exception, reason: str) -> None:
+    name = str((params or {}).get("username", "")).strip()
+    services.refusals.note_error(LOGIN.name, refusals.who(name, client_address(request)), exc,
+                                 reason)
 
 
 _REFUSALS = {
@@ -122,7 +131,7 @@ def _send_sms(services, params: dict, request) -> str:
                      client_ref=extension)
     (result,) = submit_batch(services, [sub])
     if isinstance(result, ValidationError):
-        raise _refusal(result)
+        raise mark_logged(_refusal(result), counted=True)     # the intake noted it
     log.debug("phonesystem: %s accepted %s for %s", user.name, result.id, masked(sub.recipient))
     return response_xml(200, MESSAGES[200], result.id)
 
@@ -147,12 +156,12 @@ def _without_credentials(services, request):
     if not in_networks(address, setting.allow):
         log.warning("phonesystem: request without credentials from %s refused (not in "
                     "[phonesystem] allow)", address)
-        raise PbxError(307)
+        raise mark_logged(PbxError(307))
     user = services.accounts.get(setting.user)
     if user is None or not user.enabled:
         log.error("phonesystem: [phonesystem] user %r does not exist or is stopped",
                   setting.user)
-        raise PbxError(306)
+        raise mark_logged(PbxError(306))
     return user
 
 

@@ -8,6 +8,7 @@ from typing import Callable
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.config import Config
 from appliance.control import ControlPlane
+from appliance.web.refusals import Refusals
 
 
 @dataclass
@@ -19,3 +20,4 @@ class Services:
     status: Callable[[], dict] = lambda: {}          # daemon-wide /status snapshot
     clock: Clock = SYSTEM_CLOCK
     control: ControlPlane = field(default_factory=ControlPlane)   # the daemon's parts (control.py)
+    refusals: Refusals = field(default_factory=Refusals)   # bad input, logged once (refusals.py)
