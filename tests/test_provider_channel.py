@@ -4,6 +4,7 @@ middle puts the channel down, its parts go back, and it comes up again by itself
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -211,3 +212,29 @@ def test_reports_for_no_message_are_dropped_after_two_days(tmp_path):
             channel.stop()
         provider.stop()
         journal.close()
+
+
+def test_stop_waits_one_deadline_for_all_workers_not_one_each(channel_for):
+    """Six workers each in a request the provider holds: stop(1 s) returns after about one
+    second, not six (the deadline is shared; joined one after another, it took 160 s with
+    16 workers in slow requests)."""
+    gate = threading.Event()
+    web = WebProvider(lambda request: (gate.wait(30), (200, "OK"))[1]).start()
+    conn = HTTPClientConfig(name="Web0", targeturl=f"{web.url}/s?to=$recipient&m=$messagedata",
+                            limittompm=0, reconnectdelay=0.05, keepaliveperiod=0.2,
+                            windowsize=6)
+    channel = HttpClientChannel(conn, RecordingSink())
+    channel.start()
+    try:
+        wait_for(lambda: channel.state == "ready", what="ready")
+        for n in range(1, 7):
+            channel.submit(part(n))
+        wait_for(lambda: len(web.requests) == 6, what="six in flight")
+        started = time.monotonic()
+        channel.stop(timeout=1.0)
+        took = time.monotonic() - started
+        assert channel.state == "stopped"
+        assert 0.9 <= took < 4.0, took          # one shared second; six would be >= 6
+    finally:
+        gate.set()
+        web.stop()
