@@ -410,11 +410,12 @@ class LoopServer:
             task, future = ready.popleft()
             if task.waiting is not future:
                 continue               # it timed out already
-            error = future.exception()
-            if error is not None:
+            try:
+                value = future.result()
+            except BaseException as error:    # the handler's to answer (a cancel too)
                 self._resume(task, task.throw, error)
             else:
-                self._resume(task, task.switch, future.result())
+                self._resume(task, task.switch, value)
 
     def _resume(self, task: _Task, resume, value) -> None:
         task.waiting = None
