@@ -157,3 +157,15 @@ def test_accepted_messages_are_not_refusals(appliance, count):
     for n in range(count):
         api.send("+36201234567", f"hello {n}")
     assert daemon.services.refusals.since_last() == 0
+
+
+def test_refusals_are_counted_per_source_in_metrics(appliance):
+    daemon, api = appliance
+    for _ in range(2):
+        api.action("sendmessage", recipient="abc", messagedata="hi")
+    api.post("/hooks/json/nosuchhook", b"{}", {"Content-Type": "application/json",
+                                               "Authorization": _basic()})
+    status, text = api.get("/metrics")
+    assert status == 200, text
+    assert 'sms_refused_total{source="ozeki"} 2.0' in text
+    assert 'sms_refused_total{source="hook"} 1.0' in text

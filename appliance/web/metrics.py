@@ -155,6 +155,12 @@ class ApplianceCollector:
                 received.add_metric([user], n)
         yield accepted
         yield received
+        refused = CounterMetricFamily("sms_refused", "Requests and messages refused (bad input,"
+                                      " credit, do-not-disturb, logins), by source",
+                                      labels=["source"])
+        for source, n in sorted(self.daemon.services.refusals.by_source().items()):
+            refused.add_metric([source], n)
+        yield refused
         by_state = counters.parts_by_state(journal)
         parts = GaugeMetricFamily("sms_parts", "Outbound parts by state", labels=["state"])
         for state, n in sorted(by_state.items()):

@@ -39,6 +39,7 @@ class Refusals:
         self._said: dict[tuple[str, str, str], list] = {}    # kind -> [said at, held back]
         self.total = 0
         self._reported = 0
+        self._by_source: dict[str, int] = {}        # for /metrics: a handful of keys
 
     def note(self, dialect: str, who: str, reason: str, *, kind: str = "",
              logged: bool = False) -> None:
@@ -48,6 +49,8 @@ class Refusals:
         reason = _printable(str(reason))
         with self._lock:
             self.total += 1
+            source = source_of(dialect)
+            self._by_source[source] = self._by_source.get(source, 0) + 1
             if logged:
                 return
             held = self._held_back((dialect, who, kind or reason))
@@ -62,6 +65,11 @@ class Refusals:
         marked = getattr(error, "refusal_logged", None)
         if marked != COUNTED:
             self.note(dialect, who, reason, logged=bool(marked))
+
+    def by_source(self) -> dict[str, int]:
+        """Refusals since the start per source (`source_of`), for sms_refused_total."""
+        with self._lock:
+            return dict(self._by_source)
 
     def since_last(self) -> int:
         """Refusals since the previous call (the daemon's periodic line)."""
@@ -92,6 +100,12 @@ def mark_logged(error: BaseException, *, counted: bool = False) -> BaseException
     `counted`: it was noted already (the intake's refusal of a message), so not even that."""
     error.refusal_logged = COUNTED if counted else True
     return error
+
+
+def source_of(dialect: str) -> str:
+    """A metric label from a dialect: `hook alertmanager`, `hook:grafana` and a JSON hook's
+    own name are all `hook`, so a client cannot make new label values."""
+    return "hook" if dialect.startswith("hook") else dialect
 
 
 def who(user: str = "", address: str = "") -> str:
