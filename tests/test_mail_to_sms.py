@@ -82,8 +82,10 @@ def test_groups_and_aliases_from_the_address_book(mail_daemon):
     assert sorted(m["recipient"] for m in outbox(daemon)) == ["+36201234567", "+36207654321"]
 
 
-def test_refusals_are_smtp_errors_and_nothing_is_stored(mail_daemon):
+def test_refusals_are_smtp_errors_and_nothing_is_stored(mail_daemon, caplog):
+    caplog.set_level(logging.WARNING)
     daemon, _ = mail_daemon(max_bytes=2048)
+    daemon.services.refusals.since_last()
     with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
         with pytest.raises(smtplib.SMTPSenderRefused) as refused:
             client.send_message(mail(sender="someone@internet.example"))
@@ -99,6 +101,24 @@ def test_refusals_are_smtp_errors_and_nothing_is_stored(mail_daemon):
         with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as refused:
             client.send_message(mail(body="x" * 5000))
         assert refused.value.smtp_code == 552
+    assert outbox(daemon) == []
+    # each logged once, with the client and the reason (web/refusals.py)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("smtp")]
+    assert lines[0].startswith("smtp: mail from someone@internet.example at 127.0.0.1 refused")
+    assert lines[1] == (f"smtp: refused user 'admin' from 127.0.0.1: 550 RCPT TO "
+                        f"<{NUMBER}@other.domain>: this appliance takes mail for @sms.lan only")
+    assert lines[2].startswith("smtp: refused user 'admin' from 127.0.0.1: 550 RCPT TO "
+                               "<nogroup@sms.lan>: neither a phone number")
+    assert lines[3] == "smtp: refused 127.0.0.1: 552 mail larger than 2048 bytes"   # at SIZE
+    assert len(lines) == 4
+    assert daemon.services.refusals.since_last() == 4
+    with smtplib.SMTP("127.0.0.1", daemon.mail.port, timeout=10) as client:
+        client.helo()                   # plain SMTP: no SIZE, so the DATA is refused
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.send_message(mail(body="x" * 5000))
+        assert refused.value.smtp_code == 552
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("smtp")]
+    assert lines[4] == "smtp: refused user 'admin' from 127.0.0.1: 552 mail larger than 2048 bytes"
     assert outbox(daemon) == []
 
 

@@ -23,6 +23,7 @@ from appliance.compose import normalize_recipient
 from appliance.errors import StoreError, ValidationError
 from appliance.integrations import intake, mailtext
 from appliance.integrations.settings import SmtpConfig
+from appliance.web.refusals import who
 
 log = logging.getLogger("appliance.integrations")
 
@@ -50,9 +51,11 @@ class MailToSms:
                 name, auth_data.password.decode("utf-8", "replace"), address)
         except AuthError as exc:
             log.warning("smtp: login of %s from %s failed (%s)", name, address, exc.kind)
+            self._refused(session, f"login failed ({exc.kind})", logged=True)
             return AuthResult(success=False, handled=False)
         if not user.address_allowed(address)[0]:
             log.warning("smtp: %s may not log in from %s", name, address)
+            self._refused(session, "login from this address not allowed", logged=True)
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=user.name)
 
@@ -63,6 +66,7 @@ class MailToSms:
         if user is None:
             log.warning("smtp: mail from %s at %s refused: not authenticated, not allowed",
                         address, _peer(session))
+            self._refused(session, "530 not authenticated", logged=True)
             return "530 5.7.0 Authentication required (or add the sender to smtp.allow_senders)"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -73,6 +77,7 @@ class MailToSms:
         try:
             numbers = self.recipients(address, getattr(envelope, "sms_user", ""))
         except ValueError as exc:
+            self._refused(session, f"550 RCPT TO {exc}", envelope)
             return f"550 5.1.1 {exc}"
         envelope.rcpt_tos.append(address)
         envelope.sms_numbers = getattr(envelope, "sms_numbers", []) + \
@@ -85,6 +90,8 @@ class MailToSms:
         raw = envelope.original_content or envelope.content
         text = mailtext.sms_text(mailtext.parse(raw), self.config.text)
         if not text:
+            self._refused(session, "550 no text in the subject or the plain-text body",
+                          envelope)
             return "550 5.6.0 No text in the subject or the plain-text body"
         text = intake.shorten(text, self.config.max_chars)
         loop = asyncio.get_running_loop()
@@ -103,6 +110,11 @@ class MailToSms:
         return f"250 2.0.0 {len(outcome.ids)} SMS accepted"
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _refused(self, session, reason: str, envelope=None, *, logged: bool = False) -> None:
+        """Bad input is logged once (web/refusals.py), with the mail's user if known."""
+        user = getattr(envelope, "sms_user", "") if envelope is not None else ""
+        self.services.refusals.note("smtp", who(user, _peer(session)), reason, logged=logged)
 
     def _submit(self, envelope, text: str) -> intake.Outcome:
         return intake.submit(self.services, user=envelope.sms_user,
@@ -133,6 +145,28 @@ class MailToSms:
         if not numbers:
             raise ValueError(f"<{address}>: neither a phone number nor an address-book group")
         return numbers
+
+
+_SMTP_CLASS: list = []
+
+
+def _smtp_class():
+    """aiosmtpd's SMTP, which itself refuses a mail over `max_bytes` (552, at MAIL FROM
+    when the client says SIZE, else at DATA) before the handler sees it: logged here, once."""
+    if not _SMTP_CLASS:
+        from aiosmtpd.smtp import SMTP
+
+        class LoggedSmtp(SMTP):
+            async def push(self, status):
+                text = status if isinstance(status, str) else status.decode("ascii", "replace")
+                if text.startswith("552"):
+                    self.event_handler._refused(
+                        self.session, f"552 mail larger than {self.data_size_limit} bytes",
+                        self.envelope)
+                await super().push(status)
+
+        _SMTP_CLASS.append(LoggedSmtp)
+    return _SMTP_CLASS[0]
 
 
 class MailListener:
@@ -176,9 +210,8 @@ class MailListener:
             self._loop.close()
 
     def _smtp(self):
-        from aiosmtpd.smtp import SMTP
         tls = _tls_context(self.config) if self.config.tls_cert else None
-        return SMTP(self.handler, hostname=self.config.domain, ident="sms-appliance",
+        return _smtp_class()(self.handler, hostname=self.config.domain, ident="sms-appliance",
                     data_size_limit=self.config.max_bytes, tls_context=tls,
                     require_starttls=self.config.require_tls, authenticator=self.handler.authenticate,
                     auth_require_tls=True, auth_exclude_mechanism=["CRAM-MD5"],
