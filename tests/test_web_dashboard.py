@@ -290,3 +290,14 @@ def test_a_refused_reset_says_why_in_the_modems_words(make_config, run_daemon, m
     said = urllib.parse.unquote_plus(headers["Location"])
     assert "GSMModem0 is held" in said and "4 resets in the last hour" in said
     assert "no reset needed" not in said
+
+
+def test_the_overview_counts_refusals_by_source(appliance):
+    daemon, api = appliance
+    browser = Browser(daemon.port)
+    assert browser.login() == 303
+    assert 'id="refused"' not in browser.open("/")[1]        # nothing refused yet
+    api.action("sendmessage", recipient="not-a-number", messagedata="hi")
+    api.action("sendmessage", recipient="+36201234567", messagedata="")
+    body = browser.open("/")[1]
+    assert re.search(r'id="refused".*?<span class="badge">ozeki 2</span>', body, re.S), body

@@ -155,7 +155,8 @@ class Dashboard:
                          alerts=[c for c in checks if c.status != health.PASS],
                          by_state=by_state, oldest=data.oldest_age(self.services),
                          throughput=data.throughput(self.services, self._channel_names()),
-                         stopped=status.get("stopped_connections", []))
+                         stopped=status.get("stopped_connections", []),
+                         refused=self.services.refusals.by_source())
 
     def _channel_names(self) -> list[str]:
         return sorted(self.daemon.channels.configs) if self.daemon else []

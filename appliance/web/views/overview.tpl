@@ -71,6 +71,14 @@
   % end
 % end
 </p>
+% if refused:
+<p id="refused">Refused since the start (bad input, credit, do-not-disturb, logins; the log
+  has a line for the first of each kind):
+% for source, n in sorted(refused.items()):
+  <span class="badge">{{source}} {{n}}</span>
+% end
+</p>
+% end
 <h3>Sent in the last hour: {{throughput['total']}} parts</h3>
 <div class="bars">
 % for name, bins in throughput['bins'].items():
