@@ -151,7 +151,7 @@ def _receive(services, gate: Gate, kind: str, name: str) -> dict:
         gate.restore_suppressed(hook.name, held)
         log.error("hook %s: store cannot accept: %s", hook.name, exc)
         raise mark_logged(Refusal(503, "the appliance cannot store messages now; retry",
-                      {"Retry-After": "30"})) from None
+                                  {"Retry-After": "30"})) from None
     refused = list(outcome.refused) + [(entry, "neither a phone number nor an address-book"
                                        " group with a phone") for entry in unknown]
     log.info("hook %s: %s from %s: %d SMS accepted, %d refused", hook.name,
