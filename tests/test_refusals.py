@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import urllib.parse
 
 import pytest
 
@@ -169,3 +170,39 @@ def test_refusals_are_counted_per_source_in_metrics(appliance):
     assert status == 200, text
     assert 'sms_refused_total{source="ozeki"} 2.0' in text
     assert 'sms_refused_total{source="hook"} 1.0' in text
+
+
+def test_the_admin_endpoints_answer_bad_input_in_json_and_log_it_once(appliance, caplog):
+    """/admin/ussd and /demo/sim: a bad `_charset_` or an unreadable body was a 500 with a
+    traceback in the log (found by sending each route garbage); now a 400 in their JSON, one
+    line per kind like every dialect's refusal, and a wrong password only counted."""
+    daemon, api = appliance
+    daemon.services.refusals.since_last()
+    auth = {"username": "admin", "password": ADMIN_PASSWORD}
+    with caplog.at_level("WARNING"):
+        status, text = api.get("/admin/ussd", _charset_="bogus", slot="1", **auth)
+        assert status == 400 and "unknown _charset_" in json.loads(text)["error"]
+        status, text = api.post("/demo/sim?username=admin&password=" + ADMIN_PASSWORD,
+                                b"--zz\r\ngarbage",
+                                {"Content-Type": "multipart/form-data; boundary=zz"})
+        assert status == 400 and "cannot be read" in json.loads(text)["error"]
+        for _ in range(2):
+            status, text = api.get("/admin/ussd", **auth)
+            assert status == 400 and "slot is required" in json.loads(text)["error"]
+        status, text = api.post("/demo/sim", urllib.parse.urlencode(
+            {**auth, "modem": "1", "fault": "hang"}),
+            {"Content-Type": "application/x-www-form-urlencoded"})
+        assert (status, json.loads(text)) == (404, {"error": "not in demo mode"})
+        status, text = api.get("/admin/ussd", username="admin", password="wrong", slot="1")
+        assert (status, json.loads(text)) == (403, {"error": "authentication failed"})
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    lines = _refusal_lines(caplog)
+    assert lines == [
+        "admin: refused 127.0.0.1: 400 unknown _charset_: 'bogus'",
+        "admin: refused 127.0.0.1: 400 the request body cannot be read: "
+        + lines[1].split("cannot be read: ", 1)[-1],
+        "admin: refused user 'admin' from 127.0.0.1: 400 slot is required: a modem's slot,"
+        " its number or its connection name (slot1, 1, GSMModem0)",
+        "admin: refused user 'admin' from 127.0.0.1: 404 not in demo mode"], lines
+    assert daemon.services.refusals.since_last() == 6
+    assert daemon.services.refusals.by_source()["admin"] == 6

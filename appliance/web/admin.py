@@ -9,8 +9,8 @@ import bottle
 from appliance import suspend
 from appliance.errors import ValidationError
 
-from appliance.web import login
-from appliance.web.params import read_params
+from appliance.web import login, refusals
+from appliance.web.params import ParamError, client_address, read_params
 
 FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "simbusy", "none")
 
@@ -35,19 +35,49 @@ LOGIN = login.Dialect("admin", admin_only=True, refusals={
 })
 
 
-def _admin(services, params) -> str | None:
-    """None when the caller is an admin, else the error text."""
-    try:
-        login.login(services, bottle.request, params, LOGIN)
-    except Denied as exc:
-        return str(exc)
-    return None
+class Failed(Exception):
+    """An admin request answered with an error: its HTTP status and the JSON `error` text."""
+
+    def __init__(self, status: int, text: str):
+        super().__init__(text)
+        self.status = status
+
+
+class Refused(Failed):
+    """A failure the request caused (bad input): noted as a refusal."""
 
 
 def _json(status: int, **body) -> str:
     bottle.response.status = status
     bottle.response.content_type = "application/json"
     return json.dumps(body)
+
+
+def _endpoint(services, handler):
+    """One admin endpoint: the parameters read, the caller an admin, then `handler(params)`
+    answers a dict (200). Every refusal is a JSON error, noted once like any dialect's
+    (refusals.py); before, a bad `_charset_` or an unreadable body was a 500."""
+    def run():
+        request = bottle.request
+        address = client_address(request)
+        user = ""
+        try:
+            try:
+                params = read_params(request)
+            except ParamError as exc:
+                raise Refused(400, str(exc)) from None
+            try:
+                user = login.login(services, request, params, LOGIN).name
+            except Denied as exc:       # the login logged it: only counted here
+                services.refusals.note_error(LOGIN.name, refusals.who("", address), exc, "")
+                return _json(403, error=str(exc))
+            return _json(200, **handler(params))
+        except Failed as exc:
+            if isinstance(exc, Refused):
+                services.refusals.note(LOGIN.name, refusals.who(user, address),
+                                       f"{exc.status} {exc}")
+            return _json(exc.status, error=str(exc))
+    return run
 
 
 def _no_modem(services, wanted: str) -> str:
@@ -57,43 +87,36 @@ def _no_modem(services, wanted: str) -> str:
 
 
 def register(app: bottle.Bottle, services) -> None:
-    @app.route("/admin/ussd", method=["GET", "POST"])
-    def ussd():
-        params = read_params(bottle.request)
-        denied = _admin(services, params)
-        if denied:
-            return _json(403, error=denied)
+    def ussd(params) -> dict:
         wanted = params.get("slot", "").strip()
         if not wanted:
-            return _json(400, error="slot is required: a modem's slot, its number or its "
-                                    "connection name (slot1, 1, GSMModem0)")
+            raise Refused(400, "slot is required: a modem's slot, its number or its "
+                               "connection name (slot1, 1, GSMModem0)")
         worker = services.control.ussd_modem(wanted)
         if worker is None:
-            return _json(404, error=_no_modem(services, wanted))
+            raise Refused(404, _no_modem(services, wanted))
         try:
             text = suspend.blocking(worker.run_ussd, params.get("code", ""), 60)
         except ValidationError as exc:      # not a USSD code: refused before the modem
-            return _json(400, error=exc.text)
+            raise Refused(400, exc.text) from None
         except Exception as exc:  # a modem answer we did not expect: report, don't crash
-            return _json(502, error=str(exc)[:300])
-        return _json(200, slot=params.get("slot"), reply=text)
+            raise Failed(502, str(exc)[:300]) from None
+        return {"slot": params.get("slot"), "reply": text}
 
-    @app.route("/demo/sim", method="POST")
-    def demo_fault():
-        params = read_params(bottle.request)
-        denied = _admin(services, params)
-        if denied:
-            return _json(403, error=denied)
+    def demo_fault(params) -> dict:
         network = services.control.sim
         if network is None:
-            return _json(404, error="not in demo mode")
+            raise Refused(404, "not in demo mode")
         fault = params.get("fault", "")
         if fault not in FAULTS:
-            return _json(400, error=f"fault must be one of {', '.join(FAULTS)}")
+            raise Refused(400, f"fault must be one of {', '.join(FAULTS)}")
         wanted = params.get("modem", "")
         # a slot, its number or the connection's name, as /admin/ussd takes them
         modem = network.modem(wanted) or network.modem(services.control.slot_of(wanted))
         if modem is None:
-            return _json(404, error=f"no simulated modem with that slot: {wanted!r}")
+            raise Refused(404, f"no simulated modem with that slot: {wanted!r}")
         modem.inject_fault(fault)
-        return _json(200, modem=params.get("modem"), fault=fault)
+        return {"modem": params.get("modem"), "fault": fault}
+
+    app.route("/admin/ussd", method=["GET", "POST"], callback=_endpoint(services, ussd))
+    app.route("/demo/sim", method="POST", callback=_endpoint(services, demo_fault))
