@@ -21,6 +21,7 @@ import sdnotify
 
 from appliance import __version__
 from appliance import hangup
+from appliance import thread_priority
 from appliance.accounts import Accounts
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance import clock_sync
@@ -447,6 +448,10 @@ def run(config: Config, *, admin_password: str = "", pin_factory=None, on_starte
     try:
         if not daemon.restart_requested:
             daemon.start()
+            lowered = thread_priority.step_aside(daemon.journal.batch_threads()
+                                                 + daemon.dispatcher.batch_threads())
+            log.debug("daemon: at nice %d: %s", thread_priority.BACKGROUND_NICE,
+                      ", ".join(lowered) or "none")
             daemon.wait_ready()
             if on_started:
                 on_started(daemon)

@@ -85,6 +85,10 @@ class Dispatcher:
         if self._slots_seen and not self._wake.is_set():
             self._wake.set()
 
+    def batch_threads(self) -> list[threading.Thread]:
+        """Its thread, once started (thread_priority.step_aside)."""
+        return [self._thread] if self._thread is not None else []
+
     def alive(self, max_age: float = 30.0) -> bool:
         fresh = self.clock.monotonic() - self.heartbeat < max_age
         return bool(self._thread and self._thread.is_alive() and fresh)

@@ -100,6 +100,10 @@ class Journal:
     def alive(self) -> bool:
         return self._writer.alive()
 
+    def batch_threads(self) -> list:
+        """The writer's and the checkpointer's threads (thread_priority.step_aside)."""
+        return self._writer.threads()
+
     @property
     def commits(self) -> int:
         return self._writer.commits

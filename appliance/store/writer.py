@@ -233,6 +233,10 @@ class GroupWriter:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def threads(self) -> list[threading.Thread]:
+        """This writer's thread and its checkpointer's (thread_priority.step_aside)."""
+        return [self._thread, self.checkpointer.thread]
+
     def stop(self) -> None:
         self.checkpointer.stop()
         if self._thread.is_alive():
@@ -397,6 +401,10 @@ class Checkpointer:
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
 
     def stop(self) -> None:
         self._stopping = True
