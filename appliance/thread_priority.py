@@ -1,18 +1,21 @@
-"""Threads that work in batches step aside for the ones a peer is waiting on.
+"""Threads that work in batches and that no request waits on step aside for the others.
 
-The store's writer (a group commit at a time), its checkpointer and the dispatcher (a claim
-of a few hundred parts) batch their work. The SMPP link's thread, the modems' threads and
-the HTTP loop answer one PDU or request at a time while a peer waits. When every core was
-busy, the kernel let the writer finish its slice in the middle of a commit while the link's
-thread, woken by the SMSC's answers, waited for a core: the window ran dry. Linux gives each
-thread a nice value of its own, so these three run at nice 19. That changes nothing while a
-core is free; it decides only who waits when none is.
+The dispatcher (a claim of a few hundred parts) and the store's checkpointer batch their
+work. The SMPP link's thread, the modems' threads and the HTTP loop answer one PDU or request
+at a time while a peer waits. When every core was busy, the kernel let a batching thread
+finish its slice while the link's thread, woken by the SMSC's answers, waited for a core:
+the window ran dry. Linux gives each thread a nice value of its own, so these two run at
+nice 19. That changes nothing while a core is free; it decides only who waits when none is.
 
-Measured on 2 cores, `bench/uplink.py --backlog 50000 10 0 3` (alternating runs, 9 drains
-each): the backlog drained at 5,290-5,902 submit_sm/s against 4,793-5,072 (drain/alone
-0.86-0.89 against 0.81-0.84). The HTTP intake waits for the writer's commit, and it paid
-for this: `bench/vs_kannel.py` c=8 3,655-3,720 accepted/s against 3,791-3,858 (about -3 %,
-p99 4.7 against 4.4 ms); c=32 within the noise. nice 10 gained less than half as much.
+The store's writer batches too, and lowering it gained most in the drain, but an HTTP answer
+waits for its commit. Measured on 2 cores, alternating runs: with the writer also at nice
+19 the backlog drained at 5,277-5,456 submit_sm/s against 4,783-5,186 (`bench/uplink.py
+--backlog 50000 10 0 3`: drain/alone median 0.87-0.88 against 0.80-0.82), but intake
+(`bench/vs_kannel.py`) fell 3-4 % at c=8 and c=32 and its p99 rose in one round of two
+(7.2 against 4.1 ms at c=8, 13.9 against 6.8 at c=32). So the writer keeps its priority.
+nice 10 gained half as much as 19; SCHED_BATCH nothing. The dispatcher and checkpointer
+alone moved the drain within the noise (4,940-5,283 against 4,856-5,239 submit_sm/s, median
+drain/alone 0.86 against 0.83): they stay at 19 because nothing waits on them.
 """
 
 from __future__ import annotations

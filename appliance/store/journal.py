@@ -101,8 +101,8 @@ class Journal:
         return self._writer.alive()
 
     def batch_threads(self) -> list:
-        """The writer's and the checkpointer's threads (thread_priority.step_aside)."""
-        return self._writer.threads()
+        """The store's threads no request waits on (thread_priority.step_aside)."""
+        return self._writer.background_threads()
 
     @property
     def commits(self) -> int:
