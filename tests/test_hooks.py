@@ -289,6 +289,28 @@ def test_payloads_of_the_wrong_shape_are_400_not_a_traceback(hooked, path, body,
     assert post(api, "/hooks/alertmanager", ALERTMANAGER)[0] == 200
 
 
+def test_an_alert_without_a_status_fires_and_alerts_that_are_no_objects_are_refused(hooked):
+    """Found by posting hand-made notifications: alerts without `status` reached the on-call
+    phone as `[RESOLVED] ...`, and `{"alerts": [null, 1]}` or `{"alerts": []}` as an SMS that
+    said only `[RESOLVED]`. Alertmanager always sends a status; a script or a curl may not."""
+    daemon, api = hooked(alertmanager={"to": [ONCALL]}, grafana={"to": [ONCALL]})
+    bare = {"alerts": [{"labels": {"alertname": "DiskFull", "instance": "nas"}}]}
+    status, answer = post(api, "/hooks/alertmanager", bare)
+    assert status == 200, answer
+    assert stored(daemon, answer["ids"][0])["body"] == "[FIRING] DiskFull on nas"
+    mixed = {"alerts": [dict(bare["alerts"][0], status="resolved"),
+                        {"labels": {"alertname": "DiskFull", "instance": "nas2"}}]}
+    status, answer = post(api, "/hooks/grafana", mixed)
+    assert stored(daemon, answer["ids"][0])["body"] == "[FIRING] DiskFull on nas2"
+    for body, error in (({"alerts": []}, "the notification has no alerts"),
+                        ({"alerts": [None, 1]}, "alerts[0] must be an object, not NoneType"),
+                        ({"alerts": [bare["alerts"][0], "x"]}, "alerts[1] must be an object"),
+                        (dict(bare, status=["firing"]), "status must be text, not list")):
+        status, answer = post(api, "/hooks/alertmanager", body)
+        assert status == 400 and answer["error"].startswith(error), (body, answer)
+    assert daemon.journal.stats()["waiting"] == 2
+
+
 def test_scalar_labels_and_a_list_receiver_are_read_as_text(hooked):
     """Labels are strings in the format; a sender's number or null is taken as its text (or
     nothing), and a `receiver` that is no name falls back to `to`."""

@@ -20,13 +20,13 @@ def alertmanager(payload) -> dict:
     posts the same shape with `title`, `state` and `message` beside it)."""
     if not isinstance(payload, dict) or not isinstance(payload.get("alerts"), list):
         raise PayloadError("expected an Alertmanager notification with an `alerts` list")
-    alerts = [a for a in payload["alerts"] if isinstance(a, dict)]
+    alerts = _alerts(payload["alerts"])
     common_labels = _strings(payload.get("commonLabels"), "commonLabels")
     common_annotations = _strings(payload.get("commonAnnotations"), "commonAnnotations")
-    status = str(payload.get("status") or _overall(alerts)).upper()
+    status = (_text(payload.get("status"), "status") or _overall(alerts)).upper()
     # A firing notification also lists the group's resolved alerts: like Alertmanager's own
     # default title, the count, severity and instances are the firing ones'.
-    firing = [a for a in alerts if a.get("status") == "firing"]
+    firing = [a for a in alerts if _state(a) == "firing"]
     shown = firing if status == "FIRING" and firing else alerts
     labels = [_strings(a.get("labels"), "labels") for a in shown]
     annotations = [_strings(a.get("annotations"), "annotations") for a in shown]
@@ -37,8 +37,8 @@ def alertmanager(payload) -> dict:
         "status": status,
         "count": count,
         "many": count > 1,
-        "firing": sum(1 for a in alerts if a.get("status") == "firing"),
-        "resolved_count": sum(1 for a in alerts if a.get("status") == "resolved"),
+        "firing": len(firing),
+        "resolved_count": sum(1 for a in alerts if _state(a) == "resolved"),
         "alertname": common_labels.get("alertname")
         or _listed(sorted({l.get("alertname", "") for l in labels} - {""})),
         "severity": common_labels.get("severity")
@@ -101,8 +101,25 @@ def _count(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def _alerts(items: list) -> list[dict]:
+    """The notification's alerts, each an object. An empty list or a list of something else
+    made an SMS that said only `[RESOLVED]` (found by posting such bodies): 400 instead."""
+    if not items:
+        raise PayloadError("the notification has no alerts")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise PayloadError(f"alerts[{index}] must be an object, not {type(item).__name__}")
+    return items
+
+
+def _state(alert: dict) -> str:
+    """An alert's status; one that gives none fires (Alertmanager always says; a hand-made
+    notification without it was told to the on-call phone as RESOLVED)."""
+    return (_text(alert.get("status"), "alerts.status") or "firing").lower()
+
+
 def _overall(alerts: list[dict]) -> str:
-    return "firing" if any(a.get("status") == "firing" for a in alerts) else "resolved"
+    return "firing" if any(_state(a) == "firing" for a in alerts) else "resolved"
 
 
 def _dict(value) -> dict:
