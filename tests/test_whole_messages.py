@@ -196,6 +196,24 @@ def test_a_part_refused_for_good_stops_the_rest_of_its_message(demo_appliance):
     assert [r["concat"][2] for r in network.submits] == [1]
 
 
+def test_a_long_message_started_before_its_number_was_put_on_the_dnd_list_finishes(
+        demo_appliance):
+    """Found by using the demo: part 1 of 4 had left when a STOP came from the number; the
+    other three were failed for the do-not-disturb list, and the phone kept a fragment it
+    never joins. A started message now finishes, under one reference; one not yet started
+    is withheld."""
+    daemon, api, network = demo_appliance(1, modem_changes={"limittompm": 60})
+    first = api.send(number(7), GSM7_TEXT)               # 3 parts, one a second
+    second = api.send(number(7), "queued behind it")
+    wait_until(lambda: network.submits, timeout=15, what="part 1 sent")
+    api.action("adddnd", number=number(7))
+    api.wait_state(first, DELIVERED, timeout=30)
+    concat = [r["concat"] for r in network.submits]
+    assert [c[2] for c in concat] == [1, 2, 3] and len({c[0] for c in concat}) == 1
+    assert api.state(second) == 11
+    assert "do-not-disturb" in daemon.journal.get_message(second)["reason"]
+
+
 def test_a_part_handed_back_after_its_number_was_put_on_the_dnd_list_is_not_sent_again(
         demo_appliance):
     """Found by a helper: the number was added while its part was in flight on a modem that

@@ -640,11 +640,13 @@ class Journal:
     def _withheld(self, conn, message_id: str) -> bool:
         """Whether a part handed back may not go again: its recipient was put on the
         do-not-disturb list while it was in flight (`withheld` is the list's check, set by
-        the control plane; without it, nothing is withheld)."""
+        the control plane; without it, nothing is withheld), and no other part of its
+        message has left (then it follows them: message_state.started)."""
         if self.withheld is None:
             return False
         row = conn.execute("SELECT recipient FROM messages WHERE id=?", (message_id,)).fetchone()
-        return row is not None and self.withheld(row[0])
+        return row is not None and self.withheld(row[0]) \
+            and not message_state.started(conn, message_id)
 
     def withhold_from(self, entry: str) -> int:
         """Messages waiting for a number (or range) just put on the do-not-disturb list are
