@@ -448,8 +448,8 @@ def run(config: Config, *, admin_password: str = "", pin_factory=None, on_starte
     try:
         if not daemon.restart_requested:
             daemon.start()
-            lowered = thread_priority.step_aside(daemon.journal.batch_threads()
-                                                 + daemon.dispatcher.batch_threads())
+            lowered = thread_priority.step_aside(daemon.journal.background_threads()
+                                                 + daemon.dispatcher.background_threads())
             log.debug("daemon: at nice %d: %s", thread_priority.BACKGROUND_NICE,
                       ", ".join(lowered) or "none")
             daemon.wait_ready()

@@ -85,7 +85,7 @@ class Dispatcher:
         if self._slots_seen and not self._wake.is_set():
             self._wake.set()
 
-    def batch_threads(self) -> list[threading.Thread]:
+    def background_threads(self) -> list[threading.Thread]:
         """Its thread, once started (thread_priority.step_aside)."""
         return [self._thread] if self._thread is not None else []
 

@@ -100,7 +100,7 @@ class Journal:
     def alive(self) -> bool:
         return self._writer.alive()
 
-    def batch_threads(self) -> list:
+    def background_threads(self) -> list:
         """The store's threads no request waits on (thread_priority.step_aside)."""
         return self._writer.background_threads()
 
