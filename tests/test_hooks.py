@@ -302,13 +302,16 @@ def test_an_alert_without_a_status_fires_and_alerts_that_are_no_objects_are_refu
                         {"labels": {"alertname": "DiskFull", "instance": "nas2"}}]}
     status, answer = post(api, "/hooks/grafana", mixed)
     assert stored(daemon, answer["ids"][0])["body"] == "[FIRING] DiskFull on nas2"
+    odd = {"alerts": [dict(bare["alerts"][0], status="Pending", labels={"alertname": "Odd"})]}
+    status, answer = post(api, "/hooks/alertmanager", odd)       # not "resolved": it fires
+    assert stored(daemon, answer["ids"][0])["body"] == "[FIRING] Odd"
     for body, error in (({"alerts": []}, "the notification has no alerts"),
                         ({"alerts": [None, 1]}, "alerts[0] must be an object, not NoneType"),
                         ({"alerts": [bare["alerts"][0], "x"]}, "alerts[1] must be an object"),
                         (dict(bare, status=["firing"]), "status must be text, not list")):
         status, answer = post(api, "/hooks/alertmanager", body)
         assert status == 400 and answer["error"].startswith(error), (body, answer)
-    assert daemon.journal.stats()["waiting"] == 2
+    assert daemon.journal.stats()["waiting"] == 3
 
 
 def test_scalar_labels_and_a_list_receiver_are_read_as_text(hooked):

@@ -113,9 +113,10 @@ def _alerts(items: list) -> list[dict]:
 
 
 def _state(alert: dict) -> str:
-    """An alert's status; one that gives none fires (Alertmanager always says; a hand-made
-    notification without it was told to the on-call phone as RESOLVED)."""
-    return (_text(alert.get("status"), "alerts.status") or "firing").lower()
+    """An alert's status: it fires unless it says it is resolved (Alertmanager always says;
+    a hand-made notification without a status was told to the on-call phone as RESOLVED)."""
+    status = (_text(alert.get("status"), "alerts.status") or "firing").lower()
+    return "resolved" if status == "resolved" else "firing"
 
 
 def _overall(alerts: list[dict]) -> str:
