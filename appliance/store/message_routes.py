@@ -40,7 +40,6 @@ REFS_8BIT = 256
 RETIRED_KEEP_SECONDS = 7 * 24 * 3600
 _UNSENT = "('queued','scheduled','sending')"
 _LEFT = "('submitted','delivered','undelivered')"     # the part reached the network
-_STARTED = "('sending','submitted','delivered','undelivered')"
 
 DDL = """
 CREATE TABLE IF NOT EXISTS message_routes (
@@ -141,16 +140,10 @@ def part_failed(conn, message_id: str, connection: str, retryable: bool, total: 
     """A transient failure before anything of the round left frees the message at once."""
     if total <= 1:
         return
-    if retryable and not _started_sending(conn, message_id):
+    if retryable and not message_state.started(conn, message_id):
         _end_round(conn, message_id, now, f"{connection} failed before any part left")
     else:
         close_if_done(conn, message_id, now)
-
-
-def _started_sending(conn, message_id: str) -> bool:
-    """True when a part of the open round left or is being handed to the channel."""
-    return conn.execute(f"SELECT 1 FROM parts WHERE message_id=? AND state IN {_STARTED}"
-                        " LIMIT 1", (message_id,)).fetchone() is not None
 
 
 def close_if_done(conn, message_id: str, now: float) -> None:

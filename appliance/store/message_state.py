@@ -134,15 +134,16 @@ def fail_unsent(conn, message_id: str, failed_seq: int, total: int, why: str,
 
 DND_REASON = "not sent: the recipient was put on the do-not-disturb list"
 # A part in these states was handed to a channel or has left. A message with such a part is
-# started: its other parts follow it even to a number put on the do-not-disturb list since
-# (withheld, they left the phone a fragment it never joins or shows whole).
-LEFT = "('sending','submitted','delivered','undelivered')"
+# started: a failure no longer frees it for another channel (message_routes), and its other
+# parts follow it even to a number put on the do-not-disturb list since (withheld, they left
+# the phone a fragment it never joins or shows whole).
+STARTED = "('sending','submitted','delivered','undelivered')"
 
 
 def started(conn, message_id: str) -> bool:
     """Whether a part of the message was handed to a channel or has left."""
-    return conn.execute(f"SELECT 1 FROM parts WHERE message_id=? AND state IN {LEFT} LIMIT 1",
-                        (message_id,)).fetchone() is not None
+    return conn.execute(f"SELECT 1 FROM parts WHERE message_id=? AND state IN {STARTED}"
+                        " LIMIT 1", (message_id,)).fetchone() is not None
 
 
 def fail_unsent_to(conn, entry: str, now: float) -> int:
@@ -161,7 +162,7 @@ def fail_unsent_to(conn, entry: str, now: float) -> int:
         "SELECT DISTINCT p.message_id FROM parts p JOIN messages m ON m.id=p.message_id"
         f" WHERE p.state IN ('queued','scheduled') AND m.direction='out' AND {match}"
         " AND NOT EXISTS (SELECT 1 FROM parts q WHERE q.message_id=p.message_id"
-        f" AND q.state IN {LEFT})", (value,))]
+        f" AND q.state IN {STARTED})", (value,))]
     for message_id in ids:
         withhold(conn, message_id, now)
         refresh(conn, message_id, now)
