@@ -6,8 +6,12 @@ Run: python bench/uplink.py [count]   (default 30,000 per run; one line per wind
 is asserted)
 Each line also gives smpplib alone against the same SMSC (its Client, pipelined up to the
 window: send_message while there is room, read_pdu for each answer; no store, no routing)
-and the ratio, with the client process's CPU per submit_sm; the two alternate, three rounds
-each, and the best round of each is printed. The SMSC runs in a process of its own.
+and the ratio, with the client process's CPU per submit_sm and the SMSC process's; the two
+alternate, three rounds each, and the best round of each is printed. The SMSC runs in a
+process of its own. Both comparisons run twice: through the test SMSC, which needs about a
+core at 9-17k submit_sm/s, so it sets the pace for both clients, and through
+bench/fast_smsc.py, a minimal peer at a few µs per submit_sm, so the clients set it.
+BENCH_PIN=1 puts the SMSC on CPU 1 and the clients on CPU 0.
 
 End to end: python bench/uplink.py --e2e [seconds] [clients] [window]
 The daemon runs as a process (`python -m appliance run`) with one SMPP connection to the
@@ -111,6 +115,7 @@ class SmscProcess:
     """The test SMSC in a process of its own, as a real peer is: the client measured does
     not share its interpreter (and GIL) with the SMSC's Python side. `port` goes through its
     link proxy (`down()` / `up()`), `smsc_port` straight to it."""
+    NAME = "the test SMSC (smpp34)"
 
     def __init__(self, receipts: bool = False):
         self.proc = subprocess.Popen([sys.executable, __file__, "--smsc-process",
@@ -134,6 +139,22 @@ class SmscProcess:
         """(submit_sm received, distinct texts among them)"""
         received, distinct = self._ask("count").split()
         return int(received), int(distinct)
+
+    def stop(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(30)
+
+
+class FastSmscProcess:
+    """bench/fast_smsc.py in a process of its own: answers submit_sm at a few µs each, so
+    the client measured through it sets the pace (no proxy, no receipts)."""
+    NAME = "bench/fast_smsc.py (a peer that keeps up)"
+
+    def __init__(self):
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "fast_smsc.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=_on_cpu(1) if _pinned() else None)
+        self.smsc_port = self.port = int(self.proc.stdout.readline())
 
     def stop(self) -> None:
         self.proc.stdin.close()
@@ -582,21 +603,40 @@ def main() -> None:
     # between 0.84 and 0.96 from one run of the bench to the next (bind and warm-up inside
     # the timed part); at 30,000 it is the steady state that is compared
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 30_000
-    smsc = SmscProcess()
+    for peer in (SmscProcess, FastSmscProcess):
+        compare_clients(peer, count)
+
+
+def compare_clients(make_peer, count: int) -> None:
+    """Our channel and smpplib alone through one peer, at windows 1, 10 and 50. Each line
+    also gives the peer process's CPU per submit_sm with each client: near a whole core,
+    the peer and not the client sets the pace, and the ratio compares the peer with itself."""
+    peer = make_peer()
+    if _pinned():           # the peer on CPU 1 (started first), both clients on CPU 0
+        os.sched_setaffinity(0, {0})
+    print(f"through {peer.NAME}:")
     try:
         for window in (1, 10, 50):
             n = count if window > 1 else count // 5
             ours, theirs = [], []
             for _ in range(3):              # alternate, so a busy moment hits both
-                ours.append(run(smsc, window, n))
-                theirs.append(smpplib_alone(smsc, window, n))
-            (rate, cpu), (ref_rate, ref_cpu) = max(ours), max(theirs)
-            print(f"window {window:>3}: {rate:6.0f} submit_sm/s ({cpu:.0f} µs CPU each);"
-                  f" smpplib alone {ref_rate:6.0f} ({ref_cpu:.0f} µs); ratio"
-                  f" {rate / ref_rate:.2f}")
+                ours.append(_with_peer_cpu(peer, run, window, n))
+                theirs.append(_with_peer_cpu(peer, smpplib_alone, window, n))
+            (rate, cpu, peer_cpu), (ref_rate, ref_cpu, ref_peer_cpu) = max(ours), max(theirs)
+            print(f"  window {window:>3}: {rate:6.0f} submit_sm/s ({cpu:.0f} µs CPU each, the"
+                  f" peer {peer_cpu:.0f} µs); smpplib alone {ref_rate:6.0f} ({ref_cpu:.0f} µs,"
+                  f" the peer {ref_peer_cpu:.0f} µs); ratio {rate / ref_rate:.2f}")
     finally:
-        smsc.stop()
+        peer.stop()
+        if _pinned():
+            os.sched_setaffinity(0, {0, 1})
 
+
+def _with_peer_cpu(peer, client, window: int, count: int) -> tuple[float, float, float]:
+    """(submit_sm/s, the client's CPU µs each, the peer process's CPU µs each)"""
+    before = cpu_seconds(peer.proc.pid)
+    rate, cpu = client(peer, window, count)
+    return rate, cpu, (cpu_seconds(peer.proc.pid) - before) / count * 1e6
 
 if __name__ == "__main__":
     main()
