@@ -18,6 +18,7 @@ import socket
 import ssl
 import threading
 
+from appliance import fd_budget
 from appliance.accounts import AuthError, in_networks
 from appliance.compose import normalize_recipient
 from appliance.errors import StoreError, ValidationError
@@ -165,6 +166,12 @@ def _smtp_class():
                         self.envelope)
                 await super().push(status)
 
+            def connection_lost(self, error):
+                try:
+                    super().connection_lost(error)
+                finally:
+                    self.release(self)      # MailListener's count of open sessions
+
         _SMTP_CLASS.append(LoggedSmtp)
     return _SMTP_CLASS[0]
 
@@ -181,6 +188,8 @@ class MailListener:
         self._server = None
         self._thread = threading.Thread(target=self._run, name="smtp", daemon=True)
         self._ready = threading.Event()
+        self._sessions: set = set()          # open SMTP sessions (the loop thread's)
+        self._busy = {"refused": 0, "next": 0.0}
 
     def start(self) -> None:
         _quiet_protocol_log()
@@ -199,8 +208,9 @@ class MailListener:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
+        fd_budget.quiet_accept_errors(self._loop, "smtp")
         self._server = self._loop.run_until_complete(
-            self._loop.create_server(self._smtp, sock=self._sock))
+            self._loop.create_server(self._connection, sock=self._sock))
         self._ready.set()
         try:
             self._loop.run_forever()
@@ -209,6 +219,25 @@ class MailListener:
             self._loop.run_until_complete(self._server.wait_closed())
             self._loop.close()
 
+    def _connection(self):
+        """A new session, or past MAX_SMTP_SESSIONS at once a 421 (descriptors are shared
+        with the modems and the store: fd_budget.py)."""
+        if len(self._sessions) >= fd_budget.MAX_SMTP_SESSIONS:
+            self._note_busy()
+            return _Busy()
+        session = self._smtp()
+        session.release = self._sessions.discard
+        self._sessions.add(session)
+        return session
+
+    def _note_busy(self) -> None:
+        self._busy["refused"] += 1
+        now = self._loop.time()
+        if now >= self._busy["next"]:
+            log.warning("smtp: %d sessions open, the most allowed: refused %d new ones with"
+                        " 421 since the last line", len(self._sessions), self._busy["refused"])
+            self._busy.update(refused=0, next=now + 60.0)
+
     def _smtp(self):
         tls = _tls_context(self.config) if self.config.tls_cert else None
         return _smtp_class()(self.handler, hostname=self.config.domain, ident="sms-appliance",
@@ -216,6 +245,14 @@ class MailListener:
                     require_starttls=self.config.require_tls, authenticator=self.handler.authenticate,
                     auth_require_tls=True, auth_exclude_mechanism=["CRAM-MD5"],
                     loop=self._loop)
+
+
+class _Busy(asyncio.Protocol):
+    """Too many sessions: 421, which tells a mailer to try again later (RFC 5321 §3.8)."""
+
+    def connection_made(self, transport) -> None:
+        transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
+        transport.close()
 
 
 def _quiet_protocol_log() -> None:

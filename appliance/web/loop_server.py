@@ -34,6 +34,7 @@ import bottle
 import greenlet
 import httptools
 
+from appliance import fd_budget
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.suspend import Suspendable, after_settling
 
@@ -63,6 +64,9 @@ class Limits:
     request_timeout: float = 30.0          # first byte of a request to its last (slowloris)
     drain_timeout: float = 10.0            # SIGTERM: in-flight requests get this long
 
+
+ACCEPTS_AT_ONCE = 64
+LISTEN_QUEUE = 1024
 
 # Request greenlets kept between requests: one per request in flight is reused; more than
 # this many idle ones (after a burst on many connections) are let go.
@@ -202,6 +206,9 @@ class LoopServer:
         self.sockets = sockets
         self.ports = [s.getsockname()[1] for s in sockets]
         self.limits = limits
+        # below the descriptor limits the modems, links and store need too (fd_budget.py)
+        self.max_connections = fd_budget.connection_budget(limits.max_connections)
+        self._full = {"evicted": 0, "refused": 0, "next": 0.0}
         self.draining = False
         self.in_flight = 0
         self.requests = 0
@@ -257,6 +264,7 @@ class LoopServer:
     def _run(self) -> None:
         loop = self._loop
         asyncio.set_event_loop(loop)
+        fd_budget.quiet_accept_errors(loop, "web", self.clock)
         try:
             loop.run_until_complete(self._listen())
         except BaseException as exc:      # a bad certificate, a port in use: start() says so
@@ -279,9 +287,14 @@ class LoopServer:
         self._idle_event = asyncio.Event()
         self._idle_event.set()
         for sock in self.sockets:
+            # asyncio accepts up to `backlog` connections in one go before any is admitted
+            # (or turned away) here: with 1024, a burst at the connection limit opened up to
+            # 1024 descriptors at once and ran the process out of them (fd_budget.py). So it
+            # takes ACCEPTS_AT_ONCE; the kernel's queue of waiting connections stays long.
             server = await self._loop.create_server(
-                lambda: _Connection(self), sock=sock, ssl=self._ssl, backlog=1024,
+                lambda: _Connection(self), sock=sock, ssl=self._ssl, backlog=ACCEPTS_AT_ONCE,
                 ssl_handshake_timeout=self.limits.request_timeout if self._ssl else None)
+            sock.listen(LISTEN_QUEUE)
             self._servers.append(server)
 
     async def _sweep(self) -> None:
@@ -444,6 +457,31 @@ class LoopServer:
 
     # --- helpers for connections ---
 
+    def admit(self) -> bool:
+        """Room for one more connection: at the limit, the one idle longest between two
+        requests is closed for it (a keep-alive client may be closed at any time and
+        reconnects), so clients that leak idle connections cannot lock a new one out; when
+        every connection has a request under way, the new one is refused."""
+        if len(self._connections) < self.max_connections:
+            return True
+        idle = [conn for conn in self._connections if conn.idle()]
+        if idle:
+            min(idle, key=lambda conn: conn.last_active).close()
+        self._note_full("evicted" if idle else "refused")
+        return bool(idle)
+
+    def _note_full(self, what: str) -> None:
+        """One line a minute at most: a flood of connections makes one per connection."""
+        self._full[what] += 1
+        now = self.clock.monotonic()
+        if now < self._full["next"]:
+            return
+        log.warning("web: %d connections open, the most allowed: closed the longest idle one"
+                    " for a new client %d times, refused a new client %d times (every one"
+                    " busy) since the last line", len(self._connections),
+                    self._full["evicted"], self._full["refused"])
+        self._full.update(evicted=0, refused=0, next=now + 60.0)
+
     def base_environ(self, conn: "_Connection") -> dict:
         return {"SCRIPT_NAME": "", "SERVER_NAME": conn.local[0], "SERVER_PORT": str(conn.local[1]),
                 "REMOTE_ADDR": conn.peer[0], "REMOTE_PORT": str(conn.peer[1]),
@@ -497,7 +535,7 @@ class _Connection(asyncio.Protocol):
         local = transport.get_extra_info("sockname") or ("", 0)
         self.peer, self.local = (str(peer[0]), peer[1]), (str(local[0]), local[1])
         self.base_environ = self.server.base_environ(self)    # copied for each request
-        if self.server.draining or len(self.server._connections) >= self.limits.max_connections:
+        if self.server.draining or not self.server.admit():
             transport.abort()
             return
         self.server._connections.add(self)
@@ -678,6 +716,11 @@ class _Connection(asyncio.Protocol):
 
     def busy(self) -> bool:
         return self.running
+
+    def idle(self) -> bool:
+        """Between two requests: nothing running, queued or half received."""
+        return not (self.running or self.pending or self.closing
+                    or self.receiving_since is not None)
 
     def check_timeouts(self, now: float) -> None:
         if self.running:

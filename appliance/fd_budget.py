@@ -1,0 +1,68 @@
+"""File descriptors: how many client connections the daemon may hold, and what it says when
+it runs out anyway.
+
+One process holds everything: the modems' ports, the SMPP links, the store's files, the
+callbacks' sockets, the SMTP sessions and the HTTP clients. Two limits bind them all:
+
+- the soft RLIMIT_NOFILE (1024 under systemd unless the unit raises it): past it every
+  open() and accept() fails with EMFILE, so a LAN client that leaks connections would also
+  stop a modem from being opened again after a USB reset, and a callback from being sent;
+- FD_SETSIZE (1024): pyserial's read and the SMPP worker wait in select(), which cannot
+  watch a descriptor numbered 1024 or more. Linux hands out the lowest free number, so
+  while fewer than 1024 are open every new one is below it.
+
+So client connections get what is left below both after a reserve for the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+
+log = logging.getLogger(__name__)
+
+FD_SETSIZE = 1024
+# the rest of the daemon: modems (2 each), SMPP links, the store (3 files a connection),
+# callbacks (at most 64 sockets), SMTP sessions (MAX_SMTP_SESSIONS), logs, the venv's files
+RESERVED = 256
+MIN_CONNECTIONS = 16
+MAX_SMTP_SESSIONS = 32         # LAN devices mailing alerts: a handful at once
+
+ACCEPT_ERROR = "socket.accept() out of system resource"
+ACCEPT_ERROR_EVERY = 60.0      # seconds between two log lines about it
+
+
+def soft_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return FD_SETSIZE if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_budget(wanted: int) -> int:
+    """How many HTTP connections may be open at once: `wanted`, or fewer when the limits
+    above leave less (then at least MIN_CONNECTIONS, a limit set very low by hand)."""
+    usable = min(soft_limit(), FD_SETSIZE) - RESERVED
+    return min(wanted, max(MIN_CONNECTIONS, usable))
+
+
+def quiet_accept_errors(loop, name: str, clock=None) -> None:
+    """Out of descriptors, asyncio's accept loop (CPython 3.11) reports the error once for
+    each of up to `backlog` tries, each second, with a traceback: 1,024 tracebacks a second,
+    190 MB of log in 40 s and a core kept busy writing it. One line a minute says it."""
+    monotonic = clock.monotonic if clock is not None else time.monotonic
+    state = {"next": 0.0, "count": 0}
+
+    def handler(loop, context) -> None:
+        if context.get("message") != ACCEPT_ERROR:
+            loop.default_exception_handler(context)
+            return
+        state["count"] += 1
+        now = monotonic()
+        if now < state["next"]:
+            return
+        log.warning("%s: cannot accept connections: %s (%d times since the last line; "
+                    "open descriptors limit %d)", name, context.get("exception"),
+                    state["count"], soft_limit())
+        state["next"], state["count"] = now + ACCEPT_ERROR_EVERY, 0
+
+    loop.set_exception_handler(handler)
