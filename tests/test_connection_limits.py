@@ -29,7 +29,7 @@ from appliance.web.app import make_app
 from appliance.web.loop_server import Limits, LoopServer
 from appliance.web.server import listen_socket
 from conftest import ADMIN_PASSWORD, Api
-from test_loop_server import send_query
+from test_loop_server import read_all, send_query
 from test_modem_kit import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,3 +231,53 @@ def test_smtp_past_its_session_limit_answers_421_and_takes_mail_again_after(mail
                         b"Subject: UPS on battery\r\n\r\nInput power lost.\r\n")
     for sock in sessions:
         sock.close()
+
+
+@pytest.fixture
+def body_budget_front(appliance):
+    """Bodies up to 4,000 bytes each, 6,000 held at once over all connections."""
+    daemon, _ = appliance
+    server = LoopServer(make_app(daemon.services), [listen_socket("127.0.0.1", 0)],
+                        limits=Limits(max_body=4000, max_bodies_held=6000))
+    server.start()
+    yield server
+    server.stop()
+
+
+def _post_head(length: int) -> bytes:
+    return (f"POST /api HTTP/1.1\r\nHost: appliance\r\nContent-Length: {length}\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\n\r\n").encode()
+
+
+def _form(length: int, text: str) -> bytes:
+    form = (f"action=sendmessage&username=admin&password={ADMIN_PASSWORD}"
+            f"&recipient=%2B36201234567&messagetype=SMS:TEXT&messagedata={text}&pad=").encode()
+    return form + b"x" * (length - len(form))
+
+
+def test_request_bodies_held_at_once_are_bounded_and_a_lone_large_one_always_fits(
+        body_budget_front):
+    server = body_budget_front
+    port = server.ports[0]
+    first = socket.create_connection(("127.0.0.1", port), timeout=10)
+    first.sendall(_post_head(4000) + _form(4000, "first")[:3500])      # held, not finished
+    wait_until(lambda: server.bodies_held == 3500, what="the first body held")
+    second = socket.create_connection(("127.0.0.1", port), timeout=10)
+    second.sendall(_post_head(4000))            # 3,500 + 4,000 > 6,000: refused at once
+    answer = read_all(second)                   # to the end: the server closes
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable")
+    assert b"busy with other large requests" in answer
+    chunked = socket.create_connection(("127.0.0.1", port), timeout=10)
+    chunked.sendall(b"POST /api HTTP/1.1\r\nHost: appliance\r\nTransfer-Encoding: chunked\r\n"
+                    b"\r\n" + b"bb8\r\n" + _form(3000, "chunked") + b"\r\n")  # no length ahead
+    assert read_all(chunked).startswith(b"HTTP/1.1 503 Service Unavailable")
+    wait_until(lambda: server.bodies_held == 3500, what="only the first body held")
+    first.sendall(_form(4000, "first")[3500:])
+    assert first.recv(64).startswith(b"HTTP/1.1 200 OK")
+    wait_until(lambda: server.bodies_held == 0, what="the first body released")
+    again = socket.create_connection(("127.0.0.1", port), timeout=10)
+    again.sendall(_post_head(4000) + _form(4000, "second"))     # alone again: it fits
+    assert again.recv(64).startswith(b"HTTP/1.1 200 OK")
+    for sock in (first, second, chunked, again):
+        sock.close()
+    wait_until(lambda: server.bodies_held == 0, what="nothing held after the clients left")

@@ -56,6 +56,9 @@ _REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Payload Too Large"
 @dataclass(frozen=True)
 class Limits:
     max_body: int = 32 * 1024 * 1024       # a 20,000-message messagecount POST fits
+    # request bodies held at once over all connections (received, queued or running): a
+    # Pi has 512 MB-1 GB, and 768 connections at max_body each would be 24 GiB
+    max_bodies_held: int = 64 * 1024 * 1024
     max_header_bytes: int = 64 * 1024      # request line and all headers together
     max_headers: int = 100
     max_pipelined: int = 16                # parsed requests waiting behind the running one
@@ -208,6 +211,7 @@ class LoopServer:
         self.limits = limits
         # below the descriptor limits the modems, links and store need too (fd_budget.py)
         self.max_connections = fd_budget.connection_budget(limits.max_connections)
+        self.bodies_held = 0                  # bytes, over all connections (_Connection.held)
         self._full = {"evicted": 0, "refused": 0, "next": 0.0}
         self.draining = False
         self.in_flight = 0
@@ -524,6 +528,8 @@ class _Connection(asyncio.Protocol):
         self.closing = False
         self.receiving_since: float | None = None
         self.last_active = 0.0
+        self.held = 0                      # body bytes received and not yet answered
+        self.running_size = 0              # of those, the running request's
         self._reset_request()
 
     # --- asyncio.Protocol ---
@@ -544,6 +550,7 @@ class _Connection(asyncio.Protocol):
         self.closing = True
         self.pending.clear()
         self.server._connections.discard(self)
+        self._release(self.held)
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -611,6 +618,8 @@ class _Connection(asyncio.Protocol):
                 expect = value.strip()
         if length.isdigit() and int(length) > self.limits.max_body:
             raise _Refuse(413, "the request body is too large")      # before any 100 Continue
+        if length.isdigit() and not self._room_for(int(length)):
+            raise _Refuse(503, "busy with other large requests; try again")
         if expect.lower() == b"100-continue":
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
@@ -618,13 +627,29 @@ class _Connection(asyncio.Protocol):
         self.body_bytes += len(body)
         if self.body_bytes > self.limits.max_body:
             raise _Refuse(413, "the request body is too large")
+        if not self._room_for(len(body)):        # chunked: no length said in advance
+            raise _Refuse(503, "busy with other large requests; try again")
+        self.held += len(body)
+        self.server.bodies_held += len(body)
         self.body.append(body)
 
+    def _room_for(self, size: int) -> bool:
+        """Whether `size` more body bytes fit in max_bodies_held. Only bodies of other
+        connections can leave no room: one request up to max_body always fits, so two
+        large ones never wait for each other."""
+        others = self.server.bodies_held - self.held
+        return others == 0 or self.server.bodies_held + size <= self.limits.max_bodies_held
+
+    def _release(self, size: int) -> None:
+        size = min(size, self.held)
+        self.held -= size
+        self.server.bodies_held -= size
+
     def on_message_complete(self) -> None:
-        environ = self._environ()
+        environ, size = self._environ(), self.body_bytes
         self.receiving_since = None
         self._reset_request()
-        self.pending.append((environ, self.parser.should_keep_alive()))
+        self.pending.append((environ, self.parser.should_keep_alive(), size))
         if len(self.pending) > self.limits.max_pipelined:
             self.transport.pause_reading()       # resumed when the queue has room again
         self._next()
@@ -666,7 +691,7 @@ class _Connection(asyncio.Protocol):
         if self.server.draining:                 # not started, so not acknowledged: refuse
             self.close()
             return
-        environ, keep_alive = self.pending.popleft()
+        environ, keep_alive, self.running_size = self.pending.popleft()
         if len(self.pending) == self.limits.max_pipelined:
             self.transport.resume_reading()
         self.running = True
@@ -676,6 +701,8 @@ class _Connection(asyncio.Protocol):
     def reply(self, reply: _Reply) -> None:
         self.running = False
         self.last_active = self.server.clock.monotonic()
+        self._release(self.running_size)
+        self.running_size = 0
         if self.closing:
             return
         keep = self.keep_alive and not self.server.draining
