@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -14,7 +15,8 @@ import urllib.request
 import pytest
 
 from appliance import config as cfg
-from conftest import ADMIN_PASSWORD, xml_values
+from appliance.web import dashboard_data
+from conftest import ADMIN_PASSWORD, Api, xml_values
 from web_kit import demo_daemon_on_simulated_modems, query_plan, recorded_journal_queries
 
 
@@ -301,3 +303,33 @@ def test_the_overview_counts_refusals_by_source(appliance):
     api.action("sendmessage", recipient="+36201234567", messagedata="")
     body = browser.open("/")[1]
     assert re.search(r'id="refused".*?<span class="badge">ozeki 2</span>', body, re.S), body
+
+
+def test_a_slow_dashboard_search_does_not_hold_up_the_api(appliance, monkeypatch):
+    """A search for a rare state or a number that is not there scans the journal: 0.3 s at
+    1M messages, during which every API request waited (it ran on the loop's thread)."""
+    daemon, _ = appliance
+    browser = Browser(daemon.port)
+    assert browser.login() == 303
+    searching, searched, release = threading.Event(), threading.Event(), threading.Event()
+    real_search = dashboard_data.search
+
+    def slow_search(*args):
+        searching.set()
+        release.wait(10)
+        searched.set()
+        return real_search(*args)
+
+    monkeypatch.setattr(dashboard_data, "search", slow_search)
+    page: dict = {}
+    reader = threading.Thread(target=lambda: page.update(answer=browser.open(
+        "/ui/messages?state=failed")))
+    reader.start()
+    try:
+        assert searching.wait(10)
+        assert Api(daemon.port).send("+36201234567", "accepted while a search runs")
+        assert not searched.is_set()            # answered while the search still ran
+    finally:
+        release.set()
+        reader.join(15)
+    assert page["answer"][0] == 200 and "Messages" in page["answer"][1]
