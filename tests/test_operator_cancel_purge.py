@@ -210,3 +210,41 @@ def test_a_modem_that_sees_validity_ended_records_expired_14(rig, network, tmp_p
     finally:
         journal.close()
 
+
+
+def test_a_large_purge_goes_a_batch_per_transaction_and_spares_what_came_after_it_began(
+        tmp_path, monkeypatch):
+    """One transaction for a million messages held the writer, and every API request, for
+    54 s (deletemessagelist) and 28 s (deletefolderitems); now accepts go between batches.
+    A message accepted after the purge began is not part of it."""
+    from appliance.store import accepting, inbox
+    monkeypatch.setattr(inbox, "PURGE_BATCH", 3)
+    journal = Journal.open(tmp_path)
+    try:
+        old = [_accept(journal, text=f"queued {i}") for i in range(10)]
+        batches: list[int] = []
+        late: list[str] = []
+        real_batch = inbox.purge_batch
+
+        def batch_and_count(conn, *args):
+            count, more = real_batch(conn, *args)
+            batches.append(count)
+            if len(batches) == 1:       # accepted between two batches of the purge
+                new = prepare(Submission(user="admin", recipient="+36701234567",
+                                         text="an alert while the outbox is purged"))
+                late.extend(accepting.Accept([new], journal.clock.now(), 0)(conn))
+            return count, more
+
+        monkeypatch.setattr(inbox, "purge_batch", batch_and_count)
+        commits = journal.stats()["commits"]
+        assert journal.purge_deleted("admin", "outbox") == 10
+        assert batches == [3, 3, 3, 1]
+        assert journal.stats()["commits"] - commits >= 4      # a transaction each
+        assert all(journal.get_message(m)["deleted"] == 1 for m in old)
+        assert journal.get_message(late[0])["deleted"] == 0
+        batches.clear()
+        assert journal.purge_deleted("admin", "deleted") == 10
+        assert all(journal.get_message(m) is None for m in old)
+        assert journal.get_message(late[0]) is not None
+    finally:
+        journal.close()

@@ -81,6 +81,7 @@ def _frag_load(text: str) -> InboundFragment:
 
 SEEN_KEEP_SECONDS = 7 * 24 * 3600
 PURGED_KEEP_SECONDS = 7 * 24 * 3600      # longer than any SMSC keeps trying
+PURGE_BATCH = 500                         # messages a purge deletes per transaction
 
 
 def receive(conn, fragment: InboundFragment, now: float, timeout: float = 3600.0,
@@ -228,6 +229,12 @@ def inbound_type_and_body(msg: InboundFragment) -> tuple[str, str]:
 
 def folder_query(user: str | None, folder: str, limit: int, unread_only: bool):
     """SQL for a folder view: inbox, outbox, sent, notsent, deleted."""
+    where, params = _folder_where(user, folder, unread_only)
+    sql = f"SELECT * FROM messages WHERE {where} ORDER BY created, id LIMIT ?"
+    return sql, params + [limit]
+
+
+def _folder_where(user: str | None, folder: str, unread_only: bool) -> tuple[str, list]:
     where, params = ["1=1"], []
     if user is not None:
         where.append("user=?")
@@ -242,8 +249,7 @@ def folder_query(user: str | None, folder: str, limit: int, unread_only: bool):
         params.extend(s.value for s in states)
     if unread_only:
         where.append("is_read=0")
-    sql = f"SELECT * FROM messages WHERE {' AND '.join(where)} ORDER BY created, id LIMIT ?"
-    return sql, params + [limit]
+    return " AND ".join(where), params
 
 
 def set_flag(conn, ids: list[str], user: str | None, flag: str,
@@ -271,15 +277,24 @@ def claim_unread(conn, ids: list[str], user: str | None) -> list[str]:
     return set_flag(conn, ids, user, "is_read", only_unset=True)
 
 
-def purge(conn, user: str | None, folder: str, now: float | None = None) -> int:
-    """Delete permanently what is in the `deleted` folder (or mark a whole folder deleted).
+def purge_batch(conn, user: str | None, folder: str, after: int, last: int,
+                now: float | None = None) -> tuple[int, int | None]:
+    """Delete permanently what is in the `deleted` folder (or mark a whole folder deleted),
+    PURGE_BATCH messages at a time, in the order of acceptance: those with `after` < rowid
+    <= `last`. Returns how many, and the rowid to go on after (None: the folder is done).
 
     A part still on a channel when its message is purged reports into nothing: the
     journal drops that result (see `Journal.part_submitted`)."""
-    sql, params = folder_query(user, folder, -1, False)
-    ids = [r["id"] for r in conn.execute(sql, params)]
+    where, params = _folder_where(user, folder, False)
+    # NOT INDEXED: along the rowid from `after`, one pass over the table for the whole purge;
+    # by messages_box each batch sorted every message of the folder again
+    rows = conn.execute(f"SELECT rowid, id FROM messages NOT INDEXED WHERE {where} AND"
+                        f" rowid>? AND rowid<=? ORDER BY rowid LIMIT ?",
+                        params + [after, last, PURGE_BATCH]).fetchall()
+    ids = [row[1] for row in rows]
+    more = rows[-1][0] if len(rows) == PURGE_BATCH else None
     if folder != "deleted":
-        return len(set_flag(conn, ids, None, "deleted", now))
+        return len(set_flag(conn, ids, None, "deleted", now)), more
     conn.execute("DELETE FROM purged_refs WHERE at<?", ((now or 0) - PURGED_KEEP_SECONDS,))
     for message_id in ids:
         # a report may still come for a submitted part: it must not become an orphan that
@@ -290,4 +305,4 @@ def purge(conn, user: str | None, folder: str, now: float | None = None) -> int:
         conn.execute("DELETE FROM parts WHERE message_id=?", (message_id,))
         conn.execute("DELETE FROM events WHERE message_id=?", (message_id,))
         conn.execute("DELETE FROM messages WHERE id=?", (message_id,))
-    return len(ids)
+    return len(ids), more

@@ -606,8 +606,18 @@ class Journal:
         return self._write(lambda conn: inbox.set_flag(conn, ids, user, "deleted", now))
 
     def purge_deleted(self, user: str | None, folder: str) -> int:
+        """Empty a folder (`inbox.purge_batch`), a batch per transaction: accepts, results
+        and reports are written between two. One transaction for a million messages held
+        the writer, and so every request, for a minute. Messages accepted after the purge
+        began are not touched."""
         now = self.clock.now()
-        return self._write(lambda conn: inbox.purge(conn, user, folder, now))
+        last = self.query("SELECT max(rowid) AS last FROM messages")[0]["last"] or 0
+        total, after = 0, 0
+        while after is not None:
+            count, after = self._write(
+                lambda conn, after=after: inbox.purge_batch(conn, user, folder, after, last, now))
+            total += count
+        return total
 
     def summary(self, direction: str, *, user: str | None = None, connection: str | None = None,
                 since: float | None = None, until: float | None = None) -> list[dict]:
