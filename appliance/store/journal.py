@@ -16,6 +16,7 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
+from appliance import suspend
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.model import NewMessage
 from appliance.errors import StoreError, ValidationError
@@ -183,6 +184,12 @@ class Journal:
 
     def query(self, sql: str, params=()) -> list[sqlite3.Row]:
         return self._read().execute(sql, params).fetchall()
+
+    def long_query(self, sql: str, params=()) -> list[sqlite3.Row]:
+        """A read that may scan or sort much of the journal (a folder view, a report: 0.3-0.6 s
+        at 1M messages): inside an HTTP request it runs off the loop's thread
+        (`suspend.blocking`), so the other requests are answered meanwhile."""
+        return suspend.blocking(self.query, sql, params)
 
     # --- accepting -------------------------------------------------------------------
 
@@ -592,8 +599,8 @@ class Journal:
 
     def folder(self, user: str | None, folder: str, limit: int = 100, *,
                unread_only: bool = False) -> list[dict]:
-        return [dict(r) for r in self.query(*inbox.folder_query(user, folder, limit,
-                                                                unread_only))]
+        return [dict(r) for r in self.long_query(*inbox.folder_query(user, folder, limit,
+                                                                     unread_only))]
 
     def mark_read(self, ids: list[str], user: str | None = None) -> list[str]:
         return self._write(lambda conn: inbox.set_flag(conn, ids, user, "is_read"))
@@ -628,7 +635,7 @@ class Journal:
             if value is not None:
                 where.append(f"{column}{op}?")
                 params.append(value)
-        return [dict(r) for r in self.query(
+        return [dict(r) for r in self.long_query(
             "SELECT user, count(*) AS messages, coalesce(sum(parts_total),0) AS parts,"
             " sum(state IN ('submitted','delivered')) AS sent,"
             " sum(state IN ('failed','undelivered','expired')) AS notsent"
