@@ -29,7 +29,7 @@ from appliance.web.app import make_app
 from appliance.web.loop_server import Limits, LoopServer
 from appliance.web.server import listen_socket
 from conftest import ADMIN_PASSWORD, Api
-from test_loop_server import read_all, send_query
+from test_loop_server import read_all, send_query, writer_held
 from test_modem_kit import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,3 +281,22 @@ def test_request_bodies_held_at_once_are_bounded_and_a_lone_large_one_always_fit
     for sock in (first, second, chunked, again):
         sock.close()
     wait_until(lambda: server.bodies_held == 0, what="nothing held after the clients left")
+
+
+def test_bodies_pipelined_on_one_connection_count_against_the_bound_too(
+        appliance, body_budget_front):
+    """A request alone always fits; a second one queued behind it on the same connection is
+    another request, not a free ride (16 pipelined bodies of max_body each)."""
+    daemon, _ = appliance
+    server = body_budget_front
+    sock = socket.create_connection(("127.0.0.1", server.ports[0]), timeout=10)
+    with writer_held(daemon):               # the first stays running, waiting for its commit
+        sock.sendall(_post_head(4000) + _form(4000, "first"))
+        wait_until(lambda: server.bodies_held == 4000, what="the first body held")
+        sock.sendall(_post_head(4000) + _form(4000, "second"))
+        time.sleep(0.2)                     # nothing to wait for: the 503 needs the writer
+    answers = read_all(sock)
+    assert answers.startswith(b"HTTP/1.1 200 OK")           # the first, after its commit
+    assert b"HTTP/1.1 503 Service Unavailable" in answers  # the second, refused
+    sock.close()
+    wait_until(lambda: server.bodies_held == 0, what="nothing held")

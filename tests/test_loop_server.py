@@ -474,3 +474,19 @@ def test_a_wait_that_ends_after_shutdown_logs_no_error(caplog):
     sock.close()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= 40]
     assert errors == []
+
+
+def test_a_bad_request_pipelined_behind_a_running_one_leaves_that_ones_answer(front):
+    """The refusal closed the connection at once and dropped the answer of the request
+    before it, already committed: its client sent the message again."""
+    daemon, server, _ = front
+    sock = raw(server.ports[0])
+    with writer_held(daemon):               # the first stays running, waiting for its commit
+        sock.sendall(f"GET {send_query(text='committed')} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        wait_until(lambda: server.in_flight == 1, what="the first running")
+        sock.sendall(b"GARBAGE / HTTP/9.9\r\n\r\n")
+        time.sleep(0.2)                     # the parser has refused it meanwhile
+    answers = read_all(sock)
+    assert answers.startswith(b"HTTP/1.1 200 OK") and b"<messageid>" in answers
+    assert answers.count(b"HTTP/1.1 400 Bad Request") == 1
+    sock.close()

@@ -529,6 +529,7 @@ class _Connection(asyncio.Protocol):
         self.receiving_since: float | None = None
         self.last_active = 0.0
         self.held = 0                      # body bytes received and not yet answered
+        self.refusal: _Reply | None = None  # for a request behind one still running
         self.running_size = 0              # of those, the running request's
         self._reset_request()
 
@@ -553,7 +554,7 @@ class _Connection(asyncio.Protocol):
         self._release(self.held)
 
     def data_received(self, data: bytes) -> None:
-        if self.closing:
+        if self.closing or self.refusal is not None:
             return
         if self.receiving_since is None:
             self.receiving_since = self.server.clock.monotonic()
@@ -618,7 +619,7 @@ class _Connection(asyncio.Protocol):
                 expect = value.strip()
         if length.isdigit() and int(length) > self.limits.max_body:
             raise _Refuse(413, "the request body is too large")      # before any 100 Continue
-        if length.isdigit() and not self._room_for(int(length)):
+        if length.isdigit() and not self._room_for(int(length), 0):
             raise _Refuse(503, "busy with other large requests; try again")
         if expect.lower() == b"100-continue":
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -627,17 +628,18 @@ class _Connection(asyncio.Protocol):
         self.body_bytes += len(body)
         if self.body_bytes > self.limits.max_body:
             raise _Refuse(413, "the request body is too large")
-        if not self._room_for(len(body)):        # chunked: no length said in advance
+        if not self._room_for(len(body), self.body_bytes - len(body)):   # chunked: no length
             raise _Refuse(503, "busy with other large requests; try again")
         self.held += len(body)
         self.server.bodies_held += len(body)
         self.body.append(body)
 
-    def _room_for(self, size: int) -> bool:
-        """Whether `size` more body bytes fit in max_bodies_held. Only bodies of other
-        connections can leave no room: one request up to max_body always fits, so two
+    def _room_for(self, size: int, current: int) -> bool:
+        """Whether `size` more body bytes fit in max_bodies_held, this request's body holding
+        `current` so far. Only other requests' bodies (of other connections, or queued on
+        this one) can leave no room: a request alone up to max_body always fits, so two
         large ones never wait for each other."""
-        others = self.server.bodies_held - self.held
+        others = self.server.bodies_held - current
         return others == 0 or self.server.bodies_held + size <= self.limits.max_bodies_held
 
     def _release(self, size: int) -> None:
@@ -707,10 +709,13 @@ class _Connection(asyncio.Protocol):
             return
         keep = self.keep_alive and not self.server.draining
         self.transport.write(self._head(reply, keep) + reply.body)
-        if keep:
-            if self.pending:                     # a pipelined request is waiting
-                self._next()
-        else:
+        if keep and self.pending:                # a pipelined request is waiting
+            self._next()
+        elif keep and self.refusal is not None:  # the request behind this one was refused
+            refusal, self.refusal = self.refusal, None
+            self.transport.write(self._head(refusal, False) + refusal.body)
+            self.close()
+        elif not keep:
             self.close()
 
     def _head(self, reply: _Reply, keep: bool) -> bytes:
@@ -732,11 +737,17 @@ class _Connection(asyncio.Protocol):
         return "".join(lines).encode("latin-1") + self.server.date_header() + b"\r\n"
 
     def _refuse(self, status: int, message: str) -> None:
-        """A malformed or oversized request: answer it plainly and close (no body is read)."""
+        """A malformed or oversized request: answer it plainly and close (no body is read).
+        Behind a request still running (pipelined), the refusal waits for its answer and
+        those of the requests queued before it: closing at once dropped answers for
+        requests already committed, and their clients sent them again."""
         log.info("web: refused a request from %s: %s", self.peer[0], message)
-        if not self.running:
-            reply = _plain_reply(status, message)
-            self.transport.write(self._head(reply, False) + reply.body)
+        reply = _plain_reply(status, message)
+        if self.running:
+            self.refusal = reply
+            self.transport.pause_reading()
+            return
+        self.transport.write(self._head(reply, False) + reply.body)
         self.close()
 
     # --- timeouts and closing ---
