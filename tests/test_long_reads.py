@@ -5,12 +5,12 @@ around the journal's query so the test does not need a million rows."""
 
 from __future__ import annotations
 
-import threading
 import urllib.request
 
 import pytest
 
-from conftest import ADMIN_PASSWORD, Api
+from conftest import ADMIN_PASSWORD
+from web_kit import HeldRead
 
 
 @pytest.mark.parametrize("action, marker", [
@@ -22,28 +22,17 @@ def test_a_long_read_does_not_hold_up_a_send(appliance_socket, monkeypatch, acti
     daemon, api = appliance_socket
     api.send("+36201234567", "something in the outbox")
     journal = daemon.journal
-    reading, read, release = threading.Event(), threading.Event(), threading.Event()
+    held = HeldRead()
     real_query = journal.query
 
     def held_query(sql, params=()):
         if marker in sql:
-            reading.set()
-            release.wait(10)
-            read.set()
+            held.hold()
         return real_query(sql, params)
 
     monkeypatch.setattr(journal, "query", held_query)
-    answer: dict = {}
     url = (f"http://127.0.0.1:{daemon.port}/api?action={action}&username=admin"
            f"&password={ADMIN_PASSWORD}")
-    reader = threading.Thread(target=lambda: answer.update(
-        body=urllib.request.urlopen(url, timeout=30).read().decode()))
-    reader.start()
-    try:
-        assert reading.wait(10)
-        assert Api(daemon.port).send("+36201234567", "an alert during a long read")
-        assert not read.is_set()                # answered while the read still ran
-    finally:
-        release.set()
-        reader.join(15)
-    assert "<response>" in answer["body"] and "errorcode" not in answer["body"].lower()
+    body = held.send_during(daemon.port,
+                            lambda: urllib.request.urlopen(url, timeout=30).read().decode())
+    assert "<response>" in body and "errorcode" not in body.lower()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -16,8 +15,9 @@ import pytest
 
 from appliance import config as cfg
 from appliance.web import dashboard_data
-from conftest import ADMIN_PASSWORD, Api, xml_values
-from web_kit import demo_daemon_on_simulated_modems, query_plan, recorded_journal_queries
+from conftest import ADMIN_PASSWORD, xml_values
+from web_kit import (HeldRead, demo_daemon_on_simulated_modems, query_plan,
+                     recorded_journal_queries)
 
 
 class Browser:
@@ -311,25 +311,13 @@ def test_a_slow_dashboard_search_does_not_hold_up_the_api(appliance, monkeypatch
     daemon, _ = appliance
     browser = Browser(daemon.port)
     assert browser.login() == 303
-    searching, searched, release = threading.Event(), threading.Event(), threading.Event()
+    held = HeldRead()
     real_search = dashboard_data.search
 
     def slow_search(*args):
-        searching.set()
-        release.wait(10)
-        searched.set()
+        held.hold()
         return real_search(*args)
 
     monkeypatch.setattr(dashboard_data, "search", slow_search)
-    page: dict = {}
-    reader = threading.Thread(target=lambda: page.update(answer=browser.open(
-        "/ui/messages?state=failed")))
-    reader.start()
-    try:
-        assert searching.wait(10)
-        assert Api(daemon.port).send("+36201234567", "accepted while a search runs")
-        assert not searched.is_set()            # answered while the search still ran
-    finally:
-        release.set()
-        reader.join(15)
-    assert page["answer"][0] == 200 and "Messages" in page["answer"][1]
+    page = held.send_during(daemon.port, lambda: browser.open("/ui/messages?state=failed"))
+    assert page[0] == 200 and "Messages" in page[1]

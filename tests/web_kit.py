@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 
 from appliance import config as cfg
 from appliance import demo
@@ -50,3 +51,32 @@ def recorded_journal_queries(journal):
 def query_plan(conn, sql: str, params) -> str:
     """SQLite's EXPLAIN QUERY PLAN of one statement, its steps joined by ' | '."""
     return " | ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+
+class HeldRead:
+    """Holds a slow read open (`wrap` a reader with it) until a send has gone through the
+    API meanwhile: `send_during(port, request)` runs `request()` in a thread, and once the
+    read has begun sends an SMS and checks it was answered while the read still ran."""
+
+    def __init__(self):
+        self.reading, self.read, self.release = (threading.Event(), threading.Event(),
+                                                 threading.Event())
+
+    def hold(self) -> None:
+        self.reading.set()
+        self.release.wait(10)
+        self.read.set()
+
+    def send_during(self, port: int, request):
+        from conftest import Api
+        answer: dict = {}
+        reader = threading.Thread(target=lambda: answer.update(value=request()))
+        reader.start()
+        try:
+            assert self.reading.wait(10)
+            assert Api(port).send("+36201234567", "an alert during a long read")
+            assert not self.read.is_set()        # answered while the read still ran
+        finally:
+            self.release.set()
+            reader.join(15)
+        return answer["value"]
