@@ -6,8 +6,10 @@ same code path runs as on a board; only the modems are simulated (on ptys).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,13 +64,28 @@ class DemoProcess:
 
     def kill(self, sig=signal.SIGKILL) -> int:
         if self.proc and self.proc.poll() is None:
+            # a daemon killed -9 cannot remove its simulated modems' links (/tmp/sms-sim-*)
+            links = self._sim_link_dirs() if sig == signal.SIGKILL else set()
             self.proc.send_signal(sig)
             try:
                 return self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 return self.proc.wait(10)
+            finally:
+                for path in links:
+                    shutil.rmtree(path, ignore_errors=True)
         return self.proc.returncode if self.proc else 0
+
+    def _sim_link_dirs(self) -> set[str]:
+        try:
+            status, body = self.api.get("/status") if self.api else (0, "")
+        except OSError:
+            return set()
+        if status != 200:
+            return set()
+        return {os.path.dirname(m["port"]) for m in json.loads(body)["modems"]
+                if os.path.basename(os.path.dirname(m["port"])).startswith("sms-sim-")}
 
 
 @pytest.fixture
