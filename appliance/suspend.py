@@ -68,9 +68,10 @@ _waiting_pool = None
 
 
 def blocking(fn, *args):
-    """Run a call that waits for long (a USSD answer from a modem worker, a dashboard search
-    that scans the journal) off the loop when in a request greenlet, in a small pool of its own, so neither the
-    other connections nor the scrypt offload wait behind it; plain call elsewhere."""
+    """Run a call that waits for long (a USSD answer from a modem worker, a read that scans
+    the journal: `Journal.long_query`) off the loop when in a request greenlet, in a small
+    pool of its own, so neither the other connections nor the scrypt offload wait behind
+    it; plain call elsewhere."""
     task = current_suspendable()
     if task is None:
         return fn(*args)

@@ -19,7 +19,7 @@ from urllib.parse import quote_plus
 
 import bottle
 
-from appliance import health, intake, suspend
+from appliance import health, intake
 from appliance.accounts import AuthError
 from appliance.compose import Submission
 from appliance.errors import StoreError, ValidationError
@@ -164,10 +164,7 @@ class Dashboard:
     def messages(self):
         session = self.require()
         query = data.MessageQuery.from_params(bottle.request.query, self.services.clock)
-        # a search may scan the journal (a rare state, a number not there: 0.3 s at 1M
-        # messages): off the loop's thread, so the API keeps accepting meanwhile
-        rows = suspend.blocking(data.search, self.services.journal, query,
-                                None if session.admin else session.user)
+        rows = data.search(self.services.journal, query, None if session.admin else session.user)
         return self.page("messages.tpl", session, title="Messages", rows=rows, query=query)
 
     def message(self, message_id: str):
@@ -176,7 +173,7 @@ class Dashboard:
         if message is None or (not session.admin and message["user"] != session.user):
             bottle.response.status = 404
             return self.page("denied.tpl", session, title="No such message")
-        steps = suspend.blocking(data.timeline, self.services.journal, message)
+        steps = data.timeline(self.services.journal, message)
         settled = message["state"] in data.FINAL and not any(
             s["what"].startswith("callback") and "pending" in s["detail"] for s in steps)
         return self.page("message.tpl", session, title="Message", message=message,
@@ -184,8 +181,7 @@ class Dashboard:
 
     def inbox(self):
         session = self.require()
-        rows = suspend.blocking(data.inbox, self.services.journal,
-                                None if session.admin else session.user)
+        rows = data.inbox(self.services.journal, None if session.admin else session.user)
         return self.page("inbox.tpl", session, title="Inbox", rows=rows)
 
     def send_form(self):
