@@ -30,7 +30,7 @@ MIN_CONNECTIONS = 16
 MAX_SMTP_SESSIONS = 32         # LAN devices mailing alerts: a handful at once
 
 ACCEPT_ERROR = "socket.accept() out of system resource"
-ACCEPT_ERROR_EVERY = 60.0      # seconds between two log lines about it
+NOTICE_EVERY = 60.0            # seconds between two log lines about one kind of refusal
 
 
 def soft_limit() -> int:
@@ -45,24 +45,41 @@ def connection_budget(wanted: int) -> int:
     return min(wanted, max(MIN_CONNECTIONS, usable))
 
 
+class Notice:
+    """Counts refusals and lets one log line a minute report them: a flood of connections
+    would otherwise write a line per connection. `count(kind)` returns the counts since the
+    last line when one is due (and starts counting again), else None."""
+
+    def __init__(self, monotonic=time.monotonic, *kinds: str, every: float = NOTICE_EVERY):
+        self._monotonic = monotonic
+        self._every = every
+        self._counts = dict.fromkeys(kinds or ("refused",), 0)
+        self._next = 0.0
+
+    def count(self, kind: str = "refused") -> dict[str, int] | None:
+        self._counts[kind] += 1
+        now = self._monotonic()
+        if now < self._next:
+            return None
+        said, self._counts = self._counts, dict.fromkeys(self._counts, 0)
+        self._next = now + self._every
+        return said
+
+
 def quiet_accept_errors(loop, name: str, clock=None) -> None:
     """Out of descriptors, asyncio's accept loop (CPython 3.11) reports the error once for
     each of up to `backlog` tries, each second, with a traceback: 1,024 tracebacks a second,
     190 MB of log in 40 s and a core kept busy writing it. One line a minute says it."""
-    monotonic = clock.monotonic if clock is not None else time.monotonic
-    state = {"next": 0.0, "count": 0}
+    notice = Notice(clock.monotonic if clock is not None else time.monotonic)
 
     def handler(loop, context) -> None:
         if context.get("message") != ACCEPT_ERROR:
             loop.default_exception_handler(context)
             return
-        state["count"] += 1
-        now = monotonic()
-        if now < state["next"]:
-            return
-        log.warning("%s: cannot accept connections: %s (%d times since the last line; "
-                    "open descriptors limit %d)", name, context.get("exception"),
-                    state["count"], soft_limit())
-        state["next"], state["count"] = now + ACCEPT_ERROR_EVERY, 0
+        said = notice.count()
+        if said is not None:
+            log.warning("%s: cannot accept connections: %s (%d times since the last line; "
+                        "open descriptors limit %d)", name, context.get("exception"),
+                        said["refused"], soft_limit())
 
     loop.set_exception_handler(handler)

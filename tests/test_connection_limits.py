@@ -145,7 +145,7 @@ def test_running_out_of_descriptors_is_one_line_a_minute(caplog):
             for _ in range(1024):           # what asyncio reports in one second
                 loop.call_exception_handler({"message": fd_budget.ACCEPT_ERROR,
                                              "exception": error})
-            clock.advance(fd_budget.ACCEPT_ERROR_EVERY)
+            clock.advance(fd_budget.NOTICE_EVERY)
             loop.call_exception_handler({"message": fd_budget.ACCEPT_ERROR,
                                          "exception": error})
             loop.call_exception_handler({"message": "something else entirely"})

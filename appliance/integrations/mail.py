@@ -189,7 +189,7 @@ class MailListener:
         self._thread = threading.Thread(target=self._run, name="smtp", daemon=True)
         self._ready = threading.Event()
         self._sessions: set = set()          # open SMTP sessions (the loop thread's)
-        self._busy = {"refused": 0, "next": 0.0}
+        self._busy = fd_budget.Notice(self._loop.time)   # 421s, said once a minute
 
     def start(self) -> None:
         _quiet_protocol_log()
@@ -223,20 +223,16 @@ class MailListener:
         """A new session, or past MAX_SMTP_SESSIONS at once a 421 (descriptors are shared
         with the modems and the store: fd_budget.py)."""
         if len(self._sessions) >= fd_budget.MAX_SMTP_SESSIONS:
-            self._note_busy()
+            said = self._busy.count()
+            if said is not None:
+                log.warning("smtp: %d sessions open, the most allowed: refused %d new ones"
+                            " with 421 since the last line", len(self._sessions),
+                            said["refused"])
             return _Busy()
         session = self._smtp()
         session.release = self._sessions.discard
         self._sessions.add(session)
         return session
-
-    def _note_busy(self) -> None:
-        self._busy["refused"] += 1
-        now = self._loop.time()
-        if now >= self._busy["next"]:
-            log.warning("smtp: %d sessions open, the most allowed: refused %d new ones with"
-                        " 421 since the last line", len(self._sessions), self._busy["refused"])
-            self._busy.update(refused=0, next=now + 60.0)
 
     def _smtp(self):
         tls = _tls_context(self.config) if self.config.tls_cert else None

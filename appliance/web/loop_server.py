@@ -212,7 +212,7 @@ class LoopServer:
         # below the descriptor limits the modems, links and store need too (fd_budget.py)
         self.max_connections = fd_budget.connection_budget(limits.max_connections)
         self.bodies_held = 0                  # bytes, over all connections (_Connection.held)
-        self._full = {"evicted": 0, "refused": 0, "next": 0.0}
+        self._full = fd_budget.Notice(self.clock.monotonic, "evicted", "refused")
         self.draining = False
         self.in_flight = 0
         self.requests = 0
@@ -471,20 +471,13 @@ class LoopServer:
         idle = [conn for conn in self._connections if conn.idle()]
         if idle:
             min(idle, key=lambda conn: conn.last_active).close()
-        self._note_full("evicted" if idle else "refused")
+        said = self._full.count("evicted" if idle else "refused")
+        if said is not None:
+            log.warning("web: %d connections open, the most allowed: closed the longest idle"
+                        " one for a new client %d times, refused a new client %d times (every"
+                        " one busy) since the last line", len(self._connections),
+                        said["evicted"], said["refused"])
         return bool(idle)
-
-    def _note_full(self, what: str) -> None:
-        """One line a minute at most: a flood of connections makes one per connection."""
-        self._full[what] += 1
-        now = self.clock.monotonic()
-        if now < self._full["next"]:
-            return
-        log.warning("web: %d connections open, the most allowed: closed the longest idle one"
-                    " for a new client %d times, refused a new client %d times (every one"
-                    " busy) since the last line", len(self._connections),
-                    self._full["evicted"], self._full["refused"])
-        self._full.update(evicted=0, refused=0, next=now + 60.0)
 
     def base_environ(self, conn: "_Connection") -> dict:
         return {"SCRIPT_NAME": "", "SERVER_NAME": conn.local[0], "SERVER_PORT": str(conn.local[1]),
