@@ -152,7 +152,16 @@ done
 guest() { timeout "$(left)" "${SSH[@]}" "$@"; }
 [ "$(guest systemctl is-active sms-appliance.service)" = active ] || die "unit not active"
 state=$(guest systemctl is-system-running --wait) || true
-[ "$state" = running ] || die "system is $state: $(guest systemctl --failed --no-legend)"
+if [ "$state" != running ]; then
+	failed=$(guest systemctl --failed --no-legend --plain) || true
+	# What each failed unit said, and when, beside the boot partition's units and growroot:
+	# the console's tail rarely holds it.
+	units=$(echo "$failed" | awk '{printf " -u %c%s%c", 39, $1, 39}')  # quoted: \x2d in names
+	echo "---- journal of the failed units ----" >&2
+	guest "journalctl -b --no-pager -o short-monotonic $units -u boot-firmware.mount \
+		-u sms-appliance-growroot.service -u sms-appliance-firstboot.service" >&2 || true
+	die "system is $state: $failed"
+fi
 log "unit active, system $state"
 # The clock as the daemon sees it from its sandbox (ProtectClock= refuses adjtimex, so it
 # reads timesyncd's flag) agrees with timedatectl, read before and after (it may sync between).
