@@ -8,8 +8,10 @@ flat-rate SIM onto a paid aggregator. `balance` spreads parts
 over them round robin, skipping those with no free slot. Without rules every connection is
 a candidate, balanced. A part that failed transiently on a connection tries the others
 first. A rule whose connections are all gone (deleted drivers) is skipped, so its messages
-fall through to the next rule or to every connection. A message whose every route is down
-simply waits in the queue (store-and-forward).
+fall through to the next rule or to every connection; so is a `serviceprovider` naming a
+connection that is gone (taken out of the config file while its messages waited): the rules
+route them. A message whose every route is down simply waits in the queue
+(store-and-forward).
 
 Route tables have two owners (docs/api.md, `setroutes`): the config file's `[[routes]]`, and
 a table set through the Ozeki API, kept in the documents table `routes` together with a
@@ -56,6 +58,7 @@ class Router:
         self._default = _Rule(RouteConfig(connections=tuple(connections), mode="balance"),
                               itertools.count())
         self._known = frozenset(connections)
+        self._gone_said: set[str] = set()    # serviceprovider names logged as gone
         self._aliases: dict[str, str] = {}   # Ozeki OPERATOR names -> connection names
         self.set_aliases(aliases or {})
 
@@ -64,6 +67,7 @@ class Router:
                               self._default.counter)
         self._known = frozenset(connections)
         self._aliases = {a: n for a, n in self._aliases.items() if a not in connections}
+        self._gone_said = set()
 
     def set_routes(self, routes: tuple[RouteConfig, ...]) -> None:
         self._rules = [_Rule(r, itertools.count()) for r in routes]
@@ -104,7 +108,10 @@ class Router:
     def _candidates(self, part: OutPart) -> tuple[list[str], str]:
         """(connections, the rule's mode)."""
         if part.serviceprovider and not self._routes_on(part.serviceprovider):
-            return [self._aliases.get(part.serviceprovider, part.serviceprovider)], "balance"
+            name = self._aliases.get(part.serviceprovider, part.serviceprovider)
+            if name in self._known:
+                return [name], "balance"
+            self._say_gone(part.serviceprovider)
         rule = next((r for r in self._rules if r.matches(part) and self._lives(r)),
                     self._default)
         names = [n for n in rule.config.connections if n in self._known]
@@ -117,6 +124,14 @@ class Router:
         """A rule naming only connections that are gone is skipped (a driver deleted
         through the API: its messages waited, queued, for the whole validity)."""
         return any(name in self._known for name in rule.config.connections)
+
+    def _say_gone(self, serviceprovider: str) -> None:
+        """Once per name (until the connections change): intake refuses a name no
+        connection has, so this is a message that waited while its connection was removed."""
+        if serviceprovider not in self._gone_said and len(self._gone_said) < 64:
+            self._gone_said.add(serviceprovider)
+            log.warning("routing: messages for %r, which is not a connection any more, go by"
+                        " the routing table", serviceprovider)
 
     def _routes_on(self, serviceprovider: str) -> bool:
         return any(rule.config.serviceprovider == serviceprovider for rule in self._rules)

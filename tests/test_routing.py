@@ -96,3 +96,21 @@ def test_one_connection_without_rules_picks_as_the_candidates_say():
     r.set_connections(["SMPP0", "GSMModem0"])
     assert {r.pick(part(), {"SMPP0": 1, "GSMModem0": 1}) for _ in range(2)} == {"SMPP0",
                                                                               "GSMModem0"}
+
+
+def test_a_serviceprovider_whose_connection_is_gone_goes_by_the_rules(caplog):
+    """Found using the demo: a message pinned to GSMModem1 waited for its whole validity
+    (72 h), /status healthy and no word in the log, after a restart whose config no longer
+    had that modem (intake refuses such a name, so only a removal makes one)."""
+    r = router(RouteConfig(connections=("SMPP0",), prefix="+3630"))
+    r.set_connections(["GSMModem0", "SMPP0"])            # GSMModem1 taken out
+    with caplog.at_level("WARNING", logger="appliance.routing"):
+        assert sorted(r.candidates(part(serviceprovider="GSMModem1"))) == ["GSMModem0", "SMPP0"]
+        assert r.candidates(part(serviceprovider="GSMModem1", recipient="+36301234567")) == \
+            ["SMPP0"]
+        assert r.candidates(part(serviceprovider="Vodafone")) != ["GSMModem1"]  # its alias
+    said = [rec.getMessage() for rec in caplog.records]
+    assert sum("'GSMModem1', which is not a connection any more" in m for m in said) == 1
+    assert r.candidates(part(serviceprovider="SMPP0")) == ["SMPP0"]           # still pinned
+    r.set_connections(NAMES)                                                  # back again
+    assert r.candidates(part(serviceprovider="GSMModem1")) == ["GSMModem1"]

@@ -227,3 +227,24 @@ def test_a_part_handed_back_after_its_number_was_put_on_the_dnd_list_is_not_sent
     api.wait_state(message_id, 11, timeout=30)
     assert "do-not-disturb" in daemon.journal.get_message(message_id)["reason"]
     assert not [r for r in network.submits if r["text"] == "in flight"]
+
+
+def test_a_message_pinned_to_a_modem_taken_out_of_the_config_leaves_whole_by_another(
+        demo_appliance):
+    """Found using the demo: a long message pinned (`serviceprovider`) to GSMModem1 waited
+    while that modem was stopped; the box restarted with GSMModem1 gone from its config, and
+    the message sat queued for its whole validity (72 h), /status healthy, the log silent."""
+    daemon, api, network = demo_appliance(2)
+    api.action("stopdriver", name="GSMModem1")
+    message_id = api.send("+36301234567", GSM7_TEXT.format(est=9), serviceprovider="GSMModem1")
+    assert daemon.journal.get_message(message_id)["serviceprovider"] == "GSMModem1"
+    time.sleep(0.5)                          # the dispatcher had its chance: nothing left
+    assert api.state(message_id) == 0 and not network.submits
+    daemon.stop()
+
+    daemon, api, network = demo_appliance(1)     # the same state directory, one modem
+    api.wait_state(message_id, DELIVERED, timeout=60)
+    assert operatornames(api, message_id) == ["GSMModem0"]
+    refs = {r["concat"][0] for r in network.submits}
+    assert len(network.submits) == len(daemon.journal.get_parts(message_id)) >= 2
+    assert len(refs) == 1 and {r["from"] for r in network.submits} == {"slot1"}
