@@ -11,6 +11,7 @@
   <button type="submit" id="login-button">Log in</button>
 </form>
 % if demo:
-<p class="hint">Demo mode: the admin password was printed when the daemon started.</p>
+<p class="hint">Demo mode: the admin password was shown once, when the daemon first started;
+<code>sms-appliance passwd --state-dir DIR</code> sets a new one.</p>
 % end
 </section>

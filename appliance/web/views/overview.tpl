@@ -27,7 +27,7 @@
         % end
       </dd>
       <dt>Today</dt><dd>{{m['sent_today']}} sent{{(' of ' + str(m['daily_limit'])) if m['daily_limit'] else ''}}</dd>
-      <dt>Totals</dt><dd>{{m['sent']}} sent, {{m['failed']}} failed, {{m['received']}} received, {{m['reports']}} reports</dd>
+      <dt>Since start</dt><dd>{{m['sent']}} sent, {{m['failed']}} failed, {{m['received']}} received, {{m['reports']}} reports</dd>
       <dt>Recoveries</dt><dd>{{', '.join(f'{k}: {v}' for k, v in m['recoveries'].items()) or 'none'}}; {{m['resets_last_hour']}} resets in the last hour</dd>
       % if m['last_error']:
       <dt>Last error</dt><dd class="error">{{m['last_error']}}</dd>
