@@ -32,10 +32,10 @@ def make_channel(smsc, journal, idbase: str) -> SmppChannel:
     return channel
 
 
-def send(journal, channel, count: int, text: str) -> None:
+def send(journal, channel, count: int, text: str, recipient: str = "") -> None:
     """Accept `count` messages that want a report and hand them to the channel as the
-    dispatcher does."""
-    journal.accept([prepare(Submission(user="admin", recipient=f"+3620{i:07d}",
+    dispatcher does (to `recipient`, else each to its own number)."""
+    journal.accept([prepare(Submission(user="admin", recipient=recipient or f"+3620{i:07d}",
                                        text=f"{text} {i}", callback=CALLBACK))
                     for i in range(count)])
     parts = journal.due_parts(limit=count)
@@ -151,16 +151,61 @@ def test_an_early_receipt_waits_and_is_matched_by_the_other_reading(journal):
     assert journal.register_id_base("SMPP0", "auto") == ""      # a new setting forgets
 
 
-@pytest.mark.parametrize("letters", [(), ("resp", "receipt")])
-def test_an_smsc_with_one_base_throughout_is_never_guessed_about(journal, letters):
-    """Hex letters on neither side (all decimal) or on both (all hex): an early receipt
-    for 256 must not settle the part in flight with reference 100 (256 in hex digits)."""
+@pytest.mark.parametrize("letters,learned", [((), ""), (("resp", "receipt"), "hex")])
+def test_an_smsc_with_one_base_throughout_is_never_guessed_about(journal, letters, learned):
+    """Hex letters on neither side (all decimal) or on both (all hex, learned as "hex"): an
+    early receipt for 256 must not settle the part in flight with reference 100 (256 in hex
+    digits)."""
     journal.register_id_base("SMPP0", "auto")
     for side in letters:
         journal.id_letters_seen("SMPP0", side)
     submitted_100_then_receipt_256(journal, "SMPP0")
     assert states(journal) == {"submitted": 1} and orphans(journal) == 1
-    assert journal.register_id_base("SMPP0", "auto") == ""
+    assert journal.register_id_base("SMPP0", "auto") == learned
+
+
+def test_hex_ids_throughout_are_learned_and_two_waiting_receipts_never_swap(journal, clock,
+                                                                            caplog):
+    """Found last session (docs/smpp.md said it): an SMSC writing hex on both sides with a
+    counter from 1 (a new account, a simulator) gave `0000002A` and `00000042` one reading
+    under "auto" (42, the second read as decimal); while both waited, each receipt settled
+    the other's message, delivered for failed. Letters on both sides now teach the account
+    "hex", which reads every id as hex."""
+    smsc = Smsc(receipts=False, id_style="hex", first_id=1).start()
+    channel = make_channel(smsc, journal, "auto")
+    try:
+        with caplog.at_level(logging.INFO, logger="appliance.uplink"):
+            send(journal, channel, 12, "first")              # ids 01..0C: 0A has a letter
+            wait_until(lambda: states(journal) == {"submitted": 12}, what="12 submitted")
+            for record in list(smsc.received):
+                smsc.send_receipt(record)
+            wait_until(lambda: states(journal) == {"delivered": 12}, what="12 delivered")
+        assert channel.status()["messageidbase_learned"] == "hex"
+        said = [r.getMessage() for r in caplog.records if "receipts use" in r.getMessage()]
+        assert said == ["SMPP0: receipts use hex ids throughout; reading them so"]
+
+        # 0D..45 to one number (else the recipient tells two parts apart): 2A and 42 wait,
+        # 42 sent later (a receipt settles the newest part with its reference)
+        send(journal, channel, 0x41 - 12, "second", recipient="+36201234567")
+        wait_until(lambda: states(journal).get("submitted") == 0x41 - 12, what="0D..41")
+        clock.advance(1.0)
+        send(journal, channel, 4, "second 42..", recipient="+36201234567")
+        wait_until(lambda: states(journal) == {"delivered": 12, "submitted": 0x45 - 12},
+                   what="the second batch submitted")
+        later = {r.message_id: r for r in smsc.received[12:]}
+        assert {"0000002A", "00000042"} <= set(later)
+        for message_id in ("0000002A", "00000042"):          # one fails, one is delivered
+            smsc.receipt_stat = "UNDELIV" if message_id == "0000002A" else "DELIVRD"
+            smsc.send_receipt(later[message_id])
+        wait_until(lambda: states(journal).get("delivered") == 13, what="the two receipts")
+        by_text = {row["body"]: row["state"] for row in journal.query(
+            "SELECT body, state FROM messages WHERE body LIKE 'second%'")}
+        assert by_text[later["0000002A"].short_message.decode()] == "undelivered"
+        assert by_text[later["00000042"].short_message.decode()] == "delivered"
+        assert orphans(journal) == 0
+    finally:
+        channel.stop()
+        smsc.stop()
 
 
 def test_a_modem_or_unregistered_connection_never_guesses(journal):
@@ -185,3 +230,26 @@ def test_other_readings():
     assert other_readings("250") == [("decimal-hex", "592")]        # fa: not digits
     assert other_readings("7") == []                                 # the same either way
     assert other_readings("3f2504e0-4f89") == []
+
+
+def test_parts_sent_before_hex_was_learned_still_get_their_receipts(journal, clock):
+    """`00000011`, sent before the account learned "hex", was recorded as 11 (read as
+    decimal then); its receipt, read as hex after the learning, is 17 and is found by the
+    reading the part was recorded with."""
+    smsc = Smsc(receipts=False, id_style="hex", first_id=0x10).start()
+    channel = make_channel(smsc, journal, "auto")
+    try:
+        send(journal, channel, 12, "x")                      # 10..1B: 1A has a letter
+        wait_until(lambda: states(journal) == {"submitted": 12}, what="12 submitted")
+        clock.advance(1.0)
+        records = {r.message_id: r for r in smsc.received}
+        smsc.send_receipt(records["0000001A"])               # a letter in a receipt: hex
+        wait_until(lambda: channel.status()["messageidbase_learned"] == "hex", what="hex")
+        for message_id, record in records.items():
+            if message_id != "0000001A":
+                smsc.send_receipt(record)
+        wait_until(lambda: states(journal) == {"delivered": 12}, what="every receipt mapped")
+        assert orphans(journal) == 0
+    finally:
+        channel.stop()
+        smsc.stop()

@@ -424,8 +424,15 @@ class Journal:
 
     def id_letters_seen(self, connection: str, side: str) -> None:
         """An SMPP connection's `side` ("resp" or "receipt") showed a hex letter in an id:
-        what tells a mixed-base SMSC from one that uses one base (receipt_match.plausible)."""
-        self._write(lambda conn: receipt_match.set_letters(conn, connection, side))
+        what tells a mixed-base SMSC from one that uses one base (receipt_match.plausible).
+        Letters on both sides: the account learns "hex" (receipt_match.hex_throughout)."""
+        now = self.clock.now()
+
+        def note(conn) -> None:
+            receipt_match.set_letters(conn, connection, side)
+            if receipt_match.hex_throughout(conn, connection):
+                self._learned(conn, connection, "hex", now)
+        self._write(note)
 
     def _part_by_other_reading(self, conn, report: Report, now: float):
         found = receipt_match.part_by_other_reading(conn, report.connection, report.reference,
@@ -433,15 +440,19 @@ class Journal:
         if found is None:
             return None, report
         part, reference, convention = found
-        for name in receipt_match.learn(conn, report.connection, convention, now):
+        self._learned(conn, report.connection, convention, now)
+        # siblings sent whole share the reference the part was recorded with
+        return part, dataclasses.replace(report, reference=reference)
+
+    def _learned(self, conn, connection: str, convention: str, now: float) -> None:
+        """The account of `connection` reads ids by `convention`: tell its channels."""
+        for name in receipt_match.learn(conn, connection, convention, now):
             listener = self._id_base_listeners.get(name)
             if listener is not None:
                 try:
                     listener(convention)
                 except Exception:       # a channel's trouble must not undo the receipt
                     log.exception("store: %s: could not pass on the learned id base", name)
-        # siblings sent whole share the reference the part was recorded with
-        return part, dataclasses.replace(report, reference=reference)
 
     def register_smsc_account(self, connection: str, account: str) -> None:
         """Receipts on any connection of `account` match parts sent by any other of it."""
@@ -504,7 +515,7 @@ class Journal:
         self._write(lambda conn: self._apply_report(conn, report, now))
 
     def _apply_report(self, conn, report: Report, now: float) -> None:
-        part = _part_by_reference(conn, report)
+        part, report = _part_by_reference(conn, report)
         if part is None:        # only on a miss: an "auto" SMSC id read the other ways
             part, report = self._part_by_other_reading(conn, report, now)
         if part is None and _purged(conn, report):
@@ -921,9 +932,16 @@ def _add_tried(tried: str, connection: str) -> str:
 
 
 def _part_by_reference(conn, report: Report):
-    # any bind of the receipt's SMSC account (store/receipt_match.py)
-    return receipt_match.part_by_reference(conn, report.connection, report.reference,
+    """(part or None, the report with the reference the part was recorded with): any bind
+    of the receipt's SMSC account (store/receipt_match.py)."""
+    found = receipt_match.part_for_receipt(conn, report.connection, report.reference,
                                            report.recipient)
+    if found is None:
+        return None, report
+    part, reference = found
+    if reference != report.reference:       # recorded under an earlier reading of ids
+        report = dataclasses.replace(report, reference=reference)
+    return part, report
 
 
 def _take_orphans(conn, connection: str, reference: str) -> list[Report]:

@@ -10,6 +10,9 @@ account (modems) are an account of their own.
 An SMPP connection with `messageidbase = "auto"` also records itself in `smsc_id_bases`:
 a receipt id that matches nothing is then read in the mixed base its SMSC's ids allow
 (`other_readings`, `plausible`), and the convention that matched is kept (docs/smpp.md).
+Hex letters on both sides say the SMSC writes hex throughout: the account then learns "hex"
+(`hex_throughout`), which reads a digits-only id as hex too, so `0000000A` and `00000010`
+are no longer both 10.
 
 These functions run inside the journal writer's transaction. The account table changes only
 when a connection starts, so each writer connection keeps the peers it looked up (a receipt
@@ -20,9 +23,10 @@ from __future__ import annotations
 
 _CACHE_LIMIT = 16     # writer connections remembered (one per open journal; tests open many)
 _peer_cache: dict[int, tuple[object, dict[str, list[str]]]] = {}
-# writer connection -> {connection: (setting, learned, resp_letters, receipt_letters)}
+# writer connection -> {connection: (setting, learned, resp_letters, receipt_letters,
+#                                    learned_at)}
 _base_cache: dict[int, tuple[object, dict[str, tuple]]] = {}
-_NONE = ("", "", 0, 0)
+_NONE = ("", "", 0, 0, None)
 _INVERSE = {"hex-decimal": "decimal-hex", "decimal-hex": "hex-decimal"}
 
 DDL = """
@@ -35,7 +39,7 @@ CREATE INDEX IF NOT EXISTS orphan_age ON orphan_reports(connection, received);
 CREATE TABLE IF NOT EXISTS smsc_id_bases (
     connection    TEXT PRIMARY KEY,
     setting       TEXT NOT NULL,               -- messageidbase as configured
-    learned       TEXT NOT NULL DEFAULT '',    -- "auto" only: hex-decimal | decimal-hex
+    learned       TEXT NOT NULL DEFAULT '',    -- "auto" only: hex-decimal | decimal-hex | hex
     learned_at    REAL,
     resp_letters    INTEGER NOT NULL DEFAULT 0,  -- a submit_sm_resp id had a hex letter
     receipt_letters INTEGER NOT NULL DEFAULT 0   -- a receipt id had a hex letter
@@ -72,14 +76,22 @@ def peers(conn, connection: str) -> list[str]:
     return names
 
 
-def part_by_reference(conn, connection: str, reference: str, recipient: str | None):
+def part_by_reference(conn, connection: str, reference: str, recipient: str | None, *,
+                      before: float | None = None, since: float | None = None):
     """The part (id, message_id, connection) a receipt on `connection` is for, or None:
-    the newest one with the reference on any bind of the account. An SMSC's ids are unique
-    only until its counter starts again (an SMSC restart): then an old part still waiting
-    on one bind shares a newer one's id, and the first bind asked must not win."""
+    the newest one with the reference on any bind of the account (submitted `before` or
+    `since` a time, if given). An SMSC's ids are unique only until its counter starts again
+    (an SMSC restart): then an old part still waiting on one bind shares a newer one's id,
+    and the first bind asked must not win."""
     sql = ("SELECT p.id, p.message_id, p.connection, p.submitted_at FROM parts p"
            " WHERE p.connection=? AND p.reference=? AND p.state IN ('submitted','sending')")
     extra: list = []
+    if before is not None:
+        sql += " AND p.submitted_at < ?"
+        extra.append(before)
+    if since is not None:
+        sql += " AND p.submitted_at >= ?"
+        extra.append(since)
     tail = _number_tail(recipient)
     if tail:
         # Modem references wrap at 256: the recipient tells two parts with one MR apart. By
@@ -87,13 +99,38 @@ def part_by_reference(conn, connection: str, reference: str, recipient: str | No
         # +36201230077), and such a report stayed unmatched until the report timeout.
         sql += (" AND p.message_id IN (SELECT id FROM messages m WHERE m.id=p.message_id AND"
                 " substr(m.recipient, -?)=?)")
-        extra = [len(tail), tail]
+        extra += [len(tail), tail]
     sql += " ORDER BY p.submitted_at DESC LIMIT 1"
     found = [row for name in peers(conn, connection)
              if (row := conn.execute(sql, [name, reference, *extra]).fetchone()) is not None]
     if not found:
         return None
     return max(found, key=lambda row: row[3] or 0.0)
+
+
+def part_for_receipt(conn, connection: str, reference: str, recipient: str | None):
+    """(part, the reference it was recorded with) for a receipt, or None. An account that
+    learned "hex" recorded its parts sent before the learning under "auto"'s reading (a
+    digits-only id as decimal: `00000010` as 10, now 16): those are looked up under that
+    reading, and only those, so `00000016`, recorded as 16 then, cannot take 10's receipt."""
+    _, learned, _, _, learned_at = _id_bases(conn).get(connection, _NONE)
+    if learned != "hex" or learned_at is None:
+        row = part_by_reference(conn, connection, reference, recipient)
+        return None if row is None else (row, reference)
+    row = part_by_reference(conn, connection, reference, recipient, since=learned_at)
+    if row is not None:
+        return row, reference
+    before = _auto_reading(reference)
+    row = part_by_reference(conn, connection, before, recipient, before=learned_at)
+    return None if row is None else (row, before)
+
+
+def _auto_reading(reference: str) -> str:
+    """What "auto" made of the id whose hex reading is `reference` (digits-only: decimal)."""
+    if not reference.isdigit() or len(reference) > 32:
+        return reference
+    digits = format(int(reference), "x")
+    return str(int(digits, 10)) if digits.isdigit() else reference
 
 
 NUMBER_TAIL_DIGITS = 8       # a subscriber number's end: the same in every number format
@@ -140,6 +177,13 @@ def plausible(conn, connection: str) -> set[str]:
     return set()
 
 
+def hex_throughout(conn, connection: str) -> bool:
+    """Hex letters were seen in ids on both sides of `connection`'s account: one base, hex."""
+    bases = _id_bases(conn)
+    rows = [bases.get(name, _NONE) for name in peers(conn, connection)]
+    return any(row[2] for row in rows) and any(row[3] for row in rows)
+
+
 def guesses(conn, connection: str) -> bool:
     """Whether receipts on `connection` may be read the other ways (messageidbase "auto",
     recorded by an SMPP uplink; modems and explicit settings never guess)."""
@@ -152,6 +196,8 @@ def part_by_other_reading(conn, connection: str, reference: str, recipient: str 
     setting, learned = _id_bases(conn).get(connection, _NONE)[:2]
     if setting != "auto":
         return None
+    if learned == "hex":
+        return None             # one base throughout: part_for_receipt read it both ways
     allowed = plausible(conn, connection)
     for convention, other in other_readings(reference, learned):
         if convention not in allowed:
@@ -164,11 +210,13 @@ def part_by_other_reading(conn, connection: str, reference: str, recipient: str 
 
 def learn(conn, connection: str, convention: str, now: float) -> list[str]:
     """Every "auto" bind of `connection`'s account now reads ids by `convention`; returns
-    the connections for which that is news (empty when it was known already)."""
+    the connections for which that is news (empty when it was known already). "hex" (letters
+    on both sides) is learned only by a bind that has learned nothing: a mixed convention
+    matched receipts, so a stray id with a letter does not overturn it."""
     names = peers(conn, connection)
     bases = _id_bases(conn)
     news = [n for n in names if bases.get(n, _NONE)[0] == "auto"
-            and bases[n][1] != convention]
+            and bases[n][1] != convention and (convention != "hex" or not bases[n][1])]
     for name in news:
         conn.execute("UPDATE smsc_id_bases SET learned=?, learned_at=? WHERE connection=?",
                      (convention, now, name))
@@ -184,7 +232,7 @@ def _id_bases(conn) -> dict[str, tuple]:
         if len(_base_cache) >= _CACHE_LIMIT:
             _base_cache.clear()
         rows = conn.execute("SELECT connection, setting, learned, resp_letters,"
-                            " receipt_letters FROM smsc_id_bases")
+                            " receipt_letters, learned_at FROM smsc_id_bases")
         cached = _base_cache[id(conn)] = (conn, {r[0]: tuple(r[1:]) for r in rows})
     return cached[1]
 

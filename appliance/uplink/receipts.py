@@ -76,7 +76,8 @@ def normalise_id(raw, base: str = "auto") -> str:
 
 # What a learned convention is called, for the log line (uplink/smpp.py).
 CONVENTION_WORDS = {"hex-decimal": "decimal ids for hex submit ids",
-                    "decimal-hex": "hex ids for decimal submit ids"}
+                    "decimal-hex": "hex ids for decimal submit ids",
+                    "hex": "hex ids throughout"}
 
 
 def has_hex_letter(raw) -> bool:

@@ -45,8 +45,9 @@ class Smsc:
     def __init__(self, *, receipts: bool = False, receipt_stat: str = "DELIVRD",
                  id_style: str = "hex-decimal", first_id: int = 0xA0):
         """`id_style`: how ids are written, as a messageidbase setting would say:
-        "hex-decimal" (submit_sm_resp `000000A0`, receipt `id:160`, the default) or
-        "decimal-hex" (resp `160`, receipt `id:a0`). `first_id`: the first id's value."""
+        "hex-decimal" (submit_sm_resp `000000A0`, receipt `id:160`, the default),
+        "decimal-hex" (resp `160`, receipt `id:a0`) or "hex" (`000000A0` in both).
+        `first_id`: the first id's value."""
         self.receipts = receipts
         self.id_style = id_style
         self.first_id = first_id
@@ -153,7 +154,10 @@ class Smsc:
         return str(value) if self.id_style == "decimal-hex" else f"{value:08X}"
 
     def receipt_id(self, record: Received) -> str:
-        """The id a receipt for `record` carries: the resp's id in the other base."""
+        """The id a receipt for `record` carries: the resp's id in the other base (or, for
+        "hex", the resp's id as it was written)."""
+        if self.id_style == "hex":
+            return record.message_id
         if self.id_style == "decimal-hex":
             return format(int(record.message_id, 10), "x")
         return str(int(record.message_id, 16))
