@@ -191,8 +191,8 @@ def _config_problem(args, running: cfg.Config) -> str:
 
 def _ports_taken(new: cfg.HttpConfig, running: cfg.HttpConfig) -> str:
     from appliance.web.listen import listen_socket
-    ours = {(running.host, p) for p in [running.port, *running.extra_ports]}
-    for port in [new.port, *new.extra_ports]:
+    ours = {(running.host, p) for p in [running.port, *running.extra_ports, running.tls_port]}
+    for port in [new.port, *new.extra_ports, new.tls_port]:
         if not port or (new.host, port) in ours:
             continue
         try:
@@ -221,7 +221,8 @@ def _started(daemon, network) -> None:
     if network is not None:
         daemon.control.sim = network
     http = daemon.config.http
-    scheme = "https" if http.tls_cert else "http"
+    secure = bool(http.tls_cert) and not http.tls_port   # tls_port: HTTPS beside this port
+    scheme = "https" if secure else "http"
     url = f"{scheme}://{'127.0.0.1' if http.host in ('0.0.0.0', '::') else http.host}:{daemon.port}"
     password = daemon.generated_password
     lines = [f"sms-appliance {__version__} is running: {url}/status"]
@@ -229,7 +230,7 @@ def _started(daemon, network) -> None:
         lines.append(f"admin password (shown once): {password}")
     shown = password or "PASSWORD"
     lines.append("send a message:")
-    lines.append(f"  curl{' -k' if http.tls_cert else ''} '{url}/api?action=sendmessage&username=admin&password={shown}"
+    lines.append(f"  curl{' -k' if secure else ''} '{url}/api?action=sendmessage&username=admin&password={shown}"
                  "&recipient=%2B36201234567&messagetype=SMS:TEXT&messagedata=Hello+world'")
     lines.append("then follow it with action=getmessagebyid&msgID=<the messageid>")
     print("\n".join(lines), flush=True)

@@ -39,6 +39,9 @@ class HttpConfig:
     extra_ports: tuple[int, ...] = ()
     tls_cert: str = ""
     tls_key: str = ""
+    # HTTPS on this port beside plain HTTP on `port` and `extra_ports` (as Ozeki's 9508 beside
+    # 9501: a UPS or a PLC that cannot do TLS keeps its URL); 0: tls_cert makes every port HTTPS
+    tls_port: int = 0
     threads: int = 16
     engine: str = "loop"              # event loop (web/loop_server.py); or "waitress", "wsgiref"
     login_failures_per_minute: int = 10

@@ -261,7 +261,8 @@ def _ports(values) -> str | None:
 
 
 RULES: dict[type, dict[str, typing.Callable]] = {
-    cfg.HttpConfig: {"port": _port, "extra_ports": _ports, "threads": _between(1, 256),
+    cfg.HttpConfig: {"port": _port, "extra_ports": _ports, "tls_port": _port,
+                     "threads": _between(1, 256),
                      "engine": _one_of("loop", "waitress", "wsgiref"),
                      "login_failures_per_minute": _at_least(0)},
     cfg.StoreConfig: {"default_validity_hours": _at_least(0), "dedupe_window_seconds":
@@ -464,6 +465,14 @@ class _Checker:
         ports = [http.get("port", cfg.HttpConfig.port)] + list(http.get("extra_ports", ()))
         if len([p for p in ports if p]) != len({p for p in ports if p}):
             self.add("http.extra_ports", "a port is listed twice")
+        if http.get("tls_port"):
+            if not http.get("tls_cert"):
+                self.add("http.tls_port", "HTTPS needs tls_cert and tls_key")
+            if http["tls_port"] in ports:
+                self.add("http.tls_port", "also a plain HTTP port (port or extra_ports)")
+            if http.get("engine", cfg.HttpConfig.engine) != "loop":
+                self.add("http.tls_port", "only the default engine (\"loop\") serves HTTP and"
+                         " HTTPS at once")
 
     def tls_pair(self, cert: str, key: str) -> None:
         """What `run` does with them (files that exist but are no certificate and key, or

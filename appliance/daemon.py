@@ -240,16 +240,26 @@ class Daemon:
         sockets = [listen_socket(http.host, http.port)]
         sockets += [listen_socket(http.host, p) for p in http.extra_ports]
         tls = (http.tls_cert, http.tls_key) if http.tls_cert else None
+        tls_sockets = None                        # None: every socket, when tls is set
+        if tls and http.tls_port:
+            tls_sockets = [listen_socket(http.host, http.tls_port)]
+            sockets += tls_sockets
         self.app = make_app(self.services, self.control)   # also what in-process tests call
         if http.engine == "loop":
             from appliance.web.loop_server import LoopServer
-            self.http = LoopServer(self.app, sockets, tls=tls)
+            self.http = LoopServer(self.app, sockets, tls=tls, tls_sockets=tls_sockets)
         else:
             from appliance.web.server import HttpServer     # wsgiref/waitress: only if chosen
             self.http = HttpServer(self.app, sockets, threads=http.threads, tls=tls,
                                    engine=http.engine)
         self.http.start()
-        log.info("daemon: HTTP API on %s port %s", http.host, ", ".join(map(str, self.http.ports)))
+        log.info("daemon: HTTP API on %s port %s", http.host, ", ".join(self._port_words()))
+
+    def _port_words(self) -> list[str]:
+        """'9501' for each port, '9508 (HTTPS)' where only some ports are HTTPS."""
+        secure = set(getattr(self.http, "tls_ports", ()))
+        mixed = 0 < len(secure) < len(self.http.ports)
+        return [f"{p} (HTTPS)" if mixed and p in secure else str(p) for p in self.http.ports]
 
     def _start_mail(self) -> None:
         from appliance.integrations import settings as integration_settings

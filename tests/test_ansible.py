@@ -350,5 +350,8 @@ def test_tasks_on_the_board_reach_the_daemon_where_it_listens():
     assert render(sms_appliance_tls_cert="", sms_appliance_http_host="10.0.0.5",
                   sms_appliance_http_port=9501) == "http://10.0.0.5:9501"
     assert render() == "http://127.0.0.1:9501"                  # the playbooks' defaults
+    # an HTTPS port of its own (sms_appliance_tls_port) keeps the HTTP port plain
+    assert render(sms_appliance_tls_cert="/etc/sms-appliance/tls.crt", sms_appliance_tls_port=9508,
+                  sms_appliance_http_port=9501) == "http://127.0.0.1:9501"
     health = (ROLE / "tasks" / "health.yml").read_text()
     assert "{{ sms_appliance_local_url }}/status" in health and "127.0.0.1" not in health

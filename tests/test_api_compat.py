@@ -235,6 +235,46 @@ def test_https_when_a_certificate_is_configured(tmp_path, make_config, run_daemo
         urllib.request.urlopen(url.replace("https", "http"), timeout=5).read()
 
 
+@pytest.mark.skipif(subprocess.run(["which", "openssl"], capture_output=True).returncode != 0,
+                    reason="openssl CLI not available")
+def test_https_on_a_port_of_its_own_beside_plain_http(tmp_path, make_config, run_daemon):
+    """`tls_port`: HTTPS beside plain HTTP, as Ozeki serves 9508 beside 9501. Before it a
+    certificate turned every port to HTTPS, and a UPS or a PLC that cannot do TLS lost its
+    URL the day the dashboard got one."""
+    import dataclasses
+    import socket
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    with socket.socket() as probe:          # a free port: 0 means "no HTTPS port of its own"
+        probe.bind(("127.0.0.1", 0))
+        tls_port = probe.getsockname()[1]
+    config = make_config()
+    config = dataclasses.replace(config, http=dataclasses.replace(
+        config.http, tls_cert=str(cert), tls_key=str(key), tls_port=tls_port))
+    daemon = run_daemon(config)
+    assert daemon.http.ports == [daemon.port, tls_port] and daemon.http.tls_ports == [tls_port]
+    query = f"/api?action=getcredits&username=admin&password={ADMIN_PASSWORD}"
+    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}{query}", timeout=10) as answer:
+        assert "<balance>0</balance>" in answer.read().decode()
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    with urllib.request.urlopen(f"https://127.0.0.1:{tls_port}{query}", context=context,
+                                timeout=10) as answer:
+        assert "<balance>0</balance>" in answer.read().decode()
+    with pytest.raises(Exception):          # the HTTPS port speaks no plain HTTP
+        urllib.request.urlopen(f"http://127.0.0.1:{tls_port}{query}", timeout=5).read()
+    # each port's scheme is its own: the dashboard's session cookie is Secure over HTTPS only
+    cookies = {}
+    for scheme, port, ctx in (("http", daemon.port, None), ("https", tls_port, context)):
+        login = urllib.request.urlopen(f"{scheme}://127.0.0.1:{port}/login", context=ctx,
+                                       timeout=10)
+        cookies[scheme] = ";".join(login.headers.get_all("Set-Cookie") or []).lower()
+    assert "secure" in cookies["https"] and "secure" not in cookies["http"]
+
+
 @pytest.fixture
 def budapest_time(monkeypatch):
     """The board's zone set to Europe/Budapest (sms_appliance_timezone, [time] zone)."""

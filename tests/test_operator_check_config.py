@@ -318,3 +318,18 @@ def test_demo_modems_do_not_take_the_names_of_the_files_own_connections():
         assert [c.slot for c in config.connections[1:]] == ["slot2", "slot3"]
     finally:
         network.close()
+
+
+def test_an_https_port_of_its_own_is_checked(tmp_path):
+    """`tls_port` needs a certificate, a port of its own, and the default engine."""
+    path = tmp_path / "config.toml"
+    path.write_text('[http]\nport = 9501\nextra_ports = [8080]\ntls_port = 8080\n'
+                    'engine = "wsgiref"\n')
+    _, problems = config_check.check_file(path)
+    said = " | ".join(f"{p.key}: {p.text}" for p in problems)
+    assert "http.tls_port: HTTPS needs tls_cert and tls_key" in said
+    assert "http.tls_port: also a plain HTTP port (port or extra_ports)" in said
+    assert 'http.tls_port: only the default engine ("loop")' in said
+    path.write_text('[http]\ntls_port = 70000\n')
+    _, problems = config_check.check_file(path)
+    assert any(p.key == "http.tls_port" and "0..65535" in p.text for p in problems)

@@ -203,7 +203,10 @@ class LoopServer:
     """Serves a WSGI app (bottle) on already-bound sockets from one event-loop thread."""
 
     def __init__(self, app, sockets, *, tls: tuple[str, str] | None = None,
-                 limits: Limits = Limits(), clock: Clock = SYSTEM_CLOCK):
+                 tls_sockets: list | None = None, limits: Limits = Limits(),
+                 clock: Clock = SYSTEM_CLOCK):
+        """`tls`: (cert, key) files; they serve `tls_sockets` (all of `sockets` if None)
+        over HTTPS, the others over plain HTTP."""
         self.app = app
         self.clock = clock              # idle and slow-client timeouts (tests use a FakeClock)
         self.sockets = sockets
@@ -217,7 +220,9 @@ class LoopServer:
         self.in_flight = 0
         self.requests = 0
         self._ssl = _ssl_context(tls) if tls else None
-        self._scheme = "https" if tls else "http"
+        secure = sockets if tls_sockets is None else tls_sockets
+        self._tls_fds = {s.fileno() for s in secure} if tls else set()
+        self.tls_ports = [s.getsockname()[1] for s in secure] if tls else []
         self._connections: set[_Connection] = set()
         self._servers: list = []
         self.date_header = _Date().header     # b"Date: ...\r\n" for every reply
@@ -295,9 +300,10 @@ class LoopServer:
             # (or turned away) here: with 1024, a burst at the connection limit opened up to
             # 1024 descriptors at once and ran the process out of them (fd_budget.py). So it
             # takes ACCEPTS_AT_ONCE; the kernel's queue of waiting connections stays long.
+            ssl_context = self._ssl if sock.fileno() in self._tls_fds else None
             server = await self._loop.create_server(
-                lambda: _Connection(self), sock=sock, ssl=self._ssl, backlog=ACCEPTS_AT_ONCE,
-                ssl_handshake_timeout=self.limits.request_timeout if self._ssl else None)
+                lambda: _Connection(self), sock=sock, ssl=ssl_context, backlog=ACCEPTS_AT_ONCE,
+                ssl_handshake_timeout=self.limits.request_timeout if ssl_context else None)
             sock.listen(LISTEN_QUEUE)
             self._servers.append(server)
 
@@ -482,7 +488,7 @@ class LoopServer:
     def base_environ(self, conn: "_Connection") -> dict:
         return {"SCRIPT_NAME": "", "SERVER_NAME": conn.local[0], "SERVER_PORT": str(conn.local[1]),
                 "REMOTE_ADDR": conn.peer[0], "REMOTE_PORT": str(conn.peer[1]),
-                "wsgi.version": (1, 0), "wsgi.url_scheme": self._scheme, "wsgi.errors": sys.stderr,
+                "wsgi.version": (1, 0), "wsgi.url_scheme": conn.scheme, "wsgi.errors": sys.stderr,
                 "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False}
 
 
@@ -533,6 +539,7 @@ class _Connection(asyncio.Protocol):
         self.last_active = self.server.clock.monotonic()
         peer = transport.get_extra_info("peername") or ("", 0)
         local = transport.get_extra_info("sockname") or ("", 0)
+        self.scheme = "https" if transport.get_extra_info("sslcontext") else "http"
         self.peer, self.local = (str(peer[0]), peer[1]), (str(local[0]), local[1])
         self.base_environ = self.server.base_environ(self)    # copied for each request
         if self.server.draining or not self.server.admit():
