@@ -212,15 +212,22 @@ def test_json_shapes_from_the_ozeki_libraries(appliance):
     assert json.dumps(message)
 
 
-@pytest.mark.skipif(subprocess.run(["which", "openssl"], capture_output=True).returncode != 0,
-                    reason="openssl CLI not available")
-def test_https_when_a_certificate_is_configured(tmp_path, make_config, run_daemon):
-    import dataclasses
-    import ssl
+@pytest.fixture
+def https_files(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its key: (cert path, key path)."""
+    if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
+        pytest.skip("openssl CLI not available")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
                     "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
+    return cert, key
+
+
+def test_https_when_a_certificate_is_configured(https_files, make_config, run_daemon):
+    import dataclasses
+    import ssl
+    cert, key = https_files
     config = make_config()
     config = dataclasses.replace(config, http=dataclasses.replace(
         config.http, tls_cert=str(cert), tls_key=str(key)))
@@ -235,19 +242,14 @@ def test_https_when_a_certificate_is_configured(tmp_path, make_config, run_daemo
         urllib.request.urlopen(url.replace("https", "http"), timeout=5).read()
 
 
-@pytest.mark.skipif(subprocess.run(["which", "openssl"], capture_output=True).returncode != 0,
-                    reason="openssl CLI not available")
-def test_https_on_a_port_of_its_own_beside_plain_http(tmp_path, make_config, run_daemon):
+def test_https_on_a_port_of_its_own_beside_plain_http(https_files, make_config, run_daemon):
     """`tls_port`: HTTPS beside plain HTTP, as Ozeki serves 9508 beside 9501. Before it a
     certificate turned every port to HTTPS, and a UPS or a PLC that cannot do TLS lost its
     URL the day the dashboard got one."""
     import dataclasses
     import socket
     import ssl
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = https_files
     with socket.socket() as probe:          # a free port: 0 means "no HTTPS port of its own"
         probe.bind(("127.0.0.1", 0))
         tls_port = probe.getsockname()[1]
