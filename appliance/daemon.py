@@ -205,7 +205,6 @@ class Daemon:
         if requeued:
             log.info("daemon: %d messages were being sent at the last stop; sending again",
                      requeued)
-        self.dispatcher.start()
         self.notifier.start()
         from appliance.web.drivers import effective_connections
         connections = effective_connections(self.config.connections, self.documents)
@@ -220,6 +219,9 @@ class Daemon:
             except Exception:
                 log.exception("daemon: API-created connection %s could not start", conn.name)
         self._apply_stored_routes()
+        # only now: with some connections or the API's routes still to come, a part pinned
+        # to a later one, or routed by an API rule, would have been routed as if it were gone
+        self.dispatcher.start()
         self._start_mail()       # before HTTP answers: /status counts its threads as workers
         self._start_http()
 

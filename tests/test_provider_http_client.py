@@ -541,3 +541,41 @@ def test_an_upgraded_box_keeps_taking_its_providers_token_less_reports_until_the
     api = Api(daemon.port)
     assert api.get("/connections/Web0/report", messageid="200", status="DELIVRD")[0] == 403
     assert api.get("/connections/Web1/report", messageid="300", status="DELIVRD")[0] == 403
+
+
+def test_a_message_pinned_to_a_slow_starting_connection_is_not_routed_away_at_start(
+        make_config, run_daemon, monkeypatch):
+    """The dispatcher started before the channels: while a later connection was still
+    starting, a part pinned to it (`serviceprovider`) looked like one for a connection
+    taken out of the config, and left through the first one that was up."""
+    import dataclasses
+    import time
+    from appliance import daemon as daemon_module
+    first, pinned = WebProvider(), WebProvider()
+    first.start()
+    pinned.start()
+    try:
+        web1 = dataclasses.replace(client_config(pinned.url), name="Web1", autoconnect=False)
+        config = make_config(connections=(client_config(first.url), web1))
+        daemon = run_daemon(config)
+        api = Api(daemon.port)
+        message_id = api.send("+36201234567", "for Web1", serviceprovider="Web1")
+        daemon.stop()
+
+        real_build = daemon_module.build_channel
+
+        def slow_for_web1(conn, *args, **kwargs):
+            if conn.name == "Web1":
+                time.sleep(1.0)                  # a modem port slow to open, say
+            return real_build(conn, *args, **kwargs)
+        monkeypatch.setattr(daemon_module, "build_channel", slow_for_web1)
+        config = make_config(connections=(client_config(first.url),
+                                          dataclasses.replace(web1, autoconnect=True)))
+        daemon = run_daemon(config)
+        api = Api(daemon.port)
+        api.wait_state(message_id, SUBMITTED)
+        assert daemon.journal.get_parts(message_id)[0]["connection"] == "Web1"
+        assert len(pinned.requests) == 1 and first.requests == []
+    finally:
+        first.stop()
+        pinned.stop()
