@@ -332,6 +332,7 @@ class Daemon:
         self._notify.notify("READY=1")
         last_stats, last_accepted = 0.0, 0
         while not self._stop.wait(2.0):
+            thread_priority.name_for_os()        # threads started since (recoveries, links)
             healthy = self.healthy()
             if healthy:
                 self._notify.notify("WATCHDOG=1")
@@ -464,6 +465,7 @@ def run(config: Config, *, admin_password: str = "", pin_factory=None, on_starte
                                                  + daemon.dispatcher.background_threads())
             log.debug("daemon: at nice %d: %s", thread_priority.BACKGROUND_NICE,
                       ", ".join(lowered) or "none")
+            thread_priority.name_for_os()        # before the banner: top -H shows them
             daemon.wait_ready()
             if on_started:
                 on_started(daemon)

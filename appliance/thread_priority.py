@@ -1,4 +1,12 @@
-"""Threads that work in batches and that no request waits on step aside for the others.
+"""Per-thread OS settings: the threads' names, and the threads that work in batches and
+that no request waits on step aside for the others.
+
+Names: Python 3.11 names its threads only for itself, so `top -H`, `ps -L` and htop showed
+a dozen `python` threads on a busy box. `name_for_os` gives each its own (`store-writer`,
+`modem-slot1`, `smpp-SMPP0`: the first 15 bytes) through /proc/self/task/TID/comm, which
+Linux lets a process write for its own threads.
+
+Priorities:
 
 The dispatcher (a claim of a few hundred parts) and the store's checkpointer batch their
 work. The SMPP link's thread, the modems' threads and the HTTP loop answer one PDU or request
@@ -46,3 +54,34 @@ def step_aside(threads: list[threading.Thread]) -> list[str]:
             continue
         lowered.append(thread.name)
     return lowered
+
+
+COMM_BYTES = 15                 # what the kernel keeps of a thread's name
+_told_os: dict[int, str] = {}   # native thread id -> the name the OS has for it
+
+
+def name_for_os(threads: list[threading.Thread] | None = None) -> int:
+    """Tell the OS each live thread's name (all of them by default); how many were new.
+    Cheap to repeat: a thread is written once per name (the daemon asks every 2 s, so the
+    threads a recovery or a new connection starts get theirs too)."""
+    threads = threading.enumerate() if threads is None else threads
+    told = 0
+    for thread in threads:
+        if thread is threading.main_thread():
+            continue                # its name is the process's (ps, pgrep, systemd)
+        tid = thread.native_id
+        name = thread.name.encode("utf-8", "replace")[:COMM_BYTES].decode("utf-8", "ignore")
+        if tid is None or _told_os.get(tid) == name:
+            continue
+        try:
+            with open(f"/proc/self/task/{tid}/comm", "w", encoding="utf-8") as comm:
+                comm.write(name)
+        except OSError:             # ended meanwhile, or no /proc (not Linux)
+            continue
+        _told_os[tid] = name
+        told += 1
+    if len(_told_os) > 4 * len(threads) + 64:      # ids of threads that ended
+        alive = {t.native_id for t in threads}
+        for tid in [t for t in _told_os if t not in alive]:
+            del _told_os[tid]
+    return told

@@ -57,6 +57,33 @@ def _task_nices(pid: int) -> list[int]:
     return nices
 
 
+def _task_names(pid: int) -> list[str]:
+    names = []
+    for comm in Path(f"/proc/{pid}/task").glob("*/comm"):
+        try:
+            names.append(comm.read_text().strip())
+        except OSError:
+            continue
+    return names
+
+
+def test_threads_get_their_names_from_the_os_once_per_name():
+    done = threading.Event()
+    worker = threading.Thread(target=done.wait, name="a-rather-long-thread-name", daemon=True)
+    worker.start()
+    try:
+        assert thread_priority.name_for_os([worker]) == 1
+        comm = Path(f"/proc/self/task/{worker.native_id}/comm").read_text().strip()
+        assert comm == "a-rather-long-t"                  # the kernel keeps 15 bytes
+        assert thread_priority.name_for_os([worker]) == 0  # nothing written again
+        worker.name = "renamed"
+        assert thread_priority.name_for_os([worker]) == 1
+        assert Path(f"/proc/self/task/{worker.native_id}/comm").read_text().strip() == "renamed"
+    finally:
+        done.set()
+        worker.join(5)
+
+
 def test_the_daemon_runs_its_checkpointer_and_dispatcher_at_nice_19(tmp_path):
     base = os.getpriority(os.PRIO_PROCESS, 0)
     if base >= thread_priority.BACKGROUND_NICE:
@@ -74,6 +101,12 @@ def test_the_daemon_runs_its_checkpointer_and_dispatcher_at_nice_19(tmp_path):
         nices = _task_nices(proc.pid)
         assert nices.count(thread_priority.BACKGROUND_NICE) == 2, nices
         assert nices.count(base) == len(nices) - 2, nices     # the writer, HTTP, main, ...
+        # top -H shows each thread by its name, not a dozen "python"s (name_for_os)
+        names = _task_names(proc.pid)
+        assert {"store-writer", "store-checkpoin", "dispatcher", "http-loop",
+                "notifier"} <= set(names), names
+        # the main thread keeps the process's name (ps, pgrep, systemd show it)
+        assert Path(f"/proc/{proc.pid}/comm").read_text().strip() != "MainThread"
     finally:
         proc.terminate()
         proc.wait(30)
