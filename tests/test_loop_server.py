@@ -422,6 +422,40 @@ def test_request_greenlets_are_reused_and_outlive_a_crash_past_bottle():
     assert all(g is seen[0] for g in seen), "a new greenlet per request"
 
 
+def test_no_answered_request_stays_in_ram_with_its_greenlet():
+    """Found measuring a 20,000-message batch: RSS stayed 40 MiB above idle after it. A
+    pooled greenlet was started with its first request's (app, environ) as arguments, and
+    a greenlet's run call keeps those for its whole life: every task kept the first
+    request it served, parsed form and body included."""
+    import gc
+
+    import bottle
+
+    app = bottle.Bottle()
+
+    @app.post("/<name>")
+    def answer(name):
+        return str(len(bottle.request.forms))
+
+    server = LoopServer(app, [listen_socket("127.0.0.1", 0)])
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
+        body = urllib.parse.urlencode({f"key{i}": "value" for i in range(1000)})
+        for path in ("/first-request", "/second-request"):
+            conn.request("POST", path, body=body,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            answer = conn.getresponse()
+            assert (answer.status, answer.read()) == (200, b"1000")
+        conn.close()
+        gc.collect()
+        kept = [o for o in gc.get_objects() if isinstance(o, dict)
+                and str(o.get("PATH_INFO", "")).endswith("-request")]
+        assert kept == [], [o["PATH_INFO"] for o in kept]
+    finally:
+        server.stop()
+
+
 def test_a_commit_that_lands_after_its_request_timed_out_is_dropped_quietly(front, caplog):
     """The request was answered busy and its greenlet went back to the pool; when the held
     commit lands later, its wake-up finds nothing to resume and logs no error, and the
