@@ -8,6 +8,8 @@ grace period: a message that reroutes within the test's timeouts did not wait 30
 
 from __future__ import annotations
 
+import dataclasses
+
 from appliance import config as cfg
 from test_modem_kit import wait_until
 from test_whole_messages import DELIVERED, GSM7_TEXT, demo_appliance, inbox, number  # noqa: F401
@@ -53,9 +55,12 @@ def test_a_modem_stopped_after_part_1_of_3_is_left_at_once_and_the_message_resen
 
 def test_a_modem_only_recovering_keeps_the_message_and_finishes_it(demo_appliance):
     daemon, api, network = demo_appliance(2, routes=FAILOVER, modem_changes={"submittimeout": 3.0})
+    worker = daemon.channels.running["GSMModem0"]
+    # the two AT+CFUN steps that get no answer wait `cfun` each (20 s on a real module):
+    # 2 s still leaves the dispatcher's once-a-second pass several looks at it recovering
+    worker.timings = dataclasses.replace(worker.timings, cfun=2.0)
     network.modem("slot1").hang_after_submits(1)
     message_id = api.send(number(2), GSM7_TEXT)
-    worker = daemon.channels.running["GSMModem0"]
     states = []
     wait_until(lambda: states.append(worker.state) or worker.state == "recovering",
                timeout=60, what="GSMModem0 recovering")
