@@ -126,11 +126,10 @@ def part_for_receipt(conn, connection: str, reference: str, recipient: str | Non
 
 
 def _auto_reading(reference: str) -> str:
-    """What "auto" made of the id whose hex reading is `reference` (digits-only: decimal)."""
-    if not reference.isdigit() or len(reference) > 32:
-        return reference
-    digits = format(int(reference), "x")
-    return str(int(digits, 10)) if digits.isdigit() else reference
+    """What "auto" made of the id whose hex reading is `reference`: its hex digits, when
+    they are all digits, read as decimal (the "hex-decimal" reading of `other_readings`)."""
+    return next((other for convention, other in other_readings(reference)
+                 if convention == "hex-decimal"), reference)
 
 
 NUMBER_TAIL_DIGITS = 8       # a subscriber number's end: the same in every number format
