@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -172,3 +173,15 @@ def appliance_socket(make_config, run_daemon):
     """The same daemon, talked to over a real socket (end-to-end tests)."""
     daemon = run_daemon(make_config())
     return daemon, Api(daemon.port)
+
+
+@pytest.fixture
+def https_files(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its key: (cert path, key path)."""
+    if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
+        pytest.skip("openssl CLI not available")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key

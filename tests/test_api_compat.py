@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
+import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 
@@ -212,18 +212,6 @@ def test_json_shapes_from_the_ozeki_libraries(appliance):
     assert json.dumps(message)
 
 
-@pytest.fixture
-def https_files(tmp_path):
-    """A self-signed certificate for 127.0.0.1 and its key: (cert path, key path)."""
-    if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
-        pytest.skip("openssl CLI not available")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
-
-
 def test_https_when_a_certificate_is_configured(https_files, make_config, run_daemon):
     import dataclasses
     import ssl
@@ -266,8 +254,12 @@ def test_https_on_a_port_of_its_own_beside_plain_http(https_files, make_config, 
     with urllib.request.urlopen(f"https://127.0.0.1:{tls_port}{query}", context=context,
                                 timeout=10) as answer:
         assert "<balance>0</balance>" in answer.read().decode()
-    with pytest.raises(Exception):          # the HTTPS port speaks no plain HTTP
+    # the HTTPS port speaks no plain HTTP, and says so (before, the client got an empty reply)
+    with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://127.0.0.1:{tls_port}{query}", timeout=5).read()
+    assert refused.value.code == 400
+    assert f"This port speaks HTTPS: use https://<this box>:{tls_port}/" in \
+        refused.value.read().decode()
     # each port's scheme is its own: the dashboard's session cookie is Secure over HTTPS only
     cookies = {}
     for scheme, port, ctx in (("http", daemon.port, None), ("https", tls_port, context)):

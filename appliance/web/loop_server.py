@@ -37,6 +37,7 @@ import httptools
 from appliance import fd_budget
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.suspend import Suspendable, after_settling
+from appliance.web.https_port import HttpsPort
 
 log = logging.getLogger("appliance.web")
 
@@ -230,6 +231,7 @@ class LoopServer:
         self.tls_ports = [s.getsockname()[1] for s in secure] if tls else []
         self._connections: set[_Connection] = set()
         self._servers: list = []
+        self.https_ports: list[HttpsPort] = []
         self.date_header = _Date().header     # b"Date: ...\r\n" for every reply
         self._executor: ThreadPoolExecutor | None = None
         self._ready: deque = deque()          # (task, future) settled by the writer thread
@@ -305,10 +307,16 @@ class LoopServer:
             # (or turned away) here: with 1024, a burst at the connection limit opened up to
             # 1024 descriptors at once and ran the process out of them (fd_budget.py). So it
             # takes ACCEPTS_AT_ONCE; the kernel's queue of waiting connections stays long.
-            ssl_context = self._ssl if sock.fileno() in self._tls_fds else None
-            server = await self._loop.create_server(
-                lambda: _Connection(self), sock=sock, ssl=ssl_context, backlog=ACCEPTS_AT_ONCE,
-                ssl_handshake_timeout=self.limits.request_timeout if ssl_context else None)
+            if sock.fileno() in self._tls_fds:
+                server = HttpsPort(self._loop, sock, self._ssl, lambda: _Connection(self),
+                                   handshake_timeout=self.limits.request_timeout,
+                                   max_waiting=self.max_connections,
+                                   monotonic=self.clock.monotonic)
+                server.start()
+                self.https_ports.append(server)
+            else:
+                server = await self._loop.create_server(
+                    lambda: _Connection(self), sock=sock, backlog=ACCEPTS_AT_ONCE)
             sock.listen(LISTEN_QUEUE)
             self._servers.append(server)
 
