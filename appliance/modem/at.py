@@ -221,6 +221,26 @@ class AtPort:
         self._fill_available()
         self._queue_arriving(0.0)
 
+    def fileno(self) -> int | None:
+        """The descriptor to wait on for the modem's next line; None for a pyserial URL
+        without one (loop://)."""
+        try:
+            fd = self.link.fileno()
+        except (AttributeError, OSError, ValueError, serial.SerialException):
+            return None
+        return fd if isinstance(fd, int) and fd >= 0 else None
+
+    def has_pending(self) -> bool:
+        """URCs queued, or whole lines in the buffer (read with a command's answer): the
+        worker must handle them before it sleeps on the port, which has nothing new."""
+        self._queue_arriving(0.0)
+        return bool(self._urcs)
+
+    def read_ready(self) -> None:
+        """The port polled ready: read it. Ready with nothing to read is how a tty says its
+        device is gone; pyserial raises for it, and this raises PortGone."""
+        self._fill()
+
     def pending_urcs(self) -> list[Urc]:
         return self._take_urcs()
 

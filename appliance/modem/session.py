@@ -36,7 +36,8 @@ class Timings:
     race_retry: float = 2.0         # pause before repeating a command that hit a race
     reopen: float = 30.0            # wait for a port to come back after a reset
     registration: float = 60.0      # after a recovery step, wait this long to register
-    poll: float = 0.1               # how long one idle loop listens for URCs
+    poll: float = 1.0               # an idle modem looks at its timers this often (a
+    #                                 request or a line from the modem wakes it at once)
     sweep: float = 300.0            # re-read SIM storage for SMS whose +CMTI was lost
     failed_retry: float = 900.0     # a failed modem is probed again after this
     identity_retry: float = 60.0    # a port with the wrong IMEI/ICCID is checked again after this

@@ -34,6 +34,7 @@ from appliance.modem import ladder, probe
 from appliance.modem.at import (AtCommandError, AtPort, AtTimeout, PortBusy, PortGone,
                                 Stopping, Urc, is_port_loss, open_port)
 from appliance.modem.errors import InitFailed, SendFailure, WrongModem, classify
+from appliance.modem.inbox import Inbox
 from appliance.modem.pacing import Pacing
 from appliance.modem.power import PowerControl
 from appliance.modem.reports import to_fragment, to_report
@@ -103,7 +104,7 @@ class ModemWorker:
         self.balance: float | None = None
         self.balance_text = ""
         self.balance_at: float | None = None
-        self._requests: queue.Queue = queue.Queue()
+        self._requests = Inbox()
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._stop = threading.Event()
@@ -133,6 +134,7 @@ class ModemWorker:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        self._requests.wake()
         if self._thread:
             self._thread.join(timeout)
         self._give_back_queued("the appliance is stopping")
@@ -333,7 +335,8 @@ class ModemWorker:
 
     def _serve(self) -> None:
         try:
-            self._take_request(wait=self.timings.poll)   # a part starts at once, not at the next poll
+            self._wait_for_work()
+            self._take_request()
             if self.state != READY:
                 return
             self._handle_urcs(self.session.port.read_urcs(0.0))
@@ -345,9 +348,17 @@ class ModemWorker:
         except AtCommandError as exc:     # ERROR to a plain AT: confused, maybe a late answer
             self._keepalive_missed(f"unexpected {exc}")
 
-    def _take_request(self, wait: float) -> None:
+    def _wait_for_work(self) -> None:
+        """Sleeps until a request, a line from the modem, or the next look at the timers
+        (`timings.poll`); a part starts at once, not at the next look (inbox.py)."""
+        port = self.session.port
+        timeout = 0.0 if port.has_pending() else self.timings.poll
+        if self._requests.wait(port.fileno(), timeout):
+            port.read_ready()
+
+    def _take_request(self) -> None:
         try:
-            kind, item = self._requests.get(timeout=wait)
+            kind, item = self._requests.get_nowait()
         except queue.Empty:
             return
         if kind == "send":
