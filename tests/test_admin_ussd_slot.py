@@ -42,8 +42,8 @@ def test_a_modem_is_named_by_number_slot_or_connection_name_in_any_case(make_con
 
 def test_the_demo_fault_endpoint_takes_the_same_names(make_config, run_daemon):
     with demo_daemon_on_simulated_modems(make_config, run_daemon) as (daemon, network):
-        def fault(modem):
-            query = urllib.parse.urlencode({"modem": modem, "fault": "none",
+        def fault(modem, key="modem"):
+            query = urllib.parse.urlencode({key: modem, "fault": "none",
                                             "username": "admin", "password": ADMIN_PASSWORD})
             request = urllib.request.Request(
                 f"http://127.0.0.1:{daemon.port}/demo/sim?{query}", method="POST")
@@ -57,3 +57,7 @@ def test_the_demo_fault_endpoint_takes_the_same_names(make_config, run_daemon):
             assert fault(modem) == (200, {"modem": modem, "fault": "none"}), modem
         status, body = fault("GSMModem7")
         assert status == 404 and "'GSMModem7'" in body["error"]
+        # `slot=` as /admin/ussd names it (it was refused: "no simulated modem: ''")
+        assert fault("slot1", key="slot") == (200, {"slot": "slot1", "fault": "none"})
+        status, body = fault("", key="slot")
+        assert status == 400 and "modem is required" in body["error"]

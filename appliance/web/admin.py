@@ -110,13 +110,18 @@ def register(app: bottle.Bottle, services) -> None:
         fault = params.get("fault", "")
         if fault not in FAULTS:
             raise Refused(400, f"fault must be one of {', '.join(FAULTS)}")
-        wanted = params.get("modem", "")
-        # a slot, its number or the connection's name, as /admin/ussd takes them
+        # a slot, its number or the connection's name, as /admin/ussd takes them, and under
+        # its name there too (`slot=slot1` was refused as "no simulated modem: ''")
+        key = "modem" if "modem" in params or "slot" not in params else "slot"
+        wanted = params.get(key, "").strip()
+        if not wanted:
+            raise Refused(400, "modem is required: a slot, its number or its connection name"
+                               " (slot1, 1, GSMModem0)")
         modem = network.modem(wanted) or network.modem(services.control.slot_of(wanted))
         if modem is None:
             raise Refused(404, f"no simulated modem with that slot: {wanted!r}")
         modem.inject_fault(fault)
-        return {"modem": params.get("modem"), "fault": fault}
+        return {key: params.get(key), "fault": fault}
 
     app.route("/admin/ussd", method=["GET", "POST"], callback=_endpoint(services, ussd))
     app.route("/demo/sim", method="POST", callback=_endpoint(services, demo_fault))
