@@ -54,3 +54,12 @@ def test_a_json_body_of_millions_of_values_is_refused_in_the_json_format(applian
     status, reply = post_json(api, "sendmsg", json.dumps({"messages": messages,
                                                           "padding": padding}))
     assert status == 200 and reply["data"]["success_count"] == 3, reply
+
+
+def test_the_dashboards_login_form_is_counted_before_it_is_parsed(appliance):
+    """POST /login parses its form before anyone has logged in."""
+    _, api = appliance
+    status, text = api.post("/login", "&".join(f"x{i}=" for i in range(MAX_FORM_FIELDS + 1)))
+    assert status == 413 and f"at most {MAX_FORM_FIELDS:,} are read" in text
+    status, text = api.post("/login", "username=admin&password=wrong")   # a form as usual
+    assert status == 403 and "login form expired" in text

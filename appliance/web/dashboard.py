@@ -26,7 +26,7 @@ from appliance.errors import StoreError, ValidationError
 from appliance.store import counters
 from appliance.web import dashboard_data as data
 from appliance.web import phonesystem
-from appliance.web.params import client_address
+from appliance.web.params import ParamError, checked_forms, client_address
 from appliance.web.sessions import COOKIE, SessionStore
 
 log = logging.getLogger("appliance.web")
@@ -75,7 +75,7 @@ class Dashboard:
 
     def require_post(self, admin: bool = False):
         session = self.require(admin)
-        if not session.csrf_ok(bottle.request.forms.getunicode("csrf") or ""):
+        if not session.csrf_ok(_forms().getunicode("csrf") or ""):
             log.warning("dashboard: %s: refused a form without a valid CSRF token from %s",
                         session.user, client_address(bottle.request))
             raise bottle.HTTPResponse("403 invalid or missing CSRF token; reload the page\n",
@@ -107,7 +107,7 @@ class Dashboard:
         return self.page("login.tpl", None, title="Log in", error=error, login_token=token)
 
     def login(self):
-        forms = bottle.request.forms
+        forms = _forms()
         expected = bottle.request.get_cookie(LOGIN_COOKIE) or ""
         given = forms.getunicode("login_token") or ""
         if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
@@ -190,7 +190,7 @@ class Dashboard:
 
     def send(self):
         session = self.require_post()
-        forms = bottle.request.forms
+        forms = _forms()
         values = {k: (forms.getunicode(k) or "").strip() for k in ("recipient", "text", "sender")}
         values["text"] = forms.getunicode("text") or ""
         result = self._send(session, values)
@@ -235,7 +235,7 @@ class Dashboard:
 
     def admin_action(self, what: str):
         session = self.require_post(admin=True)
-        forms = bottle.request.forms
+        forms = _forms()
         params = {k: (forms.getunicode(k) or "").strip() for k in forms.keys()}
         handler = data.ADMIN_ACTIONS.get(what)
         if handler is None:
@@ -249,6 +249,16 @@ class Dashboard:
 
     def static(self, name: str):
         return bottle.static_file(name, root=str(STATIC))
+
+
+def _forms() -> bottle.FormsDict:
+    """The posted form, its fields counted before bottle parses them (params.py): /login
+    parsed whatever an unauthenticated client sent."""
+    try:
+        return checked_forms(bottle.request)
+    except ParamError as exc:
+        raise bottle.HTTPResponse(f"413 {exc}\n", status=413,
+                                  content_type="text/plain; charset=utf-8") from None
 
 
 def _base() -> str:

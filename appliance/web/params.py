@@ -120,6 +120,13 @@ def _form_items(request: bottle.BaseRequest) -> list[tuple[str, str]]:
         raise ParamError(f"the request body cannot be read: {message}"[:200]) from None
 
 
+def checked_forms(request: bottle.BaseRequest) -> bottle.FormsDict:
+    """`request.forms` for a handler that reads bottle's form itself (the dashboard's),
+    refused as a flood like any dialect's (ParamError)."""
+    _refuse_field_flood(request)
+    return request.forms
+
+
 def _refuse_field_flood(request: bottle.BaseRequest) -> None:
     """Counts a large body's fields before bottle parses them (MAX_FORM_FIELDS). A body
     shorter than two bytes a field cannot hold too many, so most are not looked at."""
