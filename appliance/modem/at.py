@@ -46,6 +46,13 @@ _SECRET_COMMANDS = re.compile(r'^(AT\+CPIN=|AT\+CLCK=|AT\+CPWD=)(.*)$', re.IGNOR
 # After a timeout: this long without a byte after a final result means the late answers
 # are all in (a modem answers its commands in order, so they come before our AT's OK).
 RESYNC_QUIET_SECONDS = 0.3
+# The longest line a modem sends is a few KiB (a +COPS=? list, a UCS-2 +CUSD menu); a port
+# that sends more without a line end is not speaking AT (a GPS or diagnostics port picked by
+# mistake, line noise). Unbounded, its bytes piled up in the buffer, each read copying all of
+# them: memory and CPU without end. Past MAX_PENDING_BYTES the run without a line end is
+# dropped (keeping its last bytes, where a `> ` prompt would be).
+MAX_PENDING_BYTES = 64 * 1024
+MAX_LINE_BYTES = 16 * 1024
 
 
 class PortGone(ApplianceError):
@@ -140,6 +147,8 @@ class AtPort:
         self._buffer = b""
         self._urcs: deque[Urc] = deque()
         self.noise_lines = 0
+        self.dropped_bytes = 0       # no modem line (MAX_PENDING_BYTES), said once per port
+        self._said_dropped = False
         self._answer_owed = False    # a command timed out: its answer may still come
 
     # -- public ---------------------------------------------------------------
@@ -362,6 +371,28 @@ class AtPort:
         except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
             raise PortGone(str(exc)) from exc
         self._buffer += chunk
+        if len(self._buffer) > MAX_PENDING_BYTES:
+            self._shed()
+
+    def _shed(self) -> None:
+        """Drops what cannot be a modem's line (MAX_PENDING_BYTES): a run without a line end,
+        or else a +CUSD line whose closing quote never came, which held every line after it."""
+        buffer = self._buffer
+        last_end = max(buffer.rfind(b"\r"), buffer.rfind(b"\n"))
+        if len(buffer) - last_end - 1 > MAX_LINE_BYTES:
+            kept, dropped = buffer[:last_end + 1] + buffer[-2:], len(buffer) - last_end - 3
+            why = f"over {MAX_LINE_BYTES // 1024} KiB without a line end: is it the AT port?"
+        else:
+            first_end = _LINE_END.search(buffer)
+            kept, dropped = buffer[first_end.end():], first_end.end()
+            why = "a +CUSD answer whose closing quote never came"
+        self._buffer = kept
+        self.noise_lines += 1
+        self.dropped_bytes += dropped
+        if not self._said_dropped:
+            self._said_dropped = True
+            log.warning("modem port %s: dropped %d bytes that were no modem line (%s)",
+                        getattr(self.link, "port", "?"), dropped, why)
 
     def _write(self, data: bytes) -> None:
         try:
