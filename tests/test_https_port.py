@@ -18,7 +18,7 @@ from appliance.web.server import listen_socket
 from test_modem_kit import wait_until
 
 
-def https_server(https_files, **limits) -> LoopServer:
+def https_server(https_files, sock=None, **limits) -> LoopServer:
     app = bottle.Bottle()
 
     @app.get("/hello")
@@ -26,7 +26,7 @@ def https_server(https_files, **limits) -> LoopServer:
         return "hello over " + bottle.request.urlparts.scheme
 
     cert, key = https_files
-    server = LoopServer(app, [listen_socket("127.0.0.1", 0)], tls=(str(cert), str(key)),
+    server = LoopServer(app, [sock or listen_socket("127.0.0.1", 0)], tls=(str(cert), str(key)),
                         limits=Limits(**limits))
     server.start()
     return server
@@ -182,3 +182,33 @@ def test_out_of_descriptors_the_https_port_says_so_once_and_accepts_again(https_
         server.stop()
     assert answers.strip() == str([b"HTTP/1.1 400 Bad Request"] * 3)
     assert len([r for r in caplog.records if "cannot accept" in r.getMessage()]) == 1
+
+
+def test_a_burst_of_connections_is_bounded_and_the_loop_keeps_serving(https_files):
+    """sock_accept returns at once while connections wait, so a burst was accepted whole
+    before any was sorted: the bound on silent connections did not count it."""
+    listening = listen_socket("127.0.0.1", 0)
+    port = listening.getsockname()[1]
+    # the whole burst waits in the kernel's queue before the server takes the first one
+    burst = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(200)]
+    server = https_server(https_files, listening, max_connections=20, request_timeout=30)
+    [https] = server.https_ports
+    try:
+        closed = set()
+
+        def turned_away() -> int:
+            for sock in burst:
+                if sock not in closed:
+                    sock.setblocking(False)
+                    try:
+                        if sock.recv(1) == b"":
+                            closed.add(sock)
+                    except BlockingIOError:
+                        pass
+            return len(closed)
+        wait_until(lambda: turned_away() == 180, timeout=10, what="the rest turned away")
+        assert https.waiting == 20
+    finally:
+        for sock in burst:
+            sock.close()
+        server.stop()

@@ -25,6 +25,7 @@ log = logging.getLogger("appliance.web")
 
 TLS_HANDSHAKE = 0x16                   # the first byte of every TLS (and SSL 3) ClientHello
 ACCEPT_RETRY_DELAY = 1.0               # out of descriptors: asyncio's own delay
+ACCEPTS_AT_ONCE = 64                   # then the loop serves the others (loop_server.py's)
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _UNREAD_LIMIT = 64 * 1024              # of a plain request, read and dropped before closing
 
@@ -66,10 +67,18 @@ class HttpsPort:
         """Stops accepting (SIGTERM); connections already handed over drain with the rest."""
         for task in [self._task, *self._sorting]:
             if task is not None:
-                task.cancel()       # a task being sorted closes its socket
+                task.cancel()
+        for conn in list(self._waiting):    # a task cancelled before it ran closes nothing
+            conn.close()
 
     async def _accept_forever(self) -> None:
+        accepted = 0
         while True:
+            accepted += 1
+            if accepted % ACCEPTS_AT_ONCE == 0:
+                # sock_accept returns without yielding while connections wait: a burst
+                # would hold the loop, and every other connection, until the queue is empty
+                await asyncio.sleep(0)
             try:
                 conn, _ = await self._loop.sock_accept(self._sock)
             except OSError as exc:
@@ -83,6 +92,7 @@ class HttpsPort:
                 self._say("refused", None)
                 conn.close()
                 continue
+            self._waiting.add(conn)             # now: the bound counts this burst too
             task = self._loop.create_task(self._sort(conn))
             self._sorting.add(task)
             task.add_done_callback(self._sorting.discard)
@@ -90,7 +100,6 @@ class HttpsPort:
     async def _sort(self, conn: socket.socket) -> None:
         """TLS to the server's protocol; plain HTTP to its answer; silence to the bin."""
         conn.setblocking(False)
-        self._waiting.add(conn)
         try:
             try:
                 first = await asyncio.wait_for(self._peek(conn), self._timeout)
@@ -110,11 +119,12 @@ class HttpsPort:
 
     async def _peek(self, conn: socket.socket) -> bytes:
         readable = self._loop.create_future()
-        self._loop.add_reader(conn.fileno(), readable.set_result, None)
+        fd = conn.fileno()                  # -1 once a stop closed the socket
+        self._loop.add_reader(fd, readable.set_result, None)
         try:
             await readable
         finally:
-            self._loop.remove_reader(conn.fileno())
+            self._loop.remove_reader(fd)
         return conn.recv(1, socket.MSG_PEEK)
 
     async def _hand_over(self, conn: socket.socket) -> None:
