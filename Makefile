@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The demo's state (queue, journal, admin password) is kept in .demo/: a message queued when
+# you stop it is still there, and goes out, when you start it again.
 run: $(STAMP)
-	$(VENV)/bin/sms-appliance run --demo
+	$(VENV)/bin/sms-appliance run --demo --state-dir .demo
 
 # test-deps-image (image/image.mk) apt-installs the few tools the image tests call, if missing;
 # test-deps-sim the Debian AT client (gammu) the simulator tests drive and libfaketime (the

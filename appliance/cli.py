@@ -226,8 +226,12 @@ def _started(daemon, network) -> None:
     url = f"{scheme}://{'127.0.0.1' if http.host in ('0.0.0.0', '::') else http.host}:{daemon.port}"
     password = daemon.generated_password
     lines = [f"sms-appliance {__version__} is running: {url}/status"]
+    state = daemon.config.store.state_dir
     if password:
         lines.append(f"admin password (shown once): {password}")
+    else:       # a kept state directory: `make run` again, a restart
+        lines.append(f"admin password: the one set before in {state} (shown at its first"
+                     f" start); another: sms-appliance passwd --state-dir {state}")
     shown = password or "PASSWORD"
     lines.append("send a message:")
     lines.append(f"  curl{' -k' if secure else ''} '{url}/api?action=sendmessage&username=admin&password={shown}"

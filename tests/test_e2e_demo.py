@@ -35,10 +35,11 @@ class DemoProcess:
         self.proc: subprocess.Popen | None = None
         self.api: Api | None = None
 
-    def start(self) -> Api:
+    def start(self, password: str | None = ADMIN_PASSWORD) -> Api:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "run", "--config", str(self.config),
-             "--state-dir", str(self.state), "--admin-password", ADMIN_PASSWORD],
+             "--state-dir", str(self.state),
+             *(["--admin-password", password] if password else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             cwd=Path(__file__).resolve().parents[1])
         self.log: list[str] = []
@@ -47,11 +48,15 @@ class DemoProcess:
         return self.api
 
     def _port_from_banner(self) -> int:
-        lines = []
+        lines = self.banner = []
         for line in self.proc.stdout:
             lines.append(line)
             match = re.search(r"is running: http://127\.0\.0\.1:(\d+)/status", line)
             if match:
+                for line in self.proc.stdout:       # the rest of the banner
+                    lines.append(line)
+                    if line.startswith("then follow it"):
+                        break
                 # Keep reading: a full pipe would block the daemon's logging (and its workers).
                 threading.Thread(target=self._drain, daemon=True).start()
                 return int(match.group(1))
@@ -94,6 +99,22 @@ def demo(tmp_path):
     yield process
     process.kill(signal.SIGTERM)
     print("".join(process.log[-120:]))   # pytest shows it only when the test failed
+
+
+def test_a_kept_state_directory_says_where_the_admin_password_is(demo):
+    """`make run` keeps the demo's state in .demo/: the password is shown at the first start
+    only, and a later start said nothing of it (its curl line read password=PASSWORD)."""
+    demo.start(password=None)
+    assert re.search(r"admin password \(shown once\): \S{8,}", "".join(demo.banner))
+    demo.kill(signal.SIGTERM)
+    demo.start(password=None)
+    assert (f"admin password: the one set before in {demo.state} (shown at its first start);"
+            f" another: sms-appliance passwd --state-dir {demo.state}") in "".join(demo.banner)
+
+
+def test_make_run_keeps_the_demo_state_between_starts():
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert "sms-appliance run --demo --state-dir .demo\n" in makefile
 
 
 def test_send_reaches_delivered_state(demo):
