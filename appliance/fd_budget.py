@@ -30,6 +30,9 @@ MIN_CONNECTIONS = 16
 MAX_SMTP_SESSIONS = 32         # LAN devices mailing alerts: a handful at once
 
 ACCEPT_ERROR = "socket.accept() out of system resource"
+# connections one listening socket accepts before the loop serves the others: each is a
+# descriptor, and with 1024 a burst at the connection limit ran the process out of them
+ACCEPTS_AT_ONCE = 64
 NOTICE_EVERY = 60.0            # seconds between two log lines about one kind of refusal
 
 

@@ -20,8 +20,8 @@ from appliance import priority
 from appliance.intake import submit_batch
 from appliance.model import Submission
 from appliance.web import login, refusals
-from appliance.web.params import (ParamError, client_address, raw_value, read_params,
-                                   refuse_head)
+from appliance.web.params import (MAX_BATCH_MESSAGES, ParamError, client_address, raw_value,
+                                   read_params, refuse_head)
 
 log = logging.getLogger("appliance.web")
 
@@ -35,7 +35,7 @@ DUPLICATE, EXPLICIT_DND, IP_BLACKLISTED, IP_NOT_WHITELISTED = 1041, 1042, 16, 18
 TYPES = {"0": "SMS:TEXT:GSM7BIT", "1": "SMS:TEXT:GSM7BIT:CLASS0", "2": "SMS:TEXT:UCS2",
          "4": "SMS:WAPPUSH", "5": "SMS:TEXT", "6": "SMS:TEXT:UCS2:CLASS0",
          "7": "SMS:TEXT:CLASS0"}
-MAX_DESTINATIONS = 20_000      # as an Ozeki messagecount batch; more is a 1702 request
+MAX_DESTINATIONS = MAX_BATCH_MESSAGES   # as an Ozeki messagecount batch; more: a 1702 request
 
 _REFUSALS = {"bad_recipient": BAD_DESTINATION, "bad_originator": BAD_SOURCE,
              "empty_text": BAD_MESSAGE, "bad_text": BAD_MESSAGE, "text_too_long": BAD_MESSAGE,

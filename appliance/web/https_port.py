@@ -25,7 +25,6 @@ log = logging.getLogger("appliance.web")
 
 TLS_HANDSHAKE = 0x16                   # the first byte of every TLS (and SSL 3) ClientHello
 ACCEPT_RETRY_DELAY = 1.0               # out of descriptors: asyncio's own delay
-ACCEPTS_AT_ONCE = 64                   # then the loop serves the others (loop_server.py's)
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _UNREAD_LIMIT = 64 * 1024              # of a plain request, read and dropped before closing
 
@@ -75,7 +74,7 @@ class HttpsPort:
         accepted = 0
         while True:
             accepted += 1
-            if accepted % ACCEPTS_AT_ONCE == 0:
+            if accepted % fd_budget.ACCEPTS_AT_ONCE == 0:
                 # sock_accept returns without yielding while connections wait: a burst
                 # would hold the loop, and every other connection, until the queue is empty
                 await asyncio.sleep(0)

@@ -69,7 +69,6 @@ class Limits:
     drain_timeout: float = 10.0            # SIGTERM: in-flight requests get this long
 
 
-ACCEPTS_AT_ONCE = 64
 LISTEN_QUEUE = 1024
 
 # Request greenlets kept between requests: one per request in flight is reused; more than
@@ -306,7 +305,8 @@ class LoopServer:
             # asyncio accepts up to `backlog` connections in one go before any is admitted
             # (or turned away) here: with 1024, a burst at the connection limit opened up to
             # 1024 descriptors at once and ran the process out of them (fd_budget.py). So it
-            # takes ACCEPTS_AT_ONCE; the kernel's queue of waiting connections stays long.
+            # takes fd_budget.ACCEPTS_AT_ONCE; the kernel's queue of waiting connections stays
+            # long. An HTTPS port accepts by itself (https_port.py), as many at once.
             if sock.fileno() in self._tls_fds:
                 server = HttpsPort(self._loop, sock, self._ssl, lambda: _Connection(self),
                                    handshake_timeout=self.limits.request_timeout,
@@ -316,7 +316,7 @@ class LoopServer:
                 self.https_ports.append(server)
             else:
                 server = await self._loop.create_server(
-                    lambda: _Connection(self), sock=sock, backlog=ACCEPTS_AT_ONCE)
+                    lambda: _Connection(self), sock=sock, backlog=fd_budget.ACCEPTS_AT_ONCE)
             sock.listen(LISTEN_QUEUE)
             self._servers.append(server)
 

@@ -25,7 +25,7 @@ from appliance.model import OZEKI_STATE, Priority, State, Submission
 from appliance.web.callback_kit import fill_template
 from appliance.web import login, refusals
 from appliance.web import ozeki_xml as X
-from appliance.web.params import ParamError, client_address
+from appliance.web.params import MAX_BATCH_MESSAGES, ParamError, client_address
 from appliance.web.services import Services
 
 log = logging.getLogger("appliance.web")
@@ -36,7 +36,7 @@ def H(text: str) -> str:
     return X.escape_markup(text).replace('"', "&quot;").replace("'", "&#x27;")
 
 
-MAX_BATCH = 20000
+MAX_BATCH = MAX_BATCH_MESSAGES
 ACCEPTED = "Message accepted for delivery"
 
 # Per-recipient statuscode for a refused submission (statuscode 0 = accepted).

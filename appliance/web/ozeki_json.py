@@ -21,12 +21,12 @@ from appliance.intake import submit_batch
 from appliance.model import Submission
 from appliance.timefmt import LAST_EPOCH
 from appliance.web import login, refusals
-from appliance.web.params import ParamError, client_address, read_params
+from appliance.web.params import MAX_BATCH_MESSAGES, ParamError, client_address, read_params
 
 log = logging.getLogger("appliance.web")
 
 FOLDERS = ("inbox", "outbox", "sent", "notsent", "deleted")
-MAX_MESSAGES = 20000
+MAX_MESSAGES = MAX_BATCH_MESSAGES
 # JSON values a body may hold: about 20 for each of MAX_MESSAGES messages (a message is an
 # object of a dozen fields). A body parses to ~30 bytes of Python objects per value and
 # more, so 8 MiB of `[],[],...` took the daemon to 248 MiB (measured), and 32 MiB (a body

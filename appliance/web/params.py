@@ -20,12 +20,15 @@ ALIASES = {"recepient": "recipient"}
 # U+FFFD; every other parameter is decoded with U+FFFD for such bytes.
 TEXT_PARAMS = frozenset({"messagedata", "message", "text"})
 MAX_PARAM_BYTES = 64 * 1024
+# The most messages one request may carry, in every dialect (an Ozeki `messagecount` batch, a
+# bulksms destination list, an Ozeki 10 JSON `messages` list).
+MAX_BATCH_MESSAGES = 20_000
 # Every field a batch of the largest size (20,000 messages, Ozeki's and bulksms's) can carry
 # for each of its messages (recipient, text, type, sender, 5 options, 6 SMPP fields), and the
 # request's own. A form parses to ~200 bytes of Python objects per field, so without a bound
 # one 8 MiB POST of `a=&a=&...` (2.8 million fields) took the daemon to 629 MiB before any
 # login (measured), and the 32 MiB a batch may be to 2.4 GB: the OOM killer on any Pi.
-MAX_FORM_FIELDS = 16 * 20_000 + 1_000
+MAX_FORM_FIELDS = 16 * MAX_BATCH_MESSAGES + 1_000
 
 
 class ParamError(ValueError):
