@@ -236,42 +236,63 @@ def test_urc_read_while_draining_before_a_command_is_kept():
     assert port.read_urcs(0.0) == [Urc("+CDS: 25", "0791AB")]
 
 
-class TtyLink(ScriptedLink):
-    """Hands over at most a tty buffer's worth per read, as a real port does."""
+@pytest.fixture
+def pty_modem(tmp_path):
+    """An AtPort on the slave side of a real pty (pyserial, as for a modem), and the master
+    end the test writes the "modem's" bytes to."""
+    from appliance.modem.at import open_port
+    from appliance.sim.pty import PtyEnd
+    end = PtyEnd(str(tmp_path / "ttyModem"))
+    port = open_port(end.link_path)
+    yield port, end
+    port.close()
+    end.close()
 
-    @property
-    def in_waiting(self):
-        return min(len(self.rx), 4096)
+
+def read_while_sending(port, end, chunks) -> list[str]:
+    """The worker's idle reads, each when the port polls readable (as modem/inbox.py
+    waits), while another thread writes `chunks` to the pty; the URC lines read."""
+    import select
+    import threading
+    from appliance.modem.at import MAX_PENDING_BYTES
+    sender = threading.Thread(target=lambda: [end.write(chunk, 10) for chunk in chunks])
+    sender.start()
+    lines = []
+    while sender.is_alive() or port.link.in_waiting:
+        select.select([port.fileno()], [], [], 0.05)
+        lines += [u.line for u in port.read_urcs(0.0)]
+        assert len(port._buffer) <= MAX_PENDING_BYTES + 4096
+    sender.join()
+    return lines
 
 
-def test_a_port_that_never_ends_a_line_is_bounded_and_said_once(caplog):
+def test_a_port_that_never_ends_a_line_is_bounded_and_said_once(pty_modem, caplog):
     """A GPS or diagnostics port picked as the modem's sends bytes without line ends: they
     piled up in the buffer, each read copying them all, memory and CPU without end."""
-    from appliance.modem.at import MAX_PENDING_BYTES
-    link = TtyLink(lambda data: {b"AT\r": b"\r\nOK\r\n"}.get(data, b""))
-    port = AtPort(link)
+    import threading
+    port, end = pty_modem
     caplog.set_level("WARNING", "appliance.modem")
-    for _ in range(64):                              # 4 MiB of binary without a line end
-        link.rx += bytes(range(256)).replace(b"\r", b"").replace(b"\n", b"") * 256
-        while link.rx:
-            port.read_urcs(0.0)
-            assert len(port._buffer) <= MAX_PENDING_BYTES + 4096
+    binary = bytes(range(256)).replace(b"\r", b"").replace(b"\n", b"") * 256
+    read_while_sending(port, end, [binary] * 64)     # 4 MiB without a line end
     assert port.dropped_bytes > 3 * 1024 * 1024
     assert len([r for r in caplog.records if "no modem line" in r.getMessage()]) == 1
-    link.rx += b'\r\n+CMTI: "SM",3\r\n'             # the modem's lines still come through
-    assert [u.line for u in port.read_urcs(0.05)] == ['+CMTI: "SM",3']
-    assert port.command("AT", 0.5) == []
+    end.write(b'\r\n+CMTI: "SM",3\r\n')             # the modem's lines still come through
+    assert [u.line for u in port.read_urcs(0.5)] == ['+CMTI: "SM",3']
+
+    def answer_at():
+        received = b""
+        while b"AT\r" not in received:
+            received += end.read(1.0)
+        end.write(b"\r\nOK\r\n")
+    threading.Thread(target=answer_at, daemon=True).start()
+    assert port.command("AT", 5) == []
 
 
-def test_a_cusd_whose_closing_quote_never_comes_does_not_hold_every_line_after_it():
-    link = TtyLink(lambda data: b"")
-    port = AtPort(link)
-    link.rx += b'\r\n+CUSD: 0,"Balance: 12\r\n'     # the rest of the menu is lost
-    lines = []
-    for _ in range(20):                              # the lines after it, 80 KiB of them
-        link.rx += b"\r\n+CREG: 1\r\n" * 400
-        while link.rx:
-            lines += [u.line for u in port.read_urcs(0.0)]
-    link.rx += b'\r\n+CMTI: "SM",4\r\n'
-    lines += [u.line for u in port.read_urcs(0.05)]
+def test_a_cusd_whose_closing_quote_never_comes_does_not_hold_every_line_after_it(pty_modem):
+    port, end = pty_modem
+    end.write(b'\r\n+CUSD: 0,"Balance: 12\r\n')     # the rest of the menu is lost
+    lines = read_while_sending(port, end, [b"\r\n+CREG: 1\r\n" * 400] * 20)   # 80 KiB
+    end.write(b'\r\n+CMTI: "SM",4\r\n')
+    lines += [u.line for u in port.read_urcs(0.5)]
     assert lines[-1] == '+CMTI: "SM",4' and lines.count("+CREG: 1") > 7000
+
