@@ -160,7 +160,7 @@ def cmd_run(args) -> int:
         config, network, pin_factory = demo.start(config)
     try:
         code = daemon.run(config, admin_password=args.admin_password, pin_factory=pin_factory,
-                          on_started=lambda d: _started(d, network),
+                          on_started=lambda d: _started(d, network, args.admin_password),
                           restart_check=lambda: _config_problem(args, config))
     except (OSError, StoreError) as exc:   # a port taken, a state dir we may not write
         log.error("daemon: cannot run: %s", exc)
@@ -217,7 +217,7 @@ def _restart_in_place(args, config: cfg.Config) -> None:
     os.execv(sys.executable, argv)
 
 
-def _started(daemon, network) -> None:
+def _started(daemon, network, given_password: str = "") -> None:
     if network is not None:
         daemon.control.sim = network
     http = daemon.config.http
@@ -227,18 +227,28 @@ def _started(daemon, network) -> None:
     password = daemon.generated_password
     lines = [f"sms-appliance {__version__} is running: {url}/status"]
     state = daemon.config.store.state_dir
-    if password:
-        lines.append(f"admin password (shown once): {password}")
-    else:       # a kept state directory: `make run` again, a restart
-        lines.append(f"admin password: the one set before in {state} (shown at its first"
-                     f" start); another: sms-appliance passwd --state-dir {state}")
-    shown = password or "PASSWORD"
+    lines.append(_password_line(daemon.config, state, password, given_password))
+    shown = password or "PASSWORD"     # a given one is not echoed to a log
     lines.append("send a message:")
     lines.append(f"  curl{' -k' if secure else ''} '{url}/api?action=sendmessage&username=admin&password={shown}"
                  "&recipient=%2B36201234567&messagetype=SMS:TEXT&messagedata=Hello+world'")
     lines.append("then follow it with action=getmessagebyid&msgID=<the messageid>")
     print("\n".join(lines), flush=True)
     log.info("daemon: ready at %s", url)
+
+
+def _password_line(config, state: str, generated: str | None, given: str) -> str:
+    """Where the admin password comes from (accounts._provision_admin's order). A first
+    start with --admin-password was told its password was "the one set before"."""
+    if generated:
+        return f"admin password (shown once): {generated}"
+    if given:
+        return "admin password: the one given with --admin-password"
+    change = f"another: sms-appliance passwd --state-dir {state}"
+    if config.admin.password or config.admin.password_hash:
+        return f"admin password: the one in the config file's [admin] section; {change}"
+    # a kept state directory: `make run` again, a restart
+    return f"admin password: the one set before in {state} (shown at its first start); {change}"
 
 
 # --- other commands --------------------------------------------------------------------

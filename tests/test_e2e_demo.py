@@ -112,6 +112,15 @@ def test_a_kept_state_directory_says_where_the_admin_password_is(demo):
             f" another: sms-appliance passwd --state-dir {demo.state}") in "".join(demo.banner)
 
 
+def test_a_first_start_with_a_given_password_says_so(demo):
+    """A fresh state directory started with --admin-password was told its password was "the
+    one set before in DIR (shown at its first start)": this was that first start."""
+    demo.start()
+    banner = "".join(demo.banner)
+    assert "admin password: the one given with --admin-password\n" in banner
+    assert "set before" not in banner and ADMIN_PASSWORD not in banner
+
+
 def test_make_run_keeps_the_demo_state_between_starts():
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     assert "sms-appliance run --demo --state-dir .demo\n" in makefile
@@ -183,3 +192,14 @@ def test_request_errors_use_the_ozeki_envelope_and_the_daemon_keeps_serving(demo
                            password=ADMIN_PASSWORD, messagecount="lots")
     assert "<errorcode>3<" in body and "Traceback" not in body
     assert api.send("+36201234567", "still serving")
+
+
+def test_an_admin_password_from_the_config_file_is_named_as_such(tmp_path):
+    from appliance import cli
+    from appliance.config import AdminConfig, Config
+    config = Config(admin=AdminConfig(password="from-the-file"))
+    line = cli._password_line(config, str(tmp_path), None, "")
+    assert line.startswith("admin password: the one in the config file's [admin] section;")
+    assert "from-the-file" not in line
+    assert cli._password_line(Config(), str(tmp_path), None, "").startswith(
+        f"admin password: the one set before in {tmp_path}")
