@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import re
+import select
 import threading
 import time
 from collections import deque
@@ -24,6 +25,13 @@ from appliance.sim.profiles import PROFILES
 from appliance.sim.pty import PtyEnd
 
 log = logging.getLogger("appliance.sim")
+
+# The modem's thread sleeps until the client writes, an action is posted (wake pipe) or its
+# next timed event (a delayed answer, the end of a busy spell, an ack deadline) is due. The
+# power pin (a gpiozero mock pin, which calls nobody when an output changes) is looked at
+# this often while idle; its history records even a shorter cut (_PowerWatch). Polling every
+# 5 ms cost ~0.6 % of a core per simulated modem in `make run`, 200 wake-ups a second each.
+POWER_POLL_SECONDS = 0.1
 
 FAULTS = ("hang", "cms500", "deregister", "unplug", "garbage", "slow", "simbusy", "noisy_cmgs",
           "none")
@@ -68,6 +76,9 @@ class SimModem:
         self._refuse_after: tuple[int, int] | None = None   # (submits answered, then CMS)
         self._power = _PowerWatch(power_pin, power_active_high, pin_factory)
         self._posted: deque = deque()
+        self._wake_r, self._wake_w = os.pipe()     # post() wakes the modem's thread
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._output: list[tuple[float, bytes]] = []
         self._input = b""
         self._mr = random.randrange(256)
@@ -110,6 +121,13 @@ class SimModem:
 
     def post(self, action) -> None:
         self._posted.append(action)
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"w")
+        except (BlockingIOError, OSError):   # full: a wake-up is pending anyway; closed
+            pass
 
     @property
     def tty_path(self) -> str:
@@ -124,10 +142,14 @@ class SimModem:
 
     def close(self) -> None:
         self._stop.set()
+        self._wake()
         self._thread.join(timeout=2)
         if self._port:
             self._port.close()
             self._port = None
+        if not self._thread.is_alive():
+            for fd in (self._wake_r, self._wake_w):
+                os.close(fd)
 
     # -- the modem's own thread -------------------------------------------------
 
@@ -144,13 +166,35 @@ class SimModem:
         while self._posted:
             self._posted.popleft()()
         self._flush_output()
-        data = self._port.read(0.005) if self._port else b""
-        if not self._port:
-            self._stop.wait(0.005)
+        data = self._wait_for_input(self._sleep_seconds())
         if data and self._power.on and "hang" not in self.faults:
             self._input += data
         if self._now() >= self._busy_until:
             self._consume_input()
+
+    def _sleep_seconds(self) -> float:
+        """Until the next timed event, at most POWER_POLL_SECONDS; 0 with actions posted."""
+        if self._posted:
+            return 0.0
+        now = self._now()
+        due = [] if "hang" in self.faults else [at for at, _ in self._output]
+        if self._input and self._busy_until > now:      # a command waits for a busy spell
+            due.append(self._busy_until)
+        if self._unacked is not None:
+            due.append(self._unacked[2])
+        return min([POWER_POLL_SECONDS] + [max(0.0, at - now) for at in due])
+
+    def _wait_for_input(self, timeout: float) -> bytes:
+        if self._port:
+            data = self._port.read(timeout, self._wake_r)
+        else:
+            select.select([self._wake_r], [], [], timeout)
+            data = b""
+        try:
+            os.read(self._wake_r, 4096)         # the wake-ups are spent: actions run next
+        except BlockingIOError:
+            pass
+        return data
 
     def _watch_power(self) -> None:
         change = self._power.poll()

@@ -25,6 +25,7 @@ from appliance.sim.modem import SimModem
 log = logging.getLogger("appliance.sim")
 
 RETRY_SECONDS = 1.0
+IDLE_WAKE_SECONDS = 0.5     # the timer thread sleeps at most this long (an injected clock)
 STATUS_DELIVERED = 0x00
 STATUS_UNDELIVERABLE = 0x41
 
@@ -44,7 +45,7 @@ class SimNetwork:
         self.link_dir = tempfile.mkdtemp(prefix="sms-sim-")
         self._timers: list = []
         self._sequence = itertools.count()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._stop = threading.Event()
         self._concat_refs = itertools.count(1)
         self._thread = threading.Thread(target=self._run_timers, name="sim-network", daemon=True)
@@ -82,6 +83,8 @@ class SimNetwork:
 
     def close(self) -> None:
         self._stop.set()
+        with self._lock:
+            self._lock.notify()
         self._thread.join(timeout=2)
         for modem in list(self.modems.values()):
             modem.close()
@@ -93,9 +96,11 @@ class SimNetwork:
         with self._lock:
             heapq.heappush(self._timers, (self.clock.monotonic() + delay,
                                           next(self._sequence), action))
+            self._lock.notify()
 
     def _run_timers(self) -> None:
-        while not self._stop.wait(0.005):
+        """Sleeps until the next timer (or a new one) is due, not in 5 ms ticks."""
+        while not self._stop.is_set():
             for action in self._due():
                 try:
                     action()
@@ -103,12 +108,19 @@ class SimNetwork:
                     log.exception("sim network: timer failed")
 
     def _due(self) -> list:
-        now = self.clock.monotonic()
-        due = []
         with self._lock:
-            while self._timers and self._timers[0][0] <= now:
+            while not self._stop.is_set():
+                now = self.clock.monotonic()
+                if self._timers and self._timers[0][0] <= now:
+                    break
+                wait = self._timers[0][0] - now if self._timers else IDLE_WAKE_SECONDS
+                # bounded: a clock that is not the system's moves without waking anyone
+                self._lock.wait(min(wait, IDLE_WAKE_SECONDS))
+            due = []
+            while self._timers and self._timers[0][0] <= self.clock.monotonic():
                 due.append(heapq.heappop(self._timers)[2])
-        return due
+            return due
+
 
     # -- traffic --------------------------------------------------------------------
 

@@ -22,9 +22,12 @@ class PtyEnd:
         self.tty_path = os.ttyname(self._slave)
         _replace_link(self.tty_path, link_path)
 
-    def read(self, timeout: float) -> bytes:
-        ready, _, _ = select.select([self.master], [], [], timeout)
-        if not ready:
+    def read(self, timeout: float, wake_fd: int | None = None) -> bytes:
+        """What the client wrote, waiting up to `timeout`; b"" at once when `wake_fd` (the
+        simulator's wake pipe) becomes readable first."""
+        watched = [self.master] if wake_fd is None else [self.master, wake_fd]
+        ready, _, _ = select.select(watched, [], [], timeout)
+        if self.master not in ready:
             return b""
         try:
             return os.read(self.master, 4096)
