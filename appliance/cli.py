@@ -157,7 +157,7 @@ def cmd_run(args) -> int:
     network = None
     if config.demo.enabled:
         from appliance import demo
-        config, network, pin_factory = demo.start(config)
+        config, network, pin_factory = demo.start(config, record=False)
     try:
         code = daemon.run(config, admin_password=args.admin_password, pin_factory=pin_factory,
                           on_started=lambda d: _started(d, network, args.admin_password),

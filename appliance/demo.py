@@ -12,15 +12,16 @@ import dataclasses
 from appliance.config import Config
 
 
-def start(config: Config):
-    """Start the simulated network; returns (config with the modems, network, pin factory)."""
+def start(config: Config, *, record: bool = True):
+    """Start the simulated network; returns (config with the modems, network, pin factory).
+    `record=False` (the `run --demo` command): the simulator keeps no history per message."""
     from appliance.modem.power import mock_pin_factory
     from appliance.sim.network import SimNetwork
     from appliance.sim.demo import demo_modems
 
     pin_factory = mock_pin_factory()
     network = SimNetwork(send_seconds=config.demo.send_seconds,
-                         report_seconds=config.demo.report_seconds)
+                         report_seconds=config.demo.report_seconds, record=record)
     taken = [c.name for c in config.connections] + \
         [getattr(c, "slot", "") for c in config.connections if getattr(c, "slot", "")]
     modems = demo_modems(network, config.demo.modems, pin_factory, taken)

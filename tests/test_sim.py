@@ -71,3 +71,30 @@ def test_vendor_quirks_are_sent_at_init(rig, network, profile, expected):
     worker = rig.ready(rig.worker(sim))
     assert expected in sim.commands
     assert worker.session.caps.quirks.vendor == profile
+
+
+def test_an_unrecorded_network_keeps_no_history_per_message():
+    """`make run` and `sms-appliance sim` run for days: every AT line and every SMS the
+    simulator saw was kept in lists only tests read (found by a soak: RSS grew with them)."""
+    from appliance import gsm
+    from appliance.sim.network import SimNetwork
+    network = SimNetwork(send_seconds=0.01, report_seconds=0.01, record=False)
+    try:
+        sim = network.add_modem("slot1", "+36200000001")
+        port = open_port(sim.path)
+        port.command("AT+CMGF=0", 2)
+        [pdu] = gsm.encode_submit("+36201234567", "hello")
+        lines = port.command_with_prompt(f"AT+CMGS={gsm.tpdu_length(pdu)}", pdu, 5)
+        assert lines and lines[0].startswith("+CMGS:")
+        port.close()
+        assert sim.commands == [] and sim.command_log == []
+        assert network.submits == [] and network.outside == []
+    finally:
+        network.close()
+    recorded = SimNetwork()
+    try:
+        assert recorded.add_modem("slot1", "+36200000001").commands == []
+        recorded.submits.append({"kept": True})
+        assert recorded.submits == [{"kept": True}]      # tests and benches still read them
+    finally:
+        recorded.close()

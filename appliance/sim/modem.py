@@ -47,7 +47,7 @@ class SimModem:
 
     def __init__(self, network, slot: str, number: str, *, link_dir: str, imei: str,
                  iccid: str = "8936700000000000001", profile: str = "quectel", pin: str = "", power_pin: int | None = None,
-                 power_active_high: bool = True, pin_factory=None):
+                 power_active_high: bool = True, pin_factory=None, record: bool = True):
         self.network = network
         self.slot = slot
         self.number = number
@@ -65,8 +65,8 @@ class SimModem:
         self._unacked: tuple | None = None     # (kind, pdu, deadline) sent, not yet acked
         self._direct: deque = deque()          # direct deliveries waiting for that ack
         self.memory: dict[str, dict[int, tuple[int, str]]] = {"SM": {}, "ME": {}, "SR": {}}
-        self.commands: list[str] = []          # every command line received (tests read it)
-        self.command_log: list[tuple[float, str]] = []   # (time.monotonic(), line), for bench
+        self.commands: list[str] = history(record)   # every command line (tests read it)
+        self.command_log: list[tuple[float, str]] = history(record)  # (monotonic, line): bench
         self.faults: set[str] = set()
         # how +CME errors look once AT+CMEE asks for them: "numeric" (+CME ERROR: 16),
         # "verbose" (+CME ERROR: incorrect password, as after AT+CMEE=2), or "plain" (ERROR:
@@ -724,6 +724,17 @@ class SimModem:
 
     def _urcs_visible(self) -> bool:
         return not (self.profile.urcs_need_urcport and not self.urcport_set)
+
+
+class _Unrecorded(list):
+    """A history that keeps nothing (SimNetwork(record=False))."""
+
+    def append(self, item) -> None:
+        pass
+
+
+def history(record: bool) -> list:
+    return [] if record else _Unrecorded()
 
 
 class _PowerWatch:

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 from appliance import gsm
 from appliance.clock import SYSTEM_CLOCK, Clock
-from appliance.sim.modem import SimModem
+from appliance.sim.modem import SimModem, history
 
 log = logging.getLogger("appliance.sim")
 
@@ -32,15 +32,18 @@ STATUS_UNDELIVERABLE = 0x41
 
 class SimNetwork:
     def __init__(self, clock: Clock = SYSTEM_CLOCK, send_seconds: float = 1.0,
-                 report_seconds: float = 1.0):
+                 report_seconds: float = 1.0, *, record: bool = True):
         self.clock = clock
         self.send_seconds = send_seconds
         self.report_seconds = report_seconds
         self.modems: dict[str, SimModem] = {}
         self.undeliverable: set[str] = set()
         self.refuse: dict[str, int] = {}       # number -> CMS code the network answers at submit
-        self.outside: list[dict] = []          # SMS that left the simulated network
-        self.submits: list[dict] = []          # every accepted AT+CMGS, in order
+        # what tests and benches read back; `record=False` (make run, `sms-appliance sim`)
+        # keeps none of it: a demo left running for a week grew by every message it sent
+        self.record = record
+        self.outside: list[dict] = history(record)     # SMS that left the simulated network
+        self.submits: list[dict] = history(record)     # every accepted AT+CMGS, in order
         self.ussd_replies: dict[str, str] = {}
         self.link_dir = tempfile.mkdtemp(prefix="sms-sim-")
         self._timers: list = []
@@ -59,7 +62,7 @@ class SimNetwork:
         imei = f"86{len(self.modems):02d}{zlib.crc32(slot.encode()) % 10**11:011d}"[:15]
         iccid = f"893670{zlib.crc32(number.encode()) % 10**13:013d}"
         modem = SimModem(self, slot, number, link_dir=self.link_dir, imei=imei, iccid=iccid,
-                         profile=profile,
+                         profile=profile, record=self.record,
                          pin=pin, power_pin=power_pin, power_active_high=power_active_high,
                          pin_factory=pin_factory)
         self.modems[_normal(number)] = modem

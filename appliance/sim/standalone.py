@@ -9,7 +9,7 @@ from appliance.sim.network import SimNetwork
 
 
 def main(count: int, send_seconds: float = 2.0, report_seconds: float = 3.0) -> int:
-    network = SimNetwork(send_seconds=send_seconds, report_seconds=report_seconds)
+    network = SimNetwork(send_seconds=send_seconds, report_seconds=report_seconds, record=False)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}
