@@ -376,7 +376,7 @@ def test_soak_with_modem_faults_and_smpp_drops(tmp_path, mock_factory):
     rng = random.Random(SOAK_SEED + 2)
     journal = Journal.open(tmp_path / "state")
     journal.report_timeouts = {"GSMModem0": 30, "GSMModem1": 30, "SMPP0": 30}
-    network = SimNetwork(send_seconds=0.2, report_seconds=0.5)
+    network = SimNetwork(send_seconds=0.2, report_seconds=0.5, record=False)   # RSS: no history
     timings = dataclasses.replace(FAST, cfun=2.0, reopen=5.0, registration=5.0,
                                   failed_retry=10.0, sweep=20.0)
     smsc = robust_smsc(receipts=True)
