@@ -11,7 +11,7 @@ import logging
 import time
 import urllib.parse
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import bottle
 
@@ -191,13 +191,19 @@ def _single_fields(ctx: Ctx) -> dict:
                                             "originator")}
 
 
-def _batch(ctx: Ctx) -> list[dict]:
+def _batch(ctx: Ctx) -> Iterator[dict]:
+    """The batch's messages one by one (each dict is dropped once read), after the count is
+    checked."""
     try:
         count = int(ctx.params.get("messagecount", "").strip())
     except ValueError:
         raise ApiError(X.E_INVALID_PARAMETER, "messagecount must be a whole number") from None
     if not 1 <= count <= MAX_BATCH:
         raise ApiError(X.E_INVALID_PARAMETER, f"messagecount must be 1..{MAX_BATCH}")
+    return _batch_fields(ctx, count)
+
+
+def _batch_fields(ctx: Ctx, count: int) -> Iterator[dict]:
     params = ctx.params
     defaults = {"recipient": "", "messagetype": params.get("messagetype", ""),
                 "messagedata": "", "originator": params.get("originator", "")}
@@ -205,15 +211,13 @@ def _batch(ctx: Ctx) -> list[dict]:
     # message looks up only those
     indexed = {key.rstrip(_DIGITS) for key in params if key[-1:].isdigit()}
     own_options = [name for name in PER_MESSAGE_OPTIONS if name in indexed]
-    batch = []
     for i in range(count):
         fields = {k: params.get(f"{k}{i}", default) for k, default in defaults.items()}
         fields["index"] = i
         own = {name: params[f"{name}{i}"] for name in own_options if f"{name}{i}" in params}
         if own:
             fields["options"] = _options_with(ctx, own)
-        batch.append(fields)
-    return batch
+        yield fields
 
 
 def _options_with(ctx: Ctx, own: dict) -> "Options | ApiError":
@@ -311,11 +315,12 @@ def _smpp_number(name: str, value: str) -> int:
     return int(digits)
 
 
-def submit_all(ctx: Ctx, requests: list[dict], options: Options | None = None) -> list[Outcome]:
+def submit_all(ctx: Ctx, requests: Iterable[dict], options: Options | None = None) -> list[Outcome]:
     """Validate every recipient of every request, then accept them all in one commit."""
     options = options or Options()
     outcomes = [outcome for fields in requests for outcome in _outcomes(ctx, fields)]
-    submissions = [_submission_or_error(ctx, o, options) for o in outcomes]
+    # a generator: each submission is dropped once it is prepared, not held for the batch
+    submissions = (_submission_or_error(ctx, o, options) for o in outcomes)
     results = submit_batch(ctx.services, submissions, sender=(LOGIN.name, ctx.user.name))
     for outcome, result in zip(outcomes, results):
         _settle(outcome, result)
@@ -399,9 +404,9 @@ def render_send(ctx: Ctx, outcomes: list[Outcome]) -> str:
     if first is not None and first.index is not None:   # a batch's outcomes all have one
         # numbered in order: a comma list in one entry of a batch gets a report per number
         # (two <acceptreport0> lost one id for any client that reads them by name)
-        return X.envelope("sendmessage", "".join([_indexed_report(o, i)
-                                                  for i, o in enumerate(outcomes)]))
-    return X.envelope("sendmessage", "".join([_accept_report(o) for o in outcomes]))
+        return X.envelope_of("sendmessage", [_indexed_report(o, i)
+                                             for i, o in enumerate(outcomes)])
+    return X.envelope_of("sendmessage", [_accept_report(o) for o in outcomes])
 
 
 def safe_url(url: str) -> str:

@@ -106,6 +106,15 @@ def envelope(action: str, data: str, *, doctype: str = DOCTYPE_SMSAPI) -> str:
             f"<data>\n{data}</data>\n</response>\n")
 
 
+def envelope_of(action: str, pieces: list[str], *, doctype: str = DOCTYPE_SMSAPI) -> str:
+    """`envelope(action, "".join(pieces))` in one join: a 20,000-message batch's answer is
+    8 MB, and the joined data and the envelope around it were two copies of it at once."""
+    head = f"{HEADER}{doctype}<response>\n<action>{escape(action)}</action>\n<data>\n"
+    pieces.insert(0, head)
+    pieces.append("</data>\n</response>\n")
+    return "".join(pieces)
+
+
 def error(code: int, message: str) -> str:
     data = f"{element('errorcode', code)}\n{element('errormessage', message)}\n"
     return envelope("error", data)
