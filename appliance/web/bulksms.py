@@ -139,11 +139,12 @@ def _submit(services, params: dict, request, schedule_path: bool) -> str:
         level = priority.of(user, params.get("priority"))
     except ValidationError:
         raise Refused(INVALID_URL) from None
-    submissions = [Submission(user=user.name, recipient=international(destination), text=text,
+    # a generator: each submission is dropped once it is prepared, not held for the list
+    submissions = (Submission(user=user.name, recipient=international(destination), text=text,
                               messagetype=messagetype, originator=source, send_at=send_at,
                               want_report=dlr == "1", priority=level, dialect="bulksms",
                               callback=callback, dedupe_window=window)
-                   for destination in destinations]
+                   for destination in destinations)
     results = submit_batch(services, submissions)
     return "\n".join(_line(destination, result)
                      for destination, result in zip(destinations, results))

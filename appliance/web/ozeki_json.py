@@ -253,7 +253,7 @@ def sendmsg(services, user, request, response, params) -> str:
     if len(messages) > MAX_MESSAGES:
         raise JsonError(400, "INVALID_REQUEST", f"at most {MAX_MESSAGES} messages per request")
     echoes = [_echo(raw) for raw in messages]
-    submissions = [_submission_or_error(services, user, raw) for raw in messages]
+    submissions = (_submission_or_error(services, user, raw) for raw in messages)
     now = services.clock.now()
     ok = 0
     results = submit_batch(services, submissions, sender=(LOGIN.name, user.name))
