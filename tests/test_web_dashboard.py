@@ -326,3 +326,13 @@ def test_a_slow_dashboard_search_does_not_hold_up_the_api(appliance, monkeypatch
     monkeypatch.setattr(journal, "query", held_query)
     page = held.send_during(daemon.port, lambda: browser.open("/ui/messages?state=failed"))
     assert page[0] == 200 and "Messages" in page[1]
+
+
+def test_the_demo_login_hint_names_both_places_the_password_comes_from(with_modems, appliance):
+    """It said the password "was shown once, when the daemon first started", also to a demo
+    started with --admin-password (as the tests and most scripts start it)."""
+    page = Browser(with_modems.port).open("/login")[1]
+    hint = re.search(r'<p class="hint" id="demo-password-hint">(.*?)</p>', page, re.S).group(1)
+    assert "<code>--admin-password</code>" in hint and "first started" in hint
+    daemon, _api = appliance
+    assert "demo-password-hint" not in Browser(daemon.port).open("/login")[1]

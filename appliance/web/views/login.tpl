@@ -11,7 +11,8 @@
   <button type="submit" id="login-button">Log in</button>
 </form>
 % if demo:
-<p class="hint">Demo mode: the admin password was shown once, when the daemon first started;
+<p class="hint" id="demo-password-hint">Demo mode: the admin password is the one given with
+<code>--admin-password</code>, else the one shown once when the daemon first started;
 <code>sms-appliance passwd --state-dir DIR</code> sets a new one.</p>
 % end
 </section>
