@@ -328,11 +328,14 @@ def test_a_slow_dashboard_search_does_not_hold_up_the_api(appliance, monkeypatch
     assert page[0] == 200 and "Messages" in page[1]
 
 
-def test_the_demo_login_hint_names_both_places_the_password_comes_from(with_modems, appliance):
+def test_the_demo_login_hint_names_both_places_the_password_comes_from(with_modems):
     """It said the password "was shown once, when the daemon first started", also to a demo
     started with --admin-password (as the tests and most scripts start it)."""
     page = Browser(with_modems.port).open("/login")[1]
     hint = re.search(r'<p class="hint" id="demo-password-hint">(.*?)</p>', page, re.S).group(1)
     assert "<code>--admin-password</code>" in hint and "first started" in hint
+
+
+def test_a_box_that_is_no_demo_gives_no_password_hint(appliance):
     daemon, _api = appliance
     assert "demo-password-hint" not in Browser(daemon.port).open("/login")[1]
