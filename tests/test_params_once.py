@@ -10,6 +10,7 @@ import re
 import urllib.parse
 
 import bottle
+import pytest
 
 from appliance.web import params
 from conftest import ADMIN_PASSWORD
@@ -45,13 +46,8 @@ def test_form_bodies_give_bottles_own_pairs_without_its_forms_dict():
 
 def test_a_form_body_past_memfile_max_is_the_requests_error(monkeypatch):
     monkeypatch.setattr(bottle.BaseRequest, "MEMFILE_MAX", 10)
-    request = _request("", b"a=1&b=22222222", "POST")
-    try:
-        params._form_items(request)
-    except params.ParamError as exc:
-        assert "Request entity too large" in str(exc)
-    else:
-        raise AssertionError("a body past MEMFILE_MAX was read")
+    with pytest.raises(params.ParamError, match="Request entity too large"):
+        params._form_items(_request("", b"a=1&b=22222222", "POST"))
 
 
 def test_percent_decoding_is_unquotes_own_for_every_native_string():
