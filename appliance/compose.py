@@ -176,7 +176,7 @@ def _binary_hex_parts(sub: Submission):
     try:
         data = bytes.fromhex(text)
     except ValueError:
-        raise ValidationError("bad_binary", "SMS:BINARY messagedata is not hexadecimal octets"
+        raise ValidationError("bad_binary", "an SMS:BINARY text must be hexadecimal octets"
                               " (a header, PID or DCS: SMS:BINARY:XML)", "messagedata") from None
     _check_user_data(data, b"", None)
     return (PartSpec(seq=1, total=1, encoding="8bit", data=data),), None, "8bit"

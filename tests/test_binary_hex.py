@@ -44,8 +44,8 @@ def _received(api: Api) -> str | None:
 
 
 @pytest.mark.parametrize("messagedata,why", [
-    ("zz", "not hexadecimal"),
-    ("ABC", "not hexadecimal"),
+    ("zz", "must be hexadecimal octets"),
+    ("ABC", "must be hexadecimal octets"),
     ("", "needs the user data in hex"),
     ("00" * 141, "limited to 140 octets"),
 ])
