@@ -64,3 +64,15 @@ def test_140_octets_fit(appliance):
     body = api.action("sendmessage", recipient="+36201234567", messagetype="SMS:BINARY",
                       messagedata="AB" * 140)
     assert xml_values(body, "statuscode") == ["0"], body
+
+
+def test_the_json_api_sends_and_refuses_it_per_message(appliance):
+    from test_api_dialects import post_json
+    daemon, api = appliance
+    status, reply = post_json(api, "sendmsg", {"messages": [
+        {"to_address": "+36201234567", "text": "0102FF", "message_type": "SMS:BINARY"},
+        {"to_address": "+36201234568", "text": "zz", "message_type": "SMS:BINARY"}]})
+    statuses = [m["status"] for m in reply["data"]["messages"]]
+    assert status == 200 and statuses[0] == "SUCCESS", reply
+    assert "must be hexadecimal octets" in statuses[1]
+    assert len(daemon.journal.folder(None, "outbox", 10)) == 1
