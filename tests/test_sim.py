@@ -98,3 +98,26 @@ def test_an_unrecorded_network_keeps_no_history_per_message():
         assert recorded.submits == [{"kept": True}]      # tests and benches still read them
     finally:
         recorded.close()
+
+
+def test_swapped_ports_are_swapped_however_soon_a_modem_takes_its_move(monkeypatch):
+    """The second modem was sent to the path the first had already taken when the first
+    modem's thread took its move before swap_ports read that path (CI, a busy machine:
+    both ended on one link, the other link never came back)."""
+    from appliance.sim.modem import SimModem
+    from appliance.sim.network import SimNetwork
+    network = SimNetwork()
+    try:
+        first = network.add_modem("slot1", "+36201111111")
+        second = network.add_modem("slot2", "+36202222222")
+        path_a, path_b = first.path, second.path
+        posted = SimModem.move_to
+
+        def move_then_lose_the_cpu(modem, path):
+            posted(modem, path)
+            wait_until(lambda: modem.path == path, timeout=5, what="the move taken")
+        monkeypatch.setattr(SimModem, "move_to", move_then_lose_the_cpu)
+        network.swap_ports("slot1", "slot2")
+        assert (first.path, second.path) == (path_b, path_a)
+    finally:
+        network.close()

@@ -81,8 +81,12 @@ class SimNetwork:
         """Two modems re-enumerate and come back under each other's stable link (field-notes
         §2 point 3: identical dongles swap after a reboot)."""
         first, second = self.modem(slot_a), self.modem(slot_b)
-        first.move_to(second.path)
-        second.move_to(first.path)
+        # both paths read before either moves: the modem's thread changes `path` as soon as
+        # it takes the move (at once since it sleeps on a wake pipe), and the second modem
+        # was then sent to the path the first had just taken
+        path_a, path_b = first.path, second.path
+        first.move_to(path_b)
+        second.move_to(path_a)
 
     def close(self) -> None:
         self._stop.set()
