@@ -128,7 +128,6 @@ class SimNetwork:
                 due.append(heapq.heappop(self._timers)[2])
             return due
 
-
     # -- traffic --------------------------------------------------------------------
 
     def submitted(self, sender: SimModem, submit: gsm.Pdu, reference: int) -> None:
