@@ -15,6 +15,7 @@ from appliance.gsm import segment as gsm_segment
 from appliance.gsm import udh as gsm_udh
 from appliance.gsm import userdata as gsm_userdata
 from appliance.gsm.errors import TooLongError
+from appliance.gsm.reader import octets_from_hex
 from appliance.uplink.codec import dynamic_params, text_alphabet
 from appliance.gsm import wap as gsm_wap
 from appliance.errors import ValidationError
@@ -115,17 +116,21 @@ def _text_parts(sub: Submission) -> tuple[tuple[PartSpec, ...], int | None, str]
 
 def _hex_field(root, name: str, *, required: bool = False) -> bytes:
     node = root.find(name)
-    text = re.sub(r"\s+", "", node.text or "") if node is not None else ""
-    if not text:
+    text = node.text or "" if node is not None else ""
+    if not text.strip():
         if required:
             raise ValidationError("bad_binary", f"<{name}> is missing in the SMS:BINARY:XML "
                                   "document", "messagedata")
         return b""
+    return _octets(text, f"<{name}> is not hexadecimal")
+
+
+def _octets(text: str, refusal: str) -> bytes:
+    """Hex digits (whitespace and case ignored, gsm's own reader) or the refusal."""
     try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise ValidationError("bad_binary", f"<{name}> is not hexadecimal", "messagedata") \
-            from None
+        return octets_from_hex(text)
+    except gsm.PduError:
+        raise ValidationError("bad_binary", refusal, "messagedata") from None
 
 
 def _xml_root(text: str, what: str):
@@ -169,15 +174,11 @@ def _binary_hex_parts(sub: Submission):
     binary SMS without a header), sent as one 8-bit SMS (DCS 04). A header, PID or another
     DCS takes SMS:BINARY:XML. The type was refused as unsupported, though http-api.md §2.7
     lists it: a binary SMS read from the inbox could not be sent on as it was shown."""
-    text = re.sub(r"\s+", "", sub.text or "")
-    if not text:
+    if not (sub.text or "").strip():
         raise ValidationError("empty_text", "SMS:BINARY needs the user data in hex",
                               "messagedata")
-    try:
-        data = bytes.fromhex(text)
-    except ValueError:
-        raise ValidationError("bad_binary", "an SMS:BINARY text must be hexadecimal octets"
-                              " (a header, PID or DCS: SMS:BINARY:XML)", "messagedata") from None
+    data = _octets(sub.text, "an SMS:BINARY text must be hexadecimal octets (a header, PID"
+                             " or DCS: SMS:BINARY:XML)")
     _check_user_data(data, b"", None)
     return (PartSpec(seq=1, total=1, encoding="8bit", data=data),), None, "8bit"
 

@@ -102,8 +102,7 @@ def elements(*pairs: tuple[str, object]) -> str:
 
 
 def envelope(action: str, data: str, *, doctype: str = DOCTYPE_SMSAPI) -> str:
-    return (f"{HEADER}{doctype}<response>\n<action>{escape(action)}</action>\n"
-            f"<data>\n{data}</data>\n</response>\n")
+    return envelope_of(action, [data], doctype=doctype)
 
 
 def envelope_of(action: str, pieces: list[str], *, doctype: str = DOCTYPE_SMSAPI) -> str:
