@@ -56,6 +56,8 @@ bench: $(STAMP)
 	$(PY) bench/uplink.py --e2e
 	$(PY) bench/uplink.py --backlog
 	$(PY) bench/dispatch.py
+	$(PY) bench/batch_memory.py
+	$(PY) bench/demo_idle.py
 
 	$(PY) bench/metrics.py
 
