@@ -2,7 +2,7 @@
 
 Callers hand it a function `fn(conn)`; it runs everything queued so far inside one
 transaction, each call inside its own savepoint (one failing call does not undo the others),
-then commits once. With `synchronous=FULL` that commit is one fsync shared by every request
+then commits once. That commit is one fsync (store/wal_sync.py) shared by every request
 that arrived while the previous one was running: this is how an SD card takes thousands of
 accepted messages a second while each of them is durable before its API answer.
 """
@@ -19,6 +19,7 @@ from typing import Callable
 from appliance import suspend
 from appliance.errors import StoreError
 from appliance.histogram import BATCH_BUCKETS, SECONDS_BUCKETS, Histogram
+from appliance.store.wal_sync import WalSync
 
 log = logging.getLogger("appliance.store")
 
@@ -188,15 +189,20 @@ class GroupWriter:
         self.commits = 0
         self.writes = 0
         self.batch_sizes = Histogram(BATCH_BUCKETS)          # read by /metrics
-        self.commit_seconds = Histogram(SECONDS_BUCKETS)     # COMMIT = the fsync on WAL
+        self.commit_seconds = Histogram(SECONDS_BUCKETS)     # the fsync of a commit's WAL frames
+        self._sync = WalSync(path + "-wal", self.commit_seconds)
 
     def start(self, init: Callable[[sqlite3.Connection], None]) -> None:
         self._conn = connect(self._path)
+        # COMMIT writes the WAL frames; WalSync makes them durable before any write of the
+        # commit is settled (store/wal_sync.py)
+        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
         self._conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self._conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         init(self._conn)
         self._running = True
+        self._sync.start()
         self._thread.start()
         self.checkpointer.start()
 
@@ -231,7 +237,7 @@ class GroupWriter:
         self._queue.put(items)
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() and self._sync.alive()
 
     def background_threads(self) -> list[threading.Thread]:
         """The checkpointer's thread (thread_priority.step_aside). Not the writer's own: an
@@ -243,6 +249,7 @@ class GroupWriter:
         if self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join(30)
+        self._sync.stop()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -295,20 +302,25 @@ class GroupWriter:
                 results = self._run_together(conn, batch)
             else:
                 results = [self._run_one(conn, fn) for fn, _ in batch]
-            started = time.perf_counter()
+            self._sync.wait_idle()      # one commit waits for its fsync at a time
             conn.execute("COMMIT")
-            self.commit_seconds.observe(time.perf_counter() - started)
             self.batch_sizes.observe(len(batch))
         except sqlite3.Error as exc:
             log.error("store: commit of %d writes failed: %s", len(batch), exc)
             self._rollback(conn)
             error = StoreError(f"commit failed: {exc}")
-            results = [(None, error)] * len(batch)
+            with suspend.settling():
+                for _, future in batch:
+                    future.settle(None, error)
+            results = []
         self.commits += 1
         self.writes += len(batch)
-        with suspend.settling():        # the loop front is woken once, after all of them
-            for (_, future), (value, error) in zip(batch, results):
-                future.settle(value, error)
+        if not results:
+            pass
+        elif self._queue.empty():           # nothing to overlap the fsync with
+            self._sync.sync_here(batch, results)
+        else:
+            self._sync.hand(batch, results)     # settled once the WAL is on disk
         self.checkpointer.committed()
 
     @staticmethod

@@ -252,7 +252,7 @@ class ApplianceCollector:
         yield commits
         yield _histogram("sms_store_commit_batch_size", "Writes per group commit", [],
                          {(): writer.batch_sizes})
-        yield _histogram("sms_store_commit_seconds", "Time of one COMMIT (the fsync)", [],
+        yield _histogram("sms_store_commit_seconds", "Time of one commit's fsync of the WAL", [],
                          {(): writer.commit_seconds})
         usage = shutil.disk_usage(self.daemon.config.state_dir)
         yield _gauge("sms_store_disk_free_bytes", "Free bytes where the journal lives", usage.free)

@@ -1,0 +1,115 @@
+"""The writer's commits are made durable by WalSync (store/wal_sync.py): a write is settled
+only after the fdatasync of the WAL holding it, and the next batch's statements run while
+that fsync is under way. A held fdatasync shows what waits for it, on a real journal file."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sqlite3
+import threading
+
+import pytest
+
+from appliance.errors import StoreError
+from appliance.store.writer import Pending
+
+
+class HeldSync:
+    """os.fdatasync for the journal's WalSync, held at a gate while `held` is set."""
+
+    def __init__(self):
+        self.held = threading.Event()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.calls = 0
+        self.fail_next = False
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        if self.held.is_set():
+            self.entered.set()
+            assert self.gate.wait(10)
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError(errno.EIO, "Input/output error")
+        os.fdatasync(fd)
+
+
+@pytest.fixture
+def held(journal):
+    sync = HeldSync()
+    journal._writer._sync._fdatasync = sync
+    yield sync
+    sync.gate.set()
+
+
+def insert(value, ran: threading.Event | None = None, wait: threading.Event | None = None):
+    def fn(conn):
+        if ran is not None:
+            ran.set()
+        if wait is not None:
+            assert wait.wait(10)
+        return conn.execute("INSERT INTO ledger(user, delta, reason, at)"
+                            " VALUES ('s', ?, 'test', 0)", (value,)).lastrowid
+    return fn
+
+
+def committed_values(journal) -> list[int]:
+    """What another connection sees in the file: committed, synced or not."""
+    conn = sqlite3.connect(journal.path)
+    try:
+        return [r[0] for r in conn.execute("SELECT delta FROM ledger WHERE user='s' ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_a_write_is_settled_only_after_the_wal_holding_it_is_synced(journal, held):
+    held.held.set()
+    future = journal._writer.submit(insert(1))
+    assert held.entered.wait(10)
+    assert committed_values(journal) == [1]        # COMMIT has written it to the WAL
+    assert not future.done()                       # but nobody is told before the fsync
+    held.gate.set()
+    assert isinstance(future.result(10), int)
+
+
+def test_the_next_batch_runs_while_the_commit_before_it_is_synced(journal, held):
+    writer = journal._writer
+    first_ran, queued, second_ran = threading.Event(), threading.Event(), threading.Event()
+    held.held.set()
+    first = writer.submit(insert(1, ran=first_ran, wait=queued))
+    assert first_ran.wait(10)       # taken alone; it commits with the second one queued
+    second = Pending()
+    writer.put_many([(insert(2, ran=second_ran), second)])
+    queued.set()
+    assert held.entered.wait(10)                    # the first commit's fsync, held
+    assert second_ran.wait(10)                      # the second's statements ran meanwhile
+    assert not first.done() and not second.done()
+    assert committed_values(journal) == [1]         # its COMMIT waits for the first fsync
+    held.held.clear()
+    held.gate.set()
+    assert isinstance(first.result(10), int)
+    assert isinstance(second.result(10), int)
+    assert committed_values(journal) == [1, 2]
+
+
+def test_a_failed_sync_fails_its_writes_and_the_next_commit_is_synced_again(journal, held,
+                                                                            caplog):
+    caplog.set_level(logging.INFO, "appliance.store")
+    held.fail_next = True
+    failed = journal._writer.submit(insert(1))
+    with pytest.raises(StoreError, match="not synced"):
+        failed.result(10)
+    later = journal._writer.submit(insert(2))
+    assert isinstance(later.result(10), int)
+    assert len([r for r in caplog.records if "could not be synced" in r.getMessage()]) == 1
+    assert [r for r in caplog.records if "syncs again" in r.getMessage()]
+
+
+def test_every_commit_is_synced(journal, held):
+    before = held.calls
+    for i in range(5):
+        journal._writer.submit(insert(i)).result(10)
+    assert held.calls - before == 5
