@@ -99,6 +99,8 @@ class WalSync:
                 self._busy = True
             try:
                 self._sync_and_settle(taken)
+            except Exception:   # a bug here must not leave every later write unsettled
+                log.exception("store: settling synced writes failed")
             finally:
                 with self._cond:
                     self._busy = False
