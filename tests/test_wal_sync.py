@@ -113,3 +113,28 @@ def test_every_commit_is_synced(journal, held):
     for i in range(5):
         journal._writer.submit(insert(i)).result(10)
     assert held.calls - before == 5
+
+
+def test_a_wal_file_removed_and_made_again_is_the_one_synced(tmp_path):
+    """SQLite keeps the WAL file while a connection is open; should it still be removed and
+    made again, the sync must reach the new file, not the old one's orphaned inode."""
+    from appliance.histogram import SECONDS_BUCKETS, Histogram
+    from appliance.store.wal_sync import WalSync
+    wal = tmp_path / "journal.sqlite3-wal"
+    wal.write_bytes(b"frames")
+    synced: list[int] = []
+    sync = WalSync(str(wal), Histogram(SECONDS_BUCKETS),
+                   fdatasync=lambda fd: synced.append(os.fstat(fd).st_ino))
+    sync.start()
+    try:
+        first = Pending()
+        sync.hand([(None, first)], [(1, None)])
+        assert first.result(10) == 1
+        wal.unlink()
+        wal.write_bytes(b"new frames")
+        second = Pending()
+        sync.hand([(None, second)], [(2, None)])
+        assert second.result(10) == 2
+    finally:
+        sync.stop()
+    assert synced[-1] == wal.stat().st_ino != synced[0]

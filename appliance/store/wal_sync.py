@@ -44,7 +44,6 @@ class WalSync:
         self._stopping = False
         self._failing = False
         self._thread = threading.Thread(target=self._run, name="store-sync", daemon=True)
-        self.syncs = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -116,8 +115,8 @@ class WalSync:
         """fdatasync the WAL; None, or the error every write of these commits gets."""
         started = time.perf_counter()
         try:
-            if self._fd is None:
-                self._fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
+            if self._fd is None or os.fstat(self._fd).st_nlink == 0:
+                self._reopen()      # the first sync, or a WAL file removed and made again
             self._fdatasync(self._fd)
         except OSError as exc:
             if not self._failing:
@@ -130,8 +129,15 @@ class WalSync:
             log.info("store: the journal's WAL syncs again")
             self._failing = False
         self._fsync_seconds.observe(time.perf_counter() - started)
-        self.syncs += 1
         return None
+
+    def _reopen(self) -> None:
+        """Open the WAL file by its name: SQLite keeps it while a connection is open, so one
+        open serves the daemon's life; a deleted one (no name left) would sync nothing."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _settle(batch: list, results: list, error: StoreError | None) -> None:
