@@ -315,11 +315,9 @@ class GroupWriter:
             results = []
         self.commits += 1
         self.writes += len(batch)
-        if not results:
-            pass
-        elif self._queue.empty():           # nothing to overlap the fsync with
+        if results and self._queue.empty():     # nothing to overlap the fsync with
             self._sync.sync_here(batch, results)
-        else:
+        elif results:
             self._sync.hand(batch, results)     # settled once the WAL is on disk
         self.checkpointer.committed()
 
