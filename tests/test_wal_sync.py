@@ -138,3 +138,25 @@ def test_a_wal_file_removed_and_made_again_is_the_one_synced(tmp_path):
     finally:
         sync.stop()
     assert synced[-1] == wal.stat().st_ino != synced[0]
+
+
+def orphan_part(conn):
+    """A write COMMIT refuses: a part of no message, its foreign key checked at COMMIT."""
+    conn.execute("PRAGMA defer_foreign_keys=ON")
+    conn.execute("INSERT INTO parts(message_id, seq, total, encoding, state, next_attempt)"
+                 " VALUES ('no-such-message', 1, 1, 'gsm7', 'queued', 0)")
+
+
+def test_a_failed_commit_fails_every_write_of_it_unsynced_and_the_writer_goes_on(journal,
+                                                                              held):
+    writer = journal._writer
+    items = [(insert(1), Pending()), (orphan_part, Pending()), (insert(2), Pending())]
+    before = held.calls
+    writer.put_many(items)
+    for _, future in items:
+        with pytest.raises(StoreError, match="commit failed"):
+            future.result(10)
+    assert held.calls == before             # nothing committed, nothing to sync
+    assert committed_values(journal) == []
+    assert isinstance(writer.submit(insert(3)).result(10), int)
+    assert committed_values(journal) == [3]

@@ -109,7 +109,7 @@ class WalSync:
         error = self._sync()
         with suspend.settling():            # the loop front is woken once, after all of them
             for batch, results in taken:
-                _settle(batch, results, error)
+                settle(batch, results, error)
 
     def _sync(self) -> StoreError | None:
         """fdatasync the WAL; None, or the error every write of these commits gets."""
@@ -140,9 +140,10 @@ class WalSync:
         self._fd = os.open(self._wal_path, os.O_RDONLY | os.O_CLOEXEC)
 
 
-def _settle(batch: list, results: list, error: StoreError | None) -> None:
-    for (_, future), (value, failed) in zip(batch, results):
-        if error is not None:
-            future.settle(None, error)
-        else:
-            future.settle(value, failed)
+def settle(batch: list, results: list, error: StoreError | None = None) -> None:
+    """Each write's (value, error) outcome, or `error` for every one of them; the loop front
+    is woken once, after all of them (inside the caller's `suspend.settling()`)."""
+    if error is not None:
+        results = [(None, error)] * len(batch)
+    for (_, future), (value, failed) in zip(batch, results, strict=True):
+        future.settle(value, failed)

@@ -19,7 +19,7 @@ from typing import Callable
 from appliance import suspend
 from appliance.errors import StoreError
 from appliance.histogram import BATCH_BUCKETS, SECONDS_BUCKETS, Histogram
-from appliance.store.wal_sync import WalSync
+from appliance.store import wal_sync
 
 log = logging.getLogger("appliance.store")
 
@@ -190,7 +190,7 @@ class GroupWriter:
         self.writes = 0
         self.batch_sizes = Histogram(BATCH_BUCKETS)          # read by /metrics
         self.commit_seconds = Histogram(SECONDS_BUCKETS)     # the fsync of a commit's WAL frames
-        self._sync = WalSync(path + "-wal", self.commit_seconds)
+        self._sync = wal_sync.WalSync(path + "-wal", self.commit_seconds)
 
     def start(self, init: Callable[[sqlite3.Connection], None]) -> None:
         self._conn = connect(self._path)
@@ -309,16 +309,16 @@ class GroupWriter:
             log.error("store: commit of %d writes failed: %s", len(batch), exc)
             self._rollback(conn)
             error = StoreError(f"commit failed: {exc}")
-            with suspend.settling():
-                for _, future in batch:
-                    future.settle(None, error)
-            results = []
+            with suspend.settling():        # nothing was committed: nothing to sync
+                wal_sync.settle(batch, results, error)
+            results = None
         self.commits += 1
         self.writes += len(batch)
-        if results and self._queue.empty():     # nothing to overlap the fsync with
-            self._sync.sync_here(batch, results)
-        elif results:
-            self._sync.hand(batch, results)     # settled once the WAL is on disk
+        if results is not None:             # committed: settled once the WAL is on disk
+            if self._queue.empty():         # nothing to overlap the fsync with
+                self._sync.sync_here(batch, results)
+            else:
+                self._sync.hand(batch, results)
         self.checkpointer.committed()
 
     @staticmethod
