@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import re
 import socket
 import threading
@@ -180,6 +181,33 @@ def test_a_store_failure_is_answered_in_the_dialects_own_format(front):
     body = conn.getresponse().read().decode()
     assert body.startswith("errorcode=") and "not+available" in body
     conn.close()
+
+
+def test_a_commit_its_disk_could_not_sync_is_answered_as_a_store_failure(front):
+    """fdatasync failing (EIO: a dying SD card) after COMMIT: the client is told the store
+    failed, in the dialect's format and without a message id, not "accepted". The row is
+    committed and may be sent: a retry may send it twice, never an acknowledged loss."""
+    import errno
+    daemon, server, _ = front
+
+    def failing(fd):
+        raise OSError(errno.EIO, "Input/output error")
+    sync = daemon.journal._writer._sync
+    sync._fdatasync = failing
+    conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
+    try:
+        conn.request("GET", send_query(text="not synced"))
+        answer = conn.getresponse()
+        body = answer.read().decode()
+        assert answer.status == 200 and "<errorcode>" in body
+        assert "not available" in body and not message_ids(body)
+        sync._fdatasync = os.fdatasync      # the disk is back: accepted again
+        conn.request("GET", send_query(text="synced"))
+        [mid] = message_ids(conn.getresponse().read().decode())
+    finally:
+        sync._fdatasync = os.fdatasync
+        conn.close()
+    assert daemon.journal.get_message(mid)["state"] == "queued"
 
 
 def test_sigterm_drain_answers_in_flight_requests_after_their_commit(front):
