@@ -54,7 +54,7 @@ def measure(count: int, rounds: int, src: str) -> None:
                 request = urllib.request.Request(f"http://127.0.0.1:{daemon.port}/api", data=body)
                 answer = urllib.request.urlopen(request, timeout=300).read()
                 seconds = time.monotonic() - started
-                time.sleep(0.5)
+                time.sleep(2.0)      # the front trims the heap 1 s after a quiet loop
                 print(f"batch {round_no + 1} of {count:,}: {seconds:.2f} s, answer"
                       f" {len(answer) / 1e6:.1f} MB; RSS after {vk.rss_mib(pids):.1f} MiB,"
                       f" peak so far {vk.peak_rss_mib(pids):.1f} MiB")

@@ -554,3 +554,58 @@ def test_a_bad_request_pipelined_behind_a_running_one_leaves_that_ones_answer(fr
     assert answers.startswith(b"HTTP/1.1 200 OK") and b"<messageid>" in answers
     assert answers.count(b"HTTP/1.1 400 Bad Request") == 1
     sock.close()
+
+
+def test_the_heap_is_trimmed_once_the_loop_is_quiet_after_a_large_request():
+    """A large request's freed memory goes back to the kernel (memory.trim) once nothing is
+    in flight; small requests never cost a trim, and a request still running puts it off."""
+    from concurrent.futures import Future
+
+    import bottle
+
+    from appliance import suspend
+
+    trims, held = [], Future()
+    app = bottle.Bottle()
+
+    @app.get("/small")
+    def small():
+        return "ok"
+
+    @app.post("/large")
+    def large():
+        return "x" * len(bottle.request.body.read())
+
+    @app.get("/wait")
+    def wait():
+        return suspend.wait(held)
+
+    server = LoopServer(app, [listen_socket("127.0.0.1", 0)],
+                        limits=Limits(trim_after_bytes=64 * 1024, trim_delay=0.01),
+                        trim=lambda: trims.append(server.in_flight) or 0.0)
+    server.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
+        for _ in range(20):
+            conn.request("GET", "/small")
+            assert conn.getresponse().read() == b"ok"
+        assert server._trim_timer is None and trims == []     # set before an answer leaves
+
+        waiting = http.client.HTTPConnection("127.0.0.1", server.ports[0], timeout=10)
+        waiting.request("GET", "/wait")
+        wait_until(lambda: server.in_flight == 1, timeout=5, what="a request in flight")
+        conn.request("POST", "/large", body=b"y" * 40_000)
+        assert len(conn.getresponse().read()) == 40_000      # 80 kB in and out: large
+        first = server._trim_timer
+        assert first is not None
+        wait_until(lambda: server._trim_timer is not first, timeout=5, what="put off")
+        assert trims == []                                    # busy: not trimmed yet
+
+        held.set_result("done")
+        assert waiting.getresponse().read() == b"done"
+        wait_until(lambda: trims == [0], timeout=5, what="trimmed once, nothing in flight")
+        assert server._trim_timer is None
+        conn.close()
+        waiting.close()
+    finally:
+        server.stop()

@@ -34,7 +34,7 @@ import bottle
 import greenlet
 import httptools
 
-from appliance import fd_budget
+from appliance import fd_budget, memory
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.suspend import Suspendable, after_settling
 from appliance.web.https_port import HttpsPort
@@ -67,6 +67,10 @@ class Limits:
     idle_timeout: float = 60.0             # keep-alive connection with nothing to do
     request_timeout: float = 30.0          # first byte of a request to its last (slowloris)
     drain_timeout: float = 10.0            # SIGTERM: in-flight requests get this long
+    # a request and its answer this large leave their freed memory in the heap's holes:
+    # it is handed back to the kernel (memory.trim) once the loop has been quiet this long
+    trim_after_bytes: int = 256 * 1024
+    trim_delay: float = 1.0
 
 
 LISTEN_QUEUE = 1024
@@ -209,10 +213,13 @@ class LoopServer:
 
     def __init__(self, app, sockets, *, tls: tuple[str, str] | None = None,
                  tls_sockets: list | None = None, limits: Limits = Limits(),
-                 clock: Clock = SYSTEM_CLOCK):
+                 clock: Clock = SYSTEM_CLOCK, trim=memory.trim):
         """`tls`: (cert, key) files; they serve `tls_sockets` (all of `sockets` if None)
-        over HTTPS, the others over plain HTTP."""
+        over HTTPS, the others over plain HTTP. `trim` returns freed heap memory to the
+        kernel after large requests (tests count its calls)."""
         self.app = app
+        self._trim = trim
+        self._trim_timer: asyncio.TimerHandle | None = None
         self.clock = clock              # idle and slow-client timeouts (tests use a FakeClock)
         self.sockets = sockets
         self.ports = [s.getsockname()[1] for s in sockets]
@@ -473,6 +480,22 @@ class LoopServer:
             self._idle.append(task)
         conn.reply(reply)
 
+    def after_large(self, size: int) -> None:
+        """A request and its answer of `size` bytes were served: trim the heap once the loop
+        is quiet (one timer however many large requests come)."""
+        if size >= self.limits.trim_after_bytes and self._trim_timer is None:
+            self._trim_timer = self._loop.call_later(self.limits.trim_delay, self._trim_if_quiet)
+
+    def _trim_if_quiet(self) -> None:
+        if self.in_flight or self.bodies_held:      # still busy: the memory is in use
+            self._trim_timer = self._loop.call_later(self.limits.trim_delay,
+                                                     self._trim_if_quiet)
+            return
+        self._trim_timer = None
+        took = self._trim()
+        if took is not None:
+            log.debug("web: heap trimmed after a large request in %.1f ms", 1000 * took)
+
     def _offload_pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
             # one worker: offloaded calls (scrypt, 16 MiB each) run one at a time
@@ -718,6 +741,7 @@ class _Connection(asyncio.Protocol):
         self.running = False
         self.last_active = self.server.clock.monotonic()
         self._release(self.running_size)
+        self.server.after_large(self.running_size + len(reply.body))
         self.running_size = 0
         if self.closing:
             return
