@@ -8,10 +8,11 @@ starts; does nothing off glibc. mallopt is looked up in the process's own symbol
 (dlopen(NULL): libc is always loaded), not with ctypes.util.find_library, which runs
 `ldconfig -p` in a child process at every start (~18 ms here, more on a Pi).
 
-A large request (a 20,000-message batch: ~40 MiB of Python objects for a moment) leaves its
-freed memory in the heap's holes, where no threshold returns it: RSS stayed ~20 MiB above
-idle for good. `trim` (glibc's malloc_trim(0)) hands every free page of every arena back to
-the kernel; the HTTP front calls it once the loop is quiet after such a request.
+A large request (a 20,000-message batch: ~40 MiB of Python objects for a moment) leaves
+freed memory in holes of glibc's heap, where no threshold returns it (the daemon's [heap]
+stayed at 11 MiB after such a batch, 5 idle). `trim` (glibc's malloc_trim(0)) hands every
+free page of every arena back to the kernel (back to 6 MiB); the loop HTTP front calls it
+once nothing is in flight after such a request. pymalloc's partly used arenas stay.
 """
 
 from __future__ import annotations
