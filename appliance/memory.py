@@ -27,10 +27,17 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 
-def tune_malloc(mmap_threshold: int = 1 << 20, arenas: int = 2) -> bool:
+def _libc(name: str):
+    """A function of the C library the process runs on, or None (not glibc, no such symbol)."""
     try:
-        mallopt = ctypes.CDLL(None).mallopt
+        return getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
+        return None
+
+
+def tune_malloc(mmap_threshold: int = 1 << 20, arenas: int = 2) -> bool:
+    mallopt = _libc("mallopt")
+    if mallopt is None:
         return False
     ok = mallopt(M_MMAP_THRESHOLD, mmap_threshold) == 1
     ok = mallopt(M_ARENA_MAX, arenas) == 1 and ok
@@ -47,10 +54,7 @@ def trim() -> float | None:
     None off glibc."""
     global _malloc_trim
     if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
+        _malloc_trim = _libc("malloc_trim") or False
     if not _malloc_trim:
         return None
     started = time.perf_counter()
