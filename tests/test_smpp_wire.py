@@ -114,10 +114,11 @@ def test_deliver_sm_reads_as_smpplib_reads_it(fields):
 
 
 def test_an_unusual_deliver_sm_is_left_to_smpplib():
-    unknown_tlv = smpplib_bytes("deliver_sm", 5, short_message=b"x", source_addr="1",
-                                destination_addr="2", network_error_code=b"\x03\x00\x01")
-    assert parsed_by_smpplib(unknown_tlv).network_error_code == b"\x03\x00\x01"
-    assert wire.read_deliver_sm(unknown_tlv) is None
+    odd_size = smpplib_bytes("deliver_sm", 5, short_message=b"x", source_addr="1",
+                             destination_addr="2")
+    odd_size += bytes.fromhex("0427 0002 0002")        # message_state in two octets, not one
+    odd_size = len(odd_size).to_bytes(4, "big") + odd_size[4:]
+    assert wire.read_deliver_sm(odd_size) is None
     whole = smpplib_bytes("deliver_sm", 5, short_message=b"hello", source_addr="1",
                           destination_addr="2")
     cut = len(whole) - 3                   # short_message runs past the end

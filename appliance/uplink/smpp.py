@@ -67,6 +67,33 @@ log = logging.getLogger("appliance.uplink")
 # not write secrets to the journal (docs/api.md §7), so smpplib's loggers stop at INFO.
 logging.getLogger("smpp").setLevel(logging.INFO)
 
+
+class _OncePerTag(logging.Filter):
+    """smpplib warns of an unknown TLV at every PDU that carries one: an SMSC that adds a
+    vendor tag to each data_sm wrote a WARNING line per message to the SD card. Each tag is
+    told once per process (at most MAX_TAGS of them); the PDUs are read all the same."""
+
+    MESSAGE = "Unknown optional parameter type 0x%x, skipping"
+    MAX_TAGS = 32
+
+    def __init__(self):
+        super().__init__()
+        self._told: set = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self.MESSAGE:
+            return True
+        tag = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        if tag in self._told or len(self._told) >= self.MAX_TAGS:
+            return False
+        self._told.add(tag)     # a race between two channels at worst tells a tag twice
+        record.msg = "smpp: the SMSC sends optional parameter 0x%x, unknown here; skipped" \
+                     " (said once per tag)"
+        return True
+
+
+logging.getLogger("smpplib.command").addFilter(_OncePerTag())
+
 ESME_ROK = 0x00
 ESME_RMSGQFUL = 0x14
 ESME_RSYSERR = 0x08

@@ -122,7 +122,10 @@ class Deliver:
 
 def read_deliver_sm(raw: bytes) -> Deliver | None:
     """A whole PDU's bytes; None unless it is a deliver_sm this reader is sure of (anything
-    unusual — a TLV it does not know, a field without its NUL — is left to smpplib)."""
+    unusual — a field without its NUL, a TLV that runs past the end, one the channel reads
+    with an unexpected size — is left to smpplib). TLVs the channel does not read
+    (`network_error_code`, an aggregator's vendor tags on every receipt) are skipped, as
+    smpplib skips the ones it does not know: a receipt carrying them stays on this path."""
     _, command_id, status, sequence = HEADER.unpack_from(raw)
     if command_id != DELIVER_SM:
         return None
@@ -154,9 +157,12 @@ def read_deliver_sm(raw: bytes) -> Deliver | None:
             return None
         tag, size = struct.unpack_from(">HH", raw, pos)
         pos += 4
-        known = _DELIVER_TLVS.get(tag)
-        if known is None or pos + size > end:
+        if pos + size > end:
             return None
+        known = _DELIVER_TLVS.get(tag)
+        if known is None:
+            pos += size
+            continue
         name, kind = known
         value = raw[pos:pos + size]
         if kind > 0:
