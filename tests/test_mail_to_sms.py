@@ -232,6 +232,28 @@ def test_one_log_line_per_mail_not_one_per_smtp_command(mail_daemon, caplog):
     assert lines == ["smtp: mail from alarm@ups.lan (admin) -> 1 SMS accepted, 0 refused"]
 
 
+def test_a_client_that_speaks_no_smtp_is_logged_in_two_lines_not_a_dozen(mail_daemon, caplog):
+    """An HTTP client (or a port scanner) on the SMTP port: aiosmtpd warned of each of its
+    first five lines, then once for each line left."""
+    import socket
+    caplog.set_level(logging.INFO)
+    daemon, _ = mail_daemon()
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", daemon.mail.port), timeout=10) as sock:
+            sock.recv(200)                                  # the 220 greeting
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: box\r\nUser-Agent: x\r\nAccept: */*\r\n"
+                         + b"X-Filler: y\r\n" * 12 + b"\r\n")
+            answers = b""
+            while chunk := sock.recv(4096):
+                answers += chunk
+        assert answers.count(b"500 ") == 4 and b"502 " in answers  # aiosmtpd's limit
+    daemon.stop()
+    lines = [r.getMessage() for r in caplog.records if r.name == "mail.log"]
+    assert len([line for line in lines if "unrecognised: GET" in line]) == 2, lines
+    assert len([line for line in lines if "unrecognised" in line]) == 2, lines
+    assert len([line for line in lines if "too many bogus" in line]) == 2, lines
+
+
 @pytest.mark.parametrize("raw, expected", [
     (b"Subject: Alarme \xe9t\xe9\r\n\r\nTemp\xe9rature haute \x93salle 2\x94\r\n",
      "Alarme été: Température haute “salle 2”"),                 # Windows-1252, undeclared

@@ -258,6 +258,41 @@ def _quiet_protocol_log() -> None:
     protocol = logging.getLogger("mail.log")
     if protocol.level == logging.NOTSET and not logging.getLogger().isEnabledFor(logging.DEBUG):
         protocol.setLevel(logging.WARNING)
+    if not any(isinstance(f, _FirstBogusCommand) for f in protocol.filters):
+        protocol.addFilter(_FirstBogusCommand())
+
+
+class _FirstBogusCommand(logging.Filter):
+    """aiosmtpd warns of every command it does not know, then of "too many bogus commands"
+    once for each line still buffered: an HTTP client or a port scanner on the SMTP port
+    wrote a dozen WARNING lines per connection. The first line of each kind per session is
+    kept; sessions are told apart by the peer's address and port (the last SESSIONS)."""
+
+    REPEATED = ("%r unrecognised: %s", "%r too many bogus commands", "%r over limit for %s")
+    SESSIONS = 256
+
+    def __init__(self):
+        super().__init__()
+        self._told: dict = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in self.REPEATED or not isinstance(record.args, tuple) \
+                or not record.args:
+            return True
+        said = (record.msg, repr(record.args[0]))
+        if said in self._told:
+            return False
+        self._told[said] = None
+        if len(self._told) > self.SESSIONS:
+            del self._told[next(iter(self._told))]
+        return True
+        peer = repr(record.args[0])
+        if peer in self._told:
+            return False
+        self._told[peer] = None
+        if len(self._told) > self.SESSIONS:
+            del self._told[next(iter(self._told))]
+        return True
 
 
 def _tls_context(config: SmtpConfig) -> ssl.SSLContext:
