@@ -186,6 +186,30 @@ def test_an_idle_client_does_not_hold_back_others_and_chunked_posts_are_read(ser
     assert "chunked ☺" in [m["body"] for m in daemon.journal.folder(None, "inbox")]
 
 
+def test_a_client_gone_before_its_answer_is_one_debug_line_not_a_traceback(server, caplog,
+                                                                            capsys):
+    """socketserver printed a traceback to stderr (past the log) for each client that hung
+    up before its answer. The client here resets the connection at once; the answer waits
+    for the inbound SMS's durable commit, so its write meets the reset."""
+    import logging
+    import socket
+    import struct
+    caplog.set_level(logging.DEBUG, logger="appliance.provider")
+    daemon, _, base = server()
+    url = urllib.parse.urlsplit(base)
+    for n in range(5):
+        query = urllib.parse.urlencode({"originator": "+36301234567", "msg": f"gone {n}"})
+        with socket.create_connection((url.hostname, url.port)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.sendall(f"GET {url.path}?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    wait_for(lambda: len([r for r in caplog.records if "went away" in r.getMessage()]) == 5,
+             what="a line for each client gone")
+    status, _ = call(f"{base}?" + urllib.parse.urlencode({"originator": "+3630", "msg": "x"}))
+    assert status == 200                                 # the listener serves on
+    assert "Traceback" not in capsys.readouterr().err
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
 def test_a_malformed_chunked_body_is_a_clear_400_and_stores_nothing(server):
     """Bad input in this connection's own answer format ("error: ..."), nothing stored."""
     daemon, _, base = server()

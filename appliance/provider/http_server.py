@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import secrets
 import socketserver
+import sys
 import threading
 import urllib.parse
 from datetime import datetime
@@ -118,7 +119,7 @@ class HttpServerChannel:
     def _listen(self) -> None:
         """Bind BASEURL's address; a port in use is retried, it does not stop the daemon."""
         try:
-            self._server = _Server(self._address, _handler_for(self))
+            self._server = _Server(self._address, _handler_for(self), name=self.name)
         except OSError as exc:
             reason = f"cannot listen on {self._address[0]}:{self._address[1]}: {exc.strerror}"
             if reason != self.last_error:
@@ -248,9 +249,22 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, name: str = "", **kwargs):
         self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
+        self.name = name
         super().__init__(*args, **kwargs)
+
+    def handle_error(self, request, client_address) -> None:
+        """socketserver printed a traceback to stderr, past the log, for every client that
+        hung up before its answer (a broken pipe): that is one DEBUG line; anything else one
+        ERROR line with its traceback."""
+        exc = sys.exc_info()[1]
+        peer = client_address[0] if client_address else "?"
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            log.debug("%s: %s went away before its answer (%s)", self.name, peer,
+                      type(exc).__name__)
+        else:
+            log.exception("%s: a request from %s failed", self.name, peer)
 
     def process_request(self, request, client_address):
         if not self._slots.acquire(blocking=False):
@@ -306,7 +320,7 @@ def _handler_for(channel: HttpServerChannel):
             path = urllib.parse.urlsplit(self.path).path.rstrip("/")
             try:
                 params = _params(query)
-                self._send(200, channel.take(path, params, self.client_address[0]))
+                answer = channel.take(path, params, self.client_address[0])
             except LookupError:
                 self._send(404, "not found")
             except PermissionError as exc:
@@ -319,6 +333,10 @@ def _handler_for(channel: HttpServerChannel):
             except Exception:  # the store refused: the sender must try again
                 log.exception("%s: could not keep the request", channel.name)
                 self._send(503, "error: not stored, try again")
+            else:
+                # kept: a client gone meanwhile is the server's handle_error (one DEBUG
+                # line), not "could not keep" (it was kept, and sent again is stored once)
+                self._send(200, answer)
 
         def _send(self, status: int, text: str) -> None:
             data = text.encode("utf-8")
