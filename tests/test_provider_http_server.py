@@ -210,6 +210,25 @@ def test_a_client_gone_before_its_answer_is_one_debug_line_not_a_traceback(serve
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+@pytest.mark.parametrize("request_line, status, says", [
+    (b"GET /sms?originator=%2B36301234567&msg=cut", b"400", b"error: the request line has no"
+                                                            b" HTTP version"),
+    (b"GET /sms?originator=%2B36301234567&msg=x HTTP/1.1 extra", b"400",
+     b"error: Bad request version ('extra')"),
+    (b"BREW /sms HTTP/1.1", b"501", b"error: Unsupported method ('BREW')"),
+])
+def test_requests_the_stdlib_refuses_are_answered_in_this_connections_format(
+        server, request_line, status, says):
+    """No bare HTTP/0.9 body without a status line, no HTML error page."""
+    daemon, _, base = server()
+    answer = raw_request(base, request_line + b"\r\nHost: x\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 " + status), answer
+    assert b"Content-Type: text/plain; charset=utf-8" in head
+    assert body == says
+    assert daemon.journal.folder(None, "inbox") == []
+
+
 def test_a_malformed_chunked_body_is_a_clear_400_and_stores_nothing(server):
     """Bad input in this connection's own answer format ("error: ..."), nothing stored."""
     daemon, _, base = server()

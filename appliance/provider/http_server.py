@@ -288,6 +288,22 @@ def _handler_for(channel: HttpServerChannel):
     class Handler(BaseHTTPRequestHandler):
         timeout = REQUEST_SECONDS
         server_version = "sms-appliance"
+        # a request the stdlib refuses (bad request line, unknown method, headers too long)
+        # is answered in this connection's own format, not the stdlib's HTML page
+        error_message_format = "error: %(message)s"
+        error_content_type = "text/plain; charset=utf-8"
+        # until a request's version is read the stdlib takes it for HTTP/0.9 and refuses it
+        # with a bare body, no status line: no sender speaks 0.9
+        default_request_version = "HTTP/1.0"
+
+        def parse_request(self) -> bool:
+            """A request line without a version (0.9 to the stdlib) is one cut short: 400."""
+            if not super().parse_request():
+                return False
+            if len(self.requestline.split()) == 2:
+                self.send_error(400, "the request line has no HTTP version")
+                return False
+            return True
 
         def do_GET(self):
             self._take(urllib.parse.urlsplit(self.path).query)
