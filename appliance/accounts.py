@@ -12,7 +12,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass, field
 
-from appliance import auth
+from appliance import auth, suspend
 from appliance.config import Config, UserConfig
 
 log = logging.getLogger("appliance.accounts")
@@ -173,7 +173,8 @@ class Accounts:
         return generated
 
     def set_password(self, name: str, password: str) -> bool:
-        return self.documents.update(TABLE, name, {"password_hash": auth.hash_password(password)})
+        password_hash = suspend.offload(auth.hash_password, password)
+        return self.documents.update(TABLE, name, {"password_hash": password_hash})
 
     # --- checks ---
 
@@ -212,9 +213,13 @@ class Accounts:
     def all(self) -> list[User]:
         return [_to_user(d) for d in self.documents.all(TABLE)]
 
-    def create(self, name: str, password: str, **values) -> None:
-        self.documents.put(TABLE, {"name": name, "password_hash": auth.hash_password(password),
-                                   "enabled": True, "owner": "api", **values})
+    def create(self, name: str, password: str, **values) -> bool:
+        """False when a user of this name exists, also one made while the password was
+        being hashed. scrypt (50 ms here, more on a Pi) runs off the HTTP loop's thread, as
+        the login's does: the loop serves other requests meanwhile, a createuser among them."""
+        password_hash = suspend.offload(auth.hash_password, password)
+        return self.documents.insert_new(TABLE, {"name": name, "password_hash": password_hash,
+                                                 "enabled": True, "owner": "api", **values})
 
     def update(self, name: str, **changes) -> bool:
         return self.documents.update(TABLE, name, changes)

@@ -115,3 +115,49 @@ def test_a_users_number_written_with_spaces_still_owns_its_inbound_sms(demo_daem
                                                          "messagedata"):
         time.sleep(0.1)
     assert xml_values(erin.action("receivemessage"), "messagedata") == ["to erin's number"]
+
+
+def test_one_name_created_at_once_by_several_clients_is_made_once(appliance_socket):
+    """createuser checked for the name, then hashed the password (scrypt, offloaded: other
+    requests run meanwhile), then stored: six clients creating one name at once all got
+    statuscode 0 and the last one's password won. Over a real socket, six at once."""
+    import threading
+    daemon, api = appliance_socket
+    answers = {}
+
+    def create(n: int) -> None:
+        answers[n] = api.action("createuser", name="racer", userpassword=f"racer-pass-{n}0")
+
+    clients = [threading.Thread(target=create, args=(n,)) for n in range(6)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(60)
+    made = [n for n, body in answers.items() if "<action>createuser</action>" in body]
+    assert len(made) == 1, answers
+    refused = [body for n, body in answers.items() if n not in made]
+    assert all(xml_values(body, "errorcode") == ["3"] and "already exists" in body
+               for body in refused), refused
+    assert [u.name for u in daemon.accounts.all()].count("racer") == 1
+    racer = Api(daemon.port, "racer", f"racer-pass-{made[0]}0")     # the one made keeps its password
+    assert "<action>getcredits</action>" in racer.action("getcredits")
+
+
+def test_a_user_deleted_while_its_creation_waits_for_the_store_is_not_a_500(appliance,
+                                                                             monkeypatch):
+    """createuser answers with the user it made; a deleteuser that ran while it waited for
+    the journal (its credits) left nothing to answer with: an AttributeError, a 500."""
+    daemon, api = appliance
+    accounts = daemon.accounts
+    create = accounts.create
+
+    def create_then_deleted(name, password, **values):
+        made = create(name, password, **values)
+        accounts.delete(name)              # as a concurrent deleteuser would
+        return made
+
+    monkeypatch.setattr(accounts, "create", create_then_deleted)
+    status, body = api.get("/api", action="createuser", username="admin",
+                           password=api.password, name="ghost", userpassword="ghost-pass-1")
+    assert status == 200 and xml_values(body, "errorcode") == ["7"], body
+    assert "No user named ghost" in body

@@ -170,6 +170,16 @@ class Documents:
         with self._writing() as db:
             db.table(table).upsert(doc, Query().name == doc["name"])
 
+    def insert_new(self, table: str, doc: dict) -> bool:
+        """Insert the document unless one with its `name` exists (False then): a check and
+        a put apart let two creations of one name both succeed, the second overwriting."""
+        with self._writing() as db:
+            documents = db.table(table)
+            if documents.contains(Query().name == doc["name"]):
+                return False
+            documents.insert(doc)
+            return True
+
     def update(self, table: str, name: str, changes: dict) -> bool:
         with self._writing() as db:
             return bool(db.table(table).update(changes, Query().name == name))

@@ -348,7 +348,8 @@ def _user(ui, session, params):
             return f"user {name} exists already", None
         if len(password) < 8:
             return "a password needs at least 8 characters", None
-        accounts.create(name, password, admin=params.get("admin") == "on")
+        if not accounts.create(name, password, admin=params.get("admin") == "on"):
+            return f"user {name} exists already", None
         return f"user {name} created", None
     if accounts.get(name) is None:
         return f"no user {name!r}", None

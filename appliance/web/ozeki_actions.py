@@ -362,6 +362,8 @@ def _check_admin_changes(ctx: Ctx, changes: dict, password: str) -> None:
 
 def _user_answer(ctx: Ctx, name: str, action_name: str) -> str:
     user = ctx.services.accounts.get(name)
+    if user is None:            # a deleteuser ran while this request waited for the store
+        raise ApiError(X.E_NOT_FOUND, f"No user named {name[:40]}")
     return X.envelope(action_name, _user_xml(ctx, user))
 
 
@@ -381,7 +383,9 @@ def createuser(ctx: Ctx) -> str:
     changes["settings"]["type"] = USER_TYPES[kind]
     credits = _credit_params(ctx)         # a bad value is refused before the user exists
     # No password given: the account exists but nobody can log in until one is set.
-    accounts.create(name, password or auth.new_password() + auth.new_password(), **changes)
+    if not accounts.create(name, password or auth.new_password() + auth.new_password(),
+                           **changes):       # made by another request meanwhile
+        raise ApiError(X.E_INVALID_PARAMETER, f"A user named {name} already exists")
     _apply_credits(ctx, name, credits, new=True)
     return _user_answer(ctx, name, "createuser")
 
