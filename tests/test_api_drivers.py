@@ -192,3 +192,41 @@ def test_a_deleted_http_client_takes_its_report_token_with_it(appliance, idle_ch
     assert status == 403, body
     new = daemon.control.report_tokens.token(daemon.channels.configs["Prov1"])
     assert new != old and api.call("GET", report + new)[0] == 200
+
+
+def test_drivers_created_and_deleted_at_once_leave_no_ghost(appliance_socket, monkeypatch):
+    """Six clients creating and deleting one driver at once, over a real socket, with a
+    real HTTP Client channel: a createdriver's start that ended after a deletedriver's stop
+    left a connection without its document, run and listed until a restart, which
+    deletedriver then called unknown ('No driver named'). Starts are made slow here (a modem
+    probe or an SMPP bind takes seconds), so the two overlap. Changes now run one at a time."""
+    import random
+    import threading
+    import time
+    daemon, api = appliance_socket
+    start = daemon_module.Channels.start
+
+    def slow_start(channels, conn):
+        time.sleep(0.03)
+        start(channels, conn)
+
+    monkeypatch.setattr(daemon_module.Channels, "start", slow_start)
+    ROUNDS = 40
+    target = "http://127.0.0.1:9/send?to=$recipient&text=$messagedata"    # nobody listens
+
+    def churn(seed: int) -> None:
+        rnd = random.Random(seed)
+        for _ in range(ROUNDS):
+            if rnd.random() < 0.5:
+                api.action("createdriver", name="race0", type="HTTPClient", targeturl=target)
+            else:
+                api.action("deletedriver", name="race0")
+
+    clients = [threading.Thread(target=churn, args=(seed,)) for seed in range(6)]
+    for client in clients:
+        client.start()
+    for client in clients:
+        client.join(120)
+    api.action("deletedriver", name="race0")             # gone, whatever the last one did
+    assert "race0" not in api.action("listdrivers")
+    assert "race0" not in daemon.channels.configs and "race0" not in daemon.channels.running

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import typing
 
 from appliance import suspend
@@ -237,6 +238,10 @@ def _existing(ctx: Ctx) -> tuple[str, str, dict, dict]:
 
 
 def createdriver(ctx: Ctx) -> str:
+    return _one_at_a_time(lambda: _createdriver(ctx))
+
+
+def _createdriver(ctx: Ctx) -> str:
     control = _control(ctx)
     kind = _kind(ctx.require("type"))
     name = ctx.get("name").strip() or ctx.get("operator").strip()
@@ -258,6 +263,10 @@ def createdriver(ctx: Ctx) -> str:
 
 
 def configdriver(ctx: Ctx) -> str:
+    return _one_at_a_time(lambda: _configdriver(ctx))
+
+
+def _configdriver(ctx: Ctx) -> str:
     name, owner, stored, full = _existing(ctx)
     keys, ignored = _keys(ctx, full["type"])
     if not keys and not ignored:
@@ -288,14 +297,18 @@ def _switch(ctx: Ctx, on: bool, action_name: str) -> str:
 
 
 def startdriver(ctx: Ctx) -> str:
-    return _switch(ctx, True, "startdriver")
+    return _one_at_a_time(lambda: _switch(ctx, True, "startdriver"))
 
 
 def stopdriver(ctx: Ctx) -> str:
-    return _switch(ctx, False, "stopdriver")
+    return _one_at_a_time(lambda: _switch(ctx, False, "stopdriver"))
 
 
 def deletedriver(ctx: Ctx) -> str:
+    return _one_at_a_time(lambda: _deletedriver(ctx))
+
+
+def _deletedriver(ctx: Ctx) -> str:
     name, owner, _, _ = _existing(ctx)
     if owner == "file":
         raise ApiError(X.E_UNSUPPORTED, f"{name} is provisioned by the configuration file; "
@@ -318,6 +331,32 @@ def listdrivers(ctx: Ctx) -> str:
                              for k in sorted(_stored_ignored(control, n)))
                    + "\n</driver>\n" for n in names)
     return X.envelope("listdrivers", rows)
+
+
+_changes = threading.Lock()
+_changes_thread = None
+
+
+def _one_at_a_time(change):
+    """Run a driver change (its checks, its document, its channel's start or stop) alone.
+    Two at once interleaved at their channel's start or stop: a createdriver's start that
+    ended after a deletedriver's stop left a connection with no document, listed and run
+    until a restart, which deletedriver then called unknown. In a request greenlet it runs
+    in a thread of its own, off the HTTP loop (a stop waits for a slow provider) and out of
+    the shared pool of suspend.blocking; elsewhere (tests, the CLI) under the same lock."""
+    global _changes_thread
+    if suspend.current_suspendable() is None:
+        with _changes:
+            return change()
+    if _changes_thread is None:           # made on the loop's thread only: no race
+        from concurrent.futures import ThreadPoolExecutor
+        _changes_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="http-drivers")
+    return suspend.wait(_changes_thread.submit(_locked, change))
+
+
+def _locked(change):
+    with _changes:
+        return change()
 
 
 def _off_the_loop(change, *args):
