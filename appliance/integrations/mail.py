@@ -286,13 +286,6 @@ class _FirstBogusCommand(logging.Filter):
         if len(self._told) > self.SESSIONS:
             del self._told[next(iter(self._told))]
         return True
-        peer = repr(record.args[0])
-        if peer in self._told:
-            return False
-        self._told[peer] = None
-        if len(self._told) > self.SESSIONS:
-            del self._told[next(iter(self._told))]
-        return True
 
 
 def _tls_context(config: SmtpConfig) -> ssl.SSLContext:
