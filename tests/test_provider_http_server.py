@@ -189,8 +189,9 @@ def test_an_idle_client_does_not_hold_back_others_and_chunked_posts_are_read(ser
 def test_a_client_gone_before_its_answer_is_one_debug_line_not_a_traceback(server, caplog,
                                                                             capsys):
     """socketserver printed a traceback to stderr (past the log) for each client that hung
-    up before its answer. The client here resets the connection at once; the answer waits
-    for the inbound SMS's durable commit, so its write meets the reset."""
+    up before its answer. Each client here resets the connection at once; the answer waits
+    for the inbound SMS's durable commit, so its write meets the reset (on a busy machine a
+    client may be slower than a commit: at least one of five is enough to see the path)."""
     import logging
     import socket
     import struct
@@ -202,8 +203,8 @@ def test_a_client_gone_before_its_answer_is_one_debug_line_not_a_traceback(serve
         with socket.create_connection((url.hostname, url.port)) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.sendall(f"GET {url.path}?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    wait_for(lambda: len([r for r in caplog.records if "went away" in r.getMessage()]) == 5,
-             what="a line for each client gone")
+    wait_for(lambda: [r for r in caplog.records if "went away" in r.getMessage()],
+             what="a line for a client gone")
     status, _ = call(f"{base}?" + urllib.parse.urlencode({"originator": "+3630", "msg": "x"}))
     assert status == 200                                 # the listener serves on
     assert "Traceback" not in capsys.readouterr().err
