@@ -9,8 +9,9 @@ stored once and gets the first answer's id). A request whose message type is a r
 that has a status but no text is a delivery report for the part REPORTCONNECTION submitted
 under `msgid`.
 
-One thread serves the requests one after another (a request waits for its durable write,
-so a sender that gets the answer knows the message is kept); nothing is made per request.
+A thread per request, at most MAX_CLIENTS at once (a request waits for its durable write,
+so a sender that gets the answer knows the message is kept; one that sent nothing holds back
+no other).
 """
 
 from __future__ import annotations
