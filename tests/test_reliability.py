@@ -314,12 +314,16 @@ def test_full_disk_refuses_with_the_dialects_error_and_recovers(tmp_path):
         accepted_while_full = len(clients.tally.accepted)
         assert daemon.alive(), (tmp_path / "daemon.log").read_text()[-3000:]
         assert len(full_errors) >= 50, "the disk never filled"
+        # the documents (users, contacts, drivers) live in another file: its writes were
+        # a 500 with a traceback on a full disk
+        admin_while_full = {q["action"]: _admin_call(port, **q) for q in ADMIN_WRITES}
         disk.free()
         recovered_at = time.monotonic()
         before = len(clients.tally.successes)
         while len(clients.tally.successes) < before + 50 and time.monotonic() < deadline + 60:
             time.sleep(0.05)
         recovery = time.monotonic() - recovered_at
+        created_after = _admin_call(port, **ADMIN_WRITES[0])
         tally = clients.stop()
         clients = None
         assert daemon.stop() == 0
@@ -333,11 +337,36 @@ def test_full_disk_refuses_with_the_dialects_error_and_recovers(tmp_path):
         assert len(tally.successes) >= before + 50             # accepting again
         assert lost == [] and integrity(disk.path) == "ok"
         assert all(k.startswith("ozeki errorcode") for k in kinds), full_errors[:3]
+        assert {a: (status, _error_kind(body)[:26]) for a, (status, body) in
+                admin_while_full.items()} == {a["action"]: (200, "ozeki errorcode 8: The mes")
+                                              for a in ADMIN_WRITES}, admin_while_full
+        assert "<action>createuser</action>" in created_after[1], created_after
     finally:
         if clients:
             clients.stop()
         daemon.kill9()
         disk.close()
+
+
+ADMIN_WRITES = [
+    {"action": "createuser", "name": "fulluser", "userpassword": "full-user-pass-1"},
+    {"action": "addcontact", "contactname": "oncall", "phonenumber": "+36201234567"},
+    {"action": "createdriver", "name": "Web0", "type": "HTTPClient",
+     "targeturl": "http://127.0.0.1:9/send?to=$recipient"},
+]
+
+
+def _admin_call(port: int, **params) -> tuple[int, str]:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    from reliability.kit import PASSWORD
+    query = urllib.parse.urlencode({"username": "admin", "password": PASSWORD, **params})
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api?{query}", timeout=30) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", "replace")
 
 
 def _error_kind(answer: str) -> str:

@@ -47,3 +47,32 @@ def test_a_missing_journal_beside_documents_is_said(tmp_path, caplog, make_confi
         run_daemon(config)
     assert any("is missing or empty while the state directory holds documents" in r.message
                for r in caplog.records)
+
+
+def test_a_documents_write_that_fails_is_a_store_error_and_keeps_the_old_file(tmp_path):
+    """A full disk (here a real EFBIG: the file size limit of the process writing) made
+    every createuser, addcontact, createdriver and adddnd a 500 with a traceback; the
+    write is a StoreError, which every API answers as 'the store is not available', and
+    the file keeps what it had."""
+    import subprocess
+    import sys
+    script = f"""
+import resource, signal
+from appliance.errors import StoreError
+from appliance.store.documents import Documents
+docs = Documents({str(tmp_path)!r})
+docs.put("users", {{"name": "kept", "note": "x"}})
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+try:
+    docs.put("users", {{"name": "big", "note": "y" * 5000}})
+except StoreError as exc:
+    print("StoreError:", exc)
+print(sorted(d["name"] for d in docs.all("users")))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "StoreError: documents.json cannot be written: File too large" in done.stdout
+    assert "['kept']" in done.stdout
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".documents-")] == []

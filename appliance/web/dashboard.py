@@ -240,7 +240,11 @@ class Dashboard:
         handler = data.ADMIN_ACTIONS.get(what)
         if handler is None:
             raise bottle.HTTPError(404, "no such action")
-        message, ussd = handler(self, session, params)
+        try:
+            message, ussd = handler(self, session, params)
+        except StoreError as exc:           # a full disk: said on the page, not a 500
+            log.error("dashboard: %s: admin %s not saved: %s", session.user, what, exc)
+            message, ussd = f"not saved: {exc}", None
         log.info("dashboard: %s: admin %s: %s", session.user, what, message)
         if ussd is not None:
             return self.page("admin.tpl", session, title="Admin", ussd=ussd,
