@@ -339,3 +339,25 @@ def test_the_demo_login_hint_names_both_places_the_password_comes_from(with_mode
 def test_a_box_that_is_no_demo_gives_no_password_hint(appliance):
     daemon, _api = appliance
     assert "demo-password-hint" not in Browser(daemon.port).open("/login")[1]
+
+
+def test_an_admin_change_the_store_cannot_write_is_said_on_the_page(appliance, tmp_path):
+    """A full disk made the admin page's user and credit changes a 500; the documents'
+    write now fails as a StoreError, which the page says. Here the OS refuses the write
+    (the documents' directory is gone), as it does on a full or lost disk."""
+    daemon, _ = appliance
+    admin = Browser(daemon.port)
+    admin.login()
+    token = admin.csrf("/ui/admin")
+    storage = daemon.documents._db.storage
+    kept, storage._path = storage._path, tmp_path / "gone" / "documents.json"
+    try:
+        status, _, headers = admin.open("/ui/admin/user", {"csrf": token, "user": "dave",
+                                                           "password": "dave-pass-1",
+                                                           "op": "create"})
+    finally:
+        storage._path = kept
+    assert status == 303, status
+    assert "not saved: documents.json cannot be written: No such file or directory" \
+        in _flash(headers)
+    assert daemon.accounts.get("dave") is None
