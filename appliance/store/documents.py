@@ -58,24 +58,23 @@ class AtomicJSONStorage(Storage):
         """The whole file anew, then renamed over the old one: a write that fails (a full
         disk, an I/O error) leaves the old file as it was and is a StoreError, which every
         API answers in its own format ("the store is not available"), not a 500."""
+        tmp = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=".documents-", dir=self._path.parent)
-        except OSError as exc:
-            raise StoreError(f"{self._path.name} cannot be written: {exc.strerror}") from None
-        try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(data, handle, indent=1, sort_keys=True)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.chmod(tmp, 0o600)
             os.replace(tmp, self._path)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise StoreError(f"{self._path.name} cannot be written: {exc.strerror}") from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            _fsync_dir(self._path.parent)
+        except BaseException as exc:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)      # gone already once renamed
+            if isinstance(exc, OSError):
+                raise StoreError(f"{self._path.name} cannot be written: {exc.strerror}") \
+                    from None
             raise
-        _fsync_dir(self._path.parent)
 
     def close(self) -> None:
         pass

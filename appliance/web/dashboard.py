@@ -244,7 +244,7 @@ class Dashboard:
             message, ussd = handler(self, session, params)
         except StoreError as exc:           # a full disk: said on the page, not a 500
             log.error("dashboard: %s: admin %s not saved: %s", session.user, what, exc)
-            message, ussd = f"not saved: {exc}", None
+            return bottle.redirect("/ui/admin?flash=" + quote_plus(f"not saved: {exc}"[:300]))
         log.info("dashboard: %s: admin %s: %s", session.user, what, message)
         if ussd is not None:
             return self.page("admin.tpl", session, title="Admin", ussd=ussd,
