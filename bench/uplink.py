@@ -22,7 +22,7 @@ lost, and the daemon's CPU per message.
 Receipts: python bench/uplink.py --receipts [count]   (default 10,000: a burst of receipts
 for parts the channel submitted into a real journal; see receipt_burst)
 
-Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1] [rounds]
+Backlog: python bench/uplink.py --backlog [messages] [window] [receipts 0|1|N] [rounds]
 The same daemon with the SMSC unreachable takes `messages` (HTTP batches of 1000), then the
 link comes back; printed: the drain rate at the SMSC, the channel's feed during it (parts
 waiting in its memory, the window in use: a full window with parts waiting means the link,
@@ -35,7 +35,10 @@ drain (py-spy raw, per thread). BENCH_PIN=1 puts the SMSC process on CPU 1 and t
 and the daemon on CPU 0: on this 2-core machine the daemon and the bench's SMSC otherwise
 share both cores, which a box draining to a remote aggregator does not. With
 receipts, the SMSC answers each submit_sm with a deliver_sm receipt and the time until every
-message is `delivered` in the journal (from /status) is printed too.
+message is `delivered` in the journal (from /status) is printed too: `1` awaits each
+receipt's answer before reading the next submit_sm (the test SMSC's way: the drain then runs
+at one receipt round trip, a durable commit, per message), N > 1 keeps up to N receipts in
+flight while it goes on answering submit_sm (an SMSC with a window on each direction).
 """
 
 from __future__ import annotations
@@ -117,7 +120,9 @@ class SmscProcess:
     link proxy (`down()` / `up()`), `smsc_port` straight to it."""
     NAME = "the test SMSC (smpp34)"
 
-    def __init__(self, receipts: bool = False):
+    def __init__(self, receipts: int = 0):
+        """`receipts`: 0 none; 1 a receipt per submit_sm, each answered before the SMSC
+        reads on; N > 1 receipts with a window of N (see serve_smsc)."""
         self.proc = subprocess.Popen([sys.executable, __file__, "--smsc-process",
                                       str(int(receipts))],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -170,12 +175,24 @@ def _pinned() -> bool:
     return PINNED
 
 
+def _cpu_sharing() -> str:
+    """How the figures were taken: a ratio means little without it."""
+    if _pinned():
+        return "the SMSC on CPU 1, the daemon and the channel alone on CPU 0 (BENCH_PIN=1)"
+    return (f"the SMSC, the daemon and the channel alone share {len(os.sched_getaffinity(0))}"
+            " CPUs (BENCH_PIN=1 gives the SMSC a CPU of its own, as a remote aggregator has)")
+
+
 def _on_cpu(cpu: int):
     return lambda: os.sched_setaffinity(0, {cpu})
 
 
-def serve_smsc(receipts: bool) -> None:
-    smsc = Smsc(receipts=receipts).start()
+def serve_smsc(receipts: int) -> None:
+    """`receipts` 1: the test SMSC as the tests have it, which awaits each receipt's
+    deliver_sm_resp before it reads the next submit_sm (so a drain with receipts runs at one
+    receipt round trip per message); N > 1: up to N receipts in flight while submit_sm keep
+    being answered, as an SMSC with a window on each direction does."""
+    smsc = Smsc(receipts=receipts > 0, receipt_window=receipts if receipts > 1 else 0).start()
     smsc.received = _Count()              # a bench SMSC keeps no record per message
     smsc.proxy.tap_wire = False
     print(smsc.smsc_port, smsc.port, flush=True)
@@ -443,7 +460,7 @@ def stop_profiler(profiler: subprocess.Popen | None) -> None:
         profiler.wait(30)
 
 
-def backlog(count: int, window: int, receipts: bool, rounds: int = 1) -> None:
+def backlog(count: int, window: int, receipts: int, rounds: int = 1) -> None:
     """The drain rate, and the channel alone (this process, a counting sink) through the
     same SMSC process and proxy before and after each drain, so each ratio comes from
     neighbouring runs; with several rounds (alone, drain, alone, drain, ..., alone) the
@@ -456,7 +473,7 @@ def backlog(count: int, window: int, receipts: bool, rounds: int = 1) -> None:
         alone = [alone_run(smsc, window)]
         ratios = []
         for round_no in range(rounds):
-            drain = drain_once(smsc, count, window, receipts, tag=f"r{round_no} ")
+            drain = drain_once(smsc, count, window, receipts > 0, tag=f"r{round_no} ")
             alone.append(alone_run(smsc, window))
             (before, before_cpu, before_smsc), (after, after_cpu, after_smsc) = alone[-2:]
             ratios.append(drain / ((before + after) / 2))
@@ -466,7 +483,7 @@ def backlog(count: int, window: int, receipts: bool, rounds: int = 1) -> None:
                   f" µs/message); drain/alone {ratios[-1]:.2f}")
         if rounds > 1:
             print(f"drain/alone over {rounds} rounds: median {statistics.median(ratios):.2f}"
-                  f" ({', '.join(f'{r:.2f}' for r in ratios)})")
+                  f" ({', '.join(f'{r:.2f}' for r in ratios)}); {_cpu_sharing()}")
     finally:
         smsc.stop()
 
@@ -589,7 +606,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--backlog":
         args = [int(a) for a in sys.argv[2:]]
         count, window, receipts, rounds = (args + [20_000, 10, 0, 1][len(args):])[:4]
-        backlog(count, window, bool(receipts), rounds)
+        backlog(count, window, receipts, rounds)
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--e2e":
         args = [float(a) for a in sys.argv[2:]]
@@ -597,7 +614,7 @@ def main() -> None:
         end_to_end(seconds, int(clients), int(window))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--smsc-process":
-        serve_smsc(sys.argv[2:] == ["1"])
+        serve_smsc(int(sys.argv[2]) if len(sys.argv) > 2 else 0)
         return
     # 30,000 per run: a run of 5,000 lasted under a second at window 10, and its ratio moved
     # between 0.84 and 0.96 from one run of the bench to the next (bind and warm-up inside

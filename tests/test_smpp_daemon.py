@@ -160,3 +160,35 @@ def test_a_receipt_settles_its_own_message_whatever_its_text_says(tmp_path, quie
         assert api.state(first) == 13                 # still waiting for its own
     finally:
         daemon.stop()
+
+
+def test_a_backlog_drains_while_receipts_come_back_with_a_window(tmp_path):
+    """An SMSC with a window on each direction: receipts for the first messages arrive while
+    later submit_sm are in flight and their results are still held in the uplink. Each
+    receipt is matched to its part, nothing is sent twice, and a long message's parts still
+    leave through the one bind that took part 1."""
+    smsc = Smsc(receipts=True, receipt_window=10).start()
+    smsc.proxy.down = True                  # the uplink is down while the backlog is taken
+    args = cli._parser().parse_args([
+        "run", "--config", smpp_only_file(tmp_path, smsc.port), "--http-host", "127.0.0.1",
+        "--http-port", "0", "--state-dir", str(tmp_path / "state"),
+        "--admin-password", ADMIN_PASSWORD])
+    daemon = Daemon(cli.run_config(args), admin_password=args.admin_password)
+    daemon.start()
+    try:
+        api = Api(daemon.port)
+        short = [api.send(f"+3620{i:07d}", f"alert {i}") for i in range(120)]
+        long = [api.send(f"+3630{i:07d}", UCS2_TEXT) for i in range(4)]     # 3 parts each
+        smsc.proxy.down = False
+        ids = short + long
+        wait_until(lambda: all(daemon.journal.get_message(i)["state"] == "delivered"
+                               for i in ids), timeout=60, what="every receipt applied")
+        assert len(smsc.received) == 120 + 4 * 3            # each part submitted once
+        assert daemon.journal.orphans_waiting("SMPP0") == 0   # no receipt left unmatched
+        for message_id in long:
+            parts = daemon.journal.get_parts(message_id)
+            assert [p["state"] for p in parts] == ["delivered"] * 3
+            assert {p["connection"] for p in parts} == {"SMPP0"}
+    finally:
+        daemon.stop()
+        smsc.stop()

@@ -43,12 +43,19 @@ def free_port() -> int:
 
 class Smsc:
     def __init__(self, *, receipts: bool = False, receipt_stat: str = "DELIVRD",
-                 id_style: str = "hex-decimal", first_id: int = 0xA0):
+                 id_style: str = "hex-decimal", first_id: int = 0xA0,
+                 receipt_window: int = 0):
         """`id_style`: how ids are written, as a messageidbase setting would say:
         "hex-decimal" (submit_sm_resp `000000A0`, receipt `id:160`, the default),
         "decimal-hex" (resp `160`, receipt `id:a0`) or "hex" (`000000A0` in both).
-        `first_id`: the first id's value."""
+        `first_id`: the first id's value.
+        `receipt_window`: 0 (the default), each receipt's deliver_sm_resp is awaited before
+        the next submit_sm is read, as a single-threaded SMSC does; N, receipts are queued
+        and up to N are in flight while submit_sm keep being answered, as an SMSC with a
+        window on each direction does."""
         self.receipts = receipts
+        self.receipt_window = receipt_window
+        self._receipt_queue: asyncio.Queue | None = None
         self.id_style = id_style
         self.first_id = first_id
         self.receipt_stat = receipt_stat
@@ -116,6 +123,10 @@ class Smsc:
     # --- events ---
 
     async def _serve(self) -> None:
+        if self.receipt_window:
+            self._receipt_queue = asyncio.Queue()
+            for _ in range(self.receipt_window):
+                self._loop.create_task(self._send_queued_receipts())
         while True:
             event = await self._server.next()
             if isinstance(event, smpp34.Esme):
@@ -144,7 +155,10 @@ class Smsc:
         record.message_id = self._message_id(self._counter)    # hex, upper case, zeros
         ev.accept(message_id=record.message_id)
         if self.receipts and record.registered_delivery:
-            await self._receipt(ev.session_id, record)
+            if self._receipt_queue is not None:
+                self._receipt_queue.put_nowait((ev.session_id, record))
+            else:
+                await self._receipt(ev.session_id, record)
         if self.unbind_after is not None and self._counter >= self.unbind_after:
             self.unbind_after = None
             await self.sessions[ev.session_id].unbind()
@@ -178,6 +192,15 @@ class Smsc:
         task = asyncio.ensure_future(push)
         self._unanswered.append(task)
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    async def _send_queued_receipts(self) -> None:
+        """One of `receipt_window` senders: a receipt at a time, the next once it is answered."""
+        while True:
+            session, record = await self._receipt_queue.get()
+            try:
+                await self._receipt(session, record)
+            except Exception:       # a bind gone meanwhile: that receipt is not sent
+                pass
 
     def _receiving(self, session: str) -> smpp34.Esme:
         """The submitting bind if it can receive, else another bind of its account that can."""
