@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -162,33 +163,82 @@ def test_a_receipt_settles_its_own_message_whatever_its_text_says(tmp_path, quie
         daemon.stop()
 
 
-def test_a_backlog_drains_while_receipts_come_back_with_a_window(tmp_path):
-    """An SMSC with a window on each direction: receipts for the first messages arrive while
-    later submit_sm are in flight and their results are still held in the uplink. Each
-    receipt is matched to its part, nothing is sent twice, and a long message's parts still
-    leave through the one bind that took part 1."""
-    smsc = Smsc(receipts=True, receipt_window=10).start()
-    smsc.proxy.down = True                  # the uplink is down while the backlog is taken
+@pytest.fixture
+def windowed_smsc():
+    """An SMSC with a window of 10 on each direction, unreachable until the test says."""
+    server = Smsc(receipts=True, receipt_window=10).start()
+    server.proxy.down = True
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def backlog_daemon(tmp_path, windowed_smsc):
     args = cli._parser().parse_args([
-        "run", "--config", smpp_only_file(tmp_path, smsc.port), "--http-host", "127.0.0.1",
-        "--http-port", "0", "--state-dir", str(tmp_path / "state"),
+        "run", "--config", smpp_only_file(tmp_path, windowed_smsc.port), "--http-host",
+        "127.0.0.1", "--http-port", "0", "--state-dir", str(tmp_path / "state"),
         "--admin-password", ADMIN_PASSWORD])
     daemon = Daemon(cli.run_config(args), admin_password=args.admin_password)
     daemon.start()
-    try:
-        api = Api(daemon.port)
-        short = [api.send(f"+3620{i:07d}", f"alert {i}") for i in range(120)]
-        long = [api.send(f"+3630{i:07d}", UCS2_TEXT) for i in range(4)]     # 3 parts each
-        smsc.proxy.down = False
-        ids = short + long
-        wait_until(lambda: all(daemon.journal.get_message(i)["state"] == "delivered"
-                               for i in ids), timeout=60, what="every receipt applied")
-        assert len(smsc.received) == 120 + 4 * 3            # each part submitted once
-        assert daemon.journal.orphans_waiting("SMPP0") == 0   # no receipt left unmatched
-        for message_id in long:
-            parts = daemon.journal.get_parts(message_id)
-            assert [p["state"] for p in parts] == ["delivered"] * 3
-            assert {p["connection"] for p in parts} == {"SMPP0"}
-    finally:
-        daemon.stop()
-        smsc.stop()
+    yield daemon
+    daemon.stop()
+
+
+def _queue_backlog(daemon, short: int, long: int) -> tuple[list[str], list[str]]:
+    """`short` one-part and `long` three-part messages, taken in batches of 500."""
+    api = Api(daemon.port)
+    texts = [(f"+3620{i:07d}", f"alert {i}") for i in range(short)] + \
+        [(f"+3630{i:07d}", UCS2_TEXT) for i in range(long)]
+    ids: list[str] = []
+    for start in range(0, len(texts), 500):
+        batch = texts[start:start + 500]
+        params = {"messagecount": str(len(batch))}
+        for i, (recipient, text) in enumerate(batch):
+            params[f"recipient{i}"], params[f"messagedata{i}"] = recipient, text
+        ids += re.findall(r"<messageid\d+>([^<]+)</messageid", api.action("sendmessage",
+                                                                         **params))
+    assert len(ids) == short + long
+    return ids[:short], ids[short:]
+
+
+def _all_delivered(daemon, ids: list[str]) -> bool:
+    return all(daemon.journal.get_message(i)["state"] == "delivered" for i in ids)
+
+
+def _on_one_bind(daemon, message_id: str) -> bool:
+    parts = daemon.journal.get_parts(message_id)
+    return [p["state"] for p in parts] == ["delivered"] * 3 and \
+        {p["connection"] for p in parts} == {"SMPP0"}
+
+
+def test_a_backlog_drains_while_receipts_come_back_with_a_window(backlog_daemon,
+                                                                  windowed_smsc):
+    """Receipts for the first messages arrive while later submit_sm are in flight and their
+    results are still held in the uplink. Each receipt is matched to its part, nothing is
+    sent twice, and a long message's parts leave through the one bind that took part 1."""
+    short, long = _queue_backlog(backlog_daemon, 120, 4)
+    windowed_smsc.proxy.down = False
+    wait_until(lambda: _all_delivered(backlog_daemon, short + long), timeout=60,
+               what="every receipt applied")
+    assert len(windowed_smsc.received) == 120 + 4 * 3            # each part submitted once
+    assert backlog_daemon.journal.orphans_waiting("SMPP0") == 0   # no receipt left unmatched
+    assert all(_on_one_bind(backlog_daemon, message_id) for message_id in long)
+
+
+def test_links_cut_during_such_a_drain_lose_nothing(backlog_daemon, windowed_smsc):
+    """The link is cut three times while submit_sm and receipts are both in flight: parts
+    whose answer was lost are sent again (at least once), receipts not answered come again
+    on the next bind, and every message ends delivered."""
+    short, long = _queue_backlog(backlog_daemon, 3000, 6)
+    total = 3000 + 6 * 3
+    windowed_smsc.proxy.down = False
+    for cut in range(1, 4):                 # at a quarter, half and three quarters
+        wait_until(lambda: len(windowed_smsc.received) >= total * cut // 4, timeout=30,
+                   what=f"a {cut}/4 of the parts at the SMSC")
+        windowed_smsc.proxy.cut()
+    wait_until(lambda: _all_delivered(backlog_daemon, short + long), timeout=60,
+               what="every message delivered after the cuts")
+    sent = {(r.destination, r.short_message) for r in windowed_smsc.received}
+    assert len(sent) == total                       # every part reached the SMSC
+    assert len(windowed_smsc.binds) >= 4            # the cuts did cut: bound again each time
+    assert all(_on_one_bind(backlog_daemon, message_id) for message_id in long)

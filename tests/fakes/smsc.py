@@ -41,6 +41,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+RECEIPT_ANSWER_SECONDS = 5.0     # a windowed receipt not answered by then is sent again
+
+
 class Smsc:
     def __init__(self, *, receipts: bool = False, receipt_stat: str = "DELIVRD",
                  id_style: str = "hex-decimal", first_id: int = 0xA0,
@@ -176,7 +179,7 @@ class Smsc:
             return format(int(record.message_id, 10), "x")
         return str(int(record.message_id, 16))
 
-    async def _receipt(self, session: str, record: Received, wait: bool = True) -> None:
+    async def _receipt(self, session: str, record: Received, wait: bool = True) -> int | None:
         # the same id as the submit_sm_resp, written the way many SMSCs do: the other base
         decimal = self.receipt_id(record)
         text = (f"id:{decimal} sub:001 dlvrd:001 submit date:2401011200 "
@@ -185,8 +188,7 @@ class Smsc:
         push = esme.deliver_sm(record.source, text, source_addr=record.destination,
                                esm_class=0x04)
         if wait and esme.session_id == session:
-            await push
-            return
+            return (await push).command_status
         # Not awaited: smpp34 nacks a receiver session's deliver_sm_resp (its quirk, see
         # test_smpp.test_binds_in_each_mode), so that answer never comes.
         task = asyncio.ensure_future(push)
@@ -194,13 +196,20 @@ class Smsc:
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _send_queued_receipts(self) -> None:
-        """One of `receipt_window` senders: a receipt at a time, the next once it is answered."""
+        """One of `receipt_window` senders: a receipt at a time, the next once it is answered.
+        One not answered (the bind went, or none can take it now) is queued again after a
+        second and goes on whichever bind of the account is there then, as an SMSC retries
+        (its answer awaited there too: these senders are for transceiver binds)."""
         while True:
             session, record = await self._receipt_queue.get()
             try:
-                await self._receipt(session, record)
-            except Exception:       # a bind gone meanwhile: that receipt is not sent
-                pass
+                now_on = self._receiving(session).session_id
+                status = await asyncio.wait_for(self._receipt(now_on, record),
+                                                RECEIPT_ANSWER_SECONDS)
+            except Exception:
+                status = None
+            if status != 0:         # not taken: an error answer, or none from a bind gone
+                self._loop.call_later(1.0, self._receipt_queue.put_nowait, (session, record))
 
     def _receiving(self, session: str) -> smpp34.Esme:
         """The submitting bind if it can receive, else another bind of its account that can."""
