@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import sys
 
 import pytest
 
@@ -242,3 +244,27 @@ def test_links_cut_during_such_a_drain_lose_nothing(backlog_daemon, windowed_sms
     assert len(sent) == total                       # every part reached the SMSC
     assert len(windowed_smsc.binds) >= 4            # the cuts did cut: bound again each time
     assert all(_on_one_bind(backlog_daemon, message_id) for message_id in long)
+
+
+def test_results_read_just_before_the_refill_finds_the_link_gone_are_kept(backlog_daemon,
+                                                                         windowed_smsc):
+    """A read brings submit_sm_resp OKs, and the window refill that follows fails because
+    the link went meanwhile (here: the socket's sending side is shut once, from within that
+    read). That read's results are recorded before the link is dropped: those parts stayed
+    `sending`, neither sent again nor settled, until a restart."""
+    channel = backlog_daemon.channels.running["SMPP0"]
+    refill = channel._send_ready
+    broken = []
+
+    def refill_on_a_dead_link():
+        called_by = sys._getframe(1).f_code.co_name
+        if not broken and called_by == "_read_batch" and channel.counts["submitted"] >= 3:
+            broken.append(channel.counts["submitted"])
+            channel._client._socket.shutdown(socket.SHUT_WR)     # the next send fails
+        refill()
+    channel._send_ready = refill_on_a_dead_link
+    short, _ = _queue_backlog(backlog_daemon, 60, 0)
+    windowed_smsc.proxy.down = False
+    wait_until(lambda: _all_delivered(backlog_daemon, short), timeout=20,
+               what="every message delivered, also those whose results came in that read")
+    assert broken and channel.counts["link_drops"] == 1

@@ -656,18 +656,26 @@ class SmppChannel:
         try:
             for pdu in self._parse_buffer():
                 freed |= self._handle(pdu, effects)
+            if freed and self._client is not None:
+                self._send_ready()  # refill the window first: the SMSC waits, the store can
         except Exception:
-            # the link goes, but what this read settled (a submit result already out of
-            # the window) is recorded first: dropped, its part stayed `sending` until a
-            # restart sent it again
-            self._apply(effects, settle_now=True)
+            # the link goes (a bad PDU, or the refill's send failed), but what this read
+            # settled (submit results already out of the window) is recorded first:
+            # dropped, their parts stayed `sending` until a restart sent them again
+            self._record_before_drop(effects)
             raise
-        if freed and self._client is not None:
-            self._send_ready()      # refill the window first: the SMSC waits, the store can
         self._hold_results(effects)
         self._apply(effects)
         if freed and self._running_low():
             self._wake_dispatcher()
+
+    def _record_before_drop(self, effects: list) -> None:
+        """A read whose link goes before its effects were applied: the results held from
+        earlier reads, then this read's, in the order they came."""
+        if self._held is not None:
+            effects.insert(0, (self._held, None))
+            self._held = None
+        self._apply(effects, settle_now=True)
 
     def _hold_results(self, effects: list) -> None:
         """A read that brought only submit_sm_resp OKs: keep its results to record with the

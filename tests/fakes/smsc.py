@@ -161,7 +161,10 @@ class Smsc:
             if self._receipt_queue is not None:
                 self._receipt_queue.put_nowait((ev.session_id, record))
             else:
-                await self._receipt(ev.session_id, record)
+                try:
+                    await self._receipt(ev.session_id, record)
+                except Exception:   # the bind went before answering: this receipt is
+                    pass            # lost, and the SMSC goes on (it used to stop here)
         if self.unbind_after is not None and self._counter >= self.unbind_after:
             self.unbind_after = None
             await self.sessions[ev.session_id].unbind()
