@@ -39,16 +39,21 @@ reconnectdelay = 0.05
     return str(path)
 
 
-@pytest.fixture
-def smpp_daemon(tmp_path, smsc):
+def started_daemon(tmp_path, port: int) -> Daemon:
+    """`sms-appliance run` with one SMPP connection to `port`, in this process."""
     args = cli._parser().parse_args([
-        "run", "--config", smpp_only_file(tmp_path, smsc.port), "--http-host", "127.0.0.1",
+        "run", "--config", smpp_only_file(tmp_path, port), "--http-host", "127.0.0.1",
         "--http-port", "0", "--state-dir", str(tmp_path / "state"),
         "--admin-password", ADMIN_PASSWORD])
-    config = cli.run_config(args)
-    daemon = Daemon(config, admin_password=args.admin_password)
+    daemon = Daemon(cli.run_config(args), admin_password=args.admin_password)
     daemon.start()
-    yield daemon, config
+    return daemon
+
+
+@pytest.fixture
+def smpp_daemon(tmp_path, smsc):
+    daemon = started_daemon(tmp_path, smsc.port)
+    yield daemon, daemon.config
     daemon.stop()
 
 
@@ -140,12 +145,7 @@ def test_a_receipt_settles_its_own_message_whatever_its_text_says(tmp_path, quie
     """Found by a helper: `text:` carries the message's first 20 characters, and fields
     read inside it won: a receipt for "Your code id: 160" settled message 160, and its own
     message waited for ever. Through the real uplink, against the smpp34 SMSC."""
-    args = cli._parser().parse_args([
-        "run", "--config", smpp_only_file(tmp_path, quiet_smsc.port), "--http-host",
-        "127.0.0.1", "--http-port", "0", "--state-dir", str(tmp_path / "state"),
-        "--admin-password", ADMIN_PASSWORD])
-    daemon = Daemon(cli.run_config(args), admin_password=args.admin_password)
-    daemon.start()
+    daemon = started_daemon(tmp_path, quiet_smsc.port)
     try:
         api = Api(daemon.port)
         wait_until(lambda: daemon.channels.running["SMPP0"].state == "bound", what="bind")
@@ -176,12 +176,7 @@ def windowed_smsc():
 
 @pytest.fixture
 def backlog_daemon(tmp_path, windowed_smsc):
-    args = cli._parser().parse_args([
-        "run", "--config", smpp_only_file(tmp_path, windowed_smsc.port), "--http-host",
-        "127.0.0.1", "--http-port", "0", "--state-dir", str(tmp_path / "state"),
-        "--admin-password", ADMIN_PASSWORD])
-    daemon = Daemon(cli.run_config(args), admin_password=args.admin_password)
-    daemon.start()
+    daemon = started_daemon(tmp_path, windowed_smsc.port)
     yield daemon
     daemon.stop()
 
