@@ -22,6 +22,7 @@ from dataclasses import replace
 from appliance.channel_down import can_send, known_down
 from appliance.clock import SYSTEM_CLOCK, Clock
 from appliance.clock_step import StepWatch
+from appliance.lost_parts import CHECK_SECONDS as LOST_CHECK_SECONDS, LostParts
 from appliance.routing import Router
 
 log = logging.getLogger("appliance.dispatch")
@@ -56,6 +57,8 @@ class Dispatcher:
         self._slots_seen = True         # the last pass found a free slot (or could not know)
         self._down: frozenset = frozenset()  # this pass's channels known down (failover rules)
         self._clock_steps = StepWatch(clock)
+        self.lost_parts = LostParts(journal, clock=clock)
+        self._last_lost_check = clock.monotonic()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
@@ -229,6 +232,12 @@ class Dispatcher:
                 log.warning("dispatch: %d messages got no delivery report in time; expired",
                             result["unreported"])
             self._settle_stalled()
+        if now - self._last_lost_check >= LOST_CHECK_SECONDS:
+            self._last_lost_check = now
+            try:
+                self.lost_parts.check(self.channels)
+            except Exception:   # a safety net's fault must not hold up this pass
+                log.exception("dispatch: the check for parts channels lost failed")
         if now - self._last_fragment_sweep >= self._fragment_sweep_seconds():
             self._last_fragment_sweep = now
             self.journal.expire_fragments()

@@ -38,7 +38,7 @@ STEP_SLICE = 20000      # messages per commit when a clock step moves their time
 RETRY_BACKOFF = (5, 15, 30, 60, 120, 300, 600)   # seconds after the n-th transient failure
 # The channel, not the part, failed: the part may leave again at once (through another
 # channel, or this one when it is back), without the retry delay.
-RETRY_AT_ONCE = frozenset({"link_down", "not_bound"})
+RETRY_AT_ONCE = frozenset({"link_down", "not_bound", "lost"})    # lost: lost_parts.py
 
 _REPORT_STATE = {
     ReportStatus.DELIVERED: State.DELIVERED,
@@ -221,6 +221,12 @@ class Journal:
                                                 if after else ""),
                               (self.clock.now(), *(after or ()), limit)).fetchall()
         return [_out_part(r) for r in rows]
+
+    def sending_on(self, connection: str) -> list[int]:
+        """The parts claimed for `connection` and not yet settled or given back
+        (lost_parts.py): a few hundred at most, found through parts_sending."""
+        return [r[0] for r in self._read().execute(
+            "SELECT id FROM parts WHERE state='sending' AND connection=?", (connection,))]
 
     def claim(self, assignments: list[tuple[int, str]]) -> list[int]:
         """Mark parts as sending on their connection; returns the ids actually claimed."""

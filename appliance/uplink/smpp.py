@@ -271,6 +271,26 @@ class SmppChannel:
             self._inbox.extend(parts)
         self._poke()
 
+    def holding(self) -> set[int] | None:
+        """The ids of the parts this uplink took and has not handed back to the store: in
+        flight, waiting here, throttled, waiting for their part 1 (message_payload), and
+        results held for the next write. None while refused results wait to be written
+        again (not all their part ids are known here). For lost_parts.py, on the
+        dispatcher's thread: each container is copied whole before it is read."""
+        if self._unrecorded:
+            return None
+        ids = {part.id for part in self._window.parts()}
+        with self._inbox_lock:
+            waiting = list(self._inbox)         # the worker takes from it without the lock
+        ids.update(part.id for part in waiting)
+        ids.update(part.id for part in list(self._throttled))
+        for waiting in list(self._payload_waiting.values()):
+            ids.update(part.id for part in list(waiting))
+        held = self._held
+        if held is not None:
+            ids.update(part_id for part_id, _ in list(held.results))
+        return ids
+
     def alive(self) -> bool:
         fresh = self.clock.monotonic() - self.heartbeat < 30.0
         return bool(self._thread and self._thread.is_alive() and fresh)

@@ -42,6 +42,10 @@ class Window:
         old = [s for s, f in self._by_seq.items() if f.sent_at < sent_before]
         return [self._by_seq.pop(s).part for s in old]
 
+    def parts(self) -> list[OutPart]:
+        """The parts in flight, left in place (one C-level copy: safe from another thread)."""
+        return [f.part for f in list(self._by_seq.values())]
+
     def drain(self) -> list[OutPart]:
         parts = [f.part for f in self._by_seq.values()]
         self._by_seq.clear()
