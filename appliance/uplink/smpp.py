@@ -281,11 +281,11 @@ class SmppChannel:
             return None
         ids = {part.id for part in self._window.parts()}
         with self._inbox_lock:
-            waiting = list(self._inbox)         # the worker takes from it without the lock
-        ids.update(part.id for part in waiting)
+            inbox = list(self._inbox)           # the worker takes from it without the lock
+        ids.update(part.id for part in inbox)
         ids.update(part.id for part in list(self._throttled))
-        for waiting in list(self._payload_waiting.values()):
-            ids.update(part.id for part in list(waiting))
+        for followers in list(self._payload_waiting.values()):
+            ids.update(part.id for part in list(followers))
         held = self._held
         if held is not None:
             ids.update(part_id for part_id, _ in list(held.results))
